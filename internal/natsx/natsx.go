@@ -1,0 +1,139 @@
+// Package natsx connects carehub to NATS: it runs the embedded server when no
+// external one is configured, and declares the JetStream streams that carry
+// readings, events, device status, alerts, dead letters and the audit trail.
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/internal/model"
+)
+
+// StartEmbedded runs an in-process NATS server with JetStream, its data under
+// dataDir/nats, listening on listen (host:port) so that phone backends and the
+// 119 bridge can subscribe too.
+func StartEmbedded(dataDir, listen string, log zerolog.Logger) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen address %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: "carehub-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Join(dataDir, "nats"),
+		NoSigs:     true, // only main handles signals
+		NoLog:      true,
+		MaxPayload: 8 << 20,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats did not become ready within 30s")
+	}
+	log.Info().Str("url", ns.ClientURL()).Str("store", opts.StoreDir).Msg("embedded nats started")
+	return ns, nil
+}
+
+// Connect dials NATS with reconnects that never give up: a care service must
+// come back by itself after the server restarts.
+func Connect(url, name string, log zerolog.Logger) (*nats.Conn, error) {
+	return nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectBufSize(64<<20),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(err).Msg("nats disconnected")
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info().Str("url", c.ConnectedUrlRedacted()).Msg("nats reconnected")
+		}),
+	)
+}
+
+// StreamOptions sizes the streams.
+type StreamOptions struct {
+	// BufferAge is how long readings, events and status stay in JetStream: the
+	// longest InfluxDB outage carehub rides out without losing data.
+	BufferAge time.Duration
+	// AlertsAge is how long alert transitions stay for phones to catch up.
+	AlertsAge time.Duration
+	// AuditAge is how long the audit trail is kept (PIPA: at least 2 years).
+	AuditAge time.Duration
+	Replicas int
+}
+
+// DefaultStreamOptions are the sizes used unless configured otherwise.
+var DefaultStreamOptions = StreamOptions{
+	BufferAge: 7 * 24 * time.Hour,
+	AlertsAge: 90 * 24 * time.Hour,
+	AuditAge:  2 * 365 * 24 * time.Hour,
+	Replicas:  1,
+}
+
+// StreamConfigs returns the configuration of every carehub stream.
+func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	base := func(name, subject, desc string, age time.Duration) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:        name,
+			Description: desc,
+			Subjects:    []string{subject},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			MaxAge:      age,
+			Replicas:    o.Replicas,
+			Discard:     jetstream.DiscardOld,
+			// A short window: readings are idempotent in InfluxDB and carry no
+			// message id; events and alerts do, and repeat within seconds.
+			Duplicates: 2 * time.Minute,
+		}
+	}
+	audit := base(model.StreamAudit, model.SubjectAuditAll, "who read or changed which resident's data (append-only)", o.AuditAge)
+	audit.DenyDelete = true
+	audit.DenyPurge = true
+	return []jetstream.StreamConfig{
+		base(model.StreamReadings, model.SubjectReadingsAll, "normalized device readings", o.BufferAge),
+		base(model.StreamEvents, model.SubjectEventsAll, "device events", o.BufferAge),
+		base(model.StreamStatus, model.SubjectStatusAll, "device presence and health", o.BufferAge),
+		base(model.StreamAlerts, model.SubjectAlertsAll, "alert lifecycle transitions", o.AlertsAge),
+		base(model.StreamDeadLetter, model.SubjectDeadLetterAll, "points InfluxDB refused, with the reason", o.BufferAge),
+		audit,
+	}
+}
+
+// EnsureStreams creates the streams, or updates them to the configuration.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	for _, cfg := range StreamConfigs(o) {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+// Package testenv starts the real services carehub's integration tests talk
+// to: NATS with JetStream in-process, InfluxDB 1.8 as a real influxd process,
+// Mosquitto as a real process (or the machine's own on 127.0.0.1:1883), each
+// on a random loopback port and torn down with the test.
+package testenv
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	natsserver "github.com/nats-io/nats-server/v2/test"
+)
+
+// WaitFor polls cond until it is true or the deadline passes, then fails the
+// test with what it was waiting for. Tests poll; they never sleep for luck.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ID returns a fresh identifier with the given prefix, valid under the
+// contract's id rule, so parallel tests never see each other's data.
+func ID(prefix string) string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// NATS starts an in-process NATS server with JetStream on a random port, its
+// store in a temporary directory.
+func NATS(t testing.TB) *server.Server {
+	t.Helper()
+	return NATSAt(t, -1, t.TempDir())
+}
+
+// NATSAt starts NATS with JetStream on port (-1 = random) with its store in
+// dir; starting it again on the same port and dir is a restart.
+func NATSAt(t testing.TB, port int, dir string) *server.Server {
+	t.Helper()
+	opts := natsserver.DefaultTestOptions
+	opts.Host = "127.0.0.1"
+	opts.Port = port
+	opts.JetStream = true
+	opts.StoreDir = dir
+	opts.NoLog = true
+	opts.NoSigs = true
+	s := natsserver.RunServer(&opts)
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// InfluxdPath returns the influxd binary built by deploy/dev/influxdb.sh. The
+// Makefile builds it before the tests run; CAREHUB_INFLUXD overrides it.
+func InfluxdPath(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("CAREHUB_INFLUXD"); p != "" {
+		return p
+	}
+	cache := os.Getenv("CAREHUB_CACHE")
+	if cache == "" {
+		if x := os.Getenv("XDG_CACHE_HOME"); x != "" {
+			cache = filepath.Join(x, "carehub")
+		} else {
+			home, _ := os.UserHomeDir()
+			cache = filepath.Join(home, ".cache", "carehub")
+		}
+	}
+	p := filepath.Join(cache, "influxd-v1.8.10", "influxd")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("influxd not found at %s: run `deploy/dev/influxdb.sh install` (make test does)", p)
+	}
+	return p
+}
+
+// Influx is a running InfluxDB 1.8 with Flux enabled.
+type Influx struct {
+	URL  string // http://127.0.0.1:port
+	Dir  string
+	cmd  *exec.Cmd
+	port int
+	t    testing.TB
+}
+
+// StartInflux starts a private influxd on a random loopback port. Use it for
+// tests that stop or restart InfluxDB; others may share one with
+// SharedInflux.
+func StartInflux(t testing.TB) *Influx {
+	t.Helper()
+	in := &Influx{Dir: t.TempDir(), port: FreePort(t), t: t}
+	in.URL = fmt.Sprintf("http://127.0.0.1:%d", in.port)
+	in.Start()
+	t.Cleanup(in.Stop)
+	return in
+}
+
+// SharedInflux returns the InfluxDB named by CAREHUB_TEST_INFLUX_URL (make test
+// starts one for the whole run), or a private one.
+func SharedInflux(t testing.TB) *Influx {
+	t.Helper()
+	if u := os.Getenv("CAREHUB_TEST_INFLUX_URL"); u != "" {
+		return &Influx{URL: u, t: t}
+	}
+	return StartInflux(t)
+}
+
+// Start (re)starts the influxd process on the same port and data directory.
+func (in *Influx) Start() {
+	t := in.t
+	t.Helper()
+	if in.Dir == "" {
+		t.Fatal("cannot start a shared InfluxDB")
+	}
+	cmd := exec.Command(InfluxdPath(t))
+	cmd.Env = append(os.Environ(),
+		"INFLUXDB_REPORTING_DISABLED=true",
+		fmt.Sprintf("INFLUXDB_BIND_ADDRESS=127.0.0.1:%d", FreePort(t)),
+		fmt.Sprintf("INFLUXDB_HTTP_BIND_ADDRESS=127.0.0.1:%d", in.port),
+		"INFLUXDB_HTTP_FLUX_ENABLED=true",
+		"INFLUXDB_HTTP_LOG_ENABLED=false",
+		"INFLUXDB_LOGGING_LEVEL=warn",
+		"INFLUXDB_DATA_QUERY_LOG_ENABLED=false",
+		"INFLUXDB_META_DIR="+filepath.Join(in.Dir, "meta"),
+		"INFLUXDB_DATA_DIR="+filepath.Join(in.Dir, "data"),
+		"INFLUXDB_DATA_WAL_DIR="+filepath.Join(in.Dir, "wal"),
+	)
+	logf, err := os.OpenFile(filepath.Join(in.Dir, "influxd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start influxd: %v", err)
+	}
+	in.cmd = cmd
+	WaitFor(t, 60*time.Second, "influxd to answer /ping", func() bool {
+		resp, err := http.Get(in.URL + "/ping")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNoContent
+	})
+}
+
+// Stop kills influxd (SIGKILL: the harshest stop, which InfluxDB's WAL must
+// survive) and waits for it to exit.
+func (in *Influx) Stop() {
+	if in.cmd == nil || in.cmd.Process == nil {
+		return
+	}
+	_ = in.cmd.Process.Signal(syscall.SIGKILL)
+	_, _ = in.cmd.Process.Wait()
+	in.cmd = nil
+}
+
+// CreateDB creates a fresh database and returns its name; the bucket for
+// the v2 API is name + "/autogen".
+func (in *Influx) CreateDB(t testing.TB) string {
+	t.Helper()
+	name := ID("t")
+	in.Query(t, "CREATE DATABASE "+name)
+	return name
+}
+
+// Query runs an InfluxQL statement through the 1.x /query endpoint and
+// returns the raw JSON answer.
+func (in *Influx) Query(t testing.TB, q string) string {
+	t.Helper()
+	resp, err := http.PostForm(in.URL+"/query", url.Values{"q": {q}})
+	if err != nil {
+		t.Fatalf("influx query %q: %v", q, err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("influx query %q: %s: %s", q, resp.Status, b.String())
+	}
+	return b.String()
+}
+
+// QueryDB runs an InfluxQL statement against database db.
+func (in *Influx) QueryDB(t testing.TB, db, q string) string {
+	t.Helper()
+	resp, err := http.PostForm(in.URL+"/query", url.Values{"q": {q}, "db": {db}, "epoch": {"ms"}})
+	if err != nil {
+		t.Fatalf("influx query %q: %v", q, err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("influx query %q: %s: %s", q, resp.Status, b.String())
+	}
+	return b.String()
+}
+
+// Mosquitto is a real mosquitto process.
+type Mosquitto struct {
+	URL  string // tcp://127.0.0.1:port
+	Port int
+	conf string
+	cmd  *exec.Cmd
+	t    testing.TB
+}
+
+// StartMosquitto runs a private mosquitto on a random loopback port with the
+// given configuration body (listener lines are added; "" = Debian defaults
+// with anonymous access).
+func StartMosquitto(t testing.TB, confBody string) *Mosquitto {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
+			if _, e := os.Stat(p); e == nil {
+				bin, err = p, nil
+			}
+		}
+	}
+	if err != nil {
+		t.Fatal("mosquitto is not installed: run deploy/dev/setup.sh (apt-get install mosquitto)")
+	}
+	dir := t.TempDir()
+	m := &Mosquitto{Port: FreePort(t), t: t}
+	m.URL = fmt.Sprintf("tcp://127.0.0.1:%d", m.Port)
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nlog_dest file %s/mosquitto.log\n", m.Port, dir, dir)
+	conf.WriteString(confBody)
+	m.conf = filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(m.conf, []byte(conf.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.cmd = exec.Command(bin, "-c", m.conf)
+	m.start()
+	t.Cleanup(m.Stop)
+	return m
+}
+
+func (m *Mosquitto) start() {
+	m.t.Helper()
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatalf("start mosquitto: %v", err)
+	}
+	WaitFor(m.t, 10*time.Second, "mosquitto to listen", func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", m.Port))
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
+// Stop stops mosquitto (SIGTERM, so it saves its persistence file).
+func (m *Mosquitto) Stop() {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	_, _ = m.cmd.Process.Wait()
+}
+
+// MachineMosquitto returns the URL of the machine's Mosquitto on
+// 127.0.0.1:1883, failing (not skipping) the test when it is not running.
+func MachineMosquitto(t testing.TB) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", "127.0.0.1:1883", 2*time.Second)
+	if err != nil {
+		t.Fatalf("the machine's Mosquitto is not on 127.0.0.1:1883 (%v): start it with `mosquitto -d -c /etc/mosquitto/mosquitto.conf`", err)
+	}
+	c.Close()
+	return "tcp://127.0.0.1:1883"
+}
