@@ -1,0 +1,47 @@
+# carehub — one command per job. `make help` lists them.
+SHELL := /bin/bash
+export GOTOOLCHAIN := local
+GO ?= go
+BIN := bin
+PKGS := ./...
+TEST_TIMEOUT ?= 30m
+
+.PHONY: help deps build test check fmt vet demo stop-demo bench-ingest bench-alerts bench-api clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+deps: ## install Mosquitto (Debian) and build InfluxDB 1.8 into the cache, once
+	@deploy/dev/setup.sh
+
+build: ## build carehub and homesim into bin/
+	$(GO) build -o $(BIN)/ ./cmd/carehub ./cmd/homesim
+
+fmt: ## fail when a file is not gofmt-ed
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet: ## go vet
+	$(GO) vet $(PKGS)
+
+test: deps fmt vet ## every test, against real Mosquitto, NATS and InfluxDB, with the race detector
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+check: test ## what CI runs
+
+demo: deps build ## carehub on its embedded broker and NATS, InfluxDB, and homesim with a handful of homes
+	@deploy/dev/demo.sh
+
+stop-demo: ## stop what `make demo` started
+	@deploy/dev/demo.sh stop
+
+bench-ingest: deps build ## ingest throughput and lag through Mosquitto into InfluxDB
+	@deploy/bench/ingest.sh
+
+bench-alerts: deps build ## device publish to alert at a NATS subscriber, under ingest load
+	@deploy/bench/alerts.sh
+
+bench-api: deps build ## readings and overview latency on a week of data, SSE fan-out
+	@deploy/bench/api.sh
+
+clean: ## remove build output and local run data
+	rm -rf $(BIN) .run

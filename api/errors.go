@@ -1,0 +1,76 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Error is an API error with a stable code (contract §4): clients branch on
+// Code, people read Message.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// The error catalogue. Codes never change meaning; new ones may be added.
+var (
+	ErrUnauthorized   = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "a valid bearer token is required"}
+	ErrForbidden      = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "your role may not do this"}
+	ErrNotFound       = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such resource"}
+	ErrConflict       = &Error{Status: http.StatusConflict, Code: "conflict", Message: "the resource already exists or changed"}
+	ErrBodyTooLarge   = &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the request body is too large"}
+	ErrRateLimited    = &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many requests; retry later"}
+	ErrUnavailable    = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "a backing service is unavailable; retry later"}
+	ErrMalformedJSON  = &Error{Status: http.StatusBadRequest, Code: "malformed_json", Message: "the request body is not valid JSON"}
+	ErrInternal       = &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+	ErrRouteNotFound  = &Error{Status: http.StatusNotFound, Code: "route_not_found", Message: "no such endpoint"}
+	ErrMethodNotAllow = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this endpoint"}
+)
+
+// invalid is a 422 with a message naming the field and what is accepted.
+func invalid(code, msg string) *Error {
+	return &Error{Status: http.StatusUnprocessableEntity, Code: code, Message: msg}
+}
+
+// badRequest is a 400 for query parameters that cannot be parsed.
+func badRequest(code, msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: code, Message: msg}
+}
+
+// with returns a copy of e with another message.
+func (e *Error) with(msg string) *Error {
+	c := *e
+	c.Message = msg
+	return &c
+}
+
+// errorHandler maps every error to the contract's JSON shape, once.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	var ae *Error
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &fe):
+		switch fe.Code {
+		case http.StatusNotFound:
+			ae = ErrRouteNotFound
+		case http.StatusMethodNotAllowed:
+			ae = ErrMethodNotAllow
+		case http.StatusRequestEntityTooLarge:
+			ae = ErrBodyTooLarge
+		case http.StatusBadRequest:
+			ae = badRequest("bad_request", fe.Message)
+		default:
+			ae = &Error{Status: fe.Code, Code: "http_error", Message: fe.Message}
+		}
+	default:
+		s.log.Error().Err(err).Str("path", c.Path()).Msg("request failed")
+		ae = ErrInternal
+	}
+	return c.Status(ae.Status).JSON(fiber.Map{"error": ae})
+}

@@ -1,0 +1,78 @@
+// Command carehub runs the smart-care backend: MQTT ingest, alert rules and
+// the HTTP API in one process (contract §5).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // Asia/Seoul must resolve on machines without a zoneinfo database
+
+	"github.com/carehub/carehub/internal/app"
+	"github.com/carehub/carehub/internal/config"
+	"github.com/carehub/carehub/internal/logging"
+)
+
+// version is set by the linker for releases.
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+const usage = `carehub — smart-care home monitoring backend
+
+usage:
+  carehub serve      run ingest, alerts and the API (configured by CARE_* variables)
+  carehub check      validate the configuration and exit
+  carehub version    print the version
+
+Configuration is read from the environment; see docs/configuration.md.
+With neither CARE_MQTT_URL nor CARE_NATS_URL set, carehub runs its own MQTT
+broker and NATS server, so a single binary plus InfluxDB is a working install.
+`
+
+// run is main without the process: it is table-tested.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "carehub", version)
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "check", "serve":
+	default:
+		fmt.Fprintf(stderr, "carehub: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "carehub: the configuration is not valid:\n%v\n", err)
+		return 2
+	}
+	if args[0] == "check" {
+		fmt.Fprintln(stdout, "configuration ok")
+		return 0
+	}
+	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	a, err := app.Start(ctx, cfg, log, stdout)
+	if err != nil {
+		log.Error().Err(err).Msg("carehub could not start")
+		return 1
+	}
+	if err := a.Wait(ctx); err != nil {
+		return 1
+	}
+	log.Info().Msg("carehub stopped")
+	return 0
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# `make demo`: InfluxDB 1.8 on 127.0.0.1:8086, carehub on its embedded MQTT
+# broker and NATS, and homesim with a handful of simulated homes. Ctrl-C
+# stops all three; `make stop-demo` stops a demo left running elsewhere.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+RUN=.run/demo
+HTTP=${CARE_HTTP_ADDR:-127.0.0.1:8780}
+MQTT=${CARE_MQTT_LISTEN:-127.0.0.1:18830}
+TOKEN=${CARE_ADMIN_TOKEN:-demo-admin-token-not-for-production}
+HOMES=${HOMES:-5}
+SPEED=${SPEED:-60}
+export CAREHUB_INFLUX_ADDR=${CAREHUB_INFLUX_ADDR:-127.0.0.1:8086}
+
+stop() {
+  for p in homesim carehub; do
+    if [ -f "$RUN/$p.pid" ]; then
+      kill "$(cat "$RUN/$p.pid")" 2>/dev/null || true
+      rm -f "$RUN/$p.pid"
+    fi
+  done
+  deploy/dev/influxdb.sh stop .run/influxdb
+}
+
+if [ "${1:-}" = stop ]; then stop; exit 0; fi
+
+mkdir -p "$RUN"
+deploy/dev/influxdb.sh start .run/influxdb
+trap 'echo; echo "stopping the demo"; stop' EXIT
+
+CARE_ADMIN_TOKEN=$TOKEN CARE_HTTP_ADDR=$HTTP CARE_MQTT_LISTEN=$MQTT \
+CARE_INFLUX_URL="http://$CAREHUB_INFLUX_ADDR" CARE_DATA_DIR=.run/data CARE_LOG_FORMAT=console \
+  bin/carehub serve >"$RUN/carehub.log" 2>&1 &
+echo $! >"$RUN/carehub.pid"
+for _ in $(seq 1 300); do
+  curl -sf "http://$HTTP/readyz" >/dev/null && break
+  kill -0 "$(cat "$RUN/carehub.pid")" 2>/dev/null || { cat "$RUN/carehub.log"; exit 1; }
+  sleep 0.1
+done
+curl -sf "http://$HTTP/readyz" >/dev/null || { echo "carehub did not become ready; see $RUN/carehub.log"; exit 1; }
+
+bin/homesim -api "http://$HTTP" -token "$TOKEN" -mqtt "tcp://$MQTT" -homes "$HOMES" -speed "$SPEED" \
+  -state "$RUN/homesim.json" >"$RUN/homesim.log" 2>&1 &
+echo $! >"$RUN/homesim.pid"
+for _ in $(seq 1 100); do [ -s "$RUN/homesim.json" ] && break; sleep 0.1; done
+RES=$(grep -o '"resident_id": *"[^"]*"' "$RUN/homesim.json" 2>/dev/null | head -1 | sed 's/.*: *"\(.*\)"/\1/')
+RES=${RES:-<resident-id>}
+
+cat <<MSG
+
+carehub is running with $HOMES simulated homes (simulated time runs ${SPEED}x).
+  API            http://$HTTP          (admin token: $TOKEN)
+  MQTT (devices) tcp://$MQTT    (embedded broker)
+  InfluxDB       http://$CAREHUB_INFLUX_ADDR
+  logs           $RUN/carehub.log, $RUN/homesim.log
+
+Try:
+  curl -s -H "Authorization: Bearer $TOKEN" "http://$HTTP/api/v1/residents/$RES/readings?metric=heart_rate" | head -c 600; echo
+  curl -s -H "Authorization: Bearer $TOKEN" "http://$HTTP/api/v1/residents/$RES/readings?metric=spo2&every=5m&fn=min" | head -c 600; echo
+  curl -s "http://$HTTP/readyz"; echo
+  curl -s "http://$HTTP/metrics" | grep carehub_ingest
+
+Following homesim's log below; Ctrl-C stops everything.
+MSG
+tail -n +1 -f "$RUN/homesim.log" &
+TAIL=$!
+wait "$(cat "$RUN/homesim.pid")" 2>/dev/null || true
+kill $TAIL 2>/dev/null || true

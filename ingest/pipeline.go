@@ -1,0 +1,508 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/model"
+)
+
+// DeviceSource resolves a device to its resident and home. The registry
+// satisfies it from memory: it is called for every message.
+type DeviceSource interface {
+	Device(id string) (devices.Device, bool)
+}
+
+// PresenceRecorder keeps what carehub last heard from each device.
+type PresenceRecorder interface {
+	Seen(deviceID string, at time.Time)
+	Report(p devices.Presence)
+}
+
+// PipelineOptions configures the MQTT intake.
+type PipelineOptions struct {
+	BrokerURL   string // tcp://host:port
+	Username    string // carehub's own broker login
+	Password    string
+	ShareGroup  string // $share/{group}/...: instances of carehub split the load
+	Connections int    // subscriber connections of this instance
+	InstanceID  string // names the persistent sessions: keep it stable across restarts
+
+	NC       *nats.Conn
+	Devices  DeviceSource
+	Presence PresenceRecorder
+	Limits   Limits
+	Clock    func() time.Time
+	Metrics  *metrics.Registry
+	Log      zerolog.Logger
+
+	// MaxInFlight bounds the messages per connection that were published to
+	// JetStream but not yet confirmed. When it is reached the MQTT handler
+	// waits, paho stops reading, and the broker holds further messages:
+	// back-pressure instead of an unbounded queue.
+	MaxInFlight int
+}
+
+// DefaultMaxInFlight fits Mosquitto's production setting of
+// max_inflight_messages (deploy/mosquitto) with headroom.
+const DefaultMaxInFlight = 4096
+
+// Pipeline subscribes to device topics, validates and normalizes messages,
+// publishes them to JetStream and only then acknowledges them to the broker.
+type Pipeline struct {
+	o       PipelineOptions
+	js      jetstream.JetStream
+	clients []mqtt.Client
+	wg      sync.WaitGroup
+	m       pipelineMetrics
+	limiter *logLimiter
+
+	mu        sync.Mutex
+	connected map[int]bool
+}
+
+type pipelineMetrics struct {
+	messages   *metrics.CounterVec
+	values     *metrics.Counter
+	rejected   *metrics.CounterVec
+	publishLat *metrics.Histogram
+	lag        *metrics.Histogram
+	retries    *metrics.Counter
+}
+
+// pending is one MQTT message whose normalized messages are on their way to
+// JetStream; the MQTT message is acknowledged when all of them are stored.
+type pending struct {
+	mqttMsg mqtt.Message
+	pubs    []pendingPub
+	start   time.Time
+}
+
+type pendingPub struct {
+	msg *nats.Msg
+	fut jetstream.PubAckFuture
+}
+
+// NewPipeline validates the options; Run connects.
+func NewPipeline(o PipelineOptions) (*Pipeline, error) {
+	if o.NC == nil || o.Devices == nil || o.Presence == nil || o.Metrics == nil {
+		return nil, errors.New("ingest: pipeline needs NATS, devices, presence and metrics")
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Connections < 1 {
+		o.Connections = 1
+	}
+	if o.MaxInFlight < 1 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.ShareGroup == "" {
+		o.ShareGroup = "carehub"
+	}
+	js, err := jetstream.New(o.NC,
+		jetstream.WithPublishAsyncMaxPending(o.MaxInFlight*o.Connections),
+		jetstream.WithPublishAsyncTimeout(10*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{o: o, js: js, limiter: newLogLimiter(time.Minute, 10000), connected: map[int]bool{}}
+	r := o.Metrics
+	p.m = pipelineMetrics{
+		messages:   r.Counter("carehub_ingest_messages_total", "MQTT messages by topic kind and outcome (accepted, partial, rejected).", "kind", "outcome"),
+		values:     r.Counter("carehub_ingest_values_total", "Telemetry values accepted.").With(),
+		rejected:   r.Counter("carehub_ingest_rejected_total", "Rejected device input by reason (contract §1).", "reason"),
+		publishLat: r.Histogram("carehub_ingest_jetstream_publish_seconds", "MQTT arrival to JetStream confirmation.", metrics.DefBuckets).With(),
+		lag:        r.Histogram("carehub_ingest_device_lag_seconds", "Reading timestamp to JetStream confirmation (device clock permitting).", metrics.DefBuckets).With(),
+		retries:    r.Counter("carehub_ingest_jetstream_retries_total", "JetStream publishes retried after a failure.").With(),
+	}
+	for _, reason := range allReasons {
+		p.m.rejected.With(reason) // present at zero, so dashboards see every reason
+	}
+	return p, nil
+}
+
+var allReasons = []string{ReasonEmpty, ReasonTooLarge, ReasonMalformed, ReasonBadTopic, ReasonUnknownDevice,
+	ReasonDisabledDevice, ReasonTopicNotOwn, ReasonUnknownMetric, ReasonOutOfRange, ReasonNotFinite, ReasonBadValue,
+	ReasonBadTimestamp, ReasonFuture, ReasonTooOld, ReasonUnitMismatch, ReasonEventType, ReasonNoValues}
+
+// Subscriptions are the filters carehub's ingest subscribes with.
+func (p *Pipeline) Subscriptions() map[string]byte {
+	f := map[string]byte{}
+	for _, kind := range []string{model.TopicTelemetry, model.TopicEvent, model.TopicStatus} {
+		f["$share/"+p.o.ShareGroup+"/"+model.TopicPrefix+"+/"+kind] = 1
+	}
+	return f
+}
+
+// Run connects the subscriber connections and processes messages until ctx
+// ends. Then it stops taking messages, waits for what is in flight to be
+// confirmed by JetStream and acknowledged, and disconnects.
+func (p *Pipeline) Run(ctx context.Context) error {
+	queues := make([]chan *pending, p.o.Connections)
+	for i := range p.o.Connections {
+		q := make(chan *pending, p.o.MaxInFlight)
+		queues[i] = q
+		c := p.newClient(ctx, i, q)
+		p.clients = append(p.clients, c)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.acker(ctx, q)
+		}()
+		tok := c.Connect()
+		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+			err := tok.Error()
+			if err == nil {
+				err = errors.New("timed out")
+			}
+			p.o.Log.Warn().Err(err).Int("conn", i).Msg("mqtt connect failed; retrying in the background")
+		}
+	}
+	<-ctx.Done()
+	// Stop intake first: no new messages, then drain what is in flight.
+	for _, c := range p.clients {
+		c.Disconnect(0)
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	p.wg.Wait()
+	return nil
+}
+
+// Ready reports whether every subscriber connection is up.
+func (p *Pipeline) Ready() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	up := 0
+	for _, ok := range p.connected {
+		if ok {
+			up++
+		}
+	}
+	if up < p.o.Connections {
+		return fmt.Errorf("mqtt: %d of %d subscriber connections up", up, p.o.Connections)
+	}
+	return nil
+}
+
+func (p *Pipeline) setConnected(i int, up bool) {
+	p.mu.Lock()
+	p.connected[i] = up
+	p.mu.Unlock()
+}
+
+func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending) mqtt.Client {
+	log := p.o.Log.With().Int("conn", i).Logger()
+	opts := mqtt.NewClientOptions().
+		AddBroker(p.o.BrokerURL).
+		SetClientID(p.o.InstanceID + "-ingest-" + strconv.Itoa(i)).
+		SetUsername(p.o.Username).
+		SetPassword(p.o.Password).
+		// A persistent session: what the broker received for carehub while
+		// it was down, or sent but never saw acknowledged, is delivered on
+		// reconnect [MQTT-3.1.2-4].
+		SetCleanSession(false).
+		SetAutoAckDisabled(true).
+		SetOrderMatters(true). // one handler goroutine per connection, never one per message
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(5 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetResumeSubs(true).
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { p.handle(ctx, m, q) })
+	opts.SetOnConnectHandler(func(c mqtt.Client) {
+		// Subscribing again on every connect is harmless for a resumed
+		// session and required for a new one.
+		tok := c.SubscribeMultiple(p.Subscriptions(), nil)
+		if tok.Wait(); tok.Error() != nil {
+			log.Error().Err(tok.Error()).Msg("mqtt subscribe failed")
+			return
+		}
+		p.setConnected(i, true)
+		log.Info().Msg("mqtt subscriber connected")
+	})
+	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		p.setConnected(i, false)
+		log.Warn().Err(err).Msg("mqtt subscriber connection lost")
+	})
+	return mqtt.NewClient(opts)
+}
+
+// handle runs on the connection's paho goroutine, one message at a time.
+func (p *Pipeline) handle(ctx context.Context, m mqtt.Message, q chan<- *pending) {
+	now := p.o.Clock()
+	topic := m.Topic()
+	deviceID, kind, ok := ParseTopic(topic)
+	if !ok || kind == model.TopicConfig {
+		p.reject(deviceIDOrUnknown(topic), topic, kindOf(kind), Reject{Reason: ReasonBadTopic, Detail: "topic is not care/v1/dev/{device_id}/telemetry|event|status"}, now)
+		m.Ack()
+		return
+	}
+	dev, known := p.o.Devices.Device(deviceID)
+	switch {
+	case !known:
+		p.reject(deviceID, topic, kind, Reject{Reason: ReasonUnknownDevice, Detail: "device " + deviceID + " is not registered"}, now)
+		m.Ack()
+		return
+	case dev.Disabled:
+		p.reject(deviceID, topic, kind, Reject{Reason: ReasonDisabledDevice, Detail: "device " + deviceID + " is disabled"}, now)
+		m.Ack()
+		return
+	}
+	payload := m.Payload()
+	if len(payload) > p.o.Limits.MaxPayload {
+		p.reject(deviceID, topic, kind, Reject{Reason: ReasonTooLarge, Detail: fmt.Sprintf("%d bytes, the limit is %d", len(payload), p.o.Limits.MaxPayload)}, now)
+		m.Ack()
+		return
+	}
+
+	pd := &pending{mqttMsg: m, start: now}
+	var rejects []Reject
+	switch kind {
+	case model.TopicTelemetry:
+		samples, rej := DecodeTelemetry(deviceID, payload, contentType(m), now, p.o.Limits)
+		rejects = rej
+		var latest time.Time
+		for _, s := range samples {
+			r := model.Reading{ResidentID: dev.ResidentID, HomeID: dev.HomeID, DeviceID: dev.ID, DeviceKind: dev.Kind, TS: s.TS, Values: s.Values}
+			pd.pubs = append(pd.pubs, pendingPub{msg: &nats.Msg{Subject: model.ReadingSubject(dev.ResidentID, dev.ID), Data: AppendReadingJSON(nil, &r)}})
+			p.m.values.Add(float64(len(s.Values)))
+			if s.TS.After(latest) {
+				latest = s.TS
+			}
+		}
+		if !latest.IsZero() {
+			p.o.Presence.Seen(deviceID, now)
+		}
+	case model.TopicEvent:
+		ev, rej := DecodeEvent(payload, now, p.o.Limits)
+		rejects = rej
+		if len(rej) == 0 {
+			e := model.Event{ResidentID: dev.ResidentID, HomeID: dev.HomeID, DeviceID: dev.ID, DeviceKind: dev.Kind, TS: ev.TS, Type: ev.Type, Data: ev.Data}
+			data, _ := json.Marshal(e)
+			msg := &nats.Msg{Subject: model.EventSubject(dev.ResidentID, dev.ID), Data: data, Header: nats.Header{}}
+			// A device that resends an event after a lost PUBACK must not
+			// raise a second SOS: JetStream drops the duplicate by id.
+			msg.Header.Set(jetstream.MsgIDHeader, dev.ID+":"+ev.Type+":"+strconv.FormatInt(ev.TS.UnixMilli(), 10))
+			pd.pubs = append(pd.pubs, pendingPub{msg: msg})
+			p.o.Presence.Seen(deviceID, now)
+		}
+	case model.TopicStatus:
+		st, rej := DecodeStatus(payload, now)
+		rejects = rej
+		if len(rej) == 0 {
+			s := model.Status{ResidentID: dev.ResidentID, HomeID: dev.HomeID, DeviceID: dev.ID, DeviceKind: dev.Kind, TS: st.TS,
+				Online: st.Online, BatteryPct: st.BatteryPct, RSSIdBm: st.RSSIdBm, FW: st.FW}
+			data, _ := json.Marshal(s)
+			pd.pubs = append(pd.pubs, pendingPub{msg: &nats.Msg{Subject: model.StatusSubject(dev.ResidentID, dev.ID), Data: data}})
+			p.o.Presence.Report(devices.Presence{DeviceID: dev.ID, HomeID: dev.HomeID, Online: st.Online, LastSeen: now,
+				BatteryPct: st.BatteryPct, RSSIdBm: st.RSSIdBm, FW: st.FW})
+		}
+	}
+	for _, r := range rejects {
+		p.reject(deviceID, topic, kind, r, now)
+	}
+	switch {
+	case len(pd.pubs) == 0:
+		p.m.messages.With(kind, "rejected").Inc()
+		m.Ack() // nothing to store: the rejection is the outcome
+		return
+	case len(rejects) > 0:
+		p.m.messages.With(kind, "partial").Inc()
+	default:
+		p.m.messages.With(kind, "accepted").Inc()
+	}
+	for i := range pd.pubs {
+		pd.pubs[i].fut = p.publish(ctx, pd.pubs[i].msg)
+	}
+	select {
+	case q <- pd: // blocks when MaxInFlight are unconfirmed: back-pressure
+	case <-ctx.Done():
+		// Not acknowledged: the broker redelivers it to the next session.
+	}
+}
+
+// publish starts an async JetStream publish. When the client's window is full
+// it waits rather than failing, which is the back-pressure path.
+func (p *Pipeline) publish(ctx context.Context, msg *nats.Msg) jetstream.PubAckFuture {
+	backoff := 10 * time.Millisecond
+	for {
+		fut, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second))
+		if err == nil {
+			return fut
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.m.retries.Inc()
+		p.o.Log.Debug().Err(err).Msg("jetstream publish deferred")
+		time.Sleep(backoff) // back-off between attempts, not a wait for an event
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// acker confirms messages in arrival order: it waits for JetStream's ack of
+// every normalized message of an MQTT message, republishing on failure, and
+// then acknowledges the MQTT message.
+func (p *Pipeline) acker(ctx context.Context, q <-chan *pending) {
+	for pd := range q {
+		ok := true
+		for i := range pd.pubs {
+			if !p.confirm(ctx, &pd.pubs[i]) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue // shutting down: leave it unacknowledged for redelivery
+		}
+		pd.mqttMsg.Ack()
+		p.m.publishLat.Observe(time.Since(pd.start).Seconds())
+	}
+}
+
+func (p *Pipeline) confirm(ctx context.Context, pp *pendingPub) bool {
+	backoff := 50 * time.Millisecond
+	for {
+		if pp.fut != nil {
+			select {
+			case <-pp.fut.Ok():
+				return true
+			case err := <-pp.fut.Err():
+				p.o.Log.Warn().Err(err).Str("subject_kind", subjectKind(pp.msg.Subject)).Msg("jetstream publish failed; retrying")
+			}
+		}
+		// A drained context still confirms what is in flight; a cancelled
+		// one after shutdown gives up (the broker redelivers).
+		if ctx.Err() != nil && pp.fut == nil {
+			return false
+		}
+		p.m.retries.Inc()
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return false
+		}
+		backoff = min(backoff*2, 5*time.Second)
+		fut, err := p.js.PublishMsgAsync(&nats.Msg{Subject: pp.msg.Subject, Data: pp.msg.Data, Header: pp.msg.Header}, jetstream.WithStallWait(time.Second))
+		if err != nil {
+			pp.fut = nil
+			continue
+		}
+		pp.fut = fut
+	}
+}
+
+// Reject counts, reports and (rate-limited) logs input that was not stored.
+// The embedded broker calls it for publishes its ACL refused.
+func (p *Pipeline) Reject(deviceID, topic, kind, reason, detail string) {
+	p.reject(deviceID, topic, kind, Reject{Reason: reason, Detail: detail}, p.o.Clock())
+}
+
+func (p *Pipeline) reject(deviceID, topic, kind string, r Reject, now time.Time) {
+	p.m.rejected.With(r.Reason).Inc()
+	data, _ := json.Marshal(model.Rejection{DeviceID: deviceID, Topic: topic, Reason: r.Reason, Detail: r.Detail, Metric: r.Metric, TS: now.UTC()})
+	if err := p.o.NC.Publish(model.RejectedSubject(deviceID), data); err != nil {
+		p.o.Log.Debug().Err(err).Msg("rejection report not published")
+	}
+	if p.limiter.allow(deviceID+"\x00"+r.Reason, now) {
+		p.o.Log.Warn().Str("device_id", deviceID).Str("kind", kind).Str("reason", r.Reason).Str("detail", r.Detail).Msg("device input rejected")
+	}
+}
+
+func deviceIDOrUnknown(topic string) string {
+	if len(topic) > len(model.TopicPrefix) && topic[:len(model.TopicPrefix)] == model.TopicPrefix {
+		rest := topic[len(model.TopicPrefix):]
+		for i := 0; i < len(rest); i++ {
+			if rest[i] == '/' {
+				rest = rest[:i]
+				break
+			}
+		}
+		if validSubjectToken(rest) {
+			return rest
+		}
+	}
+	return "_invalid"
+}
+
+func validSubjectToken(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func kindOf(kind string) string {
+	if kind == "" {
+		return "unknown"
+	}
+	return kind
+}
+
+func subjectKind(subject string) string {
+	for i := 5; i < len(subject); i++ {
+		if subject[i] == '.' {
+			return subject[5:i]
+		}
+	}
+	return subject
+}
+
+// contentType is MQTT 5's content type; paho's 3.1.1 client has none, so
+// SenML is recognised by its shape (contract §1).
+func contentType(mqtt.Message) string { return "" }
+
+// logLimiter lets one log line per key through per period (contract §1: at
+// most once per device per minute per reason), with a bounded memory.
+type logLimiter struct {
+	mu     sync.Mutex
+	period time.Duration
+	max    int
+	last   map[string]time.Time
+}
+
+func newLogLimiter(period time.Duration, max int) *logLimiter {
+	return &logLimiter{period: period, max: max, last: map[string]time.Time{}}
+}
+
+func (l *logLimiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.last[key]; ok && now.Sub(t) < l.period {
+		return false
+	}
+	if len(l.last) >= l.max {
+		for k, t := range l.last {
+			if now.Sub(t) >= l.period {
+				delete(l.last, k)
+			}
+		}
+		if len(l.last) >= l.max {
+			return false // a flood of distinct keys: stay quiet, the counters still count
+		}
+	}
+	l.last[key] = now
+	return true
+}

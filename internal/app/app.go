@@ -1,0 +1,307 @@
+// Package app is carehub's composition root: it builds every component from
+// the configuration, starts them in dependency order and stops them in
+// reverse. cmd/carehub calls it; integration tests run it in-process.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/api"
+	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/ingest"
+	"github.com/carehub/carehub/internal/audit"
+	"github.com/carehub/carehub/internal/config"
+	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/mqttbroker"
+	"github.com/carehub/carehub/internal/natsx"
+)
+
+// App is a running carehub.
+type App struct {
+	Config   config.Config
+	Log      zerolog.Logger
+	Metrics  *metrics.Registry
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Registry *devices.Registry
+	Presence *devices.PresenceTracker
+	Influx   *influx.Client
+	Pipeline *ingest.Pipeline
+	API      *api.Server
+
+	natsServer *server.Server
+	broker     *mqttbroker.Broker
+	mqttURL    string
+	httpAddr   string
+
+	// stops run in reverse order of start-up.
+	mu    sync.Mutex
+	stops []func(ctx context.Context)
+	errs  chan error
+}
+
+// MQTTURL is where devices connect (the embedded broker's real address, or
+// the external broker).
+func (a *App) MQTTURL() string { return a.mqttURL }
+
+// HTTPAddr is the API's real listen address.
+func (a *App) HTTPAddr() string { return a.httpAddr }
+
+// NATSURL is the NATS server's client URL.
+func (a *App) NATSURL() string {
+	if a.natsServer != nil {
+		return a.natsServer.ClientURL()
+	}
+	return a.Config.NATSURL
+}
+
+// Start builds and starts carehub. On error everything started so far is
+// stopped again. stdout receives the one-time generated admin token.
+func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io.Writer) (_ *App, err error) {
+	a := &App{Config: cfg, Log: log, Metrics: metrics.New(), errs: make(chan error, 8)}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	clock := time.Now
+
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = randomSecret()
+		a.Config.AdminToken = cfg.AdminToken
+		fmt.Fprintf(stdout, "CARE_ADMIN_TOKEN was not set; this run's admin token is:\n  %s\n", cfg.AdminToken)
+	}
+
+	// NATS first: the registry, streams and alert state live there.
+	natsURL := cfg.NATSURL
+	if cfg.EmbeddedNATS() {
+		ns, err := natsx.StartEmbedded(cfg.DataDir, cfg.NATSListen, log)
+		if err != nil {
+			return nil, err
+		}
+		a.natsServer = ns
+		natsURL = ns.ClientURL()
+		a.onStop(func(context.Context) { ns.Shutdown(); ns.WaitForShutdown() })
+	}
+	nc, err := natsx.Connect(natsURL, "carehub-"+cfg.InstanceID, log)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w (is it running? unset CARE_NATS_URL for the embedded one)", natsURL, err)
+	}
+	a.NC = nc
+	a.onStop(func(context.Context) { _ = nc.Drain(); waitClosed(nc, 10*time.Second) })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	a.JS = js
+	if err := natsx.EnsureStreams(ctx, js, natsx.DefaultStreamOptions); err != nil {
+		return nil, err
+	}
+
+	reg, err := devices.Open(ctx, js, log.With().Str("component", "registry").Logger(), clock)
+	if err != nil {
+		return nil, err
+	}
+	a.Registry = reg
+	a.onStop(func(context.Context) { reg.Close() })
+
+	pres, err := devices.NewPresenceTracker(ctx, js, reg, log, devices.PresenceOptions{})
+	if err != nil {
+		return nil, err
+	}
+	a.Presence = pres
+	presCtx, presCancel := context.WithCancel(context.Background())
+	a.goRun("presence", func() error { pres.Run(presCtx); return nil })
+	a.onStop(func(ctx context.Context) { presCancel(); _ = pres.Close(ctx) })
+
+	in, err := influx.Open(ctx, influx.Options{URL: cfg.InfluxURL, Token: cfg.InfluxToken, Org: cfg.InfluxOrg,
+		Bucket: cfg.InfluxBucket, Version: cfg.InfluxVersion, RawRetention: cfg.RawRetention,
+		Log: log.With().Str("component", "influx").Logger()})
+	if err != nil {
+		return nil, err
+	}
+	a.Influx = in
+	a.onStop(func(context.Context) { in.Close() })
+
+	// The writer drains JetStream into InfluxDB. It stops after the intake,
+	// so what the intake confirmed is written before carehub exits.
+	writer, err := ingest.NewWriter(ingest.WriterOptions{JS: js, Store: in, BatchSize: cfg.BatchSize,
+		BatchInterval: cfg.BatchInterval, Metrics: a.Metrics, Log: log.With().Str("component", "writer").Logger()})
+	if err != nil {
+		return nil, err
+	}
+	writerCtx, writerCancel := context.WithCancel(context.Background())
+	writerDone := a.goRun("writer", func() error { return writer.Run(writerCtx) })
+	a.onStop(func(ctx context.Context) { writerCancel(); waitDone(ctx, writerDone) })
+
+	// MQTT last: from here on devices' messages flow.
+	svcUser, svcPass := cfg.MQTTUsername, cfg.MQTTPassword
+	var pipeline *ingest.Pipeline
+	a.mqttURL = cfg.MQTTURL
+	if cfg.EmbeddedMQTT() {
+		if svcUser == "" {
+			svcUser, svcPass = "carehub-"+cfg.InstanceID, randomSecret()
+		}
+		b, err := mqttbroker.Start(mqttbroker.Options{
+			Listen: cfg.MQTTListen, DataDir: cfg.DataDir, ServiceUser: svcUser, ServicePassword: svcPass,
+			Authenticator: reg,
+			OnDenied: func(clientID, topic, reason string) {
+				if pipeline != nil {
+					pipeline.Reject(clientID, topic, "publish", reason, "publish to "+topic+" refused: a device publishes only under care/v1/dev/{its id}/")
+				}
+			},
+			Log: log.With().Str("component", "mqtt-broker").Logger(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		a.broker = b
+		a.mqttURL = "tcp://" + b.Addr()
+		a.onStop(func(context.Context) { _ = b.Close() })
+	}
+	pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{
+		BrokerURL: a.mqttURL, Username: svcUser, Password: svcPass, ShareGroup: cfg.MQTTShareGroup,
+		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, NC: nc, Devices: reg, Presence: pres,
+		Limits:  ingest.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention},
+		Metrics: a.Metrics, Log: log.With().Str("component", "ingest").Logger(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Pipeline = pipeline
+
+	// The API starts before the intake so /readyz can say what is missing.
+	a.API = api.New(api.Options{
+		Registry: reg, Readings: readingsAdapter{in}, Audit: audit.New(js, clock), Metrics: a.Metrics,
+		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock,
+		Log: log.With().Str("component", "api").Logger(),
+		Ready: map[string]api.Check{
+			"mqtt": func(context.Context) error { return pipeline.Ready() },
+			"nats": func(ctx context.Context) error {
+				if !nc.IsConnected() {
+					return errors.New("not connected")
+				}
+				_, err := js.Stream(ctx, model.StreamReadings)
+				return err
+			},
+			"influxdb": func(ctx context.Context) error { return in.Ping(ctx) },
+		},
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on CARE_HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
+	}
+	a.httpAddr = ln.Addr().String()
+	a.goRun("http", func() error { return a.API.App().Listener(ln) })
+	a.onStop(func(context.Context) { _ = a.API.Shutdown(10 * time.Second) })
+
+	intakeCtx, intakeCancel := context.WithCancel(context.Background())
+	intakeDone := a.goRun("ingest", func() error { return pipeline.Run(intakeCtx) })
+	a.onStop(func(ctx context.Context) { intakeCancel(); waitDone(ctx, intakeDone) })
+
+	log.Info().Str("http", a.httpAddr).Str("mqtt", a.mqttURL).Str("nats", a.NATSURL()).
+		Str("influxdb", cfg.InfluxURL).Str("bucket", in.Bucket()).Msg("carehub started")
+	return a, nil
+}
+
+// Wait blocks until ctx ends or a component fails, then stops everything in
+// reverse order of start-up: intake first, then the writer drains, then the
+// API, InfluxDB, the registry and NATS.
+func (a *App) Wait(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-a.errs:
+		a.Log.Error().Err(err).Msg("component failed; shutting down")
+	}
+	a.Close()
+	return err
+}
+
+// Close stops everything in reverse order of start-up, within 30 s.
+func (a *App) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a.mu.Lock()
+	stops := a.stops
+	a.stops = nil
+	a.mu.Unlock()
+	for i := len(stops) - 1; i >= 0; i-- {
+		stops[i](ctx)
+	}
+}
+
+func (a *App) onStop(f func(ctx context.Context)) {
+	a.mu.Lock()
+	a.stops = append(a.stops, f)
+	a.mu.Unlock()
+}
+
+// goRun runs a component; its unexpected end is reported to Wait.
+func (a *App) goRun(name string, f func() error) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := f(); err != nil {
+			select {
+			case a.errs <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	}()
+	return done
+}
+
+func waitDone(ctx context.Context, done <-chan struct{}) {
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func waitClosed(nc *nats.Conn, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for !nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	nc.Close()
+}
+
+func randomSecret() string {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // the system's randomness source is broken: nothing is safe
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// readingsAdapter answers the API's readings queries with Flux.
+type readingsAdapter struct{ c *influx.Client }
+
+func (r readingsAdapter) Readings(ctx context.Context, q api.ReadingsQuery) ([]api.Point, error) {
+	pts, err := r.c.Readings(ctx, influx.ReadingsQuery{ResidentID: q.ResidentID, Metric: q.Metric,
+		From: q.From, To: q.To, Every: q.Every, Fn: q.Fn})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Point, len(pts))
+	for i, p := range pts {
+		out[i] = api.Point{T: p.T, V: p.V}
+	}
+	return out, nil
+}
