@@ -1,0 +1,109 @@
+package rules
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSOS(t *testing.T) {
+	s := time.Second
+	cases := []struct {
+		name     string
+		cancelAt time.Duration
+		want     string
+	}{
+		{"cancel within 30 s auto-clears", 20 * s, "sos:clear"},
+		{"cancel at exactly 30 s auto-clears", 30 * s, "sos:clear"},
+		{"cancel after 30 s changes nothing", 31 * s, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEval(t, nil)
+			got := e.Event(event("btn", "sos", "sos", t0, ""))
+			expect(t, "press", got, "sos:critical")
+			if !got[0].AllTiers || got[0].DeviceID != "btn" {
+				t.Fatalf("sos signal %+v: want AllTiers and DeviceID btn", got[0])
+			}
+			expect(t, "cancel", e.Event(event("btn", "sos", "sos_cancel", t0.Add(tc.cancelAt), "")), tc.want)
+		})
+	}
+	t.Run("second press repeats", func(t *testing.T) {
+		e := newEval(t, nil)
+		e.Event(event("btn", "sos", "sos", t0, ""))
+		expect(t, "again", e.Event(event("btn", "sos", "sos", t0.Add(time.Minute), "")), "sos:critical")
+	})
+}
+
+func TestSmokeGasLeak(t *testing.T) {
+	cases := []struct {
+		typ, want string
+		allTiers  bool
+	}{
+		{"smoke", "smoke:critical", true},
+		{"gas", "gas:critical", true},
+		{"water_leak", "water_leak:warning", false},
+		{"tamper", "", false},
+	}
+	for _, tc := range cases {
+		e := newEval(t, nil)
+		got := e.Event(event("det", "smoke", tc.typ, t0, ""))
+		expect(t, tc.typ, got, tc.want)
+		if len(got) > 0 && got[0].AllTiers != tc.allTiers {
+			t.Fatalf("%s: AllTiers %v, want %v", tc.typ, got[0].AllTiers, tc.allTiers)
+		}
+	}
+}
+
+func TestFall(t *testing.T) {
+	s := time.Second
+	t.Run("not cancelled: critical from the tick 60 s later", func(t *testing.T) {
+		e := newEval(t, nil)
+		expect(t, "fall", e.Event(event("w", "wearable", "fall", t0, "")), "")
+		expect(t, "tick 59s", only(e.Tick(t0.Add(59*s)), RuleFall), "")
+		got := only(e.Tick(t0.Add(60*s)), RuleFall)
+		expect(t, "tick 60s", got, "fall:critical")
+		if got[0].DeviceID != "w" {
+			t.Fatalf("device %q", got[0].DeviceID)
+		}
+		expect(t, "once", only(e.Tick(t0.Add(90*s)), RuleFall), "")
+	})
+	t.Run("cancelled within 60 s: nothing", func(t *testing.T) {
+		e := newEval(t, nil)
+		e.Event(event("w", "wearable", "fall", t0, ""))
+		expect(t, "cancel", e.Event(event("w", "wearable", "fall_cancel", t0.Add(45*s), "")), "")
+		expect(t, "tick", only(e.Tick(t0.Add(2*time.Minute)), RuleFall), "")
+	})
+	t.Run("cancel after 60 s is too late", func(t *testing.T) {
+		e := newEval(t, nil)
+		e.Event(event("w", "wearable", "fall", t0, ""))
+		e.Event(event("w", "wearable", "fall_cancel", t0.Add(61*s), ""))
+		expect(t, "tick", only(e.Tick(t0.Add(62*s)), RuleFall), "fall:critical")
+	})
+}
+
+func TestSnoozeAndDisable(t *testing.T) {
+	m := time.Minute
+	set := settingsMap{res: {Snoozed: map[string]Snooze{"heart_rate": {Until: t0.Add(20 * m), Reason: "known tachycardia"}}}}
+	e := newEval(t, set)
+	e.Reading(reading("w", "wearable", t0, "heart_rate", 115), "")
+	expect(t, "snoozed high", e.Reading(reading("w", "wearable", t0.Add(5*m), "heart_rate", 115), ""), "")
+	expect(t, "still snoozed", only(e.Tick(t0.Add(19*m)), RuleHeartRate), "")
+	expect(t, "snooze over", only(e.Tick(t0.Add(20*m)), RuleHeartRate), "heart_rate:high")
+
+	// Critical is never held back by a snooze.
+	e2 := newEval(t, settingsMap{res: {Snoozed: map[string]Snooze{"heart_rate": {Until: t0.Add(time.Hour), Reason: "x"}}}})
+	e2.Reading(reading("w", "wearable", t0, "heart_rate", 140), "")
+	expect(t, "critical through snooze", e2.Reading(reading("w", "wearable", t0.Add(5*m), "heart_rate", 140), ""), "heart_rate:critical")
+
+	// Disabling an open rule clears it at the next tick; a disabled rule
+	// raises nothing.
+	set2 := settingsMap{}
+	e3 := newEval(t, set2)
+	e3.Event(event("det", "smoke", "water_leak", t0, ""))
+	e3.Reading(reading("w", "wearable", t0, "heart_rate", 115), "")
+	expect(t, "raise", e3.Reading(reading("w", "wearable", t0.Add(5*m), "heart_rate", 115), ""), "heart_rate:high")
+	set2[res] = Settings{Disabled: map[string]bool{"heart_rate": true, "water_leak": true}}
+	expect(t, "disabled clears", only(e3.Tick(t0.Add(6*m)), RuleHeartRate), "heart_rate:clear")
+	expect(t, "disabled raises nothing", e3.Reading(reading("w", "wearable", t0.Add(7*m), "heart_rate", 140), ""), "")
+	expect(t, "disabled event", e3.Event(event("det", "smoke", "water_leak", t0.Add(8*m), "")), "")
+}

@@ -1,0 +1,71 @@
+package rules
+
+import (
+	"testing"
+	"time"
+)
+
+func TestNEWS2Scores(t *testing.T) {
+	cases := []struct {
+		name string
+		f    func(float64) int
+		in   []float64
+		want []int
+	}{
+		{"resp", News2Resp, []float64{8, 9, 11, 12, 20, 21, 24, 25}, []int{3, 1, 1, 0, 0, 2, 2, 3}},
+		{"spo2 scale 1", func(v float64) int { return News2SpO2(v, 1) }, []float64{91, 92, 93, 94, 95, 96}, []int{3, 2, 2, 1, 1, 0}},
+		{"spo2 scale 2", func(v float64) int { return News2SpO2(v, 2) }, []float64{83, 84, 85, 86, 87, 88, 92, 97}, []int{3, 2, 2, 1, 1, 0, 0, 0}},
+		{"systolic", News2Systolic, []float64{90, 91, 100, 101, 110, 111, 219, 220}, []int{3, 2, 2, 1, 1, 0, 0, 3}},
+		{"pulse", News2Pulse, []float64{40, 41, 50, 51, 90, 91, 110, 111, 130, 131}, []int{3, 1, 1, 0, 0, 1, 1, 2, 2, 3}},
+		{"temp", News2Temp, []float64{35.0, 35.1, 36.0, 36.1, 38.0, 38.1, 39.0, 39.1}, []int{3, 1, 1, 0, 0, 1, 1, 2}},
+	}
+	for _, tc := range cases {
+		for i, v := range tc.in {
+			if got := tc.f(v); got != tc.want[i] {
+				t.Errorf("%s(%g) = %d, want %d", tc.name, v, got, tc.want[i])
+			}
+		}
+	}
+}
+
+func TestNEWS2Rule(t *testing.T) {
+	cases := []struct {
+		name  string
+		scale int
+		vals  []any
+		want  string
+		total float64
+	}{
+		{"total 6 → high", 1, []any{"resp_rate", 22, "spo2", 95, "systolic_bp", 105, "heart_rate", 95, "body_temp", 38.5}, "news2:high", 6},
+		{"total 8 → critical", 1, []any{"resp_rate", 26, "spo2", 91, "heart_rate", 120}, "news2:critical", 8},
+		{"single parameter 3 → high", 1, []any{"resp_rate", 14, "spo2", 97, "systolic_bp", 88}, "news2:high", 3},
+		{"total 4 → nothing", 1, []any{"resp_rate", 22, "spo2", 95, "heart_rate", 95}, "", 0},
+		{"two parameters are no score", 1, []any{"heart_rate", 135, "spo2", 90}, "", 0},
+		{"scale 2: SpO2 89 scores 0", 2, []any{"resp_rate", 14, "spo2", 89, "heart_rate", 70}, "", 0},
+		{"scale 1: SpO2 89 scores 3", 1, []any{"resp_rate", 14, "spo2", 89, "heart_rate", 70}, "news2:high", 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEval(t, settingsMap{res: {SpO2Scale: tc.scale}})
+			got := only(e.Reading(reading("w", "wearable", t0, tc.vals...), ""), RuleNEWS2)
+			expect(t, "score", got, tc.want)
+			if len(got) == 1 && got[0].Value != tc.total {
+				t.Fatalf("total %g, want %g", got[0].Value, tc.total)
+			}
+		})
+	}
+}
+
+func TestNEWS2StaleAndClear(t *testing.T) {
+	e := newEval(t, nil)
+	// Two vitals two hours ago and one now: only one is fresh, no score.
+	e.Reading(reading("r", "radar", t0, "resp_rate", 26), "")
+	e.Reading(reading("w", "wearable", t0.Add(time.Second), "spo2", 91), "")
+	expect(t, "stale", only(e.Reading(reading("w", "wearable", t0.Add(2*time.Hour), "heart_rate", 120), ""), RuleNEWS2), "")
+
+	at := t0.Add(3 * time.Hour)
+	got := only(e.Reading(reading("w", "wearable", at, "resp_rate", 26, "spo2", 91, "heart_rate", 120), ""), RuleNEWS2)
+	expect(t, "fresh", got, "news2:critical")
+	expect(t, "total 5 stays open", only(e.Reading(reading("w", "wearable", at.Add(time.Minute), "resp_rate", 22, "spo2", 93, "heart_rate", 95), ""), RuleNEWS2), "")
+	expect(t, "total 3 clears", only(e.Reading(reading("w", "wearable", at.Add(2*time.Minute), "resp_rate", 22, "spo2", 97, "heart_rate", 95), ""), RuleNEWS2), "news2:clear")
+}

@@ -1,0 +1,96 @@
+package rules
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRuleNamesAndDefaults(t *testing.T) {
+	names := RuleNames()
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			t.Fatalf("rule %q listed twice", n)
+		}
+		seen[n] = true
+	}
+	if len(names) != 25 {
+		t.Fatalf("%d rules, want 25", len(names))
+	}
+	// Every default limit passes Validate when written out as an override,
+	// on both SpO2 scales: the defaults obey the rules users are held to.
+	for _, scale := range []int{1, 2} {
+		s := Settings{SpO2Scale: scale, Limits: map[string]Limit{}}
+		for _, n := range names {
+			l, ok := DefaultLimit(n, scale)
+			if !ok {
+				t.Fatalf("no default limit for %q", n)
+			}
+			s.Limits[n] = l
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("defaults (scale %d) do not validate: %v", scale, err)
+		}
+	}
+	if _, ok := DefaultLimit("nope", 1); ok {
+		t.Fatal("unknown rule has a default")
+	}
+	if err := DefaultSettings().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// DefaultLimit returns a copy: changing it leaves the defaults alone.
+	l, _ := DefaultLimit(RuleHeartRate, 1)
+	l.Bands[0].Value = 1
+	if d, _ := DefaultLimit(RuleHeartRate, 1); d.Bands[0].Value == 1 {
+		t.Fatal("DefaultLimit shares its bands")
+	}
+}
+
+func TestSettingsValidate(t *testing.T) {
+	hr := func(f func(l *Limit)) map[string]Limit {
+		l, _ := DefaultLimit(RuleHeartRate, 1)
+		f(&l)
+		return map[string]Limit{RuleHeartRate: l}
+	}
+	cases := []struct {
+		name string
+		s    Settings
+		want string // a substring of the error
+	}{
+		{"unknown disabled rule", Settings{Disabled: map[string]bool{"heartrate": true}}, `disabled["heartrate"]: unknown rule`},
+		{"unknown limit rule", Settings{Limits: map[string]Limit{"bp": {}}}, `limits["bp"]: unknown rule`},
+		{"unknown snoozed rule", Settings{Snoozed: map[string]Snooze{"x": {Until: t0, Reason: "r"}}}, `snoozed["x"]: unknown rule`},
+		{"snooze without reason", Settings{Snoozed: map[string]Snooze{"sos": {Until: t0}}}, `snoozed["sos"].reason`},
+		{"limit out of range", Settings{Limits: hr(func(l *Limit) { l.Bands[1].Value = 300 })}, `limits["heart_rate"].bands[1].value: 300 is outside 20–250`},
+		{"bad op", Settings{Limits: hr(func(l *Limit) { l.Bands[0].Op = "=" })}, `bands[0].op`},
+		{"bad severity", Settings{Limits: hr(func(l *Limit) { l.Bands[0].Severity = "urgent" })}, `bands[0].severity`},
+		{"clear high on the raise side", Settings{Limits: hr(func(l *Limit) { l.ClearHigh = 95 })}, `limits["heart_rate"].clear_high: 95 is on the raise side`},
+		{"clear high equal to a ≥ limit", Settings{Limits: hr(func(l *Limit) { l.ClearHigh = 91 })}, `clear_high: 91`},
+		{"clear low on the raise side", Settings{Limits: hr(func(l *Limit) { l.ClearLow = 45 })}, `clear_low: 45`},
+		{"negative persistence", Settings{Limits: hr(func(l *Limit) { l.Bands[2].For = -time.Minute })}, `bands[2].for: negative duration`},
+		{"negative clear_for", Settings{Limits: hr(func(l *Limit) { l.ClearFor = -1 })}, `clear_for: negative duration`},
+		{"no bands", Settings{Limits: map[string]Limit{RuleCO2: {ClearHigh: 900}}}, `limits["co2"].bands: at least one band`},
+		{"spo2 scale 3", Settings{SpO2Scale: 3}, `spo2_scale: 3`},
+		{"unknown mode", Settings{Mode: "holiday"}, `mode: "holiday"`},
+		{"bad night window", Settings{Limits: map[string]Limit{RuleNightExit: {From: "25:00", To: "06:00", Window: time.Minute}}}, `limits["night_exit"].from: "25:00" is not HH:MM`},
+		{"inactivity tiers out of order", Settings{Limits: map[string]Limit{RuleInactivity: {Bands: []Band{
+			{Severity: "info", For: 8 * time.Hour}, {Severity: "warning", For: 4 * time.Hour}}}}}, `bands[1].for: tiers must be in increasing order`},
+		{"zero missed reports", Settings{Limits: map[string]Limit{RuleDeviceOffline: {}}}, `limits["device_offline"].count`},
+		{"sos window zero", Settings{Limits: map[string]Limit{RuleSOS: {}}}, `limits["sos"].window: must be positive`},
+		{"smoke has no limits", Settings{Limits: map[string]Limit{RuleSmoke: {Window: time.Second}}}, `rule smoke has no limits`},
+		{"negative report interval", Settings{ReportIntervals: map[string]time.Duration{"env": -time.Second}}, `report_intervals["env"]: negative`},
+		{"bad bathroom device id", Settings{BathroomDeviceIDs: []string{"Bath Room"}}, `bathroom_device_ids`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.s.Validate()
+			if err == nil {
+				t.Fatalf("no error, want one containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
