@@ -105,12 +105,16 @@ const (
 // Settings are one resident's rule settings. The zero value works and means
 // the defaults (SpO2 scale 1, no mode, nothing disabled).
 type Settings struct {
-	Disabled  map[string]bool   `json:"disabled,omitempty"`
-	Limits    map[string]Limit  `json:"limits,omitempty"` // an override replaces the rule's whole default Limit
-	SpO2Scale int               `json:"spo2_scale,omitempty"`
-	Mode      string            `json:"mode,omitempty"`
-	ModeUntil time.Time         `json:"mode_until,omitempty"` // zero: until changed
-	Snoozed   map[string]Snooze `json:"snoozed,omitempty"`
+	Disabled  map[string]bool  `json:"disabled,omitempty"`
+	Limits    map[string]Limit `json:"limits,omitempty"` // an override replaces the rule's whole default Limit
+	SpO2Scale int              `json:"spo2_scale,omitempty"`
+	Mode      string           `json:"mode,omitempty"`
+	ModeUntil time.Time        `json:"mode_until,omitempty"` // zero: until changed
+	// ModeReason and ModeBy record why and by whom a mode was set: every
+	// suppression has a reason and is audited (domain.md "Suppression").
+	ModeReason string            `json:"mode_reason,omitempty"`
+	ModeBy     string            `json:"mode_by,omitempty"`
+	Snoozed    map[string]Snooze `json:"snoozed,omitempty"`
 	// BathroomDeviceIDs are the presence or motion devices in the bathroom:
 	// the registry knows rooms, the evaluator does not.
 	BathroomDeviceIDs []string `json:"bathroom_device_ids,omitempty"`

@@ -1,0 +1,264 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/model"
+)
+
+// ConsumerName is the durable name of the engine's consumer on each of
+// CARE_READINGS, CARE_EVENTS and CARE_STATUS (contract §3: the alert engine
+// is a durable consumer of these streams).
+const ConsumerName = "alerts-engine"
+
+// Engine timing and bounds. The engine ticks the evaluator every second
+// (inactivity and persistence rules count in seconds at best), saves the
+// evaluator's state every 30 s, and has at most maxAckPending unacked
+// messages per stream: the broker holds the rest (back-pressure, no
+// unbounded queue here).
+const (
+	tickEvery     = time.Second
+	snapshotEvery = 30 * time.Second
+	maxAckPending = 1024
+	ackWait       = 30 * time.Second
+	nakDelay      = time.Second
+	snapshotKey   = "engine.evaluator"
+)
+
+// Engine feeds readings, events and device status from JetStream to the
+// rule evaluator and the evaluator's signals to the Manager. One mutex
+// serializes the evaluator, which is not safe for concurrent use.
+type Engine struct {
+	js    jetstream.JetStream
+	kv    jetstream.KeyValue
+	ev    Evaluator
+	m     *Manager
+	clock func() time.Time
+	log   zerolog.Logger
+
+	consumers map[string]jetstream.Consumer // by stream
+	msgs      *metrics.CounterVec
+	latency   *metrics.HistogramVec
+
+	tickEvery time.Duration // tests shorten it
+
+	mu  sync.Mutex // serializes the evaluator
+	ctx context.Context
+}
+
+// NewEngine creates (or binds to) the durable consumers and restores the
+// evaluator's last snapshot. A new consumer starts with new messages: a
+// week of buffered readings replayed into the rules would raise alerts about
+// the past.
+func NewEngine(ctx context.Context, o Options, m *Manager) (*Engine, error) {
+	if o.JS == nil || o.Evaluator == nil || m == nil {
+		return nil, errors.New("alerts: NewEngine needs Options.JS, Options.Evaluator and a Manager")
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	e := &Engine{
+		js: o.JS, kv: m.kv, ev: o.Evaluator, m: m, clock: o.Clock,
+		log:       o.Log.With().Str("component", "alerts-engine").Logger(),
+		consumers: map[string]jetstream.Consumer{},
+		tickEvery: tickEvery,
+	}
+	e.msgs = o.Metrics.Counter("carehub_alert_engine_messages_total", "Messages the alert engine took from JetStream, by stream and result.", "stream", "result")
+	e.latency = o.Metrics.Histogram("carehub_alert_engine_seconds", "Time from a message's arrival to its signals being stored and published.",
+		[]float64{.001, .002, .005, .01, .02, .05, .1, .25, 1}, "stream")
+	for _, stream := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {
+		c, err := o.JS.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable:       ConsumerName,
+			Description:   "alert rules",
+			DeliverPolicy: jetstream.DeliverNewPolicy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       ackWait,
+			MaxAckPending: maxAckPending,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s on %s: %w", ConsumerName, stream, err)
+		}
+		e.consumers[stream] = c
+	}
+	if err := e.restore(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Engine) restore(ctx context.Context) error {
+	entry, err := e.kv.Get(ctx, snapshotKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("evaluator snapshot: %w", err)
+	}
+	if err := e.ev.Restore(entry.Value()); err != nil {
+		// A snapshot from an incompatible version must not stop alerting:
+		// rules start fresh, which at worst delays duration-based alerts.
+		e.log.Error().Err(err).Msg("evaluator snapshot not restored; rules start fresh")
+	}
+	return nil
+}
+
+// Run consumes until ctx ends, ticking the evaluator and the Manager's
+// escalations every second and saving the evaluator every 30 s. It also runs
+// the Manager's delivery loop. On return the evaluator is saved once more.
+func (e *Engine) Run(ctx context.Context) error {
+	e.ctx = ctx
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = e.m.Run(ctx)
+	}()
+	defer wg.Wait()
+
+	var ccs []jetstream.ConsumeContext
+	defer func() {
+		for _, cc := range ccs {
+			cc.Stop()
+		}
+		for _, cc := range ccs {
+			<-cc.Closed()
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := e.snapshot(sctx); err != nil {
+			e.log.Error().Err(err).Msg("final evaluator snapshot failed")
+		}
+	}()
+	for stream, c := range e.consumers {
+		stream := stream
+		cc, err := c.Consume(func(msg jetstream.Msg) { e.handle(stream, msg) },
+			jetstream.PullMaxMessages(256),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				if ctx.Err() == nil {
+					e.log.Warn().Err(err).Str("stream", stream).Msg("consume")
+				}
+			}))
+		if err != nil {
+			return fmt.Errorf("consume %s: %w", stream, err)
+		}
+		ccs = append(ccs, cc)
+	}
+
+	tick := time.NewTicker(e.tickEvery)
+	defer tick.Stop()
+	snap := time.NewTicker(snapshotEvery)
+	defer snap.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			e.tick(ctx)
+		case <-snap.C:
+			if err := e.snapshot(ctx); err != nil {
+				e.log.Error().Err(err).Msg("evaluator snapshot failed")
+			}
+		}
+	}
+}
+
+// handle evaluates one message and acks it only after the signals it
+// produced are stored; a storage failure naks it for redelivery. A message
+// that cannot be decoded is terminated: redelivering it cannot help.
+func (e *Engine) handle(stream string, msg jetstream.Msg) {
+	start := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sigs, err := e.evaluate(msg)
+	if err != nil {
+		e.msgs.With(stream, "malformed").Inc()
+		e.log.Warn().Err(err).Str("subject", msg.Subject()).Msg("undecodable message terminated")
+		_ = msg.Term()
+		return
+	}
+	for _, s := range sigs {
+		if err := e.m.Signal(e.ctx, s); err != nil {
+			if errors.Is(err, ErrInvalid) {
+				e.log.Error().Err(err).Str("rule", s.Rule).Msg("evaluator produced an invalid signal; dropped")
+				continue
+			}
+			e.msgs.With(stream, "retry").Inc()
+			e.log.Warn().Err(err).Str("subject", msg.Subject()).Msg("signal not stored; message will be redelivered")
+			_ = msg.NakWithDelay(nakDelay)
+			return
+		}
+	}
+	if err := msg.Ack(); err != nil {
+		e.log.Warn().Err(err).Str("subject", msg.Subject()).Msg("ack failed")
+	}
+	e.msgs.With(stream, "ok").Inc()
+	e.latency.With(stream).Observe(time.Since(start).Seconds())
+}
+
+func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
+	subj := msg.Subject()
+	switch {
+	case strings.HasPrefix(subj, "care.readings."):
+		var r model.Reading
+		if err := json.Unmarshal(msg.Data(), &r); err != nil {
+			return nil, err
+		}
+		return e.ev.Reading(r, r.DeviceKind), nil
+	case strings.HasPrefix(subj, "care.events."):
+		var ev model.Event
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil, err
+		}
+		return e.ev.Event(ev), nil
+	case strings.HasPrefix(subj, "care.status."):
+		var st model.Status
+		if err := json.Unmarshal(msg.Data(), &st); err != nil {
+			return nil, err
+		}
+		return e.ev.Status(st), nil
+	}
+	return nil, fmt.Errorf("unexpected subject %q", subj)
+}
+
+// tick runs the clock-driven rules (inactivity, persistence) and the
+// escalation deadlines.
+func (e *Engine) tick(ctx context.Context) {
+	e.mu.Lock()
+	sigs := e.ev.Tick(e.clock())
+	for _, s := range sigs {
+		if err := e.m.Signal(ctx, s); err != nil && ctx.Err() == nil {
+			// Tick signals come again on the next tick while the condition
+			// holds; a raise that failed to store is retried then.
+			e.log.Warn().Err(err).Str("rule", s.Rule).Msg("tick signal not stored")
+		}
+	}
+	e.mu.Unlock()
+	if err := e.m.Tick(ctx); err != nil && ctx.Err() == nil {
+		e.log.Warn().Err(err).Msg("escalation tick")
+	}
+}
+
+func (e *Engine) snapshot(ctx context.Context) error {
+	e.mu.Lock()
+	b, err := e.ev.Snapshot()
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = e.kv.Put(ctx, snapshotKey, b)
+	return err
+}

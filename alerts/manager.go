@@ -1,0 +1,762 @@
+package alerts
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/natsx"
+)
+
+// AlertsBucket is the KV bucket holding every alert that is open or was
+// resolved within ResolvedRetention, under key "alert.{id}", with its
+// escalation deadline and its transition outbox.
+const AlertsBucket = "care_alerts"
+
+// ResolvedRetention is how long a resolved alert stays in KV (and in
+// Manager.List). Older history lives in the CARE_ALERTS stream (90 days) and
+// InfluxDB's alerts measurement. It bounds the Manager's memory.
+const ResolvedRetention = 30 * 24 * time.Hour
+
+// cancelWindows are the rules whose critical alerts a device may still
+// cancel: domain.md "SOS button: any press (cancelled by sos_cancel within
+// 30 s → auto-cleared)". Any other critical alert waits for a person.
+var cancelWindows = map[string]time.Duration{rules.RuleSOS: 30 * time.Second}
+
+// PointWriter writes InfluxDB line protocol (precision ms) to the alerts
+// bucket; the ingest writer or a thin Influx client satisfies it.
+type PointWriter interface {
+	WriteLines(ctx context.Context, lines []byte) error
+}
+
+// Evaluator is the part of alerts/rules the Engine drives: it turns
+// readings, events, status and clock ticks into signals, and its state can
+// be saved and restored across restarts.
+type Evaluator interface {
+	Reading(r model.Reading, devKind string) []rules.Signal
+	Event(e model.Event) []rules.Signal
+	Status(s model.Status) []rules.Signal
+	Tick(now time.Time) []rules.Signal
+	Snapshot() ([]byte, error)
+	Restore(b []byte) error
+}
+
+// Options are what the Manager and the Engine are built from. JS is
+// required; NC is needed for the 119 subject (core NATS). Points nil means
+// alerts are not written to InfluxDB; Settings nil means nothing is
+// suppressed; Clock nil means time.Now; Metrics nil means a private registry.
+type Options struct {
+	JS        jetstream.JetStream
+	NC        *nats.Conn
+	Points    PointWriter
+	Evaluator Evaluator
+	Settings  SettingsSource
+	Clock     func() time.Time
+	Log       zerolog.Logger
+	Metrics   *metrics.Registry
+}
+
+// Manager owns the alert lifecycle. It is safe for concurrent use; one mutex
+// orders transitions, so each alert's seq is a gap-free counter. Run must be
+// running (Engine.Run runs it) for failed publications and InfluxDB writes
+// to be retried.
+type Manager struct {
+	js       jetstream.JetStream
+	nc       *nats.Conn
+	kv       jetstream.KeyValue
+	chains   *KVChains
+	points   PointWriter
+	settings SettingsSource
+	clock    func() time.Time
+	log      zerolog.Logger
+
+	transitions *metrics.CounterVec
+	pubErrors   *metrics.CounterVec
+	openCount   atomic.Int64
+	pendingOut  atomic.Int64
+
+	mu        sync.Mutex
+	byID      map[string]*record
+	open      map[string]*record // by openKey(resident, rule)
+	unsent    map[string]*record // by id: records with a non-empty outbox
+	lastSweep time.Time
+	lastIDMs  int64
+
+	flushMu  sync.Mutex // one flush at a time
+	kick     chan struct{}
+	retryMin time.Duration // tests shorten it
+}
+
+// record is what the KV bucket holds per alert.
+type record struct {
+	Alert Alert `json:"alert"`
+	// Chain is the escalation chain as it was at the raise, so a restart
+	// escalates along the same tiers.
+	Chain []Tier `json:"chain"`
+	// NextEscalationAt is when the next escalation step is due; nil when
+	// none is (acknowledged, resolved, top tier, or no escalation).
+	NextEscalationAt *time.Time `json:"next_escalation_at,omitempty"`
+	// LastPointMs keeps the alert's InfluxDB points at distinct times.
+	LastPointMs int64 `json:"last_point_ms"`
+	// Outbox holds transitions stored but not yet both published and
+	// written; a restart sends them again under the same Nats-Msg-Id.
+	Outbox []pending `json:"outbox,omitempty"`
+
+	rev   uint64 // KV revision this copy was read or written at
+	dirty bool   // outbox flags changed since the last KV write
+}
+
+// pending is one transition waiting for NATS and InfluxDB.
+type pending struct {
+	Seq       uint64          `json:"seq"`
+	MsgID     string          `json:"msg_id"`
+	Subject   string          `json:"subject"`
+	Data      json.RawMessage `json:"data"`
+	Line      string          `json:"line"`
+	To119     string          `json:"to_119,omitempty"` // the 119 subject, when this transition reached the emergency tier
+	Published bool            `json:"published,omitempty"`
+	Written   bool            `json:"written,omitempty"`
+}
+
+// NewManager binds to the alert and assignment buckets (creating them and
+// the CARE_ALERTS stream when missing) and loads every stored alert, so
+// open alerts, their escalation deadlines and unsent transitions survive a
+// restart.
+func NewManager(ctx context.Context, o Options) (*Manager, error) {
+	if o.JS == nil {
+		return nil, errors.New("alerts: Options.JS is required")
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	if err := ensureAlertsStream(ctx, o.JS); err != nil {
+		return nil, err
+	}
+	kv, err := bindKV(ctx, o.JS, jetstream.KeyValueConfig{
+		Bucket:      AlertsBucket,
+		Description: "alerts with their escalation deadlines and transition outbox",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, err
+	}
+	chains, err := NewKVChains(ctx, o.JS)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		js: o.JS, nc: o.NC, kv: kv, chains: chains, points: o.Points, settings: o.Settings,
+		clock: o.Clock, log: o.Log.With().Str("component", "alerts").Logger(),
+		byID: map[string]*record{}, open: map[string]*record{}, unsent: map[string]*record{},
+		kick: make(chan struct{}, 1), retryMin: retryMin,
+	}
+	m.transitions = o.Metrics.Counter("carehub_alert_transitions_total", "Alert transitions committed, by transition and severity.", "transition", "severity")
+	m.pubErrors = o.Metrics.Counter("carehub_alert_delivery_errors_total", "Failed attempts to publish or write an alert transition (retried).", "sink")
+	o.Metrics.GaugeFunc("carehub_alerts_open", "Alerts open or acknowledged.", func() float64 { return float64(m.openCount.Load()) })
+	o.Metrics.GaugeFunc("carehub_alert_outbox_pending", "Alert transitions not yet published and written.", func() float64 { return float64(m.pendingOut.Load()) })
+	if err := m.load(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Chains is the store of escalation chains the Manager reads (care_assignments).
+func (m *Manager) Chains() *KVChains { return m.chains }
+
+func (m *Manager) load(ctx context.Context) error {
+	lister, err := m.kv.ListKeysFiltered(ctx, "alert.>")
+	if err != nil {
+		return fmt.Errorf("list alerts: %w", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	_ = lister.Stop()
+	for _, k := range keys {
+		e, err := m.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("load %s: %w", k, err)
+		}
+		r := &record{}
+		if err := json.Unmarshal(e.Value(), r); err != nil {
+			m.log.Error().Err(err).Str("key", k).Msg("unreadable alert record skipped")
+			continue
+		}
+		r.rev = e.Revision()
+		m.byID[r.Alert.ID] = r
+		if len(r.Outbox) > 0 {
+			m.unsent[r.Alert.ID] = r
+		}
+		if r.Alert.Status != StatusResolved {
+			ok := openKey(r.Alert.ResidentID, r.Alert.Rule)
+			if prev := m.open[ok]; prev == nil || prev.Alert.RaisedAt.Before(r.Alert.RaisedAt) {
+				m.open[ok] = r
+			}
+		}
+	}
+	m.countOpen()
+	m.log.Info().Int("alerts", len(m.byID)).Int("open", len(m.open)).Msg("alerts loaded")
+	return nil
+}
+
+func openKey(residentID, rule string) string { return residentID + "/" + rule }
+
+func kvKey(id string) string { return "alert." + id }
+
+// Signal applies one rule signal: it raises, repeats, upgrades or
+// auto-clears the (resident, rule) alert. It returns after the transition is
+// stored in KV (so the caller may ack the message that caused it) and its
+// publication was attempted once. A signal that changes nothing returns nil.
+func (m *Manager) Signal(ctx context.Context, s rules.Signal) error {
+	if !catalog.ValidID(s.ResidentID) || s.Rule == "" || strings.ContainsAny(s.Rule, " ,=\\\n") {
+		return fmt.Errorf("%w: signal for resident %q rule %q", ErrInvalid, s.ResidentID, s.Rule)
+	}
+	if s.Active && !ValidSeverity(s.Severity) {
+		return fmt.Errorf("%w: signal severity %q", ErrInvalid, s.Severity)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock().UTC()
+	cur := m.open[openKey(s.ResidentID, s.Rule)]
+	if s.Active {
+		if cur == nil {
+			return m.raise(ctx, s, now)
+		}
+		return m.repeat(ctx, cur, s, now)
+	}
+	if cur == nil || cur.Alert.Status != StatusOpen {
+		return nil // nothing open, or a person already has it
+	}
+	if cur.Alert.Severity == rules.SeverityCritical {
+		w, ok := cancelWindows[cur.Alert.Rule]
+		if !ok || now.Sub(cur.Alert.RaisedAt) > w {
+			return nil // critical alerts wait for a person (domain.md)
+		}
+	}
+	nr := cur.clone()
+	a := &nr.Alert
+	a.Status, a.Outcome = StatusResolved, OutcomeAutoCleared
+	a.ResolvedAt, a.ResolvedBy = &now, SystemActor
+	nr.NextEscalationAt = nil
+	m.transition(nr, TransitionAutoCleared, SystemActor, "", now, false)
+	return m.commit(ctx, cur, nr)
+}
+
+func (m *Manager) raise(ctx context.Context, s rules.Signal, now time.Time) error {
+	chain, err := m.chains.Chain(ctx, s.ResidentID)
+	if err != nil {
+		m.log.Warn().Err(err).Str("resident_id", s.ResidentID).Msg("escalation chain unavailable; using the default chain")
+		chain = DefaultChain(s.ResidentID)
+	}
+	n := len(chain.Tiers)
+	level := 1
+	if s.AllTiers {
+		level = n // smoke, gas, SOS: every tier at once (domain.md)
+	}
+	nr := &record{Chain: chain.Tiers, Alert: Alert{
+		ID:         m.newID(now),
+		ResidentID: s.ResidentID, HomeID: s.HomeID, DeviceID: s.DeviceID,
+		Rule: s.Rule, Severity: s.Severity, Status: StatusOpen,
+		Message: s.Message, Metric: s.Metric, Value: s.Value, Threshold: s.Threshold,
+		Occurrences: 1, EscalationLevel: level, RaisedAt: now,
+	}}
+	nr.Alert.Suppressed = m.suppression(ctx, &nr.Alert, s.AllTiers, now)
+	nr.NextEscalationAt = nextEscalation(s.Severity, level, n, now)
+	m.transition(nr, TransitionRaised, SystemActor, "", now, nr.tierRole(level) == RoleEmergency)
+	return m.commit(ctx, nil, nr)
+}
+
+func (m *Manager) repeat(ctx context.Context, cur *record, s rules.Signal, now time.Time) error {
+	nr := cur.clone()
+	a := &nr.Alert
+	a.Occurrences++
+	// The latest values describe the alert; a signal without them (a clock
+	// tick's) keeps the ones it has.
+	if s.DeviceID != "" {
+		a.DeviceID = s.DeviceID
+	}
+	if s.Message != "" {
+		a.Message = s.Message
+	}
+	if s.Metric != "" {
+		a.Metric, a.Value, a.Threshold = s.Metric, s.Value, s.Threshold
+	}
+	to119 := false
+	if severityRank[s.Severity] > severityRank[a.Severity] {
+		a.Severity = s.Severity
+		if a.Status == StatusOpen {
+			// A faster schedule applies from now; an earlier deadline stays.
+			next := nextEscalation(a.Severity, a.EscalationLevel, len(nr.Chain), now)
+			if next != nil && (nr.NextEscalationAt == nil || next.Before(*nr.NextEscalationAt)) {
+				nr.NextEscalationAt = next
+			}
+		}
+	}
+	if s.AllTiers && a.Status == StatusOpen && a.EscalationLevel < len(nr.Chain) {
+		a.EscalationLevel = len(nr.Chain)
+		nr.NextEscalationAt = nil
+		to119 = nr.tierRole(a.EscalationLevel) == RoleEmergency
+	}
+	a.Suppressed = m.suppression(ctx, a, s.AllTiers, now)
+	m.transition(nr, TransitionRepeated, SystemActor, "", now, to119)
+	return m.commit(ctx, cur, nr)
+}
+
+// Acknowledge records that a person (by, a user id) has taken the alert;
+// it stops escalation (domain.md). Acknowledging an alert that is already
+// acknowledged or resolved is ErrConflict.
+func (m *Manager) Acknowledge(ctx context.Context, id, by, note string) (Alert, error) {
+	if !catalog.ValidID(by) {
+		return Alert{}, fmt.Errorf("%w: acknowledged_by must be a user id", ErrInvalid)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := m.byID[id]
+	if cur == nil {
+		return Alert{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if cur.Alert.Status != StatusOpen {
+		return Alert{}, fmt.Errorf("%w: alert %s is %s", ErrConflict, id, cur.Alert.Status)
+	}
+	now := m.clock().UTC()
+	nr := cur.clone()
+	a := &nr.Alert
+	a.Status, a.AcknowledgedAt, a.AcknowledgedBy = StatusAcknowledged, &now, by
+	nr.NextEscalationAt = nil
+	m.transition(nr, TransitionAcknowledged, by, note, now, false)
+	if err := m.commit(ctx, cur, nr); err != nil {
+		return Alert{}, err
+	}
+	return nr.Alert.copy(), nil
+}
+
+// Resolve closes the alert with an outcome a person chose (contract §3,
+// all but auto_cleared). Resolving a resolved alert is ErrConflict; an
+// unknown outcome is ErrInvalid.
+func (m *Manager) Resolve(ctx context.Context, id, by, outcome, note string) (Alert, error) {
+	if !humanOutcomes[outcome] {
+		return Alert{}, fmt.Errorf("%w: outcome %q is not one of false_alarm, ok_by_phone, visited, emergency_services, hospital", ErrInvalid, outcome)
+	}
+	if !catalog.ValidID(by) {
+		return Alert{}, fmt.Errorf("%w: resolved_by must be a user id", ErrInvalid)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := m.byID[id]
+	if cur == nil {
+		return Alert{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if cur.Alert.Status == StatusResolved {
+		return Alert{}, fmt.Errorf("%w: alert %s is already resolved", ErrConflict, id)
+	}
+	now := m.clock().UTC()
+	nr := cur.clone()
+	a := &nr.Alert
+	a.Status, a.ResolvedAt, a.ResolvedBy, a.Outcome = StatusResolved, &now, by, outcome
+	nr.NextEscalationAt = nil
+	m.transition(nr, TransitionResolved, by, note, now, false)
+	if err := m.commit(ctx, cur, nr); err != nil {
+		return Alert{}, err
+	}
+	return nr.Alert.copy(), nil
+}
+
+// Get returns one alert.
+func (m *Manager) Get(id string) (Alert, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.byID[id]
+	if r == nil {
+		return Alert{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return r.Alert.copy(), nil
+}
+
+// List returns the alerts matching f, newest raise first.
+func (m *Manager) List(f Filter) []Alert {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	m.mu.Lock()
+	var out []Alert
+	for _, r := range m.byID {
+		if f.match(&r.Alert) {
+			out = append(out, r.Alert.copy())
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].RaisedAt.Equal(out[j].RaisedAt) {
+			return out[i].RaisedAt.After(out[j].RaisedAt)
+		}
+		return out[i].ID > out[j].ID
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// Tick takes every escalation step that is due by the Manager's clock, one
+// `escalated` transition per step, and drops resolved alerts older than
+// ResolvedRetention. The deadlines are stored with the alerts, so after a
+// restart each step is taken once, when due.
+func (m *Manager) Tick(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock().UTC()
+	var errs []error
+	for _, cur := range m.open {
+		if cur.Alert.Status != StatusOpen || cur.NextEscalationAt == nil || now.Before(*cur.NextEscalationAt) {
+			continue
+		}
+		sup := m.suppression(ctx, &cur.Alert, false, now)
+		if sup != nil {
+			continue // held until the suppression ends (see SettingsSource)
+		}
+		nr := cur.clone()
+		a := &nr.Alert
+		a.Suppressed = nil
+		for nr.NextEscalationAt != nil && !now.Before(*nr.NextEscalationAt) {
+			due := *nr.NextEscalationAt
+			a.EscalationLevel++
+			nr.NextEscalationAt = nextEscalation(a.Severity, a.EscalationLevel, len(nr.Chain), due)
+			m.transition(nr, TransitionEscalated, SystemActor, "", now, nr.tierRole(a.EscalationLevel) == RoleEmergency)
+		}
+		if err := m.commit(ctx, cur, nr); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if now.Sub(m.lastSweep) >= time.Hour {
+		m.lastSweep = now
+		for id, r := range m.byID {
+			if r.Alert.Status == StatusResolved && len(r.Outbox) == 0 && r.Alert.ResolvedAt != nil && now.Sub(*r.Alert.ResolvedAt) > ResolvedRetention {
+				if err := m.kv.Delete(ctx, kvKey(id)); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				delete(m.byID, id)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// suppression asks the settings source; critical and AllTiers alerts are
+// never suppressed. A settings error does not suppress: when in doubt, tell.
+func (m *Manager) suppression(ctx context.Context, a *Alert, allTiers bool, now time.Time) *Suppression {
+	if m.settings == nil || allTiers || a.Severity == rules.SeverityCritical {
+		return nil
+	}
+	s, err := m.settings.Suppression(ctx, a.ResidentID, a.Rule, now)
+	if err != nil {
+		m.log.Warn().Err(err).Str("resident_id", a.ResidentID).Msg("suppression settings unavailable; not suppressing")
+		return nil
+	}
+	return s
+}
+
+// transition advances the alert's seq, stamps it, and queues the message
+// and the InfluxDB point in the record's outbox.
+func (m *Manager) transition(r *record, kind, by, note string, now time.Time, to119 bool) {
+	a := &r.Alert
+	a.Seq++
+	a.Transition = kind
+	a.UpdatedAt = now
+	a.Tier = r.tierRole(a.EscalationLevel)
+	a.Recipients = r.recipients(a.EscalationLevel)
+	if kind != TransitionRepeated { // repeats are counted in occurrences, not noted
+		a.Notes = append(a.Notes, Note{At: now, By: by, Transition: kind, Text: note})
+	}
+	ms := now.UnixMilli()
+	if ms <= r.LastPointMs {
+		ms = r.LastPointMs + 1
+	}
+	r.LastPointMs = ms
+	data, _ := json.Marshal(a) // an Alert always marshals
+	r.Outbox = append(r.Outbox, pending{
+		Seq: a.Seq, MsgID: a.MsgID(), Subject: model.AlertSubject(a.ResidentID, a.Severity),
+		Data: data, Line: alertLine(a, now, ms),
+	})
+	if to119 {
+		r.Outbox[len(r.Outbox)-1].To119 = EmergencySubject(a.ResidentID)
+	}
+	// A flapping condition during a long InfluxDB outage must not grow the
+	// record without bound: past maxOutbox, the oldest published entries
+	// give up their InfluxDB point. Unpublished entries are never dropped.
+	for len(r.Outbox) > maxOutbox {
+		i := slices.IndexFunc(r.Outbox, func(p pending) bool { return p.Published })
+		if i < 0 {
+			break
+		}
+		r.Outbox = slices.Delete(r.Outbox, i, i+1)
+		m.pubErrors.With("influxdb_dropped").Inc()
+	}
+}
+
+// maxOutbox bounds the transitions one alert keeps waiting for delivery.
+const maxOutbox = 64
+
+// alertLine is the transition's point in the alerts measurement (contract §2).
+func alertLine(a *Alert, now time.Time, ms int64) string {
+	return fmt.Sprintf("alerts,resident_id=%s,rule=%s,severity=%s,transition=%s value=%s,seconds_since_raised=%s %d",
+		escTag(a.ResidentID), escTag(a.Rule), escTag(a.Severity), escTag(a.Transition),
+		fmtFloat(a.Value), fmtFloat(now.Sub(a.RaisedAt).Seconds()), ms)
+}
+
+var tagEscaper = strings.NewReplacer(",", `\,`, "=", `\=`, " ", `\ `)
+
+func escTag(s string) string { return tagEscaper.Replace(s) }
+
+func fmtFloat(f float64) string {
+	b, _ := json.Marshal(f) // shortest form that round-trips
+	return string(b)
+}
+
+// commit stores nr (replacing cur, nil for a new alert) in KV, then makes it
+// the live copy and publishes its outbox once. Storing first is what makes
+// an ack of the causing message safe, and a crash before publishing
+// harmless: the outbox is sent again at start.
+func (m *Manager) commit(ctx context.Context, cur, nr *record) error {
+	if err := m.persist(ctx, nr, cur); err != nil {
+		return err
+	}
+	m.byID[nr.Alert.ID] = nr
+	if len(nr.Outbox) > 0 {
+		m.unsent[nr.Alert.ID] = nr
+	}
+	ok := openKey(nr.Alert.ResidentID, nr.Alert.Rule)
+	if nr.Alert.Status == StatusResolved {
+		if m.open[ok] == cur {
+			delete(m.open, ok)
+		}
+	} else {
+		m.open[ok] = nr
+	}
+	m.countOpen()
+	for i := range nr.Outbox {
+		p := &nr.Outbox[i]
+		if p.Seq > prevSeq(cur) {
+			m.transitions.With(transitionOf(p.MsgID), nr.Alert.Severity).Inc()
+			m.log.Info().Str("alert_id", nr.Alert.ID).Str("resident_id", nr.Alert.ResidentID).
+				Str("rule", nr.Alert.Rule).Str("severity", nr.Alert.Severity).
+				Str("transition", transitionOf(p.MsgID)).Int("level", nr.Alert.EscalationLevel).Msg("alert transition")
+		}
+	}
+	m.publishOutbox(ctx, nr)
+	if nr.dirty {
+		// Record the publication now, not at the next flush, so a restart
+		// does not publish it again: JetStream drops the duplicate by its
+		// Nats-Msg-Id, but core subscribers would see it twice.
+		if err := m.persist(ctx, nr, nr); err != nil {
+			m.log.Warn().Err(err).Str("alert_id", nr.Alert.ID).Msg("publication not recorded; the flusher will")
+		}
+	}
+	m.wake()
+	return nil
+}
+
+func prevSeq(r *record) uint64 {
+	if r == nil {
+		return 0
+	}
+	return r.Alert.Seq
+}
+
+func transitionOf(msgID string) string {
+	parts := strings.Split(msgID, ":")
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[len(parts)-2]
+}
+
+// persist writes r to KV with optimistic concurrency (the revision of
+// prev), retrying transient failures briefly. A revision conflict means
+// another process wrote the alert: that is reported, not overwritten.
+func (m *Manager) persist(ctx context.Context, r, prev *record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	var rev uint64
+	if prev != nil {
+		rev = prev.rev
+	}
+	key := kvKey(r.Alert.ID)
+	err = retry(ctx, 5, func() error {
+		var err error
+		var nrev uint64
+		if rev == 0 {
+			nrev, err = m.kv.Create(ctx, key, b)
+		} else {
+			nrev, err = m.kv.Update(ctx, key, b, rev)
+		}
+		if err == nil {
+			r.rev = nrev
+		}
+		return err
+	}, func(err error) bool { return !errors.Is(err, jetstream.ErrKeyExists) && !isWrongRev(err) })
+	if err != nil {
+		m.pubErrors.With("kv").Inc()
+		return fmt.Errorf("store alert %s: %w", r.Alert.ID, err)
+	}
+	r.dirty = false
+	m.countPending()
+	return nil
+}
+
+func isWrongRev(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// retry runs f up to n times with a doubling backoff from 20 ms while
+// retriable says the error may pass.
+func retry(ctx context.Context, n int, f func() error, retriable func(error) bool) error {
+	wait := 20 * time.Millisecond
+	var err error
+	for i := 0; i < n; i++ {
+		if err = f(); err == nil || !retriable(err) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		wait *= 2
+	}
+	return err
+}
+
+func (m *Manager) countOpen() { m.openCount.Store(int64(len(m.open))) }
+
+func (m *Manager) countPending() {
+	n := 0
+	for _, r := range m.unsent {
+		n += len(r.Outbox)
+	}
+	m.pendingOut.Store(int64(n))
+}
+
+func (m *Manager) wake() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *record) tierRole(level int) string {
+	if level < 1 || level > len(r.Chain) {
+		return ""
+	}
+	return r.Chain[level-1].Role
+}
+
+// recipients are the users of tiers 1..level: escalation adds people, it
+// does not take the alert away from the first ones.
+func (r *record) recipients(level int) []string {
+	var out []string
+	seen := map[string]bool{}
+	for i := 0; i < level && i < len(r.Chain); i++ {
+		for _, u := range r.Chain[i].UserIDs {
+			if !seen[u] {
+				seen[u] = true
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+func (r *record) clone() *record {
+	c := *r
+	c.Alert = r.Alert.copy()
+	c.Chain = append([]Tier(nil), r.Chain...)
+	c.Outbox = append([]pending(nil), r.Outbox...)
+	return &c
+}
+
+// copy returns a so its slices are not shared with the Manager's state.
+func (a Alert) copy() Alert {
+	a.Recipients = append([]string(nil), a.Recipients...)
+	a.Notes = append([]Note(nil), a.Notes...)
+	return a
+}
+
+// newID is a sortable, contract-valid id: raise time in ms (strictly
+// increasing within this Manager, so List's tie-break by id is newest
+// first), then random. Called with m.mu held.
+func (m *Manager) newID(now time.Time) string {
+	ms := max(now.UnixMilli(), m.lastIDMs+1)
+	m.lastIDMs = ms
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("al-%011x-%s", ms, hex.EncodeToString(b[:]))
+}
+
+// bindKV opens a bucket, creating it when it does not exist; it never
+// rewrites the configuration of a bucket someone else created.
+func bindKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kv bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// ensureAlertsStream creates CARE_ALERTS with natsx's configuration when it
+// is missing, so alerts are never published into the void.
+func ensureAlertsStream(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.Stream(ctx, model.StreamAlerts)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %s: %w", model.StreamAlerts, err)
+	}
+	for _, cfg := range natsx.StreamConfigs(natsx.DefaultStreamOptions) {
+		if cfg.Name == model.StreamAlerts {
+			if _, err := js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return fmt.Errorf("stream %s: %w", model.StreamAlerts, err)
+			}
+		}
+	}
+	return nil
+}
