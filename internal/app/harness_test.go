@@ -146,7 +146,7 @@ func deviceClient(t *testing.T, brokerURL string, d deviceCreds) mqtt.Client {
 func publish(t *testing.T, c mqtt.Client, topic string, payload []byte) {
 	t.Helper()
 	tok := c.Publish(topic, 1, false, payload)
-	if !tok.WaitTimeout(10*time.Second) {
+	if !tok.WaitTimeout(10 * time.Second) {
 		t.Fatalf("publish to %s: no PUBACK within 10 s", topic)
 	}
 	if tok.Error() != nil {

@@ -65,6 +65,7 @@ const (
 	StreamAlerts     = "CARE_ALERTS"
 	StreamDeadLetter = "CARE_DEADLETTER"
 	StreamAudit      = "CARE_AUDIT"
+	StreamEscalation = "CARE_ESCALATION"
 
 	SubjectReadingsAll   = "care.readings.>"
 	SubjectEventsAll     = "care.events.>"
@@ -73,6 +74,7 @@ const (
 	SubjectDeadLetterAll = "care.deadletter.>"
 	SubjectAuditAll      = "care.audit.>"
 	SubjectRejectedAll   = "care.ingest.rejected.>"
+	SubjectEscalationAll = "care.escalation.>"
 )
 
 // ReadingSubject is where a resident's device readings are published.

@@ -118,11 +118,18 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 	audit := base(model.StreamAudit, model.SubjectAuditAll, "who read or changed which resident's data (append-only)", o.AuditAge)
 	audit.DenyDelete = true
 	audit.DenyPurge = true
+	// Alert transitions may be re-published from the outbox after a long
+	// NATS outage: a longer window keeps the stream free of duplicates.
+	alertsCfg := base(model.StreamAlerts, model.SubjectAlertsAll, "alert lifecycle transitions", o.AlertsAge)
+	alertsCfg.Duplicates = time.Hour
 	return []jetstream.StreamConfig{
 		base(model.StreamReadings, model.SubjectReadingsAll, "normalized device readings", o.BufferAge),
 		base(model.StreamEvents, model.SubjectEventsAll, "device events", o.BufferAge),
 		base(model.StreamStatus, model.SubjectStatusAll, "device presence and health", o.BufferAge),
-		base(model.StreamAlerts, model.SubjectAlertsAll, "alert lifecycle transitions", o.AlertsAge),
+		alertsCfg,
+		// The 119 bridge may be down when an alert reaches the emergency
+		// tier: the stream keeps the call for it to catch up.
+		base(model.StreamEscalation, model.SubjectEscalationAll, "alerts handed to the emergency (119) bridge", o.AlertsAge),
 		base(model.StreamDeadLetter, model.SubjectDeadLetterAll, "points InfluxDB refused, with the reason", o.BufferAge),
 		audit,
 	}
