@@ -305,7 +305,9 @@ func (p *Pipeline) handle(ctx context.Context, m mqtt.Message, q chan<- *pending
 	case model.TopicStatus:
 		st, rej := DecodeStatus(payload, now)
 		rejects = rej
-		if len(rej) == 0 {
+		// A bad optional field (battery 101 %) is rejected on its own; the
+		// report still says whether the device is online.
+		if !st.TS.IsZero() {
 			s := model.Status{ResidentID: dev.ResidentID, HomeID: dev.HomeID, DeviceID: dev.ID, DeviceKind: dev.Kind, TS: st.TS,
 				Online: st.Online, BatteryPct: st.BatteryPct, RSSIdBm: st.RSSIdBm, FW: st.FW}
 			data, _ := json.Marshal(s)
