@@ -15,7 +15,7 @@ deps: ## install Mosquitto (Debian) and build InfluxDB 1.8 into the cache, once
 	@deploy/dev/setup.sh
 
 build: ## build carehub and homesim into bin/
-	$(GO) build -o $(BIN)/ ./cmd/carehub ./cmd/homesim
+	$(GO) build -o $(BIN)/ ./cmd/carehub ./cmd/homesim ./cmd/carebench
 
 fmt: ## fail when a file is not gofmt-ed
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -35,13 +35,13 @@ stop-demo: ## stop what `make demo` started
 	@deploy/dev/demo.sh stop
 
 bench-ingest: deps build ## ingest throughput and lag through Mosquitto into InfluxDB
-	@deploy/bench/ingest.sh
+	@$(BIN)/carebench ingest
 
 bench-alerts: deps build ## device publish to alert at a NATS subscriber, under ingest load
-	@deploy/bench/alerts.sh
+	@$(BIN)/carebench alerts
 
 bench-api: deps build ## readings and overview latency on a week of data, SSE fan-out
-	@deploy/bench/api.sh
+	@$(BIN)/carebench api
 
 clean: ## remove build output and local run data
 	rm -rf $(BIN) .run
