@@ -136,7 +136,8 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 
 var allReasons = []string{ReasonEmpty, ReasonTooLarge, ReasonMalformed, ReasonBadTopic, ReasonUnknownDevice,
 	ReasonDisabledDevice, ReasonTopicNotOwn, ReasonUnknownMetric, ReasonOutOfRange, ReasonNotFinite, ReasonBadValue,
-	ReasonBadTimestamp, ReasonFuture, ReasonTooOld, ReasonUnitMismatch, ReasonEventType, ReasonNoValues}
+	ReasonBadTimestamp, ReasonFuture, ReasonTooOld, ReasonUnitMismatch, ReasonEventType, ReasonNoValues,
+	ReasonAuthFailed, ReasonSubscribe, ReasonWillNotOwn}
 
 // Subscriptions are the filters carehub's ingest subscribes with.
 func (p *Pipeline) Subscriptions() map[string]byte {

@@ -30,6 +30,11 @@ const (
 	ReasonUnitMismatch   = "unit_mismatch"
 	ReasonEventType      = "unknown_event_type"
 	ReasonNoValues       = "no_values"
+	// Reported by the embedded broker, which refuses these before ingest
+	// sees a message.
+	ReasonAuthFailed = "auth_failed"
+	ReasonSubscribe  = "subscribe_not_allowed"
+	ReasonWillNotOwn = "will_topic_not_allowed"
 )
 
 // Limits bound what a device may send (contract §1).

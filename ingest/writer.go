@@ -1,0 +1,532 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/model"
+)
+
+// Store is where the writer puts points: one call per batch of newline-
+// separated line protocol (precision ms). *influx.Client satisfies it.
+// A failure may implement writeClass to say whether to retry, split or set
+// points aside; any other error is retried.
+type Store interface {
+	WriteLines(ctx context.Context, body []byte) error
+}
+
+// writeClass is how the writer reads a Store failure; *influx.WriteError
+// implements it.
+type writeClass interface {
+	error
+	Retryable() bool // not the data's fault: wait and send the same again
+	TooLarge() bool  // 413: send it in halves
+	Rejected() bool  // the server refused points of it for good
+	RetryDelay() time.Duration
+}
+
+// Writer defaults.
+const (
+	DefaultWriterDurable = "influx-writer"
+	// defaultAckWait is long enough for a batch write and its first retries;
+	// while retrying longer the writer extends it with InProgress.
+	defaultAckWait    = 30 * time.Second
+	defaultMaxBackoff = 10 * time.Second
+	minBackoff        = 100 * time.Millisecond
+	// drainTimeout bounds the last write at shutdown: SIGTERM must not
+	// hang on a dead InfluxDB. What is not written stays un-acked.
+	drainTimeout = 5 * time.Second
+)
+
+// Dead-letter reasons, the "reason" of an InfluxDeadLetter.
+const (
+	DeadReasonMalformed = ReasonMalformed // not valid JSON of the stream's type
+	DeadReasonNotPoint  = "not_a_point"   // valid JSON that makes no point (no time, no finite value, bad id)
+	DeadReasonRejected  = "rejected"      // InfluxDB refused the point (400/422)
+	DeadReasonTooLarge  = "too_large"     // InfluxDB refused even the point alone as too large
+)
+
+// InfluxDeadLetter is published on care.deadletter.influx for every message
+// that the writer could not store and will not retry: the original message
+// is acked after this is stored in JetStream, so it is set aside, not lost.
+type InfluxDeadLetter struct {
+	Reason  string    `json:"reason"`
+	Detail  string    `json:"detail"`
+	Stream  string    `json:"stream"`
+	Subject string    `json:"subject"`
+	Seq     uint64    `json:"stream_seq"`
+	Line    string    `json:"line,omitempty"`    // the line protocol InfluxDB refused
+	Payload []byte    `json:"payload,omitempty"` // the original message (base64) when it made no line
+	TS      time.Time `json:"ts"`
+}
+
+// WriterOptions configure a Writer.
+type WriterOptions struct {
+	JS            jetstream.JetStream // consumes the streams and stores dead letters
+	Store         Store
+	BatchSize     int           // points per write; default 5000
+	BatchInterval time.Duration // a batch goes this long after its first point; default 200ms
+	Durable       string        // consumer name on each stream; default "influx-writer"
+	Metrics       *metrics.Registry
+	Log           zerolog.Logger
+	// AckWait and MaxBackoff are for tests; zero means 30s and 10s.
+	AckWait    time.Duration
+	MaxBackoff time.Duration
+}
+
+// Writer moves readings, events and device status from JetStream into
+// InfluxDB in batches. A message is acked only after InfluxDB accepted its
+// point or the point was set aside as a dead letter (ingest package doc).
+type Writer struct {
+	o       WriterOptions
+	log     zerolog.Logger
+	streams []*streamWriter
+
+	points    *metrics.CounterVec
+	writeSecs *metrics.Histogram
+	batchPts  *metrics.Histogram
+	errs      *metrics.CounterVec
+	dead      *metrics.Counter
+	pending   *metrics.GaugeVec
+}
+
+// NewWriter checks the options and registers the writer's metrics.
+func NewWriter(o WriterOptions) (*Writer, error) {
+	if o.JS == nil || o.Store == nil {
+		return nil, errors.New("ingest writer: JS and Store are required")
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 5000
+	}
+	if o.BatchInterval <= 0 {
+		o.BatchInterval = 200 * time.Millisecond
+	}
+	if o.Durable == "" {
+		o.Durable = DefaultWriterDurable
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = defaultAckWait
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = defaultMaxBackoff
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	w := &Writer{o: o, log: o.Log.With().Str("component", "influx-writer").Logger()}
+	m := o.Metrics
+	w.points = m.Counter("carehub_influx_points_written_total", "Points InfluxDB accepted, by measurement.", "measurement")
+	w.writeSecs = m.Histogram("carehub_influx_write_seconds", "Duration of one InfluxDB write request.", metrics.DefBuckets).With()
+	w.batchPts = m.Histogram("carehub_influx_batch_points", "Points per batch handed to InfluxDB.",
+		[]float64{1, 10, 100, 500, 1000, 2500, 5000, 10000}).With()
+	w.errs = m.Counter("carehub_influx_write_errors_total", "Failed InfluxDB writes by kind: retryable, too_large, rejected.", "kind")
+	w.dead = m.Counter("carehub_influx_deadletter_total", "Messages set aside on care.deadletter.influx.").With()
+	// A labelled gauge refreshed every second by Run: the registry's
+	// GaugeFunc has no labels.
+	w.pending = m.Gauge("carehub_jetstream_pending", "Messages of the stream not yet stored by the InfluxDB writer (pending + unacked).", "stream")
+	for _, kind := range []string{"retryable", "too_large", "rejected"} {
+		w.errs.With(kind)
+	}
+	w.streams = []*streamWriter{
+		{w: w, stream: model.StreamReadings, measurement: influx.MeasurementReadings, encode: readingLine},
+		{w: w, stream: model.StreamEvents, measurement: influx.MeasurementEvents, encode: eventLine},
+		{w: w, stream: model.StreamStatus, measurement: influx.MeasurementStatus, encode: statusLine},
+	}
+	for _, s := range w.streams {
+		s.written = w.points.With(s.measurement)
+		s.lag = w.pending.With(s.stream)
+	}
+	return w, nil
+}
+
+// Run creates the durable consumers and writes until ctx is done, then
+// writes the batch in hand (within drainTimeout) or leaves it un-acked for
+// the next run. It uses one goroutine per stream and one for the lag gauge.
+func (w *Writer) Run(ctx context.Context) error {
+	for _, s := range w.streams {
+		cfg := jetstream.ConsumerConfig{
+			Durable:     w.o.Durable,
+			Description: "stores " + s.measurement + " in InfluxDB",
+			AckPolicy:   jetstream.AckExplicitPolicy,
+			AckWait:     w.o.AckWait,
+			MaxDeliver:  -1, // never drop: bad points are dead-lettered, not redelivered forever
+			// A batch in hand and one being fetched, with room to spare for
+			// a second instance sharing the consumer.
+			MaxAckPending: 4 * w.o.BatchSize,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		}
+		c, err := w.o.JS.CreateOrUpdateConsumer(ctx, s.stream, cfg)
+		if err != nil {
+			return fmt.Errorf("influx writer: consumer on %s: %w", s.stream, err)
+		}
+		s.cons = c
+	}
+	var wg sync.WaitGroup
+	for _, s := range w.streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.run(ctx)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.watchLag(ctx)
+	}()
+	wg.Wait()
+	return nil
+}
+
+// watchLag refreshes carehub_jetstream_pending once a second.
+func (w *Writer) watchLag(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for _, s := range w.streams {
+			ictx, cancel := context.WithTimeout(ctx, time.Second)
+			info, err := s.cons.Info(ictx)
+			cancel()
+			if err == nil {
+				s.lag.Set(float64(info.NumPending) + float64(info.NumAckPending))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// streamWriter owns the batch of one stream: the messages in hand and
+// their lines, one line (or none) per message.
+type streamWriter struct {
+	w           *Writer
+	stream      string
+	measurement string
+	encode      func(buf, data []byte) ([]byte, error)
+	cons        jetstream.Consumer
+	written     *metrics.Counter
+	lag         *metrics.Gauge
+
+	msgs      []jetstream.Msg
+	ends      []int // ends[i] is where msgs[i]'s line ends in buf
+	buf       []byte
+	first     time.Time // when the batch's first message arrived
+	keepalive time.Time // last InProgress for the batch
+}
+
+func (s *streamWriter) run(ctx context.Context) {
+	bs := s.w.o.BatchSize
+	s.msgs = make([]jetstream.Msg, 0, bs)
+	s.ends = make([]int, 0, bs)
+	fetchFailures := 0
+	for ctx.Err() == nil {
+		// A pull waits for a full batch or the interval, whichever is first,
+		// so an idle writer pulls every BatchInterval (a request per stream,
+		// cheap) and a lone reading is stored about BatchInterval after it
+		// reached JetStream.
+		wait := s.w.o.BatchInterval
+		if len(s.msgs) > 0 {
+			wait = time.Until(s.first.Add(s.w.o.BatchInterval))
+			if wait < time.Millisecond {
+				s.flush(ctx)
+				continue
+			}
+		}
+		// FetchMaxWait, not a context deadline: the pull then ends with the
+		// server's own expiry, so no message is delivered to a pull the
+		// client has already given up on (it would sit un-acked until
+		// AckWait). Shutdown waits at most one BatchInterval for it.
+		fetchStart := time.Now()
+		batch, err := s.cons.Fetch(bs-len(s.msgs), jetstream.FetchMaxWait(wait))
+		if err == nil {
+			for m := range batch.Messages() {
+				s.add(ctx, m, fetchStart)
+			}
+			err = batch.Error()
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) {
+			fetchFailures++
+			s.w.log.Warn().Err(err).Str("stream", s.stream).Msg("fetch from jetstream failed")
+			waitCtx(ctx, s.w.backoff(fetchFailures, 0))
+		} else {
+			fetchFailures = 0
+		}
+		if len(s.msgs) >= bs || (len(s.msgs) > 0 && time.Since(s.first) >= s.w.o.BatchInterval) {
+			s.flush(ctx)
+		}
+	}
+	if len(s.msgs) > 0 {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+		s.flush(dctx)
+		cancel()
+	}
+}
+
+// add encodes m into the batch, or dead-letters it when it makes no point.
+// fetchStart is when the pull that brought m began.
+func (s *streamWriter) add(ctx context.Context, m jetstream.Msg, fetchStart time.Time) {
+	before := len(s.buf)
+	buf, err := s.encode(s.buf, m.Data())
+	if err != nil {
+		s.buf = buf[:before]
+		reason := DeadReasonNotPoint
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &se) || errors.As(err, &te) || errors.Is(err, errNotJSONObject) {
+			reason = DeadReasonMalformed
+		}
+		s.deadLetter(ctx, m, reason, err.Error(), "", m.Data())
+		return
+	}
+	s.buf = buf
+	if len(s.msgs) == 0 {
+		// The batch's clock starts when its first message reached
+		// JetStream (not when the pull returned it), or when the pull
+		// began for a backlog, so that a backlog still fills whole batches.
+		s.first = time.Now()
+		s.keepalive = s.first
+		if md, err := m.Metadata(); err == nil && md.Timestamp.Before(s.first) {
+			s.first = md.Timestamp
+		}
+		if s.first.Before(fetchStart) {
+			s.first = fetchStart
+		}
+	}
+	s.msgs = append(s.msgs, m)
+	s.ends = append(s.ends, len(s.buf))
+}
+
+// flush writes the batch in hand. If ctx ends first, the batch stays in
+// hand un-acked: JetStream redelivers it to whoever consumes next.
+func (s *streamWriter) flush(ctx context.Context) {
+	n := len(s.msgs)
+	if s.write(ctx, 0, n) != nil {
+		return
+	}
+	s.w.batchPts.Observe(float64(n))
+	clear(s.msgs) // let the messages go
+	s.msgs, s.ends, s.buf = s.msgs[:0], s.ends[:0], s.buf[:0]
+}
+
+func (s *streamWriter) start(i int) int {
+	if i == 0 {
+		return 0
+	}
+	return s.ends[i-1]
+}
+
+// write stores msgs[lo:hi] and acks them. Retryable failures are retried
+// with capped exponential backoff for as long as ctx lives; a body too
+// large is split in halves; a body with refused points is split until each
+// refused point is alone, and that point is dead-lettered. It returns
+// non-nil only when ctx ended with msgs[lo:hi] not all handled.
+func (s *streamWriter) write(ctx context.Context, lo, hi int) error {
+	body := s.buf[s.start(lo):s.start(hi)]
+	for attempt := 1; ; attempt++ {
+		t0 := time.Now()
+		err := s.w.o.Store.WriteLines(ctx, body)
+		s.w.writeSecs.Observe(time.Since(t0).Seconds())
+		if err == nil {
+			for _, m := range s.msgs[lo:hi] {
+				_ = m.Ack() // fire and forget: a lost ack means a redelivery, and the point is idempotent
+			}
+			s.written.Add(float64(hi - lo))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var wc writeClass
+		if !errors.As(err, &wc) || wc.Retryable() {
+			s.w.errs.With("retryable").Inc()
+			if attempt == 1 || attempt%10 == 0 {
+				s.w.log.Warn().Err(err).Str("stream", s.stream).Int("points", hi-lo).Int("attempt", attempt).Msg("influx write failed; retrying")
+			}
+			var after time.Duration
+			if wc != nil {
+				after = wc.RetryDelay()
+			}
+			if !s.sleepKeepingAlive(ctx, s.w.backoff(attempt, after)) {
+				return ctx.Err()
+			}
+			continue
+		}
+		kind := "rejected"
+		if wc.TooLarge() {
+			kind = "too_large"
+		}
+		s.w.errs.With(kind).Inc()
+		if hi-lo == 1 {
+			reason := DeadReasonRejected
+			if wc.TooLarge() {
+				reason = DeadReasonTooLarge
+			}
+			if s.deadLetter(ctx, s.msgs[lo], reason, wc.Error(), string(body), nil) {
+				return nil
+			}
+			// The dead letter was not stored: keep the point, try again.
+			if !s.sleepKeepingAlive(ctx, s.w.backoff(attempt, 0)) {
+				return ctx.Err()
+			}
+			continue
+		}
+		mid := lo + (hi-lo)/2
+		if err := s.write(ctx, lo, mid); err != nil {
+			return err
+		}
+		return s.write(ctx, mid, hi)
+	}
+}
+
+// sleepKeepingAlive waits d, telling JetStream every AckWait/3 that the
+// batch in hand is still being worked on, so it is not redelivered to
+// another instance while InfluxDB is away.
+func (s *streamWriter) sleepKeepingAlive(ctx context.Context, d time.Duration) bool {
+	every := s.w.o.AckWait / 3
+	end := time.Now().Add(d)
+	for {
+		if time.Since(s.keepalive) >= every {
+			for _, m := range s.msgs {
+				_ = m.InProgress()
+			}
+			s.keepalive = time.Now()
+		}
+		step := time.Until(end)
+		if step <= 0 {
+			return ctx.Err() == nil
+		}
+		if next := time.Until(s.keepalive.Add(every)); next < step {
+			step = next
+		}
+		if !waitCtx(ctx, step) {
+			return false
+		}
+	}
+}
+
+// deadLetter stores the message's story on care.deadletter.influx and then
+// acks it. It reports false when the dead letter could not be stored, in
+// which case the message is left un-acked.
+func (s *streamWriter) deadLetter(ctx context.Context, m jetstream.Msg, reason, detail, line string, payload []byte) bool {
+	dl := InfluxDeadLetter{Reason: reason, Detail: detail, Stream: s.stream, Subject: m.Subject(), Line: strings.TrimSuffix(line, "\n"), Payload: payload, TS: time.Now().UTC()}
+	if md, err := m.Metadata(); err == nil {
+		dl.Seq = md.Sequence.Stream
+	}
+	body, _ := json.Marshal(dl)
+	msg := nats.NewMsg(model.DeadLetterSubject("influx"))
+	msg.Data = body
+	msg.Header.Set("Carehub-Reason", reason)
+	msg.Header.Set("Carehub-Stream", s.stream)
+	// The same message dead-lettered twice (a redelivery) is stored once.
+	msg.Header.Set(jetstream.MsgIDHeader, s.stream+":"+strconv.FormatUint(dl.Seq, 10))
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := s.w.o.JS.PublishMsg(pctx, msg); err != nil {
+		s.w.log.Error().Err(err).Str("stream", s.stream).Uint64("seq", dl.Seq).Str("reason", reason).Msg("dead letter not stored; message left for redelivery")
+		return false
+	}
+	s.w.dead.Inc()
+	s.w.log.Warn().Str("stream", s.stream).Uint64("seq", dl.Seq).Str("subject", m.Subject()).Str("reason", reason).Msg("message dead-lettered")
+	_ = m.Ack()
+	return true
+}
+
+// backoff is capped exponential backoff with full jitter, never shorter
+// than what the server asked for with Retry-After.
+func (w *Writer) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	d := w.o.MaxBackoff
+	if attempt < 30 {
+		if e := minBackoff << attempt; e < d {
+			d = e
+		}
+	}
+	d = d/2 + rand.N(d/2+1)
+	return max(d, retryAfter)
+}
+
+// waitCtx waits d or until ctx ends; it reports whether ctx is still alive.
+func waitCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+var (
+	errNotJSONObject = errors.New("message is not a JSON object")
+	errPointID       = errors.New("resident, home or device id is not a valid id")
+)
+
+func checkPointIDs(ids ...string) error {
+	for i, id := range ids {
+		// The first id (resident or device) is required; others may be empty.
+		if (id != "" || i == 0) && !catalog.ValidID(id) {
+			return errPointID
+		}
+	}
+	return nil
+}
+
+func decodeJSONObject(data []byte, v any) error {
+	if len(data) == 0 || data[0] != '{' {
+		return errNotJSONObject
+	}
+	return json.Unmarshal(data, v)
+}
+
+func readingLine(buf, data []byte) ([]byte, error) {
+	var r model.Reading
+	if err := decodeJSONObject(data, &r); err != nil {
+		return buf, err
+	}
+	if err := checkPointIDs(r.ResidentID, r.HomeID, r.DeviceID); err != nil {
+		return buf, err
+	}
+	return influx.EncodeReading(buf, r)
+}
+
+func eventLine(buf, data []byte) ([]byte, error) {
+	var e model.Event
+	if err := decodeJSONObject(data, &e); err != nil {
+		return buf, err
+	}
+	if err := checkPointIDs(e.ResidentID, e.HomeID, e.DeviceID); err != nil {
+		return buf, err
+	}
+	if !catalog.ValidEventType(e.Type) {
+		return buf, fmt.Errorf("event type %q is not in the contract", e.Type)
+	}
+	return influx.EncodeEvent(buf, e)
+}
+
+func statusLine(buf, data []byte) ([]byte, error) {
+	var st model.Status
+	if err := decodeJSONObject(data, &st); err != nil {
+		return buf, err
+	}
+	if err := checkPointIDs(st.DeviceID, st.HomeID, st.ResidentID); err != nil {
+		return buf, err
+	}
+	return influx.EncodeStatus(buf, st)
+}

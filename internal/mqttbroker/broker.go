@@ -1,0 +1,308 @@
+// Package mqttbroker is carehub's embedded MQTT broker (contract §1), used
+// when CARE_MQTT_URL is unset. It is mochi-mqtt with three additions: device
+// authentication against the registry, a per-device topic ACL, and sessions,
+// subscriptions and unacknowledged QoS 1 messages persisted in bbolt so that
+// they survive a carehub restart.
+package mqttbroker
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/rs/zerolog"
+	"go.etcd.io/bbolt"
+
+	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/model"
+)
+
+// Authenticator checks a device's MQTT password; devices.Registry is one.
+// Device tells a refused login's reason: unknown, disabled or a wrong
+// password, each counted differently.
+type Authenticator interface {
+	Authenticate(deviceID, password string) bool
+	Device(id string) (devices.Device, bool)
+}
+
+// Denial reasons passed to Options.OnDenied.
+const (
+	ReasonTopicNotAllowed     = "topic_not_allowed"      // publish outside the device's own topics
+	ReasonSubscribeNotAllowed = "subscribe_not_allowed"  // subscribe to anything but its own config
+	ReasonWillNotAllowed      = "will_topic_not_allowed" // Last Will on another device's topic
+	ReasonUnknownDevice       = "unknown_device"         // login by an id the registry does not have
+	ReasonDisabledDevice      = "device_disabled"        // login by a disabled device
+	ReasonAuthFailed          = "auth_failed"            // a registered device with a wrong password
+	ReasonTooLarge            = "payload_too_large"      // a payload over the contract's limit
+)
+
+// Limits. Each says why it has its value.
+const (
+	// maxPacketBytes is the contract's 64 KiB payload limit (§1) plus room
+	// for the fixed header, topic and MQTT 5 properties, so that a 64 KiB
+	// payload reaches ingest (which rejects with a reason) rather than the
+	// broker cutting the connection.
+	//
+	// Payloads between the contract's limit and this are acknowledged and
+	// dropped by the broker with a payload_too_large report (a device must
+	// not resend them forever); larger packets close the connection, as
+	// MQTT's maximum packet size prescribes.
+	maxPacketBytes = 2<<20 + 4<<10
+	// receiveMaximum is how many QoS 1 messages one client may have unacked
+	// towards the broker; a gateway catching up after an outage sends many.
+	receiveMaximum = 4096
+	// maxInflight is how many QoS 1 messages the broker keeps per session,
+	// sent or queued: for carehub's ingest session this is the buffer that
+	// covers an ingest outage. MQTT packet ids are 16 bits, so no session can
+	// hold more; beyond it mochi drops the message (counted in $SYS).
+	maxInflight = 65535
+	// maxWritesPending is the per-client outbound queue; a full queue drops
+	// the message, so it is as large as the inflight window.
+	maxWritesPending = 65535
+	// sessionExpiry bounds how long a disconnected persistent session (and
+	// its queued messages) is kept: a week covers a long weekend outage of
+	// a home gateway without keeping abandoned sessions forever.
+	sessionExpiry = 7 * 24 * 3600
+	// messageExpiry is how long a queued QoS 1 message may wait for its
+	// subscriber (mochi's default is one day): as long as the session.
+	messageExpiry = sessionExpiry
+)
+
+// Options configures the embedded broker.
+type Options struct {
+	// Listen is host:port; port 0 picks a free port (see Addr).
+	Listen string
+	// DataDir holds mqtt.db (bbolt): sessions, subscriptions, retained and
+	// inflight messages. Empty keeps everything in memory only.
+	DataDir string
+	// ServiceUser and ServicePassword are carehub's own login: it may
+	// publish and subscribe to anything, including $share/ filters. Empty
+	// ServiceUser disables the service login.
+	ServiceUser, ServicePassword string
+	// Authenticator checks devices' passwords.
+	Authenticator Authenticator
+	// OnDenied is called (from the connection's goroutine; keep it cheap)
+	// when a device is refused a topic. May be nil.
+	OnDenied func(clientID, topic, reason string)
+	// SyncWrites makes every bbolt write wait for fsync. Off by default:
+	// the store then survives a carehub crash or restart but not a power
+	// cut, and one fsync per QoS 1 message would cap the broker at a few
+	// hundred messages per second on ordinary disks.
+	SyncWrites bool
+	Log        zerolog.Logger
+}
+
+// Broker is the running embedded broker.
+type Broker struct {
+	srv  *mqtt.Server
+	tcp  *listeners.TCP
+	log  zerolog.Logger
+	auth *authHook
+
+	closeOnce sync.Once
+}
+
+// Start runs the broker and returns once it accepts connections.
+func Start(o Options) (*Broker, error) {
+	if o.Listen == "" {
+		return nil, errors.New("mqttbroker: Listen is required (host:port)")
+	}
+	if o.Authenticator == nil {
+		return nil, errors.New("mqttbroker: Authenticator is required")
+	}
+	if o.ServiceUser != "" && o.ServicePassword == "" {
+		return nil, errors.New("mqttbroker: ServicePassword is required when ServiceUser is set")
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = maxPacketBytes
+	caps.ReceiveMaximum = receiveMaximum
+	caps.MaximumInflight = maxInflight
+	caps.MaximumClientWritesPending = maxWritesPending
+	caps.MaximumSessionExpiryInterval = sessionExpiry
+	caps.MaximumMessageExpiryInterval = messageExpiry
+
+	log := o.Log.With().Str("component", "mqttbroker").Logger()
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities:           caps,
+		Logger:                 newSlog(log),
+		SysTopicResendInterval: 10,
+	})
+	ah := &authHook{opts: o, log: log}
+	if err := srv.AddHook(ah, nil); err != nil {
+		return nil, fmt.Errorf("mqttbroker auth hook: %w", err)
+	}
+	if o.DataDir != "" {
+		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("mqttbroker data dir: %w", err)
+		}
+		path := filepath.Join(o.DataDir, "mqtt.db")
+		err := srv.AddHook(boltStore{new(bolt.Hook)}, &bolt.Options{
+			Path: path,
+			Options: &bbolt.Options{
+				// Another process holding the file is a second carehub on
+				// the same data dir: fail fast instead of hanging.
+				Timeout: 2 * time.Second,
+				NoSync:  !o.SyncWrites,
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mqttbroker store %s: %w", path, err)
+		}
+	}
+	tcp := listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: o.Listen})
+	if err := srv.AddListener(tcp); err != nil {
+		_ = srv.Close()
+		return nil, fmt.Errorf("mqttbroker listen %s: %w", o.Listen, err)
+	}
+	if err := srv.Serve(); err != nil {
+		_ = srv.Close()
+		return nil, fmt.Errorf("mqttbroker serve: %w", err)
+	}
+	b := &Broker{srv: srv, tcp: tcp, log: log, auth: ah}
+	log.Info().Str("addr", b.Addr()).Bool("persistent", o.DataDir != "").Msg("embedded mqtt broker started")
+	return b, nil
+}
+
+// Addr is the address the broker listens on (the real port when Listen had 0).
+func (b *Broker) Addr() string { return b.tcp.Address() }
+
+// Disconnect closes a connected client's connection, e.g. after its device
+// was disabled or its credentials rotated; it reports whether it was
+// connected. The device's Last Will is published as for any dropped link.
+func (b *Broker) Disconnect(clientID string) bool {
+	cl, ok := b.srv.Clients.Get(clientID)
+	if !ok || cl.Closed() {
+		return false
+	}
+	_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+	return true
+}
+
+// Close disconnects every client, waits for their goroutines and closes the
+// store. Persistent sessions and their queued messages stay in the store.
+// Close is safe to call more than once.
+func (b *Broker) Close() error {
+	var err error
+	b.closeOnce.Do(func() { err = b.srv.Close() })
+	return err
+}
+
+// authHook authenticates connections and enforces the contract's topic
+// rules (§1): a device publishes only under care/v1/dev/{its id}/ to
+// telemetry, event or status and reads only its own config; the service
+// user may do anything.
+type authHook struct {
+	mqtt.HookBase
+	opts Options
+	log  zerolog.Logger
+}
+
+func (h *authHook) ID() string { return "carehub-auth" }
+
+func (h *authHook) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
+}
+
+// OnPublish drops payloads over the contract's limit before they are queued
+// for carehub: acknowledged to the device, reported, never stored.
+func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if len(pk.Payload) > model.MaxPayloadBytes && !h.isService(cl) {
+		h.denied(cl.ID, pk.TopicName, ReasonTooLarge)
+		return pk, packets.CodeSuccessIgnore
+	}
+	return pk, nil
+}
+
+// isService reports whether cl logged in as the service user. A device can
+// never carry that username: connect requires a device's username to equal
+// its client id and the service password to match.
+func (h *authHook) isService(cl *mqtt.Client) bool {
+	return h.opts.ServiceUser != "" && string(cl.Properties.Username) == h.opts.ServiceUser
+}
+
+func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	user := string(pk.Connect.Username)
+	if h.opts.ServiceUser != "" && user == h.opts.ServiceUser {
+		ok := subtle.ConstantTimeCompare(pk.Connect.Password, []byte(h.opts.ServicePassword)) == 1
+		if !ok {
+			h.log.Warn().Str("client_id", cl.ID).Str("remote", cl.Net.Remote).Msg("service login with a wrong password")
+		}
+		return ok
+	}
+	// Contract §1: client id = username = device id.
+	if user == "" || user != cl.ID || !catalog.ValidID(user) {
+		h.log.Debug().Str("client_id", cl.ID).Str("remote", cl.Net.Remote).Msg("connect refused: username must equal client id and be a device id")
+		return false
+	}
+	if !h.opts.Authenticator.Authenticate(user, string(pk.Connect.Password)) {
+		reason := ReasonAuthFailed
+		if d, ok := h.opts.Authenticator.Device(user); !ok {
+			reason = ReasonUnknownDevice
+		} else if d.Disabled {
+			reason = ReasonDisabledDevice
+		}
+		h.denied(user, "", reason)
+		return false
+	}
+	// mochi publishes a Last Will without an ACL check, so check it here: a
+	// device may not leave a will on another device's topics.
+	if pk.Connect.WillFlag && !devicePublishAllowed(user, pk.Connect.WillTopic) {
+		h.denied(user, pk.Connect.WillTopic, ReasonWillNotAllowed)
+		return false
+	}
+	return true
+}
+
+func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if h.isService(cl) {
+		return true
+	}
+	if write {
+		if devicePublishAllowed(cl.ID, topic) {
+			return true
+		}
+		h.denied(cl.ID, topic, ReasonTopicNotAllowed)
+		return false
+	}
+	// Reads: the subscribe filter, and each delivery, must be exactly the
+	// device's own config topic (no wildcards, no $share).
+	if isDeviceTopic(cl.ID, topic, model.TopicConfig) {
+		return true
+	}
+	h.denied(cl.ID, topic, ReasonSubscribeNotAllowed)
+	return false
+}
+
+func (h *authHook) denied(clientID, topic, reason string) {
+	h.log.Debug().Str("device_id", clientID).Str("topic", topic).Str("reason", reason).Msg("mqtt access denied")
+	if h.opts.OnDenied != nil {
+		h.opts.OnDenied(clientID, topic, reason)
+	}
+}
+
+// devicePublishAllowed: care/v1/dev/{id}/telemetry|event|status (contract §1).
+func devicePublishAllowed(id, topic string) bool {
+	return isDeviceTopic(id, topic, model.TopicTelemetry) ||
+		isDeviceTopic(id, topic, model.TopicEvent) ||
+		isDeviceTopic(id, topic, model.TopicStatus)
+}
+
+// isDeviceTopic reports topic == care/v1/dev/{id}/{kind} without allocating:
+// it runs for every message a device publishes.
+func isDeviceTopic(id, topic, kind string) bool {
+	p := model.TopicPrefix
+	return len(topic) == len(p)+len(id)+1+len(kind) &&
+		topic[:len(p)] == p &&
+		topic[len(p):len(p)+len(id)] == id &&
+		topic[len(p)+len(id)] == '/' &&
+		topic[len(p)+len(id)+1:] == kind
+}
