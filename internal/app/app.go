@@ -19,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/alerts"
+	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/ingest"
@@ -29,6 +31,7 @@ import (
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/mqttbroker"
 	"github.com/carehub/carehub/internal/natsx"
+	"github.com/carehub/carehub/internal/users"
 )
 
 // App is a running carehub.
@@ -42,6 +45,8 @@ type App struct {
 	Presence *devices.PresenceTracker
 	Influx   *influx.Client
 	Pipeline *ingest.Pipeline
+	Alerts   *alerts.Manager
+	Settings *alerts.SettingsStore
 	API      *api.Server
 
 	natsServer *server.Server
@@ -149,6 +154,30 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	writerDone := a.goRun("writer", func() error { return writer.Run(writerCtx) })
 	a.onStop(func(ctx context.Context) { writerCancel(); waitDone(ctx, writerDone) })
 
+	// The alert engine is another durable consumer of the same streams.
+	settings, err := alerts.OpenSettingsStore(ctx, js, log.With().Str("component", "settings").Logger())
+	if err != nil {
+		return nil, err
+	}
+	a.Settings = settings
+	a.onStop(func(context.Context) { settings.Close() })
+	evaluator := rules.NewEvaluator(cfg.Timezone, settings)
+	alertOpts := alerts.Options{JS: js, NC: nc, Points: in, Evaluator: evaluator, Settings: settings, Clock: clock,
+		Log: log.With().Str("component", "alerts").Logger(), Metrics: a.Metrics}
+	mgr, err := alerts.NewManager(ctx, alertOpts)
+	if err != nil {
+		return nil, err
+	}
+	a.Alerts = mgr
+	engine, err := alerts.NewEngine(ctx, alertOpts, mgr)
+	if err != nil {
+		return nil, err
+	}
+	alertsCtx, alertsCancel := context.WithCancel(context.Background())
+	alertsDone := a.goRun("alerts", func() error { return engine.Run(alertsCtx) })
+	a.onStop(func(ctx context.Context) { alertsCancel(); waitDone(ctx, alertsDone) })
+	a.goRun("device-sync", func() error { syncDevices(alertsCtx, reg, evaluator); return nil })
+
 	// MQTT last: from here on devices' messages flow.
 	svcUser, svcPass := cfg.MQTTUsername, cfg.MQTTPassword
 	var pipeline *ingest.Pipeline
@@ -162,7 +191,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 			Authenticator: reg,
 			OnDenied: func(clientID, topic, reason string) {
 				if pipeline != nil {
-					pipeline.Reject(clientID, topic, "publish", reason, "publish to "+topic+" refused: a device publishes only under care/v1/dev/{its id}/")
+					pipeline.Reject(clientID, topic, "mqtt", reason, brokerDenialDetail(reason, topic))
 				}
 			},
 			Log: log.With().Str("component", "mqtt-broker").Logger(),
@@ -186,9 +215,22 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	a.Pipeline = pipeline
 
 	// The API starts before the intake so /readyz can say what is missing.
+	userStore, err := users.Open(ctx, js, clock)
+	if err != nil {
+		return nil, err
+	}
+	apiSettings, err := api.OpenSettingsKV(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	chains, err := alerts.NewKVChains(ctx, js)
+	if err != nil {
+		return nil, err
+	}
 	a.API = api.New(api.Options{
 		Registry: reg, Readings: readingsAdapter{in}, Audit: audit.New(js, clock), Metrics: a.Metrics,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock,
+		Users: userStore, AlertStream: js, Chains: chains, Settings: apiSettings, Presence: pres,
 		Log: log.With().Str("component", "api").Logger(),
 		Ready: map[string]api.Check{
 			"mqtt": func(context.Context) error { return pipeline.Ready() },
@@ -265,6 +307,48 @@ func (a *App) goRun(name string, f func() error) <-chan struct{} {
 		}
 	}()
 	return done
+}
+
+// brokerDenialDetail explains, for the device maker, what the embedded
+// broker refused.
+func brokerDenialDetail(reason, topic string) string {
+	switch reason {
+	case mqttbroker.ReasonUnknownDevice:
+		return "login refused: the device id is not registered (POST /api/v1/devices)"
+	case mqttbroker.ReasonDisabledDevice:
+		return "login refused: the device is disabled"
+	case mqttbroker.ReasonAuthFailed:
+		return "login refused: wrong password for this device id"
+	case mqttbroker.ReasonTooLarge:
+		return "payload larger than 64 KiB on " + topic + ": dropped"
+	case mqttbroker.ReasonSubscribeNotAllowed:
+		return "subscribe to " + topic + " refused: a device reads only care/v1/dev/{its id}/config"
+	case mqttbroker.ReasonWillNotAllowed:
+		return "Last Will on " + topic + " refused: it must be the device's own status topic"
+	}
+	return "publish to " + topic + " refused: a device publishes only under care/v1/dev/{its id}/"
+}
+
+// syncDevices tells the rules which devices each resident has, so a device
+// that never reported still counts for "device offline" and "cannot
+// monitor". The registry changes rarely; a 30 s refresh is plenty.
+func syncDevices(ctx context.Context, reg *devices.Registry, ev *rules.Evaluator) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		byResident := map[string][]rules.DeviceInfo{}
+		for _, d := range reg.Devices(func(d devices.Device) bool { return !d.Disabled }) {
+			byResident[d.ResidentID] = append(byResident[d.ResidentID], rules.DeviceInfo{ID: d.ID, Kind: d.Kind, HomeID: d.HomeID})
+		}
+		for _, r := range reg.Residents() {
+			ev.SetDevices(r.ID, byResident[r.ID])
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func waitDone(ctx context.Context, done <-chan struct{}) {

@@ -101,8 +101,16 @@ func TestBadInput(t *testing.T) {
 		d := register(t, base, "wearable")
 		reports := subscribeRejections(t, a.NC, d.ID)
 		before := rejectionCounters(t, base)
-		c := deviceClient(t, a.MQTTURL(), d)
-		// MQTT 3.1.1 has no negative PUBACK: the broker drops the publish.
+		// No automatic reconnect: paho would resend the refused publish and
+		// each attempt is counted.
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(a.MQTTURL()).SetClientID(d.ID).SetUsername(d.ID).
+			SetPassword(d.MQTT.Password).SetAutoReconnect(false))
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect: %v", tok.Error())
+		}
+		defer c.Disconnect(0)
+		// MQTT 3.1.1 has no negative PUBACK: the broker drops the publish
+		// and closes the connection.
 		c.Publish(victim.MQTT.TopicPrefix+"telemetry", 1, false, []byte(`{"values":{"heart_rate":180}}`)).WaitTimeout(5 * time.Second)
 		assertSameReasons(t, waitReports(t, reports, 1), []string{"topic_not_allowed"})
 		assertCounterDeltas(t, base, before, []string{"topic_not_allowed"})
@@ -163,7 +171,8 @@ func assertSameReasons(t *testing.T, got []model.Rejection, want []string) {
 
 var allReasons = []string{"empty_payload", "payload_too_large", "malformed_payload", "bad_topic", "unknown_device",
 	"device_disabled", "topic_not_allowed", "unknown_metric", "out_of_range", "not_finite", "bad_value",
-	"bad_timestamp", "timestamp_in_future", "timestamp_too_old", "unit_mismatch", "unknown_event_type", "no_values"}
+	"bad_timestamp", "timestamp_in_future", "timestamp_too_old", "unit_mismatch", "unknown_event_type", "no_values",
+	"auth_failed", "subscribe_not_allowed", "will_topic_not_allowed"}
 
 func rejectionCounters(t *testing.T, base string) map[string]float64 {
 	t.Helper()
