@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -99,6 +100,7 @@ type Writer struct {
 	points    *metrics.CounterVec
 	writeSecs *metrics.Histogram
 	batchPts  *metrics.Histogram
+	stored    *metrics.Histogram
 	errs      *metrics.CounterVec
 	dead      *metrics.Counter
 	pending   *metrics.GaugeVec
@@ -133,6 +135,9 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	w.writeSecs = m.Histogram("carehub_influx_write_seconds", "Duration of one InfluxDB write request.", metrics.DefBuckets).With()
 	w.batchPts = m.Histogram("carehub_influx_batch_points", "Points per batch handed to InfluxDB.",
 		[]float64{1, 10, 100, 500, 1000, 2500, 5000, 10000}).With()
+	w.stored = m.Histogram("carehub_ingest_end_to_end_seconds",
+		"From a point's own time (the device's timestamp) to InfluxDB accepting it: publish-to-stored lag for devices with true clocks.",
+		[]float64{0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300}).With()
 	w.errs = m.Counter("carehub_influx_write_errors_total", "Failed InfluxDB writes by kind: retryable, too_large, rejected.", "kind")
 	w.dead = m.Counter("carehub_influx_deadletter_total", "Messages set aside on care.deadletter.influx.").With()
 	// A labelled gauge refreshed every second by Run: the registry's
@@ -224,17 +229,62 @@ type streamWriter struct {
 	written     *metrics.Counter
 	lag         *metrics.Gauge
 
+	cur  *batch      // the batch being filled
+	full chan *batch // batches handed to the write loop
+	free chan *batch // written batches, for reuse
+}
+
+// batch is one write's worth of messages and their lines. A stream has
+// three: one filling, one queued and one being written, so fetching and
+// encoding overlap InfluxDB's write instead of waiting for it, and memory
+// stays bounded.
+type batch struct {
 	msgs      []jetstream.Msg
-	ends      []int // ends[i] is where msgs[i]'s line ends in buf
+	ends      []int   // ends[i] is where msgs[i]'s line ends in buf
+	times     []int64 // the point time (Unix ns) of msgs[i]
 	buf       []byte
 	first     time.Time // when the batch's first message arrived
 	keepalive time.Time // last InProgress for the batch
 }
 
+func (b *batch) reset() {
+	clear(b.msgs) // let the messages go
+	b.msgs, b.ends, b.times, b.buf = b.msgs[:0], b.ends[:0], b.times[:0], b.buf[:0]
+}
+
+// batchesPerStream: one filling, one queued, one being written.
+const batchesPerStream = 3
+
 func (s *streamWriter) run(ctx context.Context) {
 	bs := s.w.o.BatchSize
-	s.msgs = make([]jetstream.Msg, 0, bs)
-	s.ends = make([]int, 0, bs)
+	s.full = make(chan *batch, 1)
+	s.free = make(chan *batch, batchesPerStream)
+	for range batchesPerStream - 1 {
+		s.free <- &batch{msgs: make([]jetstream.Msg, 0, bs), ends: make([]int, 0, bs), times: make([]int64, 0, bs)}
+	}
+	s.cur = &batch{msgs: make([]jetstream.Msg, 0, bs), ends: make([]int, 0, bs), times: make([]int64, 0, bs)}
+	// The write loop stores batches in order; it ends when full is closed,
+	// after writing what was queued (or leaving it un-acked when the drain
+	// context ends).
+	drainCtx, cancelDrain := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDrain()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for b := range s.full {
+			if s.writeBatch(drainCtx, b) == nil {
+				s.w.batchPts.Observe(float64(len(b.msgs)))
+			}
+			b.reset()
+			s.free <- b
+		}
+	}()
+	defer func() {
+		close(s.full)
+		timer := time.AfterFunc(drainTimeout, cancelDrain)
+		<-written
+		timer.Stop()
+	}()
 	fetchFailures := 0
 	for ctx.Err() == nil {
 		// A pull waits for a full batch or the interval, whichever is first,
@@ -242,8 +292,8 @@ func (s *streamWriter) run(ctx context.Context) {
 		// cheap) and a lone reading is stored about BatchInterval after it
 		// reached JetStream.
 		wait := s.w.o.BatchInterval
-		if len(s.msgs) > 0 {
-			wait = time.Until(s.first.Add(s.w.o.BatchInterval))
+		if len(s.cur.msgs) > 0 {
+			wait = time.Until(s.cur.first.Add(s.w.o.BatchInterval))
 			if wait < time.Millisecond {
 				s.flush(ctx)
 				continue
@@ -254,12 +304,12 @@ func (s *streamWriter) run(ctx context.Context) {
 		// client has already given up on (it would sit un-acked until
 		// AckWait). Shutdown waits at most one BatchInterval for it.
 		fetchStart := time.Now()
-		batch, err := s.cons.Fetch(bs-len(s.msgs), jetstream.FetchMaxWait(wait))
+		fetched, err := s.cons.Fetch(bs-len(s.cur.msgs), jetstream.FetchMaxWait(wait))
 		if err == nil {
-			for m := range batch.Messages() {
+			for m := range fetched.Messages() {
 				s.add(ctx, m, fetchStart)
 			}
-			err = batch.Error()
+			err = fetched.Error()
 		}
 		if err != nil && !errors.Is(err, nats.ErrTimeout) {
 			fetchFailures++
@@ -268,24 +318,23 @@ func (s *streamWriter) run(ctx context.Context) {
 		} else {
 			fetchFailures = 0
 		}
-		if len(s.msgs) >= bs || (len(s.msgs) > 0 && time.Since(s.first) >= s.w.o.BatchInterval) {
+		if len(s.cur.msgs) >= bs || (len(s.cur.msgs) > 0 && time.Since(s.cur.first) >= s.w.o.BatchInterval) {
 			s.flush(ctx)
 		}
 	}
-	if len(s.msgs) > 0 {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-		s.flush(dctx)
-		cancel()
+	if len(s.cur.msgs) > 0 {
+		s.full <- s.cur
 	}
 }
 
 // add encodes m into the batch, or dead-letters it when it makes no point.
 // fetchStart is when the pull that brought m began.
 func (s *streamWriter) add(ctx context.Context, m jetstream.Msg, fetchStart time.Time) {
-	before := len(s.buf)
-	buf, err := s.encode(s.buf, m.Data())
+	b := s.cur
+	before := len(b.buf)
+	buf, err := s.encode(b.buf, m.Data())
 	if err != nil {
-		s.buf = buf[:before]
+		b.buf = buf[:before]
 		reason := DeadReasonNotPoint
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
@@ -295,41 +344,58 @@ func (s *streamWriter) add(ctx context.Context, m jetstream.Msg, fetchStart time
 		s.deadLetter(ctx, m, reason, err.Error(), "", m.Data())
 		return
 	}
-	s.buf = buf
-	if len(s.msgs) == 0 {
+	b.buf = buf
+	if len(b.msgs) == 0 {
 		// The batch's clock starts when its first message reached
 		// JetStream (not when the pull returned it), or when the pull
 		// began for a backlog, so that a backlog still fills whole batches.
-		s.first = time.Now()
-		s.keepalive = s.first
-		if md, err := m.Metadata(); err == nil && md.Timestamp.Before(s.first) {
-			s.first = md.Timestamp
+		b.first = time.Now()
+		b.keepalive = b.first
+		if md, err := m.Metadata(); err == nil && md.Timestamp.Before(b.first) {
+			b.first = md.Timestamp
 		}
-		if s.first.Before(fetchStart) {
-			s.first = fetchStart
+		if b.first.Before(fetchStart) {
+			b.first = fetchStart
 		}
 	}
-	s.msgs = append(s.msgs, m)
-	s.ends = append(s.ends, len(s.buf))
+	b.msgs = append(b.msgs, m)
+	b.ends = append(b.ends, len(b.buf))
+	b.times = append(b.times, lineTime(b.buf[before:]))
 }
 
-// flush writes the batch in hand. If ctx ends first, the batch stays in
-// hand un-acked: JetStream redelivers it to whoever consumes next.
+// lineTime reads the timestamp (ms) at the end of a line-protocol line.
+func lineTime(line []byte) int64 {
+	line = bytes.TrimRight(line, "\n")
+	i := bytes.LastIndexByte(line, ' ')
+	if i < 0 {
+		return 0
+	}
+	ms, err := strconv.ParseInt(string(line[i+1:]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return ms * int64(time.Millisecond)
+}
+
+// flush hands the batch being filled to the write loop and takes a free
+// one; when InfluxDB is slow both others are in use and this waits, which
+// stops fetching: back-pressure, not a growing queue.
 func (s *streamWriter) flush(ctx context.Context) {
-	n := len(s.msgs)
-	if s.write(ctx, 0, n) != nil {
-		return
-	}
-	s.w.batchPts.Observe(float64(n))
-	clear(s.msgs) // let the messages go
-	s.msgs, s.ends, s.buf = s.msgs[:0], s.ends[:0], s.buf[:0]
+	s.full <- s.cur
+	s.cur = <-s.free
 }
 
-func (s *streamWriter) start(i int) int {
+// writeBatch stores the whole batch. If ctx ends first, what is unwritten
+// stays un-acked: JetStream redelivers it to whoever consumes next.
+func (s *streamWriter) writeBatch(ctx context.Context, b *batch) error {
+	return s.write(ctx, b, 0, len(b.msgs))
+}
+
+func (b *batch) start(i int) int {
 	if i == 0 {
 		return 0
 	}
-	return s.ends[i-1]
+	return b.ends[i-1]
 }
 
 // write stores msgs[lo:hi] and acks them. Retryable failures are retried
@@ -337,15 +403,19 @@ func (s *streamWriter) start(i int) int {
 // large is split in halves; a body with refused points is split until each
 // refused point is alone, and that point is dead-lettered. It returns
 // non-nil only when ctx ended with msgs[lo:hi] not all handled.
-func (s *streamWriter) write(ctx context.Context, lo, hi int) error {
-	body := s.buf[s.start(lo):s.start(hi)]
+func (s *streamWriter) write(ctx context.Context, b *batch, lo, hi int) error {
+	body := b.buf[b.start(lo):b.start(hi)]
 	for attempt := 1; ; attempt++ {
 		t0 := time.Now()
 		err := s.w.o.Store.WriteLines(ctx, body)
 		s.w.writeSecs.Observe(time.Since(t0).Seconds())
 		if err == nil {
-			for _, m := range s.msgs[lo:hi] {
+			now := time.Now().UnixNano()
+			for i, m := range b.msgs[lo:hi] {
 				_ = m.Ack() // fire and forget: a lost ack means a redelivery, and the point is idempotent
+				if t := b.times[lo+i]; t > 0 {
+					s.w.stored.Observe(float64(now-t) / 1e9)
+				}
 			}
 			s.written.Add(float64(hi - lo))
 			return nil
@@ -363,7 +433,7 @@ func (s *streamWriter) write(ctx context.Context, lo, hi int) error {
 			if wc != nil {
 				after = wc.RetryDelay()
 			}
-			if !s.sleepKeepingAlive(ctx, s.w.backoff(attempt, after)) {
+			if !s.sleepKeepingAlive(ctx, b, s.w.backoff(attempt, after)) {
 				return ctx.Err()
 			}
 			continue
@@ -378,41 +448,41 @@ func (s *streamWriter) write(ctx context.Context, lo, hi int) error {
 			if wc.TooLarge() {
 				reason = DeadReasonTooLarge
 			}
-			if s.deadLetter(ctx, s.msgs[lo], reason, wc.Error(), string(body), nil) {
+			if s.deadLetter(ctx, b.msgs[lo], reason, wc.Error(), string(body), nil) {
 				return nil
 			}
 			// The dead letter was not stored: keep the point, try again.
-			if !s.sleepKeepingAlive(ctx, s.w.backoff(attempt, 0)) {
+			if !s.sleepKeepingAlive(ctx, b, s.w.backoff(attempt, 0)) {
 				return ctx.Err()
 			}
 			continue
 		}
 		mid := lo + (hi-lo)/2
-		if err := s.write(ctx, lo, mid); err != nil {
+		if err := s.write(ctx, b, lo, mid); err != nil {
 			return err
 		}
-		return s.write(ctx, mid, hi)
+		return s.write(ctx, b, mid, hi)
 	}
 }
 
 // sleepKeepingAlive waits d, telling JetStream every AckWait/3 that the
 // batch in hand is still being worked on, so it is not redelivered to
 // another instance while InfluxDB is away.
-func (s *streamWriter) sleepKeepingAlive(ctx context.Context, d time.Duration) bool {
+func (s *streamWriter) sleepKeepingAlive(ctx context.Context, b *batch, d time.Duration) bool {
 	every := s.w.o.AckWait / 3
 	end := time.Now().Add(d)
 	for {
-		if time.Since(s.keepalive) >= every {
-			for _, m := range s.msgs {
+		if time.Since(b.keepalive) >= every {
+			for _, m := range b.msgs {
 				_ = m.InProgress()
 			}
-			s.keepalive = time.Now()
+			b.keepalive = time.Now()
 		}
 		step := time.Until(end)
 		if step <= 0 {
 			return ctx.Err() == nil
 		}
-		if next := time.Until(s.keepalive.Add(every)); next < step {
+		if next := time.Until(b.keepalive.Add(every)); next < step {
 			step = next
 		}
 		if !waitCtx(ctx, step) {
