@@ -23,6 +23,7 @@ var (
 	ErrForbidden      = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "your role may not do this"}
 	ErrNotFound       = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such resource"}
 	ErrConflict       = &Error{Status: http.StatusConflict, Code: "conflict", Message: "the resource already exists or changed"}
+	ErrPrecondition   = &Error{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Message: "the resource changed since you read it (If-Match); read it again"}
 	ErrBodyTooLarge   = &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the request body is too large"}
 	ErrRateLimited    = &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many requests; retry later"}
 	ErrUnavailable    = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "a backing service is unavailable; retry later"}

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/config"
 )
@@ -101,16 +103,11 @@ func truncate(s string, n int) string {
 
 // readings: GET /residents/{id}/readings (contract §4).
 func (s *Server) readings(c *fiber.Ctx) error {
-	id := c.Params("id")
-	if !catalog.ValidID(id) {
-		return ErrNotFound
+	r, err := s.visibleResident(c)
+	if err != nil {
+		return err
 	}
-	if _, ok := s.o.Registry.Resident(id); !ok {
-		return ErrNotFound.with("no resident " + id)
-	}
-	if !s.canSee(c, id) {
-		return ErrNotFound.with("no resident " + id)
-	}
+	id := r.ID
 	q, m, err := parseReadingsQuery(c, id, s.o.Clock())
 	if err != nil {
 		return err
@@ -130,9 +127,28 @@ func (s *Server) readings(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-// canSee reports whether the caller may see a resident: everyone but a
-// caregiver sees all; caregivers come with the identity endpoints.
+// canSee reports whether the caller may see a resident: admins and
+// coordinators see all, a caregiver only the residents assigned to them
+// (contract §4, domain.md privacy).
 func (s *Server) canSee(c *fiber.Ctx, residentID string) bool {
 	p := principal(c)
-	return p.Role == RoleAdmin || p.Role == RoleCoordinator
+	switch p.Role {
+	case RoleAdmin, RoleCoordinator:
+		return true
+	case RoleCaregiver:
+		return slices.Contains(p.Residents, residentID)
+	}
+	return false
+}
+
+// visibleResident returns the resident named by the :id parameter, or a
+// 404 when it does not exist or the caller may not see it: the same answer
+// in both cases, so a caregiver cannot probe for other residents.
+func (s *Server) visibleResident(c *fiber.Ctx) (devices.Resident, error) {
+	id := c.Params("id")
+	r, ok := s.o.Registry.Resident(id)
+	if !catalog.ValidID(id) || !ok || !s.canSee(c, id) {
+		return devices.Resident{}, ErrNotFound.with("no resident " + truncate(id, 64))
+	}
+	return r, nil
 }

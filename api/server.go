@@ -13,18 +13,25 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/users"
 )
 
 // Registry is what the API needs of the device registry.
 type Registry interface {
 	CreateResident(ctx context.Context, r devices.Resident) (devices.Resident, error)
 	Resident(id string) (devices.Resident, bool)
+	Residents() []devices.Resident
 	RegisterDevice(ctx context.Context, id, kind, residentID string) (devices.Device, string, error)
+	Device(id string) (devices.Device, bool)
+	Devices(keep func(devices.Device) bool) []devices.Device
+	SetDeviceDisabled(ctx context.Context, id string, disabled bool) (devices.Device, error)
+	RotateCredentials(ctx context.Context, id string) (devices.Device, string, error)
 }
 
 // ReadingsQuery asks for one metric of one resident over a time range,
@@ -67,8 +74,32 @@ type Options struct {
 	Location   *time.Location
 	Clock      func() time.Time
 	Log        zerolog.Logger
-	// MountUI, when set, adds more routes (the alerts and user endpoints of
-	// later packages) to the same app under /api/v1.
+	// Trends answers latest values, daily summaries and the overview
+	// (influx.Client); nil disables them.
+	Trends TrendsSource
+	// Export reads a resident's readings for export (influx.Client).
+	Export ExportSource
+	// AuditReader answers GET /audit (audit.Log); nil disables it.
+	AuditReader AuditReader
+	// Users holds API users and their tokens (internal/users.Store); nil
+	// means only the bootstrap admin token works.
+	Users UserStore
+	// Alerts is the alert lifecycle (alerts.Manager); nil disables /alerts.
+	Alerts AlertService
+	// AlertStream is where GET /alerts/stream reads CARE_ALERTS; nil
+	// disables the stream.
+	AlertStream jetstream.JetStream
+	// Chains stores escalation chains (alerts.Manager.Chains()).
+	Chains ChainStore
+	// Settings stores per-resident rule settings (alerts.SettingsStore).
+	Settings SettingsStore
+	// Presence answers device health (devices.PresenceTracker).
+	Presence PresenceSource
+	// Heartbeat is the SSE keep-alive period (default 15 s).
+	Heartbeat time.Duration
+	// MaxStreams bounds concurrent SSE clients (default 256).
+	MaxStreams int
+	// Extra, when set, adds more routes to the same app under /api/v1.
 	Extra func(r fiber.Router)
 }
 
@@ -80,12 +111,19 @@ type Server struct {
 
 	requests *metrics.CounterVec
 	latency  *metrics.HistogramVec
+	logins   *loginLimiter
+	streams  chan struct{} // one slot per open SSE client
+	// ctx ends at Shutdown, which ends the open SSE streams.
+	ctx  context.Context
+	stop context.CancelFunc
 }
 
 // Principal is who made a request.
 type Principal struct {
-	ID   string
-	Role string // admin, coordinator, caregiver
+	ID        string
+	Role      string   // admin, coordinator, caregiver
+	Residents []string // a caregiver's assigned residents
+	token     string   // the bearer token, for logout
 }
 
 const (
@@ -104,7 +142,14 @@ func New(o Options) *Server {
 	if o.Location == nil {
 		o.Location = time.UTC
 	}
-	s := &Server{o: o, log: o.Log}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = defaultHeartbeat
+	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = defaultMaxStreams
+	}
+	s := &Server{o: o, log: o.Log, logins: newLoginLimiter(o.Clock), streams: make(chan struct{}, o.MaxStreams)}
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.requests = o.Metrics.Counter("carehub_http_requests_total", "HTTP requests by route and status class.", "route", "status")
 	s.latency = o.Metrics.Histogram("carehub_http_request_seconds", "HTTP request latency by route.", metrics.DefBuckets, "route")
 	s.app = fiber.New(fiber.Config{
@@ -121,10 +166,10 @@ func New(o Options) *Server {
 		s.app.Get(prefix+"/readyz", s.readyz)
 		s.app.Get(prefix+"/metrics", s.metrics)
 	}
+	s.app.Get("/api/v1/openapi.json", s.openapi)
+	s.app.Post("/api/v1/auth/login", s.login)
 	v1 := s.app.Group("/api/v1", s.authenticate)
-	v1.Post("/residents", s.requireRole(RoleAdmin, RoleCoordinator), s.createResident)
-	v1.Post("/devices", s.requireRole(RoleAdmin, RoleCoordinator), s.createDevice)
-	v1.Get("/residents/:id/readings", s.readings)
+	s.routes(v1)
 	if o.Extra != nil {
 		o.Extra(v1)
 	}
@@ -138,7 +183,12 @@ func (s *Server) App() *fiber.App { return s.app }
 func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
 
 // Shutdown stops accepting requests and waits for those in progress.
-func (s *Server) Shutdown(timeout time.Duration) error { return s.app.ShutdownWithTimeout(timeout) }
+// Open alert streams end first, or they would hold the shutdown for its
+// whole timeout.
+func (s *Server) Shutdown(timeout time.Duration) error {
+	s.stop()
+	return s.app.ShutdownWithTimeout(timeout)
+}
 
 func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
@@ -166,8 +216,53 @@ func statusClass(code int) string {
 	return string(rune('0'+code/100)) + "xx"
 }
 
-// authenticate accepts the bootstrap admin token; users' tokens come with
-// the identity endpoints.
+// routes declares every authenticated /api/v1 endpoint. The role checks
+// here are the coarse ones; which residents a caregiver sees is checked
+// per resident (canSee), and anything else answers 404 (contract §4).
+func (s *Server) routes(v1 fiber.Router) {
+	staff := s.requireRole(RoleAdmin, RoleCoordinator)
+	admin := s.requireRole(RoleAdmin)
+
+	v1.Post("/residents", staff, s.createResident)
+	v1.Get("/residents", s.listResidents)
+	v1.Get("/residents/:id", s.getResident)
+	v1.Get("/residents/:id/readings", s.readings)
+	v1.Get("/residents/:id/latest", s.latest)
+	v1.Get("/residents/:id/summary", s.summary)
+	v1.Get("/residents/:id/export", s.export)
+	v1.Get("/overview", s.overview)
+	v1.Get("/residents/:id/devices", s.residentDevices)
+	v1.Get("/residents/:id/status", s.getStatus)
+	v1.Put("/residents/:id/status", s.putStatus)
+	v1.Get("/residents/:id/settings", s.getSettings)
+	v1.Put("/residents/:id/settings", staff, s.putSettings)
+	v1.Get("/residents/:id/escalation", s.getChain)
+	v1.Put("/residents/:id/escalation", staff, s.putChain)
+
+	v1.Post("/devices", staff, s.createDevice)
+	v1.Get("/devices", staff, s.listDevices)
+	v1.Post("/devices/:id/disable", staff, s.disableDevice(true))
+	v1.Post("/devices/:id/enable", staff, s.disableDevice(false))
+	v1.Post("/devices/:id/rotate-credentials", staff, s.rotateCredentials)
+
+	v1.Get("/alerts", s.listAlerts)
+	v1.Get("/alerts/stream", s.alertStream)
+	v1.Get("/alerts/:id", s.getAlert)
+	v1.Post("/alerts/:id/ack", s.ackAlert)
+	v1.Post("/alerts/:id/resolve", s.resolveAlert)
+
+	v1.Post("/users", admin, s.createUser)
+	v1.Get("/users/:id", admin, s.getUser)
+	v1.Put("/users/:id/residents", staff, s.setUserResidents)
+	v1.Post("/users/:id/revoke-tokens", admin, s.revokeUserTokens)
+	v1.Post("/auth/logout", s.logout)
+	v1.Get("/auth/me", s.me)
+
+	v1.Get("/audit", admin, s.auditTrail)
+}
+
+// authenticate accepts the bootstrap admin token (CARE_ADMIN_TOKEN,
+// contract §5) and users' expiring tokens.
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	h := c.Get(fiber.HeaderAuthorization)
 	token, ok := strings.CutPrefix(h, "Bearer ")
@@ -178,7 +273,19 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		c.Locals(localPrincipal, Principal{ID: "admin", Role: RoleAdmin})
 		return c.Next()
 	}
-	return ErrUnauthorized
+	if s.o.Users == nil {
+		return ErrUnauthorized
+	}
+	u, err := s.o.Users.Authenticate(c.UserContext(), token)
+	if errors.Is(err, users.ErrUnauthorized) {
+		return ErrUnauthorized
+	}
+	if err != nil {
+		s.log.Error().Err(err).Msg("token check failed")
+		return ErrUnavailable.with("the user store did not answer; retry later")
+	}
+	c.Locals(localPrincipal, Principal{ID: u.ID, Role: u.Role, Residents: u.ResidentIDs, token: token})
+	return c.Next()
 }
 
 func principal(c *fiber.Ctx) Principal {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -32,7 +33,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&f.devices, "devices", 1000, "devices the messages come from")
 	fs.IntVar(&f.conns, "conns", 4, "loader connections")
 	fs.IntVar(&f.values, "values", 3, "values per message")
-	fs.IntVar(&f.mqttConns, "carehub-conns", 2, "carehub's subscriber connections (CARE_MQTT_CONNECTIONS)")
+	fs.IntVar(&f.mqttConns, "carehub-conns", 4, "carehub's subscriber connections (CARE_MQTT_CONNECTIONS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,7 +89,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		"CARE_HTTP_ADDR": httpAddr, "CARE_MQTT_URL": broker, "CARE_NATS_LISTEN": fmt.Sprintf("127.0.0.1:%d", freePort()),
 		"CARE_INFLUX_URL": influxURL, "CARE_INFLUX_BUCKET": "care", "CARE_DATA_DIR": filepath.Join(e.dir, "carehub"),
 		"CARE_ADMIN_TOKEN": benchToken, "CARE_LOG_LEVEL": "warn", "CARE_INSTANCE_ID": "bench",
-		"CARE_MQTT_CONNECTIONS": fmt.Sprint(f.mqttConns),
+		"CARE_MQTT_CONNECTIONS": fmt.Sprint(f.mqttConns), "CARE_PPROF_ADDR": os.Getenv("CAREBENCH_PPROF_ADDR"),
 	})
 	if err != nil {
 		return err
@@ -182,4 +183,3 @@ func countReadings(influxURL, db string) (int, error) {
 	n, err := r.Results[0].Series[0].Values[0][1].Int64()
 	return int(n), err
 }
-

@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	_ "net/http/pprof" // served only when CARE_PPROF_ADDR is set
 	"os"
 	"os/signal"
 	"syscall"
@@ -65,6 +67,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	if addr := getenv("CARE_PPROF_ADDR"); addr != "" {
+		// Profiling for operators chasing a hot spot: loopback only, please.
+		go func() { log.Warn().Err(http.ListenAndServe(addr, nil)).Msg("pprof listener stopped") }()
+	}
 	a, err := app.Start(ctx, cfg, log, stdout)
 	if err != nil {
 		log.Error().Err(err).Msg("carehub could not start")

@@ -103,7 +103,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		natsURL = ns.ClientURL()
 		a.onStop(func(context.Context) { ns.Shutdown(); ns.WaitForShutdown() })
 	}
-	nc, err := natsx.Connect(natsURL, "carehub-"+cfg.InstanceID, log)
+	var inProcess []nats.Option
+	if a.natsServer != nil {
+		// The embedded server is in this process: skip the loopback socket.
+		inProcess = append(inProcess, nats.InProcessServer(a.natsServer))
+	}
+	nc, err := natsx.Connect(natsURL, "carehub-"+cfg.InstanceID, log, inProcess...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w (is it running? unset CARE_NATS_URL for the embedded one)", natsURL, err)
 	}
@@ -219,18 +224,11 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	if err != nil {
 		return nil, err
 	}
-	apiSettings, err := api.OpenSettingsKV(ctx, js)
-	if err != nil {
-		return nil, err
-	}
-	chains, err := alerts.NewKVChains(ctx, js)
-	if err != nil {
-		return nil, err
-	}
+	auditLog := audit.New(js, clock)
 	a.API = api.New(api.Options{
-		Registry: reg, Readings: readingsAdapter{in}, Audit: audit.New(js, clock), Metrics: a.Metrics,
+		Registry: reg, Readings: readingsAdapter{in}, Audit: auditLog, AuditReader: auditLog, Trends: in, Export: in, Metrics: a.Metrics,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock,
-		Users: userStore, AlertStream: js, Chains: chains, Settings: apiSettings, Presence: pres,
+		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
 		Log: log.With().Str("component", "api").Logger(),
 		Ready: map[string]api.Check{
 			"mqtt": func(context.Context) error { return pipeline.Ready() },

@@ -60,19 +60,20 @@ func StartEmbedded(dataDir, listen string, log zerolog.Logger) (*server.Server, 
 
 // Connect dials NATS with reconnects that never give up: a care service must
 // come back by itself after the server restarts.
-func Connect(url, name string, log zerolog.Logger) (*nats.Conn, error) {
-	return nats.Connect(url,
+func Connect(url, name string, log zerolog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
-		nats.ReconnectBufSize(64<<20),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(64 << 20),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn().Err(err).Msg("nats disconnected")
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info().Str("url", c.ConnectedUrlRedacted()).Msg("nats reconnected")
 		}),
-	)
+	}, extra...)
+	return nats.Connect(url, opts...)
 }
 
 // StreamOptions sizes the streams.

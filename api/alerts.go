@@ -1,0 +1,245 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/carehub/carehub/alerts"
+)
+
+// AlertService is what the API needs of alerts.Manager.
+type AlertService interface {
+	Get(id string) (alerts.Alert, error)
+	List(f alerts.Filter) []alerts.Alert
+	Acknowledge(ctx context.Context, id, by, note string) (alerts.Alert, error)
+	Resolve(ctx context.Context, id, by, outcome, note string) (alerts.Alert, error)
+}
+
+// Page sizes of list endpoints: a default that suits a phone screen and a
+// maximum that bounds one answer.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+)
+
+// maxNoteBytes bounds a care worker's note on an alert transition.
+const maxNoteBytes = 4000
+
+func (s *Server) needAlerts() error {
+	if s.o.Alerts == nil {
+		return ErrUnavailable.with("alerts are not running on this instance")
+	}
+	return nil
+}
+
+// alertError maps the Manager's typed errors to the catalogue.
+func alertError(err error, invalidCode string) error {
+	switch {
+	case errors.Is(err, alerts.ErrNotFound):
+		return ErrNotFound.with("no such alert")
+	case errors.Is(err, alerts.ErrConflict):
+		return ErrConflict.with(err.Error())
+	case errors.Is(err, alerts.ErrInvalid):
+		return invalid(invalidCode, err.Error())
+	}
+	return err
+}
+
+// pageLimit parses ?limit= (1..maxPageSize, default defaultPageSize).
+func pageLimit(c *fiber.Ctx) (int, error) {
+	v := c.Query("limit")
+	if v == "" {
+		return defaultPageSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxPageSize {
+		return 0, invalid("invalid_limit", "limit must be an integer from 1 to "+strconv.Itoa(maxPageSize))
+	}
+	return n, nil
+}
+
+// alertCursor is the position after the last alert of a page, in List's
+// order (raised_at descending, then id descending). It is opaque to clients.
+type alertCursor struct {
+	raised time.Time
+	id     string
+}
+
+func (k alertCursor) encode() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(k.raised.UnixNano(), 10) + ":" + k.id))
+}
+
+func parseAlertCursor(v string) (alertCursor, error) {
+	bad := badRequest("invalid_cursor", "cursor is not one this API returned; start again without it")
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return alertCursor{}, bad
+	}
+	ns, id, ok := strings.Cut(string(b), ":")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || id == "" {
+		return alertCursor{}, bad
+	}
+	return alertCursor{raised: time.Unix(0, n).UTC(), id: id}, nil
+}
+
+// after reports whether a comes after the cursor in List's order.
+func (k alertCursor) after(a alerts.Alert) bool {
+	if !a.RaisedAt.Equal(k.raised) {
+		return a.RaisedAt.Before(k.raised)
+	}
+	return a.ID < k.id
+}
+
+type alertsPage struct {
+	Alerts     []alerts.Alert `json:"alerts"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+}
+
+// listAlerts: GET /alerts?resident_id=&status=&severity=&limit=&cursor=
+// → {"alerts": [...], "next_cursor"?}, newest first (contract §4), only
+// the caller's residents.
+func (s *Server) listAlerts(c *fiber.Ctx) error {
+	if err := s.needAlerts(); err != nil {
+		return err
+	}
+	f := alerts.Filter{ResidentID: c.Query("resident_id"), Status: c.Query("status"), Severity: c.Query("severity"), Limit: math.MaxInt32}
+	switch f.Status {
+	case "", alerts.StatusOpen, alerts.StatusAcknowledged, alerts.StatusResolved:
+	default:
+		return invalid("invalid_status", "status must be one of open, acknowledged, resolved")
+	}
+	if f.Severity != "" && !alerts.ValidSeverity(f.Severity) {
+		return invalid("invalid_severity", "severity must be one of info, warning, high, critical")
+	}
+	if f.ResidentID != "" {
+		if _, ok := s.o.Registry.Resident(f.ResidentID); !ok || !s.canSee(c, f.ResidentID) {
+			return ErrNotFound.with("no resident " + truncate(f.ResidentID, 64))
+		}
+	}
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
+	}
+	var cur *alertCursor
+	if v := c.Query("cursor"); v != "" {
+		k, err := parseAlertCursor(v)
+		if err != nil {
+			return err
+		}
+		cur = &k
+	}
+	if err := s.audit(c, f.ResidentID, "alerts.list", ""); err != nil {
+		return err
+	}
+	out := alertsPage{Alerts: []alerts.Alert{}}
+	for _, a := range s.o.Alerts.List(f) {
+		if !s.canSee(c, a.ResidentID) || (cur != nil && !cur.after(a)) {
+			continue
+		}
+		if len(out.Alerts) == limit {
+			last := out.Alerts[limit-1]
+			out.NextCursor = alertCursor{raised: last.RaisedAt, id: last.ID}.encode()
+			break
+		}
+		out.Alerts = append(out.Alerts, a)
+	}
+	return c.JSON(out)
+}
+
+// visibleAlert returns the alert of :id, or 404 when it does not exist or
+// belongs to a resident the caller may not see.
+func (s *Server) visibleAlert(c *fiber.Ctx) (alerts.Alert, error) {
+	if err := s.needAlerts(); err != nil {
+		return alerts.Alert{}, err
+	}
+	a, err := s.o.Alerts.Get(c.Params("id"))
+	if err != nil {
+		return alerts.Alert{}, alertError(err, "invalid_field")
+	}
+	if !s.canSee(c, a.ResidentID) {
+		return alerts.Alert{}, ErrNotFound.with("no such alert")
+	}
+	return a, nil
+}
+
+// getAlert: GET /alerts/{id}.
+func (s *Server) getAlert(c *fiber.Ctx) error {
+	a, err := s.visibleAlert(c)
+	if err != nil {
+		return err
+	}
+	if err := s.audit(c, a.ResidentID, "alert.read", ""); err != nil {
+		return err
+	}
+	return c.JSON(a)
+}
+
+type noteBody struct {
+	Note string `json:"note"`
+}
+
+// ackAlert: POST /alerts/{id}/ack [{"note"?}] → 200 alert; an alert that
+// is not open is 409 (contract §4).
+func (s *Server) ackAlert(c *fiber.Ctx) error {
+	a, err := s.visibleAlert(c)
+	if err != nil {
+		return err
+	}
+	var b noteBody
+	if len(c.Body()) > 0 {
+		if err := decode(c, &b); err != nil {
+			return err
+		}
+	}
+	if len(b.Note) > maxNoteBytes {
+		return invalid("invalid_note", "note longer than "+strconv.Itoa(maxNoteBytes)+" bytes")
+	}
+	if err := s.audit(c, a.ResidentID, "alert.ack", ""); err != nil {
+		return err
+	}
+	out, err := s.o.Alerts.Acknowledge(c.UserContext(), a.ID, principal(c).ID, b.Note)
+	if err != nil {
+		return alertError(err, "invalid_field")
+	}
+	return c.JSON(out)
+}
+
+type resolveBody struct {
+	Outcome string `json:"outcome"`
+	Note    string `json:"note"`
+}
+
+// resolveAlert: POST /alerts/{id}/resolve {"outcome", "note"?} → 200
+// alert; a resolved alert is 409, an unknown outcome 422 (contract §4).
+func (s *Server) resolveAlert(c *fiber.Ctx) error {
+	a, err := s.visibleAlert(c)
+	if err != nil {
+		return err
+	}
+	var b resolveBody
+	if err := decode(c, &b); err != nil {
+		return err
+	}
+	if b.Outcome == "" || b.Outcome == alerts.OutcomeAutoCleared {
+		return invalid("invalid_outcome", "outcome must be one of false_alarm, ok_by_phone, visited, emergency_services, hospital")
+	}
+	if len(b.Note) > maxNoteBytes {
+		return invalid("invalid_note", "note longer than "+strconv.Itoa(maxNoteBytes)+" bytes")
+	}
+	if err := s.audit(c, a.ResidentID, "alert.resolve", ""); err != nil {
+		return err
+	}
+	out, err := s.o.Alerts.Resolve(c.UserContext(), a.ID, principal(c).ID, b.Outcome, b.Note)
+	if err != nil {
+		return alertError(err, "invalid_outcome")
+	}
+	return c.JSON(out)
+}

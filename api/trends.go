@@ -1,0 +1,198 @@
+package api
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/carehub/carehub/alerts"
+	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/influx"
+)
+
+// TrendsSource answers the trend queries (influx.Client).
+type TrendsSource interface {
+	Latest(ctx context.Context, residentID string, from, to time.Time) ([]influx.MetricValue, error)
+	Summary(ctx context.Context, residentID string, from, to time.Time) ([]influx.MetricStats, error)
+	LastReadings(ctx context.Context, from, to time.Time) (map[string]time.Time, error)
+}
+
+// latestWindow is how far back GET /latest looks: a value older than a
+// month is history, not the resident's current state (within influx.MaxTrendRange).
+const latestWindow = 30 * 24 * time.Hour
+
+// missingDataAfter: no reading for 24 h is "missing data" on the overview
+// (domain.md inactivity tiers: 24 h = alarm).
+const missingDataAfter = 24 * time.Hour
+
+func (s *Server) needTrends() error {
+	if s.o.Trends == nil {
+		return ErrUnavailable.with("trends are not configured on this instance")
+	}
+	return nil
+}
+
+type latestJSON struct {
+	Metric string  `json:"metric"`
+	Unit   string  `json:"unit"`
+	T      string  `json:"t"`
+	V      float64 `json:"v"`
+}
+
+// latest: GET /residents/{id}/latest → the latest value of every metric
+// within the last 30 days, by metric name.
+func (s *Server) latest(c *fiber.Ctx) error {
+	if err := s.needTrends(); err != nil {
+		return err
+	}
+	r, err := s.visibleResident(c)
+	if err != nil {
+		return err
+	}
+	if err := s.audit(c, r.ID, "latest.read", ""); err != nil {
+		return err
+	}
+	now := s.o.Clock()
+	vals, err := s.o.Trends.Latest(c.UserContext(), r.ID, now.Add(-latestWindow), now.Add(time.Second))
+	if err != nil {
+		s.log.Error().Err(err).Str("resident_id", r.ID).Msg("latest query failed")
+		return ErrUnavailable.with("the time-series store did not answer; retry later")
+	}
+	out := make([]latestJSON, 0, len(vals))
+	for _, v := range vals {
+		m, ok := catalog.LookupMetric(v.Metric)
+		if !ok {
+			continue
+		}
+		out = append(out, latestJSON{Metric: v.Metric, Unit: m.Unit, T: v.T.UTC().Format(time.RFC3339), V: v.V})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Metric < out[j].Metric })
+	return c.JSON(fiber.Map{"resident_id": r.ID, "metrics": out})
+}
+
+type statsJSON struct {
+	Metric string  `json:"metric"`
+	Unit   string  `json:"unit"`
+	Min    float64 `json:"min"`
+	Mean   float64 `json:"mean"`
+	Max    float64 `json:"max"`
+	Count  int64   `json:"count"`
+}
+
+// summary: GET /residents/{id}/summary?date=YYYY-MM-DD → min, mean and max
+// of each vital sign over that calendar day in the program time zone
+// (CARE_TIMEZONE); default today.
+func (s *Server) summary(c *fiber.Ctx) error {
+	if err := s.needTrends(); err != nil {
+		return err
+	}
+	r, err := s.visibleResident(c)
+	if err != nil {
+		return err
+	}
+	loc := s.o.Location
+	day := s.o.Clock().In(loc)
+	if v := c.Query("date"); v != "" {
+		day, err = time.ParseInLocation(time.DateOnly, v, loc)
+		if err != nil {
+			return invalid("invalid_date", "date must be YYYY-MM-DD")
+		}
+	}
+	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, loc)
+	to := from.AddDate(0, 0, 1) // 23 or 25 hours on a DST change
+	if err := s.audit(c, r.ID, "summary.read", ""); err != nil {
+		return err
+	}
+	stats, err := s.o.Trends.Summary(c.UserContext(), r.ID, from, to)
+	if err != nil {
+		s.log.Error().Err(err).Str("resident_id", r.ID).Msg("summary query failed")
+		return ErrUnavailable.with("the time-series store did not answer; retry later")
+	}
+	out := []statsJSON{}
+	for _, st := range stats {
+		m, ok := catalog.LookupMetric(st.Metric)
+		if !ok || !m.Vital {
+			continue
+		}
+		out = append(out, statsJSON{Metric: st.Metric, Unit: m.Unit, Min: st.Min, Mean: st.Mean, Max: st.Max, Count: st.Count})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Metric < out[j].Metric })
+	return c.JSON(fiber.Map{"resident_id": r.ID, "date": from.Format(time.DateOnly), "time_zone": loc.String(),
+		"from": from.UTC().Format(time.RFC3339), "to": to.UTC().Format(time.RFC3339), "vitals": out})
+}
+
+type overviewRow struct {
+	ResidentID      string     `json:"resident_id"`
+	OpenAlerts      int        `json:"open_alerts"`
+	HighestSeverity string     `json:"highest_severity,omitempty"`
+	LastReading     *time.Time `json:"last_reading"`
+	MissingData     bool       `json:"missing_data"`
+}
+
+var severityOrder = map[string]int{"info": 1, "warning": 2, "high": 3, "critical": 4}
+
+// overview: GET /overview → the caller's residents that need attention:
+// open (or acknowledged) alerts, or no reading for 24 h; the most urgent
+// first (highest severity, then missing data, then number of alerts).
+func (s *Server) overview(c *fiber.Ctx) error {
+	if err := s.needTrends(); err != nil {
+		return err
+	}
+	if err := s.audit(c, "", "overview.read", ""); err != nil {
+		return err
+	}
+	now := s.o.Clock()
+	last, err := s.o.Trends.LastReadings(c.UserContext(), now.Add(-missingDataAfter), now.Add(time.Second))
+	if err != nil {
+		s.log.Error().Err(err).Msg("overview query failed")
+		return ErrUnavailable.with("the time-series store did not answer; retry later")
+	}
+	rows := map[string]*overviewRow{}
+	for _, r := range s.o.Registry.Residents() {
+		if !s.canSee(c, r.ID) {
+			continue
+		}
+		row := &overviewRow{ResidentID: r.ID}
+		if t, ok := last[r.ID]; ok {
+			t = t.UTC()
+			row.LastReading = &t
+		} else {
+			row.MissingData = true
+		}
+		rows[r.ID] = row
+	}
+	if s.o.Alerts != nil {
+		for _, a := range s.o.Alerts.List(alerts.Filter{Limit: 1 << 30}) {
+			row := rows[a.ResidentID]
+			if row == nil || a.Status == alerts.StatusResolved {
+				continue
+			}
+			row.OpenAlerts++
+			if severityOrder[a.Severity] > severityOrder[row.HighestSeverity] {
+				row.HighestSeverity = a.Severity
+			}
+		}
+	}
+	out := []overviewRow{}
+	for _, r := range rows {
+		if r.OpenAlerts > 0 || r.MissingData {
+			out = append(out, *r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if x, y := severityOrder[a.HighestSeverity], severityOrder[b.HighestSeverity]; x != y {
+			return x > y
+		}
+		if a.MissingData != b.MissingData {
+			return a.MissingData
+		}
+		if a.OpenAlerts != b.OpenAlerts {
+			return a.OpenAlerts > b.OpenAlerts
+		}
+		return a.ResidentID < b.ResidentID
+	})
+	return c.JSON(fiber.Map{"residents": out})
+}

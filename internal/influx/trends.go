@@ -1,0 +1,227 @@
+package influx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/carehub/carehub/internal/catalog"
+)
+
+// MaxTrendRange bounds the time range of the trend queries below, so one
+// request cannot scan years of raw points.
+const MaxTrendRange = 31 * 24 * time.Hour
+
+// MetricValue is one metric's value at one time.
+type MetricValue struct {
+	Metric string
+	T      time.Time
+	V      float64
+}
+
+// MetricStats are one metric's statistics over a range.
+type MetricStats struct {
+	Metric         string
+	Min, Mean, Max float64
+	Count          int64
+}
+
+func checkRange(from, to time.Time) error {
+	if from.IsZero() || to.IsZero() || !from.Before(to) {
+		return errors.New("from must be before to")
+	}
+	if to.Sub(from) > MaxTrendRange {
+		return fmt.Errorf("range longer than %s", MaxTrendRange)
+	}
+	return nil
+}
+
+// latestFlux: the last point of every field of one resident.
+func (c *Client) latestFlux(residentID string, from, to time.Time) (Flux, error) {
+	if !catalog.ValidID(residentID) {
+		return Flux{}, fmt.Errorf("resident id %q is not a valid id", residentID)
+	}
+	if err := checkRange(from, to); err != nil {
+		return Flux{}, err
+	}
+	return Fluxf(`from(bucket: %s)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s)
+  |> group(columns: ["_field"])
+  |> sort(columns: ["_time"])
+  |> last()
+  |> keep(columns: ["_time", "_field", "_value"])`,
+		StringLit(c.bucket), TimeLit(from), TimeLit(to), StringLit(residentID)), nil
+}
+
+// Latest returns the latest value of every metric of a resident in
+// [from, to), one per metric (whichever device sent it).
+func (c *Client) Latest(ctx context.Context, residentID string, from, to time.Time) ([]MetricValue, error) {
+	f, err := c.latestFlux(residentID, from, to)
+	if err != nil {
+		return nil, err
+	}
+	var out []MetricValue
+	err = c.scan(ctx, f, func(field string, t time.Time, v float64) {
+		out = append(out, MetricValue{Metric: field, T: t, V: v})
+	})
+	return out, err
+}
+
+// statsFns are the aggregates Summary runs; the names are Flux functions
+// from this whitelist only.
+var statsFns = []string{"min", "max", "mean", "count"}
+
+// Summary returns min, mean, max and count of every metric of a resident
+// in [from, to) (a calendar day for GET /residents/{id}/summary).
+func (c *Client) Summary(ctx context.Context, residentID string, from, to time.Time) ([]MetricStats, error) {
+	if !catalog.ValidID(residentID) {
+		return nil, fmt.Errorf("resident id %q is not a valid id", residentID)
+	}
+	if err := checkRange(from, to); err != nil {
+		return nil, err
+	}
+	byMetric := map[string]*MetricStats{}
+	var order []string
+	for _, fn := range statsFns {
+		f := Fluxf(`from(bucket: %s)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s)
+  |> group(columns: ["_field"])
+  |> %s()
+  |> keep(columns: ["_field", "_value"])`,
+			StringLit(c.bucket), TimeLit(from), TimeLit(to), StringLit(residentID), Lit{text: fn})
+		err := c.scan(ctx, f, func(field string, _ time.Time, v float64) {
+			s := byMetric[field]
+			if s == nil {
+				s = &MetricStats{Metric: field}
+				byMetric[field] = s
+				order = append(order, field)
+			}
+			switch fn {
+			case "min":
+				s.Min = v
+			case "max":
+				s.Max = v
+			case "mean":
+				s.Mean = v
+			case "count":
+				s.Count = int64(v)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := make([]MetricStats, 0, len(order))
+	for _, m := range order {
+		out = append(out, *byMetric[m])
+	}
+	return out, nil
+}
+
+// LastReadings returns, for every resident with a reading in [from, to),
+// the time of their latest one (GET /overview: who has gone quiet).
+func (c *Client) LastReadings(ctx context.Context, from, to time.Time) (map[string]time.Time, error) {
+	if err := checkRange(from, to); err != nil {
+		return nil, err
+	}
+	f := Fluxf(`from(bucket: %s)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => r._measurement == "readings")
+  |> last()
+  |> keep(columns: ["_time", "resident_id"])`,
+		StringLit(c.bucket), TimeLit(from), TimeLit(to))
+	res, err := c.Query(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	out := map[string]time.Time{}
+	for res.Next() {
+		rec := res.Record()
+		rid, _ := rec.ValueByKey("resident_id").(string)
+		if rid == "" {
+			continue
+		}
+		if t := rec.Time(); t.After(out[rid]) {
+			out[rid] = t
+		}
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("influx query: %w", err)
+	}
+	return out, nil
+}
+
+// scan runs f and calls row for every record with a numeric _value.
+func (c *Client) scan(ctx context.Context, f Flux, row func(field string, t time.Time, v float64)) error {
+	res, err := c.Query(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for res.Next() {
+		rec := res.Record()
+		var v float64
+		switch x := rec.Value().(type) {
+		case float64:
+			v = x
+		case int64:
+			v = float64(x)
+		case uint64:
+			v = float64(x)
+		default:
+			continue
+		}
+		field, _ := rec.ValueByKey("_field").(string)
+		var t time.Time
+		if x, ok := rec.ValueByKey("_time").(time.Time); ok {
+			t = x
+		}
+		row(field, t, v)
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("influx query: %w", err)
+	}
+	return nil
+}
+
+// MaxExportPoints bounds one export: a month of a wearable's minute data
+// for a few metrics fits; more is asked for in several ranges.
+const MaxExportPoints = 200_000
+
+// Points returns every reading of a resident in [from, to), all metrics,
+// in time order, at most limit (≤ MaxExportPoints) of them; the bool says
+// whether more matched (GET /residents/{id}/export).
+func (c *Client) Points(ctx context.Context, residentID string, from, to time.Time, limit int) ([]MetricValue, bool, error) {
+	if !catalog.ValidID(residentID) {
+		return nil, false, fmt.Errorf("resident id %q is not a valid id", residentID)
+	}
+	if err := checkRange(from, to); err != nil {
+		return nil, false, err
+	}
+	if limit <= 0 || limit > MaxExportPoints {
+		limit = MaxExportPoints
+	}
+	f := Fluxf(`from(bucket: %s)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s)
+  |> group()
+  |> sort(columns: ["_time", "_field"])
+  |> limit(n: %s)
+  |> keep(columns: ["_time", "_field", "_value"])`,
+		StringLit(c.bucket), TimeLit(from), TimeLit(to), StringLit(residentID), Lit{text: fmt.Sprint(limit + 1)})
+	var out []MetricValue
+	err := c.scan(ctx, f, func(field string, t time.Time, v float64) {
+		out = append(out, MetricValue{Metric: field, T: t, V: v})
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
