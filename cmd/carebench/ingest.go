@@ -138,9 +138,11 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	p50 := histogramQuantile(m, "carehub_ingest_end_to_end_seconds", 0.50)
 	p99 := histogramQuantile(m, "carehub_ingest_end_to_end_seconds", 0.99)
 	rejected := 0.0
+	var reasons []string
 	for k, v := range m {
-		if strings.HasPrefix(k, "carehub_ingest_rejected_total") {
+		if strings.HasPrefix(k, "carehub_ingest_rejected_total") && v > 0 {
 			rejected += v
+			reasons = append(reasons, fmt.Sprintf("%s=%.0f", strings.TrimSuffix(strings.TrimPrefix(k, `carehub_ingest_rejected_total{reason="`), `"}`), v))
 		}
 	}
 
@@ -152,7 +154,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(stdout, "end-to-end lag (publish to stored)  p50 %6.0f ms   p99 %6.0f ms\n", p50*1000, p99*1000)
 	fmt.Fprintf(stdout, "carehub peak RSS                    %10.0f MB\n", peakRSS)
 	fmt.Fprintf(stdout, "carehub CPU during the load         %10.1f s\n", cpu1-cpu0)
-	fmt.Fprintf(stdout, "points in InfluxDB                  %10d (want %d)   rejected: %.0f\n", inDB, f.messages, rejected)
+	fmt.Fprintf(stdout, "points in InfluxDB                  %10d (want %d)   rejected: %.0f %v\n", inDB, f.messages, rejected, reasons)
 	if inDB != f.messages {
 		return fmt.Errorf("lost or duplicated readings: %d points in InfluxDB, %d published", inDB, f.messages)
 	}

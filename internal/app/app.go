@@ -75,16 +75,29 @@ func (a *App) NATSURL() string {
 	return a.Config.NATSURL
 }
 
+// Option changes how Start builds carehub; tests use them.
+type Option func(*startOptions)
+
+type startOptions struct{ clock func() time.Time }
+
+// WithClock makes the alert engine, escalation and the API tell time by
+// clock: tests move it instead of waiting minutes or hours.
+func WithClock(clock func() time.Time) Option { return func(o *startOptions) { o.clock = clock } }
+
 // Start builds and starts carehub. On error everything started so far is
 // stopped again. stdout receives the one-time generated admin token.
-func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io.Writer) (_ *App, err error) {
+func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io.Writer, opts ...Option) (_ *App, err error) {
+	so := startOptions{clock: time.Now}
+	for _, o := range opts {
+		o(&so)
+	}
 	a := &App{Config: cfg, Log: log, Metrics: metrics.New(), errs: make(chan error, 8)}
 	defer func() {
 		if err != nil {
 			a.Close()
 		}
 	}()
-	clock := time.Now
+	clock := so.clock
 
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = randomSecret()
@@ -211,7 +224,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{
 		BrokerURL: a.mqttURL, Username: svcUser, Password: svcPass, ShareGroup: cfg.MQTTShareGroup,
 		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, NC: nc, Devices: reg, Presence: pres,
-		Limits:  ingest.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention},
+		Limits: ingest.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention}, Clock: clock,
 		Metrics: a.Metrics, Log: log.With().Str("component", "ingest").Logger(),
 	})
 	if err != nil {

@@ -45,7 +45,7 @@ func env(t *testing.T, influxURL, db string, extra map[string]string) map[string
 	return m
 }
 
-func startApp(t *testing.T, vars map[string]string) *app.App {
+func startApp(t *testing.T, vars map[string]string, opts ...app.Option) *app.App {
 	t.Helper()
 	cfg, err := config.Load(func(k string) string { return vars[k] })
 	if err != nil {
@@ -54,7 +54,7 @@ func startApp(t *testing.T, vars map[string]string) *app.App {
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a, err := app.Start(ctx, cfg, log, io.Discard)
+	a, err := app.Start(ctx, cfg, log, io.Discard, opts...)
 	if err != nil {
 		t.Fatalf("start carehub: %v", err)
 	}
