@@ -31,6 +31,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = benchIngest(ctx, args[1:], stdout, stderr)
 	case "alerts":
 		err = benchAlerts(ctx, args[1:], stdout, stderr)
+	case "api":
+		err = benchAPI(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "carebench: unknown benchmark %q\n", args[0])
 		return 2

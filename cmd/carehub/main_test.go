@@ -24,7 +24,7 @@ func TestRun(t *testing.T) {
 		{"valid defaults", []string{"check"}, map[string]string{}, 0, "configuration ok", ""},
 		{"bad timezone", []string{"check"}, map[string]string{"CARE_TIMEZONE": "Mars/Olympus"}, 2, "", "CARE_TIMEZONE"},
 		{"bad mqtt url", []string{"serve"}, map[string]string{"CARE_MQTT_URL": "1883"}, 2, "", "tcp://127.0.0.1:1883"},
-		{"short admin token", []string{"check"}, map[string]string{"CARE_ADMIN_TOKEN": "short"}, 2, "", "at least 16"},
+		{"short admin token", []string{"check"}, map[string]string{"CARE_ADMIN_TOKEN": "short"}, 2, "", "shorter than 16 characters"},
 		{"secret and file", []string{"check"}, map[string]string{"CARE_INFLUX_TOKEN": "x", "CARE_INFLUX_TOKEN_FILE": "/nope"}, 2, "", "keep one"},
 	}
 	for _, tt := range tests {
