@@ -152,16 +152,15 @@ func (p *Pipeline) Subscriptions() map[string]byte {
 // ends. Then it stops taking messages, waits for what is in flight to be
 // confirmed by JetStream and acknowledged, and disconnects.
 func (p *Pipeline) Run(ctx context.Context) error {
-	queues := make([]chan *pending, p.o.Connections)
+	stop := make(chan struct{})
 	for i := range p.o.Connections {
 		q := make(chan *pending, p.o.MaxInFlight)
-		queues[i] = q
 		c := p.newClient(ctx, i, q)
 		p.clients = append(p.clients, c)
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.acker(ctx, q)
+			p.acker(ctx, q, stop)
 		}()
 		tok := c.Connect()
 		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
@@ -173,14 +172,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}
 	<-ctx.Done()
-	// Stop intake first: no new messages, then drain what is in flight.
-	for _, c := range p.clients {
-		c.Disconnect(0)
-	}
-	for _, q := range queues {
-		close(q)
-	}
+	// Handlers stop taking messages (what they refuse stays un-acked and is
+	// redelivered to the next session); the ackers confirm and acknowledge
+	// what is in flight while the connections are still up; then the
+	// connections close. The queues are never closed: a paho handler may
+	// still be running after Disconnect.
+	close(stop)
 	p.wg.Wait()
+	for _, c := range p.clients {
+		c.Disconnect(250)
+	}
 	return nil
 }
 
@@ -246,6 +247,9 @@ func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending) mqtt
 
 // handle runs on the connection's paho goroutine, one message at a time.
 func (p *Pipeline) handle(ctx context.Context, m mqtt.Message, q chan<- *pending) {
+	if ctx.Err() != nil {
+		return // shutting down: not acknowledged, so the broker keeps it
+	}
 	now := p.o.Clock()
 	topic := m.Topic()
 	deviceID, kind, ok := ParseTopic(topic)
@@ -362,8 +366,19 @@ func (p *Pipeline) publish(ctx context.Context, msg *nats.Msg) jetstream.PubAckF
 // acker confirms messages in arrival order: it waits for JetStream's ack of
 // every normalized message of an MQTT message, republishing on failure, and
 // then acknowledges the MQTT message.
-func (p *Pipeline) acker(ctx context.Context, q <-chan *pending) {
-	for pd := range q {
+func (p *Pipeline) acker(ctx context.Context, q <-chan *pending, stop <-chan struct{}) {
+	for {
+		var pd *pending
+		select {
+		case pd = <-q:
+		case <-stop:
+			// Drain what the handlers queued before they stopped.
+			select {
+			case pd = <-q:
+			default:
+				return
+			}
+		}
 		ok := true
 		for i := range pd.pubs {
 			if !p.confirm(ctx, &pd.pubs[i]) {
