@@ -40,12 +40,12 @@ for _ in $(seq 1 300); do
 done
 curl -sf "http://$HTTP/readyz" >/dev/null || { echo "carehub did not become ready; see $RUN/carehub.log"; exit 1; }
 
+# -incidents-per-day: scenarios (falls, SOS, fever, a device going
+# offline...) come often enough for alerts to show up during a demo.
 bin/homesim -api "http://$HTTP" -token "$TOKEN" -mqtt "tcp://$MQTT" -homes "$HOMES" -speed "$SPEED" \
-  -state "$RUN/homesim.json" >"$RUN/homesim.log" 2>&1 &
+  -incidents-per-day 6 -state "$RUN/homesim.json" >"$RUN/homesim.log" 2>&1 &
 echo $! >"$RUN/homesim.pid"
-for _ in $(seq 1 100); do [ -s "$RUN/homesim.json" ] && break; sleep 0.1; done
-RES=$(grep -o '"resident_id": *"[^"]*"' "$RUN/homesim.json" 2>/dev/null | head -1 | sed 's/.*: *"\(.*\)"/\1/')
-RES=${RES:-<resident-id>}
+RES=sim-r0001 # homesim's ids are deterministic: {prefix}-r0001 is the first resident
 
 cat <<MSG
 
@@ -58,6 +58,8 @@ carehub is running with $HOMES simulated homes (simulated time runs ${SPEED}x).
 Try:
   curl -s -H "Authorization: Bearer $TOKEN" "http://$HTTP/api/v1/residents/$RES/readings?metric=heart_rate" | head -c 600; echo
   curl -s -H "Authorization: Bearer $TOKEN" "http://$HTTP/api/v1/residents/$RES/readings?metric=spo2&every=5m&fn=min" | head -c 600; echo
+  curl -s -H "Authorization: Bearer $TOKEN" "http://$HTTP/api/v1/alerts?status=open" | head -c 800; echo
+  curl -N -H "Authorization: Bearer $TOKEN" "http://$HTTP/api/v1/alerts/stream"     # live alert transitions (SSE)
   curl -s "http://$HTTP/readyz"; echo
   curl -s "http://$HTTP/metrics" | grep carehub_ingest
 
