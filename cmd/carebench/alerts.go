@@ -34,25 +34,15 @@ func benchAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer e.close()
-	broker, err := e.mosquitto(ctx)
+	broker, influxURL, err := e.services(ctx)
 	if err != nil {
 		return err
 	}
-	influxURL, err := e.influxd(ctx, "care")
+	st, err := e.startCarehub(ctx, broker, influxURL, nil)
 	if err != nil {
 		return err
 	}
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	natsAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	base := "http://" + httpAddr
-	proc, err := e.carehub(ctx, map[string]string{
-		"CARE_HTTP_ADDR": httpAddr, "CARE_MQTT_URL": broker, "CARE_NATS_LISTEN": natsAddr,
-		"CARE_INFLUX_URL": influxURL, "CARE_INFLUX_BUCKET": "care", "CARE_DATA_DIR": filepath.Join(e.dir, "carehub"),
-		"CARE_ADMIN_TOKEN": benchToken, "CARE_LOG_LEVEL": "warn", "CARE_INSTANCE_ID": "bench",
-	})
-	if err != nil {
-		return err
-	}
+	base, natsAddr, proc := st.base, st.natsAddr, st.proc
 
 	// SOS buttons of the probe residents.
 	fmt.Fprintf(stdout, "registering %d residents with SOS buttons and %d load devices ...\n", *residents, *devices)

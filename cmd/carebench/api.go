@@ -35,23 +35,15 @@ func benchAPI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer e.close()
-	broker, err := e.mosquitto(ctx)
+	broker, influxURL, err := e.services(ctx)
 	if err != nil {
 		return err
 	}
-	influxURL, err := e.influxd(ctx, "care")
+	st, err := e.startCarehub(ctx, broker, influxURL, nil)
 	if err != nil {
 		return err
 	}
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	base := "http://" + httpAddr
-	if _, err := e.carehub(ctx, map[string]string{
-		"CARE_HTTP_ADDR": httpAddr, "CARE_MQTT_URL": broker, "CARE_NATS_LISTEN": fmt.Sprintf("127.0.0.1:%d", freePort()),
-		"CARE_INFLUX_URL": influxURL, "CARE_INFLUX_BUCKET": "care", "CARE_DATA_DIR": filepath.Join(e.dir, "carehub"),
-		"CARE_ADMIN_TOKEN": benchToken, "CARE_LOG_LEVEL": "warn", "CARE_INSTANCE_ID": "bench",
-	}); err != nil {
-		return err
-	}
+	base := st.base
 	fmt.Fprintf(stdout, "registering %d homes and backfilling %s of one-minute data ...\n", *homes, *week)
 	state := filepath.Join(e.dir, "homesim-state.json")
 	t0 := time.Now()

@@ -44,11 +44,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer e.close()
 
 	fmt.Fprintln(stdout, "starting Mosquitto (deploy/mosquitto/carehub.conf) and InfluxDB 1.8 ...")
-	broker, err := e.mosquitto(ctx)
-	if err != nil {
-		return err
-	}
-	influxURL, err := e.influxd(ctx, "care")
+	broker, influxURL, err := e.services(ctx)
 	if err != nil {
 		return err
 	}
@@ -83,17 +79,13 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	sub.Disconnect(100)
 
 	// 2. carehub: Mosquitto → ingest → JetStream → writer → InfluxDB.
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	base := "http://" + httpAddr
-	proc, err := e.carehub(ctx, map[string]string{
-		"CARE_HTTP_ADDR": httpAddr, "CARE_MQTT_URL": broker, "CARE_NATS_LISTEN": fmt.Sprintf("127.0.0.1:%d", freePort()),
-		"CARE_INFLUX_URL": influxURL, "CARE_INFLUX_BUCKET": "care", "CARE_DATA_DIR": filepath.Join(e.dir, "carehub"),
-		"CARE_ADMIN_TOKEN": benchToken, "CARE_LOG_LEVEL": "warn", "CARE_INSTANCE_ID": "bench",
+	st, err := e.startCarehub(ctx, broker, influxURL, map[string]string{
 		"CARE_MQTT_CONNECTIONS": fmt.Sprint(f.mqttConns), "CARE_PPROF_ADDR": os.Getenv("CAREBENCH_PPROF_ADDR"),
 	})
 	if err != nil {
 		return err
 	}
+	base, proc := st.base, st.proc
 	state := filepath.Join(e.dir, "homesim-state.json")
 	fmt.Fprintf(stdout, "registering %d devices through the API ...\n", f.devices)
 	if _, err := e.homesim(ctx, "-load", "-register-only", "-devices", fmt.Sprint(f.devices), "-api", base, "-token", benchToken,

@@ -328,3 +328,40 @@ func histogramQuantile(m map[string]float64, name string, q float64) float64 {
 	}
 	return prevLe
 }
+
+// services starts Mosquitto (production configuration) and InfluxDB with
+// the database "care", which every benchmark needs.
+func (e *env) services(ctx context.Context) (broker, influxURL string, err error) {
+	if broker, err = e.mosquitto(ctx); err != nil {
+		return "", "", err
+	}
+	influxURL, err = e.influxd(ctx, "care")
+	return broker, influxURL, err
+}
+
+// stack is a running carehub: its API base URL, its embedded NATS address
+// and its process.
+type stack struct {
+	base, natsAddr string
+	proc           *exec.Cmd
+}
+
+// startCarehub runs carehub against the external broker and InfluxDB, with
+// its own embedded NATS; extra variables override the defaults.
+func (e *env) startCarehub(ctx context.Context, broker, influxURL string, extra map[string]string) (*stack, error) {
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	vars := map[string]string{
+		"CARE_HTTP_ADDR": httpAddr, "CARE_MQTT_URL": broker, "CARE_NATS_LISTEN": natsAddr,
+		"CARE_INFLUX_URL": influxURL, "CARE_INFLUX_BUCKET": "care", "CARE_DATA_DIR": filepath.Join(e.dir, "carehub"),
+		"CARE_ADMIN_TOKEN": benchToken, "CARE_LOG_LEVEL": "warn", "CARE_INSTANCE_ID": "bench",
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	proc, err := e.carehub(ctx, vars)
+	if err != nil {
+		return nil, err
+	}
+	return &stack{base: "http://" + httpAddr, natsAddr: natsAddr, proc: proc}, nil
+}
