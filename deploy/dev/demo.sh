@@ -45,7 +45,7 @@ curl -sf "http://$HTTP/readyz" >/dev/null || { echo "carehub did not become read
 bin/homesim -api "http://$HTTP" -token "$TOKEN" -mqtt "tcp://$MQTT" -homes "$HOMES" -speed "$SPEED" \
   -incidents-per-day 6 -state "$RUN/homesim.json" >"$RUN/homesim.log" 2>&1 &
 echo $! >"$RUN/homesim.pid"
-RES=sim-r0001 # homesim's ids are deterministic: {prefix}-r0001 is the first resident
+RES=sim-1-r0001 # homesim's ids are deterministic: {prefix}-{seed}-r0001 is the first resident
 
 cat <<MSG
 
