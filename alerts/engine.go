@@ -214,7 +214,7 @@ func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 	switch {
 	case strings.HasPrefix(subj, "care.readings."):
 		var r model.Reading
-		if err := json.Unmarshal(msg.Data(), &r); err != nil {
+		if err := model.UnmarshalReading(msg.Data(), &r); err != nil {
 			return nil, err
 		}
 		return e.ev.Reading(r, r.DeviceKind), nil

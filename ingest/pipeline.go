@@ -227,6 +227,9 @@ func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending) mqtt
 		SetKeepAlive(30 * time.Second).
 		SetResumeSubs(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { p.handle(ctx, m, q) })
+	if plainTCP(p.o.BrokerURL) {
+		opts.SetCustomOpenConnectionFn(coalescingDialer)
+	}
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		// Subscribing again on every connect is harmless for a resumed
 		// session and required for a new one.
@@ -285,7 +288,7 @@ func (p *Pipeline) handle(ctx context.Context, m mqtt.Message, q chan<- *pending
 		var latest time.Time
 		for _, s := range samples {
 			r := model.Reading{ResidentID: dev.ResidentID, HomeID: dev.HomeID, DeviceID: dev.ID, DeviceKind: dev.Kind, TS: s.TS, Values: s.Values}
-			pd.pubs = append(pd.pubs, pendingPub{msg: &nats.Msg{Subject: model.ReadingSubject(dev.ResidentID, dev.ID), Data: AppendReadingJSON(nil, &r)}})
+			pd.pubs = append(pd.pubs, pendingPub{msg: &nats.Msg{Subject: model.ReadingSubject(dev.ResidentID, dev.ID), Data: model.AppendReadingJSON(nil, &r)}})
 			p.m.values.Add(float64(len(s.Values)))
 			if s.TS.After(latest) {
 				latest = s.TS

@@ -567,7 +567,10 @@ func decodeJSONObject(data []byte, v any) error {
 
 func readingLine(buf, data []byte) ([]byte, error) {
 	var r model.Reading
-	if err := decodeJSONObject(data, &r); err != nil {
+	if len(data) == 0 || data[0] != '{' {
+		return buf, errNotJSONObject
+	}
+	if err := model.UnmarshalReading(data, &r); err != nil {
 		return buf, err
 	}
 	if err := checkPointIDs(r.ResidentID, r.HomeID, r.DeviceID); err != nil {

@@ -1,0 +1,68 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+func TestCoalescingConnKeepsOrder(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	raw, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCoalescingConn(raw)
+	var want bytes.Buffer
+	for i := range 100000 {
+		p := []byte{0x40, 0x02, byte(i >> 8), byte(i)} // PUBACK-sized writes
+		want.Write(p)
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, want.Bytes()) {
+		t.Fatalf("peer read %d bytes, want %d in the same order", len(b), want.Len())
+	}
+}
+
+func TestCoalescingConnReportsWriteErrors(t *testing.T) {
+	a, b := net.Pipe()
+	b.Close()
+	c := newCoalescingConn(a)
+	defer c.Close()
+	_, _ = c.Write([]byte("x")) // queued; the flusher's write fails
+	var err error
+	for i := 0; i < 1000 && err == nil; i++ {
+		_, err = c.Write([]byte("y"))
+		if err == nil {
+			select { // let the flusher fail, without sleeping for luck
+			case <-c.done:
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	if err == nil || !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("write after a failed flush: err = %v, want io.ErrClosedPipe", err)
+	}
+}
