@@ -1,0 +1,87 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != DefaultHTTPAddr || c.MQTTListen != DefaultMQTTListen || c.NATSListen != DefaultNATSListen {
+		t.Errorf("listen defaults %s %s %s", c.HTTPAddr, c.MQTTListen, c.NATSListen)
+	}
+	if !c.EmbeddedMQTT() || !c.EmbeddedNATS() {
+		t.Error("with no URLs carehub must run its embedded broker and NATS")
+	}
+	if c.Timezone.String() != "Asia/Seoul" || c.InfluxBucket != "care" || c.RawRetention != 90*24*time.Hour {
+		t.Errorf("defaults: tz %s bucket %s retention %s", c.Timezone, c.InfluxBucket, c.RawRetention)
+	}
+}
+
+func TestSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "token")
+	if err := os.WriteFile(f, []byte("  s3cret-influx-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(env(map[string]string{"CARE_INFLUX_TOKEN_FILE": f, "CARE_ADMIN_TOKEN": "0123456789abcdef0123"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.InfluxToken != "s3cret-influx-token" {
+		t.Errorf("token from file = %q", c.InfluxToken)
+	}
+	_, err = Load(env(map[string]string{"CARE_MQTT_PASSWORD_FILE": filepath.Join(dir, "missing")}))
+	if err == nil || !strings.Contains(err.Error(), "CARE_MQTT_PASSWORD_FILE") {
+		t.Errorf("unreadable secret file: err = %v", err)
+	}
+}
+
+func TestInvalidSettingsSayHowToFix(t *testing.T) {
+	tests := map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"retention unit":   {map[string]string{"CARE_RAW_RETENTION": "ninety days"}, "write it like 90d"},
+		"retention short":  {map[string]string{"CARE_RAW_RETENTION": "10m"}, "at least 1h"},
+		"influx url":       {map[string]string{"CARE_INFLUX_URL": "localhost:8086"}, "http://127.0.0.1:8086"},
+		"nats url":         {map[string]string{"CARE_NATS_URL": "127.0.0.1:4222"}, "nats://127.0.0.1:4222"},
+		"influx version":   {map[string]string{"CARE_INFLUX_VERSION": "3"}, "use auto, 1"},
+		"listen address":   {map[string]string{"CARE_HTTP_ADDR": "8780"}, "host:port"},
+		"share group":      {map[string]string{"CARE_MQTT_SHARE_GROUP": "a/b"}, "without / + #"},
+		"connections":      {map[string]string{"CARE_MQTT_CONNECTIONS": "0"}, "1 to 64"},
+		"batch size":       {map[string]string{"CARE_BATCH_SIZE": "lots"}, "whole number"},
+		"every error once": {map[string]string{"CARE_LOG_LEVEL": "loud", "CARE_LOG_FORMAT": "xml"}, "CARE_LOG_FORMAT"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(env(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	_, err := Load(env(map[string]string{"CARE_LOG_LEVEL": "loud", "CARE_LOG_FORMAT": "xml"}))
+	if err == nil || !strings.Contains(err.Error(), "CARE_LOG_LEVEL") {
+		t.Errorf("all problems should be listed at once: %v", err)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90d": 90 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "250ms": 250 * time.Millisecond, "1h30m": 90 * time.Minute} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseDuration("-3d"); err == nil {
+		t.Error("a negative day count parsed")
+	}
+}
