@@ -25,6 +25,11 @@ func (h *zlHandler) Enabled(_ context.Context, l slog.Level) bool {
 func zlLevel(l slog.Level, msg string) zerolog.Level {
 	switch {
 	case l >= slog.LevelError:
+		// mochi's bolt hook reports its first read of a fresh store (no
+		// $SYS record yet) as an error; it is how every new store starts.
+		if msg == "failed to get data" {
+			return zerolog.DebugLevel
+		}
 		return zerolog.ErrorLevel
 	case l >= slog.LevelWarn:
 		// mochi's listener logs every refused connection as a warning with
