@@ -219,10 +219,10 @@ func (q ReadingsQuery) Flux() (Flux, error) {
 	var b strings.Builder
 	b.WriteString(Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s and r._field == %s)
+  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s and r._field == %s and r._time < %s)
   |> group()
   |> sort(columns: ["_time"])`,
-		StringLit(q.Bucket), TimeLit(q.From), TimeLit(q.To), StringLit(q.ResidentID), StringLit(q.Metric)).text)
+		StringLit(q.Bucket), TimeLit(q.From), TimeLit(q.To), StringLit(q.ResidentID), StringLit(q.Metric), TimeLit(q.To)).text)
 	if q.Every > 0 {
 		fn := aggregates[q.Fn]
 		if fn == "" {

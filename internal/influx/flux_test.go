@@ -67,7 +67,7 @@ func TestReadingsQueryFlux(t *testing.T) {
 	}
 	want := `from(bucket: "care/autogen")
   |> range(start: 2026-11-25T00:00:00Z, stop: 2026-11-26T00:00:00Z)
-  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == "r1" and r._field == "heart_rate")
+  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == "r1" and r._field == "heart_rate" and r._time < 2026-11-26T00:00:00Z)
   |> group()
   |> sort(columns: ["_time"])
   |> aggregateWindow(every: 5m, fn: max, createEmpty: false)
