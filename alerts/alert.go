@@ -76,7 +76,7 @@ var (
 
 // Alert is one alert as published and served (contract §3). Every contract
 // field is always present in the JSON; times not yet reached are null.
-// Seq, Tier, Recipients, Suppressed and Notes are additions the contract
+// Seq, Tier, Recipients, Suppressed, Notes and AssignedTo are additions the contract
 // allows: the transition counter of Nats-Msg-Id, who is notified, why
 // notification is held, and who did what when (domain.md: every transition
 // records who, when and a note).
@@ -108,6 +108,9 @@ type Alert struct {
 	Recipients []string     `json:"recipients,omitempty"`
 	Suppressed *Suppression `json:"suppressed,omitempty"`
 	Notes      []Note       `json:"notes,omitempty"`
+	// AssignedTo is the user a person handed the alert to (Manager.Assign);
+	// they stay among the recipients whatever the escalation level.
+	AssignedTo string `json:"assigned_to,omitempty"`
 }
 
 // Note records who made a transition, when, and what they wrote. Notes are

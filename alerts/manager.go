@@ -490,7 +490,7 @@ func (m *Manager) transition(r *record, kind, by, note string, now time.Time, to
 	a.Transition = kind
 	a.UpdatedAt = now
 	a.Tier = r.tierRole(a.EscalationLevel)
-	a.Recipients = r.recipients(a.EscalationLevel)
+	a.Recipients = withAssignee(r.recipients(a.EscalationLevel), a.AssignedTo)
 	if kind != TransitionRepeated { // repeats are counted in occurrences, not noted
 		a.Notes = append(a.Notes, Note{At: now, By: by, Transition: kind, Text: note})
 	}

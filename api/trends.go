@@ -81,48 +81,6 @@ type statsJSON struct {
 	Count  int64   `json:"count"`
 }
 
-// summary: GET /residents/{id}/summary?date=YYYY-MM-DD → min, mean and max
-// of each vital sign over that calendar day in the program time zone
-// (CARE_TIMEZONE); default today.
-func (s *Server) summary(c *fiber.Ctx) error {
-	if err := s.needTrends(); err != nil {
-		return err
-	}
-	r, err := s.visibleResident(c)
-	if err != nil {
-		return err
-	}
-	loc := s.o.Location
-	day := s.o.Clock().In(loc)
-	if v := c.Query("date"); v != "" {
-		day, err = time.ParseInLocation(time.DateOnly, v, loc)
-		if err != nil {
-			return invalid("invalid_date", "date must be YYYY-MM-DD")
-		}
-	}
-	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, loc)
-	to := from.AddDate(0, 0, 1) // 23 or 25 hours on a DST change
-	if err := s.audit(c, r.ID, "summary.read", ""); err != nil {
-		return err
-	}
-	stats, err := s.o.Trends.Summary(c.UserContext(), r.ID, from, to)
-	if err != nil {
-		s.log.Error().Err(err).Str("resident_id", r.ID).Msg("summary query failed")
-		return ErrUnavailable.with("the time-series store did not answer; retry later")
-	}
-	out := []statsJSON{}
-	for _, st := range stats {
-		m, ok := catalog.LookupMetric(st.Metric)
-		if !ok || !m.Vital {
-			continue
-		}
-		out = append(out, statsJSON{Metric: st.Metric, Unit: m.Unit, Min: st.Min, Mean: st.Mean, Max: st.Max, Count: st.Count})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Metric < out[j].Metric })
-	return c.JSON(fiber.Map{"resident_id": r.ID, "date": from.Format(time.DateOnly), "time_zone": loc.String(),
-		"from": from.UTC().Format(time.RFC3339), "to": to.UTC().Format(time.RFC3339), "vitals": out})
-}
-
 type overviewRow struct {
 	ResidentID      string     `json:"resident_id"`
 	OpenAlerts      int        `json:"open_alerts"`
