@@ -70,7 +70,11 @@ func (s *Server) getResident(c *fiber.Ctx) error {
 	if err := s.audit(c, r.ID, "resident.read", ""); err != nil {
 		return err
 	}
-	c.Set(fiber.HeaderETag, strconv.Quote(r.UpdatedAt.UTC().Format(time.RFC3339Nano)))
+	// The ETag is the KV revision, which PATCH checks (resident_edit.go).
+	if cur, rev, ok := s.o.Registry.ResidentRevision(r.ID); ok {
+		r = cur
+		c.Set(fiber.HeaderETag, residentETag(rev))
+	}
 	return c.JSON(r)
 }
 

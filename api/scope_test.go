@@ -15,6 +15,7 @@ func TestCaregiverSeesOnlyAssignedResidents(t *testing.T) {
 	h.resident("other")
 	care := h.user("care", "caregiver", "mine")
 	coord := h.user("coord", "coordinator")
+	h.chain("mine", "care") // the caregiver's own alerts, so they may hand them over
 	mineAlert := h.raise("mine", "heart_rate", "high")
 	otherAlert := h.raise("other", "heart_rate", "high")
 
@@ -28,9 +29,13 @@ func TestCaregiverSeesOnlyAssignedResidents(t *testing.T) {
 			{"PUT", "/api/v1/residents/" + rid + "/status", `{"mode":"quiet","reason":"visit"}`},
 			{"GET", "/api/v1/residents/" + rid + "/settings", ""},
 			{"GET", "/api/v1/residents/" + rid + "/escalation", ""},
+			{"GET", "/api/v1/homes/h-" + rid, ""},
 			{"GET", "/api/v1/alerts?resident_id=" + rid, ""},
 			{"GET", "/api/v1/alerts/stream?resident_id=" + rid + "&probe=1", ""},
 			{"GET", "/api/v1/alerts/" + alertID, ""},
+			{"POST", "/api/v1/alerts/" + alertID + "/comment", `{"note":"phoned"}`},
+			{"POST", "/api/v1/alerts/" + alertID + "/assign", `{"user_id":"care"}`},
+			{"POST", "/api/v1/alerts/" + alertID + "/snooze", `{"minutes":10,"reason":"visit in progress"}`},
 			{"POST", "/api/v1/alerts/" + alertID + "/ack", ""},
 			{"POST", "/api/v1/alerts/" + alertID + "/resolve", `{"outcome":"visited"}`},
 		}
@@ -86,6 +91,10 @@ func TestCaregiverSeesOnlyAssignedResidents(t *testing.T) {
 	h.expect(http.StatusNotFound, "GET", "/api/v1/residents/nobody", coord, nil, nil)
 	h.expect(http.StatusNotFound, "GET", "/api/v1/alerts/no-such-alert", coord, nil, nil)
 
+	// Erasure is for admins only: a coordinator is refused too.
+	if st, _, b := h.call("DELETE", "/api/v1/residents/mine?reason=x", coord, nil, nil); st != http.StatusForbidden || errCode(b) != "forbidden" {
+		t.Errorf("coordinator DELETE /residents/mine: %d %s, want 403", st, b)
+	}
 	// Staff-only endpoints are 403 for a caregiver, whatever the resident.
 	for _, e := range []ep{
 		{"POST", "/api/v1/residents", `{"name":"X","home_id":"h"}`},
@@ -95,6 +104,11 @@ func TestCaregiverSeesOnlyAssignedResidents(t *testing.T) {
 		{"PUT", "/api/v1/residents/mine/escalation", `{"tiers":[{"role":"caregiver"}]}`},
 		{"POST", "/api/v1/users", `{"name":"X","role":"admin"}`},
 		{"GET", "/api/v1/users/care", ""},
+		{"PATCH", "/api/v1/residents/mine", `{"name":"X"}`},
+		{"PUT", "/api/v1/residents/mine/consent", `{"given":true,"scope":"monitoring","recorded_by":"X"}`},
+		{"POST", "/api/v1/homes", `{"id":"h-new"}`},
+		{"DELETE", "/api/v1/residents/mine?reason=x", ""},
+		{"GET", "/api/v1/alerts/stats", ""},
 	} {
 		var body any
 		if e.body != "" {

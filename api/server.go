@@ -32,6 +32,12 @@ type Registry interface {
 	Devices(keep func(devices.Device) bool) []devices.Device
 	SetDeviceDisabled(ctx context.Context, id string, disabled bool) (devices.Device, error)
 	RotateCredentials(ctx context.Context, id string) (devices.Device, string, error)
+	ResidentRevision(id string) (devices.Resident, uint64, bool)
+	UpdateResident(ctx context.Context, id string, ifRevision uint64, change func(*devices.Resident) error) (devices.Resident, uint64, error)
+	EraseResident(ctx context.Context, id string, kick func(deviceID string)) ([]string, error)
+	CreateHome(ctx context.Context, h devices.Home) (devices.Home, error)
+	Home(id string) (devices.Home, bool)
+	Homes() []devices.Home
 }
 
 // ReadingsQuery asks for one metric of one resident over a time range,
@@ -99,6 +105,9 @@ type Options struct {
 	Heartbeat time.Duration
 	// MaxStreams bounds concurrent SSE clients (default 256).
 	MaxStreams int
+	// Erasure is what DELETE /residents/{id} erases besides the registry;
+	// without Erasure.Series the endpoint answers 503.
+	Erasure Erasure
 	// Extra, when set, adds more routes to the same app under /api/v1.
 	Extra func(r fiber.Router)
 }
@@ -226,9 +235,15 @@ func (s *Server) routes(v1 fiber.Router) {
 	v1.Post("/residents", staff, s.createResident)
 	v1.Get("/residents", s.listResidents)
 	v1.Get("/residents/:id", s.getResident)
+	v1.Patch("/residents/:id", staff, s.patchResident)
+	v1.Delete("/residents/:id", admin, s.eraseResident)
+	v1.Put("/residents/:id/consent", staff, s.putConsent)
+	v1.Post("/homes", staff, s.createHome)
+	v1.Get("/homes", s.listHomes)
+	v1.Get("/homes/:id", s.getHome)
 	v1.Get("/residents/:id/readings", s.readings)
 	v1.Get("/residents/:id/latest", s.latest)
-	v1.Get("/residents/:id/summary", s.summary)
+	v1.Get("/residents/:id/summary", s.daySummary)
 	v1.Get("/residents/:id/export", s.export)
 	v1.Get("/overview", s.overview)
 	v1.Get("/residents/:id/devices", s.residentDevices)
@@ -247,9 +262,13 @@ func (s *Server) routes(v1 fiber.Router) {
 
 	v1.Get("/alerts", s.listAlerts)
 	v1.Get("/alerts/stream", s.alertStream)
+	v1.Get("/alerts/stats", staff, s.alertStats) // before /alerts/:id, which would take "stats" as an id
 	v1.Get("/alerts/:id", s.getAlert)
 	v1.Post("/alerts/:id/ack", s.ackAlert)
 	v1.Post("/alerts/:id/resolve", s.resolveAlert)
+	v1.Post("/alerts/:id/comment", s.commentAlert)
+	v1.Post("/alerts/:id/assign", s.assignAlert)
+	v1.Post("/alerts/:id/snooze", s.snoozeAlert)
 
 	v1.Post("/users", admin, s.createUser)
 	v1.Get("/users/:id", admin, s.getUser)

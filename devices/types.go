@@ -16,10 +16,13 @@ type Home struct {
 // Resident is a person enrolled in the care program. Name and birth year are
 // personal data: they live here only, never in logs or InfluxDB tags.
 type Resident struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	HomeID    string    `json:"home_id"`
-	BirthYear int       `json:"birth_year,omitempty"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	HomeID    string `json:"home_id"`
+	BirthYear int    `json:"birth_year,omitempty"`
+	// Consent is the recorded consent to monitoring (PIPA Art. 23: health
+	// data needs separate consent); nil when none was recorded yet.
+	Consent   *Consent  `json:"consent,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

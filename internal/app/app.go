@@ -238,11 +238,19 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		return nil, err
 	}
 	auditLog := audit.New(js, clock)
+	// Erasure closes an erased device's session on the embedded broker;
+	// with an external one it cannot, and ingest rejects the device's
+	// messages as from an unknown device (contract §1).
+	var kicker api.DeviceKicker
+	if a.broker != nil {
+		kicker = a.broker
+	}
 	a.API = api.New(api.Options{
 		Registry: reg, Readings: readingsAdapter{in}, Audit: auditLog, AuditReader: auditLog, Trends: in, Export: in, Metrics: a.Metrics,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock,
 		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
-		Log: log.With().Str("component", "api").Logger(),
+		Erasure: api.Erasure{Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js},
+		Log:     log.With().Str("component", "api").Logger(),
 		Ready: map[string]api.Check{
 			"mqtt": func(context.Context) error { return pipeline.Ready() },
 			"nats": func(ctx context.Context) error {

@@ -1,0 +1,62 @@
+package alerts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// EraseResident removes every alert of a resident from memory and from the
+// care_alerts bucket (domain.md privacy: erasure per resident) and returns
+// how many it removed. Purge, not Delete, so KV keeps no earlier revision.
+// Transitions still in an alert's outbox are dropped with it: they would
+// only publish the resident's data again. The alert history in the
+// CARE_ALERTS stream is not touched here.
+func (m *Manager) EraseResident(ctx context.Context, residentID string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	var errs []error
+	for id, r := range m.byID {
+		if r.Alert.ResidentID != residentID {
+			continue
+		}
+		if err := m.kv.Purge(ctx, kvKey(id)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			errs = append(errs, fmt.Errorf("purge alert %s: %w", id, err))
+			continue
+		}
+		delete(m.byID, id)
+		delete(m.unsent, id)
+		if ok := openKey(r.Alert.ResidentID, r.Alert.Rule); m.open[ok] == r {
+			delete(m.open, ok)
+		}
+		n++
+	}
+	m.countOpen()
+	m.countPending()
+	return n, errors.Join(errs...)
+}
+
+// Erase removes a resident's escalation chain with all its stored revisions
+// (the bucket keeps 5): the chain names their caregivers and guardian.
+func (c *KVChains) Erase(ctx context.Context, residentID string) error {
+	if err := c.kv.Purge(ctx, residentID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("purge escalation chain of %s: %w", residentID, err)
+	}
+	return nil
+}
+
+// Erase removes a resident's rule settings with all their stored revisions.
+// Delete would leave the earlier ones in the bucket's history (5), and
+// their mode reasons ("hospital: ...") are about the resident's health.
+func (s *SettingsStore) Erase(ctx context.Context, residentID string) error {
+	if err := s.kv.Purge(ctx, residentID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("purge settings of %s: %w", residentID, err)
+	}
+	s.mu.Lock()
+	delete(s.m, residentID)
+	s.mu.Unlock()
+	return nil
+}

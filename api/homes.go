@@ -1,0 +1,134 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/internal/catalog"
+)
+
+type createHomeBody struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// createHome: POST /homes {"id"?, "name"?} (staff) → 201 home; an existing
+// id is 409. POST /residents still creates a missing home implicitly.
+func (s *Server) createHome(c *fiber.Ctx) error {
+	var b createHomeBody
+	if err := decode(c, &b); err != nil {
+		return err
+	}
+	h, err := s.o.Registry.CreateHome(c.UserContext(), devices.Home{ID: b.ID, Name: b.Name})
+	if err != nil {
+		return registryError(err)
+	}
+	if err := s.audit(c, "", "home.create", "home "+h.ID); err != nil {
+		return err
+	}
+	return c.Status(http.StatusCreated).JSON(h)
+}
+
+// homeResidents returns, for each home, the ids of its residents the caller
+// may see, sorted (Residents is sorted by id).
+func (s *Server) homeResidents(c *fiber.Ctx) map[string][]string {
+	out := map[string][]string{}
+	for _, r := range s.o.Registry.Residents() {
+		if s.canSee(c, r.ID) {
+			out[r.HomeID] = append(out[r.HomeID], r.ID)
+		}
+	}
+	return out
+}
+
+// canSeeHome: staff see every home, a caregiver the homes of their
+// residents (contract §4: anything else is 404).
+func (s *Server) canSeeHome(c *fiber.Ctx, visible map[string][]string, homeID string) bool {
+	if p := principal(c); p.Role == RoleAdmin || p.Role == RoleCoordinator {
+		return true
+	}
+	return len(visible[homeID]) > 0
+}
+
+type homesPage struct {
+	Homes      []devices.Home `json:"homes"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+}
+
+// listHomes: GET /homes?limit=&cursor= → the homes the caller may see, by
+// id; cursor is the last id of the previous page.
+func (s *Server) listHomes(c *fiber.Ctx) error {
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
+	}
+	after := c.Query("cursor")
+	if after != "" && !catalog.ValidID(after) {
+		return badRequest("invalid_cursor", "cursor is not one this API returned; start again without it")
+	}
+	if err := s.audit(c, "", "homes.list", ""); err != nil {
+		return err
+	}
+	visible := s.homeResidents(c)
+	out := homesPage{Homes: []devices.Home{}}
+	for _, h := range s.o.Registry.Homes() { // sorted by id
+		if h.ID <= after || !s.canSeeHome(c, visible, h.ID) {
+			continue
+		}
+		if len(out.Homes) == limit {
+			out.NextCursor = out.Homes[limit-1].ID
+			break
+		}
+		out.Homes = append(out.Homes, h)
+	}
+	return c.JSON(out)
+}
+
+type homeView struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name,omitempty"`
+	ResidentIDs []string     `json:"resident_ids"`
+	Devices     []deviceView `json:"devices"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+}
+
+// getHome: GET /homes/{id} → the home with the ids of its residents and its
+// devices with their health (online, last_seen, battery): what a
+// coordinator checks before a visit. A caregiver sees only their own
+// residents in it, and their devices. Audited per visible resident, since
+// device health is about their home life.
+func (s *Server) getHome(c *fiber.Ctx) error {
+	id := c.Params("id")
+	visible := s.homeResidents(c)
+	h, ok := s.o.Registry.Home(id)
+	if !catalog.ValidID(id) || !ok || !s.canSeeHome(c, visible, id) {
+		return ErrNotFound.with("no home " + truncate(id, 64))
+	}
+	rids := visible[id]
+	if rids == nil {
+		rids = []string{}
+	}
+	for _, rid := range rids {
+		if err := s.audit(c, rid, "home.read", "home "+id); err != nil {
+			return err
+		}
+	}
+	if len(rids) == 0 {
+		if err := s.audit(c, "", "home.read", "home "+id); err != nil {
+			return err
+		}
+	}
+	mine := make(map[string]bool, len(rids))
+	for _, rid := range rids {
+		mine[rid] = true
+	}
+	out := homeView{ID: h.ID, Name: h.Name, ResidentIDs: rids, Devices: []deviceView{}, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt}
+	for _, d := range s.o.Registry.Devices(func(d devices.Device) bool { return d.HomeID == id && mine[d.ResidentID] }) {
+		out.Devices = append(out.Devices, s.viewDevice(d))
+	}
+	return c.JSON(out)
+}

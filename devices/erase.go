@@ -1,0 +1,76 @@
+package devices
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// drop removes id whatever its revision: after a KV purge this process
+// knows the record is gone. A watcher update still in flight for an older
+// put may bring it back for a moment; the purge marker that follows it
+// removes it again.
+func (t *table[T]) drop(id string) {
+	t.mu.Lock()
+	delete(t.m, id)
+	t.mu.Unlock()
+}
+
+func (c *authCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.ok, id)
+	c.mu.Unlock()
+}
+
+// EraseResident removes a resident and their devices from the registry
+// (domain.md privacy: erasure per resident when the purpose ends) and
+// returns the ids of the erased devices. Each device is disabled first, so
+// it fails Authenticate from that moment on every instance; then kick, when
+// not nil, closes its MQTT session (a connected device would otherwise keep
+// publishing until it reconnects); then its record is purged. The resident
+// goes last, so an erasure that fails half-way can be run again. Purge, not
+// Delete: KV keeps no earlier revision of the records. The home stays: it
+// is a dwelling, not personal data, and may get a new resident.
+func (r *Registry) EraseResident(ctx context.Context, id string, kick func(deviceID string)) ([]string, error) {
+	if _, ok, err := readThrough(ctx, r.residents, r.residentTab, id); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("%w: resident %q", ErrNotFound, id)
+	}
+	erased := []string{}
+	for _, d := range r.Devices(func(d Device) bool { return d.ResidentID == id }) {
+		if _, err := r.SetDeviceDisabled(ctx, d.ID, true); err != nil && !errors.Is(err, ErrNotFound) {
+			return erased, fmt.Errorf("disable device %s: %w", d.ID, err)
+		}
+		if kick != nil {
+			kick(d.ID)
+		}
+		if err := r.devices.Purge(ctx, d.ID); err != nil {
+			return erased, fmt.Errorf("%s purge %q: %w", BucketDevices, d.ID, err)
+		}
+		r.deviceTab.drop(d.ID)
+		r.auth.forget(d.ID)
+		erased = append(erased, d.ID)
+	}
+	if err := r.residents.Purge(ctx, id); err != nil {
+		return erased, fmt.Errorf("%s purge %q: %w", BucketResidents, id, err)
+	}
+	r.residentTab.drop(id)
+	return erased, nil
+}
+
+// Forget removes a device's presence from memory and purges it from KV
+// (erasure): last_seen and battery are about a resident's home life.
+func (t *PresenceTracker) Forget(ctx context.Context, deviceID string) error {
+	t.flushMu.Lock() // a flush in progress must not write the entry back
+	defer t.flushMu.Unlock()
+	t.mu.Lock()
+	delete(t.m, deviceID)
+	t.mu.Unlock()
+	if err := t.kv.Purge(ctx, deviceID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("%s purge %q: %w", BucketPresence, deviceID, err)
+	}
+	return nil
+}
