@@ -72,10 +72,11 @@ type eraseBody struct {
 }
 
 type erasedCounts struct {
-	Devices  int    `json:"devices"`
-	Alerts   int    `json:"alerts"`
-	Series   string `json:"series"`
-	Messages uint64 `json:"buffered_messages"`
+	Devices     int    `json:"devices"`
+	Alerts      int    `json:"alerts"`
+	Series      string `json:"series"`
+	Messages    uint64 `json:"buffered_messages"`
+	Assignments int    `json:"caregiver_assignments"`
 }
 
 type retainedData struct {
@@ -209,6 +210,16 @@ func (s *Server) erase(ctx context.Context, rid string) (erasureResult, error) {
 		}
 	} else {
 		res.Skipped = append(res.Skipped, "presence")
+	}
+	// Caregivers' assignment lists name the resident: take it off them.
+	if ru, ok := s.o.Users.(interface {
+		RemoveResident(ctx context.Context, residentID string) (int, error)
+	}); ok && s.o.Users != nil {
+		if res.Erased.Assignments, err = ru.RemoveResident(ctx, rid); err != nil {
+			return res, err
+		}
+	} else {
+		res.Skipped = append(res.Skipped, "assignments")
 	}
 	erased, err := s.o.Registry.EraseResident(ctx, rid, kick)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,14 +142,23 @@ func TestEraseResident(t *testing.T) {
 			Alerts   int    `json:"alerts"`
 			Series   string `json:"series"`
 			Messages int    `json:"buffered_messages"`
+			Assigned int    `json:"caregiver_assignments"`
 		} `json:"erased"`
 		Skipped       []string             `json:"skipped"`
 		RetainedUntil map[string]time.Time `json:"retained_until"`
 	}
 	h.expect(http.StatusOK, "DELETE", "/api/v1/residents/r1", adminToken, map[string]any{"reason": "moved to a nursing home; contract ended"}, &res)
 	if res.ResidentID != "r1" || res.Erased.Devices != 2 || res.Erased.Alerts != 1 || res.Erased.Messages != 3 || // a reading, an alert message and the raise's transition
-		!strings.Contains(res.Erased.Series, "resident_id=r1") || len(res.Skipped) != 0 {
+		!strings.Contains(res.Erased.Series, "resident_id=r1") || len(res.Skipped) != 0 || res.Erased.Assigned != 1 {
 		t.Fatalf("answer: %+v", res)
+	}
+	// The caregiver's assignment list no longer names the erased resident.
+	var me struct {
+		ResidentIDs []string `json:"resident_ids"`
+	}
+	h.expect(http.StatusOK, "GET", "/api/v1/auth/me", care, nil, &me)
+	if slices.Contains(me.ResidentIDs, "r1") {
+		t.Fatalf("caregiver still assigned to the erased resident: %v", me.ResidentIDs)
 	}
 	if au := res.RetainedUntil[model.StreamAudit]; au.Sub(h.clk.now()) < 2*365*24*time.Hour-time.Minute {
 		t.Fatalf("audit retained until %v", au)

@@ -281,6 +281,31 @@ func (s *Store) SetResidents(ctx context.Context, id string, residentIDs []strin
 	})
 }
 
+// RemoveResident takes an erased resident off every caregiver's assignment
+// list and returns how many lists changed.
+func (s *Store) RemoveResident(ctx context.Context, residentID string) (int, error) {
+	keys, err := s.users.ListKeys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list users: %w", err)
+	}
+	defer func() { _ = keys.Stop() }()
+	changed := 0
+	for id := range keys.Keys() {
+		u, err := s.Get(ctx, id)
+		if err != nil || !u.Assigned(residentID) {
+			continue
+		}
+		if _, err := s.update(ctx, id, func(u *User) error {
+			u.ResidentIDs = slices.DeleteFunc(u.ResidentIDs, func(r string) bool { return r == residentID })
+			return nil
+		}); err != nil {
+			return changed, err
+		}
+		changed++
+	}
+	return changed, nil
+}
+
 // RevokeAll invalidates every token the user holds now.
 func (s *Store) RevokeAll(ctx context.Context, id string) error {
 	_, err := s.update(ctx, id, func(u *User) error {
