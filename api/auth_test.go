@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/carehub/carehub/api"
 )
 
 func TestAuthenticationRequired(t *testing.T) {
@@ -132,4 +134,23 @@ func TestLoginRateLimited(t *testing.T) {
 		h.expect(http.StatusUnauthorized, "POST", "/api/v1/auth/login", "", map[string]any{"id": "guess" + strconv.Itoa(i), "password": "whatever1"}, nil)
 	}
 	h.expect(http.StatusTooManyRequests, "POST", "/api/v1/auth/login", "", map[string]any{"id": "someone-else", "password": "whatever1"}, nil)
+}
+
+// TestLoginLimitBehindProxy: behind a trusted reverse proxy the limit is per
+// client address from X-Forwarded-For, not one limit for everyone behind the
+// proxy.
+func TestLoginLimitBehindProxy(t *testing.T) {
+	h := newHarness(t, func(o *api.Options) { o.TrustedProxies = []string{"0.0.0.0", "127.0.0.1"} })
+	for i := range 5 {
+		h.call("POST", "/api/v1/auth/login", "", map[string]any{"id": "guess" + strconv.Itoa(i), "password": "whatever1"}, nil,
+			"X-Forwarded-For", "203.0.113.7")
+	}
+	if st, _, b := h.call("POST", "/api/v1/auth/login", "", map[string]any{"id": "x", "password": "whatever1"}, nil,
+		"X-Forwarded-For", "203.0.113.7"); st != http.StatusTooManyRequests {
+		t.Fatalf("sixth failure from the same client: %d %s", st, b)
+	}
+	if st, _, b := h.call("POST", "/api/v1/auth/login", "", map[string]any{"id": "x", "password": "whatever1"}, nil,
+		"X-Forwarded-For", "198.51.100.9"); st != http.StatusUnauthorized {
+		t.Fatalf("another client behind the same proxy: %d %s, want 401", st, b)
+	}
 }

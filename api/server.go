@@ -110,6 +110,9 @@ type Options struct {
 	Erasure Erasure
 	// Extra, when set, adds more routes to the same app under /api/v1.
 	Extra func(r fiber.Router)
+	// TrustedProxies are the reverse proxies (IPs or CIDRs) whose
+	// X-Forwarded-For gives the client address (CARE_TRUSTED_PROXIES).
+	TrustedProxies []string
 }
 
 // Server is the Fiber application with its dependencies.
@@ -161,14 +164,23 @@ func New(o Options) *Server {
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.requests = o.Metrics.Counter("carehub_http_requests_total", "HTTP requests by route and status class.", "route", "status")
 	s.latency = o.Metrics.Histogram("carehub_http_request_seconds", "HTTP request latency by route.", metrics.DefBuckets, "route")
-	s.app = fiber.New(fiber.Config{
+	fc := fiber.Config{
 		AppName:               "carehub",
 		DisableStartupMessage: true,
 		BodyLimit:             maxBodyBytes,
 		ErrorHandler:          s.errorHandler,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
-	})
+	}
+	if len(o.TrustedProxies) > 0 {
+		// Behind a reverse proxy the client's address is in
+		// X-Forwarded-For; it is believed only from these proxies, so the
+		// login limit and the audit trail see the real source.
+		fc.EnableTrustedProxyCheck = true
+		fc.TrustedProxies = o.TrustedProxies
+		fc.ProxyHeader = fiber.HeaderXForwardedFor
+	}
+	s.app = fiber.New(fc)
 	s.app.Use(s.observe)
 	for _, prefix := range []string{"", "/api/v1"} {
 		s.app.Get(prefix+"/healthz", s.healthz)

@@ -247,7 +247,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	}
 	a.API = api.New(api.Options{
 		Registry: reg, Readings: readingsAdapter{in}, Audit: auditLog, AuditReader: auditLog, Trends: in, Export: in, Metrics: a.Metrics,
-		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock,
+		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies,
 		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
 		Erasure: api.Erasure{Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js},
 		Log:     log.With().Str("component", "api").Logger(),

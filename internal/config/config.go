@@ -73,6 +73,10 @@ type Config struct {
 	LogFormat string // auto, json or console
 	LogLevel  string
 
+	// TrustedProxies are reverse proxies whose X-Forwarded-For names the
+	// client: the login rate limit and the audit trail use that address.
+	TrustedProxies []string
+
 	RawRetention  time.Duration
 	MaxFuture     time.Duration
 	MaxPayload    int
@@ -116,6 +120,11 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxPayload:      p.int("CARE_MAX_PAYLOAD", DefaultMaxPayload),
 		BatchSize:       p.int("CARE_BATCH_SIZE", DefaultBatchSize),
 		BatchInterval:   p.duration("CARE_BATCH_INTERVAL", DefaultBatchInterval),
+	}
+	for _, tp := range strings.Split(p.str("CARE_TRUSTED_PROXIES", ""), ",") {
+		if tp = strings.TrimSpace(tp); tp != "" {
+			c.TrustedProxies = append(c.TrustedProxies, tp)
+		}
 	}
 	if c.InstanceID == "" {
 		c.InstanceID = "carehub"
@@ -191,6 +200,13 @@ func (c Config) validate() []error {
 	}
 	if c.BatchInterval < time.Millisecond || c.BatchInterval > time.Minute {
 		fail("CARE_BATCH_INTERVAL=%s: use 1ms to 1m", c.BatchInterval)
+	}
+	for _, tp := range c.TrustedProxies {
+		if net.ParseIP(tp) == nil {
+			if _, _, err := net.ParseCIDR(tp); err != nil {
+				fail("CARE_TRUSTED_PROXIES: %q is neither an IP address nor a CIDR range, e.g. 10.0.0.5,10.1.0.0/16", tp)
+			}
+		}
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		fail("CARE_ADMIN_TOKEN is shorter than 16 characters: use a long random string (or leave it unset and carehub prints a generated one)")

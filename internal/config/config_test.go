@@ -59,6 +59,7 @@ func TestInvalidSettingsSayHowToFix(t *testing.T) {
 		"share group":      {map[string]string{"CARE_MQTT_SHARE_GROUP": "a/b"}, "without / + #"},
 		"connections":      {map[string]string{"CARE_MQTT_CONNECTIONS": "0"}, "1 to 64"},
 		"batch size":       {map[string]string{"CARE_BATCH_SIZE": "lots"}, "whole number"},
+		"trusted proxy":    {map[string]string{"CARE_TRUSTED_PROXIES": "10.0.0.5,proxy.local"}, "neither an IP address nor a CIDR"},
 		"every error once": {map[string]string{"CARE_LOG_LEVEL": "loud", "CARE_LOG_FORMAT": "xml"}, "CARE_LOG_FORMAT"},
 	}
 	for name, tt := range tests {
