@@ -124,6 +124,51 @@ func (s *SettingsStore) Put(ctx context.Context, residentID string, st rules.Set
 	return nil
 }
 
+// Update changes a resident's settings atomically: change sees the stored
+// settings (defaults when none) and edits them; the write succeeds only if
+// nobody else wrote in between (KV revision), otherwise it reads again and
+// retries. An error from change aborts without writing and is returned.
+func (s *SettingsStore) Update(ctx context.Context, residentID string, change func(*rules.Settings) error) (rules.Settings, error) {
+	for range 10 {
+		st, rev := rules.DefaultSettings(), uint64(0)
+		e, err := s.kv.Get(ctx, residentID)
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(e.Value(), &st); err != nil {
+				return st, fmt.Errorf("stored settings of %s unreadable: %w", residentID, err)
+			}
+			rev = e.Revision()
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return st, err
+		}
+		if err := change(&st); err != nil {
+			return st, err
+		}
+		if err := st.Validate(); err != nil {
+			return st, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		b, err := json.Marshal(st)
+		if err != nil {
+			return st, err
+		}
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, residentID, b)
+		} else {
+			_, err = s.kv.Update(ctx, residentID, b, rev)
+		}
+		if err == nil {
+			s.mu.Lock()
+			s.m[residentID] = st
+			s.mu.Unlock()
+			return st, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongRev(err) {
+			return st, err
+		}
+	}
+	return rules.Settings{}, fmt.Errorf("%w: settings of %s keep changing; retry", ErrConflict, residentID)
+}
+
 // Delete forgets a resident's settings (erasure).
 func (s *SettingsStore) Delete(ctx context.Context, residentID string) error {
 	err := s.kv.Delete(ctx, residentID)

@@ -171,14 +171,16 @@ func (s *Server) snoozeAlert(c *fiber.Ctx) error {
 		return err
 	}
 	until := s.o.Clock().UTC().Add(time.Duration(b.Minutes) * time.Minute)
-	st := s.o.Settings.Settings(a.ResidentID)
-	snoozed := make(map[string]rules.Snooze, len(st.Snoozed)+1)
-	for k, v := range st.Snoozed { // the store's map is shared: never write into it
-		snoozed[k] = v
-	}
-	snoozed[a.Rule] = rules.Snooze{Until: until, Reason: b.Reason}
-	st.Snoozed = snoozed
-	if err := s.o.Settings.Put(c.UserContext(), a.ResidentID, st); err != nil {
+	_, err = s.o.Settings.Update(c.UserContext(), a.ResidentID, func(st *rules.Settings) error {
+		snoozed := make(map[string]rules.Snooze, len(st.Snoozed)+1)
+		for k, v := range st.Snoozed { // the store's map is shared: never write into it
+			snoozed[k] = v
+		}
+		snoozed[a.Rule] = rules.Snooze{Until: until, Reason: b.Reason}
+		st.Snoozed = snoozed
+		return nil
+	})
+	if err != nil {
 		if errors.Is(err, alerts.ErrInvalid) {
 			return invalid("invalid_rule", err.Error())
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -200,6 +201,9 @@ func (s *Server) rotateCredentials(c *fiber.Ctx) error {
 type SettingsStore interface {
 	Settings(residentID string) rules.Settings
 	Put(ctx context.Context, residentID string, st rules.Settings) error
+	// Update changes the stored settings atomically (read, change, write
+	// only if nobody wrote in between); an error from change aborts.
+	Update(ctx context.Context, residentID string, change func(*rules.Settings) error) (rules.Settings, error)
 }
 
 func (s *Server) needSettings() error {
@@ -259,24 +263,38 @@ func (s *Server) putSettings(c *fiber.Ctx) error {
 	if b.Mode != "" && strings.TrimSpace(b.ModeReason) == "" {
 		return invalid("invalid_settings", "mode_reason: required with a mode (suppression is audited with its reason)")
 	}
-	cur := s.o.Settings.Settings(r.ID)
-	if m := c.Get(fiber.HeaderIfMatch); m != "" && m != "*" && m != settingsETag(cur) {
-		return ErrPrecondition
-	}
-	if b.Mode != "" && (b.Mode != cur.Mode || b.ModeBy == "") {
-		b.ModeBy = principal(c).ID
-	}
-	if b.Mode == "" {
-		b.ModeReason, b.ModeBy, b.ModeUntil = "", "", time.Time{}
+	m := c.Get(fiber.HeaderIfMatch)
+	stale := func(cur rules.Settings) bool { return m != "" && m != "*" && m != settingsETag(cur) }
+	if stale(s.o.Settings.Settings(r.ID)) {
+		return ErrPrecondition // before auditing: nothing was changed
 	}
 	if err := s.audit(c, r.ID, "settings.update", b.ModeReason); err != nil {
 		return err
 	}
-	if err := s.o.Settings.Put(c.UserContext(), r.ID, b); err != nil {
+	// The If-Match check and the write are one atomic step: a write by
+	// someone else in between makes the check run again on what they wrote.
+	out, err := s.o.Settings.Update(c.UserContext(), r.ID, func(cur *rules.Settings) error {
+		if stale(*cur) {
+			return ErrPrecondition
+		}
+		nb := b
+		if nb.Mode != "" && (nb.Mode != cur.Mode || nb.ModeBy == "") {
+			nb.ModeBy = principal(c).ID
+		}
+		if nb.Mode == "" {
+			nb.ModeReason, nb.ModeBy, nb.ModeUntil = "", "", time.Time{}
+		}
+		*cur = nb
+		return nil
+	})
+	if errors.Is(err, ErrPrecondition) {
+		return ErrPrecondition
+	}
+	if err != nil {
 		return alertError(err, "invalid_settings")
 	}
-	c.Set(fiber.HeaderETag, settingsETag(b))
-	return c.JSON(b)
+	c.Set(fiber.HeaderETag, settingsETag(out))
+	return c.JSON(out)
 }
 
 type statusBody struct {
@@ -360,15 +378,17 @@ func (s *Server) putStatus(c *fiber.Ctx) error {
 	if err := s.audit(c, r.ID, "status.set", b.Mode+": "+b.Reason); err != nil {
 		return err
 	}
-	st := s.o.Settings.Settings(r.ID)
-	st.Mode, st.ModeReason, st.ModeBy, st.ModeUntil = b.Mode, b.Reason, principal(c).ID, time.Time{}
-	if b.Until != nil {
-		st.ModeUntil = b.Until.UTC()
-	}
-	if b.Mode == "" {
-		st.ModeReason, st.ModeBy = "", ""
-	}
-	if err := s.o.Settings.Put(c.UserContext(), r.ID, st); err != nil {
+	st, err := s.o.Settings.Update(c.UserContext(), r.ID, func(st *rules.Settings) error {
+		st.Mode, st.ModeReason, st.ModeBy, st.ModeUntil = b.Mode, b.Reason, principal(c).ID, time.Time{}
+		if b.Until != nil {
+			st.ModeUntil = b.Until.UTC()
+		}
+		if b.Mode == "" {
+			st.ModeReason, st.ModeBy = "", ""
+		}
+		return nil
+	})
+	if err != nil {
 		return alertError(err, "invalid_settings")
 	}
 	return c.JSON(s.viewStatus(r.ID, st))
