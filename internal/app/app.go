@@ -246,7 +246,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		kicker = a.broker
 	}
 	a.API = api.New(api.Options{
-		Registry: reg, Readings: readingsAdapter{in}, Audit: auditLog, AuditReader: auditLog, Trends: in, Export: in, Metrics: a.Metrics,
+		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Trends: in, Export: in, Metrics: a.Metrics,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies,
 		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
 		Erasure: api.Erasure{Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js},
@@ -393,12 +393,16 @@ func randomSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// readingsAdapter answers the API's readings queries with Flux.
-type readingsAdapter struct{ c *influx.Client }
+// readingsAdapter answers the API's readings queries with Flux; whole-day
+// windows are calendar days in the program time zone.
+type readingsAdapter struct {
+	c   *influx.Client
+	loc *time.Location
+}
 
 func (r readingsAdapter) Readings(ctx context.Context, q api.ReadingsQuery) ([]api.Point, error) {
 	pts, err := r.c.Readings(ctx, influx.ReadingsQuery{ResidentID: q.ResidentID, Metric: q.Metric,
-		From: q.From, To: q.To, Every: q.Every, Fn: q.Fn})
+		From: q.From, To: q.To, Every: q.Every, Fn: q.Fn, Location: r.loc})
 	if err != nil {
 		return nil, err
 	}

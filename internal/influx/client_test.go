@@ -369,3 +369,42 @@ func TestFluxInjection(t *testing.T) {
 		}
 	}
 }
+
+// TestReadingsCalendarDays: with every=1d, windows are calendar days in the
+// program time zone (Asia/Seoul, UTC+9), labelled with the local midnight.
+func TestReadingsCalendarDays(t *testing.T) {
+	c, _, _ := open18(t)
+	seoul, err := time.LoadLocation("Asia/Seoul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 11, 20, 0, 0, 0, 0, seoul)
+	var buf []byte
+	for _, p := range []struct {
+		at time.Time
+		v  float64
+	}{
+		{day.Add(-30 * time.Minute), 50},             // 23:30 on the 19th, Seoul: the day before
+		{day.Add(30 * time.Minute), 70},              // 00:30 on the 20th
+		{day.Add(23*time.Hour + 50*time.Minute), 90}, // 23:50 on the 20th (14:50 UTC)
+	} {
+		buf = AppendReading(buf, model.Reading{ResidentID: "r1", HomeID: "h1", DeviceID: "w1", DeviceKind: "wearable", TS: p.at, Values: map[string]float64{"heart_rate": p.v}})
+	}
+	if err := c.WriteLines(ctxT(t), buf); err != nil {
+		t.Fatal(err)
+	}
+	q := ReadingsQuery{ResidentID: "r1", Metric: "heart_rate", From: day.Add(-24 * time.Hour), To: day.Add(48 * time.Hour),
+		Every: 24 * time.Hour, Fn: "mean", Location: seoul}
+	pts, err := c.Readings(ctxT(t), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 2 || !pts[0].T.Equal(day.Add(-24*time.Hour)) || pts[0].V != 50 || !pts[1].T.Equal(day) || pts[1].V != 80 {
+		t.Fatalf("Seoul days: %v, want [19th 00:00 KST = 50, 20th 00:00 KST = 80]", pts)
+	}
+	// Without a location the same points fall into UTC days.
+	q.Location = nil
+	if pts, err = c.Readings(ctxT(t), q); err != nil || len(pts) != 2 || pts[1].V != 90 {
+		t.Fatalf("UTC days: %v, %v (the 23:50 KST point is on its own UTC day)", pts, err)
+	}
+}

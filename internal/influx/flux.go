@@ -173,6 +173,26 @@ type ReadingsQuery struct {
 	Every      time.Duration // 0 = raw points
 	Fn         string        // with Every: mean (default), min, max, count or last
 	MaxPoints  int           // 0 = DefaultMaxPoints
+	// Location makes whole-day windows calendar days there (the program
+	// time zone); nil = UTC days.
+	Location *time.Location
+}
+
+// dayOffset is the window offset that makes whole-day windows start at
+// local midnight in loc, using the zone's offset at t. Flux 0.65 (InfluxDB
+// 1.8) has no time-zone-aware windows; a fixed offset is exact for zones
+// without daylight saving such as Asia/Seoul, and off by the DST hour for a
+// window that spans a change.
+func dayOffset(loc *time.Location, t time.Time) time.Duration {
+	if loc == nil {
+		return 0
+	}
+	_, secs := t.In(loc).Zone()
+	off := -time.Duration(secs) * time.Second
+	for off < 0 {
+		off += 24 * time.Hour
+	}
+	return off % (24 * time.Hour)
 }
 
 // Validate checks every value the query will carry.
@@ -232,7 +252,18 @@ func (q ReadingsQuery) Flux() (Flux, error) {
 		if err != nil {
 			return Flux{}, err
 		}
-		b.WriteString(Fluxf("\n  |> aggregateWindow(every: %s, fn: %s, createEmpty: false)", every, Lit{text: fn}).text)
+		if off := dayOffset(q.Location, q.From); q.Every%(24*time.Hour) == 0 && off != 0 {
+			// Calendar days in the program time zone, each point labelled
+			// with the local midnight that starts it.
+			offset, err := DurationLit(off)
+			if err != nil {
+				return Flux{}, err
+			}
+			b.WriteString(Fluxf("\n  |> window(every: %s, offset: %s)\n  |> %s()\n  |> duplicate(column: \"_start\", as: \"_time\")\n  |> window(every: inf)",
+				every, offset, Lit{text: fn}).text)
+		} else {
+			b.WriteString(Fluxf("\n  |> aggregateWindow(every: %s, fn: %s, createEmpty: false)", every, Lit{text: fn}).text)
+		}
 	}
 	b.WriteString(Fluxf("\n  |> limit(n: %s)\n  |> keep(columns: [\"_time\", \"_value\"])", Lit{text: strconv.Itoa(limit)}).text)
 	return Flux{text: b.String()}, nil
