@@ -132,7 +132,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		return nil, err
 	}
 	a.JS = js
-	if err := natsx.EnsureStreams(ctx, js, natsx.DefaultStreamOptions); err != nil {
+	streams := natsx.DefaultStreamOptions
+	streams.BufferAge, streams.AuditAge = cfg.BufferAge, cfg.AuditRetention
+	if err := natsx.EnsureStreams(ctx, js, streams); err != nil {
 		return nil, err
 	}
 
@@ -249,7 +251,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Trends: in, Export: in, Metrics: a.Metrics,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies,
 		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
-		Erasure: api.Erasure{Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js},
+		Erasure: api.Erasure{Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js, Retention: streams},
 		Log:     log.With().Str("component", "api").Logger(),
 		Ready: map[string]api.Check{
 			"mqtt": func(context.Context) error { return pipeline.Ready() },

@@ -43,6 +43,10 @@ const (
 	// 5,000 points keep a request near 1 MB, InfluxDB's sweet spot.
 	DefaultBatchSize     = 5000
 	DefaultBatchInterval = 200 * time.Millisecond
+	// DefaultBufferAge covers a long weekend of InfluxDB being down.
+	DefaultBufferAge = 7 * 24 * time.Hour
+	// DefaultAuditRetention is the legal minimum for the access trail.
+	DefaultAuditRetention = 2 * 365 * 24 * time.Hour
 )
 
 // Config is everything carehub needs to start.
@@ -82,6 +86,13 @@ type Config struct {
 	MaxPayload    int
 	BatchSize     int
 	BatchInterval time.Duration
+
+	// BufferAge is how long readings, events and status stay in JetStream:
+	// the longest InfluxDB outage carehub rides out without losing data.
+	BufferAge time.Duration
+	// AuditRetention is how long CARE_AUDIT keeps the access trail (PIPA,
+	// domain.md: at least 2 years).
+	AuditRetention time.Duration
 }
 
 // Embedded reports whether carehub runs its own MQTT broker.
@@ -120,6 +131,8 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxPayload:      p.int("CARE_MAX_PAYLOAD", DefaultMaxPayload),
 		BatchSize:       p.int("CARE_BATCH_SIZE", DefaultBatchSize),
 		BatchInterval:   p.duration("CARE_BATCH_INTERVAL", DefaultBatchInterval),
+		BufferAge:       p.duration("CARE_BUFFER_AGE", DefaultBufferAge),
+		AuditRetention:  p.duration("CARE_AUDIT_RETENTION", DefaultAuditRetention),
 	}
 	for _, tp := range strings.Split(p.str("CARE_TRUSTED_PROXIES", ""), ",") {
 		if tp = strings.TrimSpace(tp); tp != "" {
@@ -188,6 +201,12 @@ func (c Config) validate() []error {
 	}
 	if c.RawRetention < time.Hour {
 		fail("CARE_RAW_RETENTION=%s is too short: use at least 1h (e.g. 90d)", c.RawRetention)
+	}
+	if c.BufferAge < time.Hour {
+		fail("CARE_BUFFER_AGE=%s is too short: it is the longest InfluxDB outage carehub survives; use at least 1h (e.g. 7d)", c.BufferAge)
+	}
+	if c.AuditRetention < DefaultAuditRetention {
+		fail("CARE_AUDIT_RETENTION=%s: the access trail must be kept at least 2 years (730d)", c.AuditRetention)
 	}
 	if c.MaxFuture < 0 {
 		fail("CARE_MAX_FUTURE must not be negative")

@@ -60,6 +60,8 @@ func TestInvalidSettingsSayHowToFix(t *testing.T) {
 		"connections":      {map[string]string{"CARE_MQTT_CONNECTIONS": "0"}, "1 to 64"},
 		"batch size":       {map[string]string{"CARE_BATCH_SIZE": "lots"}, "whole number"},
 		"trusted proxy":    {map[string]string{"CARE_TRUSTED_PROXIES": "10.0.0.5,proxy.local"}, "neither an IP address nor a CIDR"},
+		"audit too short":  {map[string]string{"CARE_AUDIT_RETENTION": "365d"}, "at least 2 years"},
+		"buffer too short": {map[string]string{"CARE_BUFFER_AGE": "10m"}, "at least 1h"},
 		"every error once": {map[string]string{"CARE_LOG_LEVEL": "loud", "CARE_LOG_FORMAT": "xml"}, "CARE_LOG_FORMAT"},
 	}
 	for name, tt := range tests {
