@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/carehub/carehub/alerts"
+	"github.com/carehub/carehub/internal/app"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -327,5 +328,45 @@ func TestAlertSurvivesKill(t *testing.T) {
 	}
 	if counts["raised"] != 1 || counts["escalated"] != 1 {
 		t.Fatalf("transitions after a SIGKILL and restart: %v (want one raised, one escalated)", counts)
+	}
+}
+
+// TestTwoInstancesShareTheLoad runs two carehub instances on one broker and
+// one NATS, as a scaled-out installation would: the shared subscription
+// splits the devices' messages between them and every reading is stored
+// exactly once.
+func TestTwoInstancesShareTheLoad(t *testing.T) {
+	in := testenv.SharedInflux(t)
+	db := in.CreateDB(t)
+	ns := testenv.NATS(t)
+	mq := testenv.StartMosquitto(t, "max_inflight_messages 1000\nmax_queued_messages 100000\n")
+	group := testenv.ID("g")
+	shared := map[string]string{"CARE_MQTT_URL": mq.URL, "CARE_NATS_URL": ns.ClientURL(), "CARE_MQTT_SHARE_GROUP": group}
+	a := startApp(t, env(t, in.URL, db, shared))
+	b := startApp(t, env(t, in.URL, db, shared))
+	d := register(t, "http://"+a.HTTPAddr(), "wearable")
+	testenv.WaitFor(t, 10*time.Second, "the device known to the second instance (KV watch)", func() bool {
+		_, ok := b.Registry.Device(d.ID)
+		return ok
+	})
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mq.URL).SetClientID(d.ID))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(50)
+	const n = 600
+	publishSeries(t, c, d.MQTT.TopicPrefix+"telemetry", time.Now().Add(-time.Minute), n, time.Millisecond, nil)
+	testenv.WaitFor(t, 30*time.Second, "every reading stored", func() bool {
+		return countPoints(t, in, db, "readings", "heart_rate", d.ID) >= n
+	})
+	if got := countPoints(t, in, db, "readings", "heart_rate", d.ID); got != n {
+		t.Fatalf("%d points, want %d", got, n)
+	}
+	accepted := func(x *app.App) float64 {
+		return metricValue(t, "http://"+x.HTTPAddr(), `carehub_ingest_messages_total{kind="telemetry",outcome="accepted"}`)
+	}
+	na, nb := accepted(a), accepted(b)
+	if na == 0 || nb == 0 || na+nb != n {
+		t.Fatalf("instances accepted %v and %v messages: want both > 0, %d in all", na, nb, n)
 	}
 }
