@@ -170,7 +170,11 @@ func (s *Server) visibleAlert(c *fiber.Ctx) (alerts.Alert, error) {
 	return a, nil
 }
 
-// getAlert: GET /alerts/{id}.
+// getAlert: GET /alerts/{id} → the alert with the readings around it
+// (issue 4): its fields at the top level and "context", the alert's metric
+// from 30 min before it was raised to 30 min after (or now), or, for an
+// alert without a metric, the latest value of each metric. When InfluxDB
+// fails the answer is still 200, with context null and context_error.
 func (s *Server) getAlert(c *fiber.Ctx) error {
 	a, err := s.visibleAlert(c)
 	if err != nil {
@@ -179,7 +183,7 @@ func (s *Server) getAlert(c *fiber.Ctx) error {
 	if err := s.audit(c, a.ResidentID, "alert.read", ""); err != nil {
 		return err
 	}
-	return c.JSON(a)
+	return c.JSON(s.withContext(c.UserContext(), a))
 }
 
 type noteBody struct {

@@ -87,13 +87,19 @@ type overviewRow struct {
 	HighestSeverity string     `json:"highest_severity,omitempty"`
 	LastReading     *time.Time `json:"last_reading"`
 	MissingData     bool       `json:"missing_data"`
+	// Drifting lists the baselines the resident is worsening from
+	// (drift.go); empty, not null, when none.
+	Drifting []driftJSON `json:"drifting"`
 }
 
 var severityOrder = map[string]int{"info": 1, "warning": 2, "high": 3, "critical": 4}
 
-// overview: GET /overview → the caller's residents that need attention:
-// open (or acknowledged) alerts, or no reading for 24 h; the most urgent
-// first (highest severity, then missing data, then number of alerts).
+// overview: GET /overview → the caller's residents that need attention
+// (issue 4: "who is drifting"): open (or acknowledged) alerts, no reading
+// for 24 h, or a worsening baseline (drift.go); the most urgent first
+// (highest severity, then missing data, then number of alerts, then number
+// of worsening baselines). When the baseline queries fail, the rest is
+// still answered, with drift_error saying what is missing.
 func (s *Server) overview(c *fiber.Ctx) error {
 	if err := s.needTrends(); err != nil {
 		return err
@@ -112,7 +118,7 @@ func (s *Server) overview(c *fiber.Ctx) error {
 		if !s.canSee(c, r.ID) {
 			continue
 		}
-		row := &overviewRow{ResidentID: r.ID}
+		row := &overviewRow{ResidentID: r.ID, Drifting: []driftJSON{}}
 		if t, ok := last[r.ID]; ok {
 			t = t.UTC()
 			row.LastReading = &t
@@ -133,9 +139,22 @@ func (s *Server) overview(c *fiber.Ctx) error {
 			}
 		}
 	}
+	resp := fiber.Map{}
+	if src, ok := s.o.Trends.(BaselineSource); ok {
+		drift, err := s.drift(c.UserContext(), src, now)
+		if err != nil {
+			s.log.Error().Err(err).Msg("overview baseline query failed")
+			resp["drift_error"] = "worsening baselines are not shown: the time-series store did not answer"
+		}
+		for rid, d := range drift {
+			if row := rows[rid]; row != nil {
+				row.Drifting = d
+			}
+		}
+	}
 	out := []overviewRow{}
 	for _, r := range rows {
-		if r.OpenAlerts > 0 || r.MissingData {
+		if r.OpenAlerts > 0 || r.MissingData || len(r.Drifting) > 0 {
 			out = append(out, *r)
 		}
 	}
@@ -150,7 +169,11 @@ func (s *Server) overview(c *fiber.Ctx) error {
 		if a.OpenAlerts != b.OpenAlerts {
 			return a.OpenAlerts > b.OpenAlerts
 		}
+		if len(a.Drifting) != len(b.Drifting) {
+			return len(a.Drifting) > len(b.Drifting)
+		}
 		return a.ResidentID < b.ResidentID
 	})
-	return c.JSON(fiber.Map{"residents": out})
+	resp["residents"] = out
+	return c.JSON(resp)
 }
