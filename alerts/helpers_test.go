@@ -15,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/alerts/rules"
-	"github.com/carehub/carehub/internal/natsx"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -122,20 +121,7 @@ func newEnv(t *testing.T) *env {
 
 func envOn(t *testing.T, ns *server.Server) *env {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := natsx.EnsureStreams(ctx, js, natsx.DefaultStreamOptions); err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testenv.JetStream(t, ns)
 	return &env{ns: ns, nc: nc, js: js}
 }
 

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -22,7 +21,6 @@ import (
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/metrics"
-	"github.com/carehub/carehub/internal/natsx"
 	"github.com/carehub/carehub/internal/testenv"
 	"github.com/carehub/carehub/internal/users"
 )
@@ -61,20 +59,9 @@ type harness struct {
 func newHarness(t *testing.T, mod func(*api.Options)) *harness {
 	t.Helper()
 	ns := testenv.NATS(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testenv.JetStream(t, ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := natsx.EnsureStreams(ctx, js, natsx.DefaultStreamOptions); err != nil {
-		t.Fatal(err)
-	}
 	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	log := zerolog.Nop()
 	reg, err := devices.Open(ctx, js, log, clk.now)

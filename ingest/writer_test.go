@@ -20,28 +20,13 @@ import (
 	"github.com/carehub/carehub/internal/influx"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
-	"github.com/carehub/carehub/internal/natsx"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
 // writerJS is an in-process NATS with carehub's streams.
 func writerJS(t testing.TB) (jetstream.JetStream, *nats.Conn) {
 	t.Helper()
-	ns := testenv.NATS(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := natsx.EnsureStreams(ctx, js, natsx.DefaultStreamOptions); err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testenv.JetStream(t, testenv.NATS(t))
 	return js, nc
 }
 

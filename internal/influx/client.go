@@ -204,29 +204,10 @@ func (c *Client) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.Query(ctx, f)
+	var pts []Point
+	err = c.scan(ctx, f, func(_ string, t time.Time, v float64) { pts = append(pts, Point{T: t, V: v}) })
 	if err != nil {
 		return nil, err
-	}
-	defer res.Close()
-	var pts []Point
-	for res.Next() {
-		rec := res.Record()
-		var v float64
-		switch x := rec.Value().(type) {
-		case float64:
-			v = x
-		case int64:
-			v = float64(x)
-		case uint64:
-			v = float64(x)
-		default:
-			continue // a window without a value
-		}
-		pts = append(pts, Point{T: rec.Time(), V: v})
-	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("influx query: %w", err)
 	}
 	return pts, nil
 }

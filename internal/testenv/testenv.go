@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -22,6 +23,10 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	natsserver "github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/carehub/carehub/internal/natsx"
 )
 
 // WaitFor polls cond until it is true or the deadline passes, then fails the
@@ -303,4 +308,25 @@ func MachineMosquitto(t testing.TB) string {
 	}
 	c.Close()
 	return "tcp://127.0.0.1:1883"
+}
+
+// JetStream connects to ns and declares carehub's streams, as carehub does
+// at start; the connection closes with the test.
+func JetStream(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := natsx.EnsureStreams(ctx, js, natsx.DefaultStreamOptions); err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
 }
