@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,5 +250,36 @@ func TestOverviewDrift100Residents(t *testing.T) {
 	t.Logf("overview of 100 residents, baselines cached: %v", took)
 	if len(ov.Residents) != 20 || took > 500*time.Millisecond {
 		t.Fatalf("cached overview: %d residents in %v, want 20 within 500 ms", len(ov.Residents), took)
+	}
+}
+
+// countingBaselines counts the baseline queries it is asked.
+type countingBaselines struct {
+	api.TrendsSource
+	n atomic.Int64
+}
+
+func (c *countingBaselines) DailyAggregates(context.Context, influx.DailyQuery) (map[string][]influx.DayValue, error) {
+	c.n.Add(1)
+	return nil, nil
+}
+
+// TestWarmBaselines: the warmer asks the overview's three baseline
+// queries at once, again every interval, and stops with its context.
+func TestWarmBaselines(t *testing.T) {
+	src := &countingBaselines{}
+	h := newHarness(t, func(o *api.Options) { o.Trends = src })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.srv.WarmBaselines(ctx, 20*time.Millisecond) }()
+	testenv.WaitFor(t, 5*time.Second, "two rounds of three queries", func() bool { return src.n.Load() >= 6 })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WarmBaselines did not return when its context ended")
+	}
+	if n := src.n.Load(); n%3 != 0 {
+		t.Fatalf("%d queries: rounds of three expected", n)
 	}
 }

@@ -19,6 +19,9 @@ const (
 	maxAggregatedWindow   = 2 * 366 * 24 * time.Hour
 	minEvery              = time.Second
 	maxEvery              = 31 * 24 * time.Hour
+	// maxWindows bounds the points of an aggregated answer (and the
+	// windows carehub holds while aggregating): 2 years hourly fit.
+	maxWindows = 100_000
 )
 
 var readingFns = map[string]bool{"mean": true, "min": true, "max": true, "count": true, "last": true}
@@ -90,6 +93,9 @@ func parseReadingsQuery(c *fiber.Ctx, residentID string, now time.Time) (Reading
 	}
 	if q.To.Sub(q.From) > limit {
 		return q, m, invalid("invalid_time_range", "the time range is too long: at most 31 days of raw points, or 2 years with every")
+	}
+	if q.Every > 0 && q.To.Sub(q.From)/q.Every >= maxWindows {
+		return q, m, invalid("invalid_every", "every is too short for the time range: at most 100000 windows, e.g. every=1h for 2 years")
 	}
 	return q, m, nil
 }

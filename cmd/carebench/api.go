@@ -27,6 +27,7 @@ func benchAPI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	week := fs.Duration("backfill", 7*24*time.Hour, "history to backfill")
 	requests := fs.Int("requests", 200, "readings requests to time")
 	sseClients := fs.Int("sse", 200, "concurrent SSE clients")
+	hold := fs.Bool("hold", false, "after measuring, keep carehub and InfluxDB running until interrupted (to profile or query them)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,6 +68,14 @@ func benchAPI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "stored %.0f readings points in %.0f s\n", last, time.Since(t0).Seconds())
+	// The week is history: time the queries on a store that has finished
+	// compacting it, as a coordinator would meet it, not in the minute
+	// after a million points arrived.
+	waited, err := e.settle(ctx, "influxd", 3*time.Minute)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "InfluxDB settled (compactions done) after %.0f s\n", waited.Seconds())
 
 	residents, err := listResidents(base)
 	if err != nil {
@@ -114,6 +123,10 @@ func benchAPI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "overview of %d residents p50 %6.1f ms  p95 %6.1f ms  (20 requests)\n", len(residents), ms(quantile(ovLat, 0.5)), ms(quantile(ovLat, 0.95)))
 	fmt.Fprintf(stdout, "SSE fan-out to %d clients p50 %6.1f ms  p95 %6.1f ms  max %6.1f ms (SOS publish to event at each client)\n",
 		len(sseLat), ms(quantile(sseLat, 0.5)), ms(quantile(sseLat, 0.95)), ms(quantile(sseLat, 1)))
+	if *hold {
+		fmt.Fprintf(stdout, "\nholding: carehub %s (token %s), InfluxDB %s, data in %s; Ctrl-C ends\n", base, benchToken, influxURL, e.dir)
+		<-ctx.Done()
+	}
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -80,7 +79,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	// 2. carehub: Mosquitto → ingest → JetStream → writer → InfluxDB.
 	st, err := e.startCarehub(ctx, broker, influxURL, map[string]string{
-		"CARE_MQTT_CONNECTIONS": fmt.Sprint(f.mqttConns), "CARE_PPROF_ADDR": os.Getenv("CAREBENCH_PPROF_ADDR"),
+		"CARE_MQTT_CONNECTIONS": fmt.Sprint(f.mqttConns),
 	})
 	if err != nil {
 		return err

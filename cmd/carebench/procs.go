@@ -24,6 +24,7 @@ type env struct {
 	dir   string
 	root  string // the repository
 	procs []*exec.Cmd
+	named map[string]*exec.Cmd // the processes by the name they were started with
 	log   io.Writer
 }
 
@@ -39,7 +40,7 @@ func newEnv(log io.Writer) (*env, error) {
 	if _, err := os.Stat(filepath.Join(root, "deploy", "mosquitto", "carehub.conf")); err != nil {
 		return nil, errors.New("run carebench from the repository root (make bench-ingest does)")
 	}
-	return &env{dir: dir, root: root, log: log}, nil
+	return &env{dir: dir, root: root, log: log, named: map[string]*exec.Cmd{}}, nil
 }
 
 func (e *env) close() {
@@ -69,7 +70,33 @@ func (e *env) start(name string, cmd *exec.Cmd) error {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	e.procs = append(e.procs, cmd)
+	e.named[name] = cmd
 	return nil
+}
+
+// settle waits until the named process has used less than a tenth of a
+// core for a whole second (InfluxDB compacting what was just written),
+// or until timeout, and says how long it took.
+func (e *env) settle(ctx context.Context, name string, timeout time.Duration) (time.Duration, error) {
+	cmd := e.named[name]
+	if cmd == nil || cmd.Process == nil {
+		return 0, fmt.Errorf("no process %q", name)
+	}
+	start := time.Now()
+	_, prev := procStats(cmd.Process.Pid)
+	for time.Since(start) < timeout {
+		select {
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		case <-time.After(time.Second):
+		}
+		_, cpu := procStats(cmd.Process.Pid)
+		if cpu-prev < 0.1 {
+			return time.Since(start), nil
+		}
+		prev = cpu
+	}
+	return time.Since(start), nil
 }
 
 func (e *env) logTail(name string) string {
@@ -355,6 +382,9 @@ func (e *env) startCarehub(ctx context.Context, broker, influxURL string, extra 
 		"CARE_HTTP_ADDR": httpAddr, "CARE_MQTT_URL": broker, "CARE_NATS_LISTEN": natsAddr,
 		"CARE_INFLUX_URL": influxURL, "CARE_INFLUX_BUCKET": "care", "CARE_DATA_DIR": filepath.Join(e.dir, "carehub"),
 		"CARE_ADMIN_TOKEN": benchToken, "CARE_LOG_LEVEL": "warn", "CARE_INSTANCE_ID": "bench",
+		// CAREBENCH_PPROF_ADDR=127.0.0.1:6060 serves carehub's profiles
+		// during a benchmark.
+		"CARE_PPROF_ADDR": os.Getenv("CAREBENCH_PPROF_ADDR"),
 	}
 	for k, v := range extra {
 		vars[k] = v

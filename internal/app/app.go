@@ -248,7 +248,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		kicker = a.broker
 	}
 	a.API = api.New(api.Options{
-		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Trends: influx.NewDailyCache(in, 10*time.Minute, clock), Export: in, Metrics: a.Metrics,
+		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Trends: influx.NewDailyCache(in, baselineCacheTTL, clock), Export: in, Metrics: a.Metrics,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies,
 		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
 		Erasure: api.Erasure{Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js, Retention: streams},
@@ -272,6 +272,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	a.httpAddr = ln.Addr().String()
 	a.goRun("http", func() error { return a.API.App().Listener(ln) })
 	a.onStop(func(context.Context) { _ = a.API.Shutdown(10 * time.Second) })
+	warmCtx, warmCancel := context.WithCancel(context.Background())
+	warmDone := a.goRun("baselines", func() error { a.API.WarmBaselines(warmCtx, baselineWarmEvery); return nil })
+	a.onStop(func(ctx context.Context) { warmCancel(); waitDone(ctx, warmDone) })
 
 	intakeCtx, intakeCancel := context.WithCancel(context.Background())
 	intakeDone := a.goRun("ingest", func() error { return pipeline.Run(intakeCtx) })
@@ -394,6 +397,13 @@ func randomSecret() string {
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
+
+// The overview's baselines are kept fresh for 10 minutes and asked again
+// every 5, so a coordinator's overview never waits for them.
+const (
+	baselineCacheTTL  = 10 * time.Minute
+	baselineWarmEvery = 5 * time.Minute
+)
 
 // readingsAdapter answers the API's readings queries with Flux; whole-day
 // windows are calendar days in the program time zone.

@@ -92,8 +92,8 @@ func (c *Client) DailyAggregates(ctx context.Context, q DailyQuery) (map[string]
 // dailyFlux validates q and builds its query. Flux's window() ends each
 // window at a multiple of every plus offset and starts it period before,
 // so the offset that makes windows start at From's time of day is
-// From + Period, modulo a day. The query filters r._time < To: InfluxDB
-// 1.8's range() returns a point lying exactly on its stop.
+// From + Period, modulo a day. The range ends with StopLit(To): InfluxDB
+// 1.8's range() would return a point lying exactly on its stop.
 func (c *Client) dailyFlux(q DailyQuery) (Flux, error) {
 	if _, ok := catalog.LookupMetric(q.Metric); !ok {
 		return Flux{}, fmt.Errorf("metric %q is not in the catalogue", q.Metric)
@@ -127,61 +127,73 @@ func (c *Client) dailyFlux(q DailyQuery) (Flux, error) {
 	}
 	return Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == "readings" and r._field == %s and r._time < %s)
+  |> filter(fn: (r) => r._measurement == "readings" and r._field == %s)
   |> group(columns: ["resident_id"])
   |> window(%s)
   |> %s()
   |> keep(columns: ["_start", "_value", "resident_id"])`,
-		StringLit(c.bucket), TimeLit(q.From), TimeLit(q.To), StringLit(q.Metric), TimeLit(q.To),
+		StringLit(c.bucket), TimeLit(q.From), StopLit(q.To), StringLit(q.Metric),
 		Lit{text: window.text}, Lit{text: ident}), nil
 }
 
-// DailyCache is a Client whose DailyAggregates answers are remembered for a
-// while. The overview's baselines are whole past days, which change only
-// when late data arrives (a gateway's backlog after an outage), yet they
-// cost InfluxDB 1.8 time: for 100 residents over 17 days, the overview's
-// three queries (run at once, 2 cores) took 0.35 s with hourly heart rate
-// and SpO2 and 2.5 s with 5-minute ones (1.1 million points). With the
-// cache the first overview of a TTL pays that and the next ones answer in
-// tens of milliseconds. Every other method is the Client's.
+// DailyCache is a Client whose DailyAggregates answers are remembered. The
+// overview's baselines are whole past days, which change only when late
+// data arrives (a gateway's backlog after an outage), yet they cost
+// InfluxDB 1.8 seconds: for 100 residents' one-minute data the overview's
+// three queries (run at once, 2 cores) took 5.5 s (make bench-api). So an
+// answer older than the TTL is still given at once while a fresh one is
+// asked in the background (stale while revalidating), and only a query
+// never asked before waits for InfluxDB; api.Server.WarmBaselines asks the
+// day's queries before any coordinator does. Every other method is the
+// Client's.
 type DailyCache struct {
 	*Client
 	ttl time.Duration
 	now func() time.Time
 
 	mu    sync.Mutex
-	items map[string]dailyCacheItem
+	items map[string]*dailyCacheItem
 }
 
 type dailyCacheItem struct {
-	at  time.Time
-	out map[string][]DayValue
+	at         time.Time
+	out        map[string][]DayValue
+	refreshing bool
 }
 
 // dailyCacheMaxItems bounds the cache: the overview asks three queries a
 // day, so this is weeks of them; when full, it starts again empty.
 const dailyCacheMaxItems = 64
 
-// NewDailyCache wraps c; answers are kept for ttl by the clock now.
+// dailyRefreshTimeout bounds a background refresh.
+const dailyRefreshTimeout = 2 * time.Minute
+
+// NewDailyCache wraps c; answers are fresh for ttl by the clock now.
 func NewDailyCache(c *Client, ttl time.Duration, now func() time.Time) *DailyCache {
 	if now == nil {
 		now = time.Now
 	}
-	return &DailyCache{Client: c, ttl: ttl, now: now, items: map[string]dailyCacheItem{}}
+	return &DailyCache{Client: c, ttl: ttl, now: now, items: map[string]*dailyCacheItem{}}
 }
 
-// DailyAggregates answers from the cache when an answer to the same query
-// is younger than the TTL, else asks InfluxDB and keeps the answer (not an
-// error). The caller must not modify the map it gets.
+// DailyAggregates answers from the cache when it holds an answer to the
+// same query, refreshing it in the background when it is older than the
+// TTL; otherwise it asks InfluxDB and keeps the answer (not an error). The
+// caller must not modify the map it gets.
 func (c *DailyCache) DailyAggregates(ctx context.Context, q DailyQuery) (map[string][]DayValue, error) {
 	k := q.Metric + "|" + q.Fn + "|" + strconv.FormatInt(q.From.UnixNano(), 36) + "|" +
 		strconv.FormatInt(q.To.UnixNano(), 36) + "|" + strconv.FormatInt(int64(q.Period), 36)
 	c.mu.Lock()
-	it, ok := c.items[k]
-	c.mu.Unlock()
-	if ok && c.now().Sub(it.at) < c.ttl {
-		return it.out, nil
+	if it, ok := c.items[k]; ok {
+		if c.now().Sub(it.at) >= c.ttl && !it.refreshing {
+			it.refreshing = true
+			go c.refresh(it, q)
+		}
+		out := it.out
+		c.mu.Unlock()
+		return out, nil
 	}
+	c.mu.Unlock()
 	out, err := c.Client.DailyAggregates(ctx, q)
 	if err != nil {
 		return nil, err
@@ -189,8 +201,23 @@ func (c *DailyCache) DailyAggregates(ctx context.Context, q DailyQuery) (map[str
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.items) >= dailyCacheMaxItems {
-		c.items = map[string]dailyCacheItem{}
+		c.items = map[string]*dailyCacheItem{}
 	}
-	c.items[k] = dailyCacheItem{at: c.now(), out: out}
+	c.items[k] = &dailyCacheItem{at: c.now(), out: out}
 	return out, nil
+}
+
+// refresh asks InfluxDB for a fresh answer to q, the query of item it; on an
+// error the stale answer stays, and the next call after the TTL tries
+// again.
+func (c *DailyCache) refresh(it *dailyCacheItem, q DailyQuery) {
+	ctx, cancel := context.WithTimeout(context.Background(), dailyRefreshTimeout)
+	defer cancel()
+	out, err := c.Client.DailyAggregates(ctx, q)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		it.at, it.out = c.now(), out
+	}
+	it.refreshing = false
 }

@@ -194,24 +194,6 @@ type Point struct {
 	V float64
 }
 
-// Readings runs q against this client's bucket (q.Bucket, when empty) and
-// returns its points in time order.
-func (c *Client) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error) {
-	if q.Bucket == "" {
-		q.Bucket = c.bucket
-	}
-	f, err := q.Flux()
-	if err != nil {
-		return nil, err
-	}
-	var pts []Point
-	err = c.scan(ctx, f, func(_ string, t time.Time, v float64) { pts = append(pts, Point{T: t, V: v}) })
-	if err != nil {
-		return nil, err
-	}
-	return pts, nil
-}
-
 // httpStatus does a request through the SDK's HTTP service (which adds the
 // Authorization header) and returns the status and at most 64 KiB of body.
 func (c *Client) httpStatus(ctx context.Context, method, path string, body []byte, contentType string) (int, []byte, error) {

@@ -303,6 +303,29 @@ func TestReadingsRoundTrip(t *testing.T) {
 	if len(pts) != 4 || pts[3].V != 79 {
 		t.Fatalf("max per 30m: %v", pts)
 	}
+	// Windows are labelled with their start, the first with from.
+	q.Fn, q.From = "mean", t0.Add(10*time.Minute)
+	if pts, err = c.Readings(ctxT(t), q); err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 4 || !pts[0].T.Equal(q.From) || pts[0].V != 63.5 || !pts[1].T.Equal(t0.Add(30*time.Minute)) || pts[1].V != 68.5 {
+		t.Fatalf("mean per 30m from %s: %v, want [from = 63.5, +30m = 68.5, ...]", q.From.Format(time.Kitchen), pts)
+	}
+	q.Fn, q.From = "last", t0
+	if pts, err = c.Readings(ctxT(t), q); err != nil || len(pts) != 4 || pts[2].V != 77 || pts[3].V != 79 {
+		t.Fatalf("last per 30m: %v, %v", pts, err)
+	}
+	// Raw and limited: each device's series is cut to the limit, and the
+	// merged line is the first points of both in time order.
+	q.Every, q.Fn, q.MaxPoints = 0, "", 5
+	if pts, err = c.Readings(ctxT(t), q); err != nil || len(pts) != 5 || pts[0].V != 60 || pts[4].V != 64 {
+		t.Fatalf("raw, limit 5: %v, %v", pts, err)
+	}
+	// to is exclusive: the point on it is not returned.
+	q.MaxPoints, q.To = 0, t0.Add(95*time.Minute)
+	if pts, err = c.Readings(ctxT(t), q); err != nil || len(pts) != 19 || pts[18].V != 78 {
+		t.Fatalf("raw to %s: %d points, %v", q.To.Format(time.Kitchen), len(pts), err)
+	}
 }
 
 // TestFluxInjection proves, against a real InfluxDB 1.8, that hostile

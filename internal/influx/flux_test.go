@@ -65,13 +65,11 @@ func TestReadingsQueryFlux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No r._time filter (StopLit instead), nothing Flux 0.65 cannot push
+	// down to storage: the windows are Client.Readings' work.
 	want := `from(bucket: "care/autogen")
-  |> range(start: 2026-11-25T00:00:00Z, stop: 2026-11-26T00:00:00Z)
-  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == "r1" and r._field == "heart_rate" and r._time < 2026-11-26T00:00:00Z)
-  |> group()
-  |> sort(columns: ["_time"])
-  |> aggregateWindow(every: 5m, fn: max, createEmpty: false)
-  |> limit(n: 100000)
+  |> range(start: 2026-11-25T00:00:00Z, stop: 2026-11-25T23:59:59.999999999Z)
+  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == "r1" and r._field == "heart_rate")
   |> keep(columns: ["_time", "_value"])`
 	if f.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", f, want)
@@ -79,8 +77,26 @@ func TestReadingsQueryFlux(t *testing.T) {
 	raw := q
 	raw.Every, raw.Fn, raw.MaxPoints = 0, "", 10
 	f, err = raw.Flux()
-	if err != nil || strings.Contains(f.String(), "aggregateWindow") || !strings.Contains(f.String(), "limit(n: 10)") {
+	if err != nil || !strings.Contains(f.String(), "|> limit(n: 10)\n  |> keep(") {
 		t.Fatalf("raw query: %v\n%s", err, f)
+	}
+}
+
+func TestStopLit(t *testing.T) {
+	at := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		to   time.Time
+		want string
+	}{
+		{at, "2026-11-25T23:59:59.999999999Z"},
+		{at.Add(time.Millisecond), "2026-11-26T00:00:00.000999999Z"},
+		// Not on a millisecond: a point at 00:00:00.001 is before to.
+		{at.Add(1500 * time.Microsecond), "2026-11-26T00:00:00.001999999Z"},
+		{at.Add(time.Nanosecond), "2026-11-26T00:00:00.000999999Z"},
+	} {
+		if got := StopLit(tc.to).text; got != tc.want {
+			t.Errorf("StopLit(%s) = %s, want %s", tc.to.Format(time.RFC3339Nano), got, tc.want)
+		}
 	}
 }
 
@@ -99,6 +115,7 @@ func TestReadingsQueryRejects(t *testing.T) {
 		"sub-ms every":             func(q *ReadingsQuery) { q.Every = time.Microsecond },
 		"empty bucket":             func(q *ReadingsQuery) { q.Bucket = "" },
 		"negative max points":      func(q *ReadingsQuery) { q.MaxPoints = -1 },
+		"too many windows":         func(q *ReadingsQuery) { q.Every = time.Millisecond; q.Fn = "max" },
 	}
 	if _, err := ok.Flux(); err != nil {
 		t.Fatalf("valid query refused: %v", err)

@@ -22,9 +22,9 @@ type WindowValue struct {
 	V   float64
 }
 
-// The queries below filter r._time < stop themselves: InfluxDB 1.8's
-// range() returns a point that lies exactly on its stop, and a summary
-// must not count next midnight's event (or 06:00's bed exit) twice.
+// The queries below end their range with StopLit: InfluxDB 1.8's range()
+// would return a point that lies exactly on its stop, and a summary must
+// not count next midnight's event (or 06:00's bed exit) twice.
 
 // activityFilter selects what counts as activity in the home (contract §2):
 // motion, door and bed events, and motion, presence, in_bed and door_open
@@ -43,12 +43,12 @@ func (c *Client) ActivityCounts(ctx context.Context, residentID string, from, to
 	every, _ := DurationLit(ActivityWindow)
 	f := Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r.resident_id == %s and r._time < %s)
+  |> filter(fn: (r) => r.resident_id == %s)
   |> filter(fn: (r) => `+activityFilter+`)
   |> keep(columns: ["_time", "_value"])
   |> group()
   |> aggregateWindow(every: %s, fn: count, createEmpty: false)`,
-		StringLit(c.bucket), TimeLit(from), TimeLit(to), StringLit(residentID), TimeLit(to), every)
+		StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID), every)
 	return c.windows(ctx, f)
 }
 
@@ -65,11 +65,11 @@ func (c *Client) WindowMax(ctx context.Context, residentID, metric string, from,
 	every, _ := DurationLit(ActivityWindow)
 	f := Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s and r._field == %s and r._time < %s)
+  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s and r._field == %s)
   |> keep(columns: ["_time", "_value"])
   |> group()
   |> aggregateWindow(every: %s, fn: max, createEmpty: false)`,
-		StringLit(c.bucket), TimeLit(from), TimeLit(to), StringLit(residentID), StringLit(metric), TimeLit(to), every)
+		StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID), StringLit(metric), every)
 	return c.windows(ctx, f)
 }
 
@@ -85,11 +85,11 @@ func (c *Client) EventCount(ctx context.Context, residentID, eventType string, f
 	}
 	f := Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == "events" and r.resident_id == %s and r.type == %s and r._time < %s)
+  |> filter(fn: (r) => r._measurement == "events" and r.resident_id == %s and r.type == %s)
   |> keep(columns: ["_time", "_value"])
   |> group()
   |> count()`,
-		StringLit(c.bucket), TimeLit(from), TimeLit(to), StringLit(residentID), StringLit(eventType), TimeLit(to))
+		StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID), StringLit(eventType))
 	var n int64
 	err := c.scan(ctx, f, func(_ string, _ time.Time, v float64) { n += int64(v) })
 	return n, err
@@ -103,11 +103,12 @@ func checkSummary(residentID string, from, to time.Time) error {
 }
 
 // windows runs an aggregateWindow query; aggregateWindow stamps each
-// window with its stop.
+// window with its stop, the last one with the range's stop, which StopLit
+// puts 1 ns before a whole millisecond: that end is rounded up to it.
 func (c *Client) windows(ctx context.Context, f Flux) ([]WindowValue, error) {
 	var out []WindowValue
 	err := c.scan(ctx, f, func(_ string, t time.Time, v float64) {
-		out = append(out, WindowValue{End: t, V: v})
+		out = append(out, WindowValue{End: t.Add(time.Millisecond - 1).Truncate(time.Millisecond), V: v})
 	})
 	return out, err
 }

@@ -38,9 +38,9 @@ func checkRange(from, to time.Time) error {
 }
 
 // latestFlux: the last point of every field of one resident. Every query
-// here also filters r._time < stop: Flux 0.65 on InfluxDB 1.8 returns a
-// point lying exactly on range()'s stop, which would count a reading at the
-// next local midnight in the wrong day.
+// here ends its range with StopLit: Flux 0.65 on InfluxDB 1.8 would return
+// a point lying exactly on range()'s stop, which would count a reading at
+// the next local midnight in the wrong day.
 func (c *Client) latestFlux(residentID string, from, to time.Time) (Flux, error) {
 	if !catalog.ValidID(residentID) {
 		return Flux{}, fmt.Errorf("resident id %q is not a valid id", residentID)
@@ -50,12 +50,12 @@ func (c *Client) latestFlux(residentID string, from, to time.Time) (Flux, error)
 	}
 	return Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s and r._time < %s)
+  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s)
   |> group(columns: ["_field"])
   |> sort(columns: ["_time"])
   |> last()
   |> keep(columns: ["_time", "_field", "_value"])`,
-		StringLit(c.bucket), TimeLit(from), TimeLit(to), StringLit(residentID), TimeLit(to)), nil
+		StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID)), nil
 }
 
 // Latest returns the latest value of every metric of a resident in
@@ -90,11 +90,11 @@ func (c *Client) Summary(ctx context.Context, residentID string, from, to time.T
 	for _, fn := range statsFns {
 		f := Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s and r._time < %s)
+  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s)
   |> group(columns: ["_field"])
   |> %s()
   |> keep(columns: ["_field", "_value"])`,
-			StringLit(c.bucket), TimeLit(from), TimeLit(to), StringLit(residentID), TimeLit(to), Lit{text: fn})
+			StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID), Lit{text: fn})
 		err := c.scan(ctx, f, func(field string, _ time.Time, v float64) {
 			s := byMetric[field]
 			if s == nil {
@@ -132,10 +132,10 @@ func (c *Client) LastReadings(ctx context.Context, from, to time.Time) (map[stri
 	}
 	f := Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == "readings" and r._time < %s)
+  |> filter(fn: (r) => r._measurement == "readings")
   |> last()
   |> keep(columns: ["_time", "resident_id"])`,
-		StringLit(c.bucket), TimeLit(from), TimeLit(to), TimeLit(to))
+		StringLit(c.bucket), TimeLit(from), StopLit(to))
 	res, err := c.Query(ctx, f)
 	if err != nil {
 		return nil, err
@@ -210,12 +210,12 @@ func (c *Client) Points(ctx context.Context, residentID string, from, to time.Ti
 	}
 	f := Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s and r._time < %s)
+  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s)
   |> group()
   |> sort(columns: ["_time", "_field"])
   |> limit(n: %s)
   |> keep(columns: ["_time", "_field", "_value"])`,
-		StringLit(c.bucket), TimeLit(from), TimeLit(to), StringLit(residentID), TimeLit(to), Lit{text: fmt.Sprint(limit + 1)})
+		StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID), Lit{text: fmt.Sprint(limit + 1)})
 	var out []MetricValue
 	err := c.scan(ctx, f, func(field string, t time.Time, v float64) {
 		out = append(out, MetricValue{Metric: field, T: t, V: v})
