@@ -1,8 +1,14 @@
 package influx
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/testenv"
 )
 
 // TestWindowingCalendarDays: day windows are local calendar days, also on
@@ -63,6 +69,37 @@ func TestWindowAggregates(t *testing.T) {
 	for fn, want := range map[string]float64{"mean": 75, "": 75, "min": 60, "max": 90, "count": 4, "last": 70} {
 		if got := a.value(fn); got != want {
 			t.Errorf("%q = %v, want %v", fn, got, want)
+		}
+	}
+}
+
+// BenchmarkReadingsWeek: one resident's week of one-minute heart rate
+// (10,080 points) read back as hourly means from a real InfluxDB 1.8, the
+// query behind the coordinator's weekly chart (make bench-api times it
+// through the API).
+func BenchmarkReadingsWeek(b *testing.B) {
+	in := testenv.SharedInflux(b)
+	ctx := context.Background()
+	c, err := Open(ctx, Options{URL: in.URL, Bucket: testenv.ID("care"), RawRetention: 90 * 24 * time.Hour, Log: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	to := time.Now().UTC().Truncate(time.Minute)
+	from := to.Add(-7 * 24 * time.Hour)
+	var buf []byte
+	for t := from; t.Before(to); t = t.Add(time.Minute) {
+		buf = AppendReading(buf, model.Reading{ResidentID: "r1", HomeID: "h1", DeviceID: "w1", DeviceKind: "wearable", TS: t,
+			Values: map[string]float64{"heart_rate": 60 + float64(t.Minute()%20)}})
+	}
+	if err := c.WriteLines(ctx, buf); err != nil {
+		b.Fatal(err)
+	}
+	q := ReadingsQuery{ResidentID: "r1", Metric: "heart_rate", From: from, To: to, Every: time.Hour, Fn: "mean"}
+	for b.Loop() {
+		pts, err := c.Readings(ctx, q)
+		if err != nil || len(pts) < 168 || len(pts) > 169 {
+			b.Fatalf("%d points, %v", len(pts), err)
 		}
 	}
 }

@@ -158,39 +158,6 @@ func (c *Client) LastReadings(ctx context.Context, from, to time.Time) (map[stri
 	return out, nil
 }
 
-// scan runs f and calls row for every record with a numeric _value.
-func (c *Client) scan(ctx context.Context, f Flux, row func(field string, t time.Time, v float64)) error {
-	res, err := c.Query(ctx, f)
-	if err != nil {
-		return err
-	}
-	defer res.Close()
-	for res.Next() {
-		rec := res.Record()
-		var v float64
-		switch x := rec.Value().(type) {
-		case float64:
-			v = x
-		case int64:
-			v = float64(x)
-		case uint64:
-			v = float64(x)
-		default:
-			continue
-		}
-		field, _ := rec.ValueByKey("_field").(string)
-		var t time.Time
-		if x, ok := rec.ValueByKey("_time").(time.Time); ok {
-			t = x
-		}
-		row(field, t, v)
-	}
-	if err := res.Err(); err != nil {
-		return fmt.Errorf("influx query: %w", err)
-	}
-	return nil
-}
-
 // MaxExportPoints bounds one export: a month of a wearable's minute data
 // for a few metrics fits; more is asked for in several ranges.
 const MaxExportPoints = 200_000
