@@ -253,30 +253,86 @@ func (p *Pipeline) handle(ctx context.Context, m mqtt.Message, q chan<- *pending
 	if ctx.Err() != nil {
 		return // shutting down: not acknowledged, so the broker keeps it
 	}
+	pd := p.prepare(ctx, m)
+	if pd == nil {
+		return
+	}
+	select {
+	case q <- pd: // blocks when MaxInFlight are unconfirmed: back-pressure
+	case <-ctx.Done():
+		// Not acknowledged: the broker redelivers it to the next session.
+	}
+}
+
+// Ingest takes one device message from an in-process broker, before the
+// broker acknowledges it to the device: it returns nil once every
+// normalized message made from it is confirmed by JetStream, or once it is
+// rejected (reported and counted like any other), and an error when ctx
+// ends first, so that the broker does not acknowledge it and the device
+// sends it again. With it the embedded broker never acknowledges a message
+// that is not stored, not even in the instant a carehub session
+// reconnects, and it needs no queue of its own for carehub.
+func (p *Pipeline) Ingest(ctx context.Context, topic string, payload []byte) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	m := &syncMessage{topic: topic, payload: payload}
+	pd := p.prepare(ctx, m)
+	if pd == nil {
+		return nil // rejected: m.Ack was called
+	}
+	for i := range pd.pubs {
+		if !p.confirm(ctx, &pd.pubs[i]) {
+			return fmt.Errorf("ingest: %s not stored: %w", topic, context.Cause(ctx))
+		}
+	}
+	p.m.publishLat.Observe(time.Since(pd.start).Seconds())
+	return nil
+}
+
+// syncMessage is a message handed to Ingest: an mqtt.Message whose Ack
+// does nothing, since the broker acknowledges when Ingest returns.
+type syncMessage struct {
+	topic   string
+	payload []byte
+}
+
+func (m *syncMessage) Duplicate() bool   { return false }
+func (m *syncMessage) Qos() byte         { return 1 }
+func (m *syncMessage) Retained() bool    { return false }
+func (m *syncMessage) Topic() string     { return m.topic }
+func (m *syncMessage) MessageID() uint16 { return 0 }
+func (m *syncMessage) Payload() []byte   { return m.payload }
+func (m *syncMessage) Ack()              {}
+
+// prepare validates and decodes one message and starts the JetStream
+// publishes of what it holds. A message with nothing to store is reported,
+// acknowledged and nil is returned.
+func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message) *pending {
 	now := p.o.Clock()
 	topic := m.Topic()
 	deviceID, kind, ok := ParseTopic(topic)
 	if !ok || kind == model.TopicConfig {
 		p.reject(deviceIDOrUnknown(topic), topic, kindOf(kind), Reject{Reason: ReasonBadTopic, Detail: "topic is not care/v1/dev/{device_id}/telemetry|event|status"}, now)
 		m.Ack()
-		return
+		return nil
 	}
 	dev, known := p.o.Devices.Device(deviceID)
 	switch {
 	case !known:
 		p.reject(deviceID, topic, kind, Reject{Reason: ReasonUnknownDevice, Detail: "device " + deviceID + " is not registered"}, now)
 		m.Ack()
-		return
+		return nil
 	case dev.Disabled:
 		p.reject(deviceID, topic, kind, Reject{Reason: ReasonDisabledDevice, Detail: "device " + deviceID + " is disabled"}, now)
 		m.Ack()
-		return
+		return nil
 	}
 	payload := m.Payload()
 	if len(payload) > p.o.Limits.MaxPayload {
 		p.reject(deviceID, topic, kind, Reject{Reason: ReasonTooLarge, Detail: fmt.Sprintf("%d bytes, the limit is %d", len(payload), p.o.Limits.MaxPayload)}, now)
 		m.Ack()
-		return
+		return nil
 	}
 
 	pd := &pending{mqttMsg: m, start: now}
@@ -331,7 +387,7 @@ func (p *Pipeline) handle(ctx context.Context, m mqtt.Message, q chan<- *pending
 	case len(pd.pubs) == 0:
 		p.m.messages.With(kind, "rejected").Inc()
 		m.Ack() // nothing to store: the rejection is the outcome
-		return
+		return nil
 	case len(rejects) > 0:
 		p.m.messages.With(kind, "partial").Inc()
 	default:
@@ -340,11 +396,7 @@ func (p *Pipeline) handle(ctx context.Context, m mqtt.Message, q chan<- *pending
 	for i := range pd.pubs {
 		pd.pubs[i].fut = p.publish(ctx, pd.pubs[i].msg)
 	}
-	select {
-	case q <- pd: // blocks when MaxInFlight are unconfirmed: back-pressure
-	case <-ctx.Done():
-		// Not acknowledged: the broker redelivers it to the next session.
-	}
+	return pd
 }
 
 // publish starts an async JetStream publish. When the client's window is full

@@ -201,6 +201,11 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	// MQTT last: from here on devices' messages flow.
 	svcUser, svcPass := cfg.MQTTUsername, cfg.MQTTPassword
 	var pipeline *ingest.Pipeline
+	pipelineReady := make(chan struct{}) // closed once pipeline is set
+	// The intake's context ends first on shutdown: the embedded broker
+	// then stops acknowledging devices' messages it can no longer store.
+	intakeCtx, intakeCancel := context.WithCancel(context.Background())
+	a.onStop(func(context.Context) { intakeCancel() }) // if start-up fails before the intake runs
 	a.mqttURL = cfg.MQTTURL
 	if cfg.EmbeddedMQTT() {
 		if svcUser == "" {
@@ -213,6 +218,16 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 				if pipeline != nil {
 					pipeline.Reject(clientID, topic, "mqtt", reason, brokerDenialDetail(reason, topic))
 				}
+			},
+			// In-process, a device's message is stored before the broker
+			// acknowledges it (ingest.Pipeline.Ingest).
+			Intake: func(topic string, payload []byte) error {
+				select {
+				case <-pipelineReady:
+				case <-intakeCtx.Done():
+					return intakeCtx.Err()
+				}
+				return pipeline.Ingest(intakeCtx, topic, payload)
 			},
 			Log: log.With().Str("component", "mqtt-broker").Logger(),
 		})
@@ -233,6 +248,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		return nil, err
 	}
 	a.Pipeline = pipeline
+	close(pipelineReady)
 
 	// The API starts before the intake so /readyz can say what is missing.
 	userStore, err := users.Open(ctx, js, clock)
@@ -276,7 +292,6 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	warmDone := a.goRun("baselines", func() error { a.API.WarmBaselines(warmCtx, baselineWarmEvery); return nil })
 	a.onStop(func(ctx context.Context) { warmCancel(); waitDone(ctx, warmDone) })
 
-	intakeCtx, intakeCancel := context.WithCancel(context.Background())
 	intakeDone := a.goRun("ingest", func() error { return pipeline.Run(intakeCtx) })
 	a.onStop(func(ctx context.Context) { intakeCancel(); waitDone(ctx, intakeDone) })
 

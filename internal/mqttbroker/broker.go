@@ -93,6 +93,12 @@ type Options struct {
 	// OnDenied is called (from the connection's goroutine; keep it cheap)
 	// when a device is refused a topic. May be nil.
 	OnDenied func(clientID, topic, reason string)
+	// Intake, when set, takes every device message before the device is
+	// acknowledged (ingest.Pipeline.Ingest): nil means stored or rejected
+	// for good, and the message is then not queued for subscribers; an
+	// error leaves it unacknowledged. Without it device messages reach
+	// carehub through its subscription, as from an external broker.
+	Intake func(topic string, payload []byte) error
 	// SyncWrites makes every bbolt write wait for fsync. Off by default:
 	// the store then survives a carehub crash or restart but not a power
 	// cut, and one fsync per QoS 1 message would cap the broker at a few
@@ -213,10 +219,25 @@ func (h *authHook) Provides(b byte) bool {
 }
 
 // OnPublish drops payloads over the contract's limit before they are queued
-// for carehub: acknowledged to the device, reported, never stored.
+// for carehub: acknowledged to the device, reported, never stored. With an
+// Intake, a device's message is handed to it before mochi acknowledges it
+// (mochi sends the PUBACK after this hook, and would otherwise send it
+// before queuing the message for carehub's session): stored, it is
+// acknowledged and not queued for subscribers; not stored (carehub is
+// stopping), it is not acknowledged, and the device sends it again.
 func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if len(pk.Payload) > model.MaxPayloadBytes && !h.isService(cl) {
+	if h.isService(cl) || cl.Net.Inline {
+		return pk, nil
+	}
+	if len(pk.Payload) > model.MaxPayloadBytes {
 		h.denied(cl.ID, pk.TopicName, ReasonTooLarge)
+		return pk, packets.CodeSuccessIgnore
+	}
+	if h.opts.Intake != nil {
+		if err := h.opts.Intake(pk.TopicName, pk.Payload); err != nil {
+			h.log.Debug().Err(err).Str("device_id", cl.ID).Msg("message not taken; the device will send it again")
+			return pk, packets.ErrRejectPacket
+		}
 		return pk, packets.CodeSuccessIgnore
 	}
 	return pk, nil
