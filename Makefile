@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: help deps build test check fmt vet demo stop-demo bench-ingest bench-alerts bench-api clean
+.PHONY: help deps build test check fmt vet demo stop-demo bench-ingest bench-ingest-embedded bench-alerts bench-api clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ stop-demo: ## stop what `make demo` started
 
 bench-ingest: deps build ## ingest throughput and lag through Mosquitto into InfluxDB
 	@$(BIN)/carebench ingest
+
+bench-ingest-embedded: deps build ## the same load through carehub's embedded broker, one connection per device
+	@$(BIN)/carebench ingest -embedded
 
 bench-alerts: deps build ## device publish to alert at a NATS subscriber, under ingest load
 	@$(BIN)/carebench alerts

@@ -21,6 +21,7 @@ const benchToken = "carebench-admin-token-0123456789"
 type ingestFlags struct {
 	messages, devices, conns, values int
 	mqttConns                        int
+	embedded                         bool
 }
 
 // benchIngest measures messages stored per second end to end, device lag
@@ -33,6 +34,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&f.conns, "conns", 4, "loader connections")
 	fs.IntVar(&f.values, "values", 3, "values per message")
 	fs.IntVar(&f.mqttConns, "carehub-conns", 4, "carehub's subscriber connections (CARE_MQTT_CONNECTIONS)")
+	fs.BoolVar(&f.embedded, "embedded", false, "devices publish to carehub's embedded broker (one connection each) instead of Mosquitto; no broker-only run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,40 +49,36 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	load := func(prefix string, extra ...string) error {
+	perDevice := "-per-device-conns=false"
+	if f.embedded {
+		perDevice = "-per-device-conns=true"
+	}
+	load := func(prefix, broker string, extra ...string) error {
 		args := append([]string{"-load", "-mqtt", broker, "-devices", fmt.Sprint(f.devices), "-conns", fmt.Sprint(f.conns),
-			"-count", fmt.Sprint(f.messages), "-values", fmt.Sprint(f.values), "-per-device-conns=false",
+			"-count", fmt.Sprint(f.messages), "-values", fmt.Sprint(f.values), perDevice,
 			"-id-prefix", prefix, "-log-level", "warn"}, extra...)
 		_, err := e.homesim(ctx, args...)
 		return err
 	}
 
 	// 1. The broker alone: a subscriber that only counts.
-	fmt.Fprintf(stdout, "broker only: %d messages from %d devices over %d connections to a counting subscriber ...\n", f.messages, f.devices, f.conns)
-	var got atomic.Int64
-	var last atomic.Int64
-	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("carebench-counter").SetCleanSession(true).
-		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) { got.Add(1); last.Store(time.Now().UnixNano()) }))
-	if tok := sub.Connect(); tok.Wait() && tok.Error() != nil {
-		return tok.Error()
+	brokerRate := 0.0
+	if !f.embedded {
+		if brokerRate, err = brokerOnly(ctx, f, broker, load, stdout); err != nil {
+			return err
+		}
 	}
-	if tok := sub.Subscribe("$share/bench/care/v1/dev/+/telemetry", 1, nil); tok.Wait() && tok.Error() != nil {
-		return tok.Error()
-	}
-	t0 := time.Now()
-	if err := load("brk", "-register=false"); err != nil {
-		return err
-	}
-	if err := waitFor(ctx, 2*time.Minute, "the counting subscriber to get every message", func() bool { return got.Load() >= int64(f.messages) }); err != nil {
-		return err
-	}
-	brokerRate := float64(f.messages) / time.Unix(0, last.Load()).Sub(t0).Seconds()
-	sub.Disconnect(100)
 
-	// 2. carehub: Mosquitto → ingest → JetStream → writer → InfluxDB.
-	st, err := e.startCarehub(ctx, broker, influxURL, map[string]string{
-		"CARE_MQTT_CONNECTIONS": fmt.Sprint(f.mqttConns),
-	})
+	// 2. carehub: Mosquitto (or its embedded broker) → ingest → JetStream →
+	// writer → InfluxDB.
+	vars := map[string]string{"CARE_MQTT_CONNECTIONS": fmt.Sprint(f.mqttConns)}
+	external := broker
+	if f.embedded {
+		listen := fmt.Sprintf("127.0.0.1:%d", freePort())
+		vars["CARE_MQTT_LISTEN"] = listen
+		external, broker = "", "tcp://"+listen
+	}
+	st, err := e.startCarehub(ctx, external, influxURL, vars)
 	if err != nil {
 		return err
 	}
@@ -93,10 +91,10 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	_, cpu0 := procStats(proc.Process.Pid)
 	fmt.Fprintf(stdout, "carehub: %d messages of %d values from %d devices over %d connections ...\n", f.messages, f.values, f.devices, f.conns)
-	t0 = time.Now()
+	t0 := time.Now()
 	done := make(chan error, 1)
 	go func() {
-		done <- load("bench", "-api", base, "-token", benchToken, "-state", state)
+		done <- load("bench", broker, "-api", base, "-token", benchToken, "-state", state)
 	}()
 	var stored float64
 	var storedAt time.Time
@@ -137,11 +135,18 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 
-	fmt.Fprintf(stdout, "\n== bench-ingest: %d QoS 1 messages x %d values, %d devices, %d loader connections, %d carehub connections ==\n",
-		f.messages, f.values, f.devices, f.conns, f.mqttConns)
-	fmt.Fprintf(stdout, "broker only (counting subscriber)   %10.0f msgs/s\n", brokerRate)
+	if f.embedded {
+		fmt.Fprintf(stdout, "\n== bench-ingest, embedded broker: %d QoS 1 messages x %d values, %d devices on a connection each ==\n",
+			f.messages, f.values, f.devices)
+	} else {
+		fmt.Fprintf(stdout, "\n== bench-ingest: %d QoS 1 messages x %d values, %d devices, %d loader connections, %d carehub connections ==\n",
+			f.messages, f.values, f.devices, f.conns, f.mqttConns)
+		fmt.Fprintf(stdout, "broker only (counting subscriber)   %10.0f msgs/s\n", brokerRate)
+	}
 	fmt.Fprintf(stdout, "carehub, stored in InfluxDB         %10.0f msgs/s   %10.0f values/s   (%.1f s for all)\n", rate, rate*float64(f.values), elapsed.Seconds())
-	fmt.Fprintf(stdout, "ratio carehub / broker only         %10.2f\n", rate/brokerRate)
+	if brokerRate > 0 {
+		fmt.Fprintf(stdout, "ratio carehub / broker only         %10.2f\n", rate/brokerRate)
+	}
 	fmt.Fprintf(stdout, "end-to-end lag (publish to stored)  p50 %6.0f ms   p99 %6.0f ms\n", p50*1000, p99*1000)
 	fmt.Fprintf(stdout, "carehub peak RSS                    %10.0f MB\n", peakRSS)
 	fmt.Fprintf(stdout, "carehub CPU during the load         %10.1f s\n", cpu1-cpu0)
@@ -150,6 +155,31 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("lost or duplicated readings: %d points in InfluxDB, %d published", inDB, f.messages)
 	}
 	return nil
+}
+
+// brokerOnly measures Mosquitto alone: the loader's messages to a
+// subscriber that only counts them.
+func brokerOnly(ctx context.Context, f ingestFlags, broker string, load func(prefix, broker string, extra ...string) error, stdout io.Writer) (float64, error) {
+	fmt.Fprintf(stdout, "broker only: %d messages from %d devices over %d connections to a counting subscriber ...\n", f.messages, f.devices, f.conns)
+	var got atomic.Int64
+	var last atomic.Int64
+	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("carebench-counter").SetCleanSession(true).
+		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) { got.Add(1); last.Store(time.Now().UnixNano()) }))
+	if tok := sub.Connect(); tok.Wait() && tok.Error() != nil {
+		return 0, tok.Error()
+	}
+	defer sub.Disconnect(100)
+	if tok := sub.Subscribe("$share/bench/care/v1/dev/+/telemetry", 1, nil); tok.Wait() && tok.Error() != nil {
+		return 0, tok.Error()
+	}
+	t0 := time.Now()
+	if err := load("brk", broker, "-register=false"); err != nil {
+		return 0, err
+	}
+	if err := waitFor(ctx, 2*time.Minute, "the counting subscriber to get every message", func() bool { return got.Load() >= int64(f.messages) }); err != nil {
+		return 0, err
+	}
+	return float64(f.messages) / time.Unix(0, last.Load()).Sub(t0).Seconds(), nil
 }
 
 // countReadings counts the readings points with InfluxQL: the number of

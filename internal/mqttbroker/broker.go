@@ -65,9 +65,14 @@ const (
 	// covers an ingest outage. MQTT packet ids are 16 bits, so no session can
 	// hold more; beyond it mochi drops the message (counted in $SYS).
 	maxInflight = 65535
-	// maxWritesPending is the per-client outbound queue; a full queue drops
-	// the message, so it is as large as the inflight window.
-	maxWritesPending = 65535
+	// maxWritesPending is the per-client queue of packets waiting to be
+	// written to a connected client; a full queue drops the message. mochi
+	// allocates it for every client at connect, 8 bytes a slot: 65,535
+	// slots were 512 KiB per device and 880 MB of carehub's memory for
+	// 1,000 connected devices (carebench ingest -embedded). Devices receive
+	// only config messages, and with an Intake carehub's own session only
+	// Last Wills, so a thousand is plenty.
+	maxWritesPending = 1024
 	// sessionExpiry bounds how long a disconnected persistent session (and
 	// its queued messages) is kept: a week covers a long weekend outage of
 	// a home gateway without keeping abandoned sessions forever.
@@ -151,7 +156,7 @@ func Start(o Options) (*Broker, error) {
 			return nil, fmt.Errorf("mqttbroker data dir: %w", err)
 		}
 		path := filepath.Join(o.DataDir, "mqtt.db")
-		err := srv.AddHook(boltStore{new(bolt.Hook)}, &bolt.Options{
+		err := srv.AddHook(newBoltStore(), &bolt.Options{
 			Path: path,
 			Options: &bbolt.Options{
 				// Another process holding the file is a second carehub on

@@ -2,9 +2,11 @@ package mqttbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -461,5 +464,70 @@ func BenchmarkQoS1ThroughPersistentShare(b *testing.B) {
 			testenv.WaitFor(b, 60*time.Second, "all delivered", func() bool { return got.Load() >= int64(b.N) })
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 		})
+	}
+}
+
+// TestIntakeBeforePuback: with an Intake, a device's message is handed to
+// it before the device gets its PUBACK, is not queued for subscribers, and
+// when Intake fails the device gets no PUBACK. The store keeps no record
+// of the device's acknowledged messages.
+func TestIntakeBeforePuback(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	var taken []string
+	fail := false
+	e.options.Intake = func(topic string, payload []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return errors.New("stopping")
+		}
+		taken = append(taken, topic+" "+string(payload))
+		return nil
+	}
+	_ = e.broker.Close()
+	e.start(t)
+	id, pw := e.device(t, "bed")
+
+	var in inbox
+	svc := persistent(t, e, &in, true)
+	wait(t, svc.Subscribe(shared, 1, nil))
+	publishN(t, e, id, pw, "taken", 3)
+	mu.Lock()
+	got := fmt.Sprint(taken)
+	mu.Unlock()
+	topic := model.DeviceTopic(id, model.TopicTelemetry)
+	if want := fmt.Sprintf("[%s taken-0 %s taken-1 %s taken-2]", topic, topic, topic); got != want {
+		t.Fatalf("intake got %s, want %s", got, want)
+	}
+
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	dev := mustDial(t, e.broker.Addr(), id, id, pw, nil)
+	if tok := dev.Publish(topic, 1, false, "refused"); tok.WaitTimeout(500 * time.Millisecond) {
+		t.Fatalf("PUBACK for a message Intake did not take (error %v)", tok.Error())
+	}
+	dev.Disconnect(100)
+	if n := in.count(); n != 0 {
+		t.Fatalf("the subscriber got %d messages that Intake took", n)
+	}
+
+	if err := e.broker.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := newBoltStore()
+	if err := st.Init(&bolt.Options{Path: filepath.Join(e.dir, "mqtt.db")}); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Stop()
+	msgs, err := st.StoredInflightMessages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if strings.HasPrefix(m.ID, "IFM_"+id+":") {
+			t.Errorf("inflight record %s kept for an acknowledged device message", m.ID)
+		}
 	}
 }
