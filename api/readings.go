@@ -9,6 +9,7 @@ import (
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/config"
+	"github.com/carehub/carehub/internal/influx"
 )
 
 // Bounds on readings queries: a default window and a maximum, so one
@@ -21,10 +22,8 @@ const (
 	maxEvery              = 31 * 24 * time.Hour
 	// maxWindows bounds the points of an aggregated answer (and the
 	// windows carehub holds while aggregating): 2 years hourly fit.
-	maxWindows = 100_000
+	maxWindows = influx.DefaultMaxPoints
 )
-
-var readingFns = map[string]bool{"mean": true, "min": true, "max": true, "count": true, "last": true}
 
 type pointJSON struct {
 	T string  `json:"t"`
@@ -79,7 +78,7 @@ func parseReadingsQuery(c *fiber.Ctx, residentID string, now time.Time) (Reading
 		q.Fn = "mean"
 	}
 	if v := c.Query("fn"); v != "" {
-		if !readingFns[v] {
+		if !influx.ValidAggregate(v) {
 			return q, m, invalid("invalid_fn", "fn must be one of mean, min, max, count, last")
 		}
 		if q.Every == 0 {

@@ -194,19 +194,24 @@ type Point struct {
 	V float64
 }
 
-// httpStatus does a request through the SDK's HTTP service (which adds the
-// Authorization header) and returns the status and at most 64 KiB of body.
-func (c *Client) httpStatus(ctx context.Context, method, path string, body []byte, contentType string) (int, []byte, error) {
-	rd := bytes.NewReader(body)
+// request sends a request to path through the SDK's HTTP service (which
+// adds the Authorization header); the caller must close the body.
+func (c *Client) request(ctx context.Context, method, path string, body []byte, contentType string) (*http.Response, error) {
 	u := strings.TrimSuffix(c.c.HTTPService().ServerURL(), "/") + path
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := c.c.HTTPService().DoHTTPRequestWithResponse(req, nil)
+	return c.c.HTTPService().DoHTTPRequestWithResponse(req, nil)
+}
+
+// httpStatus does a request and returns the status and at most 64 KiB of
+// body.
+func (c *Client) httpStatus(ctx context.Context, method, path string, body []byte, contentType string) (int, []byte, error) {
+	resp, err := c.request(ctx, method, path, body, contentType)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -2,7 +2,6 @@ package influx
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -52,14 +51,7 @@ func (c *Client) scanCSV(ctx context.Context, f Flux, cols []string, row func(va
 	if err != nil {
 		return err
 	}
-	u := strings.TrimSuffix(c.c.HTTPService().ServerURL(), "/") + "/api/v2/query?org=" + url.QueryEscape(c.org)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("influx query: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/csv")
-	resp, err := c.c.HTTPService().DoHTTPRequestWithResponse(req, nil)
+	resp, err := c.request(ctx, http.MethodPost, "/api/v2/query?org="+url.QueryEscape(c.org), body, "application/json")
 	if err != nil {
 		return fmt.Errorf("influx query: %w", err)
 	}

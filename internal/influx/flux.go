@@ -167,14 +167,11 @@ func ParseDuration(s string) (time.Duration, error) {
 }
 
 // Aggregate functions a readings query may apply per window (contract §4:
-// fn=mean|min|max|count|last). The map is the whitelist: the identifier
-// written into the query is the map's value, never the caller's string.
-var aggregates = map[string]string{
-	"mean": "mean", "min": "min", "max": "max", "count": "count", "last": "last",
-}
+// fn=mean|min|max|count|last); Client.Readings computes them (window.value).
+var aggregates = map[string]bool{"mean": true, "min": true, "max": true, "count": true, "last": true}
 
 // ValidAggregate reports whether fn may be used as ReadingsQuery.Fn.
-func ValidAggregate(fn string) bool { _, ok := aggregates[fn]; return ok }
+func ValidAggregate(fn string) bool { return aggregates[fn] }
 
 // DefaultMaxPoints bounds how many points one readings query returns, so an
 // API request cannot make carehub hold a year of raw data in memory.

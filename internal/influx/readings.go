@@ -39,7 +39,7 @@ func (c *Client) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 		k := w.key(t)
 		a := acc[k]
 		if a == nil {
-			a = &window{min: v, max: v, lastT: t, last: v}
+			a = &window{}
 			acc[k] = a
 		}
 		a.add(t, v)
@@ -72,6 +72,9 @@ type window struct {
 }
 
 func (a *window) add(t time.Time, v float64) {
+	if a.n == 0 {
+		a.min, a.max, a.last, a.lastT = v, v, v, t
+	}
 	a.n++
 	a.sum += v
 	a.min = min(a.min, v)

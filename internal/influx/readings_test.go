@@ -62,7 +62,7 @@ func TestWindowAggregates(t *testing.T) {
 	at := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 	// Points of two devices arrive series by series, not in time order.
 	pts := []Point{{at.Add(2 * time.Minute), 80}, {at, 60}, {at.Add(3 * time.Minute), 70}, {at.Add(time.Minute), 90}}
-	a := &window{min: pts[0].V, max: pts[0].V, lastT: pts[0].T, last: pts[0].V}
+	a := &window{}
 	for _, p := range pts {
 		a.add(p.T, p.V)
 	}

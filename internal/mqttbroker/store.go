@@ -28,18 +28,23 @@ import (
 // -embedded).
 type boltStore struct {
 	*bolt.Hook
-	unstored *sync.Map // client id + packet id of the PUBACKs not stored
+	unstored *sync.Map // ackKey of the PUBACKs not stored
+}
+
+// ackKey names one client's PUBACK without allocating: it is taken twice
+// for every device message.
+type ackKey struct {
+	cl *mqtt.Client
+	id uint16
 }
 
 func newBoltStore() boltStore { return boltStore{Hook: new(bolt.Hook), unstored: &sync.Map{}} }
-
-func ackKey(cl *mqtt.Client, id uint16) string { return cl.ID + ":" + strconv.Itoa(int(id)) }
 
 // OnQosPublish stores an inflight message, except the PUBACK of a
 // message received (mochi calls it for both directions).
 func (s boltStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
 	if pk.FixedHeader.Type == packets.Puback {
-		s.unstored.Store(ackKey(cl, pk.PacketID), struct{}{})
+		s.unstored.Store(ackKey{cl, pk.PacketID}, struct{}{})
 		return
 	}
 	s.Hook.OnQosPublish(cl, pk, sent, resends)
@@ -50,7 +55,7 @@ func (s boltStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, 
 // for one it sent (the client's PUBACK, whose message is stored).
 func (s boltStore) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	if pk.FixedHeader.Type == packets.Puback {
-		if _, ok := s.unstored.LoadAndDelete(ackKey(cl, pk.PacketID)); ok {
+		if _, ok := s.unstored.LoadAndDelete(ackKey{cl, pk.PacketID}); ok {
 			return
 		}
 	}
@@ -60,9 +65,8 @@ func (s boltStore) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 // OnDisconnect forgets the client's PUBACKs not stored (one whose write
 // failed never completes).
 func (s boltStore) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	prefix := cl.ID + ":"
 	s.unstored.Range(func(k, _ any) bool {
-		if strings.HasPrefix(k.(string), prefix) {
+		if k.(ackKey).cl == cl {
 			s.unstored.Delete(k)
 		}
 		return true
