@@ -94,7 +94,21 @@ func (r LoadResult) Rate() float64 {
 type loadConn struct {
 	client  mqtt.Client
 	devices []Credentials
+	lastTS  []int64 // the last timestamp sent for devices[i]
 	window  []mqtt.Token
+}
+
+// nextTS is the timestamp of device i's next message: the send time in ms,
+// or one more than its last one. A worker writes a burst of payloads within
+// a millisecond, and two readings of one device with the same timestamp are
+// one point in InfluxDB: a device never sends them, nor may the loader.
+func (c *loadConn) nextTS(i int, now time.Time) int64 {
+	if c.lastTS == nil {
+		c.lastTS = make([]int64, len(c.devices))
+	}
+	ts := max(now.UnixMilli(), c.lastTS[i]+1)
+	c.lastTS[i] = ts
+	return ts
 }
 
 // RunLoad publishes telemetry as fast as asked, with ts = send time in ms so
@@ -212,8 +226,9 @@ func RunLoad(ctx context.Context, cfg LoadConfig, log zerolog.Logger) (LoadResul
 					}
 				}
 				c := cs[k%len(cs)]
-				d := c.devices[(k/len(cs))%len(c.devices)]
-				payload := loadPayload(rng, values)
+				di := (k / len(cs)) % len(c.devices)
+				d := c.devices[di]
+				payload := loadPayload(rng, values, c.nextTS(di, time.Now()))
 				tok := c.client.Publish(model.DeviceTopic(d.DeviceID, model.TopicTelemetry), cfg.QoS, false, payload)
 				if cfg.QoS == 0 {
 					wait(c, tok)
@@ -237,7 +252,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig, log zerolog.Logger) (LoadResul
 	return LoadResult{Sent: sent.Load(), Errors: errs.Load(), Elapsed: time.Since(start)}, nil
 }
 
-func loadPayload(rng *rand.Rand, values int) []byte {
+func loadPayload(rng *rand.Rand, values int, ts int64) []byte {
 	vals := make(map[string]float64, values)
 	for _, m := range loadMetrics[:values] {
 		v := m.mid + rng.NormFloat64()*m.spread
@@ -248,6 +263,6 @@ func loadPayload(rng *rand.Rand, values int) []byte {
 		}
 		vals[m.name] = v
 	}
-	b, _ := json.Marshal(Sample{TS: time.Now().UnixMilli(), Values: vals})
+	b, _ := json.Marshal(Sample{TS: ts, Values: vals})
 	return b
 }
