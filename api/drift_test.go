@@ -174,8 +174,8 @@ func TestOverviewDriftUnavailable(t *testing.T) {
 // TestOverviewDrift100Residents is the overview at the size of a district
 // team's caseload: 100 residents, 17 days of hourly heart rate, night-time
 // SpO2 and a steps counter, through the real influxd. The right twenty are
-// flagged, and with the baselines cached (influx.DailyCache) the overview
-// answers within 500 ms.
+// flagged, and flagged again from the cached baselines (influx.DailyCache).
+// How fast is measured by make bench-api, not here.
 func TestOverviewDrift100Residents(t *testing.T) {
 	in := testenv.SharedInflux(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -234,22 +234,25 @@ func TestOverviewDrift100Residents(t *testing.T) {
 	start := time.Now()
 	h.expect(http.StatusOK, "GET", "/api/v1/overview", adminToken, nil, &ov)
 	t.Logf("overview of 100 residents, baselines from InfluxDB: %v", time.Since(start))
-	got := map[string]string{}
-	for _, r := range ov.Residents {
-		if len(r.Drifting) != 1 || r.MissingData || r.OpenAlerts != 0 {
-			t.Fatalf("%s: %+v", r.ResidentID, r)
+	drifting := func(ov overviewJSON) map[string]string {
+		t.Helper()
+		got := map[string]string{}
+		for _, r := range ov.Residents {
+			if len(r.Drifting) != 1 || r.MissingData || r.OpenAlerts != 0 {
+				t.Fatalf("%s: %+v", r.ResidentID, r)
+			}
+			got[r.ResidentID] = r.Drifting[0].Metric
 		}
-		got[r.ResidentID] = r.Drifting[0].Metric
+		return got
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) || len(got) != 20 {
+	if got := drifting(ov); fmt.Sprint(got) != fmt.Sprint(want) || len(got) != 20 {
 		t.Fatalf("drifting %v, want %v", got, want)
 	}
 	start = time.Now()
 	h.expect(http.StatusOK, "GET", "/api/v1/overview", adminToken, nil, &ov)
-	took := time.Since(start)
-	t.Logf("overview of 100 residents, baselines cached: %v", took)
-	if len(ov.Residents) != 20 || took > 500*time.Millisecond {
-		t.Fatalf("cached overview: %d residents in %v, want 20 within 500 ms", len(ov.Residents), took)
+	t.Logf("overview of 100 residents, baselines cached: %v", time.Since(start))
+	if got := drifting(ov); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("from the cached baselines: drifting %v, want %v", got, want)
 	}
 }
 
