@@ -17,6 +17,7 @@ import (
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/mqttconn"
 )
 
 // DeviceSource resolves a device to its resident and home. The registry
@@ -227,8 +228,8 @@ func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending) mqtt
 		SetKeepAlive(30 * time.Second).
 		SetResumeSubs(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { p.handle(ctx, m, q) })
-	if plainTCP(p.o.BrokerURL) {
-		opts.SetCustomOpenConnectionFn(coalescingDialer)
+	if mqttconn.PlainTCP(p.o.BrokerURL) {
+		opts.SetCustomOpenConnectionFn(mqttconn.Dial)
 	}
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		// Subscribing again on every connect is harmless for a resumed

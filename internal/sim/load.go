@@ -15,6 +15,7 @@ import (
 
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/mqttconn"
 )
 
 // PlanLoad lays out devices for load mode: homes of ten wearables each, ids
@@ -164,6 +165,12 @@ func RunLoad(ctx context.Context, cfg LoadConfig, log zerolog.Logger) (LoadResul
 					SetClientID(fmt.Sprintf("homesim-load-%s-%d", nonce, w)).
 					SetUsername(cfg.GatewayUser).SetPassword(cfg.GatewayPass).
 					SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(opTimeout)
+				if mqttconn.PlainTCP(cfg.Broker) {
+					// A gateway connection carries thousands of PUBACKs a
+					// second: read them through a buffer, not one system
+					// call per byte group as paho does.
+					o.SetCustomOpenConnectionFn(mqttconn.Dial)
+				}
 			}
 			o.SetMaxResumePubInFlight(window).SetOrderMatters(false).SetWriteTimeout(opTimeout)
 			c.client = mqtt.NewClient(o)

@@ -1,4 +1,4 @@
-package ingest
+package mqttconn
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 func TestCoalescingConnKeepsOrder(t *testing.T) {
@@ -64,5 +66,43 @@ func TestCoalescingConnReportsWriteErrors(t *testing.T) {
 	}
 	if err == nil || !errors.Is(err, io.ErrClosedPipe) {
 		t.Fatalf("write after a failed flush: err = %v, want io.ErrClosedPipe", err)
+	}
+}
+
+// Packets read through the buffer arrive whole and in order, also when
+// the peer's writes split them anywhere.
+func TestCoalescingConnBufferedReads(t *testing.T) {
+	a, b := net.Pipe()
+	c := newCoalescingConn(a)
+	defer c.Close()
+	var stream bytes.Buffer
+	const n = 5000
+	for i := range n {
+		pk := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+		pk.Qos, pk.MessageID, pk.TopicName = 1, uint16(i+1), "care/v1/dev/d1/telemetry"
+		pk.Payload = bytes.Repeat([]byte{byte('a' + i%26)}, 100+i%200) // lengths of one and two bytes
+		if err := pk.Write(&stream); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() {
+		data := stream.Bytes()
+		for i := 0; len(data) > 0; i++ {
+			k := min(len(data), 1+i*37%1500) // uneven chunks
+			if _, err := b.Write(data[:k]); err != nil {
+				return
+			}
+			data = data[k:]
+		}
+	}()
+	for i := range n {
+		cp, err := packets.ReadPacket(c)
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		pk, ok := cp.(*packets.PublishPacket)
+		if !ok || pk.MessageID != uint16(i+1) || len(pk.Payload) != 100+i%200 || pk.Payload[0] != byte('a'+i%26) {
+			t.Fatalf("packet %d: got %v", i, cp)
+		}
 	}
 }

@@ -1,6 +1,10 @@
-package ingest
+// Package mqttconn is the TCP connection carehub's MQTT clients use: paho
+// reads every packet with three or four system calls and writes every
+// PUBACK with one; this connection buffers both directions.
+package mqttconn
 
 import (
+	"bufio"
 	"net"
 	"net/url"
 	"sync"
@@ -9,14 +13,23 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// coalescingConn batches small writes to the broker. paho writes every
-// PUBACK (4 bytes) with its own system call; at tens of thousands of
-// messages a second that is a large share of carehub's CPU. Writes are
-// queued and a flusher writes whatever accumulated while its previous write
-// was in the kernel: no added delay when idle, fewer system calls under
-// load. Order is preserved; a write error is returned by the next Write.
+// coalescingConn batches small writes to the broker and buffers reads.
+//
+// paho writes every PUBACK (4 bytes) with its own system call; at tens of
+// thousands of messages a second that is a large share of carehub's CPU.
+// Writes are queued and a flusher writes whatever accumulated while its
+// previous write was in the kernel: no added delay when idle, fewer system
+// calls under load. Order is preserved; a write error is returned by the
+// next Write.
+//
+// paho reads a packet's first byte, then its length a byte at a time, then
+// its body, each straight from the connection: four system calls for a
+// telemetry message of 128 bytes or more. Reads go through a buffer, so one
+// system call brings in whatever the broker has sent. paho reads from one
+// goroutine, which is all bufio.Reader allows.
 type coalescingConn struct {
 	net.Conn
+	r *bufio.Reader
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -30,12 +43,17 @@ type coalescingConn struct {
 // maxPendingWrite bounds the queued bytes; a writer beyond it waits.
 const maxPendingWrite = 256 << 10
 
+// readBuffer holds a few hundred telemetry messages.
+const readBuffer = 64 << 10
+
 func newCoalescingConn(c net.Conn) *coalescingConn {
-	cc := &coalescingConn{Conn: c, done: make(chan struct{})}
+	cc := &coalescingConn{Conn: c, r: bufio.NewReaderSize(c, readBuffer), done: make(chan struct{})}
 	cc.cond = sync.NewCond(&cc.mu)
 	go cc.flusher()
 	return cc
 }
+
+func (c *coalescingConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -96,9 +114,10 @@ func (c *coalescingConn) Close() error {
 	return c.Conn.Close()
 }
 
-// coalescingDialer opens plain TCP broker connections wrapped in a
-// coalescingConn; other schemes (TLS, WebSocket) keep paho's own dialer.
-func coalescingDialer(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+// Dial opens a plain TCP broker connection wrapped in a coalescingConn, for
+// paho's ClientOptions.SetCustomOpenConnectionFn; use it only where
+// PlainTCP holds, other schemes (TLS, WebSocket) keep paho's own dialer.
+func Dial(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	d := net.Dialer{Timeout: o.ConnectTimeout}
 	c, err := d.Dial("tcp", uri.Host)
 	if err != nil {
@@ -110,8 +129,8 @@ func coalescingDialer(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	return newCoalescingConn(c), nil
 }
 
-// plainTCP reports whether a broker URL is unencrypted TCP.
-func plainTCP(broker string) bool {
+// PlainTCP reports whether a broker URL is unencrypted TCP.
+func PlainTCP(broker string) bool {
 	u, err := url.Parse(broker)
 	return err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt")
 }
