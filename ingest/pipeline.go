@@ -273,11 +273,11 @@ func (p *Pipeline) handle(ctx context.Context, m mqtt.Message, q chan<- *pending
 // sends it again. With it the embedded broker never acknowledges a message
 // that is not stored, not even in the instant a carehub session
 // reconnects, and it needs no queue of its own for carehub.
-func (p *Pipeline) Ingest(ctx context.Context, topic string, payload []byte) error {
+func (p *Pipeline) Ingest(ctx context.Context, topic string, payload []byte, contentType string) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	m := &syncMessage{topic: topic, payload: payload}
+	m := &syncMessage{topic: topic, payload: payload, contentType: contentType}
 	pd := p.prepare(ctx, m)
 	if pd == nil {
 		return nil // rejected: m.Ack was called
@@ -292,10 +292,12 @@ func (p *Pipeline) Ingest(ctx context.Context, topic string, payload []byte) err
 }
 
 // syncMessage is a message handed to Ingest: an mqtt.Message whose Ack
-// does nothing, since the broker acknowledges when Ingest returns.
+// does nothing, since the broker acknowledges when Ingest returns, and
+// which carries the MQTT 5 content type that paho's Message lacks.
 type syncMessage struct {
-	topic   string
-	payload []byte
+	topic       string
+	payload     []byte
+	contentType string
 }
 
 func (m *syncMessage) Duplicate() bool   { return false }
@@ -544,9 +546,15 @@ func subjectKind(subject string) string {
 	return subject
 }
 
-// contentType is MQTT 5's content type; paho's 3.1.1 client has none, so
-// SenML is recognised by its shape (contract §1).
-func contentType(mqtt.Message) string { return "" }
+// contentType is MQTT 5's content type. The embedded broker hands it over
+// with the message; paho's client speaks 3.1.1, which has none, so through
+// an external broker SenML is recognised by its shape (contract §1).
+func contentType(m mqtt.Message) string {
+	if sm, ok := m.(*syncMessage); ok {
+		return sm.contentType
+	}
+	return ""
+}
 
 // logLimiter lets one log line per key through per period (contract §1: at
 // most once per device per minute per reason), with a bounded memory.

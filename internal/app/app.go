@@ -221,13 +221,13 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 			},
 			// In-process, a device's message is stored before the broker
 			// acknowledges it (ingest.Pipeline.Ingest).
-			Intake: func(topic string, payload []byte) error {
+			Intake: func(topic string, payload []byte, contentType string) error {
 				select {
 				case <-pipelineReady:
 				case <-intakeCtx.Done():
 					return intakeCtx.Err()
 				}
-				return pipeline.Ingest(intakeCtx, topic, payload)
+				return pipeline.Ingest(intakeCtx, topic, payload, contentType)
 			},
 			Log: log.With().Str("component", "mqtt-broker").Logger(),
 		})

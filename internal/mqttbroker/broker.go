@@ -103,7 +103,8 @@ type Options struct {
 	// for good, and the message is then not queued for subscribers; an
 	// error leaves it unacknowledged. Without it device messages reach
 	// carehub through its subscription, as from an external broker.
-	Intake func(topic string, payload []byte) error
+	// contentType is the MQTT 5 content type ("" from a 3.1.1 device).
+	Intake func(topic string, payload []byte, contentType string) error
 	// SyncWrites makes every bbolt write wait for fsync. Off by default:
 	// the store then survives a carehub crash or restart but not a power
 	// cut, and one fsync per QoS 1 message would cap the broker at a few
@@ -239,7 +240,7 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		return pk, packets.CodeSuccessIgnore
 	}
 	if h.opts.Intake != nil {
-		if err := h.opts.Intake(pk.TopicName, pk.Payload); err != nil {
+		if err := h.opts.Intake(pk.TopicName, pk.Payload, pk.Properties.ContentType); err != nil {
 			h.log.Debug().Err(err).Str("device_id", cl.ID).Msg("message not taken; the device will send it again")
 			return pk, packets.ErrRejectPacket
 		}

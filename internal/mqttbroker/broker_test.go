@@ -476,7 +476,7 @@ func TestIntakeBeforePuback(t *testing.T) {
 	var mu sync.Mutex
 	var taken []string
 	fail := false
-	e.options.Intake = func(topic string, payload []byte) error {
+	e.options.Intake = func(topic string, payload []byte, _ string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if fail {
