@@ -22,6 +22,8 @@ type ingestFlags struct {
 	messages, devices, conns, values int
 	mqttConns                        int
 	embedded                         bool
+	pacedRate                        float64
+	pacedFor                         time.Duration
 }
 
 // benchIngest measures messages stored per second end to end, device lag
@@ -35,6 +37,8 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&f.values, "values", 3, "values per message")
 	fs.IntVar(&f.mqttConns, "carehub-conns", 4, "carehub's subscriber connections (CARE_MQTT_CONNECTIONS)")
 	fs.BoolVar(&f.embedded, "embedded", false, "devices publish to carehub's embedded broker (one connection each) instead of Mosquitto; no broker-only run")
+	fs.Float64Var(&f.pacedRate, "paced-rate", 0, "then a steady load at this many msgs/s, to measure lag without a backlog (0 = half the rate measured, -1 = skip)")
+	fs.DurationVar(&f.pacedFor, "paced-for", 15*time.Second, "how long the steady load lasts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,41 +95,43 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	_, cpu0 := procStats(proc.Process.Pid)
 	fmt.Fprintf(stdout, "carehub: %d messages of %d values from %d devices over %d connections ...\n", f.messages, f.values, f.devices, f.conns)
-	t0 := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		done <- load("bench", broker, "-api", base, "-token", benchToken, "-state", state)
-	}()
-	var stored float64
-	var storedAt time.Time
-	err = waitFor(ctx, 10*time.Minute, "every reading stored", func() bool {
-		m, err := scrape(base)
-		if err != nil {
-			return false
-		}
-		stored = m[`carehub_influx_points_written_total{measurement="readings"}`]
-		storedAt = time.Now()
-		return stored >= float64(f.messages)
-	})
+	loadArgs := []string{"-api", base, "-token", benchToken, "-state", state}
+	elapsed, err := loadAndWait(ctx, e, base, 0, f.messages, func() error { return load("bench", broker, loadArgs...) })
 	if err != nil {
-		return fmt.Errorf("%w (%.0f of %d stored)\n%s", err, stored, f.messages, e.logTail("carehub"))
-	}
-	if err := <-done; err != nil {
 		return err
 	}
-	elapsed := storedAt.Sub(t0)
 	m, err := scrape(base)
 	if err != nil {
 		return err
 	}
 	peakRSS, cpu1 := procStats(proc.Process.Pid)
-	inDB, err := countReadings(influxURL, "care")
-	if err != nil {
-		fmt.Fprintf(stderr, "counting points in InfluxDB: %v\n", err)
-	}
 	rate := float64(f.messages) / elapsed.Seconds()
 	p50 := histogramQuantile(m, "carehub_ingest_end_to_end_seconds", 0.50)
 	p99 := histogramQuantile(m, "carehub_ingest_end_to_end_seconds", 0.99)
+	// 3. A steady load below what carehub sustains: the lag of a reading
+	// when no backlog is queued in front of it.
+	paced, pacedRate := 0, f.pacedRate
+	var pacedP50, pacedP99 float64
+	if pacedRate == 0 {
+		pacedRate = float64(int(rate/2/1000)) * 1000
+	}
+	if pacedRate >= 1 {
+		paced = int(pacedRate * f.pacedFor.Seconds())
+		fmt.Fprintf(stdout, "steady load: %d messages at %.0f msgs/s ...\n", paced, pacedRate)
+		args := append([]string{"-rate", fmt.Sprint(pacedRate)}, loadArgs...)
+		args = append(args, "-count", fmt.Sprint(paced)) // the last -count counts
+		if _, err := loadAndWait(ctx, e, base, f.messages, paced, func() error { return load("bench", broker, args...) }); err != nil {
+			return err
+		}
+		m2, err := scrape(base)
+		if err != nil {
+			return err
+		}
+		d := histogramDelta(m2, m, "carehub_ingest_end_to_end_seconds")
+		m = m2
+		pacedP50 = histogramQuantile(d, "carehub_ingest_end_to_end_seconds", 0.50)
+		pacedP99 = histogramQuantile(d, "carehub_ingest_end_to_end_seconds", 0.99)
+	}
 	rejected := 0.0
 	var reasons []string
 	for k, v := range m {
@@ -133,6 +139,11 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			rejected += v
 			reasons = append(reasons, fmt.Sprintf("%s=%.0f", strings.TrimSuffix(strings.TrimPrefix(k, `carehub_ingest_rejected_total{reason="`), `"}`), v))
 		}
+	}
+
+	inDB, err := countReadings(influxURL, "care")
+	if err != nil {
+		fmt.Fprintf(stderr, "counting points in InfluxDB: %v\n", err)
 	}
 
 	if f.embedded {
@@ -147,14 +158,56 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if brokerRate > 0 {
 		fmt.Fprintf(stdout, "ratio carehub / broker only         %10.2f\n", rate/brokerRate)
 	}
-	fmt.Fprintf(stdout, "end-to-end lag (publish to stored)  p50 %6.0f ms   p99 %6.0f ms\n", p50*1000, p99*1000)
+	fmt.Fprintf(stdout, "end-to-end lag (publish to stored)  p50 %6.0f ms   p99 %6.0f ms   (a backlog: the loader outruns carehub)\n", p50*1000, p99*1000)
+	if paced > 0 {
+		fmt.Fprintf(stdout, "lag at a steady %6.0f msgs/s       p50 %6.0f ms   p99 %6.0f ms   (%d messages over %s)\n", pacedRate, pacedP50*1000, pacedP99*1000, paced, f.pacedFor)
+	}
 	fmt.Fprintf(stdout, "carehub peak RSS                    %10.0f MB\n", peakRSS)
-	fmt.Fprintf(stdout, "carehub CPU during the load         %10.1f s\n", cpu1-cpu0)
-	fmt.Fprintf(stdout, "points in InfluxDB                  %10d (want %d)   rejected: %.0f %v\n", inDB, f.messages, rejected, reasons)
-	if inDB != f.messages {
-		return fmt.Errorf("lost or duplicated readings: %d points in InfluxDB, %d published", inDB, f.messages)
+	fmt.Fprintf(stdout, "carehub CPU during the load         %10.1f s   (%.1f µs a message)\n", cpu1-cpu0, (cpu1-cpu0)/float64(f.messages)*1e6)
+	fmt.Fprintf(stdout, "points in InfluxDB                  %10d (want %d)   rejected: %.0f %v\n", inDB, f.messages+paced, rejected, reasons)
+	if inDB != f.messages+paced {
+		return fmt.Errorf("lost or duplicated readings: %d points in InfluxDB, %d published", inDB, f.messages+paced)
 	}
 	return nil
+}
+
+// loadAndWait runs load and waits until InfluxDB holds n more readings
+// than before (by carehub's counter), returning the time from the load's
+// start to the last of them stored.
+func loadAndWait(ctx context.Context, e *env, base string, before, n int, load func() error) (time.Duration, error) {
+	t0 := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- load() }()
+	var stored float64
+	var storedAt time.Time
+	err := waitFor(ctx, 10*time.Minute, "every reading stored", func() bool {
+		m, err := scrape(base)
+		if err != nil {
+			return false
+		}
+		stored = m[`carehub_influx_points_written_total{measurement="readings"}`]
+		storedAt = time.Now()
+		return stored >= float64(before+n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%w (%.0f of %d stored)\n%s", err, stored-float64(before), n, e.logTail("carehub"))
+	}
+	if err := <-done; err != nil {
+		return 0, err
+	}
+	return storedAt.Sub(t0), nil
+}
+
+// histogramDelta is histogram name in now minus in before: what was
+// observed in between.
+func histogramDelta(now, before map[string]float64, name string) map[string]float64 {
+	d := map[string]float64{}
+	for k, v := range now {
+		if strings.HasPrefix(k, name+"_bucket{") {
+			d[k] = v - before[k]
+		}
+	}
+	return d
 }
 
 // brokerOnly measures Mosquitto alone: the loader's messages to a
