@@ -10,6 +10,7 @@ import (
 	_ "net/http/pprof" // served only when CARE_PPROF_ADDR is set
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	_ "time/tzdata" // Asia/Seoul must resolve on machines without a zoneinfo database
 
@@ -67,6 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	applyMemoryLimit(getenv, cfg.MemoryLimit)
 	if addr := getenv("CARE_PPROF_ADDR"); addr != "" {
 		// Profiling for operators chasing a hot spot: loopback only, please.
 		go func() { log.Warn().Err(http.ListenAndServe(addr, nil)).Msg("pprof listener stopped") }()
@@ -81,4 +83,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info().Msg("carehub stopped")
 	return 0
+}
+
+// applyMemoryLimit sets the runtime's soft memory limit to CARE_MEMORY_LIMIT
+// unless GOMEMLIMIT is set: the runtime applied that one itself, and the
+// operator who wrote it meant it.
+func applyMemoryLimit(getenv func(string) string, limit int64) {
+	if getenv("GOMEMLIMIT") == "" && limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
 }

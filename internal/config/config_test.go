@@ -62,6 +62,8 @@ func TestInvalidSettingsSayHowToFix(t *testing.T) {
 		"trusted proxy":    {map[string]string{"CARE_TRUSTED_PROXIES": "10.0.0.5,proxy.local"}, "neither an IP address nor a CIDR"},
 		"audit too short":  {map[string]string{"CARE_AUDIT_RETENTION": "365d"}, "at least 2 years"},
 		"buffer too short": {map[string]string{"CARE_BUFFER_AGE": "10m"}, "at least 1h"},
+		"memory unit":      {map[string]string{"CARE_MEMORY_LIMIT": "160MB"}, "write it like 160MiB"},
+		"memory too small": {map[string]string{"CARE_MEMORY_LIMIT": "16MiB"}, "64MiB or more"},
 		"every error once": {map[string]string{"CARE_LOG_LEVEL": "loud", "CARE_LOG_FORMAT": "xml"}, "CARE_LOG_FORMAT"},
 	}
 	for name, tt := range tests {
@@ -86,5 +88,19 @@ func TestParseDuration(t *testing.T) {
 	}
 	if _, err := ParseDuration("-3d"); err == nil {
 		t.Error("a negative day count parsed")
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	for in, want := range map[string]int64{"": DefaultMemoryLimit, "off": 0, "0": 0, "256MiB": 256 << 20, "1GiB": 1 << 30, "134217728": 128 << 20, " 96 MiB ": 96 << 20} {
+		c, err := Load(env(map[string]string{"CARE_MEMORY_LIMIT": in}))
+		if err != nil || c.MemoryLimit != want {
+			t.Errorf("CARE_MEMORY_LIMIT=%q: %d, %v; want %d", in, c.MemoryLimit, err, want)
+		}
+	}
+	for _, bad := range []string{"-1MiB", "1.5GiB", "lots", "9999999999GiB"} {
+		if n, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) = %d, want an error", bad, n)
+		}
 	}
 }
