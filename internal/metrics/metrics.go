@@ -93,6 +93,11 @@ func (v *vec[T]) header(w io.Writer) {
 	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", v.fname, v.help, v.fname, v.kind)
 }
 
+// labelEscaper escapes a label value for the text format. It is built
+// once: a Replacer builds its tables on first use, and /metrics escapes
+// every label of every series.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
 func labelString(names, values []string, extra ...string) string {
 	if len(names) == 0 && len(extra) == 0 {
 		return ""
@@ -105,7 +110,7 @@ func labelString(names, values []string, extra ...string) string {
 		}
 		b.WriteString(n)
 		b.WriteString(`="`)
-		b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(values[i]))
+		b.WriteString(labelEscaper.Replace(values[i]))
 		b.WriteByte('"')
 	}
 	for i := 0; i+1 < len(extra); i += 2 {

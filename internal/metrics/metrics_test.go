@@ -10,6 +10,7 @@ func TestWriteText(t *testing.T) {
 	c := r.Counter("carehub_ingest_rejected_total", "Rejected input by reason.", "reason")
 	c.With("out_of_range").Add(2)
 	c.With("unknown_metric").Inc()
+	c.With("a \"quoted\" \\ value\n").Inc()
 	h := r.Histogram("carehub_write_seconds", "Write latency.", []float64{0.1, 1})
 	h.With().Observe(0.05)
 	h.With().Observe(0.5)
@@ -21,6 +22,7 @@ func TestWriteText(t *testing.T) {
 	for _, want := range []string{
 		`carehub_ingest_rejected_total{reason="out_of_range"} 2`,
 		`carehub_ingest_rejected_total{reason="unknown_metric"} 1`,
+		`carehub_ingest_rejected_total{reason="a \"quoted\" \\ value\n"} 1`,
 		`carehub_write_seconds_bucket{le="0.1"} 1`,
 		`carehub_write_seconds_bucket{le="1"} 2`,
 		`carehub_write_seconds_bucket{le="+Inf"} 3`,
