@@ -347,7 +347,7 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message) *pending {
 		var latest time.Time
 		for _, s := range samples {
 			r := model.Reading{ResidentID: dev.ResidentID, HomeID: dev.HomeID, DeviceID: dev.ID, DeviceKind: dev.Kind, TS: s.TS, Values: s.Values}
-			pd.pubs = append(pd.pubs, pendingPub{msg: &nats.Msg{Subject: model.ReadingSubject(dev.ResidentID, dev.ID), Data: model.AppendReadingJSON(nil, &r)}})
+			pd.pubs = append(pd.pubs, pendingPub{msg: &nats.Msg{Subject: model.ReadingSubject(dev.ResidentID, dev.ID), Data: model.ReadingJSON(&r)}})
 			p.m.values.Add(float64(len(s.Values)))
 			if s.TS.After(latest) {
 				latest = s.TS

@@ -9,6 +9,17 @@ import (
 	"time"
 )
 
+// ReadingJSON is AppendReadingJSON into a buffer of the right size: grown
+// from nil it took five allocations and twice the bytes for a reading.
+func ReadingJSON(r *Reading) []byte {
+	n := len(`{"resident_id":"","home_id":"","device_id":"","device_kind":"","ts":"","values":{}}`) +
+		len(r.ResidentID) + len(r.HomeID) + len(r.DeviceID) + len(r.DeviceKind) + len(time.RFC3339Nano)
+	for k := range r.Values {
+		n += len(k) + len(`"":,`) + 24 // the longest float64 strconv writes
+	}
+	return AppendReadingJSON(make([]byte, 0, n), r)
+}
+
 // AppendReadingJSON appends r as the contract §3 JSON, the same bytes
 // encoding/json would produce, without reflection: it runs for every value
 // carehub ingests.

@@ -22,6 +22,13 @@ func TestReadingJSONRoundTrip(t *testing.T) {
 		if string(b) != string(std) {
 			t.Errorf("AppendReadingJSON = %s\nencoding/json  = %s", b, std)
 		}
+		// ReadingJSON sizes its buffer: the same bytes, and no growing.
+		if sized := ReadingJSON(&r); string(sized) != string(b) {
+			t.Errorf("ReadingJSON = %s, want %s", sized, b)
+		}
+		if n := testing.AllocsPerRun(100, func() { _ = ReadingJSON(&r) }); n > 1 {
+			t.Errorf("ReadingJSON: %v allocations, want 1", n)
+		}
 		var fast Reading
 		if !fastReading(b, &fast) {
 			t.Fatalf("fast path refused its own encoding: %s", b)
