@@ -89,15 +89,18 @@ type driftJSON struct {
 
 // driftQuery asks for the baseline days and then the recent days before
 // today, as calendar days in loc, or as the nights that start on those
-// days' evenings (day n of the answer is the n-th, oldest first).
+// days' evenings (day n of the answer is the n-th, oldest first). Days
+// and nights are local: one with a daylight-saving change is an hour
+// longer or shorter.
 func driftQuery(r driftRule, now time.Time, loc *time.Location) influx.DailyQuery {
 	const days = driftBaselineDays + driftRecentDays
+	today := localDay(now.In(loc), 0, loc)
 	first := localDay(now.In(loc), -days, loc)
-	q := influx.DailyQuery{Metric: r.metric, Fn: r.fn, From: first, To: first.Add(days * 24 * time.Hour)}
+	q := influx.DailyQuery{Metric: r.metric, Fn: r.fn, From: first, To: today, Location: loc}
 	if r.night {
 		q.From = time.Date(first.Year(), first.Month(), first.Day(), nightStartHour, 0, 0, 0, loc)
 		q.Period = time.Duration(24-nightStartHour+nightEndHour) * time.Hour
-		q.To = q.From.Add((days-1)*24*time.Hour + q.Period)
+		q.To = time.Date(today.Year(), today.Month(), today.Day(), nightEndHour, 0, 0, 0, loc)
 	}
 	return q
 }

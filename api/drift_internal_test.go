@@ -2,6 +2,7 @@ package api
 
 import (
 	"testing"
+	"time"
 
 	"github.com/carehub/carehub/internal/influx"
 )
@@ -54,6 +55,27 @@ func TestJudgeDriftThresholds(t *testing.T) {
 		}
 		if got && (d.Metric != tc.metric || d.Reason == "" || d.Change != round1(d.Recent-d.Baseline)) {
 			t.Errorf("%s: %+v", tc.name, d)
+		}
+	}
+}
+
+// TestDriftQueryLocalDays: the overview's days end at today's local
+// midnight and its nights at 06:00 today, in the configured zone, also in
+// the two weeks after a daylight-saving change (Berlin, 25 October 2026).
+func TestDriftQueryLocalDays(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 3, 15, 0, 0, 0, berlin)
+	for _, r := range driftRules {
+		q := driftQuery(r, now, berlin)
+		wantFrom, wantTo := time.Date(2026, 10, 17, 0, 0, 0, 0, berlin), time.Date(2026, 11, 3, 0, 0, 0, 0, berlin)
+		if r.night {
+			wantFrom, wantTo = time.Date(2026, 10, 17, 22, 0, 0, 0, berlin), time.Date(2026, 11, 3, 6, 0, 0, 0, berlin)
+		}
+		if !q.From.Equal(wantFrom) || !q.To.Equal(wantTo) || q.Location != berlin {
+			t.Errorf("%s: from %s to %s in %v, want %s to %s in Europe/Berlin", r.metric, q.From, q.To, q.Location, wantFrom, wantTo)
 		}
 	}
 }

@@ -12,14 +12,18 @@ import (
 )
 
 // DailyQuery asks for one aggregate of one metric per day, for every
-// resident at once: the days [From + n·24h, From + n·24h + Period) for
-// n = 0, 1, ... up to To. From is a local midnight for whole days, or 22:00
-// local with Period 8h for nights.
+// resident at once: day n starts at From's clock time n calendar days
+// later in Location and lasts Period of wall-clock time, for the days that
+// start before To. From is a local midnight for whole days, or 22:00 local
+// with Period 8h for nights. A day with a daylight-saving change then has
+// 23 or 25 hours, and its night 7 or 9; without a Location the days are
+// fixed 24-hour days from From.
 type DailyQuery struct {
 	Metric   string
 	Fn       string // min, max or mean
 	From, To time.Time
 	Period   time.Duration // the part of each day that counts, from its start: 1h to 24h (0 = 24h)
+	Location *time.Location
 }
 
 // DayValue is one resident's aggregate over day Day (0 = the day that
@@ -39,26 +43,40 @@ const dailyEvery = 24 * time.Hour
 // DailyAggregates returns q.Fn of q.Metric per day for every resident with
 // readings, keyed by resident id, in day order; a day without readings has
 // no value. Series of several devices of a resident are aggregated
-// together. It is one Flux query for all residents (GET /overview: who is
+// together. It queries all residents at once (GET /overview: who is
 // drifting from their own baseline).
 //
-// Flux 0.65 (InfluxDB 1.8) has no time-zone-aware windows: the days are
-// fixed 24-hour windows aligned to From, exact for zones without daylight
-// saving such as Asia/Seoul and off by the DST hour elsewhere for part of
-// the year. (One branch per exact local day was tried: 1.8's Flux slows
+// Flux 0.65 (InfluxDB 1.8) has no time-zone-aware windows, so the days are
+// cut into spans of equal days 24 hours apart, one window() query each:
+// one span in a zone without daylight saving such as Asia/Seoul, three
+// when a change falls in the range (the days before it, its day alone,
+// the days after). One branch per local day was tried: 1.8's Flux slows
 // down more than linearly with the number of branches, 17 of them taking
-// three times as long as these windows for 100 residents' hourly data.)
+// three times as long as these windows for 100 residents' hourly data.
 func (c *Client) DailyAggregates(ctx context.Context, q DailyQuery) (map[string][]DayValue, error) {
-	f, err := c.dailyFlux(q)
+	fs, spans, err := c.dailyFluxes(q)
 	if err != nil {
 		return nil, err
 	}
+	out := map[string][]DayValue{}
+	for i, f := range fs {
+		if err := c.dailySpan(ctx, f, spans[i], out); err != nil {
+			return nil, err
+		}
+	}
+	for _, vs := range out {
+		sort.Slice(vs, func(a, b int) bool { return vs[a].Day < vs[b].Day })
+	}
+	return out, nil
+}
+
+// dailySpan runs the query of one span and adds its days to out.
+func (c *Client) dailySpan(ctx context.Context, f Flux, sp dailySpan, out map[string][]DayValue) error {
 	res, err := c.Query(ctx, f)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer res.Close()
-	out := map[string][]DayValue{}
 	for res.Next() {
 		rec := res.Record()
 		rid, _ := rec.ValueByKey("resident_id").(string)
@@ -73,57 +91,120 @@ func (c *Client) DailyAggregates(ctx context.Context, q DailyQuery) (map[string]
 		default:
 			continue
 		}
-		// Each window starts at From + n·24h (the first may be cut to
-		// From by range); rounding takes either to day n.
-		n := int((rec.Start().Sub(q.From) + dailyEvery/2) / dailyEvery)
+		// The span's windows start 24 hours apart from its start (the
+		// first may be cut to it by range); rounding takes either to its
+		// day.
+		n := sp.first + int((rec.Start().Sub(sp.start)+dailyEvery/2)/dailyEvery)
 		if rid != "" {
 			out[rid] = append(out[rid], DayValue{Day: n, V: v})
 		}
 	}
 	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("influx query: %w", err)
+		return fmt.Errorf("influx query: %w", err)
 	}
-	for _, vs := range out {
-		sort.Slice(vs, func(a, b int) bool { return vs[a].Day < vs[b].Day })
-	}
-	return out, nil
+	return nil
 }
 
-// dailyFlux validates q and builds its query. Flux's window() ends each
-// window at a multiple of every plus offset and starts it period before,
-// so the offset that makes windows start at From's time of day is
-// From + Period, modulo a day. The range ends with StopLit(To): InfluxDB
-// 1.8's range() would return a point lying exactly on its stop.
-func (c *Client) dailyFlux(q DailyQuery) (Flux, error) {
+// dailySpan is a run of days of one length whose starts are 24 hours
+// apart: Flux's window() covers them with one query.
+type dailySpan struct {
+	first, n int // day numbers first .. first+n-1
+	start    time.Time
+	length   time.Duration
+	stop     time.Time // the range's stop: the last day's end, or To
+}
+
+// spans cuts q's days into dailySpans. Day n starts at From's wall-clock
+// time n calendar days later and ends Period of wall-clock time after
+// that, so the days of a daylight-saving change break the runs.
+func (q DailyQuery) spans() []dailySpan {
+	loc := q.Location
+	if loc == nil {
+		_, off := q.From.Zone()
+		loc = time.FixedZone("", off) // fixed 24-hour days
+	}
+	period := q.Period
+	if period == 0 {
+		period = dailyEvery
+	}
+	f := q.From.In(loc)
+	day := func(n int, extra time.Duration) time.Time {
+		return time.Date(f.Year(), f.Month(), f.Day()+n, f.Hour(), f.Minute(), f.Second()+int(extra/time.Second), f.Nanosecond(), loc)
+	}
+	var out []dailySpan
+	for n := 0; ; n++ {
+		start, end := day(n, 0), day(n, period)
+		if !start.Before(q.To) {
+			break
+		}
+		if k := len(out) - 1; k >= 0 && end.Sub(start) == out[k].length && start.Sub(out[k].start) == time.Duration(out[k].n)*dailyEvery {
+			out[k].n++
+			out[k].stop = end
+		} else {
+			out = append(out, dailySpan{first: n, n: 1, start: start, length: end.Sub(start), stop: end})
+		}
+	}
+	if k := len(out) - 1; k >= 0 && out[k].stop.After(q.To) {
+		out[k].stop = q.To
+	}
+	return out
+}
+
+// dailyFluxes validates q and builds the query of each of its spans.
+func (c *Client) dailyFluxes(q DailyQuery) ([]Flux, []dailySpan, error) {
+	if err := c.checkDaily(q); err != nil {
+		return nil, nil, err
+	}
+	spans := q.spans()
+	fs := make([]Flux, len(spans))
+	for i, sp := range spans {
+		f, err := c.spanFlux(q, sp)
+		if err != nil {
+			return nil, nil, err
+		}
+		fs[i] = f
+	}
+	return fs, spans, nil
+}
+
+func (c *Client) checkDaily(q DailyQuery) error {
 	if _, ok := catalog.LookupMetric(q.Metric); !ok {
-		return Flux{}, fmt.Errorf("metric %q is not in the catalogue", q.Metric)
+		return fmt.Errorf("metric %q is not in the catalogue", q.Metric)
 	}
-	ident, ok := dailyFns[q.Fn]
-	if !ok {
-		return Flux{}, fmt.Errorf("fn %q: use min, max or mean", q.Fn)
+	if _, ok := dailyFns[q.Fn]; !ok {
+		return fmt.Errorf("fn %q: use min, max or mean", q.Fn)
 	}
-	if q.Period == 0 {
-		q.Period = dailyEvery
+	if q.Period != 0 && (q.Period < time.Hour || q.Period > dailyEvery || q.Period%time.Second != 0) {
+		return fmt.Errorf("period %s: must be from 1h to 24h in whole seconds", q.Period)
 	}
-	if q.Period < time.Hour || q.Period > dailyEvery || q.Period%time.Millisecond != 0 {
-		return Flux{}, fmt.Errorf("period %s: must be from 1h to 24h", q.Period)
-	}
-	if err := checkRange(q.From, q.To); err != nil {
-		return Flux{}, err
-	}
-	off := time.Duration(q.From.Add(q.Period).UnixMilli()%dailyEvery.Milliseconds()) * time.Millisecond
-	every, _ := DurationLit(dailyEvery)
-	period, err := DurationLit(q.Period)
+	return checkRange(q.From, q.To)
+}
+
+// spanFlux builds the query of one span of q, which checkDaily passed.
+// Flux's window() ends each window at a multiple of every plus offset and
+// starts it period before, so the offset that makes windows start at the
+// span's start is start + length, modulo every. A span of several days
+// has them every 24 hours; a day alone (a daylight-saving change) is one
+// window of its own length. The range ends with StopLit: InfluxDB 1.8's
+// range() would return a point lying exactly on its stop.
+func (c *Client) spanFlux(q DailyQuery, sp dailySpan) (Flux, error) {
+	every := max(dailyEvery, sp.length)
+	off := time.Duration(sp.start.Add(sp.length).UnixMilli()%every.Milliseconds()) * time.Millisecond
+	everyLit, err := DurationLit(every)
 	if err != nil {
 		return Flux{}, err
 	}
-	window := Fluxf("every: %s, period: %s", every, period)
+	period, err := DurationLit(sp.length)
+	if err != nil {
+		return Flux{}, err
+	}
+	window := Fluxf("every: %s, period: %s", everyLit, period)
 	if off > 0 {
 		offset, err := DurationLit(off)
 		if err != nil {
 			return Flux{}, err
 		}
-		window = Fluxf("every: %s, period: %s, offset: %s", every, period, offset)
+		window = Fluxf("every: %s, period: %s, offset: %s", everyLit, period, offset)
 	}
 	return Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
@@ -132,8 +213,8 @@ func (c *Client) dailyFlux(q DailyQuery) (Flux, error) {
   |> window(%s)
   |> %s()
   |> keep(columns: ["_start", "_value", "resident_id"])`,
-		StringLit(c.bucket), TimeLit(q.From), StopLit(q.To), StringLit(q.Metric),
-		Lit{text: window.text}, Lit{text: ident}), nil
+		StringLit(c.bucket), TimeLit(sp.start), StopLit(sp.stop), StringLit(q.Metric),
+		Lit{text: window.text}, Lit{text: dailyFns[q.Fn]}), nil
 }
 
 // DailyCache is a Client whose DailyAggregates answers are remembered. The
@@ -183,6 +264,9 @@ func NewDailyCache(c *Client, ttl time.Duration, now func() time.Time) *DailyCac
 func (c *DailyCache) DailyAggregates(ctx context.Context, q DailyQuery) (map[string][]DayValue, error) {
 	k := q.Metric + "|" + q.Fn + "|" + strconv.FormatInt(q.From.UnixNano(), 36) + "|" +
 		strconv.FormatInt(q.To.UnixNano(), 36) + "|" + strconv.FormatInt(int64(q.Period), 36)
+	if q.Location != nil {
+		k += "|" + q.Location.String()
+	}
 	c.mu.Lock()
 	if it, ok := c.items[k]; ok {
 		if c.now().Sub(it.at) >= c.ttl && !it.refreshing {

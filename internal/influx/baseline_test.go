@@ -78,6 +78,56 @@ func TestDailyAggregates(t *testing.T) {
 	}
 }
 
+// TestDailyAggregatesDST: with a Location, days are calendar days there.
+// Berlin's 25 October 2026 has 25 hours and the night into it 9: a point
+// at 23:30 or 05:30 local belongs to its own day or night on both sides of
+// the change, and one at 21:30 or 06:30 to none. Fixed 24-hour windows
+// would shift by the hour after the change.
+func TestDailyAggregatesDST(t *testing.T) {
+	c, _, _ := open18(t)
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(day, hour, min int) time.Time { return time.Date(2026, 10, 23+day, hour, min, 0, 0, berlin) }
+	var pts []model.Reading
+	for d := 0; d < 5; d++ {
+		pts = append(pts,
+			reading("r1", "wear", at(d, 0, 30), "heart_rate", float64(50+d)),
+			reading("r1", "wear", at(d, 23, 30), "heart_rate", float64(100+d)),
+			reading("r1", "wear", at(d, 21, 30), "spo2", 1), // before the night
+			reading("r1", "wear", at(d, 22, 30), "spo2", float64(90+d)),
+			reading("r1", "wear", at(d+1, 5, 30), "spo2", float64(90+d)),
+			reading("r1", "wear", at(d+1, 6, 30), "spo2", 1), // after it
+		)
+	}
+	writePoints(t, c, pts...)
+
+	days := DailyQuery{Metric: "heart_rate", Fn: "min", From: at(0, 0, 0), To: at(5, 0, 0), Location: berlin}
+	if n := len(days.spans()); n != 3 {
+		t.Fatalf("%d spans, want 3: the days before the change, its day, the days after", n)
+	}
+	for fn, base := range map[string]int{"min": 50, "max": 100} {
+		days.Fn = fn
+		got, err := c.DailyAggregates(ctxT(t), days)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("map[r1:[{0 %d} {1 %d} {2 %d} {3 %d} {4 %d}]]", base, base+1, base+2, base+3, base+4)
+		if s := fmt.Sprint(got); s != want {
+			t.Errorf("daily %s across the change: %s, want %s", fn, s, want)
+		}
+	}
+	nights := DailyQuery{Metric: "spo2", Fn: "min", From: at(0, 22, 0), To: at(5, 6, 0), Period: 8 * time.Hour, Location: berlin}
+	got, err := c.DailyAggregates(ctxT(t), nights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := fmt.Sprint(got); s != "map[r1:[{0 90} {1 91} {2 92} {3 93} {4 94}]]" {
+		t.Errorf("night minimum across the change: %s, want 90 to 94 (21:30 and 06:30 are outside)", s)
+	}
+}
+
 // TestDailyAggregatesRejects: everything that reaches the query text is
 // validated first.
 func TestDailyAggregatesRejects(t *testing.T) {
@@ -99,12 +149,22 @@ func TestDailyAggregatesRejects(t *testing.T) {
 	} {
 		q := ok
 		tc.edit(&q)
-		_, err := c.dailyFlux(q)
+		_, _, err := c.dailyFluxes(q)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	f, err := c.dailyFlux(ok)
+	dailyFlux := func(q DailyQuery) (Flux, error) {
+		fs, _, err := c.dailyFluxes(q)
+		if err == nil && len(fs) != 1 {
+			t.Fatalf("%d queries for fixed 24-hour days, want 1", len(fs))
+		}
+		if err != nil {
+			return Flux{}, err
+		}
+		return fs[0], nil
+	}
+	f, err := dailyFlux(ok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +173,7 @@ func TestDailyAggregatesRejects(t *testing.T) {
 		t.Fatalf("query:\n%s", s)
 	}
 	ok.From, ok.Period = d.Add(7*time.Hour), 8*time.Hour // 22:00 KST, a night
-	if f, err = c.dailyFlux(ok); err != nil || !strings.Contains(f.String(), `offset: 6h)`) {
+	if f, err = dailyFlux(ok); err != nil || !strings.Contains(f.String(), `offset: 6h)`) {
 		t.Fatalf("night query (%v):\n%s", err, f)
 	}
 }
