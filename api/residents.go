@@ -32,6 +32,8 @@ func registryError(err error) error {
 		return ErrConflict.with(err.Error())
 	case errors.Is(err, devices.ErrInvalid):
 		return invalid("invalid_field", err.Error())
+	case errors.Is(err, devices.ErrBroker):
+		return ErrUnavailable.with(err.Error() + "; try again")
 	}
 	return err
 }

@@ -64,6 +64,16 @@ func (r *Registry) RegisterDevice(ctx context.Context, id, kind, residentID stri
 		return Device{}, "", err
 	}
 	d := v.(Device)
+	if r.accounts != nil {
+		// The device is not registered unless the broker will let it in:
+		// its password is never shown again.
+		if err := r.accounts.CreateDevice(ctx, d.ID, password); err != nil {
+			if perr := r.devices.Purge(ctx, d.ID); perr != nil {
+				r.log.Error().Err(perr).Str("device_id", d.ID).Msg("device registered but not at the broker, and not removed again: rotate its credentials")
+			}
+			return Device{}, "", brokerError(err)
+		}
+	}
 	r.deviceTab.put(d.ID, d, rev)
 	r.auth.remember(d.ID, d.SecretHash, password)
 	return d, password, nil
@@ -106,6 +116,14 @@ func (r *Registry) SetDeviceDisabled(ctx context.Context, id string, disabled bo
 		return Device{}, err
 	}
 	r.deviceTab.put(d.ID, d, rev)
+	if r.accounts != nil {
+		// Ingest already rejects a disabled device's messages; the broker
+		// refusing its login is the second half. A failure here is undone
+		// by SyncDisabled at the next start, or by repeating the call.
+		if err := r.accounts.SetDeviceEnabled(ctx, d.ID, !disabled); err != nil {
+			return d, brokerError(err)
+		}
+	}
 	return d, nil
 }
 
@@ -128,6 +146,13 @@ func (r *Registry) RotateCredentials(ctx context.Context, id string) (Device, st
 	}
 	r.deviceTab.put(d.ID, d, rev)
 	r.auth.remember(d.ID, d.SecretHash, password)
+	if r.accounts != nil {
+		// The broker keeps the old password: the device still logs in with
+		// it, and the caller rotates again.
+		if err := r.accounts.SetDevicePassword(ctx, d.ID, password); err != nil {
+			return d, "", brokerError(err)
+		}
+	}
 	return d, password, nil
 }
 

@@ -52,6 +52,14 @@ func (r *Registry) EraseResident(ctx context.Context, id string, kick func(devic
 		}
 		r.deviceTab.drop(d.ID)
 		r.auth.forget(d.ID)
+		if r.accounts != nil {
+			// Disabled above at the broker too, so it cannot log in; the
+			// account (an id and a hash, nothing about the resident) goes
+			// now, and if the broker fails here it stays disabled.
+			if err := r.accounts.DeleteDevice(ctx, d.ID); err != nil {
+				r.log.Warn().Err(err).Str("device_id", d.ID).Msg("erased device's broker account not deleted; it stays disabled")
+			}
+		}
 		erased = append(erased, d.ID)
 	}
 	if err := r.residents.Purge(ctx, id); err != nil {

@@ -112,6 +112,8 @@ type Registry struct {
 
 	auth *authCache
 
+	accounts BrokerAccounts // nil: no external broker to mirror to
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/carehub/carehub/ingest"
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/config"
+	"github.com/carehub/carehub/internal/dynsec"
 	"github.com/carehub/carehub/internal/influx"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
@@ -208,6 +209,24 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	intakeCtx, intakeCancel := context.WithCancel(context.Background())
 	a.onStop(func(context.Context) { intakeCancel() }) // if start-up fails before the intake runs
 	a.mqttURL = cfg.MQTTURL
+	if cfg.MQTTProvision == "dynsec" {
+		// Devices' credentials reach the external Mosquitto as they are
+		// issued; carehub's own user gets the service role first, so that
+		// ingest may subscribe.
+		ds, err := dynsec.Dial(ctx, dynsec.Options{BrokerURL: cfg.MQTTURL, Username: svcUser, Password: svcPass,
+			ClientID: cfg.InstanceID + "-dynsec", ShareGroup: cfg.MQTTShareGroup, Log: log.With().Str("component", "dynsec").Logger()})
+		if err != nil {
+			return nil, err
+		}
+		a.onStop(func(context.Context) { ds.Close() })
+		if err := ds.EnsureService(ctx); err != nil {
+			return nil, err
+		}
+		reg.MirrorAccounts(ds)
+		if err := reg.SyncDisabled(ctx); err != nil {
+			log.Warn().Err(err).Msg("disabled devices not all disabled at the broker; the next start tries again")
+		}
+	}
 	if cfg.EmbeddedMQTT() {
 		if svcUser == "" {
 			svcUser, svcPass = "carehub-"+cfg.InstanceID, randomSecret()
@@ -259,7 +278,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	auditLog := audit.New(js, clock)
 	// Erasure closes an erased device's session on the embedded broker;
 	// with an external one it cannot, and ingest rejects the device's
-	// messages as from an unknown device (contract §1).
+	// messages as from an unknown device (contract §1). With
+	// CARE_MQTT_PROVISION=dynsec the broker disconnects it when the
+	// registry disables it.
 	var kicker api.DeviceKicker
 	if a.broker != nil {
 		kicker = a.broker

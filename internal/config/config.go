@@ -63,7 +63,11 @@ type Config struct {
 	MQTTListen      string // embedded broker's listener
 	MQTTShareGroup  string // $share/{group}/... so instances split the load
 	MQTTConnections int    // subscriber connections per instance
-	InstanceID      string // stable per instance: names its persistent MQTT sessions
+	// MQTTProvision is how an external broker learns device credentials:
+	// "none" (the operator adds them) or "dynsec" (Mosquitto's
+	// dynamic-security plugin, driven by carehub).
+	MQTTProvision string
+	InstanceID    string // stable per instance: names its persistent MQTT sessions
 
 	NATSURL    string // external NATS; empty = embedded
 	NATSListen string // embedded NATS listener
@@ -125,6 +129,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MQTTListen:      p.str("CARE_MQTT_LISTEN", DefaultMQTTListen),
 		MQTTShareGroup:  p.str("CARE_MQTT_SHARE_GROUP", DefaultShareGroup),
 		MQTTConnections: p.int("CARE_MQTT_CONNECTIONS", DefaultMQTTConnections),
+		MQTTProvision:   p.str("CARE_MQTT_PROVISION", "none"),
 		InstanceID:      p.str("CARE_INSTANCE_ID", sanitize(host)),
 		NATSURL:         p.str("CARE_NATS_URL", ""),
 		NATSListen:      p.str("CARE_NATS_LISTEN", DefaultNATSListen),
@@ -222,6 +227,12 @@ func (c Config) validate() []error {
 	}
 	if c.MaxFuture < 0 {
 		fail("CARE_MAX_FUTURE must not be negative")
+	}
+	switch {
+	case c.MQTTProvision != "none" && c.MQTTProvision != "dynsec":
+		fail("CARE_MQTT_PROVISION=%q: use none, or dynsec for Mosquitto's dynamic-security plugin", c.MQTTProvision)
+	case c.MQTTProvision == "dynsec" && (c.MQTTURL == "" || c.MQTTUsername == ""):
+		fail("CARE_MQTT_PROVISION=dynsec drives an external Mosquitto: set CARE_MQTT_URL, and CARE_MQTT_USERNAME/_PASSWORD to a user with the plugin's admin role")
 	}
 	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
 		fail("CARE_MEMORY_LIMIT=%d bytes: below 64MiB the collector would run all the time; give 64MiB or more, or 0 for none", c.MemoryLimit)

@@ -63,6 +63,8 @@ func TestInvalidSettingsSayHowToFix(t *testing.T) {
 		"audit too short":  {map[string]string{"CARE_AUDIT_RETENTION": "365d"}, "at least 2 years"},
 		"buffer too short": {map[string]string{"CARE_BUFFER_AGE": "10m"}, "at least 1h"},
 		"memory unit":      {map[string]string{"CARE_MEMORY_LIMIT": "160MB"}, "write it like 160MiB"},
+		"provision kind":   {map[string]string{"CARE_MQTT_PROVISION": "passwd"}, "use none, or dynsec"},
+		"dynsec embedded":  {map[string]string{"CARE_MQTT_PROVISION": "dynsec"}, "set CARE_MQTT_URL"},
 		"memory too small": {map[string]string{"CARE_MEMORY_LIMIT": "16MiB"}, "64MiB or more"},
 		"every error once": {map[string]string{"CARE_LOG_LEVEL": "loud", "CARE_LOG_FORMAT": "xml"}, "CARE_LOG_FORMAT"},
 	}

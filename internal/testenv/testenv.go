@@ -7,8 +7,12 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"crypto/pbkdf2"
 	"crypto/rand"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -272,6 +276,53 @@ func StartMosquitto(t testing.TB, confBody string) *Mosquitto {
 	m.start()
 	t.Cleanup(m.Stop)
 	return m
+}
+
+// DynsecAdmin is the user of StartDynsecMosquitto's broker with the
+// dynamic-security plugin's admin role.
+const DynsecAdmin, DynsecAdminPassword = "admin", "dynsec-admin-password"
+
+// StartDynsecMosquitto runs a private mosquitto whose logins and ACLs are
+// its dynamic-security plugin's, starting with one client, DynsecAdmin,
+// holding the admin role that `mosquitto_ctrl dynsec init` creates.
+func StartDynsecMosquitto(t testing.TB) *Mosquitto {
+	t.Helper()
+	plugins, _ := filepath.Glob("/usr/lib/*/mosquitto_dynamic_security.so")
+	if len(plugins) == 0 {
+		t.Fatal("mosquitto's dynamic-security plugin is not installed: run deploy/dev/setup.sh (apt-get install mosquitto)")
+	}
+	salt := make([]byte, 12)
+	if _, err := rand.Read(salt); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := pbkdf2.Key(sha512.New, DynsecAdminPassword, salt, 101, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acl := func(typ, topic string) map[string]any {
+		return map[string]any{"acltype": typ, "topic": topic, "allow": true}
+	}
+	cfg := map[string]any{
+		"defaultACLAccess": map[string]bool{"publishClientSend": false, "publishClientReceive": true, "subscribe": false, "unsubscribe": true},
+		"clients": []map[string]any{{"username": DynsecAdmin, "password": base64.StdEncoding.EncodeToString(hash),
+			"salt": base64.StdEncoding.EncodeToString(salt), "iterations": 101, "roles": []map[string]any{{"rolename": "admin"}}}},
+		"roles": []map[string]any{{"rolename": "admin", "acls": []map[string]any{
+			acl("publishClientSend", "$CONTROL/dynamic-security/#"), acl("publishClientReceive", "$CONTROL/dynamic-security/#"),
+			acl("subscribePattern", "$CONTROL/dynamic-security/#"), acl("publishClientReceive", "$SYS/#"), acl("subscribePattern", "$SYS/#"),
+			acl("publishClientReceive", "#"), acl("subscribePattern", "#"), acl("unsubscribePattern", "#"),
+		}}},
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "dynsec.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Started as root, mosquitto would drop to the mosquitto user, which
+	// can neither read this file nor save the plugin's changes beside it.
+	return StartMosquitto(t, fmt.Sprintf("user root\nallow_anonymous false\nplugin %s\nplugin_opt_config_file %s\n", plugins[0], file))
 }
 
 func (m *Mosquitto) start() {

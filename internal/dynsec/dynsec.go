@@ -1,0 +1,403 @@
+// Package dynsec mirrors carehub's device credentials into an external
+// Mosquitto through its dynamic-security plugin, so that a device
+// registered through the API can log in to that broker with the password it
+// was issued, publish only under its own topic prefix (contract §1), and is
+// refused once disabled, without anyone editing a password file.
+//
+// carehub keeps only a slow hash of a device's password, and the plugin's
+// control API takes the password itself, so credentials reach the broker
+// when they are issued (registration, rotation); a device registered before
+// mirroring was turned on gets its broker account at its next rotation.
+//
+// Mosquitto 2.0's plugin has no %u patterns in its ACLs: every device gets
+// a role of its own with its literal topics.
+package dynsec
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/internal/model"
+)
+
+const (
+	controlTopic  = "$CONTROL/dynamic-security/v1"
+	responseTopic = "$CONTROL/dynamic-security/v1/response"
+
+	// ServiceRole is the role carehub gives its own broker user: read every
+	// device's topics through the shared subscription, write their config.
+	ServiceRole = "carehub-service"
+	// deviceRolePrefix + a device id names the device's own role.
+	deviceRolePrefix = "carehub-device-"
+)
+
+// The plugin's answers that mean "already as wanted" for the commands that
+// make things exist or go.
+const (
+	errClientExists = "Client already exists"
+	errRoleExists   = "Role already exists"
+	errClientAbsent = "Client not found"
+	errRoleAbsent   = "Role not found"
+)
+
+// Options configures the control connection.
+type Options struct {
+	BrokerURL string
+	Username  string // carehub's broker user: it needs the plugin's admin role
+	Password  string
+	ClientID  string
+	// ShareGroup is carehub's shared-subscription group ($share/{group}/...).
+	ShareGroup string
+	// Timeout bounds one request (default 10 s).
+	Timeout time.Duration
+	Log     zerolog.Logger
+}
+
+// Client sends the plugin's commands and waits for their answers.
+type Client struct {
+	o   Options
+	c   mqtt.Client
+	seq atomic.Uint64
+
+	mu      sync.Mutex
+	waiting map[string]chan []answer
+}
+
+type answer struct {
+	Command         string          `json:"command"`
+	Error           string          `json:"error"`
+	CorrelationData string          `json:"correlationData"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// command is one entry of a request's "commands" array.
+type command map[string]any
+
+// Dial connects the control client and subscribes to the plugin's answers.
+func Dial(ctx context.Context, o Options) (*Client, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	cl := &Client{o: o, waiting: map[string]chan []answer{}}
+	opts := mqtt.NewClientOptions().AddBroker(o.BrokerURL).SetClientID(o.ClientID).
+		SetUsername(o.Username).SetPassword(o.Password).
+		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(false).
+		SetConnectTimeout(o.Timeout).SetOrderMatters(false)
+	// Subscribing again on every reconnect: a clean session forgets it.
+	opts.SetOnConnectHandler(func(c mqtt.Client) {
+		if tok := c.Subscribe(responseTopic, 1, cl.onAnswer); tok.WaitTimeout(o.Timeout) && tok.Error() != nil {
+			o.Log.Error().Err(tok.Error()).Msg("dynsec: subscribing to the plugin's answers failed")
+		}
+	})
+	cl.c = mqtt.NewClient(opts)
+	tok := cl.c.Connect()
+	if !tok.WaitTimeout(o.Timeout) {
+		return nil, errors.New("dynsec: connecting to the broker timed out")
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("dynsec: connecting to the broker as %q: %w", o.Username, err)
+	}
+	// The connect handler subscribes after Connect returns; a request sent
+	// before that would miss its answer, so subscribe here and wait.
+	if tok := cl.c.Subscribe(responseTopic, 1, cl.onAnswer); !tok.WaitTimeout(o.Timeout) || tok.Error() != nil {
+		cl.Close()
+		return nil, fmt.Errorf("dynsec: subscribing to %s as %q: %v", responseTopic, o.Username, tok.Error())
+	}
+	// A harmless command: is the plugin there, and may this user use it?
+	if _, err := cl.do(ctx, command{"command": "getDefaultACLAccess"}); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("dynsec: the broker's dynamic-security plugin does not answer %q (is the plugin loaded, and does the user have its admin role?): %w", o.Username, err)
+	}
+	return cl, nil
+}
+
+// Close disconnects.
+func (cl *Client) Close() { cl.c.Disconnect(250) }
+
+func (cl *Client) onAnswer(_ mqtt.Client, m mqtt.Message) {
+	var body struct {
+		Responses []answer `json:"responses"`
+	}
+	if err := json.Unmarshal(m.Payload(), &body); err != nil || len(body.Responses) == 0 {
+		return
+	}
+	id := requestID(body.Responses[0].CorrelationData)
+	cl.mu.Lock()
+	ch := cl.waiting[id]
+	delete(cl.waiting, id)
+	cl.mu.Unlock()
+	if ch != nil {
+		ch <- body.Responses
+	}
+}
+
+// requestID is the request part of "{request}.{index}".
+func requestID(corr string) string {
+	for i := len(corr) - 1; i >= 0; i-- {
+		if corr[i] == '.' {
+			return corr[:i]
+		}
+	}
+	return corr
+}
+
+// do sends cmds in one request and returns the plugin's error text for each
+// ("" = done), in order, or an error when no answer came.
+func (cl *Client) do(ctx context.Context, cmds ...command) ([]string, error) {
+	answers, err := cl.request(ctx, cmds...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(cmds))
+	for i, a := range answers {
+		out[i] = a.Error
+	}
+	return out, nil
+}
+
+// request sends cmds in one request and returns the answer to each, in
+// order, or an error when no answer came.
+func (cl *Client) request(ctx context.Context, cmds ...command) ([]answer, error) {
+	id := strconv.FormatUint(cl.seq.Add(1), 10)
+	for i, c := range cmds {
+		c["correlationData"] = id + "." + strconv.Itoa(i)
+	}
+	payload, err := json.Marshal(map[string]any{"commands": cmds})
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan []answer, 1)
+	cl.mu.Lock()
+	cl.waiting[id] = ch
+	cl.mu.Unlock()
+	defer func() {
+		cl.mu.Lock()
+		delete(cl.waiting, id)
+		cl.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, cl.o.Timeout)
+	defer cancel()
+	tok := cl.c.Publish(controlTopic, 1, false, payload)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return nil, fmt.Errorf("dynsec: sending %s: %w", cmds[0]["command"], err)
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("dynsec: sending %s: %w", cmds[0]["command"], ctx.Err())
+	}
+	select {
+	case answers := <-ch:
+		out := make([]answer, len(cmds))
+		for _, a := range answers {
+			if i, err := strconv.Atoi(a.CorrelationData[len(requestID(a.CorrelationData))+1:]); err == nil && i >= 0 && i < len(out) {
+				out[i] = a
+			}
+		}
+		return out, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("dynsec: no answer to %s: %w", cmds[0]["command"], ctx.Err())
+	}
+}
+
+// check turns the answers into an error, ignoring the ones in ok.
+func check(cmds []command, errs []string, ok ...string) error {
+	var out []error
+	for i, e := range errs {
+		if e == "" || contains(ok, e) {
+			continue
+		}
+		out = append(out, fmt.Errorf("dynsec %s: %s", cmds[i]["command"], e))
+	}
+	return errors.Join(out...)
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+func acl(typ, topic string) map[string]any {
+	return map[string]any{"acltype": typ, "topic": topic, "allow": true}
+}
+
+// EnsureService creates carehub's service role and gives it to carehub's
+// own user: subscribe to every device's topics, directly and through the
+// shared subscription, receive them, and publish their config. A role that
+// exists is left as it is.
+//
+// The plugin disconnects every connection of a user whose roles change,
+// this control connection among them, so the answer to addClientRole may
+// be lost: the role is asked for again once reconnected, until it shows.
+func (cl *Client) EnsureService(ctx context.Context) error {
+	share := "$share/" + cl.o.ShareGroup + "/" + model.TopicPrefix
+	role := command{"command": "createRole", "rolename": ServiceRole, "textname": "carehub ingest", "acls": []map[string]any{
+		acl("subscribePattern", share+"+/"+model.TopicTelemetry),
+		acl("subscribePattern", share+"+/"+model.TopicEvent),
+		acl("subscribePattern", share+"+/"+model.TopicStatus),
+		acl("subscribePattern", model.TopicPrefix+"#"),
+		acl("publishClientReceive", model.TopicPrefix+"#"),
+		acl("publishClientSend", model.TopicPrefix+"+/"+model.TopicConfig),
+	}}
+	errs, err := cl.do(ctx, role)
+	if err != nil {
+		return err
+	}
+	if err := check([]command{role}, errs, errRoleExists); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*cl.o.Timeout)
+	defer cancel()
+	for asked := false; ; asked = true {
+		has, err := cl.hasRole(ctx, cl.o.Username, ServiceRole)
+		switch {
+		case err == nil && has:
+			return nil
+		case err == nil && !asked:
+			// Its answer is usually lost with the connection, or is the
+			// answer to the copy paho sends again after reconnecting
+			// ("Internal error": the role is already there): wait for it
+			// only briefly, and ask whether the role is there.
+			add := command{"command": "addClientRole", "username": cl.o.Username, "rolename": ServiceRole}
+			actx, acancel := context.WithTimeout(ctx, time.Second)
+			errs, err := cl.do(actx, add)
+			acancel()
+			if err == nil && errs[0] == errClientAbsent {
+				return check([]command{add}, errs)
+			}
+		case ctx.Err() != nil:
+			return fmt.Errorf("dynsec: giving %q the role %s: %w", cl.o.Username, ServiceRole, ctx.Err())
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond): // reconnecting
+		}
+	}
+}
+
+// hasRole reports whether the plugin's client user holds role.
+func (cl *Client) hasRole(ctx context.Context, user, role string) (bool, error) {
+	get := command{"command": "getClient", "username": user}
+	answers, err := cl.request(ctx, get)
+	if err != nil {
+		return false, err
+	}
+	if answers[0].Error != "" {
+		return false, fmt.Errorf("dynsec getClient %s: %s", user, answers[0].Error)
+	}
+	var data struct {
+		Client struct {
+			Roles []struct {
+				Rolename string `json:"rolename"`
+			} `json:"roles"`
+		} `json:"client"`
+	}
+	if err := json.Unmarshal(answers[0].Data, &data); err != nil {
+		return false, fmt.Errorf("dynsec getClient %s: %w", user, err)
+	}
+	for _, r := range data.Client.Roles {
+		if r.Rolename == role {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// deviceRole is the device's own role: publish its telemetry, events and
+// status (its Last Will is its status), subscribe to its config.
+func deviceRole(id string) command {
+	p := model.TopicPrefix + id + "/"
+	return command{"command": "createRole", "rolename": deviceRolePrefix + id, "acls": []map[string]any{
+		acl("publishClientSend", p+model.TopicTelemetry),
+		acl("publishClientSend", p+model.TopicEvent),
+		acl("publishClientSend", p+model.TopicStatus),
+		acl("subscribeLiteral", p+model.TopicConfig),
+		acl("publishClientReceive", p+model.TopicConfig),
+	}}
+}
+
+// CreateDevice gives a device its broker account: client id = username =
+// device id, the password it was issued, and its role. An account left from
+// an earlier attempt is brought to the same state.
+func (cl *Client) CreateDevice(ctx context.Context, id, password string) error {
+	cmds := []command{deviceRole(id), {"command": "createClient", "username": id, "clientid": id, "password": password,
+		"roles": []map[string]any{{"rolename": deviceRolePrefix + id}}}}
+	errs, err := cl.do(ctx, cmds...)
+	if err != nil {
+		return err
+	}
+	if errs[1] != errClientExists {
+		return check(cmds, errs, errRoleExists)
+	}
+	if err := check(cmds[:1], errs[:1], errRoleExists); err != nil {
+		return err
+	}
+	cmds = []command{
+		{"command": "setClientPassword", "username": id, "password": password},
+		{"command": "setClientId", "username": id, "clientid": id},
+		{"command": "enableClient", "username": id},
+	}
+	has, err := cl.hasRole(ctx, id, deviceRolePrefix+id)
+	if err != nil {
+		return err
+	}
+	if !has {
+		cmds = append(cmds, command{"command": "addClientRole", "username": id, "rolename": deviceRolePrefix + id})
+	}
+	if errs, err = cl.do(ctx, cmds...); err != nil {
+		return err
+	}
+	return check(cmds, errs)
+}
+
+// SetDevicePassword changes a device's password; a device without an
+// account (registered before mirroring) gets one.
+func (cl *Client) SetDevicePassword(ctx context.Context, id, password string) error {
+	cmds := []command{{"command": "setClientPassword", "username": id, "password": password}}
+	errs, err := cl.do(ctx, cmds...)
+	if err != nil {
+		return err
+	}
+	if errs[0] == errClientAbsent {
+		return cl.CreateDevice(ctx, id, password)
+	}
+	return check(cmds, errs)
+}
+
+// SetDeviceEnabled lets a device log in, or not; disabling also
+// disconnects it. A device without an account has nothing to change.
+func (cl *Client) SetDeviceEnabled(ctx context.Context, id string, enabled bool) error {
+	verb := "disableClient"
+	if enabled {
+		verb = "enableClient"
+	}
+	cmds := []command{{"command": verb, "username": id}}
+	errs, err := cl.do(ctx, cmds...)
+	if err != nil {
+		return err
+	}
+	return check(cmds, errs, errClientAbsent)
+}
+
+// DeleteDevice removes a device's account and role.
+func (cl *Client) DeleteDevice(ctx context.Context, id string) error {
+	cmds := []command{{"command": "deleteClient", "username": id}, {"command": "deleteRole", "rolename": deviceRolePrefix + id}}
+	errs, err := cl.do(ctx, cmds...)
+	if err != nil {
+		return err
+	}
+	return check(cmds, errs, errClientAbsent, errRoleAbsent)
+}

@@ -1,0 +1,163 @@
+package dynsec
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/internal/testenv"
+)
+
+func dial(t *testing.T, m *testenv.Mosquitto) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := Dial(ctx, Options{BrokerURL: m.URL, Username: testenv.DynsecAdmin, Password: testenv.DynsecAdminPassword,
+		ClientID: testenv.ID("dynsec"), ShareGroup: "carehub", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// connect logs in as user; the error is the broker's refusal, if any.
+func connect(t *testing.T, m *testenv.Mosquitto, user, password string) (mqtt.Client, error) {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(m.URL).SetClientID(user).SetUsername(user).SetPassword(password).
+		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second))
+	tok := c.Connect()
+	if !tok.WaitTimeout(10 * time.Second) {
+		t.Fatalf("connect %s: timed out", user)
+	}
+	if tok.Error() == nil {
+		t.Cleanup(func() { c.Disconnect(50) })
+	}
+	return c, tok.Error()
+}
+
+// TestDeviceAccounts drives a real Mosquitto's dynamic-security plugin:
+// a device created with its password logs in and publishes under its own
+// prefix only; a wrong password, a disabled account and a deleted one are
+// refused; after a password change only the new one works; carehub's
+// service user reads every device's topics through its shared subscription.
+func TestDeviceAccounts(t *testing.T) {
+	m := testenv.StartDynsecMosquitto(t)
+	cl := dial(t, m)
+	ctx := ctxT(t)
+	if err := cl.EnsureService(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EnsureService(ctx); err != nil {
+		t.Fatalf("EnsureService a second time: %v", err)
+	}
+
+	// carehub's ingest, as the admin user that now holds the service role.
+	var mu sync.Mutex
+	var got []string
+	svc, err := connect(t, m, testenv.DynsecAdmin, testenv.DynsecAdminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := svc.Subscribe("$share/carehub/care/v1/dev/+/telemetry", 1, func(_ mqtt.Client, msg mqtt.Message) {
+		mu.Lock()
+		got = append(got, msg.Topic()+" "+string(msg.Payload()))
+		mu.Unlock()
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("shared subscription: %v", tok.Error())
+	}
+
+	const pw = "device-password-1"
+	if err := cl.CreateDevice(ctx, "dev-1", pw); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.CreateDevice(ctx, "dev-1", pw); err != nil {
+		t.Fatalf("creating an existing account again: %v", err)
+	}
+	if _, err := connect(t, m, "dev-1", "wrong"); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+	dev, err := connect(t, m, "dev-1", pw)
+	if err != nil {
+		t.Fatalf("the issued password was refused: %v", err)
+	}
+	for _, topic := range []string{"care/v1/dev/dev-2/telemetry", "care/v1/dev/dev-1/telemetry"} {
+		if tok := dev.Publish(topic, 1, false, "from dev-1"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	testenv.WaitFor(t, 10*time.Second, "dev-1's own telemetry at carehub", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0
+	})
+	mu.Lock()
+	if len(got) != 1 || got[0] != "care/v1/dev/dev-1/telemetry from dev-1" {
+		t.Fatalf("carehub received %q, want only dev-1's own topic (the ACL drops the other)", got)
+	}
+	mu.Unlock()
+
+	if err := cl.SetDeviceEnabled(ctx, "dev-1", false); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the disabled device disconnected", func() bool { return !dev.IsConnectionOpen() })
+	if _, err := connect(t, m, "dev-1", pw); err == nil {
+		t.Fatal("a disabled device logged in")
+	}
+	if err := cl.SetDeviceEnabled(ctx, "dev-1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.SetDevicePassword(ctx, "dev-1", "device-password-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connect(t, m, "dev-1", pw); err == nil {
+		t.Fatal("the old password still works after a change")
+	}
+	if _, err := connect(t, m, "dev-1", "device-password-2"); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+	// A device registered before mirroring gets its account at rotation.
+	if err := cl.SetDevicePassword(ctx, "dev-3", "device-password-3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connect(t, m, "dev-3", "device-password-3"); err != nil {
+		t.Fatalf("an account made by a password change: %v", err)
+	}
+	if err := cl.DeleteDevice(ctx, "dev-3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.DeleteDevice(ctx, "dev-3"); err != nil {
+		t.Fatalf("deleting a deleted account: %v", err)
+	}
+	if _, err := connect(t, m, "dev-3", "device-password-3"); err == nil {
+		t.Fatal("a deleted device logged in")
+	}
+	// Disabling a device without an account is not an error: there is
+	// nothing to let in.
+	if err := cl.SetDeviceEnabled(ctx, "never-made", false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDialWithoutPlugin: a broker without the plugin, or a user without
+// its admin role, is a clear error at start, not a hang at the first
+// registration.
+func TestDialWithoutPlugin(t *testing.T) {
+	m := testenv.StartMosquitto(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := Dial(ctx, Options{BrokerURL: m.URL, Username: "carehub", ClientID: testenv.ID("dynsec"), Timeout: 2 * time.Second, Log: zerolog.Nop()})
+	if err == nil {
+		t.Fatal("Dial succeeded against a broker without the dynamic-security plugin")
+	}
+}
