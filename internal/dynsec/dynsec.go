@@ -15,10 +15,13 @@ package dynsec
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,9 +67,10 @@ type Options struct {
 
 // Client sends the plugin's commands and waits for their answers.
 type Client struct {
-	o   Options
-	c   mqtt.Client
-	seq atomic.Uint64
+	o     Options
+	c     mqtt.Client
+	nonce string // this client's part of every correlation id
+	seq   atomic.Uint64
 
 	mu      sync.Mutex
 	waiting map[string]chan []answer
@@ -87,7 +91,11 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	cl := &Client{o: o, waiting: map[string]chan []answer{}}
+	nonce := make([]byte, 8)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	cl := &Client{o: o, nonce: hex.EncodeToString(nonce), waiting: map[string]chan []answer{}}
 	opts := mqtt.NewClientOptions().AddBroker(o.BrokerURL).SetClientID(o.ClientID).
 		SetUsername(o.Username).SetPassword(o.Password).
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(false).
@@ -167,7 +175,9 @@ func (cl *Client) do(ctx context.Context, cmds ...command) ([]string, error) {
 // request sends cmds in one request and returns the answer to each, in
 // order, or an error when no answer came.
 func (cl *Client) request(ctx context.Context, cmds ...command) ([]answer, error) {
-	id := strconv.FormatUint(cl.seq.Add(1), 10)
+	// Every instance of carehub, and the operator's mosquitto_ctrl, reads
+	// the same answer topic: the nonce keeps the ids apart.
+	id := cl.nonce + "-" + strconv.FormatUint(cl.seq.Add(1), 10)
 	for i, c := range cmds {
 		c["correlationData"] = id + "." + strconv.Itoa(i)
 	}
@@ -199,7 +209,8 @@ func (cl *Client) request(ctx context.Context, cmds ...command) ([]answer, error
 	case answers := <-ch:
 		out := make([]answer, len(cmds))
 		for _, a := range answers {
-			if i, err := strconv.Atoi(a.CorrelationData[len(requestID(a.CorrelationData))+1:]); err == nil && i >= 0 && i < len(out) {
+			index, ok := strings.CutPrefix(a.CorrelationData, id+".")
+			if i, err := strconv.Atoi(index); ok && err == nil && i >= 0 && i < len(out) {
 				out[i] = a
 			}
 		}

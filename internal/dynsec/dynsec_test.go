@@ -161,3 +161,40 @@ func TestDialWithoutPlugin(t *testing.T) {
 		t.Fatal("Dial succeeded against a broker without the dynamic-security plugin")
 	}
 }
+
+type message struct {
+	mqtt.Message
+	payload []byte
+}
+
+func (m message) Payload() []byte { return m.payload }
+
+// Answers read from the shared answer topic: another client's, or
+// malformed, reach no waiting request and crash nothing.
+func TestForeignAnswers(t *testing.T) {
+	cl := &Client{nonce: "abc", waiting: map[string]chan []answer{}}
+	mine := make(chan []answer, 1)
+	cl.waiting["abc-1"] = mine
+	for _, p := range []string{
+		`not json`, `{"responses":[]}`, `{"responses":[{"command":"x"}]}`,
+		`{"responses":[{"command":"x","correlationData":"abc-12.0"}]}`,
+		`{"responses":[{"command":"x","correlationData":"other-1.0"}]}`,
+		`{"responses":[{"command":"x","correlationData":"."}]}`,
+	} {
+		cl.onAnswer(nil, message{payload: []byte(p)})
+	}
+	select {
+	case a := <-mine:
+		t.Fatalf("a foreign answer reached the request: %+v", a)
+	default:
+	}
+	cl.onAnswer(nil, message{payload: []byte(`{"responses":[{"command":"getClient","correlationData":"abc-1.0"}]}`)})
+	select {
+	case a := <-mine:
+		if len(a) != 1 || a[0].Command != "getClient" {
+			t.Fatalf("answer %+v", a)
+		}
+	default:
+		t.Fatal("the request's own answer did not arrive")
+	}
+}
