@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/carehub/carehub/internal/testenv"
 )
@@ -78,8 +79,13 @@ func TestMirrorAccounts(t *testing.T) {
 	if _, _, err := r.RegisterDevice(ctx, "d2", "wearable", "r2"); !errors.Is(err, ErrBroker) {
 		t.Fatalf("register with the broker down: %v, want ErrBroker", err)
 	}
-	if _, ok := r.Device("d2"); ok {
-		t.Fatal("a device the broker refused is registered")
+	// Purged from KV at once; the in-memory copy follows the KV watch.
+	testenv.WaitFor(t, 5*time.Second, "the device the broker refused to be gone", func() bool {
+		_, ok := r.Device("d2")
+		return !ok
+	})
+	if _, err := r.devices.Get(ctx, "d2"); err == nil {
+		t.Fatal("a device the broker refused is still in KV")
 	}
 	f.failing = false
 	if _, _, err := r.RegisterDevice(ctx, "d2", "wearable", "r2"); err != nil {

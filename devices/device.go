@@ -66,7 +66,8 @@ func (r *Registry) RegisterDevice(ctx context.Context, id, kind, residentID stri
 	d := v.(Device)
 	if r.accounts != nil {
 		// The device is not registered unless the broker will let it in:
-		// its password is never shown again.
+		// its password is never shown again. The purge reaches every
+		// instance's memory through the KV watch, like any change.
 		if err := r.accounts.CreateDevice(ctx, d.ID, password); err != nil {
 			if perr := r.devices.Purge(ctx, d.ID); perr != nil {
 				r.log.Error().Err(perr).Str("device_id", d.ID).Msg("device registered but not at the broker, and not removed again: rotate its credentials")
