@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -124,12 +125,27 @@ func (s *SettingsStore) Put(ctx context.Context, residentID string, st rules.Set
 	return nil
 }
 
+// updateAttempts bounds Update's retries. Twelve writers at once on one
+// resident (TestSettingsUpdateIsAtomic) needed more than ten attempts
+// without a pause between them.
+const updateAttempts = 20
+
 // Update changes a resident's settings atomically: change sees the stored
 // settings (defaults when none) and edits them; the write succeeds only if
 // nobody else wrote in between (KV revision), otherwise it reads again and
 // retries. An error from change aborts without writing and is returned.
 func (s *SettingsStore) Update(ctx context.Context, residentID string, change func(*rules.Settings) error) (rules.Settings, error) {
-	for range 10 {
+	for attempt := range updateAttempts {
+		if attempt > 0 {
+			// Writers that collided must not collide again in lockstep:
+			// a short random pause, growing with the attempts.
+			pause := time.Duration(1+rand.IntN(attempt*2)) * time.Millisecond
+			select {
+			case <-ctx.Done():
+				return rules.Settings{}, ctx.Err()
+			case <-time.After(pause):
+			}
+		}
 		st, rev := rules.DefaultSettings(), uint64(0)
 		e, err := s.kv.Get(ctx, residentID)
 		switch {
