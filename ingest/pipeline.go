@@ -254,7 +254,7 @@ func (p *Pipeline) handle(ctx context.Context, m mqtt.Message, q chan<- *pending
 	if ctx.Err() != nil {
 		return // shutting down: not acknowledged, so the broker keeps it
 	}
-	pd := p.prepare(ctx, m)
+	pd := p.prepare(ctx, m, "") // paho speaks MQTT 3.1.1: no content type
 	if pd == nil {
 		return
 	}
@@ -277,8 +277,8 @@ func (p *Pipeline) Ingest(ctx context.Context, topic string, payload []byte, con
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	m := &syncMessage{topic: topic, payload: payload, contentType: contentType}
-	pd := p.prepare(ctx, m)
+	m := &syncMessage{topic: topic, payload: payload}
+	pd := p.prepare(ctx, m, contentType)
 	if pd == nil {
 		return nil // rejected: m.Ack was called
 	}
@@ -292,12 +292,10 @@ func (p *Pipeline) Ingest(ctx context.Context, topic string, payload []byte, con
 }
 
 // syncMessage is a message handed to Ingest: an mqtt.Message whose Ack
-// does nothing, since the broker acknowledges when Ingest returns, and
-// which carries the MQTT 5 content type that paho's Message lacks.
+// does nothing, since the broker acknowledges when Ingest returns.
 type syncMessage struct {
-	topic       string
-	payload     []byte
-	contentType string
+	topic   string
+	payload []byte
 }
 
 func (m *syncMessage) Duplicate() bool   { return false }
@@ -309,9 +307,11 @@ func (m *syncMessage) Payload() []byte   { return m.payload }
 func (m *syncMessage) Ack()              {}
 
 // prepare validates and decodes one message and starts the JetStream
-// publishes of what it holds. A message with nothing to store is reported,
-// acknowledged and nil is returned.
-func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message) *pending {
+// publishes of what it holds. contentType is the MQTT 5 content type, which
+// only the embedded broker hands over; through an external broker SenML is
+// recognised by its shape (contract §1). A message with nothing to store is
+// reported, acknowledged and nil is returned.
+func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message, contentType string) *pending {
 	now := p.o.Clock()
 	topic := m.Topic()
 	deviceID, kind, ok := ParseTopic(topic)
@@ -342,7 +342,7 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message) *pending {
 	var rejects []Reject
 	switch kind {
 	case model.TopicTelemetry:
-		samples, rej := DecodeTelemetry(deviceID, payload, contentType(m), now, p.o.Limits)
+		samples, rej := DecodeTelemetry(deviceID, payload, contentType, now, p.o.Limits)
 		rejects = rej
 		var latest time.Time
 		for _, s := range samples {
@@ -544,16 +544,6 @@ func subjectKind(subject string) string {
 		}
 	}
 	return subject
-}
-
-// contentType is MQTT 5's content type. The embedded broker hands it over
-// with the message; paho's client speaks 3.1.1, which has none, so through
-// an external broker SenML is recognised by its shape (contract §1).
-func contentType(m mqtt.Message) string {
-	if sm, ok := m.(*syncMessage); ok {
-		return sm.contentType
-	}
-	return ""
 }
 
 // logLimiter lets one log line per key through per period (contract §1: at

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,7 +139,8 @@ func (cl *Client) onAnswer(_ mqtt.Client, m mqtt.Message) {
 	if err := json.Unmarshal(m.Payload(), &body); err != nil || len(body.Responses) == 0 {
 		return
 	}
-	id := requestID(body.Responses[0].CorrelationData)
+	// "{nonce}-{request}.{index}": the nonce and the request hold no dot.
+	id, _, _ := strings.Cut(body.Responses[0].CorrelationData, ".")
 	cl.mu.Lock()
 	ch := cl.waiting[id]
 	delete(cl.waiting, id)
@@ -146,16 +148,6 @@ func (cl *Client) onAnswer(_ mqtt.Client, m mqtt.Message) {
 	if ch != nil {
 		ch <- body.Responses
 	}
-}
-
-// requestID is the request part of "{request}.{index}".
-func requestID(corr string) string {
-	for i := len(corr) - 1; i >= 0; i-- {
-		if corr[i] == '.' {
-			return corr[:i]
-		}
-	}
-	return corr
 }
 
 // do sends cmds in one request and returns the plugin's error text for each
@@ -224,21 +216,12 @@ func (cl *Client) request(ctx context.Context, cmds ...command) ([]answer, error
 func check(cmds []command, errs []string, ok ...string) error {
 	var out []error
 	for i, e := range errs {
-		if e == "" || contains(ok, e) {
+		if e == "" || slices.Contains(ok, e) {
 			continue
 		}
 		out = append(out, fmt.Errorf("dynsec %s: %s", cmds[i]["command"], e))
 	}
 	return errors.Join(out...)
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
 }
 
 func acl(typ, topic string) map[string]any {
