@@ -231,21 +231,24 @@ func acl(typ, topic string) map[string]any {
 // EnsureService creates carehub's service role and gives it to carehub's
 // own user: subscribe to every device's topics, directly and through the
 // shared subscription, receive them, and publish their config. A role that
-// exists is left as it is.
+// exists has its ACLs brought to these (another share group, an older
+// carehub's).
 //
 // The plugin disconnects every connection of a user whose roles change,
-// this control connection among them, so the answer to addClientRole may
-// be lost: the role is asked for again once reconnected, until it shows.
+// and of every client holding a role whose ACLs change, this control
+// connection among them, so the answer may be lost: carehub asks once,
+// then reads the state again once reconnected, until it shows.
 func (cl *Client) EnsureService(ctx context.Context) error {
 	share := "$share/" + cl.o.ShareGroup + "/" + model.TopicPrefix
-	role := command{"command": "createRole", "rolename": ServiceRole, "textname": "carehub ingest", "acls": []map[string]any{
+	acls := []map[string]any{
 		acl("subscribePattern", share+"+/"+model.TopicTelemetry),
 		acl("subscribePattern", share+"+/"+model.TopicEvent),
 		acl("subscribePattern", share+"+/"+model.TopicStatus),
 		acl("subscribePattern", model.TopicPrefix+"#"),
 		acl("publishClientReceive", model.TopicPrefix+"#"),
 		acl("publishClientSend", model.TopicPrefix+"+/"+model.TopicConfig),
-	}}
+	}
+	role := command{"command": "createRole", "rolename": ServiceRole, "textname": "carehub ingest", "acls": acls}
 	errs, err := cl.do(ctx, role)
 	if err != nil {
 		return err
@@ -255,31 +258,93 @@ func (cl *Client) EnsureService(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*cl.o.Timeout)
 	defer cancel()
-	for asked := false; ; asked = true {
+	if errs[0] == errRoleExists {
+		if err := cl.until(ctx, "mending the ACLs of role "+ServiceRole, func() ([]command, bool, error) {
+			fix, err := cl.roleFixes(ctx, ServiceRole, acls)
+			return fix, len(fix) == 0, err
+		}); err != nil {
+			return err
+		}
+	}
+	add := command{"command": "addClientRole", "username": cl.o.Username, "rolename": ServiceRole}
+	return cl.until(ctx, fmt.Sprintf("giving %q the role %s", cl.o.Username, ServiceRole), func() ([]command, bool, error) {
 		has, err := cl.hasRole(ctx, cl.o.Username, ServiceRole)
+		return []command{add}, has, err
+	})
+}
+
+// until reads the broker's state with get until it says done. The first
+// time it is not done, it sends the commands get returned, waiting for
+// their answer only briefly: a change to this user's roles or ACLs
+// disconnects this connection and loses the answer, or paho sends the
+// request again after reconnecting and the copy is refused ("Internal
+// error", "ACL with this topic already exists"). A refusal that says the
+// user is unknown ends it at once.
+func (cl *Client) until(ctx context.Context, what string, get func() (fix []command, done bool, err error)) error {
+	for asked := false; ; asked = true {
+		fix, done, err := get()
 		switch {
-		case err == nil && has:
+		case err == nil && done:
 			return nil
 		case err == nil && !asked:
-			// Its answer is usually lost with the connection, or is the
-			// answer to the copy paho sends again after reconnecting
-			// ("Internal error": the role is already there): wait for it
-			// only briefly, and ask whether the role is there.
-			add := command{"command": "addClientRole", "username": cl.o.Username, "rolename": ServiceRole}
 			actx, acancel := context.WithTimeout(ctx, time.Second)
-			errs, err := cl.do(actx, add)
+			errs, err := cl.do(actx, fix...)
 			acancel()
-			if err == nil && errs[0] == errClientAbsent {
-				return check([]command{add}, errs)
+			if err == nil && slices.Contains(errs, errClientAbsent) {
+				return check(fix, errs)
 			}
 		case ctx.Err() != nil:
-			return fmt.Errorf("dynsec: giving %q the role %s: %w", cl.o.Username, ServiceRole, ctx.Err())
+			return fmt.Errorf("dynsec: %s: %w", what, ctx.Err())
 		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(100 * time.Millisecond): // reconnecting
 		}
 	}
+}
+
+// roleFixes returns the commands that make role's ACLs exactly want (each
+// allowed): the stale ones removed, the missing ones added.
+func (cl *Client) roleFixes(ctx context.Context, role string, want []map[string]any) ([]command, error) {
+	answers, err := cl.request(ctx, command{"command": "getRole", "rolename": role})
+	if err != nil {
+		return nil, err
+	}
+	if answers[0].Error != "" {
+		return nil, fmt.Errorf("dynsec getRole %s: %s", role, answers[0].Error)
+	}
+	var data struct {
+		Role struct {
+			ACLs []struct {
+				Type  string `json:"acltype"`
+				Topic string `json:"topic"`
+				Allow bool   `json:"allow"`
+			} `json:"acls"`
+		} `json:"role"`
+	}
+	if err := json.Unmarshal(answers[0].Data, &data); err != nil {
+		return nil, fmt.Errorf("dynsec getRole %s: %w", role, err)
+	}
+	type key struct{ typ, topic string }
+	wanted := map[key]bool{}
+	for _, a := range want {
+		wanted[key{a["acltype"].(string), a["topic"].(string)}] = true
+	}
+	var fix []command
+	for _, a := range data.Role.ACLs {
+		k := key{a.Type, a.Topic}
+		if wanted[k] && a.Allow {
+			delete(wanted, k) // there as wanted
+			continue
+		}
+		fix = append(fix, command{"command": "removeRoleACL", "rolename": role, "acltype": a.Type, "topic": a.Topic})
+	}
+	for _, a := range want { // in want's order, for a stable request
+		if wanted[key{a["acltype"].(string), a["topic"].(string)}] {
+			fix = append(fix, command{"command": "addRoleACL", "rolename": role, "acltype": a["acltype"], "topic": a["topic"], "allow": true})
+		}
+	}
+	return fix, nil
 }
 
 // hasRole reports whether the plugin's client user holds role.

@@ -2,7 +2,10 @@ package dynsec
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,6 +149,136 @@ func TestDeviceAccounts(t *testing.T) {
 	// nothing to let in.
 	if err := cl.SetDeviceEnabled(ctx, "never-made", false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServiceRoleFollowsShareGroup: carehub started again with another
+// CARE_MQTT_SHARE_GROUP mends the service role it made before: the new
+// group's ACLs in, the old group's and any stranger's out.
+func TestServiceRoleFollowsShareGroup(t *testing.T) {
+	m := testenv.StartDynsecMosquitto(t)
+	ctx := ctxT(t)
+	if err := dial(t, m).EnsureService(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A stale ACL an operator added by hand goes too.
+	cl, err := Dial(ctx, Options{BrokerURL: m.URL, Username: testenv.DynsecAdmin, Password: testenv.DynsecAdminPassword,
+		ClientID: testenv.ID("dynsec"), ShareGroup: "night-shift", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	extra := command{"command": "addRoleACL", "rolename": ServiceRole, "acltype": "publishClientSend", "topic": "stale/#", "allow": true}
+	// The change disconnects this connection (it holds the role), so the
+	// answer may be lost: add it as EnsureService does, then look.
+	if err := cl.until(ctx, "adding a stale ACL", func() ([]command, bool, error) {
+		return []command{extra}, hasStale(t, cl), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EnsureService(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	svc, err := connect(t, m, testenv.DynsecAdmin, testenv.DynsecAdminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := func(filter string) bool {
+		tok := svc.Subscribe(filter, 1, func(mqtt.Client, mqtt.Message) {})
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe %s: %v", filter, tok.Error())
+		}
+		return tok.(*mqtt.SubscribeToken).Result()[filter] <= 1 // 0x80 = refused
+	}
+	if !granted("$share/night-shift/care/v1/dev/+/telemetry") {
+		t.Error("the new share group is refused")
+	}
+	// Mosquitto 2.0.11 acknowledges a shared subscription whatever the
+	// ACLs say ($share/carehub/... too), so the old group's absence is
+	// read from the role.
+	all := roleACLs(t, cl)
+	if len(all) != 6 {
+		t.Errorf("the role holds %d ACLs, want the service's 6: %v", len(all), all)
+	}
+	for _, a := range all {
+		if topic := a["topic"].(string); strings.HasPrefix(topic, "$share/carehub/") || topic == "stale/#" {
+			t.Errorf("the role still holds %s %s", a["acltype"], topic)
+		}
+	}
+	if !slices.ContainsFunc(all, func(c command) bool { return c["topic"] == "$share/night-shift/care/v1/dev/+/status" }) {
+		t.Errorf("no ACL for the new group: %v", all)
+	}
+}
+
+// roleACLs lists the service role's ACLs, as the commands removing them.
+func roleACLs(t *testing.T, cl *Client) []command {
+	t.Helper()
+	all, err := cl.roleFixes(ctxT(t), ServiceRole, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+func hasStale(t *testing.T, cl *Client) bool {
+	return slices.ContainsFunc(roleACLs(t, cl), func(c command) bool { return c["topic"] == "stale/#" })
+}
+
+// TestDeviceCannotReadOthers: a device account reads no other device's
+// telemetry, neither by a plain subscription (refused) nor through a shared
+// one (Mosquitto 2.0.11 acknowledges it whatever the ACLs say, but delivers
+// nothing through it); the reading reaches carehub's own subscription
+// meanwhile, so it was sent. Giving devices carehub's rights fails this.
+func TestDeviceCannotReadOthers(t *testing.T) {
+	m := testenv.StartDynsecMosquitto(t)
+	cl := dial(t, m)
+	ctx := ctxT(t)
+	if err := cl.EnsureService(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"spy", "dev-2"} {
+		if err := cl.CreateDevice(ctx, d, "password-of-"+d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var spied, svcGot atomic.Int32
+	subscribe := func(c mqtt.Client, filter string, n *atomic.Int32) byte {
+		tok := c.Subscribe(filter, 1, func(mqtt.Client, mqtt.Message) { n.Add(1) })
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe %s: %v", filter, tok.Error())
+		}
+		return tok.(*mqtt.SubscribeToken).Result()[filter]
+	}
+	svc, err := connect(t, m, testenv.DynsecAdmin, testenv.DynsecAdminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribe(svc, "$share/carehub/care/v1/dev/+/telemetry", &svcGot)
+	spy, err := connect(t, m, "spy", "password-of-spy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := subscribe(spy, "care/v1/dev/+/telemetry", &spied); q != 0x80 {
+		t.Errorf("a device subscribed to every device's telemetry (granted QoS %d)", q)
+	}
+	subscribe(spy, "$share/spies/care/v1/dev/+/telemetry", &spied)
+	dev, err := connect(t, m, "dev-2", "password-of-dev-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := dev.Publish("care/v1/dev/dev-2/telemetry", 1, false, `{"heart_rate":70}`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	testenv.WaitFor(t, 10*time.Second, "dev-2's reading at carehub", func() bool { return svcGot.Load() == 1 })
+	// Delivery to both groups happens in one pass over the subscribers;
+	// a round trip on the spy's connection makes sure its copy, if any, has
+	// arrived before counting.
+	if tok := spy.Unsubscribe("$share/spies/care/v1/dev/+/telemetry"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("unsubscribe: %v", tok.Error())
+	}
+	if n := spied.Load(); n != 0 {
+		t.Fatalf("a device read %d of another device's readings", n)
 	}
 }
 
