@@ -15,9 +15,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/internal/coalesce"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
-	"github.com/carehub/carehub/internal/mqttconn"
 )
 
 // DeviceSource resolves a device to its resident and home. The registry
@@ -228,8 +228,8 @@ func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending) mqtt
 		SetKeepAlive(30 * time.Second).
 		SetResumeSubs(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { p.handle(ctx, m, q) })
-	if mqttconn.PlainTCP(p.o.BrokerURL) {
-		opts.SetCustomOpenConnectionFn(mqttconn.Dial)
+	if coalesce.PlainTCP(p.o.BrokerURL) {
+		opts.SetCustomOpenConnectionFn(coalesce.DialMQTT)
 	}
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		// Subscribing again on every connect is harmless for a resumed

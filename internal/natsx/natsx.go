@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/internal/coalesce"
 	"github.com/carehub/carehub/internal/model"
 )
 
@@ -59,9 +60,11 @@ func StartEmbedded(dataDir, listen string, log zerolog.Logger) (*server.Server, 
 }
 
 // Connect dials NATS with reconnects that never give up: a care service must
-// come back by itself after the server restarts.
+// come back by itself after the server restarts. Its small writes (a
+// reading is a publish and two acks) are coalesced: docs/performance.md.
 func Connect(url, name string, log zerolog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	opts := append([]nats.Option{
+		nats.SetCustomDialer(coalesce.NATSDialer{}),
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),

@@ -14,8 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/coalesce"
 	"github.com/carehub/carehub/internal/model"
-	"github.com/carehub/carehub/internal/mqttconn"
 )
 
 // PlanLoad lays out devices for load mode: homes of ten wearables each, ids
@@ -165,11 +165,11 @@ func RunLoad(ctx context.Context, cfg LoadConfig, log zerolog.Logger) (LoadResul
 					SetClientID(fmt.Sprintf("homesim-load-%s-%d", nonce, w)).
 					SetUsername(cfg.GatewayUser).SetPassword(cfg.GatewayPass).
 					SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(opTimeout)
-				if mqttconn.PlainTCP(cfg.Broker) {
+				if coalesce.PlainTCP(cfg.Broker) {
 					// A gateway connection carries thousands of PUBACKs a
 					// second: read them through a buffer, not one system
 					// call per byte group as paho does.
-					o.SetCustomOpenConnectionFn(mqttconn.Dial)
+					o.SetCustomOpenConnectionFn(coalesce.DialMQTT)
 				}
 			}
 			o.SetMaxResumePubInFlight(window).SetOrderMatters(false).SetWriteTimeout(opTimeout)

@@ -1,10 +1,13 @@
-package mqttconn
+package coalesce
 
 import (
 	"bytes"
 	"errors"
 	"io"
 	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,4 +108,58 @@ func TestCoalescingConnBufferedReads(t *testing.T) {
 			t.Fatalf("packet %d: got %v", i, cp)
 		}
 	}
+}
+
+// gatedConn blocks its first Write until released and counts the writes.
+type gatedConn struct {
+	net.Conn
+	gate   chan struct{}
+	once   sync.Once
+	writes atomic.Int64
+	bytes  atomic.Int64
+}
+
+func (g *gatedConn) Write(p []byte) (int, error) {
+	g.once.Do(func() { <-g.gate })
+	g.writes.Add(1)
+	g.bytes.Add(int64(len(p)))
+	return len(p), nil
+}
+
+func (g *gatedConn) Close() error { return nil }
+
+// While a write is in the kernel, writes from many goroutines queue up and
+// leave in one.
+func TestCoalescingConnBatchesWhileAWriteIsInFlight(t *testing.T) {
+	g := &gatedConn{gate: make(chan struct{})}
+	c := newCoalescingConn(g)
+	if _, err := c.Write([]byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 500 {
+				if _, err := c.Write([]byte{0x40, 0x02, 0, 1}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(g.gate)
+	want := int64(len("first") + 8*500*4)
+	for deadline := time.Now().Add(10 * time.Second); g.bytes.Load() != want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d bytes written", g.bytes.Load(), want)
+		}
+		runtime.Gosched()
+	}
+	if w := g.writes.Load(); w > 3 {
+		t.Fatalf("4,001 writes left in %d system calls, want at most 3", w)
+	}
+	_ = c.Close()
 }
