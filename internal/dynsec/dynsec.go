@@ -303,16 +303,24 @@ func (cl *Client) until(ctx context.Context, what string, get func() (fix []comm
 	}
 }
 
+// get sends one get command and decodes its answer's data into v.
+func (cl *Client) get(ctx context.Context, c command, v any) error {
+	answers, err := cl.request(ctx, c)
+	if err != nil {
+		return err
+	}
+	if answers[0].Error != "" {
+		return fmt.Errorf("dynsec %s: %s", c["command"], answers[0].Error)
+	}
+	if err := json.Unmarshal(answers[0].Data, v); err != nil {
+		return fmt.Errorf("dynsec %s: %w", c["command"], err)
+	}
+	return nil
+}
+
 // roleFixes returns the commands that make role's ACLs exactly want (each
 // allowed): the stale ones removed, the missing ones added.
 func (cl *Client) roleFixes(ctx context.Context, role string, want []map[string]any) ([]command, error) {
-	answers, err := cl.request(ctx, command{"command": "getRole", "rolename": role})
-	if err != nil {
-		return nil, err
-	}
-	if answers[0].Error != "" {
-		return nil, fmt.Errorf("dynsec getRole %s: %s", role, answers[0].Error)
-	}
 	var data struct {
 		Role struct {
 			ACLs []struct {
@@ -322,8 +330,8 @@ func (cl *Client) roleFixes(ctx context.Context, role string, want []map[string]
 			} `json:"acls"`
 		} `json:"role"`
 	}
-	if err := json.Unmarshal(answers[0].Data, &data); err != nil {
-		return nil, fmt.Errorf("dynsec getRole %s: %w", role, err)
+	if err := cl.get(ctx, command{"command": "getRole", "rolename": role}, &data); err != nil {
+		return nil, err
 	}
 	type key struct{ typ, topic string }
 	wanted := map[key]bool{}
@@ -349,14 +357,6 @@ func (cl *Client) roleFixes(ctx context.Context, role string, want []map[string]
 
 // hasRole reports whether the plugin's client user holds role.
 func (cl *Client) hasRole(ctx context.Context, user, role string) (bool, error) {
-	get := command{"command": "getClient", "username": user}
-	answers, err := cl.request(ctx, get)
-	if err != nil {
-		return false, err
-	}
-	if answers[0].Error != "" {
-		return false, fmt.Errorf("dynsec getClient %s: %s", user, answers[0].Error)
-	}
 	var data struct {
 		Client struct {
 			Roles []struct {
@@ -364,8 +364,8 @@ func (cl *Client) hasRole(ctx context.Context, user, role string) (bool, error) 
 			} `json:"roles"`
 		} `json:"client"`
 	}
-	if err := json.Unmarshal(answers[0].Data, &data); err != nil {
-		return false, fmt.Errorf("dynsec getClient %s: %w", user, err)
+	if err := cl.get(ctx, command{"command": "getClient", "username": user}, &data); err != nil {
+		return false, err
 	}
 	for _, r := range data.Client.Roles {
 		if r.Rolename == role {
