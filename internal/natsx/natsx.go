@@ -10,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -60,11 +61,11 @@ func StartEmbedded(dataDir, listen string, log zerolog.Logger) (*server.Server, 
 }
 
 // Connect dials NATS with reconnects that never give up: a care service must
-// come back by itself after the server restarts. Its small writes (a
-// reading is a publish and two acks) are coalesced: docs/performance.md.
+// come back by itself after the server restarts. Over plain nats:// its
+// small writes (a reading is a publish and two acks) are coalesced:
+// docs/performance.md; tls:// keeps nats.go's own dialer.
 func Connect(url, name string, log zerolog.Logger, extra ...nats.Option) (*nats.Conn, error) {
-	opts := append([]nats.Option{
-		nats.SetCustomDialer(coalesce.NATSDialer{}),
+	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
@@ -75,8 +76,11 @@ func Connect(url, name string, log zerolog.Logger, extra ...nats.Option) (*nats.
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info().Str("url", c.ConnectedUrlRedacted()).Msg("nats reconnected")
 		}),
-	}, extra...)
-	return nats.Connect(url, opts...)
+	}
+	if strings.HasPrefix(url, "nats://") {
+		opts = append(opts, nats.SetCustomDialer(coalesce.NATSDialer{}))
+	}
+	return nats.Connect(url, append(opts, extra...)...)
 }
 
 // StreamOptions sizes the streams.
