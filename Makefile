@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: help deps build test check fmt vet demo stop-demo bench-ingest bench-ingest-embedded bench-alerts bench-api clean
+.PHONY: help deps build test check fmt vet demo stop-demo bench-ingest bench-ingest-embedded bench-alerts bench-api security-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ bench-alerts: deps build ## device publish to alert at a NATS subscriber, under 
 
 bench-api: deps build ## readings and overview latency on a week of data, SSE fan-out
 	@$(BIN)/carebench api
+
+security-check: deps build ## black-box attacks on a running carehub (flood, oversized CONNECT, NATS forgery, takeover, logins, export memory)
+	@$(BIN)/carebench security
 
 clean: ## remove build output and local run data
 	rm -rf $(BIN) .run
