@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: help deps build test check fmt vet demo stop-demo bench-ingest bench-ingest-embedded bench-alerts bench-api security-check clean
+.PHONY: help deps build test check depcheck fmt vet demo stop-demo bench-ingest bench-ingest-embedded bench-alerts bench-api security-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,7 +26,10 @@ vet: ## go vet
 test: deps fmt vet ## every test, against real Mosquitto, NATS and InfluxDB, with the race detector
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
-check: test ## what CI runs
+check: test depcheck ## what CI runs
+
+depcheck: ## newer releases of direct dependencies; govulncheck where its database is reachable
+	@deploy/dev/depcheck.sh
 
 demo: deps build ## carehub on its embedded broker and NATS, InfluxDB, and homesim with a handful of homes
 	@deploy/dev/demo.sh
