@@ -45,9 +45,6 @@ func (s *Server) listResidents(c *fiber.Ctx) error {
 	if after != "" && !catalog.ValidID(after) {
 		return badRequest("invalid_cursor", "cursor is not one this API returned; start again without it")
 	}
-	if err := s.audit(c, "", "residents.list", ""); err != nil {
-		return err
-	}
 	out := residentsPage{Residents: []devices.Resident{}}
 	for _, r := range s.o.Registry.Residents() { // sorted by id
 		if r.ID <= after || (home != "" && r.HomeID != home) || !s.canSee(c, r.ID) {
@@ -58,6 +55,14 @@ func (s *Server) listResidents(c *fiber.Ctx) error {
 			break
 		}
 		out.Residents = append(out.Residents, r)
+	}
+	// Recorded once the page is known: which residents it disclosed.
+	ids := make([]string, len(out.Residents))
+	for i, r := range out.Residents {
+		ids[i] = r.ID
+	}
+	if err := s.auditDisclosed(c, "residents.list", ids); err != nil {
+		return err
 	}
 	return c.JSON(out)
 }

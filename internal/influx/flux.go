@@ -187,6 +187,9 @@ type ReadingsQuery struct {
 	Every      time.Duration // 0 = raw points
 	Fn         string        // with Every: mean (default), min, max, count or last
 	MaxPoints  int           // 0 = DefaultMaxPoints
+	// MaxScan bounds the raw points an aggregated query reads (0 =
+	// MaxScanRows); more is ErrTooManyRows.
+	MaxScan int
 	// Location makes whole-day windows calendar days there (the program
 	// time zone); nil = UTC days.
 	Location *time.Location
