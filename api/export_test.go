@@ -270,7 +270,7 @@ func TestExportConcurrencyCap(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTooManyRequests || errCode(b) != "export_busy" || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("second export while one streams: %d %s %v", resp.StatusCode, b, resp.Header)
+		t.Fatalf("second export while one streams: %d %.300s %v", resp.StatusCode, b, resp.Header)
 	}
 	slow.Close()
 	testenv.WaitFor(t, 20*time.Second, "the slot freed", func() bool {
