@@ -62,7 +62,8 @@ type Entry struct {
 	// Target is what a user administration entry acted on (a user id).
 	Target string `json:"target,omitempty"`
 	// Prev is the hex SHA-256 of the previous entry's stored bytes in
-	// CARE_AUDIT ("" for the first); Record sets it.
+	// CARE_AUDIT (Genesis for the first; "" only on entries written
+	// before the chain existed); Record sets it.
 	Prev string `json:"prev,omitempty"`
 }
 
@@ -102,6 +103,9 @@ func New(js jetstream.JetStream, now func() time.Time) *Log {
 	}
 	return &Log{js: js, now: now}
 }
+
+// Genesis is the prev of the first entry of a trail: the hash of nothing.
+var Genesis = Hash(nil)
 
 // Hash is the chain hash of an entry's stored bytes.
 func Hash(data []byte) string {
@@ -198,7 +202,7 @@ func (l *Log) loadHead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l.headSeq, l.headHash = info.State.LastSeq, ""
+	l.headSeq, l.headHash = info.State.LastSeq, Genesis
 	if info.State.Msgs > 0 && info.State.LastSeq > 0 {
 		m, err := st.GetMsg(ctx, info.State.LastSeq)
 		if err != nil {
