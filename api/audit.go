@@ -143,3 +143,26 @@ func uniqueIDs(ids []string) []string {
 	slices.Sort(ids)
 	return slices.Compact(ids)
 }
+
+// localAudited holds the entry s.audit recorded for this request.
+const localAudited = "audited"
+
+// auditFailure records the real outcome of a request that was audited as
+// ok before it acted (a change is audited first, so that it cannot happen
+// unaudited) and then failed: a second entry with the same who and what,
+// outcome denied (4xx) or error (5xx) and the status.
+func (s *Server) auditFailure(c *fiber.Ctx, status int) {
+	e, ok := c.Locals(localAudited).(audit.Entry)
+	if !ok || status < 400 {
+		return
+	}
+	e.At, e.Status, e.Outcome = s.o.Clock().UTC(), status, OutcomeDenied
+	if status >= 500 {
+		e.Outcome = OutcomeError
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.o.Audit.Record(ctx, e); err != nil {
+		s.log.Error().Err(err).Str("action", e.Action).Msg("audit: the failed outcome could not be recorded")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/influx"
 )
@@ -128,6 +129,9 @@ func (s *Server) export(c *fiber.Ctx) error {
 		c.Set("X-Carehub-Truncated", "true") // ask again for a shorter range
 	}
 	rid, now := r.ID, s.o.Clock().UTC()
+	// Recorded if the export fails midway (the status is sent by then).
+	failed := audit.Entry{Actor: principal(c).ID, Role: principal(c).Role, Source: c.IP(), ResidentID: rid,
+		Action: "export." + format, Reason: reason, Outcome: OutcomeError}
 	if format == "csv" {
 		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 		c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+rid+`.csv"`)
@@ -166,6 +170,13 @@ func (s *Server) export(c *fiber.Ctx) error {
 			// client can tell from a complete export.
 			s.log.Warn().Err(err).Str("resident_id", rid).Int("points", written).Msg("export ended early")
 			_ = w.Flush()
+			failed.At = s.o.Clock().UTC()
+			failed.Reason = truncate(reason, maxReasonBytes-40) + " (ended after " + strconv.Itoa(written) + " points)"
+			actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer acancel()
+			if err := s.o.Audit.Record(actx, failed); err != nil {
+				s.log.Error().Err(err).Msg("audit: the failed export could not be recorded")
+			}
 			return
 		}
 		if err := enc.end(); err != nil {

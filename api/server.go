@@ -242,6 +242,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 			status = http.StatusInternalServerError
 		}
 	}
+	s.auditFailure(c, status)
 	route := c.Route().Path
 	s.requests.With(route, statusClass(status)).Inc()
 	s.latency.With(route).Observe(time.Since(start).Seconds())
@@ -356,10 +357,14 @@ func (s *Server) requireRole(roles ...string) fiber.Handler {
 // fails too: an unaudited access must not happen.
 func (s *Server) audit(c *fiber.Ctx, residentID, action, reason string) error {
 	p := principal(c)
-	err := s.o.Audit.Record(c.UserContext(), audit.Entry{
+	e := audit.Entry{
 		At: s.o.Clock().UTC(), Actor: p.ID, Role: p.Role, Source: c.IP(),
-		ResidentID: residentID, Action: action, Reason: reason,
-	})
+		ResidentID: residentID, Action: action, Reason: reason, Outcome: audit.OutcomeOK,
+	}
+	err := s.o.Audit.Record(c.UserContext(), e)
+	if err == nil {
+		c.Locals(localAudited, e) // the outcome is corrected if the request fails after this
+	}
 	if err != nil {
 		s.log.Error().Err(err).Str("resident_id", residentID).Str("action", action).Msg("audit record failed; request refused")
 		return ErrUnavailable.with("the access could not be audited; retry later")
