@@ -16,9 +16,9 @@ import (
 // refilled at QueryRate per minute; at most MaxQueries run at once on the
 // instance. Either limit answers 429 rate_limited with Retry-After.
 const (
-	defaultQueryRate  = 120 // per user and minute
-	defaultQueryBurst = 20
-	defaultMaxQueries = 8
+	defaultQueryRate  = 300 // per user and minute (CARE_QUERY_RATE)
+	defaultQueryBurst = 60  // CARE_QUERY_BURST
+	defaultMaxQueries = 8   // CARE_MAX_QUERIES
 	// queryWait is how long a request waits for a free query slot before
 	// it is refused: long enough to ride out a burst, short enough that a
 	// phone does not hang.

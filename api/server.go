@@ -113,8 +113,8 @@ type Options struct {
 	// MaxExports bounds the exports running at once (default 2); more
 	// answer 429 export_busy.
 	MaxExports int
-	// QueryRate (per user and minute, default 120), QueryBurst (default
-	// 20) and MaxQueries (at once on the instance, default 8) bound the
+	// QueryRate (per user and minute, default 300), QueryBurst (default
+	// 60) and MaxQueries (at once on the instance, default 8) bound the
 	// InfluxDB-backed endpoints; beyond, 429 rate_limited.
 	QueryRate, QueryBurst, MaxQueries int
 	// TrustedProxies are the reverse proxies (IPs or CIDRs) whose
