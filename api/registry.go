@@ -268,6 +268,14 @@ func (s *Server) putSettings(c *fiber.Ctx) error {
 	if b.Mode != "" && strings.TrimSpace(b.ModeReason) == "" {
 		return invalid("invalid_settings", "mode_reason: required with a mode (suppression is audited with its reason)")
 	}
+	if err := modeReasonOK(b.ModeReason); err != nil {
+		return err
+	}
+	if b.Mode != "" && (b.ModeUntil.IsZero() || b.ModeUntil.After(s.o.Clock())) {
+		if b.ModeUntil, err = modeEnd(b.Mode, b.ModeUntil, s.o.Clock()); err != nil {
+			return err
+		}
+	}
 	m := c.Get(fiber.HeaderIfMatch)
 	stale := func(cur rules.Settings) bool { return m != "" && m != "*" && m != settingsETag(cur) }
 	if stale(s.o.Settings.Settings(r.ID)) {
@@ -379,6 +387,19 @@ func (s *Server) putStatus(c *fiber.Ctx) error {
 	}
 	if b.Until != nil && !b.Until.After(s.o.Clock()) {
 		return invalid("invalid_time", "until must be in the future")
+	}
+	if err := modeReasonOK(b.Reason); err != nil {
+		return err
+	}
+	var until time.Time
+	if b.Until != nil {
+		until = *b.Until
+	}
+	if until, err = modeEnd(b.Mode, until, s.o.Clock()); err != nil {
+		return err
+	}
+	if !until.IsZero() {
+		b.Until = &until
 	}
 	if err := s.audit(c, r.ID, "status.set", b.Mode+": "+b.Reason); err != nil {
 		return err

@@ -90,6 +90,9 @@ type overviewRow struct {
 	// Drifting lists the baselines the resident is worsening from
 	// (drift.go); empty, not null, when none.
 	Drifting []driftJSON `json:"drifting"`
+	// Mode is the away, hospital or quiet mode in force, which pauses the
+	// activity rules; absent when none.
+	Mode *modeJSON `json:"mode,omitempty"`
 }
 
 var severityOrder = map[string]int{"info": 1, "warning": 2, "high": 3, "critical": 4}
@@ -115,7 +118,7 @@ func (s *Server) overview(c *fiber.Ctx) error {
 		if !s.canSee(c, r.ID) {
 			continue
 		}
-		row := &overviewRow{ResidentID: r.ID, Drifting: []driftJSON{}}
+		row := &overviewRow{ResidentID: r.ID, Drifting: []driftJSON{}, Mode: s.activeMode(r.ID, now)}
 		if t, ok := last[r.ID]; ok {
 			t = t.UTC()
 			row.LastReading = &t
@@ -151,7 +154,7 @@ func (s *Server) overview(c *fiber.Ctx) error {
 	}
 	out := []overviewRow{}
 	for _, r := range rows {
-		if r.OpenAlerts > 0 || r.MissingData || len(r.Drifting) > 0 {
+		if r.OpenAlerts > 0 || r.MissingData || len(r.Drifting) > 0 || r.Mode != nil {
 			out = append(out, *r)
 		}
 	}
