@@ -124,6 +124,9 @@ func (s *Server) readings(c *fiber.Ctx) error {
 	}
 	pts, err := s.o.Readings.Readings(c.UserContext(), q)
 	if errors.Is(err, influx.ErrTooManyRows) {
+		if q.Every == 0 {
+			return invalid("too_many_points", "the range holds more than "+strconv.Itoa(influx.DefaultMaxPoints)+" raw points; ask for a shorter range or aggregate with every, e.g. every=1m")
+		}
 		return invalid("too_many_points", "the range holds more than "+strconv.Itoa(influx.MaxScanRows)+" raw points to aggregate; ask for a shorter range")
 	}
 	if err != nil {

@@ -89,3 +89,40 @@ func TestStreamPointsPagesInTimeOrder(t *testing.T) {
 		t.Fatalf("emit's error: %v", err)
 	}
 }
+
+// TestRawReadingsRefuseMoreThanMax: a raw query without an explicit bound
+// over more than DefaultMaxPoints points fails with ErrTooManyRows instead
+// of answering a silently cut range; with MaxPoints it is cut as asked.
+func TestRawReadingsRefuseMoreThanMax(t *testing.T) {
+	in := testenv.SharedInflux(t)
+	ctx := context.Background()
+	c, err := Open(ctx, Options{URL: in.URL, Bucket: testenv.ID("care"), RawRetention: 90 * 24 * time.Hour, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	to := time.Now().UTC().Truncate(time.Second)
+	from := to.Add(-time.Duration(DefaultMaxPoints+1) * time.Second)
+	var buf []byte
+	for i := range DefaultMaxPoints + 1 {
+		buf = AppendReading(buf, model.Reading{ResidentID: "r1", HomeID: "h1", DeviceID: "radar", DeviceKind: "radar", TS: from.Add(time.Duration(i) * time.Second),
+			Values: map[string]float64{"heart_rate": 70}})
+		if len(buf) > 1<<20 {
+			if err := c.WriteLines(ctx, buf); err != nil {
+				t.Fatal(err)
+			}
+			buf = buf[:0]
+		}
+	}
+	if err := c.WriteLines(ctx, buf); err != nil {
+		t.Fatal(err)
+	}
+	q := ReadingsQuery{ResidentID: "r1", Metric: "heart_rate", From: from, To: to}
+	if _, err := c.Readings(ctx, q); !errors.Is(err, ErrTooManyRows) {
+		t.Fatalf("%d points without a bound: %v", DefaultMaxPoints+1, err)
+	}
+	q.MaxPoints = 10
+	if pts, err := c.Readings(ctx, q); err != nil || len(pts) != 10 {
+		t.Fatalf("with MaxPoints 10: %d points, %v", len(pts), err)
+	}
+}

@@ -17,7 +17,8 @@ import (
 const MaxScanRows = 1_000_000
 
 // ErrTooManyRows is an aggregated query over more raw points than it may
-// read (MaxScanRows): ask for a shorter range.
+// read (MaxScanRows), or a raw one without MaxPoints over more than
+// DefaultMaxPoints: ask for a shorter range.
 var ErrTooManyRows = errors.New("too many raw points to aggregate")
 
 // Readings runs q against this client's bucket (q.Bucket, when empty):
@@ -42,6 +43,11 @@ func (c *Client) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 		// Each series came in time order, cut to the limit: the first
 		// points of the merged line are among them.
 		sort.SliceStable(pts, func(i, j int) bool { return pts[i].T.Before(pts[j].T) })
+		if q.MaxPoints == 0 && len(pts) > DefaultMaxPoints {
+			// Without an explicit bound the caller wants the whole range:
+			// refuse it rather than answer with a silently cut one.
+			return nil, fmt.Errorf("%w: more than %d raw points of %s in %s; ask for a shorter range or aggregate with every", ErrTooManyRows, DefaultMaxPoints, q.Metric, q.To.Sub(q.From))
+		}
 		if n := q.limit(); len(pts) > n {
 			pts = pts[:n]
 		}
