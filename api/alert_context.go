@@ -105,10 +105,10 @@ func (s *Server) alertContext(ctx context.Context, a alerts.Alert) (any, error) 
 		if err != nil {
 			return nil, err
 		}
-		out := metricContextJSON{From: from.UTC().Format(time.RFC3339), To: to.UTC().Format(time.RFC3339),
+		out := metricContextJSON{From: wireTime(from), To: wireTime(to),
 			Metric: m.Name, Unit: m.Unit, Points: make([]pointJSON, len(pts)), Truncated: more}
 		for i, p := range pts {
-			out.Points[i] = pointJSON{T: p.T.UTC().Format(time.RFC3339), V: p.V}
+			out.Points[i] = pointJSON{T: wireTime(p.T), V: p.V}
 		}
 		return out, nil
 	}
@@ -117,10 +117,10 @@ func (s *Server) alertContext(ctx context.Context, a alerts.Alert) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	out := latestContextJSON{From: from.UTC().Format(time.RFC3339), To: to.UTC().Format(time.RFC3339), Latest: map[string]latestJSON{}}
+	out := latestContextJSON{From: wireTime(from), To: wireTime(to), Latest: map[string]latestJSON{}}
 	for _, v := range vals {
 		if lm, ok := catalog.LookupMetric(v.Metric); ok {
-			out.Latest[v.Metric] = latestJSON{Metric: v.Metric, Unit: lm.Unit, T: v.T.UTC().Format(time.RFC3339), V: v.V}
+			out.Latest[v.Metric] = latestJSON{Metric: v.Metric, Unit: lm.Unit, T: wireTime(v.T), V: v.V}
 		}
 	}
 	return out, nil

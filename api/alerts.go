@@ -136,9 +136,6 @@ func (s *Server) listAlerts(c *fiber.Ctx) error {
 		}
 		cur = &k
 	}
-	if err := s.audit(c, f.ResidentID, "alerts.list", ""); err != nil {
-		return err
-	}
 	out := alertsPage{Alerts: []alerts.Alert{}}
 	for _, a := range s.o.Alerts.List(f) {
 		if !s.canSee(c, a.ResidentID) || (cur != nil && !cur.after(a)) {
@@ -150,6 +147,13 @@ func (s *Server) listAlerts(c *fiber.Ctx) error {
 			break
 		}
 		out.Alerts = append(out.Alerts, a)
+	}
+	ids := make([]string, 0, len(out.Alerts))
+	for _, a := range out.Alerts {
+		ids = append(ids, a.ResidentID)
+	}
+	if err := s.auditDisclosed(c, "alerts.list", uniqueIDs(ids)); err != nil {
+		return err
 	}
 	return c.JSON(out)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -68,4 +69,100 @@ func (s *Server) auditTrail(c *fiber.Ctx) error {
 		return ErrUnavailable.with("the audit trail did not answer; retry later")
 	}
 	return c.JSON(res)
+}
+
+// Outcomes an audit entry records (audit.Outcome*).
+const (
+	OutcomeOK     = audit.OutcomeOK
+	OutcomeDenied = audit.OutcomeDenied
+	OutcomeError  = audit.OutcomeError
+)
+
+// auditOutcome records an access with its outcome: one resident (a single
+// id) or the residents a list disclosed (several). Like audit, a failure to
+// record refuses the request.
+func (s *Server) auditOutcome(c *fiber.Ctx, residents []string, action, reason, outcome string) error {
+	p := principal(c)
+	e := audit.Entry{At: s.o.Clock().UTC(), Actor: p.ID, Role: p.Role, Source: c.IP(), Action: action, Reason: reason, Outcome: outcome}
+	if len(residents) == 1 {
+		e.ResidentID = residents[0]
+	} else if len(residents) > 1 {
+		e.Residents = residents
+	}
+	if err := s.o.Audit.Record(c.UserContext(), e); err != nil {
+		s.log.Error().Err(err).Str("action", action).Msg("audit record failed; request refused")
+		return ErrUnavailable.with("the access could not be audited; retry later")
+	}
+	return nil
+}
+
+// auditDisclosed records a read that disclosed several residents (a list,
+// the overview, statistics): which ones, so that a resident's trail shows
+// every answer that named them. An empty list is recorded too (who asked).
+func (s *Server) auditDisclosed(c *fiber.Ctx, action string, residents []string) error {
+	return s.recordEntry(c, audit.Entry{Action: action, Residents: residents, Outcome: OutcomeOK})
+}
+
+// AuditUserAction records a user administration action (create, disable,
+// delete, role change, password reset, token revocation, assignment) on
+// user target by the caller, with its outcome; apiauth's handlers call it.
+// A failure to record refuses the request like every audit.
+func (s *Server) AuditUserAction(c *fiber.Ctx, action, target, outcome string) error {
+	return s.recordEntry(c, audit.Entry{Action: action, Target: target, Outcome: outcome})
+}
+
+// auditLogin records a login attempt: the claimed user id (only when it is
+// shaped like an id: anything else may be a password typed in the wrong
+// field) and whether it succeeded. It is recorded before the answer goes
+// out; a failure to record a successful login refuses it.
+func (s *Server) auditLogin(c *fiber.Ctx, userID, outcome, reason string) error {
+	if !catalog.ValidID(userID) {
+		userID = ""
+	}
+	e := audit.Entry{At: s.o.Clock().UTC(), Actor: userID, Source: c.IP(), Action: "login", Reason: reason, Outcome: outcome, Target: userID}
+	if err := s.o.Audit.Record(c.UserContext(), e); err != nil {
+		s.log.Error().Err(err).Str("action", "login").Msg("audit record failed")
+		return ErrUnavailable.with("the login could not be audited; retry later")
+	}
+	return nil
+}
+
+// recordEntry fills in who, when and from where, and records e.
+func (s *Server) recordEntry(c *fiber.Ctx, e audit.Entry) error {
+	p := principal(c)
+	e.At, e.Actor, e.Role, e.Source = s.o.Clock().UTC(), p.ID, p.Role, c.IP()
+	if err := s.o.Audit.Record(c.UserContext(), e); err != nil {
+		s.log.Error().Err(err).Str("action", e.Action).Msg("audit record failed; request refused")
+		return ErrUnavailable.with("the access could not be audited; retry later")
+	}
+	return nil
+}
+
+// uniqueIDs returns ids sorted, each once.
+func uniqueIDs(ids []string) []string {
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// localAudited holds the entry s.audit recorded for this request.
+const localAudited = "audited"
+
+// auditFailure records the real outcome of a request that was audited as
+// ok before it acted (a change is audited first, so that it cannot happen
+// unaudited) and then failed: a second entry with the same who and what,
+// outcome denied (4xx) or error (5xx) and the status.
+func (s *Server) auditFailure(c *fiber.Ctx, status int) {
+	e, ok := c.Locals(localAudited).(audit.Entry)
+	if !ok || status < 400 {
+		return
+	}
+	e.At, e.Status, e.Outcome = s.o.Clock().UTC(), status, OutcomeDenied
+	if status >= 500 {
+		e.Outcome = OutcomeError
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.o.Audit.Record(ctx, e); err != nil {
+		s.log.Error().Err(err).Str("action", e.Action).Msg("audit: the failed outcome could not be recorded")
+	}
 }

@@ -94,6 +94,9 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := s.AuditUserAction(c, "user.create", u.ID, OutcomeOK); err != nil {
+		return err
+	}
 	s.log.Info().Str("user_id", u.ID).Str("role", u.Role).Str("by", principal(c).ID).Msg("user created")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Status(http.StatusCreated).JSON(userCreated{ID: u.ID, Role: u.Role, Token: tok, ExpiresAt: exp})
@@ -161,6 +164,9 @@ func (s *Server) revokeUserTokens(c *fiber.Ctx) error {
 	if err := s.o.Users.RevokeAll(c.UserContext(), c.Params("id")); err != nil {
 		return userError(err)
 	}
+	if err := s.AuditUserAction(c, "user.revoke_tokens", c.Params("id"), OutcomeOK); err != nil {
+		return err
+	}
 	s.log.Info().Str("user_id", c.Params("id")).Str("by", principal(c).ID).Msg("user tokens revoked")
 	return c.SendStatus(http.StatusNoContent)
 }
@@ -197,9 +203,17 @@ func (s *Server) login(c *fiber.Ctx) error {
 			ev = ev.Str("user_id", b.ID)
 		}
 		ev.Msg("login failed")
+		_ = s.auditLogin(c, b.ID, OutcomeDenied, "wrong user id or password") // logged if it fails; the answer stays 401
 		return ErrUnauthorized.with("wrong user id or password")
 	}
 	if err != nil {
+		return err
+	}
+	if err := s.auditLogin(c, b.ID, OutcomeOK, ""); err != nil {
+		// An unaudited login must not hand out a working token.
+		if rerr := s.o.Users.Revoke(c.UserContext(), tok); rerr != nil {
+			s.log.Error().Err(rerr).Msg("revoking the token of an unaudited login failed")
+		}
 		return err
 	}
 	s.logins.reset(keys[0])

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"errors"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -121,13 +123,19 @@ func (s *Server) readings(c *fiber.Ctx) error {
 		return err
 	}
 	pts, err := s.o.Readings.Readings(c.UserContext(), q)
+	if errors.Is(err, influx.ErrTooManyRows) {
+		if q.Every == 0 {
+			return invalid("too_many_points", "the range holds more than "+strconv.Itoa(influx.DefaultMaxPoints)+" raw points; ask for a shorter range or aggregate with every, e.g. every=1m")
+		}
+		return invalid("too_many_points", "the range holds more than "+strconv.Itoa(influx.MaxScanRows)+" raw points to aggregate; ask for a shorter range")
+	}
 	if err != nil {
 		s.log.Error().Err(err).Str("resident_id", id).Str("metric", q.Metric).Msg("readings query failed")
 		return ErrUnavailable.with("the time-series store did not answer; retry later")
 	}
 	out := readingsResponse{ResidentID: id, Metric: m.Name, Unit: m.Unit, Points: make([]pointJSON, len(pts))}
 	for i, p := range pts {
-		out.Points[i] = pointJSON{T: p.T.UTC().Format(time.RFC3339), V: p.V}
+		out.Points[i] = pointJSON{T: wireTime(p.T), V: p.V}
 	}
 	return c.JSON(out)
 }

@@ -45,9 +45,6 @@ func (s *Server) listResidents(c *fiber.Ctx) error {
 	if after != "" && !catalog.ValidID(after) {
 		return badRequest("invalid_cursor", "cursor is not one this API returned; start again without it")
 	}
-	if err := s.audit(c, "", "residents.list", ""); err != nil {
-		return err
-	}
 	out := residentsPage{Residents: []devices.Resident{}}
 	for _, r := range s.o.Registry.Residents() { // sorted by id
 		if r.ID <= after || (home != "" && r.HomeID != home) || !s.canSee(c, r.ID) {
@@ -58,6 +55,14 @@ func (s *Server) listResidents(c *fiber.Ctx) error {
 			break
 		}
 		out.Residents = append(out.Residents, r)
+	}
+	// Recorded once the page is known: which residents it disclosed.
+	ids := make([]string, len(out.Residents))
+	for i, r := range out.Residents {
+		ids[i] = r.ID
+	}
+	if err := s.auditDisclosed(c, "residents.list", ids); err != nil {
+		return err
 	}
 	return c.JSON(out)
 }
@@ -263,6 +268,14 @@ func (s *Server) putSettings(c *fiber.Ctx) error {
 	if b.Mode != "" && strings.TrimSpace(b.ModeReason) == "" {
 		return invalid("invalid_settings", "mode_reason: required with a mode (suppression is audited with its reason)")
 	}
+	if err := modeReasonOK(b.ModeReason); err != nil {
+		return err
+	}
+	if b.Mode != "" && (b.ModeUntil.IsZero() || b.ModeUntil.After(s.o.Clock())) {
+		if b.ModeUntil, err = modeEnd(b.Mode, b.ModeUntil, s.o.Clock()); err != nil {
+			return err
+		}
+	}
 	m := c.Get(fiber.HeaderIfMatch)
 	stale := func(cur rules.Settings) bool { return m != "" && m != "*" && m != settingsETag(cur) }
 	if stale(s.o.Settings.Settings(r.ID)) {
@@ -374,6 +387,19 @@ func (s *Server) putStatus(c *fiber.Ctx) error {
 	}
 	if b.Until != nil && !b.Until.After(s.o.Clock()) {
 		return invalid("invalid_time", "until must be in the future")
+	}
+	if err := modeReasonOK(b.Reason); err != nil {
+		return err
+	}
+	var until time.Time
+	if b.Until != nil {
+		until = *b.Until
+	}
+	if until, err = modeEnd(b.Mode, until, s.o.Clock()); err != nil {
+		return err
+	}
+	if !until.IsZero() {
+		b.Until = &until
 	}
 	if err := s.audit(c, r.ID, "status.set", b.Mode+": "+b.Reason); err != nil {
 		return err

@@ -26,7 +26,7 @@ func TestCaregiverSeesOnlyAssignedResidents(t *testing.T) {
 			{"GET", "/api/v1/residents/" + rid + "/readings?metric=heart_rate", ""},
 			{"GET", "/api/v1/residents/" + rid + "/devices", ""},
 			{"GET", "/api/v1/residents/" + rid + "/status", ""},
-			{"PUT", "/api/v1/residents/" + rid + "/status", `{"mode":"quiet","reason":"visit"}`},
+			{"PUT", "/api/v1/residents/" + rid + "/status", `{"mode":"away","reason":"family visit"}`},
 			{"GET", "/api/v1/residents/" + rid + "/settings", ""},
 			{"GET", "/api/v1/residents/" + rid + "/escalation", ""},
 			{"GET", "/api/v1/homes/h-" + rid, ""},

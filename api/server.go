@@ -110,6 +110,13 @@ type Options struct {
 	Erasure Erasure
 	// Extra, when set, adds more routes to the same app under /api/v1.
 	Extra func(r fiber.Router)
+	// MaxExports bounds the exports running at once (default 2); more
+	// answer 429 export_busy.
+	MaxExports int
+	// QueryRate (per user and minute, default 300), QueryBurst (default
+	// 60) and MaxQueries (at once on the instance, default 8) bound the
+	// InfluxDB-backed endpoints; beyond, 429 rate_limited.
+	QueryRate, QueryBurst, MaxQueries int
 	// TrustedProxies are the reverse proxies (IPs or CIDRs) whose
 	// X-Forwarded-For gives the client address (CARE_TRUSTED_PROXIES).
 	TrustedProxies []string
@@ -125,6 +132,8 @@ type Server struct {
 	latency  *metrics.HistogramVec
 	logins   *loginLimiter
 	streams  chan struct{} // one slot per open SSE client
+	exports  chan struct{} // one slot per running export
+	queries  *queryLimiter // InfluxDB-backed endpoints
 	// ctx ends at Shutdown, which ends the open SSE streams.
 	ctx  context.Context
 	stop context.CancelFunc
@@ -161,6 +170,12 @@ func New(o Options) *Server {
 		o.MaxStreams = defaultMaxStreams
 	}
 	s := &Server{o: o, log: o.Log, logins: newLoginLimiter(o.Clock), streams: make(chan struct{}, o.MaxStreams)}
+	if o.MaxExports <= 0 {
+		o.MaxExports = defaultMaxExports
+	}
+	s.o = o
+	s.exports = make(chan struct{}, o.MaxExports)
+	s.queries = newQueryLimiter(o.Clock, o.QueryRate, o.QueryBurst, o.MaxQueries)
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.requests = o.Metrics.Counter("carehub_http_requests_total", "HTTP requests by route and status class.", "route", "status")
 	s.latency = o.Metrics.Histogram("carehub_http_request_seconds", "HTTP request latency by route.", metrics.DefBuckets, "route")
@@ -227,6 +242,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 			status = http.StatusInternalServerError
 		}
 	}
+	s.auditFailure(c, status)
 	route := c.Route().Path
 	s.requests.With(route, statusClass(status)).Inc()
 	s.latency.With(route).Observe(time.Since(start).Seconds())
@@ -243,6 +259,7 @@ func statusClass(code int) string {
 func (s *Server) routes(v1 fiber.Router) {
 	staff := s.requireRole(RoleAdmin, RoleCoordinator)
 	admin := s.requireRole(RoleAdmin)
+	query := s.influxQuery // rate and concurrency of InfluxDB-backed reads (querycost.go)
 
 	v1.Post("/residents", staff, s.createResident)
 	v1.Get("/residents", s.listResidents)
@@ -253,11 +270,11 @@ func (s *Server) routes(v1 fiber.Router) {
 	v1.Post("/homes", staff, s.createHome)
 	v1.Get("/homes", s.listHomes)
 	v1.Get("/homes/:id", s.getHome)
-	v1.Get("/residents/:id/readings", s.readings)
-	v1.Get("/residents/:id/latest", s.latest)
-	v1.Get("/residents/:id/summary", s.daySummary)
-	v1.Get("/residents/:id/export", s.export)
-	v1.Get("/overview", s.overview)
+	v1.Get("/residents/:id/readings", query, s.readings)
+	v1.Get("/residents/:id/latest", query, s.latest)
+	v1.Get("/residents/:id/summary", query, s.daySummary)
+	v1.Get("/residents/:id/export", query, s.export)
+	v1.Get("/overview", query, s.overview)
 	v1.Get("/residents/:id/devices", s.residentDevices)
 	v1.Get("/residents/:id/status", s.getStatus)
 	v1.Put("/residents/:id/status", s.putStatus)
@@ -274,7 +291,7 @@ func (s *Server) routes(v1 fiber.Router) {
 
 	v1.Get("/alerts", s.listAlerts)
 	v1.Get("/alerts/stream", s.alertStream)
-	v1.Get("/alerts/stats", staff, s.alertStats) // before /alerts/:id, which would take "stats" as an id
+	v1.Get("/alerts/stats", staff, query, s.alertStats) // before /alerts/:id, which would take "stats" as an id
 	v1.Get("/alerts/:id", s.getAlert)
 	v1.Post("/alerts/:id/ack", s.ackAlert)
 	v1.Post("/alerts/:id/resolve", s.resolveAlert)
@@ -340,10 +357,14 @@ func (s *Server) requireRole(roles ...string) fiber.Handler {
 // fails too: an unaudited access must not happen.
 func (s *Server) audit(c *fiber.Ctx, residentID, action, reason string) error {
 	p := principal(c)
-	err := s.o.Audit.Record(c.UserContext(), audit.Entry{
+	e := audit.Entry{
 		At: s.o.Clock().UTC(), Actor: p.ID, Role: p.Role, Source: c.IP(),
-		ResidentID: residentID, Action: action, Reason: reason,
-	})
+		ResidentID: residentID, Action: action, Reason: reason, Outcome: audit.OutcomeOK,
+	}
+	err := s.o.Audit.Record(c.UserContext(), e)
+	if err == nil {
+		c.Locals(localAudited, e) // the outcome is corrected if the request fails after this
+	}
 	if err != nil {
 		s.log.Error().Err(err).Str("resident_id", residentID).Str("action", action).Msg("audit record failed; request refused")
 		return ErrUnavailable.with("the access could not be audited; retry later")

@@ -129,14 +129,16 @@ func (s *Server) alertStats(c *fiber.Ctx) error {
 	if !ok {
 		return invalid("invalid_group_by", statsGroupBadText)
 	}
-	if err := s.audit(c, "", "alerts.stats", ""); err != nil {
-		return err
-	}
 	var in []alerts.Alert
+	var ids []string
 	for _, a := range s.o.Alerts.List(alerts.Filter{Limit: math.MaxInt32}) {
 		if !a.RaisedAt.Before(from) && a.RaisedAt.Before(to) {
 			in = append(in, a)
+			ids = append(ids, a.ResidentID)
 		}
+	}
+	if err := s.auditDisclosed(c, "alerts.stats", uniqueIDs(ids)); err != nil {
+		return err
 	}
 	total, groups := computeAlertStats(in, key, now)
 	complete := now.Add(-alerts.ResolvedRetention)

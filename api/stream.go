@@ -118,11 +118,13 @@ func (s *Server) alertStream(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set(fiber.HeaderConnection, "keep-alive")
 	c.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	token := p.token
+	token, source := p.token, c.IP()
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer release()
 		defer it.Stop()
-		s.pumpAlerts(w, it, scope, token)
+		da := s.newDeliveryAudit(p, source)
+		defer da.flush()
+		s.pumpAlerts(w, it, scope, token, da)
 	})
 	return nil
 }
@@ -131,7 +133,7 @@ func (s *Server) alertStream(c *fiber.Ctx) error {
 // fails), the server shuts down, the caller's token stops being valid, or
 // the consumer fails. It runs in fasthttp's connection goroutine: one per
 // client, bounded by MaxStreams.
-func (s *Server) pumpAlerts(w *bufio.Writer, it jetstream.MessagesContext, scope streamScope, token string) {
+func (s *Server) pumpAlerts(w *bufio.Writer, it jetstream.MessagesContext, scope streamScope, token string, da *deliveryAudit) {
 	// retry: tells EventSource how soon to reconnect after a drop.
 	if _, err := w.WriteString("retry: 2000\n: connected\n\n"); err != nil || w.Flush() != nil {
 		return
@@ -149,6 +151,7 @@ func (s *Server) pumpAlerts(w *bufio.Writer, it jetstream.MessagesContext, scope
 				_ = w.Flush()
 				return
 			}
+			da.flush()
 			if _, err := w.WriteString(": heartbeat\n\n"); err != nil || w.Flush() != nil {
 				return
 			}
@@ -158,7 +161,8 @@ func (s *Server) pumpAlerts(w *bufio.Writer, it jetstream.MessagesContext, scope
 			s.log.Warn().Err(err).Msg("alert stream ended")
 			return
 		}
-		if !scope.allows(residentOfAlertSubject(msg.Subject())) {
+		rid := residentOfAlertSubject(msg.Subject())
+		if !scope.allows(rid) {
 			continue
 		}
 		md, err := msg.Metadata()
@@ -181,6 +185,7 @@ func (s *Server) pumpAlerts(w *bufio.Writer, it jetstream.MessagesContext, scope
 		if _, err := w.WriteString(b.String()); err != nil || w.Flush() != nil {
 			return
 		}
+		da.add(rid)
 	}
 }
 

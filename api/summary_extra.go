@@ -96,7 +96,7 @@ func (s *Server) daySummary(c *fiber.Ctx) error {
 		return unavailable(err, "vitals")
 	}
 	out := daySummaryJSON{ResidentID: r.ID, Date: from.Format(time.DateOnly), TimeZone: loc.String(),
-		From: from.UTC().Format(time.RFC3339), To: to.UTC().Format(time.RFC3339), Vitals: []statsJSON{}}
+		From: wireTime(from), To: wireTime(to), Vitals: []statsJSON{}}
 	for _, st := range stats {
 		m, ok := catalog.LookupMetric(st.Metric)
 		if !ok || !m.Vital {

@@ -66,7 +66,7 @@ func (s *Server) latest(c *fiber.Ctx) error {
 		if !ok {
 			continue
 		}
-		out = append(out, latestJSON{Metric: v.Metric, Unit: m.Unit, T: v.T.UTC().Format(time.RFC3339), V: v.V})
+		out = append(out, latestJSON{Metric: v.Metric, Unit: m.Unit, T: wireTime(v.T), V: v.V})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Metric < out[j].Metric })
 	return c.JSON(fiber.Map{"resident_id": r.ID, "metrics": out})
@@ -90,6 +90,9 @@ type overviewRow struct {
 	// Drifting lists the baselines the resident is worsening from
 	// (drift.go); empty, not null, when none.
 	Drifting []driftJSON `json:"drifting"`
+	// Mode is the away, hospital or quiet mode in force, which pauses the
+	// activity rules; absent when none.
+	Mode *modeJSON `json:"mode,omitempty"`
 }
 
 var severityOrder = map[string]int{"info": 1, "warning": 2, "high": 3, "critical": 4}
@@ -104,9 +107,6 @@ func (s *Server) overview(c *fiber.Ctx) error {
 	if err := s.needTrends(); err != nil {
 		return err
 	}
-	if err := s.audit(c, "", "overview.read", ""); err != nil {
-		return err
-	}
 	now := s.o.Clock()
 	last, err := s.o.Trends.LastReadings(c.UserContext(), now.Add(-missingDataAfter), now.Add(time.Second))
 	if err != nil {
@@ -118,7 +118,7 @@ func (s *Server) overview(c *fiber.Ctx) error {
 		if !s.canSee(c, r.ID) {
 			continue
 		}
-		row := &overviewRow{ResidentID: r.ID, Drifting: []driftJSON{}}
+		row := &overviewRow{ResidentID: r.ID, Drifting: []driftJSON{}, Mode: s.activeMode(r.ID, now)}
 		if t, ok := last[r.ID]; ok {
 			t = t.UTC()
 			row.LastReading = &t
@@ -154,7 +154,7 @@ func (s *Server) overview(c *fiber.Ctx) error {
 	}
 	out := []overviewRow{}
 	for _, r := range rows {
-		if r.OpenAlerts > 0 || r.MissingData || len(r.Drifting) > 0 {
+		if r.OpenAlerts > 0 || r.MissingData || len(r.Drifting) > 0 || r.Mode != nil {
 			out = append(out, *r)
 		}
 	}
@@ -175,5 +175,12 @@ func (s *Server) overview(c *fiber.Ctx) error {
 		return a.ResidentID < b.ResidentID
 	})
 	resp["residents"] = out
+	ids := make([]string, len(out))
+	for i, r := range out {
+		ids[i] = r.ResidentID
+	}
+	if err := s.auditDisclosed(c, "overview.read", ids); err != nil {
+		return err
+	}
 	return c.JSON(resp)
 }

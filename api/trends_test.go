@@ -17,7 +17,7 @@ import (
 )
 
 // trendsHarness is the API with the real InfluxDB behind the trends.
-func trendsHarnessWith(t *testing.T) (*harness, *influx.Client, *time.Location) {
+func trendsHarnessWith(t *testing.T, mods ...func(*api.Options)) (*harness, *influx.Client, *time.Location) {
 	t.Helper()
 	in := testenv.SharedInflux(t)
 	db := testenv.ID("care")
@@ -32,7 +32,12 @@ func trendsHarnessWith(t *testing.T) (*harness, *influx.Client, *time.Location) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, func(o *api.Options) { o.Trends = c; o.Export = c; o.Location = seoul })
+	h := newHarness(t, func(o *api.Options) {
+		o.Trends, o.Export, o.Location = c, c, seoul
+		for _, mod := range mods {
+			mod(o)
+		}
+	})
 	return h, c, seoul
 }
 
@@ -132,6 +137,7 @@ func TestExportFHIRAndCSV(t *testing.T) {
 	now := h.clk.now()
 	write(t, c, "r1", now.Add(-2*time.Hour), "heart_rate", 72)
 	write(t, c, "r1", now.Add(-time.Hour), "room_temp", 21.5)
+	h.consent("r1", "monitoring+export")
 	q := "/api/v1/residents/r1/export?from=" + now.Add(-3*time.Hour).Format(time.RFC3339) + "&to=" + now.Format(time.RFC3339)
 
 	b := h.expect(422, "GET", q, adminToken, nil, nil)
@@ -176,7 +182,7 @@ func TestExportFHIRAndCSV(t *testing.T) {
 	}
 	_, hdr, body := h.call("GET", q+"&reason=audit&format=csv", adminToken, nil, nil)
 	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
-	if !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || len(lines) != 3 || lines[0] != "resident_id,time,metric,value,unit,loinc" ||
+	if !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || len(lines) != 4 || lines[0] != "resident_id,time,metric,value,unit,loinc" || lines[3] != "# end" ||
 		!strings.HasPrefix(lines[1], "r1,") || !strings.HasSuffix(lines[1], ",heart_rate,72,/min,8867-4") {
 		t.Fatalf("CSV:\n%s", body)
 	}

@@ -33,6 +33,9 @@ const usage = `carehub — smart-care home monitoring backend
 usage:
   carehub serve      run ingest, alerts and the API (configured by CARE_* variables)
   carehub check      validate the configuration and exit
+  carehub audit verify
+                     check the audit trail's hash chain (CARE_AUDIT on the
+                     NATS carehub uses); exit 1 names the first broken link
   carehub version    print the version
 
 Configuration is read from the environment; see docs/configuration.md.
@@ -53,7 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "check", "serve":
+	case "check", "serve", "audit":
 	default:
 		fmt.Fprintf(stderr, "carehub: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -66,6 +69,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if args[0] == "check" {
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
+	}
+	if args[0] == "audit" {
+		return auditCommand(ctx, args[1:], cfg, stdout, stderr)
 	}
 	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	applyMemoryLimit(getenv, cfg.MemoryLimit)

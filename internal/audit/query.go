@@ -32,33 +32,43 @@ type Result struct {
 
 // Query reads CARE_AUDIT with a short-lived ordered consumer that starts at
 // q.From (JetStream finds the start by time) and filters by the resident's
-// subject, so the cost is the matching entries, not the whole trail.
+// subject (and the entries naming several residents), so the cost is the
+// matching entries, not the whole trail.
 func (l *Log) Query(ctx context.Context, q Query) (Result, error) {
 	out := Result{Entries: []Entry{}}
 	if q.Limit <= 0 || q.Limit > MaxQueryLimit {
 		q.Limit = MaxQueryLimit
 	}
-	subject := model.SubjectAuditAll
+	subjects := []string{model.SubjectAuditAll}
 	if q.ResidentID != "" {
-		subject = model.AuditSubject(q.ResidentID)
+		subjects = []string{model.AuditSubject(q.ResidentID), model.AuditSubject(SubjectMulti)}
 	}
 	st, err := l.js.Stream(ctx, model.StreamAudit)
 	if err != nil {
 		return out, fmt.Errorf("audit stream: %w", err)
 	}
-	last, err := st.GetLastMsgForSubject(ctx, subject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return out, nil
+	// The last entry that may match: nothing to read when it is older than
+	// q.From, and the read stops there.
+	var lastSeq uint64
+	var lastTime time.Time
+	for _, subject := range subjects {
+		last, err := st.GetLastMsgForSubject(ctx, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("audit stream: %w", err)
+		}
+		if last.Sequence > lastSeq {
+			lastSeq, lastTime = last.Sequence, last.Time
+		}
 	}
-	if err != nil {
-		return out, fmt.Errorf("audit stream: %w", err)
-	}
-	if last.Time.Before(q.From) {
+	if lastSeq == 0 || lastTime.Before(q.From) {
 		return out, nil
 	}
 	from := q.From
 	cons, err := l.js.OrderedConsumer(ctx, model.StreamAudit, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
+		FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
 	})
 	if err != nil {
 		return out, fmt.Errorf("audit consumer: %w", err)
@@ -73,7 +83,7 @@ func (l *Log) Query(ctx context.Context, q Query) (Result, error) {
 			return out, err
 		}
 		var e Entry
-		if json.Unmarshal(msg.Data(), &e) == nil {
+		if json.Unmarshal(msg.Data(), &e) == nil && (q.ResidentID == "" || e.Names(q.ResidentID)) {
 			if !e.At.Before(q.To) {
 				return out, nil
 			}
@@ -85,7 +95,7 @@ func (l *Log) Query(ctx context.Context, q Query) (Result, error) {
 				out.Entries = append(out.Entries, e)
 			}
 		}
-		if md.Sequence.Stream >= last.Sequence || md.NumPending == 0 {
+		if md.Sequence.Stream >= lastSeq || md.NumPending == 0 {
 			return out, nil
 		}
 	}

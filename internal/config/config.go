@@ -108,6 +108,11 @@ type Config struct {
 	// rate; the limit makes the collector work before the process outgrows
 	// a small machine, instead of letting the heap double.
 	MemoryLimit int64
+
+	// Query cost limits of the InfluxDB-backed API endpoints (apidata):
+	// QueryRate queries per user and minute with bursts of QueryBurst,
+	// MaxQueries at once on the instance, MaxExports exports at once.
+	QueryRate, QueryBurst, MaxQueries, MaxExports int
 }
 
 // Embedded reports whether carehub runs its own MQTT broker.
@@ -150,6 +155,10 @@ func Load(getenv func(string) string) (Config, error) {
 		BufferAge:       p.duration("CARE_BUFFER_AGE", DefaultBufferAge),
 		AuditRetention:  p.duration("CARE_AUDIT_RETENTION", DefaultAuditRetention),
 		MemoryLimit:     p.size("CARE_MEMORY_LIMIT", DefaultMemoryLimit),
+		QueryRate:       p.int("CARE_QUERY_RATE", 300),
+		QueryBurst:      p.int("CARE_QUERY_BURST", 60),
+		MaxQueries:      p.int("CARE_MAX_QUERIES", 8),
+		MaxExports:      p.int("CARE_MAX_EXPORTS", 2),
 	}
 	for _, tp := range strings.Split(p.str("CARE_TRUSTED_PROXIES", ""), ",") {
 		if tp = strings.TrimSpace(tp); tp != "" {
@@ -224,6 +233,14 @@ func (c Config) validate() []error {
 	}
 	if c.AuditRetention < DefaultAuditRetention {
 		fail("CARE_AUDIT_RETENTION=%s: the access trail must be kept at least 2 years (730d)", c.AuditRetention)
+	}
+	for _, l := range []struct {
+		name string
+		v    int
+	}{{"CARE_QUERY_RATE", c.QueryRate}, {"CARE_QUERY_BURST", c.QueryBurst}, {"CARE_MAX_QUERIES", c.MaxQueries}, {"CARE_MAX_EXPORTS", c.MaxExports}} {
+		if l.v < 1 || l.v > 1_000_000 {
+			fail("%s=%d: use a whole number from 1 to 1000000 (query rate per user and minute, burst, queries or exports at once)", l.name, l.v)
+		}
 	}
 	if c.MaxFuture < 0 {
 		fail("CARE_MAX_FUTURE must not be negative")

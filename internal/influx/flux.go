@@ -187,6 +187,9 @@ type ReadingsQuery struct {
 	Every      time.Duration // 0 = raw points
 	Fn         string        // with Every: mean (default), min, max, count or last
 	MaxPoints  int           // 0 = DefaultMaxPoints
+	// MaxScan bounds the raw points an aggregated query reads (0 =
+	// MaxScanRows); more is ErrTooManyRows.
+	MaxScan int
 	// Location makes whole-day windows calendar days there (the program
 	// time zone); nil = UTC days.
 	Location *time.Location
@@ -241,7 +244,11 @@ func (q ReadingsQuery) Flux() (Flux, error) {
   |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s and r._field == %s)`,
 		StringLit(q.Bucket), TimeLit(q.From), StopLit(q.To), StringLit(q.ResidentID), StringLit(q.Metric)).text
 	if q.Every == 0 {
-		f += Fluxf("\n  |> limit(n: %s)", Lit{text: strconv.Itoa(q.limit())}).text
+		n := q.limit()
+		if q.MaxPoints == 0 {
+			n++ // one more tells a full answer from a cut one: Readings refuses the cut one
+		}
+		f += Fluxf("\n  |> limit(n: %s)", Lit{text: strconv.Itoa(n)}).text
 	}
 	return Flux{text: f + "\n  |> keep(columns: [\"_time\", \"_value\"])"}, nil
 }

@@ -2,9 +2,24 @@ package influx
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sort"
+	"strconv"
 	"time"
 )
+
+// MaxScanRows bounds the raw points one aggregated readings query reads:
+// Flux 0.65 cannot push window aggregates down to storage (flux.go), so
+// carehub aggregates them itself, and a two-year hourly chart of a radar's
+// per-second heart rate would otherwise read 63 million rows. A million
+// take about a second; beyond, the query is refused with ErrTooManyRows.
+const MaxScanRows = 1_000_000
+
+// ErrTooManyRows is an aggregated query over more raw points than it may
+// read (MaxScanRows), or a raw one without MaxPoints over more than
+// DefaultMaxPoints: ask for a shorter range.
+var ErrTooManyRows = errors.New("too many raw points to aggregate")
 
 // Readings runs q against this client's bucket (q.Bucket, when empty):
 // the points of every series of the metric merged into one time line, raw
@@ -28,6 +43,11 @@ func (c *Client) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 		// Each series came in time order, cut to the limit: the first
 		// points of the merged line are among them.
 		sort.SliceStable(pts, func(i, j int) bool { return pts[i].T.Before(pts[j].T) })
+		if q.MaxPoints == 0 && len(pts) > DefaultMaxPoints {
+			// Without an explicit bound the caller wants the whole range:
+			// refuse it rather than answer with a silently cut one.
+			return nil, fmt.Errorf("%w: more than %d raw points of %s in %s; ask for a shorter range or aggregate with every", ErrTooManyRows, DefaultMaxPoints, q.Metric, q.To.Sub(q.From))
+		}
 		if n := q.limit(); len(pts) > n {
 			pts = pts[:n]
 		}
@@ -35,7 +55,22 @@ func (c *Client) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 	}
 	w := newWindowing(q.Every, q.Location)
 	acc := map[int64]*window{}
-	err = c.scan(ctx, f, func(_ string, t time.Time, v float64) {
+	scanned, most := 0, q.MaxScan
+	if most <= 0 {
+		most = MaxScanRows
+	}
+	err = c.scanCSV(ctx, f, []string{"_field", "_time", "_value"}, func(vals []string) error {
+		v, err := strconv.ParseFloat(vals[2], 64)
+		if err != nil {
+			return nil // not a number: not ours
+		}
+		t, err := time.Parse(time.RFC3339Nano, vals[1])
+		if err != nil {
+			return fmt.Errorf("influx query: _time %q: %w", vals[1], err)
+		}
+		if scanned++; scanned > most {
+			return fmt.Errorf("%w: more than %d raw points in %s of %s", ErrTooManyRows, most, q.To.Sub(q.From), q.Metric)
+		}
 		k := w.key(t)
 		a := acc[k]
 		if a == nil {
@@ -43,6 +78,7 @@ func (c *Client) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 			acc[k] = a
 		}
 		a.add(t, v)
+		return nil
 	})
 	if err != nil {
 		return nil, err

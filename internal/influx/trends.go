@@ -161,37 +161,3 @@ func (c *Client) LastReadings(ctx context.Context, from, to time.Time) (map[stri
 // MaxExportPoints bounds one export: a month of a wearable's minute data
 // for a few metrics fits; more is asked for in several ranges.
 const MaxExportPoints = 200_000
-
-// Points returns every reading of a resident in [from, to), all metrics,
-// in time order, at most limit (≤ MaxExportPoints) of them; the bool says
-// whether more matched (GET /residents/{id}/export).
-func (c *Client) Points(ctx context.Context, residentID string, from, to time.Time, limit int) ([]MetricValue, bool, error) {
-	if !catalog.ValidID(residentID) {
-		return nil, false, fmt.Errorf("resident id %q is not a valid id", residentID)
-	}
-	if err := checkRange(from, to); err != nil {
-		return nil, false, err
-	}
-	if limit <= 0 || limit > MaxExportPoints {
-		limit = MaxExportPoints
-	}
-	f := Fluxf(`from(bucket: %s)
-  |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s)
-  |> group()
-  |> sort(columns: ["_time", "_field"])
-  |> limit(n: %s)
-  |> keep(columns: ["_time", "_field", "_value"])`,
-		StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID), Lit{text: fmt.Sprint(limit + 1)})
-	var out []MetricValue
-	err := c.scan(ctx, f, func(field string, t time.Time, v float64) {
-		out = append(out, MetricValue{Metric: field, T: t, V: v})
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
-}
