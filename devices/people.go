@@ -3,6 +3,7 @@ package devices
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -54,6 +55,11 @@ func (r *Registry) Homes() []Home {
 func (r *Registry) CreateResident(ctx context.Context, res Resident) (Resident, error) {
 	if err := validateResident(res, r.now().Year()); err != nil {
 		return Resident{}, err
+	}
+	if res.ID != "" && r.Erased(res.ID) {
+		// Late messages of the erased resident are dropped by this id; a
+		// new resident under it would lose theirs, or get the old ones.
+		return Resident{}, fmt.Errorf("%w: resident id %q belonged to an erased resident and is not reused", ErrConflict, res.ID)
 	}
 	if _, err := r.ensureHome(ctx, res.HomeID); err != nil {
 		return Resident{}, err
