@@ -56,10 +56,15 @@ func (r *Registry) CreateResident(ctx context.Context, res Resident) (Resident, 
 	if err := validateResident(res, r.now().Year()); err != nil {
 		return Resident{}, err
 	}
-	if res.ID != "" && r.Erased(res.ID) {
-		// Late messages of the erased resident are dropped by this id; a
+	if res.ID != "" {
+		// Late messages of an erased resident are dropped by their id; a
 		// new resident under it would lose theirs, or get the old ones.
-		return Resident{}, fmt.Errorf("%w: resident id %q belonged to an erased resident and is not reused", ErrConflict, res.ID)
+		// Read through to KV: another instance may have erased it just now.
+		if _, erased, err := readThrough(ctx, r.erased, r.erasedTab, res.ID); err != nil {
+			return Resident{}, err
+		} else if erased {
+			return Resident{}, fmt.Errorf("%w: resident id %q belonged to an erased resident and is not reused", ErrConflict, res.ID)
+		}
 	}
 	if _, err := r.ensureHome(ctx, res.HomeID); err != nil {
 		return Resident{}, err
