@@ -86,8 +86,8 @@ func probeErasure(ctx context.Context, t probeTarget) probeResult {
 		return fail("setup: device answer: %v", err)
 	}
 	connect := func() (mqtt.Client, error) {
-		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://"+t.MQTTAddr).SetClientID(did).SetUsername(did).
-			SetPassword(dev.MQTT.Password).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5*time.Second))
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + t.MQTTAddr).SetClientID(did).SetUsername(did).
+			SetPassword(dev.MQTT.Password).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second))
 		tok := c.Connect()
 		if !tok.WaitTimeout(10 * time.Second) {
 			return nil, fmt.Errorf("connect timed out")
