@@ -82,6 +82,11 @@ func NewEngine(ctx context.Context, o Options, m *Manager) (*Engine, error) {
 	e.msgs = o.Metrics.Counter("carehub_alert_engine_messages_total", "Messages the alert engine took from JetStream, by stream and result.", "stream", "result")
 	e.dropped = o.Metrics.Counter("carehub_alert_engine_dropped_total",
 		"Messages the alert engine acked without evaluating them, by stream and reason: subject_mismatch (the body's resident or device is not the subject's), unknown_resident (erased or not in the registry).", "stream", "reason")
+	for _, st := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {
+		for _, reason := range []string{DropSubjectMismatch, DropUnknownResident} {
+			e.dropped.With(st, reason)
+		}
+	}
 	e.latency = o.Metrics.Histogram("carehub_alert_engine_seconds", "Time from a message's arrival to its signals being stored and published.",
 		[]float64{.001, .002, .005, .01, .02, .05, .1, .25, 1}, "stream")
 	for _, stream := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {

@@ -154,6 +154,11 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	for _, kind := range []string{"retryable", "too_large", "rejected"} {
 		w.errs.With(kind)
 	}
+	for _, st := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {
+		for _, reason := range []string{DropSubjectMismatch, DropErasedResident} {
+			w.dropped.With(st, reason)
+		}
+	}
 	w.streams = []*streamWriter{
 		{w: w, stream: model.StreamReadings, measurement: influx.MeasurementReadings, encode: readingLine},
 		{w: w, stream: model.StreamEvents, measurement: influx.MeasurementEvents, encode: eventLine},
