@@ -192,21 +192,21 @@ func (e *Engine) handle(stream string, msg jetstream.Msg) {
 	start := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	in, err := decodeInput(msg)
+	sigs, err := e.evaluate(msg)
+	var dropped dropError
+	if errors.As(err, &dropped) {
+		e.drop(stream, msg, string(dropped))
+		return
+	}
 	if err != nil {
 		e.msgs.With(stream, "malformed").Inc()
 		e.log.Warn().Err(err).Str("subject", msg.Subject()).Msg("undecodable message terminated")
 		_ = msg.Term()
 		return
 	}
-	if reason := e.admit(msg.Subject(), in); reason != "" {
-		e.drop(stream, msg, reason)
-		return
-	}
-	sigs := e.apply(in)
 	for _, s := range sigs {
 		if !e.monitored(s.ResidentID) {
-			continue // only its own resident's: admit checked the message
+			continue // erased since admit
 		}
 		if err := e.m.Signal(e.ctx, s); err != nil {
 			if errors.Is(err, ErrInvalid) {
@@ -226,48 +226,38 @@ func (e *Engine) handle(stream string, msg jetstream.Msg) {
 	e.latency.With(stream).Observe(time.Since(start).Seconds())
 }
 
-// input is one decoded message: exactly one of its pointers is set.
-type input struct {
-	reading *model.Reading
-	event   *model.Event
-	status  *model.Status
-}
-
-func (in input) ids() (residentID, deviceID string) {
-	switch {
-	case in.reading != nil:
-		return in.reading.ResidentID, in.reading.DeviceID
-	case in.event != nil:
-		return in.event.ResidentID, in.event.DeviceID
-	case in.status != nil:
-		return in.status.ResidentID, in.status.DeviceID
-	}
-	return "", ""
-}
-
-func decodeInput(msg jetstream.Msg) (input, error) {
+func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 	subj := msg.Subject()
 	switch {
 	case strings.HasPrefix(subj, "care.readings."):
 		var r model.Reading
 		if err := model.UnmarshalReading(msg.Data(), &r); err != nil {
-			return input{}, err
+			return nil, err
 		}
-		return input{reading: &r}, nil
+		if err := e.admit(subj, r.ResidentID, r.DeviceID); err != nil {
+			return nil, err
+		}
+		return e.ev.Reading(r, r.DeviceKind), nil
 	case strings.HasPrefix(subj, "care.events."):
 		var ev model.Event
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
-			return input{}, err
+			return nil, err
 		}
-		return input{event: &ev}, nil
+		if err := e.admit(subj, ev.ResidentID, ev.DeviceID); err != nil {
+			return nil, err
+		}
+		return e.ev.Event(ev), nil
 	case strings.HasPrefix(subj, "care.status."):
 		var st model.Status
 		if err := json.Unmarshal(msg.Data(), &st); err != nil {
-			return input{}, err
+			return nil, err
 		}
-		return input{status: &st}, nil
+		if err := e.admit(subj, st.ResidentID, st.DeviceID); err != nil {
+			return nil, err
+		}
+		return e.ev.Status(st), nil
 	}
-	return input{}, fmt.Errorf("unexpected subject %q", subj)
+	return nil, fmt.Errorf("unexpected subject %q", subj)
 }
 
 // Reasons a message is dropped unevaluated (carehub_alert_engine_dropped_total).
@@ -276,22 +266,28 @@ const (
 	DropUnknownResident = "unknown_resident"
 )
 
-// admit says why a decoded message must not be evaluated, or "". Its body
-// must name the resident and device its subject does (contract §3 subjects
-// carry the ids ingest took from the registry; a body that says otherwise
-// was forged by someone who can publish on NATS, and would raise an alert
-// for another resident). And the resident must be monitored: an erased
-// resident's reading published before the erasure and consumed after it,
-// or a resident nobody registered, raises nothing and creates no state.
-func (e *Engine) admit(subject string, in input) string {
-	rid, did := in.ids()
-	if !model.SubjectMatchesIDs(subject, rid, did) {
-		return DropSubjectMismatch
+// dropError is why admit refused a message: it is acked and counted, not
+// terminated as malformed.
+type dropError string
+
+func (d dropError) Error() string { return "dropped: " + string(d) }
+
+// admit says why a decoded message must not be evaluated (a dropError), or
+// nil. Its body must name the resident and device its subject does
+// (contract §3 subjects carry the ids ingest took from the registry; a body
+// that says otherwise was forged by someone who can publish on NATS, and
+// would raise an alert for another resident). And the resident must be
+// monitored: an erased resident's reading published before the erasure and
+// consumed after it, or a resident nobody registered, raises nothing and
+// creates no state.
+func (e *Engine) admit(subject, residentID, deviceID string) error {
+	if !model.SubjectMatchesIDs(subject, residentID, deviceID) {
+		return dropError(DropSubjectMismatch)
 	}
-	if e.gate != nil && !e.gate.Monitored(rid) {
-		return DropUnknownResident
+	if !e.monitored(residentID) {
+		return dropError(DropUnknownResident)
 	}
-	return ""
+	return nil
 }
 
 // drop acks a message that must not be evaluated and counts it. The log
@@ -310,17 +306,6 @@ func (e *Engine) drop(stream string, msg jetstream.Msg, reason string) {
 	ev.Str("stream", stream).Str("reason", reason).Msg("message dropped by the alert engine")
 	if err := msg.Ack(); err != nil {
 		e.log.Warn().Err(err).Str("stream", stream).Msg("ack failed")
-	}
-}
-
-func (e *Engine) apply(in input) []rules.Signal {
-	switch {
-	case in.reading != nil:
-		return e.ev.Reading(*in.reading, in.reading.DeviceKind)
-	case in.event != nil:
-		return e.ev.Event(*in.event)
-	default:
-		return e.ev.Status(*in.status)
 	}
 }
 
