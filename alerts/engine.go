@@ -44,11 +44,13 @@ type Engine struct {
 	kv    jetstream.KeyValue
 	ev    Evaluator
 	m     *Manager
+	gate  ResidentGate // nil: every resident
 	clock func() time.Time
 	log   zerolog.Logger
 
 	consumers map[string]jetstream.Consumer // by stream
 	msgs      *metrics.CounterVec
+	dropped   *metrics.CounterVec
 	latency   *metrics.HistogramVec
 
 	tickEvery time.Duration // tests shorten it
@@ -72,12 +74,19 @@ func NewEngine(ctx context.Context, o Options, m *Manager) (*Engine, error) {
 		o.Metrics = metrics.New()
 	}
 	e := &Engine{
-		js: o.JS, kv: m.kv, ev: o.Evaluator, m: m, clock: o.Clock,
+		js: o.JS, kv: m.kv, ev: o.Evaluator, m: m, clock: o.Clock, gate: o.Residents,
 		log:       o.Log.With().Str("component", "alerts-engine").Logger(),
 		consumers: map[string]jetstream.Consumer{},
 		tickEvery: tickEvery,
 	}
 	e.msgs = o.Metrics.Counter("carehub_alert_engine_messages_total", "Messages the alert engine took from JetStream, by stream and result.", "stream", "result")
+	e.dropped = o.Metrics.Counter("carehub_alert_engine_dropped_total",
+		"Messages the alert engine acked without evaluating them, by stream and reason: subject_mismatch (the body's resident or device is not the subject's), unknown_resident (erased or not in the registry).", "stream", "reason")
+	for _, st := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {
+		for _, reason := range []string{DropSubjectMismatch, DropUnknownResident} {
+			e.dropped.With(st, reason)
+		}
+	}
 	e.latency = o.Metrics.Histogram("carehub_alert_engine_seconds", "Time from a message's arrival to its signals being stored and published.",
 		[]float64{.001, .002, .005, .01, .02, .05, .1, .25, 1}, "stream")
 	for _, stream := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {
@@ -184,6 +193,11 @@ func (e *Engine) handle(stream string, msg jetstream.Msg) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	sigs, err := e.evaluate(msg)
+	var dropped dropError
+	if errors.As(err, &dropped) {
+		e.drop(stream, msg, string(dropped))
+		return
+	}
 	if err != nil {
 		e.msgs.With(stream, "malformed").Inc()
 		e.log.Warn().Err(err).Str("subject", msg.Subject()).Msg("undecodable message terminated")
@@ -191,6 +205,9 @@ func (e *Engine) handle(stream string, msg jetstream.Msg) {
 		return
 	}
 	for _, s := range sigs {
+		if !e.monitored(s.ResidentID) {
+			continue // erased since admit
+		}
 		if err := e.m.Signal(e.ctx, s); err != nil {
 			if errors.Is(err, ErrInvalid) {
 				e.log.Error().Err(err).Str("rule", s.Rule).Msg("evaluator produced an invalid signal; dropped")
@@ -217,10 +234,16 @@ func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 		if err := model.UnmarshalReading(msg.Data(), &r); err != nil {
 			return nil, err
 		}
+		if err := e.admit(subj, r.ResidentID, r.DeviceID); err != nil {
+			return nil, err
+		}
 		return e.ev.Reading(r, r.DeviceKind), nil
 	case strings.HasPrefix(subj, "care.events."):
 		var ev model.Event
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			return nil, err
+		}
+		if err := e.admit(subj, ev.ResidentID, ev.DeviceID); err != nil {
 			return nil, err
 		}
 		return e.ev.Event(ev), nil
@@ -229,17 +252,102 @@ func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 		if err := json.Unmarshal(msg.Data(), &st); err != nil {
 			return nil, err
 		}
+		if err := e.admit(subj, st.ResidentID, st.DeviceID); err != nil {
+			return nil, err
+		}
 		return e.ev.Status(st), nil
 	}
 	return nil, fmt.Errorf("unexpected subject %q", subj)
+}
+
+// Reasons a message is dropped unevaluated (carehub_alert_engine_dropped_total).
+const (
+	DropSubjectMismatch = "subject_mismatch"
+	DropUnknownResident = "unknown_resident"
+)
+
+// dropError is why admit refused a message: it is acked and counted, not
+// terminated as malformed.
+type dropError string
+
+func (d dropError) Error() string { return "dropped: " + string(d) }
+
+// admit says why a decoded message must not be evaluated (a dropError), or
+// nil. Its body must name the resident and device its subject does
+// (contract §3 subjects carry the ids ingest took from the registry; a body
+// that says otherwise was forged by someone who can publish on NATS, and
+// would raise an alert for another resident). And the resident must be
+// monitored: an erased resident's reading published before the erasure and
+// consumed after it, or a resident nobody registered, raises nothing and
+// creates no state.
+func (e *Engine) admit(subject, residentID, deviceID string) error {
+	if !model.SubjectMatchesIDs(subject, residentID, deviceID) {
+		return dropError(DropSubjectMismatch)
+	}
+	if !e.monitored(residentID) {
+		return dropError(DropUnknownResident)
+	}
+	return nil
+}
+
+// drop acks a message that must not be evaluated and counts it. The log
+// names the stream sequence, by which an operator finds the message, and
+// not the ids, which may be forged or belong to an erased person.
+func (e *Engine) drop(stream string, msg jetstream.Msg, reason string) {
+	e.msgs.With(stream, "dropped").Inc()
+	e.dropped.With(stream, reason).Inc()
+	ev := e.log.Warn()
+	if reason == DropUnknownResident {
+		ev = e.log.Debug() // expected after an erasure, while buffers drain
+	}
+	if md, err := msg.Metadata(); err == nil {
+		ev = ev.Uint64("stream_seq", md.Sequence.Stream)
+	}
+	ev.Str("stream", stream).Str("reason", reason).Msg("message dropped by the alert engine")
+	if err := msg.Ack(); err != nil {
+		e.log.Warn().Err(err).Str("stream", stream).Msg("ack failed")
+	}
+}
+
+// monitored applies Options.Residents.
+func (e *Engine) monitored(residentID string) bool {
+	return e.gate == nil || e.gate.Monitored(residentID)
+}
+
+// prune forgets the rule state of residents no longer monitored: erased
+// here or on another instance, or removed from the registry while carehub
+// was down (a snapshot restored at start-up still holds them). The caller
+// holds e.mu.
+func (e *Engine) prune() {
+	if e.gate == nil {
+		return
+	}
+	if n := e.ev.Prune(e.gate.Monitored); n > 0 {
+		e.log.Info().Int("residents", n).Msg("rule state of residents no longer monitored forgotten")
+	}
+}
+
+// EraseResident forgets a resident's rule state now, and saves the
+// evaluator's snapshot without it (the care_alerts bucket keeps one
+// revision, so the previous snapshot is gone with it). Call it after the
+// resident is marked erased, so no message in flight brings them back.
+func (e *Engine) EraseResident(ctx context.Context, residentID string) error {
+	e.mu.Lock()
+	e.ev.Prune(func(id string) bool { return id != residentID })
+	e.mu.Unlock()
+	return e.snapshot(ctx)
 }
 
 // tick runs the clock-driven rules (inactivity, persistence) and the
 // escalation deadlines.
 func (e *Engine) tick(ctx context.Context) {
 	e.mu.Lock()
+	e.prune()
 	sigs := e.ev.Tick(e.clock())
 	for _, s := range sigs {
+		if !e.monitored(s.ResidentID) {
+			continue
+		}
 		if err := e.m.Signal(ctx, s); err != nil && ctx.Err() == nil {
 			// Tick signals come again on the next tick while the condition
 			// holds; a raise that failed to store is retried then.
@@ -254,6 +362,7 @@ func (e *Engine) tick(ctx context.Context) {
 
 func (e *Engine) snapshot(ctx context.Context) error {
 	e.mu.Lock()
+	e.prune()
 	b, err := e.ev.Snapshot()
 	e.mu.Unlock()
 	if err != nil {

@@ -91,6 +91,8 @@ func (f *fakeEval) Restore(b []byte) error {
 	return nil
 }
 
+func (f *fakeEval) Prune(func(string) bool) int { return 0 }
+
 func (f *fakeEval) restoredBytes() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

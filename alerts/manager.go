@@ -56,6 +56,15 @@ type Evaluator interface {
 	Tick(now time.Time) []rules.Signal
 	Snapshot() ([]byte, error)
 	Restore(b []byte) error
+	// Prune forgets the residents keep rejects (erased, or gone from the
+	// registry) and returns how many.
+	Prune(keep func(residentID string) bool) int
+}
+
+// ResidentGate says whether alerts may be raised for a resident: one in
+// the registry and not erased (devices.Registry.Monitored).
+type ResidentGate interface {
+	Monitored(residentID string) bool
 }
 
 // Options are what the Manager and the Engine are built from. JS is
@@ -71,6 +80,10 @@ type Options struct {
 	Clock     func() time.Time
 	Log       zerolog.Logger
 	Metrics   *metrics.Registry
+	// Residents, when set, gates every message, signal and escalation:
+	// nothing is evaluated, raised or escalated for a resident it does not
+	// accept. Nil accepts everyone (unit tests without a registry).
+	Residents ResidentGate
 }
 
 // Manager owns the alert lifecycle. It is safe for concurrent use; one mutex
@@ -86,6 +99,7 @@ type Manager struct {
 	settings SettingsSource
 	clock    func() time.Time
 	log      zerolog.Logger
+	gate     ResidentGate // nil: every resident
 
 	transitions *metrics.CounterVec
 	pubErrors   *metrics.CounterVec
@@ -167,7 +181,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	}
 	m := &Manager{
 		js: o.JS, nc: o.NC, kv: kv, chains: chains, points: o.Points, settings: o.Settings,
-		clock: o.Clock, log: o.Log.With().Str("component", "alerts").Logger(),
+		clock: o.Clock, log: o.Log.With().Str("component", "alerts").Logger(), gate: o.Residents,
 		byID: map[string]*record{}, open: map[string]*record{}, unsent: map[string]*record{},
 		kick: make(chan struct{}, 1), retryMin: retryMin,
 	}
@@ -179,6 +193,11 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// monitored applies Options.Residents.
+func (m *Manager) monitored(residentID string) bool {
+	return m.gate == nil || m.gate.Monitored(residentID)
 }
 
 // Chains is the store of escalation chains the Manager reads (care_assignments).
@@ -238,6 +257,9 @@ func (m *Manager) Signal(ctx context.Context, s rules.Signal) error {
 	}
 	if s.Active && !ValidSeverity(s.Severity) {
 		return fmt.Errorf("%w: signal severity %q", ErrInvalid, s.Severity)
+	}
+	if !m.monitored(s.ResidentID) {
+		return nil // erased or not registered: nobody to alert about
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -434,6 +456,11 @@ func (m *Manager) Tick(ctx context.Context) error {
 	var errs []error
 	for _, cur := range m.open {
 		if cur.Alert.Status != StatusOpen || cur.NextEscalationAt == nil || now.Before(*cur.NextEscalationAt) {
+			continue
+		}
+		if !m.monitored(cur.Alert.ResidentID) {
+			// Being erased (the alert goes with the resident): never
+			// escalate, above all not to 119.
 			continue
 		}
 		sup := m.suppression(ctx, &cur.Alert, false, now)

@@ -88,6 +88,11 @@ func (m *Manager) Flush(ctx context.Context) error {
 	)
 	m.mu.Lock()
 	for _, r := range m.unsent {
+		if !m.monitored(r.Alert.ResidentID) {
+			// Being erased: its transitions go with it, unsent, rather
+			// than reach the streams and InfluxDB after they were purged.
+			continue
+		}
 		m.publishOutbox(ctx, r)
 		for _, p := range r.Outbox {
 			if !p.Written && len(refs) < maxFlushLines {

@@ -42,6 +42,22 @@ type DeviceKicker interface {
 	Disconnect(clientID string) bool
 }
 
+// ErasureMarker marks a resident erased for good before anything of theirs
+// is deleted, so that what is still on its way (a reading in the streams,
+// a batch in the writer's hands) is dropped rather than stored or alerted
+// on (devices.Registry.MarkErased; carehub also waits for the InfluxDB
+// writes in progress).
+type ErasureMarker interface {
+	MarkErased(ctx context.Context, residentID string) error
+}
+
+// EngineEraser forgets a resident's rule state and saves the evaluator's
+// snapshot without them (alerts.Engine): otherwise the clock would go on
+// finding their devices offline and them inactive.
+type EngineEraser interface {
+	EraseResident(ctx context.Context, residentID string) error
+}
+
 // StreamSource finds a JetStream stream to purge (jetstream.JetStream).
 type StreamSource interface {
 	Stream(ctx context.Context, name string) (jetstream.Stream, error)
@@ -53,6 +69,8 @@ type StreamSource interface {
 // answer says so. Retention gives the streams' ages for the answer's
 // retained_until (natsx.DefaultStreamOptions when zero).
 type Erasure struct {
+	Tombstone ErasureMarker
+	Engine    EngineEraser
 	Series    SeriesEraser
 	Alerts    AlertEraser
 	Settings  ResidentKeyEraser
@@ -99,8 +117,11 @@ type erasureResult struct {
 // resident when the purpose ends; PIPA Art. 21). The reason is required
 // (422) and audited before anything is erased.
 //
-// The order makes a failed erasure safe to run again: the devices are
-// disabled and disconnected first (no new data; a disabled device fails
+// The order makes a failed erasure safe to run again: the resident is
+// marked erased first (a tombstone kept for good: from then on their
+// messages still on their way are dropped by the writer and the alert
+// engine, and nothing is raised or escalated for them), the devices are
+// disabled and disconnected next (no new data; a disabled device fails
 // login on every instance), then the resident's messages still buffered in
 // JetStream are purged (so the writer cannot put them back into InfluxDB),
 // then the time series, alerts, rule settings, escalation chain and device
@@ -158,6 +179,13 @@ func (s *Server) erase(ctx context.Context, rid string) (erasureResult, error) {
 	if e.Broker == nil {
 		res.Skipped = append(res.Skipped, "mqtt_disconnect")
 	}
+	if e.Tombstone != nil {
+		if err := e.Tombstone.MarkErased(ctx, rid); err != nil {
+			return res, err
+		}
+	} else {
+		res.Skipped = append(res.Skipped, "tombstone")
+	}
 	devs := s.o.Registry.Devices(func(d devices.Device) bool { return d.ResidentID == rid })
 	ids := make([]string, len(devs))
 	for i, d := range devs {
@@ -168,6 +196,13 @@ func (s *Server) erase(ctx context.Context, rid string) (erasureResult, error) {
 			}
 		}
 		kick(d.ID)
+	}
+	if e.Engine != nil {
+		if err := e.Engine.EraseResident(ctx, rid); err != nil {
+			return res, err
+		}
+	} else {
+		res.Skipped = append(res.Skipped, "alert_engine")
 	}
 	if e.Streams != nil {
 		n, err := purgeResidentMessages(ctx, e.Streams, rid)

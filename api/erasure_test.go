@@ -29,6 +29,15 @@ type lateKicker struct{ b *mqttbroker.Broker }
 
 func (k *lateKicker) Disconnect(id string) bool { return k.b.Disconnect(id) }
 
+// engineSpy records which residents the alert engine was told to forget
+// (alerts.Engine is covered by its own tests and internal/app's).
+type engineSpy struct{ erased []string }
+
+func (e *engineSpy) EraseResident(_ context.Context, id string) error {
+	e.erased = append(e.erased, id)
+	return nil
+}
+
 func connectDevice(t *testing.T, addr, id, password string) (paho.Client, error) {
 	t.Helper()
 	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetUsername(id).SetPassword(password).
@@ -64,9 +73,10 @@ func TestEraseResident(t *testing.T) {
 	t.Cleanup(ic.Close)
 	kicker := &lateKicker{}
 	var pres *devices.PresenceTracker
+	engine := &engineSpy{}
 	h := newHarness(t, func(o *api.Options) {
 		pres = o.Presence.(*devices.PresenceTracker)
-		o.Erasure = api.Erasure{Series: ic, Alerts: o.Alerts.(api.AlertEraser), Settings: o.Settings.(api.ResidentKeyEraser),
+		o.Erasure = api.Erasure{Tombstone: o.Registry.(api.ErasureMarker), Engine: engine, Series: ic, Alerts: o.Alerts.(api.AlertEraser), Settings: o.Settings.(api.ResidentKeyEraser),
 			Chains: o.Chains.(api.ResidentKeyEraser), Presence: pres, Broker: kicker, Streams: o.AlertStream}
 	})
 	b, err := mqttbroker.Start(mqttbroker.Options{Listen: "127.0.0.1:0", Authenticator: h.reg, Log: zerolog.Nop()})
@@ -152,6 +162,15 @@ func TestEraseResident(t *testing.T) {
 		!strings.Contains(res.Erased.Series, "resident_id=r1") || len(res.Skipped) != 0 || res.Erased.Assigned != 1 {
 		t.Fatalf("answer: %+v", res)
 	}
+	// Marked erased for good, told to the alert engine; the id is not
+	// given to a new resident.
+	if !h.reg.Erased("r1") || h.reg.Erased("r2") {
+		t.Fatalf("tombstones: r1 %v, r2 %v", h.reg.Erased("r1"), h.reg.Erased("r2"))
+	}
+	if !slices.Equal(engine.erased, []string{"r1"}) {
+		t.Fatalf("alert engine told to erase %v", engine.erased)
+	}
+	h.expect(http.StatusConflict, "POST", "/api/v1/residents", adminToken, map[string]any{"id": "r1", "name": "Someone Else", "home_id": "h-r1"}, nil)
 	// The caregiver's assignment list no longer names the erased resident.
 	var me struct {
 		ResidentIDs []string `json:"resident_ids"`

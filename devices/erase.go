@@ -2,8 +2,10 @@ package devices
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -81,4 +83,53 @@ func (t *PresenceTracker) Forget(ctx context.Context, deviceID string) error {
 		return fmt.Errorf("%s purge %q: %w", BucketPresence, deviceID, err)
 	}
 	return nil
+}
+
+// Tombstone marks an erased resident id. It holds no personal data: the id
+// is a pseudonymous key (names live only in the purged resident record).
+type Tombstone struct {
+	ErasedAt time.Time `json:"erased_at"`
+}
+
+// MarkErased records that resident id is being erased, before anything of
+// theirs is deleted, and keeps the mark for good (bucket care_erased). From
+// this moment this instance drops every message of the resident that is
+// still on its way (the InfluxDB writer and the alert engine ask Erased),
+// and other instances do once their watcher sees the mark, within
+// milliseconds. A mark is never removed: a reading published before the
+// erasure can surface later (a redelivery, a backlog), and the id is
+// never given to another resident (CreateResident refuses it).
+func (r *Registry) MarkErased(ctx context.Context, id string) error {
+	if _, ok := r.erasedTab.get(id); ok {
+		return nil
+	}
+	b, err := json.Marshal(Tombstone{ErasedAt: r.now().UTC()})
+	if err != nil {
+		return err
+	}
+	rev, err := r.erased.Put(ctx, id, b)
+	if err != nil {
+		return fmt.Errorf("%s put %q: %w", BucketErased, id, err)
+	}
+	r.erasedTab.put(id, Tombstone{ErasedAt: r.now().UTC()}, rev)
+	return nil
+}
+
+// Erased reports whether resident id was erased (MarkErased). It is read
+// for every message the writer stores, from memory.
+func (r *Registry) Erased(id string) bool {
+	_, ok := r.erasedTab.get(id)
+	return ok
+}
+
+// Monitored reports whether alerts may be raised for resident id: the
+// resident is in the registry and not erased. A message or a rule's
+// signal for anyone else is dropped (an erased person must never be
+// escalated to 119, and a resident nobody registered has nobody to call).
+func (r *Registry) Monitored(id string) bool {
+	if r.Erased(id) {
+		return false
+	}
+	_, ok := r.residentTab.get(id)
+	return ok
 }

@@ -3,6 +3,7 @@ package devices
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -54,6 +55,16 @@ func (r *Registry) Homes() []Home {
 func (r *Registry) CreateResident(ctx context.Context, res Resident) (Resident, error) {
 	if err := validateResident(res, r.now().Year()); err != nil {
 		return Resident{}, err
+	}
+	if res.ID != "" {
+		// Late messages of an erased resident are dropped by their id; a
+		// new resident under it would lose theirs, or get the old ones.
+		// Read through to KV: another instance may have erased it just now.
+		if _, erased, err := readThrough(ctx, r.erased, r.erasedTab, res.ID); err != nil {
+			return Resident{}, err
+		} else if erased {
+			return Resident{}, fmt.Errorf("%w: resident id %q belonged to an erased resident and is not reused", ErrConflict, res.ID)
+		}
 	}
 	if _, err := r.ensureHome(ctx, res.HomeID); err != nil {
 		return Resident{}, err

@@ -25,6 +25,9 @@ const (
 	BucketResidents = "care_residents"
 	BucketDevices   = "care_devices"
 	BucketPresence  = "care_presence"
+	// BucketErased holds a tombstone per erased resident id (see
+	// Registry.MarkErased): no name, only the id and when it was erased.
+	BucketErased = "care_erased"
 )
 
 // Typed errors the HTTP API maps to status codes (contract §4: 404, 409, 422).
@@ -105,10 +108,12 @@ type Registry struct {
 	now func() time.Time
 
 	homes, residents, devices jetstream.KeyValue
+	erased                    jetstream.KeyValue
 
 	homeTab     *table[Home]
 	residentTab *table[Resident]
 	deviceTab   *table[Device]
+	erasedTab   *table[Tombstone]
 
 	auth *authCache
 
@@ -142,6 +147,7 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, now f
 		homeTab:     newTable[Home](),
 		residentTab: newTable[Resident](),
 		deviceTab:   newTable[Device](),
+		erasedTab:   newTable[Tombstone](),
 		auth:        newAuthCache(),
 	}
 	var err error
@@ -154,17 +160,21 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, now f
 	if r.devices, err = js.CreateOrUpdateKeyValue(ctx, bucketConfig(BucketDevices, "carehub devices by id")); err != nil {
 		return nil, fmt.Errorf("registry bucket %s: %w", BucketDevices, err)
 	}
+	if r.erased, err = js.CreateOrUpdateKeyValue(ctx, bucketConfig(BucketErased, "carehub erased resident ids (tombstones)")); err != nil {
+		return nil, fmt.Errorf("registry bucket %s: %w", BucketErased, err)
+	}
 
 	// The watchers outlive Open's ctx; Close cancels them.
 	wctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	ready := make(chan error, 3)
-	restarts := []chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)}
+	ready := make(chan error, 4)
+	restarts := []chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)}
 	r.watchReconnects(wctx, js.Conn(), restarts...)
 	startWatch(r, wctx, r.homes, r.homeTab, ready, restarts[0])
 	startWatch(r, wctx, r.residents, r.residentTab, ready, restarts[1])
 	startWatch(r, wctx, r.devices, r.deviceTab, ready, restarts[2])
-	for range 3 {
+	startWatch(r, wctx, r.erased, r.erasedTab, ready, restarts[3])
+	for range 4 {
 		select {
 		case err := <-ready:
 			if err != nil {

@@ -84,6 +84,10 @@ type WriterOptions struct {
 	Durable       string        // consumer name on each stream; default "influx-writer"
 	Metrics       *metrics.Registry
 	Log           zerolog.Logger
+	// Erased reports whether a resident was erased (devices.Registry.Erased);
+	// their messages still in the streams are acked and dropped, never
+	// written. Nil: none is.
+	Erased func(residentID string) bool
 	// AckWait and MaxBackoff are for tests; zero means 30s and 10s.
 	AckWait    time.Duration
 	MaxBackoff time.Duration
@@ -103,7 +107,9 @@ type Writer struct {
 	stored    *metrics.Histogram
 	errs      *metrics.CounterVec
 	dead      *metrics.Counter
+	dropped   *metrics.CounterVec
 	pending   *metrics.GaugeVec
+	fence     writeFence
 }
 
 // NewWriter checks the options and registers the writer's metrics.
@@ -139,12 +145,19 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 		"From a point's own time (the device's timestamp) to InfluxDB accepting it: publish-to-stored lag for devices with true clocks.",
 		[]float64{0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300}).With()
 	w.errs = m.Counter("carehub_influx_write_errors_total", "Failed InfluxDB writes by kind: retryable, too_large, rejected.", "kind")
+	w.dropped = m.Counter("carehub_influx_dropped_total",
+		"Messages the writer acked without storing them, by stream and reason: subject_mismatch (the body's resident or device is not the subject's), erased_resident.", "stream", "reason")
 	w.dead = m.Counter("carehub_influx_deadletter_total", "Messages set aside on care.deadletter.influx.").With()
 	// A labelled gauge refreshed every second by Run: the registry's
 	// GaugeFunc has no labels.
 	w.pending = m.Gauge("carehub_jetstream_pending", "Messages of the stream not yet stored by the InfluxDB writer (pending + unacked).", "stream")
 	for _, kind := range []string{"retryable", "too_large", "rejected"} {
 		w.errs.With(kind)
+	}
+	for _, st := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {
+		for _, reason := range []string{DropSubjectMismatch, DropErasedResident} {
+			w.dropped.With(st, reason)
+		}
 	}
 	w.streams = []*streamWriter{
 		{w: w, stream: model.StreamReadings, measurement: influx.MeasurementReadings, encode: readingLine},
@@ -224,7 +237,7 @@ type streamWriter struct {
 	w           *Writer
 	stream      string
 	measurement string
-	encode      func(buf, data []byte) ([]byte, error)
+	encode      func(buf, data []byte) ([]byte, pointIDs, error)
 	cons        jetstream.Consumer
 	written     *metrics.Counter
 	lag         *metrics.Gauge
@@ -240,8 +253,9 @@ type streamWriter struct {
 // stays bounded.
 type batch struct {
 	msgs      []jetstream.Msg
-	ends      []int   // ends[i] is where msgs[i]'s line ends in buf
-	times     []int64 // the point time (Unix ns) of msgs[i]
+	ends      []int    // ends[i] is where msgs[i]'s line ends in buf
+	times     []int64  // the point time (Unix ns) of msgs[i]
+	rids      []string // the resident of msgs[i]
 	buf       []byte
 	first     time.Time // when the batch's first message arrived
 	keepalive time.Time // last InProgress for the batch
@@ -249,7 +263,7 @@ type batch struct {
 
 func (b *batch) reset() {
 	clear(b.msgs) // let the messages go
-	b.msgs, b.ends, b.times, b.buf = b.msgs[:0], b.ends[:0], b.times[:0], b.buf[:0]
+	b.msgs, b.ends, b.times, b.buf, b.rids = b.msgs[:0], b.ends[:0], b.times[:0], b.buf[:0], b.rids[:0]
 }
 
 // batchesPerStream: one filling, one queued, one being written.
@@ -332,7 +346,14 @@ func (s *streamWriter) run(ctx context.Context) {
 func (s *streamWriter) add(ctx context.Context, m jetstream.Msg, fetchStart time.Time) {
 	b := s.cur
 	before := len(b.buf)
-	buf, err := s.encode(b.buf, m.Data())
+	buf, ids, err := s.encode(b.buf, m.Data())
+	if err == nil {
+		if reason := s.w.admit(m.Subject(), ids); reason != "" {
+			b.buf = buf[:before]
+			s.drop(m, reason)
+			return
+		}
+	}
 	if err != nil {
 		b.buf = buf[:before]
 		reason := DeadReasonNotPoint
@@ -361,6 +382,7 @@ func (s *streamWriter) add(ctx context.Context, m jetstream.Msg, fetchStart time
 	b.msgs = append(b.msgs, m)
 	b.ends = append(b.ends, len(b.buf))
 	b.times = append(b.times, lineTime(b.buf[before:]))
+	b.rids = append(b.rids, ids.resident)
 }
 
 // lineTime reads the timestamp (ms) at the end of a line-protocol line.
@@ -406,8 +428,16 @@ func (b *batch) start(i int) int {
 func (s *streamWriter) write(ctx context.Context, b *batch, lo, hi int) error {
 	body := b.buf[b.start(lo):b.start(hi)]
 	for attempt := 1; ; attempt++ {
+		// Enter the fence before checking the tombstones: an erasure that
+		// marks its resident after the check waits for this write to end.
+		tok := s.w.fence.enter()
+		if s.anyErased(b, lo, hi) {
+			s.w.fence.leave(tok)
+			return s.writeWithoutErased(ctx, b, lo, hi)
+		}
 		t0 := time.Now()
 		err := s.w.o.Store.WriteLines(ctx, body)
+		s.w.fence.leave(tok)
 		s.w.writeSecs.Observe(time.Since(t0).Seconds())
 		if err == nil {
 			now := time.Now().UnixNano()
@@ -462,6 +492,149 @@ func (s *streamWriter) write(ctx context.Context, b *batch, lo, hi int) error {
 			return err
 		}
 		return s.write(ctx, b, mid, hi)
+	}
+}
+
+// Reasons the writer drops a message (carehub_influx_dropped_total).
+const (
+	DropSubjectMismatch = "subject_mismatch"
+	DropErasedResident  = "erased_resident"
+)
+
+// pointIDs are the resident and device a message's body names.
+type pointIDs struct{ resident, device string }
+
+// admit says why a decoded message must not be stored, or "". Its body must
+// name the resident and device its subject does: one message forged by
+// someone who can publish on NATS must not write points under another
+// resident's tags. And its resident must not have been erased: a reading
+// published before the erasure and consumed after it would re-create
+// their series.
+func (w *Writer) admit(subject string, ids pointIDs) string {
+	if !model.SubjectMatchesIDs(subject, ids.resident, ids.device) {
+		return DropSubjectMismatch
+	}
+	if w.o.Erased != nil && w.o.Erased(ids.resident) {
+		return DropErasedResident
+	}
+	return ""
+}
+
+// drop acks a message that must not be stored and counts it. The log names
+// the stream sequence, not the ids, which may be forged or an erased
+// person's.
+func (s *streamWriter) drop(m jetstream.Msg, reason string) {
+	s.w.dropped.With(s.stream, reason).Inc()
+	ev := s.w.log.Warn()
+	if reason == DropErasedResident {
+		ev = s.w.log.Debug() // expected after an erasure, while buffers drain
+	}
+	if md, err := m.Metadata(); err == nil {
+		ev = ev.Uint64("stream_seq", md.Sequence.Stream)
+	}
+	ev.Str("stream", s.stream).Str("reason", reason).Msg("message dropped by the influx writer")
+	_ = m.Ack()
+}
+
+// anyErased reports whether a message of msgs[lo:hi] belongs to a resident
+// erased since it was added to the batch.
+func (s *streamWriter) anyErased(b *batch, lo, hi int) bool {
+	if s.w.o.Erased == nil {
+		return false
+	}
+	for _, rid := range b.rids[lo:hi] {
+		if s.w.o.Erased(rid) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeWithoutErased drops the erased residents' messages of msgs[lo:hi]
+// and writes the runs between them.
+func (s *streamWriter) writeWithoutErased(ctx context.Context, b *batch, lo, hi int) error {
+	run := lo
+	for i := lo; i <= hi; i++ {
+		if i < hi && !s.w.o.Erased(b.rids[i]) {
+			continue
+		}
+		if run < i {
+			if err := s.write(ctx, b, run, i); err != nil {
+				return err
+			}
+		}
+		if i < hi {
+			s.drop(b.msgs[i], DropErasedResident)
+		}
+		run = i + 1
+	}
+	return nil
+}
+
+// Fence returns once every InfluxDB write that began before it was called
+// has ended (or ctx ends). An erasure calls it after marking the resident
+// erased: each write checks the marks after it began, so from then on no
+// point of the resident reaches InfluxDB from this writer.
+func (w *Writer) Fence(ctx context.Context) error { return w.fence.wait(ctx) }
+
+// writeFence counts the writes in progress by the epoch they began in.
+type writeFence struct {
+	mu      sync.Mutex
+	epoch   uint64
+	active  map[uint64]int
+	changed chan struct{} // closed and replaced when a write ends
+}
+
+func (f *writeFence) enter() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.active == nil {
+		f.active = map[uint64]int{}
+	}
+	f.active[f.epoch]++
+	return f.epoch
+}
+
+func (f *writeFence) leave(epoch uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.active[epoch]--; f.active[epoch] <= 0 {
+		delete(f.active, epoch)
+	}
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
+}
+
+func (f *writeFence) wait(ctx context.Context) error {
+	f.mu.Lock()
+	target := f.epoch
+	f.epoch++
+	f.mu.Unlock()
+	for {
+		f.mu.Lock()
+		busy := false
+		for e := range f.active {
+			if e <= target {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			f.mu.Unlock()
+			return nil
+		}
+		if f.changed == nil {
+			f.changed = make(chan struct{})
+		}
+		ch := f.changed
+		f.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
 	}
 }
 
@@ -565,41 +738,44 @@ func decodeJSONObject(data []byte, v any) error {
 	return json.Unmarshal(data, v)
 }
 
-func readingLine(buf, data []byte) ([]byte, error) {
+func readingLine(buf, data []byte) ([]byte, pointIDs, error) {
 	var r model.Reading
 	if len(data) == 0 || data[0] != '{' {
-		return buf, errNotJSONObject
+		return buf, pointIDs{}, errNotJSONObject
 	}
 	if err := model.UnmarshalReading(data, &r); err != nil {
-		return buf, err
+		return buf, pointIDs{}, err
 	}
 	if err := checkPointIDs(r.ResidentID, r.HomeID, r.DeviceID); err != nil {
-		return buf, err
+		return buf, pointIDs{}, err
 	}
-	return influx.EncodeReading(buf, r)
+	buf, err := influx.EncodeReading(buf, r)
+	return buf, pointIDs{r.ResidentID, r.DeviceID}, err
 }
 
-func eventLine(buf, data []byte) ([]byte, error) {
+func eventLine(buf, data []byte) ([]byte, pointIDs, error) {
 	var e model.Event
 	if err := decodeJSONObject(data, &e); err != nil {
-		return buf, err
+		return buf, pointIDs{}, err
 	}
 	if err := checkPointIDs(e.ResidentID, e.HomeID, e.DeviceID); err != nil {
-		return buf, err
+		return buf, pointIDs{}, err
 	}
 	if !catalog.ValidEventType(e.Type) {
-		return buf, fmt.Errorf("event type %q is not in the contract", e.Type)
+		return buf, pointIDs{}, fmt.Errorf("event type %q is not in the contract", e.Type)
 	}
-	return influx.EncodeEvent(buf, e)
+	buf, err := influx.EncodeEvent(buf, e)
+	return buf, pointIDs{e.ResidentID, e.DeviceID}, err
 }
 
-func statusLine(buf, data []byte) ([]byte, error) {
+func statusLine(buf, data []byte) ([]byte, pointIDs, error) {
 	var st model.Status
 	if err := decodeJSONObject(data, &st); err != nil {
-		return buf, err
+		return buf, pointIDs{}, err
 	}
 	if err := checkPointIDs(st.DeviceID, st.HomeID, st.ResidentID); err != nil {
-		return buf, err
+		return buf, pointIDs{}, err
 	}
-	return influx.EncodeStatus(buf, st)
+	buf, err := influx.EncodeStatus(buf, st)
+	return buf, pointIDs{st.ResidentID, st.DeviceID}, err
 }

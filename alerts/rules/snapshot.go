@@ -58,3 +58,23 @@ func (e *Evaluator) Restore(b []byte) error {
 	e.residents = s.Residents
 	return nil
 }
+
+// Prune forgets every resident whose id keep rejects, with all their rule
+// state (durations in progress, devices, what was signalled), and returns
+// how many it forgot. The engine prunes residents who were erased or are
+// no longer in the registry: otherwise Tick would keep finding their
+// devices offline and them inactive, and raise alerts about nobody. A
+// forgotten resident's open conditions are not cleared by a signal: their
+// alerts are erased with them.
+func (e *Evaluator) Prune(keep func(residentID string) bool) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for id := range e.residents {
+		if !keep(id) {
+			delete(e.residents, id)
+			n++
+		}
+	}
+	return n
+}

@@ -168,7 +168,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	// The writer drains JetStream into InfluxDB. It stops after the intake,
 	// so what the intake confirmed is written before carehub exits.
 	writer, err := ingest.NewWriter(ingest.WriterOptions{JS: js, Store: in, BatchSize: cfg.BatchSize,
-		BatchInterval: cfg.BatchInterval, Metrics: a.Metrics, Log: log.With().Str("component", "writer").Logger()})
+		BatchInterval: cfg.BatchInterval, Erased: reg.Erased, Metrics: a.Metrics, Log: log.With().Str("component", "writer").Logger()})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	a.onStop(func(context.Context) { settings.Close() })
 	evaluator := rules.NewEvaluator(cfg.Timezone, settings)
 	alertOpts := alerts.Options{JS: js, NC: nc, Points: in, Evaluator: evaluator, Settings: settings, Clock: clock,
-		Log: log.With().Str("component", "alerts").Logger(), Metrics: a.Metrics}
+		Log: log.With().Str("component", "alerts").Logger(), Metrics: a.Metrics, Residents: reg}
 	mgr, err := alerts.NewManager(ctx, alertOpts)
 	if err != nil {
 		return nil, err
@@ -290,7 +290,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies,
 		QueryRate: cfg.QueryRate, QueryBurst: cfg.QueryBurst, MaxQueries: cfg.MaxQueries, MaxExports: cfg.MaxExports,
 		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
-		Erasure: api.Erasure{Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js, Retention: streams},
+		Erasure: api.Erasure{Tombstone: erasureMarker{reg, writer}, Engine: engine, Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js, Retention: streams},
 		Log:     log.With().Str("component", "api").Logger(),
 		Ready: map[string]api.Check{
 			"mqtt": func(context.Context) error { return pipeline.Ready() },
@@ -389,6 +389,23 @@ func brokerDenialDetail(reason, topic string) string {
 		return "Last Will on " + topic + " refused: it must be the device's own status topic"
 	}
 	return "publish to " + topic + " refused: a device publishes only under care/v1/dev/{its id}/"
+}
+
+// erasureMarker marks a resident erased in the registry, then waits for
+// this instance's InfluxDB writes in progress: each checks the marks after
+// it began, so once they are done nothing of the resident is written
+// behind the erasure's back. Other instances' writers see the mark through
+// their registry watcher within milliseconds.
+type erasureMarker struct {
+	reg    *devices.Registry
+	writer *ingest.Writer
+}
+
+func (m erasureMarker) MarkErased(ctx context.Context, residentID string) error {
+	if err := m.reg.MarkErased(ctx, residentID); err != nil {
+		return err
+	}
+	return m.writer.Fence(ctx)
 }
 
 // syncDevices tells the rules which devices each resident has, so a device

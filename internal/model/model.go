@@ -5,6 +5,7 @@ package model
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -95,6 +96,25 @@ func StatusSubject(residentID, deviceID string) string {
 // AlertSubject is where alert transitions are published.
 func AlertSubject(residentID, severity string) string {
 	return "care.alerts." + residentID + "." + severity
+}
+
+// SubjectMatchesIDs reports whether a reading, event or status subject
+// (care.{readings|events|status}.{resident_id}.{device_id}) names exactly
+// the resident and device its message's body does. Consumers check it
+// before trusting the body: whoever can publish on one resident's subject
+// must not be able to write under, or raise alerts for, another.
+func SubjectMatchesIDs(subject, residentID, deviceID string) bool {
+	var rest string
+	for _, p := range [...]string{"care.readings.", "care.events.", "care.status."} {
+		if len(subject) > len(p) && subject[:len(p)] == p {
+			rest = subject[len(p):]
+			break
+		}
+	}
+	if rest == "" || residentID == "" || deviceID == "" || strings.Contains(residentID, ".") || strings.Contains(deviceID, ".") {
+		return false
+	}
+	return rest == residentID+"."+deviceID
 }
 
 // RejectedSubject is where rejected device input is reported.
