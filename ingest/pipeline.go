@@ -18,6 +18,7 @@ import (
 	"github.com/carehub/carehub/internal/coalesce"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/redact"
 )
 
 // DeviceSource resolves a device to its resident and home. The registry
@@ -169,7 +170,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if err == nil {
 				err = errors.New("timed out")
 			}
-			p.o.Log.Warn().Err(err).Int("conn", i).Msg("mqtt connect failed; retrying in the background")
+			p.o.Log.Warn().Err(redact.Err(err)).Int("conn", i).Msg("mqtt connect failed; retrying in the background")
 		}
 	}
 	<-ctx.Done()
@@ -244,7 +245,7 @@ func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending) mqtt
 	})
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		p.setConnected(i, false)
-		log.Warn().Err(err).Msg("mqtt subscriber connection lost")
+		log.Warn().Err(redact.Err(err)).Msg("mqtt subscriber connection lost")
 	})
 	return mqtt.NewClient(opts)
 }

@@ -370,6 +370,7 @@ func (e *env) services(ctx context.Context) (broker, influxURL string, err error
 // and its process.
 type stack struct {
 	base, natsAddr string
+	dataDir        string // CARE_DATA_DIR: holds the embedded NATS secret
 	proc           *exec.Cmd
 }
 
@@ -393,5 +394,5 @@ func (e *env) startCarehub(ctx context.Context, broker, influxURL string, extra 
 	if err != nil {
 		return nil, err
 	}
-	return &stack{base: "http://" + httpAddr, natsAddr: natsAddr, proc: proc}, nil
+	return &stack{base: "http://" + httpAddr, natsAddr: natsAddr, dataDir: vars["CARE_DATA_DIR"], proc: proc}, nil
 }
