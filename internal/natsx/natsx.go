@@ -63,8 +63,8 @@ type Embedded struct {
 // ClientURL is the server's address without credentials: tls:// when the
 // listener is TLS.
 func (e *Embedded) ClientURL() string {
-	u := e.Server.ClientURL()
-	if e.clientTLS != nil {
+	u := e.Server.ClientURL() // nats-server names the scheme after its TLS
+	if e.clientTLS != nil && strings.HasPrefix(u, "nats://") {
 		u = "tls://" + strings.TrimPrefix(u, "nats://")
 	}
 	return u
