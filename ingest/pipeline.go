@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,9 @@ type PipelineOptions struct {
 	ShareGroup  string // $share/{group}/...: instances of carehub split the load
 	Connections int    // subscriber connections of this instance
 	InstanceID  string // names the persistent sessions: keep it stable across restarts
+	// TLS is the client configuration for ssl:// and tls:// brokers
+	// (CARE_TLS_CA_FILE); nil = the system's CAs.
+	TLS *tls.Config
 
 	NC       *nats.Conn
 	Devices  DeviceSource
@@ -231,6 +235,9 @@ func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending) mqtt
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { p.handle(ctx, m, q) })
 	if coalesce.PlainTCP(p.o.BrokerURL) {
 		opts.SetCustomOpenConnectionFn(coalesce.DialMQTT)
+	}
+	if p.o.TLS != nil {
+		opts.SetTLSConfig(p.o.TLS.Clone())
 	}
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		// Subscribing again on every connect is harmless for a resumed

@@ -123,6 +123,14 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	if err != nil {
 		return nil, err
 	}
+	// clientTLS trusts CARE_TLS_CA_FILE for outgoing tls://, ssl:// and
+	// https:// connections; nil leaves each client's default (system CAs).
+	var clientTLS *tls.Config
+	if cfg.TLSCAFile != "" {
+		if clientTLS, err = cfg.ClientTLS(); err != nil {
+			return nil, err
+		}
+	}
 	natsURL, natsOpts := cfg.NATSURL, []nats.Option(nil)
 	if cfg.EmbeddedNATS() {
 		ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{DataDir: cfg.DataDir, Listen: cfg.NATSListen,
@@ -179,7 +187,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	a.onStop(func(ctx context.Context) { presCancel(); _ = pres.Close(ctx) })
 
 	in, err := influx.Open(ctx, influx.Options{URL: cfg.InfluxURL, Token: cfg.InfluxToken, Org: cfg.InfluxOrg,
-		Bucket: cfg.InfluxBucket, Version: cfg.InfluxVersion, RawRetention: cfg.RawRetention,
+		Bucket: cfg.InfluxBucket, Version: cfg.InfluxVersion, RawRetention: cfg.RawRetention, TLS: clientTLS,
 		Log: log.With().Str("component", "influx").Logger()})
 	if err != nil {
 		return nil, err
@@ -236,7 +244,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		// issued; carehub's own user gets the service role first, so that
 		// ingest may subscribe.
 		ds, err := dynsec.Dial(ctx, dynsec.Options{BrokerURL: cfg.MQTTURL, Username: svcUser, Password: svcPass,
-			ClientID: cfg.InstanceID + "-dynsec", ShareGroup: cfg.MQTTShareGroup, Log: log.With().Str("component", "dynsec").Logger()})
+			ClientID: cfg.InstanceID + "-dynsec", ShareGroup: cfg.MQTTShareGroup, TLS: clientTLS, Log: log.With().Str("component", "dynsec").Logger()})
 		if err != nil {
 			return nil, err
 		}
@@ -282,7 +290,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	}
 	pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{
 		BrokerURL: a.mqttURL, Username: svcUser, Password: svcPass, ShareGroup: cfg.MQTTShareGroup,
-		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, NC: nc, Devices: reg, Presence: pres,
+		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, TLS: clientTLS, NC: nc, Devices: reg, Presence: pres,
 		Limits: ingest.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention}, Clock: clock,
 		Metrics: a.Metrics, Log: log.With().Str("component", "ingest").Logger(),
 	})

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +21,9 @@ import (
 
 	"github.com/carehub/carehub/internal/app"
 	"github.com/carehub/carehub/internal/config"
+	"github.com/carehub/carehub/internal/natsx"
 	"github.com/carehub/carehub/internal/testenv"
+	"github.com/carehub/carehub/internal/tlsx"
 )
 
 // The embedded NATS server of a running carehub refuses a client without
@@ -150,4 +154,47 @@ func TestTLSForAPIAndNATS(t *testing.T) {
 		t.Fatalf("NATS over TLS with the CA: %v", err)
 	}
 	nc.Close()
+}
+
+// carehub logs in to an external NATS server over tls:// with
+// CARE_NATS_USERNAME/_PASSWORD, trusting CARE_TLS_CA_FILE; without the
+// password it is refused.
+func TestExternalNATSCredentialsAndCA(t *testing.T) {
+	in := testenv.SharedInflux(t)
+	certs := testenv.GenerateCerts(t)
+	st, err := tlsx.Server(certs.CertFile, certs.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", TLS: st, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	pwFile := filepath.Join(t.TempDir(), "nats-password")
+	if err := os.WriteFile(pwFile, []byte(ns.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := in.CreateDB(t)
+
+	wrong := env(t, in.URL, db, map[string]string{"CARE_NATS_URL": ns.ClientURL(), "CARE_TLS_CA_FILE": certs.CAFile,
+		"CARE_NATS_USERNAME": natsx.OwnUser, "CARE_NATS_PASSWORD": "not-the-password"})
+	cfg, err := config.Load(func(k string) string { return wrong[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if a, err := app.Start(ctx, cfg, zerolog.Nop(), io.Discard); err == nil {
+		a.Close()
+		t.Fatal("started with a wrong NATS password")
+	} else if strings.Contains(err.Error(), "not-the-password") {
+		t.Fatalf("error quotes the password: %v", err)
+	}
+
+	a := startApp(t, env(t, in.URL, db, map[string]string{"CARE_NATS_URL": ns.ClientURL(), "CARE_TLS_CA_FILE": certs.CAFile,
+		"CARE_NATS_USERNAME": natsx.OwnUser, "CARE_NATS_PASSWORD_FILE": pwFile}))
+	if !a.NC.IsConnected() || a.NC.ConnectedUrl() == "" || !strings.HasPrefix(a.NC.ConnectedUrl(), "tls://") {
+		t.Fatalf("carehub's NATS connection: connected=%v url=%s", a.NC.IsConnected(), a.NC.ConnectedUrlRedacted())
+	}
 }
