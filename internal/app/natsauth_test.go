@@ -198,3 +198,24 @@ func TestExternalNATSCredentialsAndCA(t *testing.T) {
 		t.Fatalf("carehub's NATS connection: connected=%v url=%s", a.NC.IsConnected(), a.NC.ConnectedUrlRedacted())
 	}
 }
+
+// Failing to reach InfluxDB neither returns nor logs the password of
+// CARE_INFLUX_URL.
+func TestInfluxConnectErrorHidesPassword(t *testing.T) {
+	vars := env(t, "http://admin:hunter2pw@127.0.0.1:1", "care", map[string]string{"CARE_INFLUX_VERSION": "auto"})
+	cfg, err := config.Load(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := app.Start(ctx, cfg, zerolog.New(&logs).Level(zerolog.DebugLevel), io.Discard)
+	if err == nil {
+		a.Close()
+		t.Fatal("started without InfluxDB")
+	}
+	if strings.Contains(err.Error(), "hunter2pw") || strings.Contains(logs.String(), "hunter2pw") {
+		t.Fatalf("InfluxDB password in the error or log: %v\n%s", err, logs.String())
+	}
+}
