@@ -19,6 +19,7 @@ import (
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/redact"
 	"github.com/carehub/carehub/internal/users"
 )
 
@@ -392,7 +393,10 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	failed := []string{}
 	for name, check := range s.o.Ready {
 		if err := check(ctx); err != nil {
-			checks[name] = err.Error()
+			// The answer names the check only: errors quote internal
+			// addresses (and could quote credentials); the log keeps them.
+			s.o.Log.Warn().Err(redact.Err(err)).Str("check", name).Msg("readiness check failed")
+			checks[name] = "failed"
 			failed = append(failed, name)
 		} else {
 			checks[name] = "ok"

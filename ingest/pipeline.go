@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/carehub/carehub/internal/coalesce"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/redact"
 )
 
 // DeviceSource resolves a device to its resident and home. The registry
@@ -40,6 +42,9 @@ type PipelineOptions struct {
 	ShareGroup  string // $share/{group}/...: instances of carehub split the load
 	Connections int    // subscriber connections of this instance
 	InstanceID  string // names the persistent sessions: keep it stable across restarts
+	// TLS is the client configuration for ssl:// and tls:// brokers
+	// (CARE_TLS_CA_FILE); nil = the system's CAs.
+	TLS *tls.Config
 
 	NC       *nats.Conn
 	Devices  DeviceSource
@@ -169,7 +174,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if err == nil {
 				err = errors.New("timed out")
 			}
-			p.o.Log.Warn().Err(err).Int("conn", i).Msg("mqtt connect failed; retrying in the background")
+			p.o.Log.Warn().Err(redact.Err(err)).Int("conn", i).Msg("mqtt connect failed; retrying in the background")
 		}
 	}
 	<-ctx.Done()
@@ -231,6 +236,9 @@ func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending) mqtt
 	if coalesce.PlainTCP(p.o.BrokerURL) {
 		opts.SetCustomOpenConnectionFn(coalesce.DialMQTT)
 	}
+	if p.o.TLS != nil {
+		opts.SetTLSConfig(p.o.TLS.Clone())
+	}
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		// Subscribing again on every connect is harmless for a resumed
 		// session and required for a new one.
@@ -244,7 +252,7 @@ func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending) mqtt
 	})
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		p.setConnected(i, false)
-		log.Warn().Err(err).Msg("mqtt subscriber connection lost")
+		log.Warn().Err(redact.Err(err)).Msg("mqtt subscriber connection lost")
 	})
 	return mqtt.NewClient(opts)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/carehub/carehub/internal/influx"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/redact"
 )
 
 // Store is where the writer puts points: one call per batch of newline-
@@ -457,7 +458,7 @@ func (s *streamWriter) write(ctx context.Context, b *batch, lo, hi int) error {
 		if !errors.As(err, &wc) || wc.Retryable() {
 			s.w.errs.With("retryable").Inc()
 			if attempt == 1 || attempt%10 == 0 {
-				s.w.log.Warn().Err(err).Str("stream", s.stream).Int("points", hi-lo).Int("attempt", attempt).Msg("influx write failed; retrying")
+				s.w.log.Warn().Err(redact.Err(err)).Str("stream", s.stream).Int("points", hi-lo).Int("attempt", attempt).Msg("influx write failed; retrying")
 			}
 			var after time.Duration
 			if wc != nil {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/carehub/carehub/internal/natsx"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
 )
@@ -65,8 +66,13 @@ func benchAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 
-	// The phone backend: a plain NATS subscriber on care.alerts.>.
-	nc, err := nats.Connect("nats://" + natsAddr)
+	// The phone backend: a plain NATS subscriber on care.alerts.>, logged
+	// in with carehub's embedded-server secret from its data directory.
+	secret, err := natsx.OwnSecret(st.dataDir)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect("nats://"+natsAddr, nats.UserInfo(natsx.OwnUser, secret))
 	if err != nil {
 		return err
 	}

@@ -149,7 +149,8 @@ func (e *env) mosquitto(ctx context.Context) (string, error) {
 		case strings.HasPrefix(line, "listener"), strings.HasPrefix(line, "allow_anonymous"),
 			strings.HasPrefix(line, "password_file"), strings.HasPrefix(line, "acl_file"),
 			strings.HasPrefix(line, "persistence_location"), strings.HasPrefix(line, "log_dest"),
-			strings.HasPrefix(line, "certfile"), strings.HasPrefix(line, "keyfile"), strings.HasPrefix(line, "cafile"):
+			strings.HasPrefix(line, "certfile"), strings.HasPrefix(line, "keyfile"), strings.HasPrefix(line, "cafile"),
+			strings.HasPrefix(line, "tls_version"):
 			continue
 		}
 		b.WriteString(sc.Text() + "\n")
@@ -370,6 +371,7 @@ func (e *env) services(ctx context.Context) (broker, influxURL string, err error
 // and its process.
 type stack struct {
 	base, natsAddr string
+	dataDir        string // CARE_DATA_DIR: holds the embedded NATS secret
 	proc           *exec.Cmd
 }
 
@@ -394,5 +396,5 @@ func (e *env) startCarehub(ctx context.Context, broker, influxURL string, extra 
 	if err != nil {
 		return nil, err
 	}
-	return &stack{base: "http://" + httpAddr, natsAddr: natsAddr, proc: proc}, nil
+	return &stack{base: "http://" + httpAddr, natsAddr: natsAddr, dataDir: vars["CARE_DATA_DIR"], proc: proc}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/carehub/carehub/internal/app"
 	"github.com/carehub/carehub/internal/config"
 	"github.com/carehub/carehub/internal/logging"
+	"github.com/carehub/carehub/internal/redact"
 )
 
 // version is set by the linker for releases.
@@ -75,13 +76,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	applyMemoryLimit(getenv, cfg.MemoryLimit)
-	if addr := getenv("CARE_PPROF_ADDR"); addr != "" {
-		// Profiling for operators chasing a hot spot: loopback only, please.
+	if addr := cfg.PprofAddr; addr != "" {
+		// Profiling for operators chasing a hot spot; config.Validate
+		// refuses any address but loopback.
 		go func() { log.Warn().Err(http.ListenAndServe(addr, nil)).Msg("pprof listener stopped") }()
 	}
 	a, err := app.Start(ctx, cfg, log, stdout)
 	if err != nil {
-		log.Error().Err(err).Msg("carehub could not start")
+		log.Error().Err(redact.Err(err)).Msg("carehub could not start")
 		return 1
 	}
 	if err := a.Wait(ctx); err != nil {

@@ -37,10 +37,10 @@ type alertMsg struct {
 }
 
 // phone subscribes to a resident's alert transitions with a plain nats.go
-// client, as a phone backend would.
-func phone(t *testing.T, natsURL, residentID string) chan alertMsg {
+// client, as a phone backend would; opts log it in (App.NATSOptions).
+func phone(t *testing.T, natsURL, residentID string, opts ...nats.Option) chan alertMsg {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
+	nc, err := nats.Connect(natsURL, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 	t.Run("falling SpO2: raised, escalated, acknowledged, resolved", func(t *testing.T) {
 		d, c := dev("wearable")
-		ph := phone(t, a.NATSURL(), d.ResidentID)
+		ph := phone(t, a.NATSURL(), d.ResidentID, a.NATSOptions()...)
 		start := time.Now().Add(-11 * time.Minute)
 		for i := 0; i <= 22; i++ { // 97 % falling to 89 % and staying there for 7 min
 			v := max(89, 97-i)
@@ -179,7 +179,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 	t.Run("SOS: every tier at once", func(t *testing.T) {
 		d, c := dev("sos")
-		ph := phone(t, a.NATSURL(), d.ResidentID)
+		ph := phone(t, a.NATSURL(), d.ResidentID, a.NATSOptions()...)
 		publish(t, c, d.MQTT.TopicPrefix+"event", []byte(`{"type":"sos"}`))
 		m := expectTransition(t, ph, "sos", "raised")
 		if m.Severity != "critical" || m.EscalationLevel < 5 {
@@ -193,7 +193,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 	t.Run("fall not cancelled within 60 s", func(t *testing.T) {
 		d, c := dev("radar")
-		ph := phone(t, a.NATSURL(), d.ResidentID)
+		ph := phone(t, a.NATSURL(), d.ResidentID, a.NATSOptions()...)
 		publish(t, c, d.MQTT.TopicPrefix+"event", []byte(`{"type":"fall"}`))
 		expectNone(t, ph, "fall", 1500*time.Millisecond) // a fall alone waits for a cancel
 		clock.Advance(61 * time.Second)
@@ -204,7 +204,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 	t.Run("fall cancelled within 60 s", func(t *testing.T) {
 		d, c := dev("wearable")
-		ph := phone(t, a.NATSURL(), d.ResidentID)
+		ph := phone(t, a.NATSURL(), d.ResidentID, a.NATSOptions()...)
 		now := clock.Now()
 		publish(t, c, d.MQTT.TopicPrefix+"event", fmt.Appendf(nil, `{"ts":%d,"type":"fall"}`, now.UnixMilli()))
 		publish(t, c, d.MQTT.TopicPrefix+"event", fmt.Appendf(nil, `{"ts":%d,"type":"fall_cancel"}`, now.Add(20*time.Second).UnixMilli()))
@@ -217,7 +217,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 	t.Run("inactivity", func(t *testing.T) {
 		d, c := dev("motion")
-		ph := phone(t, a.NATSURL(), d.ResidentID)
+		ph := phone(t, a.NATSURL(), d.ResidentID, a.NATSOptions()...)
 		publish(t, c, d.MQTT.TopicPrefix+"telemetry", fmt.Appendf(nil, `{"ts":%d,"values":{"motion":3}}`, clock.Now().UnixMilli()))
 		testenv.WaitFor(t, 10*time.Second, "the motion stored", func() bool {
 			return countPoints(t, in, db, "readings", "motion", d.ID) == 1
@@ -230,7 +230,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 	t.Run("device offline via Last Will", func(t *testing.T) {
 		d := register(t, base, "door")
-		ph := phone(t, a.NATSURL(), d.ResidentID)
+		ph := phone(t, a.NATSURL(), d.ResidentID, a.NATSOptions()...)
 		var conn net.Conn
 		opts := mqtt.NewClientOptions().AddBroker(mq.URL).SetClientID(d.ID).SetAutoReconnect(false).
 			SetWill(d.MQTT.TopicPrefix+"status", `{"online":false}`, 1, true).

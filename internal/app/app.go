@@ -6,15 +6,16 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -32,6 +33,7 @@ import (
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/mqttbroker"
 	"github.com/carehub/carehub/internal/natsx"
+	"github.com/carehub/carehub/internal/redact"
 	"github.com/carehub/carehub/internal/users"
 )
 
@@ -50,7 +52,7 @@ type App struct {
 	Settings *alerts.SettingsStore
 	API      *api.Server
 
-	natsServer *server.Server
+	natsServer *natsx.Embedded
 	broker     *mqttbroker.Broker
 	mqttURL    string
 	httpAddr   string
@@ -68,12 +70,22 @@ func (a *App) MQTTURL() string { return a.mqttURL }
 // HTTPAddr is the API's real listen address.
 func (a *App) HTTPAddr() string { return a.httpAddr }
 
-// NATSURL is the NATS server's client URL.
+// NATSURL is the NATS server's client URL, without credentials: the
+// embedded server requires NATSOptions to log in.
 func (a *App) NATSURL() string {
 	if a.natsServer != nil {
 		return a.natsServer.ClientURL()
 	}
-	return a.Config.NATSURL
+	return redact.URL(a.Config.NATSURL)
+}
+
+// NATSOptions log a nats.go client in to the embedded server as carehub's
+// own user (tests and local tools); nil with an external server.
+func (a *App) NATSOptions() []nats.Option {
+	if a.natsServer != nil {
+		return a.natsServer.ConnectOptions()
+	}
+	return nil
 }
 
 // Option changes how Start builds carehub; tests use them.
@@ -107,15 +119,33 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	}
 
 	// NATS first: the registry, streams and alert state live there.
-	natsURL := cfg.NATSURL
+	serverTLS, err := cfg.ServerTLS()
+	if err != nil {
+		return nil, err
+	}
+	// clientTLS trusts CARE_TLS_CA_FILE for outgoing tls://, ssl:// and
+	// https:// connections; nil leaves each client's default (system CAs).
+	var clientTLS *tls.Config
+	if cfg.TLSCAFile != "" {
+		if clientTLS, err = cfg.ClientTLS(); err != nil {
+			return nil, err
+		}
+	}
+	natsURL, natsOpts := cfg.NATSURL, []nats.Option(nil)
 	if cfg.EmbeddedNATS() {
-		ns, err := natsx.StartEmbedded(cfg.DataDir, cfg.NATSListen, log)
+		ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{DataDir: cfg.DataDir, Listen: cfg.NATSListen,
+			UsersFile: cfg.NATSUsersFile, TLS: serverTLS, EncryptionKey: cfg.NATSEncryptionKey,
+			Log: log.With().Str("component", "nats").Logger()})
 		if err != nil {
 			return nil, err
 		}
 		a.natsServer = ns
-		natsURL = ns.ClientURL()
+		natsURL, natsOpts = ns.ClientURL(), ns.ConnectOptions()
 		a.onStop(func(context.Context) { ns.Shutdown(); ns.WaitForShutdown() })
+	} else {
+		if natsOpts, err = externalNATSOptions(cfg); err != nil {
+			return nil, err
+		}
 	}
 	// Even the embedded server is reached over loopback TCP, not with
 	// nats.InProcessServer: its net.Pipe hands every write over to the
@@ -123,9 +153,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	// hand-overs (publish, PubAck, two deliveries, two acks). make
 	// bench-ingest stored 21,000-25,000 msgs/s at 48-55 µs of CPU a message
 	// through the pipe, 32,000-33,000 at 34-35 µs over TCP.
-	nc, err := natsx.Connect(natsURL, "carehub-"+cfg.InstanceID, log)
+	nc, err := natsx.Connect(natsURL, "carehub-"+cfg.InstanceID, log, natsOpts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w (is it running? unset CARE_NATS_URL for the embedded one)", natsURL, err)
+		return nil, redact.Err(fmt.Errorf("connect to NATS at %s: %w (is it running? unset CARE_NATS_URL for the embedded one)", natsURL, err))
 	}
 	a.NC = nc
 	a.onStop(func(context.Context) { _ = nc.Drain(); waitClosed(nc, 10*time.Second) })
@@ -157,7 +187,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	a.onStop(func(ctx context.Context) { presCancel(); _ = pres.Close(ctx) })
 
 	in, err := influx.Open(ctx, influx.Options{URL: cfg.InfluxURL, Token: cfg.InfluxToken, Org: cfg.InfluxOrg,
-		Bucket: cfg.InfluxBucket, Version: cfg.InfluxVersion, RawRetention: cfg.RawRetention,
+		Bucket: cfg.InfluxBucket, Version: cfg.InfluxVersion, RawRetention: cfg.RawRetention, TLS: clientTLS,
 		Log: log.With().Str("component", "influx").Logger()})
 	if err != nil {
 		return nil, err
@@ -214,7 +244,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		// issued; carehub's own user gets the service role first, so that
 		// ingest may subscribe.
 		ds, err := dynsec.Dial(ctx, dynsec.Options{BrokerURL: cfg.MQTTURL, Username: svcUser, Password: svcPass,
-			ClientID: cfg.InstanceID + "-dynsec", ShareGroup: cfg.MQTTShareGroup, Log: log.With().Str("component", "dynsec").Logger()})
+			ClientID: cfg.InstanceID + "-dynsec", ShareGroup: cfg.MQTTShareGroup, TLS: clientTLS, Log: log.With().Str("component", "dynsec").Logger()})
 		if err != nil {
 			return nil, err
 		}
@@ -260,7 +290,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	}
 	pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{
 		BrokerURL: a.mqttURL, Username: svcUser, Password: svcPass, ShareGroup: cfg.MQTTShareGroup,
-		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, NC: nc, Devices: reg, Presence: pres,
+		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, TLS: clientTLS, NC: nc, Devices: reg, Presence: pres,
 		Limits: ingest.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention}, Clock: clock,
 		Metrics: a.Metrics, Log: log.With().Str("component", "ingest").Logger(),
 	})
@@ -309,6 +339,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		return nil, fmt.Errorf("listen on CARE_HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
 	}
 	a.httpAddr = ln.Addr().String()
+	if serverTLS != nil {
+		ln = tls.NewListener(ln, serverTLS)
+	}
 	a.goRun("http", func() error { return a.API.App().Listener(ln) })
 	a.onStop(func(context.Context) { _ = a.API.Shutdown(10 * time.Second) })
 	warmCtx, warmCancel := context.WithCancel(context.Background())
@@ -318,8 +351,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	intakeDone := a.goRun("ingest", func() error { return pipeline.Run(intakeCtx) })
 	a.onStop(func(ctx context.Context) { intakeCancel(); waitDone(ctx, intakeDone) })
 
-	log.Info().Str("http", a.httpAddr).Str("mqtt", a.mqttURL).Str("nats", a.NATSURL()).
-		Str("influxdb", cfg.InfluxURL).Str("bucket", in.Bucket()).Msg("carehub started")
+	log.Info().Str("http", a.httpAddr).Bool("https", serverTLS != nil).Str("mqtt", redact.URL(a.mqttURL)).Str("nats", a.NATSURL()).
+		Str("influxdb", redact.URL(cfg.InfluxURL)).Str("bucket", in.Bucket()).Msg("carehub started")
 	return a, nil
 }
 
@@ -331,7 +364,7 @@ func (a *App) Wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err = <-a.errs:
-		a.Log.Error().Err(err).Msg("component failed; shutting down")
+		a.Log.Error().Err(redact.Err(err)).Msg("component failed; shutting down")
 	}
 	a.Close()
 	return err
@@ -443,6 +476,27 @@ func waitClosed(nc *nats.Conn, timeout time.Duration) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	nc.Close()
+}
+
+// externalNATSOptions log carehub in to an external NATS server
+// (CARE_NATS_USERNAME/_PASSWORD or CARE_NATS_CREDS_FILE) and make tls://
+// trust CARE_TLS_CA_FILE.
+func externalNATSOptions(cfg config.Config) ([]nats.Option, error) {
+	var opts []nats.Option
+	switch {
+	case cfg.NATSCredsFile != "":
+		opts = append(opts, nats.UserCredentials(cfg.NATSCredsFile))
+	case cfg.NATSUsername != "":
+		opts = append(opts, nats.UserInfo(cfg.NATSUsername, cfg.NATSPassword))
+	}
+	if strings.HasPrefix(cfg.NATSURL, "tls://") {
+		ct, err := cfg.ClientTLS()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Secure(ct))
+	}
+	return opts, nil
 }
 
 func randomSecret() string {

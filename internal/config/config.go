@@ -5,6 +5,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/carehub/carehub/internal/tlsx"
 )
 
 // Defaults. The embedded broker and NATS listen on ports next to, not on, the
@@ -71,6 +74,33 @@ type Config struct {
 
 	NATSURL    string // external NATS; empty = embedded
 	NATSListen string // embedded NATS listener
+	// NATSUsername/NATSPassword or NATSCredsFile log carehub in to an
+	// external NATS server.
+	NATSUsername  string
+	NATSPassword  string
+	NATSCredsFile string
+	// NATSUsersFile adds users (phones backend, 119 bridge) to the embedded
+	// server: a nats-server file with authorization { users: [...] }.
+	NATSUsersFile string
+	// NATSEncryptionKey encrypts the embedded server's JetStream store at
+	// rest; empty = not encrypted.
+	NATSEncryptionKey string
+
+	// TLSCertFile and TLSKeyFile are the server certificate of the HTTP
+	// API, the embedded NATS server and the embedded MQTT broker's TLS
+	// listener; TLSCAFile is the CA carehub trusts for its outgoing tls://
+	// and https:// connections (besides the system's).
+	TLSCertFile string
+	TLSKeyFile  string
+	TLSCAFile   string
+	// MQTTTLSListen is the embedded broker's TLS listener (e.g. :8883);
+	// empty = none.
+	MQTTTLSListen string
+	// AllowPlaintext permits listeners on non-loopback addresses without
+	// TLS: only for a network the operator secures otherwise.
+	AllowPlaintext bool
+	// PprofAddr serves Go's profiles; loopback only, empty = off.
+	PprofAddr string
 
 	InfluxURL     string
 	InfluxToken   string
@@ -121,44 +151,83 @@ func (c Config) EmbeddedMQTT() bool { return c.MQTTURL == "" }
 // EmbeddedNATS reports whether carehub runs its own NATS server.
 func (c Config) EmbeddedNATS() bool { return c.NATSURL == "" }
 
+// TLS reports whether carehub serves TLS (CARE_TLS_CERT_FILE and _KEY_FILE).
+func (c Config) TLS() bool { return c.TLSCertFile != "" && c.TLSKeyFile != "" }
+
+// ServerTLS loads the server certificate; nil when TLS is not configured.
+func (c Config) ServerTLS() (*tls.Config, error) {
+	if !c.TLS() {
+		return nil, nil
+	}
+	return tlsx.Server(c.TLSCertFile, c.TLSKeyFile)
+}
+
+// ClientTLS is the configuration of carehub's outgoing TLS connections:
+// the system's CAs plus CARE_TLS_CA_FILE.
+func (c Config) ClientTLS() (*tls.Config, error) { return tlsx.Client(c.TLSCAFile) }
+
+// IsLoopback reports whether a listen address (host:port) binds loopback
+// only: 127.0.0.0/8, ::1 or localhost. An empty host binds every interface.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Load reads the configuration through getenv (os.Getenv in main, a map in
 // tests) and validates it. The error lists every problem at once.
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	host, _ := os.Hostname()
 	c := Config{
-		HTTPAddr:        p.str("CARE_HTTP_ADDR", DefaultHTTPAddr),
-		MQTTURL:         p.str("CARE_MQTT_URL", ""),
-		MQTTUsername:    p.str("CARE_MQTT_USERNAME", ""),
-		MQTTPassword:    p.secret("CARE_MQTT_PASSWORD"),
-		MQTTListen:      p.str("CARE_MQTT_LISTEN", DefaultMQTTListen),
-		MQTTShareGroup:  p.str("CARE_MQTT_SHARE_GROUP", DefaultShareGroup),
-		MQTTConnections: p.int("CARE_MQTT_CONNECTIONS", DefaultMQTTConnections),
-		MQTTProvision:   p.str("CARE_MQTT_PROVISION", "none"),
-		InstanceID:      p.str("CARE_INSTANCE_ID", sanitize(host)),
-		NATSURL:         p.str("CARE_NATS_URL", ""),
-		NATSListen:      p.str("CARE_NATS_LISTEN", DefaultNATSListen),
-		InfluxURL:       p.str("CARE_INFLUX_URL", DefaultInfluxURL),
-		InfluxToken:     p.secret("CARE_INFLUX_TOKEN"),
-		InfluxOrg:       p.str("CARE_INFLUX_ORG", DefaultInfluxOrg),
-		InfluxBucket:    p.str("CARE_INFLUX_BUCKET", DefaultInfluxBucket),
-		InfluxVersion:   p.str("CARE_INFLUX_VERSION", "auto"),
-		AdminToken:      p.secret("CARE_ADMIN_TOKEN"),
-		DataDir:         p.str("CARE_DATA_DIR", DefaultDataDir),
-		LogFormat:       p.str("CARE_LOG_FORMAT", "auto"),
-		LogLevel:        p.str("CARE_LOG_LEVEL", "info"),
-		RawRetention:    p.duration("CARE_RAW_RETENTION", DefaultRawRetention),
-		MaxFuture:       p.duration("CARE_MAX_FUTURE", DefaultMaxFuture),
-		MaxPayload:      p.int("CARE_MAX_PAYLOAD", DefaultMaxPayload),
-		BatchSize:       p.int("CARE_BATCH_SIZE", DefaultBatchSize),
-		BatchInterval:   p.duration("CARE_BATCH_INTERVAL", DefaultBatchInterval),
-		BufferAge:       p.duration("CARE_BUFFER_AGE", DefaultBufferAge),
-		AuditRetention:  p.duration("CARE_AUDIT_RETENTION", DefaultAuditRetention),
-		MemoryLimit:     p.size("CARE_MEMORY_LIMIT", DefaultMemoryLimit),
-		QueryRate:       p.int("CARE_QUERY_RATE", 300),
-		QueryBurst:      p.int("CARE_QUERY_BURST", 60),
-		MaxQueries:      p.int("CARE_MAX_QUERIES", 8),
-		MaxExports:      p.int("CARE_MAX_EXPORTS", 2),
+		HTTPAddr:          p.str("CARE_HTTP_ADDR", DefaultHTTPAddr),
+		MQTTURL:           p.str("CARE_MQTT_URL", ""),
+		MQTTUsername:      p.str("CARE_MQTT_USERNAME", ""),
+		MQTTPassword:      p.secret("CARE_MQTT_PASSWORD"),
+		MQTTListen:        p.str("CARE_MQTT_LISTEN", DefaultMQTTListen),
+		MQTTShareGroup:    p.str("CARE_MQTT_SHARE_GROUP", DefaultShareGroup),
+		MQTTConnections:   p.int("CARE_MQTT_CONNECTIONS", DefaultMQTTConnections),
+		MQTTProvision:     p.str("CARE_MQTT_PROVISION", "none"),
+		InstanceID:        p.str("CARE_INSTANCE_ID", sanitize(host)),
+		NATSURL:           p.str("CARE_NATS_URL", ""),
+		NATSListen:        p.str("CARE_NATS_LISTEN", DefaultNATSListen),
+		NATSUsername:      p.str("CARE_NATS_USERNAME", ""),
+		NATSPassword:      p.secret("CARE_NATS_PASSWORD"),
+		NATSCredsFile:     p.str("CARE_NATS_CREDS_FILE", ""),
+		NATSUsersFile:     p.str("CARE_NATS_USERS_FILE", ""),
+		NATSEncryptionKey: p.secret("CARE_NATS_ENCRYPTION_KEY"),
+		TLSCertFile:       p.str("CARE_TLS_CERT_FILE", ""),
+		TLSKeyFile:        p.str("CARE_TLS_KEY_FILE", ""),
+		TLSCAFile:         p.str("CARE_TLS_CA_FILE", ""),
+		MQTTTLSListen:     p.str("CARE_MQTT_TLS_LISTEN", ""),
+		AllowPlaintext:    p.bool("CARE_ALLOW_PLAINTEXT"),
+		PprofAddr:         p.str("CARE_PPROF_ADDR", ""),
+		InfluxURL:         p.str("CARE_INFLUX_URL", DefaultInfluxURL),
+		InfluxToken:       p.secret("CARE_INFLUX_TOKEN"),
+		InfluxOrg:         p.str("CARE_INFLUX_ORG", DefaultInfluxOrg),
+		InfluxBucket:      p.str("CARE_INFLUX_BUCKET", DefaultInfluxBucket),
+		InfluxVersion:     p.str("CARE_INFLUX_VERSION", "auto"),
+		AdminToken:        p.secret("CARE_ADMIN_TOKEN"),
+		DataDir:           p.str("CARE_DATA_DIR", DefaultDataDir),
+		LogFormat:         p.str("CARE_LOG_FORMAT", "auto"),
+		LogLevel:          p.str("CARE_LOG_LEVEL", "info"),
+		RawRetention:      p.duration("CARE_RAW_RETENTION", DefaultRawRetention),
+		MaxFuture:         p.duration("CARE_MAX_FUTURE", DefaultMaxFuture),
+		MaxPayload:        p.int("CARE_MAX_PAYLOAD", DefaultMaxPayload),
+		BatchSize:         p.int("CARE_BATCH_SIZE", DefaultBatchSize),
+		BatchInterval:     p.duration("CARE_BATCH_INTERVAL", DefaultBatchInterval),
+		BufferAge:         p.duration("CARE_BUFFER_AGE", DefaultBufferAge),
+		AuditRetention:    p.duration("CARE_AUDIT_RETENTION", DefaultAuditRetention),
+		MemoryLimit:       p.size("CARE_MEMORY_LIMIT", DefaultMemoryLimit),
+		QueryRate:         p.int("CARE_QUERY_RATE", 300),
+		QueryBurst:        p.int("CARE_QUERY_BURST", 60),
+		MaxExports:        p.int("CARE_MAX_EXPORTS", 2),
 	}
 	for _, tp := range strings.Split(p.str("CARE_TRUSTED_PROXIES", ""), ",") {
 		if tp = strings.TrimSpace(tp); tp != "" {
@@ -270,8 +339,86 @@ func (c Config) validate() []error {
 			}
 		}
 	}
+	errs = append(errs, c.validateTransport()...)
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		fail("CARE_ADMIN_TOKEN is shorter than 16 characters: use a long random string (or leave it unset and carehub prints a generated one)")
+	}
+	return errs
+}
+
+// validateTransport checks the TLS files, the NATS credentials and that no
+// listener is reachable from the network in plaintext: health data and
+// every credential would cross it readable.
+func (c Config) validateTransport() []error {
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	switch {
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		fail("CARE_TLS_CERT_FILE and CARE_TLS_KEY_FILE go together: set both (PEM certificate chain and its key) or neither")
+	case c.TLS():
+		if _, err := c.ServerTLS(); err != nil {
+			fail("CARE_TLS_CERT_FILE/CARE_TLS_KEY_FILE: %v: point them at a readable PEM certificate and its matching key", err)
+		}
+	}
+	if c.TLSCAFile != "" {
+		if _, err := c.ClientTLS(); err != nil {
+			fail("CARE_TLS_CA_FILE: %v: point it at a PEM file with the CA certificate(s) to trust", err)
+		}
+	}
+	if c.MQTTTLSListen != "" {
+		if _, _, err := net.SplitHostPort(c.MQTTTLSListen); err != nil {
+			fail("CARE_MQTT_TLS_LISTEN=%q is not host:port: write it like :8883", c.MQTTTLSListen)
+		} else if !c.TLS() {
+			fail("CARE_MQTT_TLS_LISTEN needs a certificate: set CARE_TLS_CERT_FILE and CARE_TLS_KEY_FILE")
+		}
+		if !c.EmbeddedMQTT() {
+			fail("CARE_MQTT_TLS_LISTEN is the embedded broker's listener: unset it with CARE_MQTT_URL (configure TLS on the external broker)")
+		}
+	}
+	if c.NATSCredsFile != "" && (c.NATSUsername != "" || c.NATSPassword != "") {
+		fail("CARE_NATS_CREDS_FILE and CARE_NATS_USERNAME/_PASSWORD are two ways to log in: keep one")
+	}
+	if c.NATSPassword != "" && c.NATSUsername == "" {
+		fail("CARE_NATS_PASSWORD is set without CARE_NATS_USERNAME: set the user it belongs to")
+	}
+	if c.NATSCredsFile != "" {
+		if _, err := os.Stat(c.NATSCredsFile); err != nil {
+			fail("CARE_NATS_CREDS_FILE=%q cannot be read (%v): point it at the user's .creds file", c.NATSCredsFile, err)
+		}
+	}
+	if c.EmbeddedNATS() && (c.NATSUsername != "" || c.NATSPassword != "" || c.NATSCredsFile != "") {
+		fail("CARE_NATS_USERNAME/_PASSWORD/_CREDS_FILE log in to an external NATS: set CARE_NATS_URL too, or unset them (the embedded server generates carehub's own secret)")
+	}
+	if !c.EmbeddedNATS() && (c.NATSUsersFile != "" || c.NATSEncryptionKey != "") {
+		fail("CARE_NATS_USERS_FILE and CARE_NATS_ENCRYPTION_KEY configure the embedded server: with CARE_NATS_URL set them in the external server's nats.conf")
+	}
+	if c.NATSUsersFile != "" {
+		if _, err := os.Stat(c.NATSUsersFile); err != nil {
+			fail("CARE_NATS_USERS_FILE=%q cannot be read (%v): point it at a file like deploy/nats/embedded-users.conf", c.NATSUsersFile, err)
+		}
+	}
+	if c.NATSEncryptionKey != "" && len(c.NATSEncryptionKey) < 32 {
+		fail("CARE_NATS_ENCRYPTION_KEY is shorter than 32 characters: use a long random key, e.g. openssl rand -hex 32 > key; keep it safe, the store cannot be read without it")
+	}
+	if c.PprofAddr != "" && !IsLoopback(c.PprofAddr) {
+		fail("CARE_PPROF_ADDR=%q is not a loopback address: profiles reveal memory contents; use 127.0.0.1:6060 and an SSH tunnel", c.PprofAddr)
+	}
+	if c.AllowPlaintext {
+		return errs
+	}
+	plain := func(name, addr, fix string) {
+		if _, _, err := net.SplitHostPort(addr); err == nil && !IsLoopback(addr) {
+			fail("%s=%q listens beyond loopback without TLS: %s, or set CARE_ALLOW_PLAINTEXT=true if the network is secured otherwise", name, addr, fix)
+		}
+	}
+	if !c.TLS() {
+		plain("CARE_HTTP_ADDR", c.HTTPAddr, "set CARE_TLS_CERT_FILE and CARE_TLS_KEY_FILE, bind 127.0.0.1 behind a TLS proxy")
+		if c.EmbeddedNATS() {
+			plain("CARE_NATS_LISTEN", c.NATSListen, "set CARE_TLS_CERT_FILE and CARE_TLS_KEY_FILE, bind 127.0.0.1")
+		}
+	}
+	if c.EmbeddedMQTT() {
+		plain("CARE_MQTT_LISTEN", c.MQTTListen, "bind it to 127.0.0.1 and give devices CARE_MQTT_TLS_LISTEN (e.g. :8883) with CARE_TLS_CERT_FILE")
 	}
 	return errs
 }
@@ -307,6 +454,19 @@ func (p *parser) secret(name string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// bool reads true/false (also 1/0, yes/no); unset is false.
+func (p *parser) bool(name string) bool {
+	switch v := strings.ToLower(strings.TrimSpace(p.getenv(name))); v {
+	case "", "false", "0", "no":
+		return false
+	case "true", "1", "yes":
+		return true
+	default:
+		p.fail("%s=%q: use true or false", name, v)
+		return false
+	}
 }
 
 func (p *parser) int(name string, def int) int {

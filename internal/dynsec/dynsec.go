@@ -16,6 +16,7 @@ package dynsec
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -63,7 +64,10 @@ type Options struct {
 	ShareGroup string
 	// Timeout bounds one request (default 10 s).
 	Timeout time.Duration
-	Log     zerolog.Logger
+	// TLS is the client configuration for ssl:// and tls:// brokers
+	// (CARE_TLS_CA_FILE); nil = the system's CAs.
+	TLS *tls.Config
+	Log zerolog.Logger
 }
 
 // Client sends the plugin's commands and waits for their answers.
@@ -101,6 +105,9 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		SetUsername(o.Username).SetPassword(o.Password).
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(false).
 		SetConnectTimeout(o.Timeout).SetOrderMatters(false)
+	if o.TLS != nil {
+		opts.SetTLSConfig(o.TLS.Clone())
+	}
 	// Subscribing again on every reconnect: a clean session forgets it.
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		if tok := c.Subscribe(responseTopic, 1, cl.onAnswer); tok.WaitTimeout(o.Timeout) && tok.Error() != nil {

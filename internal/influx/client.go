@@ -8,6 +8,7 @@ package influx
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,9 @@ type Options struct {
 	Log          zerolog.Logger
 	// HTTPClient overrides the HTTP client (tests); nil = the SDK's default.
 	HTTPClient *http.Client
+	// TLS is the client configuration for an https:// URL
+	// (CARE_TLS_CA_FILE); nil = the system's CAs.
+	TLS *tls.Config
 }
 
 // Client is carehub's handle on one InfluxDB bucket.
@@ -61,6 +65,9 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	opts := influxdb2.DefaultOptions().SetApplicationName("carehub").SetHTTPRequestTimeout(30)
 	if o.HTTPClient != nil {
 		opts.SetHTTPClient(o.HTTPClient)
+	}
+	if o.TLS != nil {
+		opts.SetTLSConfig(o.TLS)
 	}
 	c := &Client{
 		c:   influxdb2.NewClientWithOptions(o.URL, o.Token, opts),

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/carehub/carehub/internal/redact"
 )
 
 // detect tells InfluxDB 1.8 from 2.x by GET /api/v2/setup: 2.x always has
@@ -18,7 +20,7 @@ import (
 func (c *Client) detect(ctx context.Context) (string, error) {
 	status, body, err := c.httpStatus(ctx, http.MethodGet, "/api/v2/setup", nil, "")
 	if err != nil {
-		return "", fmt.Errorf("influx: cannot reach %s: %w: is InfluxDB running, and is CARE_INFLUX_URL right?", c.c.ServerURL(), err)
+		return "", fmt.Errorf("influx: cannot reach %s: %w: is InfluxDB running, and is CARE_INFLUX_URL right?", redact.URL(c.c.ServerURL()), err)
 	}
 	switch status {
 	case http.StatusNotFound:
@@ -27,7 +29,7 @@ func (c *Client) detect(ctx context.Context) (string, error) {
 		return "2", nil
 	}
 	return "", fmt.Errorf("influx: %s answered %d to GET /api/v2/setup (%s): cannot tell 1.8 from 2.x; set CARE_INFLUX_VERSION=1 or 2",
-		c.c.ServerURL(), status, snippet(body))
+		redact.URL(c.c.ServerURL()), status, snippet(body))
 }
 
 // setup1 prepares InfluxDB 1.8: the bucket is "db/rp" and the database is
@@ -124,13 +126,13 @@ func (c *Client) setup2(ctx context.Context, o Options) error {
 	}
 	status, body, err := c.httpStatus(ctx, http.MethodGet, "/api/v2/setup", nil, "")
 	if err != nil {
-		return fmt.Errorf("influx 2.x: cannot reach %s: %w", c.c.ServerURL(), err)
+		return fmt.Errorf("influx 2.x: cannot reach %s: %w", redact.URL(c.c.ServerURL()), err)
 	}
 	var setup struct {
 		Allowed bool `json:"allowed"`
 	}
 	if status == http.StatusOK && json.Unmarshal(body, &setup) == nil && setup.Allowed {
-		return fmt.Errorf("influx 2.x at %s is not set up yet: run `influx setup --org %s --bucket %s` and set CARE_INFLUX_TOKEN to its token", c.c.ServerURL(), o.Org, o.Bucket)
+		return fmt.Errorf("influx 2.x at %s is not set up yet: run `influx setup --org %s --bucket %s` and set CARE_INFLUX_TOKEN to its token", redact.URL(c.c.ServerURL()), o.Org, o.Bucket)
 	}
 
 	status, body, err = c.httpStatus(ctx, http.MethodGet, "/api/v2/orgs?"+url.Values{"org": {o.Org}}.Encode(), nil, "")

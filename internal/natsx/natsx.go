@@ -5,9 +5,14 @@ package natsx
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,15 +25,70 @@ import (
 
 	"github.com/carehub/carehub/internal/coalesce"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/redact"
+	"github.com/carehub/carehub/internal/tlsx"
 )
 
-// StartEmbedded runs an in-process NATS server with JetStream, its data under
-// dataDir/nats, listening on listen (host:port) so that phone backends and the
-// 119 bridge can subscribe too.
-func StartEmbedded(dataDir, listen string, log zerolog.Logger) (*server.Server, error) {
-	host, portStr, err := net.SplitHostPort(listen)
+// OwnUser is the user carehub's own connection to its embedded server
+// logs in as; its password is generated once and kept in SecretFile.
+const OwnUser = "carehub"
+
+// SecretFile is where, under CARE_DATA_DIR, the embedded server's carehub
+// password is kept (mode 0600) so that it survives restarts and local tools
+// (carebench, an operator's nats CLI) can read it.
+const SecretFile = "nats-carehub.secret"
+
+// EmbeddedOptions configure the in-process NATS server.
+type EmbeddedOptions struct {
+	DataDir string // JetStream store under DataDir/nats, the secret in DataDir/SecretFile
+	Listen  string // host:port; port 0 = any free port
+	// UsersFile is an optional nats-server configuration file whose
+	// authorization { users: [...] } block adds users such as the phones
+	// backend and the 119 bridge (deploy/nats/embedded-users.conf).
+	UsersFile string
+	// TLS, when set, makes the listener TLS-only.
+	TLS *tls.Config
+	// EncryptionKey, when set, encrypts JetStream's store at rest (AES-GCM).
+	EncryptionKey string
+	Log           zerolog.Logger
+}
+
+// Embedded is a running in-process NATS server and how carehub logs in.
+type Embedded struct {
+	*server.Server
+	Password  string      // OwnUser's password
+	clientTLS *tls.Config // pins the server's certificate; nil without TLS
+}
+
+// ClientURL is the server's address without credentials: tls:// when the
+// listener is TLS.
+func (e *Embedded) ClientURL() string {
+	u := e.Server.ClientURL() // nats-server names the scheme after its TLS
+	if e.clientTLS != nil && strings.HasPrefix(u, "nats://") {
+		u = "tls://" + strings.TrimPrefix(u, "nats://")
+	}
+	return u
+}
+
+// ConnectOptions log a nats.go client in as carehub's own user, trusting the
+// server's TLS certificate when it has one.
+func (e *Embedded) ConnectOptions() []nats.Option {
+	opts := []nats.Option{nats.UserInfo(OwnUser, e.Password)}
+	if e.clientTLS != nil {
+		opts = append(opts, nats.Secure(e.clientTLS.Clone()))
+	}
+	return opts
+}
+
+// StartEmbedded runs an in-process NATS server with JetStream, listening on
+// o.Listen so that phone backends and the 119 bridge can subscribe too. It
+// always requires a login: carehub's own user with a generated secret, plus
+// the users of o.UsersFile; nobody reaches the streams or the KV buckets
+// (tokens, users, devices) without one.
+func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
+	host, portStr, err := net.SplitHostPort(o.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("nats listen address %q: %w", listen, err)
+		return nil, fmt.Errorf("nats listen address %q: %w", o.Listen, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
@@ -37,15 +97,38 @@ func StartEmbedded(dataDir, listen string, log zerolog.Logger) (*server.Server, 
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	password, err := OwnSecret(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	users := []*server.User{{Username: OwnUser, Password: password}}
+	if o.UsersFile != "" {
+		extra, err := LoadUsers(o.UsersFile)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, extra...)
+	}
 	opts := &server.Options{
 		ServerName: "carehub-embedded",
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
-		StoreDir:   filepath.Join(dataDir, "nats"),
+		StoreDir:   filepath.Join(o.DataDir, "nats"),
 		NoSigs:     true, // only main handles signals
 		NoLog:      true,
 		MaxPayload: 8 << 20,
+		Users:      users,
+	}
+	var clientTLS *tls.Config
+	if o.TLS != nil {
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, o.TLS.Clone(), 2
+		if clientTLS, err = tlsx.Pinned(o.TLS); err != nil {
+			return nil, err
+		}
+	}
+	if o.EncryptionKey != "" {
+		opts.JetStreamKey, opts.JetStreamCipher = o.EncryptionKey, server.AES
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -56,8 +139,74 @@ func StartEmbedded(dataDir, listen string, log zerolog.Logger) (*server.Server, 
 		ns.Shutdown()
 		return nil, errors.New("embedded nats did not become ready within 30s")
 	}
-	log.Info().Str("url", ns.ClientURL()).Str("store", opts.StoreDir).Msg("embedded nats started")
-	return ns, nil
+	e := &Embedded{Server: ns, Password: password, clientTLS: clientTLS}
+	o.Log.Info().Str("url", e.ClientURL()).Str("store", opts.StoreDir).Int("users", len(users)).
+		Bool("tls", clientTLS != nil).Bool("encrypted", o.EncryptionKey != "").Msg("embedded nats started")
+	return e, nil
+}
+
+// OwnSecret returns carehub's password for its embedded server, generating
+// it on first use. The file is created with mode 0600 and refused when
+// others may read it.
+func OwnSecret(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, SecretFile)
+	if b, err := os.ReadFile(path); err == nil {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return "", fmt.Errorf("%s is readable by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+		}
+		if s := strings.TrimSpace(string(b)); len(s) >= 16 {
+			return s, nil
+		}
+		return "", fmt.Errorf("%s holds no usable secret: delete it and carehub generates a new one", path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("embedded nats secret: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("CARE_DATA_DIR: %w", err)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	secret := base64.RawURLEncoding.EncodeToString(b[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("embedded nats secret: %w", err)
+	}
+	if _, err := f.WriteString(secret + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("embedded nats secret: %w", err)
+	}
+	return secret, f.Close()
+}
+
+// LoadUsers reads the users of a nats-server configuration file: its
+// authorization { users: [...] } block, with nats-server's own parser, so
+// permissions are written and checked exactly as in deploy/nats/nats.conf
+// and $VARIABLE references come from the environment. Anything else in the
+// file that grants access (accounts, nkeys, a single user or token) is
+// refused rather than silently ignored.
+func LoadUsers(path string) ([]*server.User, error) {
+	fo, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("CARE_NATS_USERS_FILE=%s: %w", path, err)
+	}
+	if len(fo.Accounts) > 0 || len(fo.Nkeys) > 0 || fo.Username != "" || fo.Authorization != "" {
+		return nil, fmt.Errorf("CARE_NATS_USERS_FILE=%s: only authorization { users: [...] } is read; remove accounts, nkeys, user/password and token", path)
+	}
+	for _, u := range fo.Users {
+		if u.Username == OwnUser {
+			return nil, fmt.Errorf("CARE_NATS_USERS_FILE=%s: user %q is carehub's own; give yours another name", path, OwnUser)
+		}
+		if u.Password == "" {
+			return nil, fmt.Errorf("CARE_NATS_USERS_FILE=%s: user %q has no password", path, u.Username)
+		}
+	}
+	return fo.Users, nil
 }
 
 // Connect dials NATS with reconnects that never give up: a care service must
@@ -71,7 +220,7 @@ func Connect(url, name string, log zerolog.Logger, extra ...nats.Option) (*nats.
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectBufSize(64 << 20),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn().Err(err).Msg("nats disconnected")
+			log.Warn().Err(redact.Err(err)).Msg("nats disconnected")
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info().Str("url", c.ConnectedUrlRedacted()).Msg("nats reconnected")
@@ -80,7 +229,8 @@ func Connect(url, name string, log zerolog.Logger, extra ...nats.Option) (*nats.
 	if strings.HasPrefix(url, "nats://") {
 		opts = append(opts, nats.SetCustomDialer(coalesce.NATSDialer{}))
 	}
-	return nats.Connect(url, append(opts, extra...)...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
+	return nc, redact.Err(err)
 }
 
 // StreamOptions sizes the streams.
