@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/internal/app"
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/config"
 	"github.com/carehub/carehub/internal/natsx"
@@ -28,11 +29,12 @@ func auditCommand(ctx context.Context, args []string, cfg config.Config, stdout,
 		fmt.Fprint(stderr, "usage: carehub audit verify\n")
 		return 2
 	}
-	url := cfg.NATSURL
-	if url == "" {
-		url = "nats://" + cfg.NATSListen
+	url, opts, err := app.NATSClient(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "carehub audit verify: %v\n", err)
+		return 2
 	}
-	nc, err := natsx.Connect(url, "carehub-audit-verify", zerolog.Nop()) // errors come back here
+	nc, err := natsx.Connect(url, "carehub-audit-verify", zerolog.Nop(), opts...) // errors come back here
 	if err != nil {
 		fmt.Fprintf(stderr, "carehub audit verify: cannot reach NATS: %v\n", err)
 		return 2

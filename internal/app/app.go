@@ -34,6 +34,7 @@ import (
 	"github.com/carehub/carehub/internal/mqttbroker"
 	"github.com/carehub/carehub/internal/natsx"
 	"github.com/carehub/carehub/internal/redact"
+	"github.com/carehub/carehub/internal/tlsx"
 	"github.com/carehub/carehub/internal/users"
 )
 
@@ -481,6 +482,32 @@ func waitClosed(nc *nats.Conn, timeout time.Duration) {
 // externalNATSOptions log carehub in to an external NATS server
 // (CARE_NATS_USERNAME/_PASSWORD or CARE_NATS_CREDS_FILE) and make tls://
 // trust CARE_TLS_CA_FILE.
+// NATSClient says how a separate carehub command (`carehub audit verify`)
+// reaches the NATS that a running carehub with this configuration uses:
+// the external server with CARE_NATS_* credentials, or the embedded one at
+// CARE_NATS_LISTEN as carehub's own user, with the secret from
+// CARE_DATA_DIR and the certificate pinned when it serves TLS.
+func NATSClient(cfg config.Config) (url string, opts []nats.Option, err error) {
+	if !cfg.EmbeddedNATS() {
+		opts, err = externalNATSOptions(cfg)
+		return cfg.NATSURL, opts, err
+	}
+	secret, err := natsx.OwnSecret(cfg.DataDir)
+	if err != nil {
+		return "", nil, err
+	}
+	url, opts = "nats://"+cfg.NATSListen, []nats.Option{nats.UserInfo(natsx.OwnUser, secret)}
+	serverTLS, err := cfg.ServerTLS()
+	if err != nil || serverTLS == nil {
+		return url, opts, err
+	}
+	pinned, err := tlsx.Pinned(serverTLS)
+	if err != nil {
+		return "", nil, err
+	}
+	return "tls://" + cfg.NATSListen, append(opts, nats.Secure(pinned)), nil
+}
+
 func externalNATSOptions(cfg config.Config) ([]nats.Option, error) {
 	var opts []nats.Option
 	switch {

@@ -54,6 +54,22 @@ func TestEmbeddedNATSRequiresLogin(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	// A separate command (carehub audit verify) finds the same login from
+	// the configuration alone: the secret in CARE_DATA_DIR.
+	cfg := a.Config
+	cfg.NATSListen = strings.TrimPrefix(a.NATSURL(), "nats://") // the test listens on port 0
+	url, opts, err := app.NATSClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := nats.Connect(url, append(opts, nats.NoReconnect())...)
+	if err != nil {
+		t.Fatalf("login from the configuration (%s): %v", url, err)
+	}
+	defer cli.Close()
+	if err := cli.Flush(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // syncBuffer is a log sink the test reads while carehub may still write.

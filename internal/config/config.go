@@ -227,6 +227,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MemoryLimit:       p.size("CARE_MEMORY_LIMIT", DefaultMemoryLimit),
 		QueryRate:         p.int("CARE_QUERY_RATE", 300),
 		QueryBurst:        p.int("CARE_QUERY_BURST", 60),
+		MaxQueries:        p.int("CARE_MAX_QUERIES", 8),
 		MaxExports:        p.int("CARE_MAX_EXPORTS", 2),
 	}
 	for _, tp := range strings.Split(p.str("CARE_TRUSTED_PROXIES", ""), ",") {
