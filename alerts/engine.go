@@ -213,11 +213,17 @@ func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 	subj := msg.Subject()
 	switch {
 	case strings.HasPrefix(subj, "care.readings."):
-		var r model.Reading
-		if err := model.UnmarshalReading(msg.Data(), &r); err != nil {
+		// A single reading or a batch (contract §3): every reading of a
+		// batch is evaluated, in the order the device sent them.
+		rs, err := model.UnmarshalReadings(msg.Data(), nil)
+		if err != nil {
 			return nil, err
 		}
-		return e.ev.Reading(r, r.DeviceKind), nil
+		var sigs []rules.Signal
+		for _, r := range rs {
+			sigs = append(sigs, e.ev.Reading(r, r.DeviceKind)...)
+		}
+		return sigs, nil
 	case strings.HasPrefix(subj, "care.events."):
 		var ev model.Event
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil {

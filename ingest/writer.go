@@ -565,18 +565,28 @@ func decodeJSONObject(data []byte, v any) error {
 	return json.Unmarshal(data, v)
 }
 
+// readingLine encodes a message of CARE_READINGS, a single reading or a
+// batch (contract §3), as one line per reading. A batch is stored or set
+// aside whole: one reading of it that makes no point dead-letters the
+// message, as the message is what JetStream acks.
 func readingLine(buf, data []byte) ([]byte, error) {
-	var r model.Reading
 	if len(data) == 0 || data[0] != '{' {
 		return buf, errNotJSONObject
 	}
-	if err := model.UnmarshalReading(data, &r); err != nil {
+	rs, err := model.UnmarshalReadings(data, nil)
+	if err != nil {
 		return buf, err
 	}
-	if err := checkPointIDs(r.ResidentID, r.HomeID, r.DeviceID); err != nil {
-		return buf, err
+	start := len(buf)
+	for _, r := range rs {
+		if err := checkPointIDs(r.ResidentID, r.HomeID, r.DeviceID); err != nil {
+			return buf[:start], err
+		}
+		if buf, err = influx.EncodeReading(buf, r); err != nil {
+			return buf[:start], err
+		}
 	}
-	return influx.EncodeReading(buf, r)
+	return buf, nil
 }
 
 func eventLine(buf, data []byte) ([]byte, error) {

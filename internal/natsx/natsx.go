@@ -24,8 +24,10 @@ import (
 
 // StartEmbedded runs an in-process NATS server with JetStream, its data under
 // dataDir/nats, listening on listen (host:port) so that phone backends and the
-// 119 bridge can subscribe too.
-func StartEmbedded(dataDir, listen string, log zerolog.Logger) (*server.Server, error) {
+// 119 bridge can subscribe too. maxStore caps JetStream's file store in bytes
+// (0: the server's default, 75 % of the free disk): past it JetStream
+// refuses writes instead of filling the disk that InfluxDB shares.
+func StartEmbedded(dataDir, listen string, maxStore int64, log zerolog.Logger) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats listen address %q: %w", listen, err)
@@ -47,6 +49,7 @@ func StartEmbedded(dataDir, listen string, log zerolog.Logger) (*server.Server, 
 		NoLog:      true,
 		MaxPayload: 8 << 20,
 	}
+	opts.JetStreamMaxStore = maxStore
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -93,7 +96,54 @@ type StreamOptions struct {
 	// AuditAge is how long the audit trail is kept (PIPA: at least 2 years).
 	AuditAge time.Duration
 	Replicas int
+	// MaxBytes caps each stream's size by stream name; a stream not named
+	// gets DefaultStreamMaxBytes. A stream past its size drops its oldest
+	// messages (CARE_AUDIT refuses new ones instead: see StreamConfigs).
+	MaxBytes map[string]int64
 }
+
+// DefaultStreamMaxBytes are the stream sizes used unless configured
+// otherwise (CARE_STREAM_MAX_BYTES). Readings are the bulk: 8 GiB hold
+// about 32 million readings of ~250 bytes, 7 days of some 500 devices
+// sending one every 10 s; size them to the fleet. Their sum, with room for
+// the key-value buckets, is StreamOptions.MinStore.
+var DefaultStreamMaxBytes = map[string]int64{
+	model.StreamReadings:   8 << 30,
+	model.StreamEvents:     1 << 30,
+	model.StreamStatus:     1 << 30,
+	model.StreamAlerts:     1 << 30,
+	model.StreamEscalation: 256 << 20,
+	model.StreamDeadLetter: 1 << 30,
+	model.StreamAudit:      4 << 30,
+}
+
+// kvHeadroom is the store left beside the streams for carehub's key-value
+// buckets (registry, users, tokens, alert state) and the JetStream metadata.
+const kvHeadroom = 4 << 30
+
+// MaxBytesFor returns the configured or default size of a stream.
+func (o StreamOptions) MaxBytesFor(stream string) int64 {
+	if n, ok := o.MaxBytes[stream]; ok && n > 0 {
+		return n
+	}
+	return DefaultStreamMaxBytes[stream]
+}
+
+// MinStore is the smallest JetStream store that holds every stream at its
+// size plus the key-value buckets: JetStream reserves each stream's
+// MaxBytes when the stream is created and refuses a stream that does not
+// fit.
+func (o StreamOptions) MinStore() int64 {
+	var sum int64 = kvHeadroom
+	for _, name := range StreamNames {
+		sum += o.MaxBytesFor(name)
+	}
+	return sum
+}
+
+// StreamNames lists every stream carehub creates.
+var StreamNames = []string{model.StreamReadings, model.StreamEvents, model.StreamStatus, model.StreamAlerts,
+	model.StreamEscalation, model.StreamDeadLetter, model.StreamAudit}
 
 // DefaultStreamOptions are the sizes used unless configured otherwise.
 var DefaultStreamOptions = StreamOptions{
@@ -116,6 +166,7 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			MaxAge:      age,
+			MaxBytes:    o.MaxBytesFor(name),
 			Replicas:    o.Replicas,
 			Discard:     jetstream.DiscardOld,
 			// A short window: readings are idempotent in InfluxDB and carry no
@@ -126,12 +177,20 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 	audit := base(model.StreamAudit, model.SubjectAuditAll, "who read or changed which resident's data (append-only)", o.AuditAge)
 	audit.DenyDelete = true
 	audit.DenyPurge = true
+	// A full audit trail refuses new entries rather than losing old ones:
+	// the access trail must be kept (PIPA), and the store metric warns
+	// long before (WatchStore).
+	audit.Discard = jetstream.DiscardNew
 	// Alert transitions may be re-published from the outbox after a long
 	// NATS outage: a longer window keeps the stream free of duplicates.
 	alertsCfg := base(model.StreamAlerts, model.SubjectAlertsAll, "alert lifecycle transitions", o.AlertsAge)
 	alertsCfg.Duplicates = time.Hour
+	// care.readings.> covers the batches on care.readings.batch.{resident}
+	// (model.ReadingBatchSubject): a second, overlapping subject would only
+	// be refused by the server.
+	readings := base(model.StreamReadings, model.SubjectReadingsAll, "normalized device readings, single and batched", o.BufferAge)
 	return []jetstream.StreamConfig{
-		base(model.StreamReadings, model.SubjectReadingsAll, "normalized device readings", o.BufferAge),
+		readings,
 		base(model.StreamEvents, model.SubjectEventsAll, "device events", o.BufferAge),
 		base(model.StreamStatus, model.SubjectStatusAll, "device presence and health", o.BufferAge),
 		alertsCfg,
