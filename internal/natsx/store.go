@@ -42,17 +42,6 @@ func (w *StoreWatch) Run(ctx context.Context) {
 	if w.Every <= 0 {
 		w.Every = 15 * time.Second
 	}
-	if len(w.Streams) == 0 {
-		w.Streams = StreamNames
-	}
-	if w.Metrics == nil {
-		w.Metrics = metrics.New()
-	}
-	w.used = w.Metrics.Gauge("carehub_jetstream_store_used_bytes", "Bytes JetStream stores for carehub's account.").With()
-	w.limit = w.Metrics.Gauge("carehub_jetstream_store_limit_bytes", "JetStream store limit (CARE_NATS_MAX_STORE or the account's); 0 when unlimited.").With()
-	w.streamBytes = w.Metrics.Gauge("carehub_jetstream_stream_bytes", "Bytes held by each carehub stream.", "stream")
-	w.streamLimit = w.Metrics.Gauge("carehub_jetstream_stream_max_bytes", "MaxBytes of each carehub stream (CARE_STREAM_MAX_BYTES).", "stream")
-	w.lastWarnings = map[string]time.Time{}
 	t := time.NewTicker(w.Every)
 	defer t.Stop()
 	for {
@@ -65,8 +54,26 @@ func (w *StoreWatch) Run(ctx context.Context) {
 	}
 }
 
-// Sample reads the store use once; Run calls it periodically.
+func (w *StoreWatch) setup() {
+	if len(w.Streams) == 0 {
+		w.Streams = StreamNames
+	}
+	if w.Metrics == nil {
+		w.Metrics = metrics.New()
+	}
+	w.used = w.Metrics.Gauge("carehub_jetstream_store_used_bytes", "Bytes JetStream stores for carehub's account.").With()
+	w.limit = w.Metrics.Gauge("carehub_jetstream_store_limit_bytes", "JetStream store limit (CARE_NATS_MAX_STORE or the account's); 0 when unlimited.").With()
+	w.streamBytes = w.Metrics.Gauge("carehub_jetstream_stream_bytes", "Bytes held by each carehub stream.", "stream")
+	w.streamLimit = w.Metrics.Gauge("carehub_jetstream_stream_max_bytes", "MaxBytes of each carehub stream (CARE_STREAM_MAX_BYTES).", "stream")
+	w.lastWarnings = map[string]time.Time{}
+}
+
+// Sample reads the store use once; Run calls it periodically. It is not
+// safe for concurrent use.
 func (w *StoreWatch) Sample(ctx context.Context) {
+	if w.used == nil {
+		w.setup()
+	}
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	info, err := w.JS.AccountInfo(qctx)
