@@ -310,6 +310,9 @@ func (c Config) validate() []error {
 	if c.DeviceEventRate < 1 || c.DeviceEventBurst < 1 {
 		fail("CARE_DEVICE_EVENT_RATE=%d, CARE_DEVICE_EVENT_BURST=%d: use at least 1 event/s and a burst of at least 1", c.DeviceEventRate, c.DeviceEventBurst)
 	}
+	if !c.EmbeddedNATS() && c.NATSMaxStore != 0 {
+		fail("CARE_NATS_MAX_STORE limits the embedded NATS server only: with CARE_NATS_URL set, size the external server's max_file_store (deploy/nats/nats.conf) and unset it")
+	}
 	if c.EmbeddedNATS() && c.NATSMaxStore != 0 {
 		if need := c.StreamOptions().MinStore(); c.NATSMaxStore < need {
 			fail("CARE_NATS_MAX_STORE=%d bytes is smaller than the streams' sizes plus room for the key-value buckets (%d bytes = %dMiB): raise it, or lower CARE_STREAM_MAX_BYTES", c.NATSMaxStore, need, need>>20)
