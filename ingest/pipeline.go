@@ -441,9 +441,11 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message, contentType stri
 			rejects = append(rejects, Reject{Reason: ReasonEventNotForKind,
 				Detail: "a " + dev.Kind + " device does not send " + ev.Type + " events (docs/device-protocol.md lists what each kind may send)"})
 		}
-		// Alarms are never refused for quota; everyday events have a
-		// bucket of their own.
-		if len(rejects) == 0 && !IsAlarm(ev.Type) && !p.evQuota.admit(deviceID, now) {
+		// A valid alarm is never refused for quota. Everything else sent
+		// on the event topic, bad events included, counts against the
+		// bucket of everyday events, so that a flood of them is cheap to
+		// turn away too.
+		if (len(rejects) > 0 || !IsAlarm(ev.Type)) && !p.evQuota.admit(deviceID, now) {
 			p.rateLimited(m, deviceID, topic, kind, now)
 			return nil
 		}
