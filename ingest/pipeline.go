@@ -74,8 +74,8 @@ type Pipeline struct {
 	js      jetstream.JetStream // telemetry and status
 	ejs     jetstream.JetStream // events: a window of their own
 	clients []mqtt.Client
-	quota   *buckets // telemetry and status, in records
-	evQuota *buckets // everyday events, in messages
+	quota   *buckets // telemetry, in records
+	evQuota *buckets // everyday events and status reports, in messages
 	wg      sync.WaitGroup
 	m       pipelineMetrics
 	limiter *logLimiter
@@ -163,10 +163,6 @@ var allReasons = []string{ReasonEmpty, ReasonTooLarge, ReasonMalformed, ReasonBa
 	ReasonDisabledDevice, ReasonTopicNotOwn, ReasonUnknownMetric, ReasonOutOfRange, ReasonNotFinite, ReasonBadValue,
 	ReasonBadTimestamp, ReasonFuture, ReasonTooOld, ReasonUnitMismatch, ReasonEventType, ReasonNoValues,
 	ReasonAuthFailed, ReasonSubscribe, ReasonWillNotOwn, ReasonRateLimited, ReasonTooManyRecords, ReasonEventNotForKind}
-
-// AllReasons returns every rejection reason ingest and the embedded broker
-// report.
-func AllReasons() []string { return append([]string(nil), allReasons...) }
 
 // Subscriptions are the filters carehub's ingest subscribes with.
 func (p *Pipeline) Subscriptions() map[string]byte {
