@@ -111,7 +111,8 @@ func TestStreamAndStoreLimits(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, text.String())
 		}
 	}
-	if !strings.Contains(text.String(), "carehub_jetstream_store_used_bytes ") || strings.Contains(text.String(), "carehub_jetstream_store_used_bytes 0\n") {
+	if !strings.Contains(text.String(), "carehub_jetstream_store_fill_ratio 0.") ||
+		!strings.Contains(text.String(), "carehub_jetstream_store_used_bytes ") || strings.Contains(text.String(), "carehub_jetstream_store_used_bytes 0\n") {
 		t.Errorf("store use not reported:\n%s", text.String())
 	}
 	for _, want := range []string{`"what":"CARE_READINGS"`, `"what":"CARE_AUDIT"`, "filling up"} {

@@ -32,6 +32,7 @@ type StoreWatch struct {
 	Every   time.Duration // default 15 s
 
 	used, limit  *metrics.Gauge
+	fill         *metrics.Gauge
 	streamBytes  *metrics.GaugeVec
 	streamLimit  *metrics.GaugeVec
 	lastWarnings map[string]time.Time
@@ -63,6 +64,7 @@ func (w *StoreWatch) setup() {
 	}
 	w.used = w.Metrics.Gauge("carehub_jetstream_store_used_bytes", "Bytes JetStream stores for carehub's account.").With()
 	w.limit = w.Metrics.Gauge("carehub_jetstream_store_limit_bytes", "JetStream store limit (CARE_NATS_MAX_STORE or the account's); 0 when unlimited.").With()
+	w.fill = w.Metrics.Gauge("carehub_jetstream_store_fill_ratio", "Store used / limit (0 when unlimited); carehub warns above 0.8.").With()
 	w.streamBytes = w.Metrics.Gauge("carehub_jetstream_stream_bytes", "Bytes held by each carehub stream.", "stream")
 	w.streamLimit = w.Metrics.Gauge("carehub_jetstream_stream_max_bytes", "MaxBytes of each carehub stream (CARE_STREAM_MAX_BYTES).", "stream")
 	w.lastWarnings = map[string]time.Time{}
@@ -88,6 +90,9 @@ func (w *StoreWatch) Sample(ctx context.Context) {
 		}
 		w.used.Set(float64(info.Store))
 		w.limit.Set(float64(max(limit, 0)))
+		if limit > 0 {
+			w.fill.Set(float64(info.Store) / float64(limit))
+		}
 		w.check("store", float64(info.Store), float64(limit))
 	}
 	for _, name := range w.Streams {
