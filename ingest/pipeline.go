@@ -403,7 +403,7 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message, contentType stri
 	// has used its quota: a flood costs a map lookup a message. Status
 	// reports share the everyday events' bucket, so that a device's
 	// telemetry flood does not also hide its going offline.
-	if (kind == model.TopicTelemetry && !p.quota.admit(deviceID, now)) ||
+	if (kind == model.TopicTelemetry && !p.quota.take(deviceID, float64(telemetryRecords(payload)), now)) ||
 		(kind == model.TopicStatus && !p.evQuota.admit(deviceID, now)) {
 		p.rateLimited(m, deviceID, topic, kind, now)
 		return nil
@@ -415,8 +415,6 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message, contentType stri
 	case model.TopicTelemetry:
 		samples, rej := DecodeTelemetry(deviceID, payload, contentType, now, p.o.Limits)
 		rejects = rej
-		// admit charged one record; the rest are charged now.
-		p.quota.charge(deviceID, float64(len(samples)-1), now)
 		var latest time.Time
 		readings := make([]model.Reading, 0, len(samples))
 		for _, s := range samples {
@@ -487,6 +485,17 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message, contentType stri
 		pd.pubs[i].fut = p.publish(ctx, pd.js, pd.pubs[i].msg)
 	}
 	return pd
+}
+
+// telemetryRecords is what a telemetry message costs against the
+// device's quota: the records of an array or SenML pack, counted without
+// decoding them, or one.
+func telemetryRecords(payload []byte) int {
+	w := jsonWalker{b: payload, mark: -1}
+	if w.peek() != '[' {
+		return 1
+	}
+	return max(countElements(payload), 1)
 }
 
 // rateLimited reports a message refused for the device's quota and

@@ -64,11 +64,12 @@ func IsAlarm(eventType string) bool {
 }
 
 // buckets is a token bucket per device with a bounded map. A message is
-// let in while the device has any credit, and its whole cost is charged
-// after decoding (the count of records is known only then), so the bucket
-// may go into debt down to -burst: a device that sent one big array waits
-// for the debt to be paid. Refusing before decoding keeps a flooding
-// device cheap to turn away.
+// let in while the device has any credit, and its whole cost (the records
+// of an array, counted without decoding them) is taken at once, so the
+// bucket may go into debt down to -burst: a device that sent one big array
+// waits for the debt to be paid. Taking the cost in the same step as the
+// check means messages of one device handled in parallel (several
+// subscriber connections) cannot all pass on the same credit.
 type buckets struct {
 	mu    sync.Mutex
 	rate  float64
@@ -86,29 +87,21 @@ func newBuckets(rate, burst float64, max int) *buckets {
 	return &buckets{rate: rate, burst: burst, max: max, b: map[string]*bucket{}}
 }
 
-// admit reports whether the device has credit now, and if so charges it
-// one unit.
-func (q *buckets) admit(id string, now time.Time) bool {
+// take reports whether the device has credit now, and if so charges it
+// cost units (at least one), down to -burst.
+func (q *buckets) take(id string, cost float64, now time.Time) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	b := q.get(id, now)
 	if b.tokens < 1 {
 		return false
 	}
-	b.tokens--
+	b.tokens = max(b.tokens-max(cost, 1), -q.burst)
 	return true
 }
 
-// charge takes n more units from the device's bucket, down to -burst.
-func (q *buckets) charge(id string, n float64, now time.Time) {
-	if n <= 0 {
-		return
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	b := q.get(id, now)
-	b.tokens = max(b.tokens-n, -q.burst)
-}
+// admit is take of one unit: one event or status report.
+func (q *buckets) admit(id string, now time.Time) bool { return q.take(id, 1, now) }
 
 // get returns the device's bucket refilled to now. The map is bounded:
 // past max it forgets full buckets (a forgotten device starts full, which

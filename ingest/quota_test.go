@@ -29,8 +29,10 @@ func TestBuckets(t *testing.T) {
 	if !q.admit("a", t0.Add(100*time.Millisecond)) {
 		t.Fatal("no credit after 1/rate seconds")
 	}
-	// A big array: admitted while there is credit, then charged in full.
-	q.charge("b", 500, t0)
+	// A big array: admitted while there is credit, charged in full.
+	if !q.take("b", 500, t0) {
+		t.Fatal("a big array refused with credit left")
+	}
 	if q.admit("b", t0.Add(5*time.Second)) {
 		t.Fatal("a device in debt was admitted before paying it back")
 	}
