@@ -400,11 +400,30 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message, contentType stri
 	}
 
 	// Telemetry and status are refused before decoding once the device
-	// has used its quota: a flood costs a map lookup a message. Status
-	// reports share the everyday events' bucket, so that a device's
-	// telemetry flood does not also hide its going offline.
-	if (kind == model.TopicTelemetry && !p.quota.take(deviceID, float64(telemetryRecords(payload)), now)) ||
-		(kind == model.TopicStatus && !p.evQuota.admit(deviceID, now)) {
+	// has used its quota: a flood costs a scan and a map lookup a
+	// message. An array over the record cap is refused as such, and
+	// still costs the device the cap. Status reports share the everyday
+	// events' bucket, so that a device's telemetry flood does not also
+	// hide its going offline.
+	if kind == model.TopicTelemetry {
+		records, maxRec := telemetryRecords(payload), p.o.Limits.MaxRecords
+		if maxRec <= 0 {
+			maxRec = DefaultMaxRecords
+		}
+		if records > maxRec {
+			p.quota.take(deviceID, float64(maxRec), now)
+			p.reject(deviceID, topic, kind, Reject{Reason: ReasonTooManyRecords,
+				Detail: fmt.Sprintf("the array holds %d records; at most %d are accepted in one message: send a long catch-up in several messages", records, maxRec)}, now)
+			p.m.messages.With(kind, "rejected").Inc()
+			m.Ack()
+			return nil
+		}
+		if !p.quota.take(deviceID, float64(records), now) {
+			p.rateLimited(m, deviceID, topic, kind, now)
+			return nil
+		}
+	}
+	if kind == model.TopicStatus && !p.evQuota.admit(deviceID, now) {
 		p.rateLimited(m, deviceID, topic, kind, now)
 		return nil
 	}
