@@ -230,14 +230,24 @@ func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 	subj := msg.Subject()
 	switch {
 	case strings.HasPrefix(subj, "care.readings."):
-		var r model.Reading
-		if err := model.UnmarshalReading(msg.Data(), &r); err != nil {
+		// A single reading or a batch (contract §3): every reading of a
+		// batch is evaluated, in the order the device sent them.
+		rs, err := model.UnmarshalReadings(msg.Data(), nil)
+		if err != nil {
 			return nil, err
 		}
-		if err := e.admit(subj, r.ResidentID, r.DeviceID); err != nil {
-			return nil, err
+		var sigs []rules.Signal
+		for _, r := range rs {
+			// Every reading of a batch must belong to the subject's
+			// resident: one forged element drops the whole message.
+			if err := e.admit(subj, r.ResidentID, r.DeviceID); err != nil {
+				return nil, err
+			}
 		}
-		return e.ev.Reading(r, r.DeviceKind), nil
+		for _, r := range rs {
+			sigs = append(sigs, e.ev.Reading(r, r.DeviceKind)...)
+		}
+		return sigs, nil
 	case strings.HasPrefix(subj, "care.events."):
 		var ev model.Event
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil {

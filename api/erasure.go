@@ -318,7 +318,16 @@ func residentSubjects(rid string) map[string]string {
 // the alert history and returns how many there were.
 func purgeResidentMessages(ctx context.Context, js StreamSource, rid string) (uint64, error) {
 	var total uint64
+	type streamSubject struct{ stream, subject string }
+	var targets []streamSubject
 	for name, subject := range residentSubjects(rid) {
+		targets = append(targets, streamSubject{name, subject})
+	}
+	// The resident's batched readings (contract §3): carehub's batch
+	// partition is the resident id.
+	targets = append(targets, streamSubject{model.StreamReadings, model.ReadingBatchSubject(rid)})
+	for _, t := range targets {
+		name, subject := t.stream, t.subject
 		st, err := js.Stream(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue

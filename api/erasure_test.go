@@ -116,6 +116,10 @@ func TestEraseResident(t *testing.T) {
 		if _, err := h.js.Publish(ctx, model.ReadingSubject(rid, did), []byte(`{"resident_id":"`+rid+`"}`)); err != nil {
 			t.Fatal(err)
 		}
+		// A batch of readings (contract §3) lives under the resident's partition.
+		if _, err := h.js.Publish(ctx, model.ReadingBatchSubject(rid), []byte(`{"readings":[{"resident_id":"`+rid+`"}]}`)); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := h.js.Publish(ctx, model.AlertSubject(rid, "high"), []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +162,7 @@ func TestEraseResident(t *testing.T) {
 		RetainedUntil map[string]time.Time `json:"retained_until"`
 	}
 	h.expect(http.StatusOK, "DELETE", "/api/v1/residents/r1", adminToken, map[string]any{"reason": "moved to a nursing home; contract ended"}, &res)
-	if res.ResidentID != "r1" || res.Erased.Devices != 2 || res.Erased.Alerts != 1 || res.Erased.Messages != 3 || // a reading, an alert message and the raise's transition
+	if res.ResidentID != "r1" || res.Erased.Devices != 2 || res.Erased.Alerts != 1 || res.Erased.Messages != 4 || // a reading, a batch, an alert message and the raise's transition
 		!strings.Contains(res.Erased.Series, "resident_id=r1") || len(res.Skipped) != 0 || res.Erased.Assigned != 1 {
 		t.Fatalf("answer: %+v", res)
 	}
@@ -261,8 +265,12 @@ func TestEraseResident(t *testing.T) {
 	}
 	for stream, subjects := range map[string][2]string{
 		model.StreamReadings: {"care.readings.r1.>", "care.readings.r2.>"},
+		"batches":            {model.ReadingBatchSubject("r1"), model.ReadingBatchSubject("r2")},
 		model.StreamAlerts:   {"care.alerts.r1.>", "care.alerts.r2.>"},
 	} {
+		if stream == "batches" {
+			stream = model.StreamReadings
+		}
 		st, err := h.js.Stream(ctx, stream)
 		if err != nil {
 			t.Fatal(err)

@@ -87,6 +87,12 @@ func validateResident(res Resident, thisYear int) error {
 	if res.ID != "" && !catalog.ValidID(res.ID) {
 		return invalid("resident id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$", res.ID)
 	}
+	if res.ID == "batch" {
+		// care.readings.batch.* carries batched readings (contract §3): a
+		// resident of that id would share the subjects, and erasing them
+		// would purge every resident's batches.
+		return invalid(`resident id "batch" is reserved: choose another id`)
+	}
 	if strings.TrimSpace(res.Name) == "" {
 		return invalid("resident name is required")
 	}

@@ -122,6 +122,14 @@ func DecodeTelemetry(deviceID string, payload []byte, contentType string, now ti
 		}
 		d.record(&w, -1)
 	case '[':
+		maxRec := lim.MaxRecords
+		if maxRec <= 0 {
+			maxRec = DefaultMaxRecords
+		}
+		if n := countElements(payload); n > maxRec {
+			d.rj.add(ReasonTooManyRecords, "", fmt.Sprintf("the array holds %d records; at most %d are accepted in one message: send a long catch-up in several messages", n, maxRec))
+			break
+		}
 		if senml || looksSenML(payload) {
 			d.senml(&w)
 		} else {
@@ -323,6 +331,20 @@ func jsonError(payload []byte) string {
 		return fmt.Sprintf("invalid JSON at byte offset %d: %s", se.Offset, se.Error())
 	}
 	return "invalid JSON"
+}
+
+// countElements counts the members of the JSON array payload, which
+// json.Valid has accepted, without decoding them: a message over the
+// record cap is turned away before its records cost anything.
+func countElements(payload []byte) int {
+	w := jsonWalker{b: payload, mark: -1}
+	w.open()
+	n := 0
+	for w.next() {
+		n++
+		w.skip()
+	}
+	return n
 }
 
 // array decodes a JSON array of carehub telemetry objects: a device catching

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/coalesce"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
@@ -46,7 +47,13 @@ type PipelineOptions struct {
 	// (CARE_TLS_CA_FILE); nil = the system's CAs.
 	TLS *tls.Config
 
-	NC       *nats.Conn
+	NC *nats.Conn
+	// EventNC, when set, is a second NATS connection that carries only
+	// events: an SOS is then not queued behind telemetry in the socket's
+	// write buffer nor in the JetStream publish window (item 7 of issue 9).
+	// Nil uses NC, still with a publish window of its own.
+	EventNC  *nats.Conn
+	Quota    Quota
 	Devices  DeviceSource
 	Presence PresenceRecorder
 	Limits   Limits
@@ -69,8 +76,11 @@ const DefaultMaxInFlight = 4096
 // publishes them to JetStream and only then acknowledges them to the broker.
 type Pipeline struct {
 	o       PipelineOptions
-	js      jetstream.JetStream
+	js      jetstream.JetStream // telemetry and status
+	ejs     jetstream.JetStream // events: a window of their own
 	clients []mqtt.Client
+	quota   *buckets // telemetry, in records
+	evQuota *buckets // everyday events and status reports, in messages
 	wg      sync.WaitGroup
 	m       pipelineMetrics
 	limiter *logLimiter
@@ -92,6 +102,7 @@ type pipelineMetrics struct {
 // JetStream; the MQTT message is acknowledged when all of them are stored.
 type pending struct {
 	mqttMsg mqtt.Message
+	js      jetstream.JetStream // the publish window the messages went into
 	pubs    []pendingPub
 	start   time.Time
 }
@@ -124,7 +135,20 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{o: o, js: js, limiter: newLogLimiter(time.Minute, 10000), connected: map[int]bool{}}
+	enc := o.EventNC
+	if enc == nil {
+		enc = o.NC
+	}
+	ejs, err := jetstream.New(enc,
+		jetstream.WithPublishAsyncMaxPending(o.MaxInFlight),
+		jetstream.WithPublishAsyncTimeout(10*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	o.Quota = o.Quota.withDefaults()
+	p := &Pipeline{o: o, js: js, ejs: ejs, limiter: newLogLimiter(time.Minute, 10000), connected: map[int]bool{},
+		quota:   newBuckets(o.Quota.Rate, o.Quota.Burst, o.Quota.MaxDevices),
+		evQuota: newBuckets(o.Quota.EventRate, o.Quota.EventBurst, o.Quota.MaxDevices)}
 	r := o.Metrics
 	p.m = pipelineMetrics{
 		messages:   r.Counter("carehub_ingest_messages_total", "MQTT messages by topic kind and outcome (accepted, partial, rejected).", "kind", "outcome"),
@@ -143,15 +167,34 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 var allReasons = []string{ReasonEmpty, ReasonTooLarge, ReasonMalformed, ReasonBadTopic, ReasonUnknownDevice,
 	ReasonDisabledDevice, ReasonTopicNotOwn, ReasonUnknownMetric, ReasonOutOfRange, ReasonNotFinite, ReasonBadValue,
 	ReasonBadTimestamp, ReasonFuture, ReasonTooOld, ReasonUnitMismatch, ReasonEventType, ReasonNoValues,
-	ReasonAuthFailed, ReasonSubscribe, ReasonWillNotOwn}
+	ReasonAuthFailed, ReasonSubscribe, ReasonWillNotOwn, ReasonRateLimited, ReasonTooManyRecords, ReasonEventNotForKind}
 
 // Subscriptions are the filters carehub's ingest subscribes with.
 func (p *Pipeline) Subscriptions() map[string]byte {
-	f := map[string]byte{}
-	for _, kind := range []string{model.TopicTelemetry, model.TopicEvent, model.TopicStatus} {
-		f["$share/"+p.o.ShareGroup+"/"+model.TopicPrefix+"+/"+kind] = 1
+	f := p.telemetryFilters()
+	for k, v := range p.eventFilters() {
+		f[k] = v
 	}
 	return f
+}
+
+// telemetryFilters are the subscriptions of the telemetry connections;
+// eventFilters those of the events connection, which nothing else shares,
+// so that an SOS never waits behind a backlog of telemetry in a
+// connection's handler, queue or MQTT in-flight window.
+func (p *Pipeline) telemetryFilters() map[string]byte {
+	return map[string]byte{
+		p.filter(model.TopicTelemetry): 1,
+		p.filter(model.TopicStatus):    1,
+	}
+}
+
+func (p *Pipeline) eventFilters() map[string]byte {
+	return map[string]byte{p.filter(model.TopicEvent): 1}
+}
+
+func (p *Pipeline) filter(kind string) string {
+	return "$share/" + p.o.ShareGroup + "/" + model.TopicPrefix + "+/" + kind
 }
 
 // Run connects the subscriber connections and processes messages until ctx
@@ -159,9 +202,11 @@ func (p *Pipeline) Subscriptions() map[string]byte {
 // confirmed by JetStream and acknowledged, and disconnects.
 func (p *Pipeline) Run(ctx context.Context) error {
 	stop := make(chan struct{})
-	for i := range p.o.Connections {
+	// Connections 0..n-1 take telemetry and status; connection n takes
+	// events alone.
+	for i := range p.o.Connections + 1 {
 		q := make(chan *pending, p.o.MaxInFlight)
-		c := p.newClient(ctx, i, q)
+		c := p.newClient(ctx, i, q, i == p.o.Connections)
 		p.clients = append(p.clients, c)
 		p.wg.Add(1)
 		go func() {
@@ -201,8 +246,8 @@ func (p *Pipeline) Ready() error {
 			up++
 		}
 	}
-	if up < p.o.Connections {
-		return fmt.Errorf("mqtt: %d of %d subscriber connections up", up, p.o.Connections)
+	if up < p.o.Connections+1 {
+		return fmt.Errorf("mqtt: %d of %d subscriber connections up", up, p.o.Connections+1)
 	}
 	return nil
 }
@@ -213,11 +258,17 @@ func (p *Pipeline) setConnected(i int, up bool) {
 	p.mu.Unlock()
 }
 
-func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending) mqtt.Client {
-	log := p.o.Log.With().Int("conn", i).Logger()
+func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending, events bool) mqtt.Client {
+	log := p.o.Log.With().Int("conn", i).Bool("events", events).Logger()
+	clientID := p.o.InstanceID + "-ingest-" + strconv.Itoa(i)
+	subs, unsubs := p.telemetryFilters(), p.eventFilters()
+	if events {
+		clientID = p.o.InstanceID + "-ingest-events"
+		subs, unsubs = unsubs, subs
+	}
 	opts := mqtt.NewClientOptions().
 		AddBroker(p.o.BrokerURL).
-		SetClientID(p.o.InstanceID + "-ingest-" + strconv.Itoa(i)).
+		SetClientID(clientID).
 		SetUsername(p.o.Username).
 		SetPassword(p.o.Password).
 		// A persistent session: what the broker received for carehub while
@@ -241,11 +292,21 @@ func (p *Pipeline) newClient(ctx context.Context, i int, q chan<- *pending) mqtt
 	}
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		// Subscribing again on every connect is harmless for a resumed
-		// session and required for a new one.
-		tok := c.SubscribeMultiple(p.Subscriptions(), nil)
+		// session and required for a new one. A session persisted by an
+		// older carehub may still hold the other connections' filters:
+		// they are dropped, so that events reach only the events
+		// connection.
+		tok := c.SubscribeMultiple(subs, nil)
 		if tok.Wait(); tok.Error() != nil {
 			log.Error().Err(tok.Error()).Msg("mqtt subscribe failed")
 			return
+		}
+		old := make([]string, 0, len(unsubs))
+		for f := range unsubs {
+			old = append(old, f)
+		}
+		if ut := c.Unsubscribe(old...); ut.Wait() && ut.Error() != nil {
+			log.Warn().Err(ut.Error()).Msg("mqtt unsubscribe of the other connections' filters failed")
 		}
 		p.setConnected(i, true)
 		log.Info().Msg("mqtt subscriber connected")
@@ -291,7 +352,7 @@ func (p *Pipeline) Ingest(ctx context.Context, topic string, payload []byte, con
 		return nil // rejected: m.Ack was called
 	}
 	for i := range pd.pubs {
-		if !p.confirm(ctx, &pd.pubs[i]) {
+		if !p.confirm(ctx, pd.js, &pd.pubs[i]) {
 			return fmt.Errorf("ingest: %s not stored: %w", topic, context.Cause(ctx))
 		}
 	}
@@ -346,28 +407,71 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message, contentType stri
 		return nil
 	}
 
-	pd := &pending{mqttMsg: m, start: now}
+	// Telemetry and status are refused before decoding once the device
+	// has used its quota: a flood costs a scan and a map lookup a
+	// message. An array over the record cap is refused as such, and
+	// still costs the device the cap. Status reports share the everyday
+	// events' bucket, so that a device's telemetry flood does not also
+	// hide its going offline.
+	if kind == model.TopicTelemetry {
+		records, maxRec := telemetryRecords(payload), p.o.Limits.MaxRecords
+		if maxRec <= 0 {
+			maxRec = DefaultMaxRecords
+		}
+		if records > maxRec {
+			p.quota.take(deviceID, float64(maxRec), now)
+			p.reject(deviceID, topic, kind, Reject{Reason: ReasonTooManyRecords,
+				Detail: fmt.Sprintf("the array holds %d records; at most %d are accepted in one message: send a long catch-up in several messages", records, maxRec)}, now)
+			p.m.messages.With(kind, "rejected").Inc()
+			m.Ack()
+			return nil
+		}
+		if !p.quota.take(deviceID, float64(records), now) {
+			p.rateLimited(m, deviceID, topic, kind, now)
+			return nil
+		}
+	}
+	if kind == model.TopicStatus && !p.evQuota.admit(deviceID, now) {
+		p.rateLimited(m, deviceID, topic, kind, now)
+		return nil
+	}
+
+	pd := &pending{mqttMsg: m, js: p.js, start: now}
 	var rejects []Reject
 	switch kind {
 	case model.TopicTelemetry:
 		samples, rej := DecodeTelemetry(deviceID, payload, contentType, now, p.o.Limits)
 		rejects = rej
 		var latest time.Time
+		readings := make([]model.Reading, 0, len(samples))
 		for _, s := range samples {
-			r := model.Reading{ResidentID: dev.ResidentID, HomeID: dev.HomeID, DeviceID: dev.ID, DeviceKind: dev.Kind, TS: s.TS, Values: s.Values}
-			pd.pubs = append(pd.pubs, pendingPub{msg: &nats.Msg{Subject: model.ReadingSubject(dev.ResidentID, dev.ID), Data: model.ReadingJSON(&r)}})
+			readings = append(readings, model.Reading{ResidentID: dev.ResidentID, HomeID: dev.HomeID, DeviceID: dev.ID, DeviceKind: dev.Kind, TS: s.TS, Values: s.Values})
 			p.m.values.Add(float64(len(s.Values)))
 			if s.TS.After(latest) {
 				latest = s.TS
 			}
 		}
+		pd.pubs = p.readingMsgs(pd.pubs, readings)
 		if !latest.IsZero() {
 			p.o.Presence.Seen(deviceID, now)
 		}
 	case model.TopicEvent:
 		ev, rej := DecodeEvent(payload, now, p.o.Limits)
 		rejects = rej
-		if len(rej) == 0 {
+		if len(rej) == 0 && !catalog.KindEmits(dev.Kind, ev.Type) {
+			rejects = append(rejects, Reject{Reason: ReasonEventNotForKind,
+				Detail: "a " + dev.Kind + " device does not send " + ev.Type + " events (docs/device-protocol.md lists what each kind may send)"})
+		}
+		// A valid alarm is never refused for quota. Everything else sent
+		// on the event topic, bad events included, counts against the
+		// bucket of everyday events, so that a flood of them is cheap to
+		// turn away too.
+		if (len(rejects) > 0 || !IsAlarm(ev.Type)) && !p.evQuota.admit(deviceID, now) {
+			p.rateLimited(m, deviceID, topic, kind, now)
+			return nil
+		}
+		pd.js = p.ejs
+		if len(rejects) == 0 {
 			e := model.Event{ResidentID: dev.ResidentID, HomeID: dev.HomeID, DeviceID: dev.ID, DeviceKind: dev.Kind, TS: ev.TS, Type: ev.Type, Data: ev.Data}
 			data, _ := json.Marshal(e)
 			msg := &nats.Msg{Subject: model.EventSubject(dev.ResidentID, dev.ID), Data: data, Header: nats.Header{}}
@@ -405,17 +509,61 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message, contentType stri
 		p.m.messages.With(kind, "accepted").Inc()
 	}
 	for i := range pd.pubs {
-		pd.pubs[i].fut = p.publish(ctx, pd.pubs[i].msg)
+		pd.pubs[i].fut = p.publish(ctx, pd.js, pd.pubs[i].msg)
 	}
 	return pd
 }
 
+// telemetryRecords is what a telemetry message costs against the
+// device's quota: the records of an array or SenML pack, counted without
+// decoding them, or one.
+func telemetryRecords(payload []byte) int {
+	w := jsonWalker{b: payload, mark: -1}
+	if w.peek() != '[' {
+		return 1
+	}
+	return max(countElements(payload), 1)
+}
+
+// rateLimited reports a message refused for the device's quota and
+// acknowledges it: the device is told nothing it could retry into.
+func (p *Pipeline) rateLimited(m mqtt.Message, deviceID, topic, kind string, now time.Time) {
+	p.reject(deviceID, topic, kind, Reject{Reason: ReasonRateLimited,
+		Detail: "the device sent more than its quota (CARE_DEVICE_RATE / CARE_DEVICE_EVENT_RATE); send less often or batch records"}, now)
+	p.m.messages.With(kind, "rejected").Inc()
+	m.Ack()
+}
+
+// maxBatchBytes bounds one batch message; a larger batch is split in
+// order. NATS refuses messages over its max_payload (1 MiB by default).
+const maxBatchBytes = 512 << 10
+
+// readingMsgs appends the JetStream messages for one MQTT message's
+// readings: a lone reading in the single shape on
+// care.readings.{resident}.{device}, several as one batch on
+// care.readings.batch.{resident} (contract §3; docs/device-protocol.md),
+// so that an array costs JetStream one message, not one per record.
+func (p *Pipeline) readingMsgs(pubs []pendingPub, rs []model.Reading) []pendingPub {
+	switch len(rs) {
+	case 0:
+		return pubs
+	case 1:
+		return append(pubs, pendingPub{msg: &nats.Msg{Subject: model.ReadingSubject(rs[0].ResidentID, rs[0].DeviceID), Data: model.ReadingJSON(&rs[0])}})
+	}
+	data := model.ReadingBatchJSON(rs)
+	if len(data) > maxBatchBytes {
+		mid := len(rs) / 2
+		return p.readingMsgs(p.readingMsgs(pubs, rs[:mid]), rs[mid:])
+	}
+	return append(pubs, pendingPub{msg: &nats.Msg{Subject: model.ReadingBatchSubject(rs[0].ResidentID), Data: data}})
+}
+
 // publish starts an async JetStream publish. When the client's window is full
 // it waits rather than failing, which is the back-pressure path.
-func (p *Pipeline) publish(ctx context.Context, msg *nats.Msg) jetstream.PubAckFuture {
+func (p *Pipeline) publish(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) jetstream.PubAckFuture {
 	backoff := 10 * time.Millisecond
 	for {
-		fut, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second))
+		fut, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second))
 		if err == nil {
 			return fut
 		}
@@ -447,7 +595,7 @@ func (p *Pipeline) acker(ctx context.Context, q <-chan *pending, stop <-chan str
 		}
 		ok := true
 		for i := range pd.pubs {
-			if !p.confirm(ctx, &pd.pubs[i]) {
+			if !p.confirm(ctx, pd.js, &pd.pubs[i]) {
 				ok = false
 				break
 			}
@@ -460,7 +608,7 @@ func (p *Pipeline) acker(ctx context.Context, q <-chan *pending, stop <-chan str
 	}
 }
 
-func (p *Pipeline) confirm(ctx context.Context, pp *pendingPub) bool {
+func (p *Pipeline) confirm(ctx context.Context, js jetstream.JetStream, pp *pendingPub) bool {
 	backoff := 50 * time.Millisecond
 	for {
 		if pp.fut != nil {
@@ -483,7 +631,7 @@ func (p *Pipeline) confirm(ctx context.Context, pp *pendingPub) bool {
 			return false
 		}
 		backoff = min(backoff*2, 5*time.Second)
-		fut, err := p.js.PublishMsgAsync(&nats.Msg{Subject: pp.msg.Subject, Data: pp.msg.Data, Header: pp.msg.Header}, jetstream.WithStallWait(time.Second))
+		fut, err := js.PublishMsgAsync(&nats.Msg{Subject: pp.msg.Subject, Data: pp.msg.Data, Header: pp.msg.Header}, jetstream.WithStallWait(time.Second))
 		if err != nil {
 			pp.fut = nil
 			continue

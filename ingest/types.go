@@ -30,6 +30,13 @@ const (
 	ReasonUnitMismatch   = "unit_mismatch"
 	ReasonEventType      = "unknown_event_type"
 	ReasonNoValues       = "no_values"
+	// ReasonRateLimited: the device sent more than its quota (Quota).
+	ReasonRateLimited = "rate_limited"
+	// ReasonTooManyRecords: a telemetry array longer than Limits.MaxRecords.
+	ReasonTooManyRecords = "too_many_records"
+	// ReasonEventNotForKind: an event type the device's kind cannot
+	// produce (catalog.KindEmits), e.g. smoke from a door contact.
+	ReasonEventNotForKind = "event_not_for_kind"
 	// Reported by the embedded broker, which refuses these before ingest
 	// sees a message.
 	ReasonAuthFailed = "auth_failed"
@@ -42,7 +49,15 @@ type Limits struct {
 	MaxPayload int           // bytes; larger messages are rejected whole
 	MaxFuture  time.Duration // how far ahead of arrival a timestamp may be
 	MaxAge     time.Duration // raw-data retention: older timestamps are rejected
+	// MaxRecords is the most records a telemetry array (plain or SenML) may
+	// hold; a longer one is rejected whole. <= 0 means DefaultMaxRecords.
+	MaxRecords int
 }
+
+// DefaultMaxRecords covers a legitimate catch-up array: a device sending a
+// reading a minute that was offline 16 hours, or 4 metrics a minute as
+// SenML records for 4 hours (docs/device-protocol.md).
+const DefaultMaxRecords = 1000
 
 // Sample is one decoded, validated telemetry record of one device: its time
 // and the values that passed the metric catalogue.

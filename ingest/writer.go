@@ -739,19 +739,36 @@ func decodeJSONObject(data []byte, v any) error {
 	return json.Unmarshal(data, v)
 }
 
+// readingLine encodes a message of CARE_READINGS, a single reading or a
+// batch (contract §3), as one line per reading. A batch is stored or set
+// aside whole: one reading of it that makes no point dead-letters the
+// message, as the message is what JetStream acks. Ingest publishes one
+// batch per device message, so its readings name one resident and device;
+// a batch that mixes them names none, and admit drops it as forged.
 func readingLine(buf, data []byte) ([]byte, pointIDs, error) {
-	var r model.Reading
 	if len(data) == 0 || data[0] != '{' {
 		return buf, pointIDs{}, errNotJSONObject
 	}
-	if err := model.UnmarshalReading(data, &r); err != nil {
+	rs, err := model.UnmarshalReadings(data, nil)
+	if err != nil {
 		return buf, pointIDs{}, err
 	}
-	if err := checkPointIDs(r.ResidentID, r.HomeID, r.DeviceID); err != nil {
-		return buf, pointIDs{}, err
+	start := len(buf)
+	var ids pointIDs
+	for i, r := range rs {
+		if err := checkPointIDs(r.ResidentID, r.HomeID, r.DeviceID); err != nil {
+			return buf[:start], pointIDs{}, err
+		}
+		if i == 0 {
+			ids = pointIDs{r.ResidentID, r.DeviceID}
+		} else if ids != (pointIDs{r.ResidentID, r.DeviceID}) {
+			ids = pointIDs{}
+		}
+		if buf, err = influx.EncodeReading(buf, r); err != nil {
+			return buf[:start], pointIDs{}, err
+		}
 	}
-	buf, err := influx.EncodeReading(buf, r)
-	return buf, pointIDs{r.ResidentID, r.DeviceID}, err
+	return buf, ids, nil
 }
 
 func eventLine(buf, data []byte) ([]byte, pointIDs, error) {

@@ -75,7 +75,10 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	// 2. carehub: Mosquitto (or its embedded broker) → ingest → JetStream →
 	// writer → InfluxDB.
-	vars := map[string]string{"CARE_MQTT_CONNECTIONS": fmt.Sprint(f.mqttConns)}
+	// The loader sends each device's messages as fast as the broker takes
+	// them, far over a real device's quota (CARE_DEVICE_RATE): the bench
+	// measures carehub's throughput, not the quota.
+	vars := map[string]string{"CARE_MQTT_CONNECTIONS": fmt.Sprint(f.mqttConns), "CARE_DEVICE_RATE": "1000000", "CARE_DEVICE_BURST": "1000000"}
 	external := broker
 	if f.embedded {
 		listen := fmt.Sprintf("127.0.0.1:%d", freePort())

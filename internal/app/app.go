@@ -134,8 +134,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	}
 	natsURL, natsOpts := cfg.NATSURL, []nats.Option(nil)
 	if cfg.EmbeddedNATS() {
+		maxStore := cfg.NATSMaxStore
+		if maxStore == 0 {
+			maxStore = cfg.StreamOptions().MinStore()
+		}
 		ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{DataDir: cfg.DataDir, Listen: cfg.NATSListen,
-			UsersFile: cfg.NATSUsersFile, TLS: serverTLS, EncryptionKey: cfg.NATSEncryptionKey,
+			UsersFile: cfg.NATSUsersFile, TLS: serverTLS, EncryptionKey: cfg.NATSEncryptionKey, MaxStore: maxStore,
 			Log: log.With().Str("component", "nats").Logger()})
 		if err != nil {
 			return nil, err
@@ -167,9 +171,26 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	a.JS = js
 	streams := natsx.DefaultStreamOptions
 	streams.BufferAge, streams.AuditAge = cfg.BufferAge, cfg.AuditRetention
+	streams.MaxBytes = cfg.StreamMaxBytes
 	if err := natsx.EnsureStreams(ctx, js, streams); err != nil {
 		return nil, err
 	}
+	// The store's fill as metrics, and a warning before it is full.
+	var storeLimit int64
+	if a.natsServer != nil {
+		storeLimit = a.natsServer.JetStreamConfig().MaxStore
+	}
+	storeCtx, storeCancel := context.WithCancel(context.Background())
+	sw := &natsx.StoreWatch{JS: js, Limit: storeLimit, Metrics: a.Metrics, Log: log.With().Str("component", "jetstream-store").Logger()}
+	a.goRun("jetstream-store", func() error { sw.Run(storeCtx); return nil })
+	a.onStop(func(context.Context) { storeCancel() })
+	// Events get a NATS connection of their own (issue 9 item 7): an SOS
+	// is not queued behind a telemetry backlog on the socket.
+	eventNC, err := natsx.Connect(natsURL, "carehub-"+cfg.InstanceID+"-events", log, natsOpts...)
+	if err != nil {
+		return nil, redact.Err(fmt.Errorf("connect to NATS at %s for events: %w", natsURL, err))
+	}
+	a.onStop(func(context.Context) { _ = eventNC.Drain(); waitClosed(eventNC, 10*time.Second) })
 
 	reg, err := devices.Open(ctx, js, log.With().Str("component", "registry").Logger(), clock)
 	if err != nil {
@@ -291,8 +312,10 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	}
 	pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{
 		BrokerURL: a.mqttURL, Username: svcUser, Password: svcPass, ShareGroup: cfg.MQTTShareGroup,
-		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, TLS: clientTLS, NC: nc, Devices: reg, Presence: pres,
-		Limits: ingest.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention}, Clock: clock,
+		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, TLS: clientTLS, NC: nc, EventNC: eventNC, Devices: reg, Presence: pres,
+		Limits: ingest.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention, MaxRecords: cfg.MaxRecords}, Clock: clock,
+		Quota: ingest.Quota{Rate: float64(cfg.DeviceRate), Burst: float64(cfg.DeviceBurst),
+			EventRate: float64(cfg.DeviceEventRate), EventBurst: float64(cfg.DeviceEventBurst)},
 		Metrics: a.Metrics, Log: log.With().Str("component", "ingest").Logger(),
 	})
 	if err != nil {

@@ -47,6 +47,11 @@ func TestBadInput(t *testing.T) {
 		{"SenML relative time", "telemetry", []byte(`[{"bt":-5,"n":"heart_rate","u":"/min","v":71}]`), nil, 1},
 		{"wrong event type", "event", []byte(`{"type":"explode"}`), []string{"unknown_event_type"}, 0},
 		{"half-valid message", "telemetry", []byte(`{"values":{"heart_rate":72,"spo2":300,"mood":1}}`), []string{"out_of_range", "unknown_metric"}, 1},
+		{"array over the record cap", "telemetry", recordArray(1001), []string{"too_many_records"}, 0},
+		{"SenML pack over the record cap", "telemetry", senmlPack(1001), []string{"too_many_records"}, 0},
+		{"array at the record cap", "telemetry", recordArray(1000), nil, 1000},
+		{"smoke from a wearable", "event", []byte(`{"type":"smoke"}`), []string{"event_not_for_kind"}, 0},
+		{"door_open from a wearable", "event", []byte(`{"type":"door_open"}`), []string{"event_not_for_kind"}, 0},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
@@ -66,6 +71,39 @@ func TestBadInput(t *testing.T) {
 			assertStored(t, in, db, c, d, r.topic, r.stored)
 		})
 	}
+
+	// A device over its quota (CARE_DEVICE_BURST 2,000 records, 20 a
+	// second): three full arrays back to back take the bucket into debt,
+	// and what follows within a second is refused as rate_limited. How
+	// many are refused depends on the time between messages, so the
+	// reports, not a fixed number, are compared with the counter.
+	t.Run("rate limited", func(t *testing.T) {
+		d := register(t, base, "wearable")
+		reports := subscribeRejections(t, a.NC, d.ID)
+		before := rejectionCounters(t, base)
+		c := deviceClient(t, a.MQTTURL(), d)
+		for range 4 {
+			publish(t, c, d.MQTT.TopicPrefix+"telemetry", recordArray(1000))
+		}
+		got := waitReports(t, reports, 1)
+		// Let the remaining reports of these four arrive: at most two of
+		// them can have been refused.
+		testenv.WaitFor(t, 5*time.Second, "the counter to match", func() bool {
+			return metricValue(t, base, `carehub_ingest_rejected_total{reason="rate_limited"}`)-before["rate_limited"] >= float64(len(got))
+		})
+		for len(reports) > 0 {
+			got = append(got, <-reports)
+		}
+		want := make([]string, len(got))
+		for i := range want {
+			want[i] = "rate_limited"
+		}
+		if len(got) < 1 || len(got) > 2 {
+			t.Errorf("%d of 4 full arrays refused, want 1 or 2", len(got))
+		}
+		assertSameReasons(t, got, want)
+		assertCounterDeltas(t, base, before, want)
+	})
 
 	t.Run("unknown device", func(t *testing.T) {
 		id := testenv.ID("ghost")
@@ -174,7 +212,30 @@ func assertSameReasons(t *testing.T, got []model.Rejection, want []string) {
 var allReasons = []string{"empty_payload", "payload_too_large", "malformed_payload", "bad_topic", "unknown_device",
 	"device_disabled", "topic_not_allowed", "unknown_metric", "out_of_range", "not_finite", "bad_value",
 	"bad_timestamp", "timestamp_in_future", "timestamp_too_old", "unit_mismatch", "unknown_event_type", "no_values",
-	"auth_failed", "subscribe_not_allowed", "will_topic_not_allowed"}
+	"auth_failed", "subscribe_not_allowed", "will_topic_not_allowed", "rate_limited", "too_many_records", "event_not_for_kind"}
+
+// recordArray is a telemetry array of n records, one a second back from a
+// minute ago, each a heart rate.
+func recordArray(n int) []byte {
+	start := time.Now().Add(-time.Minute - time.Duration(n)*time.Second)
+	b := []byte{'['}
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `{"ts":%d,"values":{"heart_rate":%d}}`, start.Add(time.Duration(i)*time.Second).UnixMilli(), 60+i%40)
+	}
+	return append(b, ']')
+}
+
+// senmlPack is a SenML pack of n heart-rate records a second apart.
+func senmlPack(n int) []byte {
+	b := fmt.Appendf(nil, `[{"bn":"","bt":%d,"n":"heart_rate","u":"/min","v":70}`, time.Now().Add(-time.Hour).Unix())
+	for i := 1; i < n; i++ {
+		b = fmt.Appendf(b, `,{"n":"heart_rate","t":%d,"v":70}`, i)
+	}
+	return append(b, ']')
+}
 
 func rejectionCounters(t *testing.T, base string) map[string]float64 {
 	t.Helper()
@@ -207,7 +268,7 @@ func assertStored(t *testing.T, in *testenv.Influx, db string, c mqtt.Client, d 
 	measurement, field, sentinel := "readings", "heart_rate", `{"values":{"steps":1}}`
 	sentinelField := "steps"
 	if topic == "event" {
-		measurement, field, sentinel, sentinelField = "events", "value", `{"type":"toilet_flush"}`, "value"
+		measurement, field, sentinel, sentinelField = "events", "value", `{"type":"tamper"}`, "value" // every kind may send tamper
 	}
 	publish(t, c, d.MQTT.TopicPrefix+strings.Replace(topic, "status", "telemetry", 1), []byte(sentinel))
 	wantSentinel := 1

@@ -27,7 +27,7 @@ func TestReadingEndToEnd(t *testing.T) {
 		ts := now.Add(time.Duration(i) * time.Second)
 		publish(t, c, d.MQTT.TopicPrefix+"telemetry", fmt.Appendf(nil, `{"ts":%d,"values":{"heart_rate":%d,"spo2":97}}`, ts.UnixMilli(), 60+i))
 	}
-	publish(t, c, d.MQTT.TopicPrefix+"event", []byte(`{"type":"bed_exit"}`))
+	publish(t, c, d.MQTT.TopicPrefix+"event", []byte(`{"type":"tamper"}`)) // an event a wearable may send (catalog.KindEmits)
 	publish(t, c, d.MQTT.TopicPrefix+"status", []byte(`{"online":true,"battery_pct":81,"rssi_dbm":-60,"fw":"1.0.0"}`))
 
 	testenv.WaitFor(t, 20*time.Second, "20 readings in InfluxDB", func() bool {

@@ -89,6 +89,9 @@ func TestKillAndRestart(t *testing.T) {
 		"CARE_MQTT_URL":  mq.URL,
 		"CARE_NATS_URL":  ns.ClientURL(),
 		"CARE_HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		// One device sends 500 readings a second: far over a real
+		// device's quota, which is not what this test is about.
+		"CARE_DEVICE_RATE": "1000000", "CARE_DEVICE_BURST": "1000000",
 	})
 	base := "http://" + vars["CARE_HTTP_ADDR"]
 	proc := startProcess(t, bin, vars)
@@ -143,6 +146,9 @@ func TestKillAndRestartEmbedded(t *testing.T) {
 		"CARE_HTTP_ADDR":   fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		"CARE_MQTT_LISTEN": fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		"CARE_NATS_LISTEN": fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		// One device sends as fast as the broker takes it: far over a
+		// real device's quota, which is not what this test is about.
+		"CARE_DEVICE_RATE": "1000000", "CARE_DEVICE_BURST": "1000000",
 	})
 	base := "http://" + vars["CARE_HTTP_ADDR"]
 	proc := startProcess(t, bin, vars)

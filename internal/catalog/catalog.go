@@ -154,3 +154,56 @@ func ValidID(s string) bool {
 	}
 	return true
 }
+
+// kindEvents lists the event types each device kind can produce (issue 9
+// item 11; the table is in docs/device-protocol.md). It is generous where
+// a real device of the kind plausibly emits the event (a smoke alarm with
+// a CO cell, a bed pad that senses movement); a gateway publishes for the
+// sensors behind it and may send any. Every kind may report tamper.
+var kindEvents = map[string][]string{
+	KindMotion:     {EventMotion, EventToilet},
+	KindRadar:      {EventMotion, EventFall, EventFallCancel, EventBedExit, EventBedEnter},
+	KindDoor:       {EventDoorOpen, EventDoorClose},
+	KindBed:        {EventBedExit, EventBedEnter, EventMotion},
+	KindSmoke:      {EventSmoke, EventCO},
+	KindGas:        {EventGas, EventCO},
+	KindCO:         {EventCO},
+	KindSOS:        {EventSOS, EventSOSCancel, EventFall, EventFallCancel},
+	KindWearable:   {EventSOS, EventSOSCancel, EventFall, EventFallCancel},
+	KindBP:         nil,
+	KindGlucometer: nil,
+	KindScale:      nil,
+	KindEnv:        nil,
+	KindPower:      nil,
+	KindWaterLeak:  {EventWaterLeak, EventToilet},
+}
+
+// KindEmits reports whether a device of kind may send events of type t:
+// ingest rejects the others as event_not_for_kind, so that a hijacked
+// door contact cannot raise a smoke alarm that escalates to 119.
+func KindEmits(kind, t string) bool {
+	if !eventTypes[t] {
+		return false
+	}
+	if kind == KindGateway || t == EventTamper {
+		return kinds[kind]
+	}
+	for _, e := range kindEvents[kind] {
+		if e == t {
+			return true
+		}
+	}
+	return false
+}
+
+// KindEvents returns the event types a device of kind may send.
+func KindEvents(kind string) []string {
+	var out []string
+	for _, t := range []string{EventSOS, EventSOSCancel, EventFall, EventFallCancel, EventSmoke, EventGas, EventCO,
+		EventWaterLeak, EventDoorOpen, EventDoorClose, EventMotion, EventBedExit, EventBedEnter, EventTamper, EventToilet} {
+		if KindEmits(kind, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/carehub/carehub/internal/natsx"
 	"github.com/carehub/carehub/internal/tlsx"
 )
 
@@ -54,6 +56,20 @@ const (
 	DefaultBufferAge = 7 * 24 * time.Hour
 	// DefaultAuditRetention is the legal minimum for the access trail.
 	DefaultAuditRetention = 2 * 365 * 24 * time.Hour
+	// DefaultMaxRecords is the most records one telemetry message may hold
+	// (docs/device-protocol.md): a device a minute apart catching up on
+	// 16 hours, or one sending 4 metrics a minute as SenML on 4 hours.
+	DefaultMaxRecords = 1000
+	// DefaultDeviceRate and DefaultDeviceBurst are each device's telemetry
+	// telemetry quota in records: a sustained 20 a
+	// second with a burst of 2,000, two full catch-up arrays back to back.
+	DefaultDeviceRate  = 20
+	DefaultDeviceBurst = 2000
+	// DefaultDeviceEventRate and DefaultDeviceEventBurst are each device's
+	// quota of everyday events (door, motion, bed, ...) and status reports. Alarms (sos, fall,
+	// smoke, gas, co and their cancels) are never rate-limited.
+	DefaultDeviceEventRate  = 2
+	DefaultDeviceEventBurst = 60
 )
 
 // Config is everything carehub needs to start.
@@ -143,6 +159,29 @@ type Config struct {
 	// QueryRate queries per user and minute with bursts of QueryBurst,
 	// MaxQueries at once on the instance, MaxExports exports at once.
 	QueryRate, QueryBurst, MaxQueries, MaxExports int
+	// MaxRecords is the most records a telemetry message may hold; a
+	// larger array is rejected whole (too_many_records).
+	MaxRecords int
+	// DeviceRate and DeviceBurst are each device's telemetry quota in
+	// records per second and bucket size; DeviceEventRate and
+	// DeviceEventBurst its quota of everyday events. Past them messages
+	// are rejected (rate_limited); alarms never are.
+	DeviceRate, DeviceBurst           int
+	DeviceEventRate, DeviceEventBurst int
+	// StreamMaxBytes overrides the size of named streams
+	// (natsx.DefaultStreamMaxBytes for the others).
+	StreamMaxBytes map[string]int64
+	// NATSMaxStore caps the embedded NATS server's JetStream store; 0
+	// means the streams' sizes plus room for the key-value buckets.
+	NATSMaxStore int64
+}
+
+// StreamOptions returns the streams' sizes and ages from the configuration.
+func (c Config) StreamOptions() natsx.StreamOptions {
+	o := natsx.DefaultStreamOptions
+	o.BufferAge, o.AuditAge = c.BufferAge, c.AuditRetention
+	o.MaxBytes = c.StreamMaxBytes
+	return o
 }
 
 // Embedded reports whether carehub runs its own MQTT broker.
@@ -230,6 +269,13 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxQueries:        p.int("CARE_MAX_QUERIES", 8),
 		MaxExports:        p.int("CARE_MAX_EXPORTS", 2),
 	}
+	c.MaxRecords = p.int("CARE_MAX_RECORDS", DefaultMaxRecords)
+	c.DeviceRate = p.int("CARE_DEVICE_RATE", DefaultDeviceRate)
+	c.DeviceBurst = p.int("CARE_DEVICE_BURST", DefaultDeviceBurst)
+	c.DeviceEventRate = p.int("CARE_DEVICE_EVENT_RATE", DefaultDeviceEventRate)
+	c.DeviceEventBurst = p.int("CARE_DEVICE_EVENT_BURST", DefaultDeviceEventBurst)
+	c.StreamMaxBytes = p.streamSizes("CARE_STREAM_MAX_BYTES")
+	c.NATSMaxStore = p.size("CARE_NATS_MAX_STORE", 0)
 	for _, tp := range strings.Split(p.str("CARE_TRUSTED_PROXIES", ""), ",") {
 		if tp = strings.TrimSpace(tp); tp != "" {
 			c.TrustedProxies = append(c.TrustedProxies, tp)
@@ -341,6 +387,23 @@ func (c Config) validate() []error {
 		}
 	}
 	errs = append(errs, c.validateTransport()...)
+	if c.MaxRecords < 1 || c.MaxRecords > 100000 {
+		fail("CARE_MAX_RECORDS=%d: use 1 to 100000 records per telemetry message (default %d)", c.MaxRecords, DefaultMaxRecords)
+	}
+	if c.DeviceRate < 1 || c.DeviceBurst < 1 || c.DeviceBurst < c.MaxRecords {
+		fail("CARE_DEVICE_RATE=%d, CARE_DEVICE_BURST=%d: use at least 1 record/s and a burst of at least CARE_MAX_RECORDS (%d), or a device's full catch-up array never passes", c.DeviceRate, c.DeviceBurst, c.MaxRecords)
+	}
+	if c.DeviceEventRate < 1 || c.DeviceEventBurst < 1 {
+		fail("CARE_DEVICE_EVENT_RATE=%d, CARE_DEVICE_EVENT_BURST=%d: use at least 1 event/s and a burst of at least 1", c.DeviceEventRate, c.DeviceEventBurst)
+	}
+	if !c.EmbeddedNATS() && c.NATSMaxStore != 0 {
+		fail("CARE_NATS_MAX_STORE limits the embedded NATS server only: with CARE_NATS_URL set, size the external server's max_file_store (deploy/nats/nats.conf) and unset it")
+	}
+	if c.EmbeddedNATS() && c.NATSMaxStore != 0 {
+		if need := c.StreamOptions().MinStore(); c.NATSMaxStore < need {
+			fail("CARE_NATS_MAX_STORE=%d bytes is smaller than the streams' sizes plus room for the key-value buckets (%d bytes = %dMiB): raise it, or lower CARE_STREAM_MAX_BYTES", c.NATSMaxStore, need, need>>20)
+		}
+	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		fail("CARE_ADMIN_TOKEN is shorter than 16 characters: use a long random string (or leave it unset and carehub prints a generated one)")
 	}
@@ -518,6 +581,35 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: want a whole number of bytes, KiB, MiB or GiB", s)
 	}
 	return n * unit, nil
+}
+
+// streamSizes reads a list of stream sizes such as
+// "CARE_READINGS=20GiB,CARE_AUDIT=8GiB".
+func (p *parser) streamSizes(name string) map[string]int64 {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		stream, size, ok := strings.Cut(item, "=")
+		stream = strings.TrimSpace(stream)
+		if !ok || !slices.Contains(natsx.StreamNames, stream) {
+			p.fail("%s: %q is not STREAM=SIZE with STREAM one of %s, e.g. CARE_READINGS=20GiB,CARE_AUDIT=8GiB", name, item, strings.Join(natsx.StreamNames, ", "))
+			continue
+		}
+		n, err := ParseSize(strings.TrimSpace(size))
+		if err != nil || n < 1<<20 {
+			p.fail("%s: %s=%q is not a size of at least 1MiB: write it like 20GiB or 512MiB", name, stream, size)
+			continue
+		}
+		out[stream] = n
+	}
+	return out
 }
 
 func (p *parser) duration(name string, def time.Duration) time.Duration {

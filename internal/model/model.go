@@ -114,6 +114,11 @@ func SubjectMatchesIDs(subject, residentID, deviceID string) bool {
 	if rest == "" || residentID == "" || deviceID == "" || strings.Contains(residentID, ".") || strings.Contains(deviceID, ".") {
 		return false
 	}
+	// A batch (care.readings.batch.{resident}) names its resident only;
+	// "batch" is a reserved resident id, so the two shapes cannot meet.
+	if batchOf, ok := strings.CutPrefix(subject, "care.readings.batch."); ok {
+		return batchOf == residentID
+	}
 	return rest == residentID+"."+deviceID
 }
 

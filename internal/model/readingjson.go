@@ -84,79 +84,95 @@ func UnmarshalReading(data []byte, r *Reading) error {
 }
 
 func fastReading(d []byte, r *Reading) bool {
+	rest, ok := fastReadingPrefix(d, r)
+	return ok && len(rest) == 0
+}
+
+// fastReadingPrefix reads one reading in AppendReadingJSON's layout at the
+// start of d and returns what follows it.
+func fastReadingPrefix(d []byte, r *Reading) ([]byte, bool) {
 	var ok bool
 	if d, ok = cut(d, `{"resident_id":"`); !ok {
-		return false
+		return d, false
 	}
 	if r.ResidentID, d, ok = plainString(d); !ok {
-		return false
+		return d, false
 	}
 	if d, ok = cut(d, `,"home_id":"`); !ok {
-		return false
+		return d, false
 	}
 	if r.HomeID, d, ok = plainString(d); !ok {
-		return false
+		return d, false
 	}
 	if d, ok = cut(d, `,"device_id":"`); !ok {
-		return false
+		return d, false
 	}
 	if r.DeviceID, d, ok = plainString(d); !ok {
-		return false
+		return d, false
 	}
 	if d, ok = cut(d, `,"device_kind":"`); !ok {
-		return false
+		return d, false
 	}
 	if r.DeviceKind, d, ok = plainString(d); !ok {
-		return false
+		return d, false
 	}
 	if d, ok = cut(d, `,"ts":"`); !ok {
-		return false
+		return d, false
 	}
 	var ts string
 	if ts, d, ok = plainString(d); !ok {
-		return false
+		return d, false
 	}
 	t, err := time.Parse(time.RFC3339Nano, ts)
 	if err != nil {
-		return false
+		return d, false
 	}
 	r.TS = t
 	if d, ok = cut(d, `,"values":{`); !ok {
-		return false
+		return d, false
 	}
 	r.Values = make(map[string]float64, 4)
 	if len(d) > 0 && d[0] == '}' {
-		return string(d) == "}}"
+		return closeReading(d)
 	}
 	for {
 		if d, ok = cut(d, `"`); !ok {
-			return false
+			return d, false
 		}
 		var k string
 		if k, d, ok = plainString(d); !ok {
-			return false
+			return d, false
 		}
 		if d, ok = cut(d, `:`); !ok {
-			return false
+			return d, false
 		}
 		end := bytes.IndexAny(d, ",}")
 		if end <= 0 {
-			return false
+			return d, false
 		}
 		v, err := strconv.ParseFloat(string(d[:end]), 64)
 		if err != nil {
-			return false
+			return d, false
 		}
 		if _, dup := r.Values[k]; dup {
-			return false // encoding/json keeps the last; let it decide
+			return d, false // encoding/json keeps the last; let it decide
 		}
 		r.Values[k] = v
 		d = d[end:]
 		if d[0] == '}' {
-			return string(d) == "}}"
+			return closeReading(d)
 		}
 		d = d[1:]
 	}
+}
+
+// closeReading consumes the "}}" that ends a reading's values and the
+// reading.
+func closeReading(d []byte) ([]byte, bool) {
+	if len(d) < 2 || d[1] != '}' {
+		return d, false
+	}
+	return d[2:], true
 }
 
 func cut(d []byte, prefix string) ([]byte, bool) {

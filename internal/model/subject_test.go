@@ -19,6 +19,10 @@ func TestSubjectMatchesIDs(t *testing.T) {
 		{"care.alerts.r1.d1", "r1", "d1", false},
 		{"care.readings.", "", "", false},
 		{"care.readings.r1", "r1", "", false},
+		{"care.readings.batch.r1", "r1", "d1", true},
+		{"care.readings.batch.r1", "r2", "d1", false},
+		{"care.readings.batch.r1.x", "r1", "d1", false},
+		{"care.events.batch.r1", "r1", "d1", false},
 	} {
 		if got := SubjectMatchesIDs(c.subject, c.rid, c.did); got != c.want {
 			t.Errorf("SubjectMatchesIDs(%q, %q, %q) = %v, want %v", c.subject, c.rid, c.did, got, c.want)

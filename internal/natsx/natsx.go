@@ -50,7 +50,11 @@ type EmbeddedOptions struct {
 	TLS *tls.Config
 	// EncryptionKey, when set, encrypts JetStream's store at rest (AES-GCM).
 	EncryptionKey string
-	Log           zerolog.Logger
+	// MaxStore caps JetStream's file store in bytes (0: the server's
+	// default, 75 % of the free disk): past it JetStream refuses writes
+	// instead of filling the disk that InfluxDB shares.
+	MaxStore int64
+	Log      zerolog.Logger
 }
 
 // Embedded is a running in-process NATS server and how carehub logs in.
@@ -130,6 +134,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	if o.EncryptionKey != "" {
 		opts.JetStreamKey, opts.JetStreamCipher = o.EncryptionKey, server.AES
 	}
+	opts.JetStreamMaxStore = o.MaxStore
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -243,7 +248,54 @@ type StreamOptions struct {
 	// AuditAge is how long the audit trail is kept (PIPA: at least 2 years).
 	AuditAge time.Duration
 	Replicas int
+	// MaxBytes caps each stream's size by stream name; a stream not named
+	// gets DefaultStreamMaxBytes. A stream past its size drops its oldest
+	// messages (CARE_AUDIT refuses new ones instead: see StreamConfigs).
+	MaxBytes map[string]int64
 }
+
+// DefaultStreamMaxBytes are the stream sizes used unless configured
+// otherwise (CARE_STREAM_MAX_BYTES). Readings are the bulk: 8 GiB hold
+// about 32 million readings of ~250 bytes, 7 days of some 500 devices
+// sending one every 10 s; size them to the fleet. Their sum, with room for
+// the key-value buckets, is StreamOptions.MinStore.
+var DefaultStreamMaxBytes = map[string]int64{
+	model.StreamReadings:   8 << 30,
+	model.StreamEvents:     1 << 30,
+	model.StreamStatus:     1 << 30,
+	model.StreamAlerts:     1 << 30,
+	model.StreamEscalation: 256 << 20,
+	model.StreamDeadLetter: 1 << 30,
+	model.StreamAudit:      4 << 30,
+}
+
+// kvHeadroom is the store left beside the streams for carehub's key-value
+// buckets (registry, users, tokens, alert state) and the JetStream metadata.
+const kvHeadroom = 4 << 30
+
+// MaxBytesFor returns the configured or default size of a stream.
+func (o StreamOptions) MaxBytesFor(stream string) int64 {
+	if n, ok := o.MaxBytes[stream]; ok && n > 0 {
+		return n
+	}
+	return DefaultStreamMaxBytes[stream]
+}
+
+// MinStore is the smallest JetStream store that holds every stream at its
+// size plus the key-value buckets: JetStream reserves each stream's
+// MaxBytes when the stream is created and refuses a stream that does not
+// fit.
+func (o StreamOptions) MinStore() int64 {
+	var sum int64 = kvHeadroom
+	for _, name := range StreamNames {
+		sum += o.MaxBytesFor(name)
+	}
+	return sum
+}
+
+// StreamNames lists every stream carehub creates.
+var StreamNames = []string{model.StreamReadings, model.StreamEvents, model.StreamStatus, model.StreamAlerts,
+	model.StreamEscalation, model.StreamDeadLetter, model.StreamAudit}
 
 // DefaultStreamOptions are the sizes used unless configured otherwise.
 var DefaultStreamOptions = StreamOptions{
@@ -266,6 +318,7 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			MaxAge:      age,
+			MaxBytes:    o.MaxBytesFor(name),
 			Replicas:    o.Replicas,
 			Discard:     jetstream.DiscardOld,
 			// A short window: readings are idempotent in InfluxDB and carry no
@@ -276,12 +329,20 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 	audit := base(model.StreamAudit, model.SubjectAuditAll, "who read or changed which resident's data (append-only)", o.AuditAge)
 	audit.DenyDelete = true
 	audit.DenyPurge = true
+	// A full audit trail refuses new entries rather than losing old ones:
+	// the access trail must be kept (PIPA), and the store metric warns
+	// long before (WatchStore).
+	audit.Discard = jetstream.DiscardNew
 	// Alert transitions may be re-published from the outbox after a long
 	// NATS outage: a longer window keeps the stream free of duplicates.
 	alertsCfg := base(model.StreamAlerts, model.SubjectAlertsAll, "alert lifecycle transitions", o.AlertsAge)
 	alertsCfg.Duplicates = time.Hour
+	// care.readings.> covers the batches on care.readings.batch.{resident}
+	// (model.ReadingBatchSubject): a second, overlapping subject would only
+	// be refused by the server.
+	readings := base(model.StreamReadings, model.SubjectReadingsAll, "normalized device readings, single and batched", o.BufferAge)
 	return []jetstream.StreamConfig{
-		base(model.StreamReadings, model.SubjectReadingsAll, "normalized device readings", o.BufferAge),
+		readings,
 		base(model.StreamEvents, model.SubjectEventsAll, "device events", o.BufferAge),
 		base(model.StreamStatus, model.SubjectStatusAll, "device presence and health", o.BufferAge),
 		alertsCfg,
