@@ -57,10 +57,44 @@ const (
 	outOfBatteryPct = 5
 )
 
-// vital is the latest value of one NEWS2 parameter.
+// vital is the latest value of one NEWS2 parameter, and since when the
+// parameter's readings have scored at least 1, 2 and 3 without a break
+// (Since[k-1]; zero when the latest reading scored below k). A score counts
+// in NEWS2 only once it has held for the limit's persistence, as a vital's
+// own rule does: one artefact reading must not page anyone.
 type vital struct {
-	V  float64   `json:"v"`
-	TS time.Time `json:"ts,omitzero"`
+	V     float64      `json:"v"`
+	TS    time.Time    `json:"ts,omitzero"`
+	Since [3]time.Time `json:"since,omitzero"`
+}
+
+// record applies a reading of the parameter scoring sc. A gap longer than
+// maxGap since its previous reading restarts the runs: a value seen again
+// an hour later has not persisted for an hour.
+func (v *vital) record(val float64, ts time.Time, sc int, maxGap time.Duration) {
+	if !v.TS.IsZero() && ts.Sub(v.TS) > maxGap {
+		v.Since = [3]time.Time{}
+	}
+	for k := 1; k <= 3; k++ {
+		switch {
+		case sc < k:
+			v.Since[k-1] = time.Time{}
+		case v.Since[k-1].IsZero():
+			v.Since[k-1] = ts
+		}
+	}
+	v.V, v.TS = val, ts
+}
+
+// held is the highest score the parameter's readings have kept for at
+// least persist, up to its latest reading.
+func (v *vital) held(persist time.Duration) int {
+	for k := 3; k >= 1; k-- {
+		if s := v.Since[k-1]; !s.IsZero() && v.TS.Sub(s) >= persist {
+			return k
+		}
+	}
+	return 0
 }
 
 // devState is what the evaluator knows of one device of a resident.
@@ -285,9 +319,10 @@ func (e *Evaluator) Reading(r model.Reading, devKind string) []Signal {
 	}
 
 	fresh := false
+	nl := st.Limit(RuleNEWS2)
 	for i, p := range news2Params {
 		if v, ok := r.Values[p]; ok && r.TS.After(rs.Vitals[i].TS) {
-			rs.Vitals[i] = vital{V: v, TS: r.TS}
+			rs.Vitals[i].record(v, r.TS, news2Score(i, v, st.SpO2Scale), nl.Window)
 			fresh = true
 		}
 	}
@@ -384,20 +419,36 @@ func (e *Evaluator) reportThr(rs *resident, st Settings, rule string, at time.Ti
 	return e.report(rs, st, at, c, out)
 }
 
-// news2 scores the resident's latest vitals, those no older than the
-// limit's Window, once at least minNEWS2Params of them are fresh.
+// news2 scores the resident's vitals (domain.md NEWS2 total), once at
+// least minNEWS2Params of them were measured close in time: within the
+// limit's Window of the newest vital (and of at). A parameter scoring 3
+// on one reading among normal ones is an artefact as often as not, so the
+// score that raises counts each parameter at the score it has held for the
+// limit's persistence (news2Persist), like the vital-sign rules; the alert
+// clears on the latest readings' score (hysteresis: a single better
+// reading does not end it unless it brings the total to ClearHigh).
 func (e *Evaluator) news2(rs *resident, st Settings, at time.Time, src string, out []Signal) []Signal {
 	l := st.Limit(RuleNEWS2)
-	scale := st.SpO2Scale
-	n, total, single3 := 0, 0, false
+	persist := news2Persist(l)
+	var newest time.Time
+	for _, v := range rs.Vitals {
+		newest = latest(newest, v.TS)
+	}
+	if at.Sub(newest) > l.Window {
+		return out
+	}
+	n, total, raw, single3, raw3 := 0, 0, 0, false, false
 	for i, v := range rs.Vitals {
-		if v.TS.IsZero() || at.Sub(v.TS) > l.Window {
+		if v.TS.IsZero() || newest.Sub(v.TS) > l.Window {
 			continue
 		}
 		n++
-		sc := news2Score(i, v.V, scale)
-		total += sc
-		single3 = single3 || sc == 3
+		h := v.held(persist)
+		total += h
+		single3 = single3 || h == 3
+		sc := news2Score(i, v.V, st.SpO2Scale)
+		raw += sc
+		raw3 = raw3 || sc == 3
 	}
 	if n < minNEWS2Params {
 		return out
@@ -411,19 +462,32 @@ func (e *Evaluator) news2(rs *resident, st Settings, at time.Time, src string, o
 	if single3 && want < sevHigh {
 		want, thr = sevHigh, 3
 	}
-	rs.News2Total = total
+	shown := total
 	switch {
 	case want > rs.News2Sev:
 		rs.News2Sev = want
-	case rs.News2Sev > sevNone && float64(total) <= l.ClearHigh && !single3:
+	case rs.News2Sev > sevNone && float64(raw) <= l.ClearHigh && !raw3:
 		rs.News2Sev = sevNone
+		shown = raw
 	}
+	rs.News2Total = shown
 	if !e.changes(rs, st, at, RuleNEWS2, "", rs.News2Sev) {
 		return out
 	}
-	c := cond{rule: RuleNEWS2, src: src, metric: RuleNEWS2, sev: rs.News2Sev, value: float64(total), threshold: thr}
-	c.msg = news2Msg(total, single3, n)
+	c := cond{rule: RuleNEWS2, src: src, metric: RuleNEWS2, sev: rs.News2Sev, value: float64(shown), threshold: thr}
+	c.msg = news2Msg(shown, single3, n)
 	return e.report(rs, st, at, c, out)
+}
+
+// news2Persist is how long a parameter's score must hold before it counts:
+// the largest For of the NEWS2 bands (5 min by default, as the continuous
+// vital-sign rules).
+func news2Persist(l Limit) time.Duration {
+	var d time.Duration
+	for _, b := range l.Bands {
+		d = max(d, b.For)
+	}
+	return d
 }
 
 // battery applies a battery level from a reading or a status report.

@@ -46,8 +46,9 @@ func (b Band) crossed(v float64) bool {
 //     value ≤ ClearHigh), ClearFor (how long the value must stay past the clear
 //     level), MaxGap (a longer gap between readings restarts persistence and
 //     repeat counts: a "repeat reading" an evening later is not a repeat).
-//   - news2: Bands on the total score, ClearHigh, Window = how old a vital may
-//     be and still count.
+//   - news2: Bands on the total score (the largest For is how long each
+//     parameter's score must hold before it counts), ClearHigh, Window = how
+//     close in time the scored vitals must be (of the newest one).
 //   - sos, fall: Window = the cancel window.
 //   - inactivity: Bands with For = time without activity.
 //   - night_exit: From, To (local "HH:MM"), Window = time without motion.
@@ -248,6 +249,10 @@ func repeat(b Band, n int) Band { b.Repeat = n; return b }
 const (
 	vitalFor      = 5 * time.Minute
 	vitalClearFor = 2 * time.Minute
+	// news2Window: how close in time the vitals scored together must be,
+	// and the longest gap between two readings of one parameter that
+	// still continues its persistence.
+	news2Window = 15 * time.Minute
 )
 
 var (
@@ -305,11 +310,14 @@ var (
 			ge(SeverityCritical, 200, 0), ge(SeverityHigh, 50, 15*time.Minute),
 		}, ClearHigh: 25, MaxGap: time.Hour},
 		// NEWS2 total: ≥ 7 critical, ≥ 5 high (any single parameter scoring
-		// 3 is high too, built in). A vital older than an hour is not the
-		// resident's state any more.
+		// 3 is high too, built in). Each parameter counts at the score it
+		// has held for 5 minutes (vitalFor, as the vital-sign rules), and
+		// only vitals measured within 15 minutes of the newest one are
+		// scored together: a nurse's NEWS2 is one set of observations, not
+		// this morning's pressure with tonight's pulse.
 		RuleNEWS2: {Bands: []Band{
-			ge(SeverityCritical, 7, 0), ge(SeverityHigh, 5, 0),
-		}, ClearHigh: 4, Window: time.Hour},
+			ge(SeverityCritical, 7, vitalFor), ge(SeverityHigh, 5, vitalFor),
+		}, ClearHigh: 4, Window: news2Window},
 		RuleSOS:  {Window: 30 * time.Second},
 		RuleFall: {Window: 60 * time.Second},
 		// Inactivity: the city program's tiers; "beyond 24 h" is 36 h, half
