@@ -104,6 +104,7 @@ type devState struct {
 	KnownSince time.Time `json:"known_since,omitzero"` // first input or first tick after SetDevices
 	LastSeen   time.Time `json:"last_seen,omitzero"`
 	LWT        bool      `json:"lwt,omitempty"` // its last status was offline (Last Will)
+	LWTAt      time.Time `json:"lwt_at,omitzero"` // when that Last Will was sent
 	Off        bool      `json:"off,omitempty"` // offline as of the last check
 	Battery    float64   `json:"battery"`       // -1 unknown
 	LowBatt    int8      `json:"low_batt,omitempty"`
@@ -514,6 +515,23 @@ func (e *Evaluator) battery(rs *resident, st Settings, d *devState, v float64, a
 	return e.monitor(rs, st, at, out)
 }
 
+// WillGrace is how long after a device's Last Will the device_offline rule
+// waits for it to come back before it raises: the device_offline limit's
+// Window (2 min by default), and a quarter of it (30 s) for the devices
+// whose silence is an emergency unseen: SOS buttons and smoke, gas and CO
+// detectors.
+func WillGrace(st Settings, kind string) time.Duration {
+	g := st.Limit(RuleDeviceOffline).Window
+	if g <= 0 {
+		g = defaultWillGrace
+	}
+	switch kind {
+	case catalog.KindSOS, catalog.KindSmoke, catalog.KindGas, catalog.KindCO:
+		return g / 4
+	}
+	return g
+}
+
 // seen records that a device reported: it is online again.
 func (e *Evaluator) seen(rs *resident, st Settings, d *devState, at time.Time, out []Signal) []Signal {
 	if at.After(d.LastSeen) {
@@ -706,12 +724,13 @@ func (e *Evaluator) Status(s model.Status) []Signal {
 	var out []Signal
 	if s.Online {
 		out = e.seen(rs, st, d, s.TS, out)
-	} else if !s.TS.Before(d.LastSeen) {
+	} else if !s.TS.Before(d.LastSeen) && !d.LWT {
 		// A Last Will older than the device's latest report is a stale
-		// retained message: the device has been back since.
-		d.LWT, d.Off = true, true
-		out = e.report(rs, st, s.TS, cond{rule: RuleDeviceOffline, dev: d.ID, sev: sevHigh, msg: "device offline (Last Will)"}, out)
-		out = e.monitor(rs, st, s.TS, out)
+		// retained message: the device has been back since. A fresh one
+		// starts the Will's grace period (WillGrace): Tick raises
+		// device_offline only if the device is not back by then, as most
+		// Wills are a gateway or a Wi-Fi link dropping for seconds.
+		d.LWT, d.LWTAt = true, s.TS
 	}
 	if s.BatteryPct != nil {
 		out = e.battery(rs, st, d, *s.BatteryPct, s.TS, out)
@@ -826,7 +845,7 @@ func (e *Evaluator) tick(rs *resident, st Settings, now time.Time, out []Signal)
 	for _, d := range rs.Devs {
 		iv := st.reportInterval(d.ID, d.Kind)
 		base := latest(d.LastSeen, d.KnownSince)
-		d.Off = d.LWT || (iv > 0 && now.Sub(base) > time.Duration(missed)*iv)
+		d.Off = (d.LWT && now.Sub(d.LWTAt) >= WillGrace(st, d.Kind)) || (iv > 0 && now.Sub(base) > time.Duration(missed)*iv)
 		c := cond{rule: RuleDeviceOffline, dev: d.ID, msg: "device reporting again"}
 		if d.Off {
 			c.sev = sevHigh

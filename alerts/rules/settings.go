@@ -53,7 +53,9 @@ func (b Band) crossed(v float64) bool {
 //   - inactivity: Bands with For = time without activity.
 //   - night_exit: From, To (local "HH:MM"), Window = time without motion.
 //   - bathroom_stay, wearable_not_worn: Window.
-//   - device_offline: Count = missed expected reports.
+//   - device_offline: Count = missed expected reports, Window = how long
+//     after a Last Will the device has to come back (a quarter of it for
+//     SOS buttons and smoke, gas and CO detectors); 0 = the default 2 min.
 //   - low_battery: Bands ("<" or "<=" a percentage), ClearLow.
 type Limit struct {
 	Bands     []Band        `json:"bands,omitempty"`
@@ -253,6 +255,12 @@ const (
 	// and the longest gap between two readings of one parameter that
 	// still continues its persistence.
 	news2Window = 15 * time.Minute
+	// defaultWillGrace: a Wi-Fi gateway or a phone-synced ring that drops
+	// its MQTT connection is usually back within seconds to a minute (a
+	// router or a DHCP lease renewing, a phone changing networks); two
+	// minutes covers that, while a device truly gone still pages long
+	// before the missed-report check (3 × its report interval) would.
+	defaultWillGrace = 2 * time.Minute
 )
 
 var (
@@ -331,7 +339,9 @@ var (
 		RuleNightExit:       {From: "22:00", To: "06:00", Window: 15 * time.Minute},
 		RuleBathroomStay:    {Window: 60 * time.Minute},
 		RuleWearableNotWorn: {Window: 12 * time.Hour},
-		RuleDeviceOffline:   {Count: 3},
+		// device_offline: 3 missed reports, or a Last Will not followed by
+		// the device's return within 2 minutes (see WillGrace).
+		RuleDeviceOffline: {Count: 3, Window: defaultWillGrace},
 		// Low battery below 20 %; clears at 25 % so a battery hovering at
 		// 19–20 % with temperature does not flap.
 		RuleLowBattery: {Bands: []Band{lt(SeverityInfo, 20, 0)}, ClearLow: 25},
