@@ -103,10 +103,10 @@ type devState struct {
 	Kind       string    `json:"kind,omitempty"`
 	KnownSince time.Time `json:"known_since,omitzero"` // first input or first tick after SetDevices
 	LastSeen   time.Time `json:"last_seen,omitzero"`
-	LWT        bool      `json:"lwt,omitempty"` // its last status was offline (Last Will)
+	LWT        bool      `json:"lwt,omitempty"`   // its last status was offline (Last Will)
 	LWTAt      time.Time `json:"lwt_at,omitzero"` // when that Last Will was sent
-	Off        bool      `json:"off,omitempty"` // offline as of the last check
-	Battery    float64   `json:"battery"`       // -1 unknown
+	Off        bool      `json:"off,omitempty"`   // offline as of the last check
+	Battery    float64   `json:"battery"`         // -1 unknown
 	LowBatt    int8      `json:"low_batt,omitempty"`
 	LastHR     time.Time `json:"last_hr,omitzero"`
 	// Last 0/1 values of presence, door_open and in_bed; -1 unknown.

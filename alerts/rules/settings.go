@@ -392,8 +392,11 @@ func (s Settings) Validate() error {
 		}
 	}
 	for k, d := range s.ReportIntervals {
-		if d < 0 {
+		switch {
+		case d < 0:
 			bad("report_intervals[%q]: negative duration %s", k, d)
+		case d > 0 && d < minReportInterval:
+			bad("report_intervals[%q]: %s is below the floor of %s (0 = not checked)", k, d, minReportInterval)
 		}
 	}
 	for rule, l := range s.Limits {
@@ -508,6 +511,66 @@ func validateLimit(rule string, kind ruleKind, l Limit) []error {
 		if len(l.Bands) > 0 || l.Window != 0 || l.Count != 0 {
 			bad("rule %s has no limits to override", rule)
 		}
+	}
+	errs = append(errs, checkFloors(rule, kind, l)...)
+	return errs
+}
+
+// Floors of durations in settings: below them a limit would turn a
+// resident into a stream of pages (an inactivity tier of seconds, a
+// night-exit watch that ends before the resident is through the door) or
+// make a cancel impossible. A persistence, clear time or gap of 0 keeps its
+// meaning (the first reading; at once; no gap check); a positive one
+// shorter than its floor is almost surely seconds typed for minutes.
+const (
+	minReportInterval = time.Minute
+	minPersistence    = time.Minute      // threshold and NEWS2 bands' for
+	minClearFor       = 30 * time.Second // threshold clear_for
+	minMaxGap         = time.Minute      // threshold max_gap
+)
+
+// windowFloor is the least Window, or inactivity tier, a rule accepts.
+var windowFloor = map[string]time.Duration{
+	RuleInactivity:      time.Hour,
+	RuleBathroomStay:    15 * time.Minute,
+	RuleNightExit:       5 * time.Minute,
+	RuleWearableNotWorn: time.Hour,
+	RuleSOS:             10 * time.Second, // time to press cancel
+	RuleFall:            30 * time.Second, // time to answer "are you OK?"
+	RuleNEWS2:           5 * time.Minute,
+	RuleDeviceOffline:   time.Minute, // the Will's grace (SOS and detectors: a quarter)
+}
+
+// WindowFloor is the least window (inactivity: tier) rule accepts, 0 when it
+// has none; for the docs and the API.
+func WindowFloor(rule string) time.Duration { return windowFloor[rule] }
+
+func checkFloors(rule string, kind ruleKind, l Limit) []error {
+	var errs []error
+	below := func(field string, d, floor time.Duration, zeroOK bool) {
+		if d < 0 || (d == 0 && zeroOK) || d >= floor {
+			return
+		}
+		errs = append(errs, fmt.Errorf("%s: %s is below the floor of %s for %s", field, d, floor, rule))
+	}
+	switch kind {
+	case kindThreshold, kindNEWS2:
+		for i, b := range l.Bands {
+			below(fmt.Sprintf("bands[%d].for", i), b.For, minPersistence, true)
+		}
+		if kind == kindThreshold {
+			below("clear_for", l.ClearFor, minClearFor, true)
+			below("max_gap", l.MaxGap, minMaxGap, true)
+		}
+	case kindInactivity:
+		for i, b := range l.Bands {
+			if b.For > 0 {
+				below(fmt.Sprintf("bands[%d].for", i), b.For, windowFloor[rule], false)
+			}
+		}
+	}
+	if f, ok := windowFloor[rule]; ok && kind != kindInactivity && l.Window > 0 {
+		below("window", l.Window, f, false)
 	}
 	return errs
 }
