@@ -223,6 +223,9 @@ func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
 			return nil, err
 		}
+		if ea, ok := e.ev.(eventArrival); ok {
+			return ea.EventAt(ev, e.arrival(msg)), nil
+		}
 		return e.ev.Event(ev), nil
 	case strings.HasPrefix(subj, "care.status."):
 		var st model.Status
@@ -232,6 +235,24 @@ func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 		return e.ev.Status(st), nil
 	}
 	return nil, fmt.Errorf("unexpected subject %q", subj)
+}
+
+// eventArrival is an evaluator that refuses to escalate stale events
+// (rules.Evaluator.EventAt): it needs the time the event reached carehub.
+type eventArrival interface {
+	EventAt(ev model.Event, arrived time.Time) []rules.Signal
+}
+
+// arrival is when a message reached carehub: its JetStream time, stamped
+// when ingest stored it, so an SOS that waited out an engine restart in
+// the stream is not made stale by the wait; or the engine's clock if that
+// is earlier (an injected clock in tests and replays).
+func (e *Engine) arrival(msg jetstream.Msg) time.Time {
+	now := e.clock()
+	if md, err := msg.Metadata(); err == nil && !md.Timestamp.IsZero() && md.Timestamp.Before(now) {
+		return md.Timestamp
+	}
+	return now
 }
 
 // tick runs the clock-driven rules (inactivity, persistence) and the

@@ -136,6 +136,7 @@ type resident struct {
 	LastActivity time.Time   `json:"last_activity,omitzero"`
 	PausedAt     time.Time   `json:"paused_at,omitzero"` // last moment a mode paused activity rules
 	SOSAt        time.Time   `json:"sos_at,omitzero"`
+	SOSDev       string      `json:"sos_dev,omitempty"` // the button that raised it: only it can cancel
 	FallAt       time.Time   `json:"fall_at,omitzero"` // a fall waiting for its cancel window
 	FallDev      string      `json:"fall_dev,omitempty"`
 	DoorAt       time.Time   `json:"door_at,omitzero"` // a night-time door opening being watched
@@ -626,8 +627,28 @@ func (e *Evaluator) doorOpened(rs *resident, st Settings, d *devState, ts time.T
 	}
 }
 
-// Event applies one device event.
-func (e *Evaluator) Event(ev model.Event) []Signal {
+// StaleEventAge is how old an event may be when it reaches carehub and
+// still raise an escalating alert (issue 9 item 11). An SOS, fall, smoke
+// or gas event that a device queued through an outage and sends half an
+// hour later is history: it is stored and shown with the resident's
+// events, but paging a care worker and calling 119 for it would send help
+// to an emergency that has already been answered or has not been seen by
+// anyone for half an hour, and a forged or replayed old event must not
+// start the chain either. Five minutes leaves room for a device's
+// retries and a gateway's reconnect.
+const StaleEventAge = 5 * time.Minute
+
+// Event applies one device event, as EventAt without an arrival time (no
+// staleness check).
+func (e *Evaluator) Event(ev model.Event) []Signal { return e.EventAt(ev, time.Time{}) }
+
+// EventAt applies one device event that reached carehub at arrived. An
+// event older than StaleEventAge at arrival raises nothing: it still
+// counts as the device being seen and as activity, and a stale cancel
+// still cancels, but it starts no alert, fall window or night-exit watch.
+// Cancels (sos_cancel, fall_cancel) count only from the device that raised
+// the alert: a cancel from another device of the home is ignored.
+func (e *Evaluator) EventAt(ev model.Event, arrived time.Time) []Signal {
 	st := e.settings.Settings(ev.ResidentID)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -635,9 +656,20 @@ func (e *Evaluator) Event(ev model.Event) []Signal {
 	d := rs.device(ev.DeviceID, ev.DeviceKind, ev.TS)
 	out := e.seen(rs, st, d, ev.TS, nil)
 	ts := ev.TS
+	if !arrived.IsZero() && arrived.Sub(ts) > StaleEventAge {
+		switch ev.Type {
+		case catalog.EventSOS, catalog.EventFall, catalog.EventSmoke, catalog.EventGas,
+			catalog.EventWaterLeak, catalog.EventCO:
+			return out
+		case catalog.EventDoorOpen:
+			out = e.activity(rs, st, d, ts, false, out)
+			d.Door = 1
+			return out
+		}
+	}
 	switch ev.Type {
 	case catalog.EventSOS:
-		rs.SOSAt = ts
+		rs.SOSAt, rs.SOSDev = ts, d.ID
 		c := cond{rule: RuleSOS, src: d.ID, sev: sevCritical, msg: "SOS button pressed"}
 		before := len(out)
 		out = e.fire(rs, st, ts, c, true, out)
@@ -647,17 +679,19 @@ func (e *Evaluator) Event(ev model.Event) []Signal {
 	case catalog.EventSOSCancel:
 		// domain.md: cancelled by sos_cancel within 30 s → auto-cleared. A
 		// later cancel changes nothing: a person must resolve the alert.
+		// Only the button that raised it can cancel it (an older snapshot
+		// without SOSDev accepts any).
 		w := st.Limit(RuleSOS).Window
-		if !rs.SOSAt.IsZero() && !ts.Before(rs.SOSAt) && ts.Sub(rs.SOSAt) <= w {
+		if !rs.SOSAt.IsZero() && !ts.Before(rs.SOSAt) && ts.Sub(rs.SOSAt) <= w && (rs.SOSDev == "" || rs.SOSDev == d.ID) {
 			out = e.report(rs, st, ts, cond{rule: RuleSOS, src: d.ID, msg: "SOS cancelled at the button"}, out)
-			rs.SOSAt = time.Time{}
+			rs.SOSAt, rs.SOSDev = time.Time{}, ""
 		}
 	case catalog.EventFall:
 		if rs.FallAt.IsZero() {
 			rs.FallAt, rs.FallDev = ts, d.ID
 		}
 	case catalog.EventFallCancel:
-		if !rs.FallAt.IsZero() && !ts.Before(rs.FallAt) && ts.Sub(rs.FallAt) <= st.Limit(RuleFall).Window {
+		if !rs.FallAt.IsZero() && !ts.Before(rs.FallAt) && ts.Sub(rs.FallAt) <= st.Limit(RuleFall).Window && d.ID == rs.FallDev {
 			rs.FallAt, rs.FallDev = time.Time{}, ""
 		}
 	case catalog.EventSmoke:
