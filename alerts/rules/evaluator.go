@@ -137,7 +137,7 @@ type resident struct {
 	PausedAt     time.Time   `json:"paused_at,omitzero"` // last moment a mode paused activity rules
 	SOSAt        time.Time   `json:"sos_at,omitzero"`
 	SOSDev       string      `json:"sos_dev,omitempty"` // the button that raised it: only it can cancel
-	FallAt       time.Time   `json:"fall_at,omitzero"` // a fall waiting for its cancel window
+	FallAt       time.Time   `json:"fall_at,omitzero"`  // a fall waiting for its cancel window
 	FallDev      string      `json:"fall_dev,omitempty"`
 	DoorAt       time.Time   `json:"door_at,omitzero"` // a night-time door opening being watched
 	DoorDev      string      `json:"door_dev,omitempty"`
