@@ -197,6 +197,16 @@ func (rs *resident) open(rule, dev string) int {
 	return -1
 }
 
+// inBed reports whether a bed sensor's latest state is occupied.
+func (rs *resident) inBed() bool {
+	for _, d := range rs.Devs {
+		if d.InBed == 1 {
+			return true
+		}
+	}
+	return false
+}
+
 func (rs *resident) hasMotionDevice() bool {
 	for _, d := range rs.Devs {
 		if catalog.MotionType(d.Kind) {
@@ -598,7 +608,14 @@ func (e *Evaluator) activity(rs *resident, st Settings, d *devState, ts time.Tim
 	return out
 }
 
+// enterBathroom starts a bathroom stay, unless the bed says the resident
+// is in bed: a motion sensor's count covers the minutes before its report,
+// so the bathroom's report can arrive after the resident went to bed, and
+// a stay started then would page an hour later about a sleeping resident.
 func (e *Evaluator) enterBathroom(rs *resident, d *devState, ts time.Time) {
+	if rs.inBed() {
+		return
+	}
 	if rs.BathSince.IsZero() {
 		rs.BathSince, rs.BathDev = ts, d.ID
 	}
@@ -716,6 +733,10 @@ func (e *Evaluator) EventAt(ev model.Event, arrived time.Time) []Signal {
 	case catalog.EventMotion, catalog.EventToilet:
 		out = e.activity(rs, st, d, ts, true, out)
 	case catalog.EventBedExit, catalog.EventBedEnter:
+		d.InBed = 0
+		if ev.Type == catalog.EventBedEnter {
+			d.InBed = 1
+		}
 		out = e.activity(rs, st, d, ts, false, out)
 	}
 	return out
