@@ -326,7 +326,7 @@ func (e *Evaluator) Reading(r model.Reading, devKind string) []Signal {
 		if perDeviceMetric(rule) {
 			dev = d.ID
 		}
-		rs.thr(rule, dev).apply(v, r.TS, st.Limit(rule), st.HeatWave)
+		rs.thr(rule, dev).apply(v, r.TS, st.Limit(rule), st.HeatWave, rule == RuleHeartRate && rs.inBed())
 		out = e.reportThr(rs, st, rule, r.TS, d.ID, out)
 	}
 

@@ -57,7 +57,8 @@ type emergency struct {
 // emergencies is the scenario list of the benchmark. SLAs: events (SOS,
 // smoke, gas) within 10 s of the press or detection; a fall within 30 s
 // after its 60 s cancel window; inactivity at the 24 h "high" tier within
-// a minute of it; sustained SpO2 and fever within the persistence of
+// 6 minutes of it (the onset is the scenario start; a motion sensor's
+// last count report comes up to 5 minutes later and is the last activity); sustained SpO2 and fever within the persistence of
 // their rules after the value is reached (the ramp is part of the SLA).
 var emergencies = []emergency{
 	{name: "sos", rule: rules.RuleSOS, minSev: rules.SeverityCritical, sla: 10 * time.Second, onset: catalog.EventSOS,
@@ -70,7 +71,7 @@ var emergencies = []emergency{
 		start:   func(q *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioSmoke, at) }, lasts: 2 * time.Hour},
 	{name: "gas", rule: rules.RuleGas, minSev: rules.SeverityCritical, sla: 10 * time.Second, onset: catalog.EventGas,
 		start: func(q *qualityRun, h *qHome, at time.Time) { q.inject(h, at, sim.RoleGas, catalog.EventGas) }, lasts: time.Hour},
-	{name: "inactivity", rule: rules.RuleInactivity, minSev: rules.SeverityHigh, sla: 24*time.Hour + time.Minute,
+	{name: "inactivity", rule: rules.RuleInactivity, minSev: rules.SeverityHigh, sla: 24*time.Hour + 6*time.Minute,
 		related: []string{rules.RuleHeartRate},
 		start:   func(q *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioInactive, at) }, lasts: 28 * time.Hour},
 	{name: "low_spo2", rule: rules.RuleSpO2, minSev: rules.SeverityHigh, sla: 45 * time.Minute, needs: sim.RoleWearable,
@@ -276,6 +277,7 @@ func (q *qualityRun) plan(h *qHome, t0 time.Time, days int) {
 	}
 	any := append(append([]string(nil), continuous...), safety...)
 	emIndex := h.spec.Index
+	var awayFrom, awayTo, emTo time.Time
 	for day := 0; day < days; day++ {
 		times(reconnectsPerDay, day, func(at time.Time) {
 			d, _ := h.spec.Device(any[r.Intn(len(any))])
@@ -316,6 +318,10 @@ func (q *qualityRun) plan(h *qHome, t0 time.Time, days int) {
 		if day+2 <= days {
 			times(awayPerDay, day, func(at time.Time) {
 				until := at.Add(30 * time.Hour)
+				if at.Before(emTo) {
+					return // not while a scripted emergency is under way
+				}
+				awayFrom, awayTo = at, until
 				q.at(h, at, func(time.Time) {
 					q.settings.update(res, func(s *rules.Settings) {
 						s.Mode, s.ModeUntil, s.ModeReason = rules.ModeAway, until, "visiting family"
@@ -337,6 +343,10 @@ func (q *qualityRun) plan(h *qHome, t0 time.Time, days int) {
 			if e.name == "inactivity" && day+2 > days {
 				continue // it needs a day and more to reach its tier
 			}
+			if at.Before(awayTo) && at.Add(e.lasts).After(awayFrom) {
+				continue // the resident is away: no emergency at home
+			}
+			emTo = at.Add(e.lasts)
 			s := &scripted{e: e, res: res, start: at}
 			if e.onset == "" {
 				s.onset = at
@@ -475,7 +485,7 @@ type alertBook struct {
 
 type raisedAlert struct {
 	res, rule, sev, msg, dev string
-	at                  time.Time
+	at                       time.Time
 }
 
 var eventRules = map[string]bool{rules.RuleSOS: true, rules.RuleFall: true, rules.RuleSmoke: true, rules.RuleGas: true, rules.RuleWaterLeak: true}
