@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: help deps build test check depcheck fmt vet demo stop-demo bench-ingest bench-ingest-embedded bench-alerts bench-api security-check clean
+.PHONY: help deps build test check depcheck fmt vet demo stop-demo bench-ingest bench-ingest-embedded bench-alerts bench-api bench-quality security-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ bench-alerts: deps build ## device publish to alert at a NATS subscriber, under 
 
 bench-api: deps build ## readings and overview latency on a week of data, SSE fan-out
 	@$(BIN)/carebench api
+
+bench-quality: build ## false alarms per resident-day and emergency detection vs SLA on homesim homes (in-process, simulated clock)
+	@$(BIN)/carebench quality
 
 security-check: deps build ## black-box attacks on a running carehub (flood, oversized CONNECT, NATS forgery, takeover, logins, export memory)
 	@$(BIN)/carebench security

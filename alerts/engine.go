@@ -256,6 +256,9 @@ func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 		if err := e.admit(subj, ev.ResidentID, ev.DeviceID); err != nil {
 			return nil, err
 		}
+		if ea, ok := e.ev.(eventArrival); ok {
+			return ea.EventAt(ev, e.arrival(msg)), nil
+		}
 		return e.ev.Event(ev), nil
 	case strings.HasPrefix(subj, "care.status."):
 		var st model.Status
@@ -346,6 +349,24 @@ func (e *Engine) EraseResident(ctx context.Context, residentID string) error {
 	e.ev.Prune(func(id string) bool { return id != residentID })
 	e.mu.Unlock()
 	return e.snapshot(ctx)
+}
+
+// eventArrival is an evaluator that refuses to escalate stale events
+// (rules.Evaluator.EventAt): it needs the time the event reached carehub.
+type eventArrival interface {
+	EventAt(ev model.Event, arrived time.Time) []rules.Signal
+}
+
+// arrival is when a message reached carehub: its JetStream time, stamped
+// when ingest stored it, so an SOS that waited out an engine restart in
+// the stream is not made stale by the wait; or the engine's clock if that
+// is earlier (an injected clock in tests and replays).
+func (e *Engine) arrival(msg jetstream.Msg) time.Time {
+	now := e.clock()
+	if md, err := msg.Metadata(); err == nil && !md.Timestamp.IsZero() && md.Timestamp.Before(now) {
+		return md.Timestamp
+	}
+	return now
 }
 
 // tick runs the clock-driven rules (inactivity, persistence) and the

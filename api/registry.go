@@ -246,6 +246,8 @@ func (s *Server) getSettings(c *fiber.Ctx) error {
 
 // putSettings: PUT /residents/{id}/settings (staff) replaces the rule
 // settings, validated by rules.Settings.Validate (422 with its message).
+// Durations are Go duration strings ("90s", "8h"), each at least its rule's
+// floor; a bare number other than 0 is a 422 naming the field.
 // With If-Match the write happens only if the settings are still the ones
 // the client read (412 otherwise). The check and the write are not one
 // atomic step; two coordinators editing within the same millisecond can
@@ -257,6 +259,11 @@ func (s *Server) putSettings(c *fiber.Ctx) error {
 	r, err := s.visibleResident(c)
 	if err != nil {
 		return err
+	}
+	// Durations are Go duration strings; a bare number (nanoseconds) is
+	// refused with the field named, before decoding would accept it.
+	if err := rules.CheckDurationSyntax(c.Body()); err != nil {
+		return invalid("invalid_settings", err.Error())
 	}
 	var b rules.Settings
 	if err := decode(c, &b); err != nil {

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -154,5 +155,36 @@ func TestSettingsStatusAndEscalation(t *testing.T) {
 	h.expect(http.StatusOK, "GET", "/api/v1/residents/r1/escalation", care, nil, &ch)
 	if len(ch.Tiers) != 2 || ch.Tiers[0].UserIDs[0] != "care" {
 		t.Fatalf("stored chain: %+v", ch)
+	}
+}
+
+// TestSettingsDurations: rule durations are Go duration strings; a bare
+// number (which was stored as nanoseconds) and a duration under its rule's
+// floor are 422s that say what to write (issue 10 item 3).
+func TestSettingsDurations(t *testing.T) {
+	h := newHarness(t, nil)
+	h.resident("r1")
+	put := func(want int, body string) []byte {
+		t.Helper()
+		return h.expect(want, "PUT", "/api/v1/residents/r1/settings", adminToken, json.RawMessage(body), nil)
+	}
+	b := put(422, `{"limits":{"inactivity":{"bands":[{"severity":"info","for":28800}]}}}`)
+	if errCode(b) != "invalid_settings" || !strings.Contains(string(b), "bare number") || !strings.Contains(string(b), `\"8h\"`) {
+		t.Fatalf("bare number: %s", b)
+	}
+	b = put(422, `{"limits":{"inactivity":{"bands":[{"severity":"info","for":"30s"}]}}}`)
+	if errCode(b) != "invalid_settings" || !strings.Contains(string(b), "below the floor of 1h0m0s") {
+		t.Fatalf("under the floor: %s", b)
+	}
+	put(http.StatusOK, `{"limits":{"inactivity":{"bands":[{"severity":"info","for":"8h"},{"severity":"high","for":"24h"}]},"bathroom_stay":{"window":"90m"}},"report_intervals":{"env":"30m"}}`)
+	st := h.settings.Settings("r1")
+	if st.Limits["inactivity"].Bands[0].For != 8*time.Hour || st.Limits["bathroom_stay"].Window != 90*time.Minute || st.ReportIntervals["env"] != 30*time.Minute {
+		t.Fatalf("stored %+v", st)
+	}
+	var got map[string]any
+	h.expect(http.StatusOK, "GET", "/api/v1/residents/r1/settings", adminToken, nil, &got)
+	lim := got["limits"].(map[string]any)["bathroom_stay"].(map[string]any)
+	if lim["window"] != "1h30m0s" {
+		t.Fatalf("GET gives window %v, want \"1h30m0s\"", lim["window"])
 	}
 }

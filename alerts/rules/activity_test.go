@@ -142,3 +142,30 @@ func TestBathroomStay(t *testing.T) {
 	e.Event(event("pir", "motion", "motion", t0.Add(90*m), ""))
 	expect(t, "moved elsewhere", only(e.Tick(t0.Add(150*m)), RuleBathroomStay), "")
 }
+
+// Found by the alert-quality benchmark: the bathroom PIR reports its motion
+// count for the last 5 minutes after the resident has gone to bed; the
+// stay it started paged "in the bathroom for over 1 h" about a sleeping
+// resident. A resident the bed sensor reports in bed is not in the
+// bathroom.
+func TestBathroomStayNotWhileInBed(t *testing.T) {
+	m := time.Minute
+	set := settingsMap{res: {BathroomDeviceIDs: []string{"bath"}}}
+	e := newEval(t, set)
+	e.Reading(reading("bath", "motion", t0, "motion", 4), "")
+	e.Event(event("bed", "bed", "bed_enter", t0.Add(2*m), ""))
+	e.Reading(reading("bed", "bed", t0.Add(2*m), "in_bed", 1), "")
+	e.Reading(reading("bath", "motion", t0.Add(3*m), "motion", 2), "") // the count of the minutes before bed
+	var sigs []Signal
+	for i := 5; i <= 120; i += 5 {
+		e.Reading(reading("bed", "bed", t0.Add(time.Duration(i)*m), "in_bed", 1), "")
+		sigs = append(sigs, e.Tick(t0.Add(time.Duration(i)*m))...)
+	}
+	expect(t, "asleep after the bathroom", only(sigs, RuleBathroomStay), "")
+
+	// Out of bed to the bathroom at night, and staying there, still pages.
+	e.Event(event("bed", "bed", "bed_exit", t0.Add(130*m), ""))
+	e.Reading(reading("bed", "bed", t0.Add(130*m), "in_bed", 0), "")
+	e.Reading(reading("bath", "motion", t0.Add(131*m), "motion", 3), "")
+	expect(t, "night trip over 60 min", only(e.Tick(t0.Add(192*m)), RuleBathroomStay), "bathroom_stay:high")
+}

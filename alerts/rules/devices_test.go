@@ -28,10 +28,11 @@ func TestDeviceOfflineByMissedReports(t *testing.T) {
 func TestDeviceOfflineByLastWill(t *testing.T) {
 	e := newEval(t, nil)
 	e.Reading(reading("w", "wearable", t0, "heart_rate", 70), "")
-	got := e.Status(status("w", "wearable", t0.Add(time.Minute), false))
-	expect(t, "last will", got, "device_offline:high")
-	expect(t, "still offline on tick", e.Tick(t0.Add(2*time.Minute)), "")
-	expect(t, "online", e.Status(status("w", "wearable", t0.Add(3*time.Minute), true)), "device_offline:clear")
+	expect(t, "last will", e.Status(status("w", "wearable", t0.Add(time.Minute), false)), "")
+	expect(t, "within the grace", e.Tick(t0.Add(2*time.Minute)), "")
+	expect(t, "not back after 2 min", e.Tick(t0.Add(3*time.Minute)), "device_offline:high")
+	expect(t, "still offline on tick", e.Tick(t0.Add(4*time.Minute)), "")
+	expect(t, "online", e.Status(status("w", "wearable", t0.Add(5*time.Minute), true)), "device_offline:clear")
 
 	// A retained Last Will older than the device's latest report is stale.
 	e.Reading(reading("w", "wearable", t0.Add(10*time.Minute), "heart_rate", 70), "")
@@ -43,13 +44,15 @@ func TestCannotMonitor(t *testing.T) {
 	e.Reading(reading("pir", "motion", t0, "motion", 1), "")
 	e.Reading(reading("radar", "radar", t0, "presence", 1), "")
 	e.Reading(reading("env", "env", t0, "room_temp", 21), "")
-	expect(t, "one motion device down", e.Status(status("pir", "motion", t0.Add(time.Minute), false)), "device_offline:high")
-	expect(t, "both down", e.Status(status("radar", "radar", t0.Add(2*time.Minute), false)), "device_offline:high cannot_monitor:high")
-	expect(t, "one back", e.Reading(reading("radar", "radar", t0.Add(3*time.Minute), "presence", 1), ""), "device_offline:clear cannot_monitor:clear")
+	e.Status(status("pir", "motion", t0.Add(time.Minute), false))
+	expect(t, "one motion device down", e.Tick(t0.Add(3*time.Minute)), "device_offline:high")
+	e.Status(status("radar", "radar", t0.Add(3*time.Minute), false))
+	expect(t, "both down", e.Tick(t0.Add(5*time.Minute)), "device_offline:high cannot_monitor:high")
+	expect(t, "one back", e.Reading(reading("radar", "radar", t0.Add(6*time.Minute), "presence", 1), ""), "device_offline:clear cannot_monitor:clear")
 	// Out of battery counts as down.
-	expect(t, "radar out of battery", e.Status(status("radar", "radar", t0.Add(4*time.Minute), true, 3)),
+	expect(t, "radar out of battery", e.Status(status("radar", "radar", t0.Add(7*time.Minute), true, 3)),
 		"low_battery:info cannot_monitor:high")
-	expect(t, "battery replaced", e.Status(status("radar", "radar", t0.Add(5*time.Minute), true, 100)),
+	expect(t, "battery replaced", e.Status(status("radar", "radar", t0.Add(8*time.Minute), true, 100)),
 		"low_battery:clear cannot_monitor:clear")
 }
 
@@ -104,4 +107,46 @@ func TestWearableNotWorn(t *testing.T) {
 	e2 := newEval(t, nil)
 	e2.Reading(reading("ring", "wearable", t0, "heart_rate", 70), "")
 	expect(t, "silent ring", e2.Tick(t0.Add(13*time.Hour)), "device_offline:high")
+}
+
+// A gateway that drops its connection and is back 3 s later: its Last Will
+// must not page (issue 10 item 2). Nor must the dropped home's "cannot
+// monitor".
+func TestLastWillReconnectWithinGrace(t *testing.T) {
+	e := newEval(t, nil)
+	e.Reading(reading("pir", "motion", t0, "motion", 1), "")
+	var sigs []Signal
+	sigs = append(sigs, e.Status(status("pir", "motion", t0.Add(time.Minute), false))...)
+	sigs = append(sigs, e.Tick(t0.Add(time.Minute+time.Second))...)
+	sigs = append(sigs, e.Status(status("pir", "motion", t0.Add(time.Minute+3*time.Second), true))...)
+	for s := 2; s <= 10; s++ {
+		sigs = append(sigs, e.Tick(t0.Add(time.Duration(s)*time.Minute))...)
+	}
+	expect(t, "reconnect after 3 s", sigs, "")
+}
+
+// Silence of an SOS button or a smoke, gas or CO detector matters more: its
+// Will pages after 30 s, a motion sensor's after 2 min; the grace is the
+// device_offline limit's window.
+func TestLastWillGraceByKind(t *testing.T) {
+	e := newEval(t, nil)
+	for _, k := range []string{"sos", "smoke", "motion"} {
+		e.Status(status(k+"1", k, t0, true))
+		e.Status(status(k+"1", k, t0.Add(time.Second), false))
+	}
+	expect(t, "29 s", e.Tick(t0.Add(30*time.Second)), "")
+	got := e.Tick(t0.Add(31 * time.Second))
+	expect(t, "31 s", got, "device_offline:high device_offline:high")
+	if got[0].DeviceID != "sos1" || got[1].DeviceID != "smoke1" {
+		t.Fatalf("devices %s, %s", got[0].DeviceID, got[1].DeviceID)
+	}
+	expect(t, "1 min 59 s", e.Tick(t0.Add(2*time.Minute)), "")
+	expect(t, "2 min", e.Tick(t0.Add(2*time.Minute+time.Second)), "device_offline:high cannot_monitor:high")
+
+	long := Limit{Count: 3, Window: 10 * time.Minute}
+	e2 := newEval(t, settingsMap{res: {Limits: map[string]Limit{RuleDeviceOffline: long}}})
+	e2.Status(status("sos1", "sos", t0, true))
+	e2.Status(status("sos1", "sos", t0, false))
+	expect(t, "override: 2 min 29 s", e2.Tick(t0.Add(2*time.Minute+29*time.Second)), "")
+	expect(t, "override: 2 min 30 s", e2.Tick(t0.Add(2*time.Minute+30*time.Second)), "device_offline:high")
 }

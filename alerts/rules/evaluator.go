@@ -57,10 +57,44 @@ const (
 	outOfBatteryPct = 5
 )
 
-// vital is the latest value of one NEWS2 parameter.
+// vital is the latest value of one NEWS2 parameter, and since when the
+// parameter's readings have scored at least 1, 2 and 3 without a break
+// (Since[k-1]; zero when the latest reading scored below k). A score counts
+// in NEWS2 only once it has held for the limit's persistence, as a vital's
+// own rule does: one artefact reading must not page anyone.
 type vital struct {
-	V  float64   `json:"v"`
-	TS time.Time `json:"ts,omitzero"`
+	V     float64      `json:"v"`
+	TS    time.Time    `json:"ts,omitzero"`
+	Since [3]time.Time `json:"since,omitzero"`
+}
+
+// record applies a reading of the parameter scoring sc. A gap longer than
+// maxGap since its previous reading restarts the runs: a value seen again
+// an hour later has not persisted for an hour.
+func (v *vital) record(val float64, ts time.Time, sc int, maxGap time.Duration) {
+	if !v.TS.IsZero() && ts.Sub(v.TS) > maxGap {
+		v.Since = [3]time.Time{}
+	}
+	for k := 1; k <= 3; k++ {
+		switch {
+		case sc < k:
+			v.Since[k-1] = time.Time{}
+		case v.Since[k-1].IsZero():
+			v.Since[k-1] = ts
+		}
+	}
+	v.V, v.TS = val, ts
+}
+
+// held is the highest score the parameter's readings have kept for at
+// least persist, up to its latest reading.
+func (v *vital) held(persist time.Duration) int {
+	for k := 3; k >= 1; k-- {
+		if s := v.Since[k-1]; !s.IsZero() && v.TS.Sub(s) >= persist {
+			return k
+		}
+	}
+	return 0
 }
 
 // devState is what the evaluator knows of one device of a resident.
@@ -69,9 +103,10 @@ type devState struct {
 	Kind       string    `json:"kind,omitempty"`
 	KnownSince time.Time `json:"known_since,omitzero"` // first input or first tick after SetDevices
 	LastSeen   time.Time `json:"last_seen,omitzero"`
-	LWT        bool      `json:"lwt,omitempty"` // its last status was offline (Last Will)
-	Off        bool      `json:"off,omitempty"` // offline as of the last check
-	Battery    float64   `json:"battery"`       // -1 unknown
+	LWT        bool      `json:"lwt,omitempty"`   // its last status was offline (Last Will)
+	LWTAt      time.Time `json:"lwt_at,omitzero"` // when that Last Will was sent
+	Off        bool      `json:"off,omitempty"`   // offline as of the last check
+	Battery    float64   `json:"battery"`         // -1 unknown
 	LowBatt    int8      `json:"low_batt,omitempty"`
 	LastHR     time.Time `json:"last_hr,omitzero"`
 	// Last 0/1 values of presence, door_open and in_bed; -1 unknown.
@@ -101,7 +136,8 @@ type resident struct {
 	LastActivity time.Time   `json:"last_activity,omitzero"`
 	PausedAt     time.Time   `json:"paused_at,omitzero"` // last moment a mode paused activity rules
 	SOSAt        time.Time   `json:"sos_at,omitzero"`
-	FallAt       time.Time   `json:"fall_at,omitzero"` // a fall waiting for its cancel window
+	SOSDev       string      `json:"sos_dev,omitempty"` // the button that raised it: only it can cancel
+	FallAt       time.Time   `json:"fall_at,omitzero"`  // a fall waiting for its cancel window
 	FallDev      string      `json:"fall_dev,omitempty"`
 	DoorAt       time.Time   `json:"door_at,omitzero"` // a night-time door opening being watched
 	DoorDev      string      `json:"door_dev,omitempty"`
@@ -159,6 +195,16 @@ func (rs *resident) open(rule, dev string) int {
 		}
 	}
 	return -1
+}
+
+// inBed reports whether a bed sensor's latest state is occupied.
+func (rs *resident) inBed() bool {
+	for _, d := range rs.Devs {
+		if d.InBed == 1 {
+			return true
+		}
+	}
+	return false
 }
 
 func (rs *resident) hasMotionDevice() bool {
@@ -280,14 +326,15 @@ func (e *Evaluator) Reading(r model.Reading, devKind string) []Signal {
 		if perDeviceMetric(rule) {
 			dev = d.ID
 		}
-		rs.thr(rule, dev).apply(v, r.TS, st.Limit(rule), st.HeatWave)
+		rs.thr(rule, dev).apply(v, r.TS, st.Limit(rule), st.HeatWave, rule == RuleHeartRate && rs.inBed())
 		out = e.reportThr(rs, st, rule, r.TS, d.ID, out)
 	}
 
 	fresh := false
+	nl := st.Limit(RuleNEWS2)
 	for i, p := range news2Params {
 		if v, ok := r.Values[p]; ok && r.TS.After(rs.Vitals[i].TS) {
-			rs.Vitals[i] = vital{V: v, TS: r.TS}
+			rs.Vitals[i].record(v, r.TS, news2Score(i, v, st.SpO2Scale), nl.Window)
 			fresh = true
 		}
 	}
@@ -384,20 +431,36 @@ func (e *Evaluator) reportThr(rs *resident, st Settings, rule string, at time.Ti
 	return e.report(rs, st, at, c, out)
 }
 
-// news2 scores the resident's latest vitals, those no older than the
-// limit's Window, once at least minNEWS2Params of them are fresh.
+// news2 scores the resident's vitals (domain.md NEWS2 total), once at
+// least minNEWS2Params of them were measured close in time: within the
+// limit's Window of the newest vital (and of at). A parameter scoring 3
+// on one reading among normal ones is an artefact as often as not, so the
+// score that raises counts each parameter at the score it has held for the
+// limit's persistence (news2Persist), like the vital-sign rules; the alert
+// clears on the latest readings' score (hysteresis: a single better
+// reading does not end it unless it brings the total to ClearHigh).
 func (e *Evaluator) news2(rs *resident, st Settings, at time.Time, src string, out []Signal) []Signal {
 	l := st.Limit(RuleNEWS2)
-	scale := st.SpO2Scale
-	n, total, single3 := 0, 0, false
+	persist := news2Persist(l)
+	var newest time.Time
+	for _, v := range rs.Vitals {
+		newest = latest(newest, v.TS)
+	}
+	if at.Sub(newest) > l.Window {
+		return out
+	}
+	n, total, raw, single3, raw3 := 0, 0, 0, false, false
 	for i, v := range rs.Vitals {
-		if v.TS.IsZero() || at.Sub(v.TS) > l.Window {
+		if v.TS.IsZero() || newest.Sub(v.TS) > l.Window {
 			continue
 		}
 		n++
-		sc := news2Score(i, v.V, scale)
-		total += sc
-		single3 = single3 || sc == 3
+		h := v.held(persist)
+		total += h
+		single3 = single3 || h == 3
+		sc := news2Score(i, v.V, st.SpO2Scale)
+		raw += sc
+		raw3 = raw3 || sc == 3
 	}
 	if n < minNEWS2Params {
 		return out
@@ -411,19 +474,32 @@ func (e *Evaluator) news2(rs *resident, st Settings, at time.Time, src string, o
 	if single3 && want < sevHigh {
 		want, thr = sevHigh, 3
 	}
-	rs.News2Total = total
+	shown := total
 	switch {
 	case want > rs.News2Sev:
 		rs.News2Sev = want
-	case rs.News2Sev > sevNone && float64(total) <= l.ClearHigh && !single3:
+	case rs.News2Sev > sevNone && float64(raw) <= l.ClearHigh && !raw3:
 		rs.News2Sev = sevNone
+		shown = raw
 	}
+	rs.News2Total = shown
 	if !e.changes(rs, st, at, RuleNEWS2, "", rs.News2Sev) {
 		return out
 	}
-	c := cond{rule: RuleNEWS2, src: src, metric: RuleNEWS2, sev: rs.News2Sev, value: float64(total), threshold: thr}
-	c.msg = news2Msg(total, single3, n)
+	c := cond{rule: RuleNEWS2, src: src, metric: RuleNEWS2, sev: rs.News2Sev, value: float64(shown), threshold: thr}
+	c.msg = news2Msg(shown, single3, n)
 	return e.report(rs, st, at, c, out)
+}
+
+// news2Persist is how long a parameter's score must hold before it counts:
+// the largest For of the NEWS2 bands (5 min by default, as the continuous
+// vital-sign rules).
+func news2Persist(l Limit) time.Duration {
+	var d time.Duration
+	for _, b := range l.Bands {
+		d = max(d, b.For)
+	}
+	return d
 }
 
 // battery applies a battery level from a reading or a status report.
@@ -448,6 +524,23 @@ func (e *Evaluator) battery(rs *resident, st Settings, d *devState, v float64, a
 		out = e.report(rs, st, at, c, out)
 	}
 	return e.monitor(rs, st, at, out)
+}
+
+// WillGrace is how long after a device's Last Will the device_offline rule
+// waits for it to come back before it raises: the device_offline limit's
+// Window (2 min by default), and a quarter of it (30 s) for the devices
+// whose silence is an emergency unseen: SOS buttons and smoke, gas and CO
+// detectors.
+func WillGrace(st Settings, kind string) time.Duration {
+	g := st.Limit(RuleDeviceOffline).Window
+	if g <= 0 {
+		g = defaultWillGrace
+	}
+	switch kind {
+	case catalog.KindSOS, catalog.KindSmoke, catalog.KindGas, catalog.KindCO:
+		return g / 4
+	}
+	return g
 }
 
 // seen records that a device reported: it is online again.
@@ -515,7 +608,14 @@ func (e *Evaluator) activity(rs *resident, st Settings, d *devState, ts time.Tim
 	return out
 }
 
+// enterBathroom starts a bathroom stay, unless the bed says the resident
+// is in bed: a motion sensor's count covers the minutes before its report,
+// so the bathroom's report can arrive after the resident went to bed, and
+// a stay started then would page an hour later about a sleeping resident.
 func (e *Evaluator) enterBathroom(rs *resident, d *devState, ts time.Time) {
+	if rs.inBed() {
+		return
+	}
 	if rs.BathSince.IsZero() {
 		rs.BathSince, rs.BathDev = ts, d.ID
 	}
@@ -544,8 +644,28 @@ func (e *Evaluator) doorOpened(rs *resident, st Settings, d *devState, ts time.T
 	}
 }
 
-// Event applies one device event.
-func (e *Evaluator) Event(ev model.Event) []Signal {
+// StaleEventAge is how old an event may be when it reaches carehub and
+// still raise an escalating alert (issue 9 item 11). An SOS, fall, smoke
+// or gas event that a device queued through an outage and sends half an
+// hour later is history: it is stored and shown with the resident's
+// events, but paging a care worker and calling 119 for it would send help
+// to an emergency that has already been answered or has not been seen by
+// anyone for half an hour, and a forged or replayed old event must not
+// start the chain either. Five minutes leaves room for a device's
+// retries and a gateway's reconnect.
+const StaleEventAge = 5 * time.Minute
+
+// Event applies one device event, as EventAt without an arrival time (no
+// staleness check).
+func (e *Evaluator) Event(ev model.Event) []Signal { return e.EventAt(ev, time.Time{}) }
+
+// EventAt applies one device event that reached carehub at arrived. An
+// event older than StaleEventAge at arrival raises nothing: it still
+// counts as the device being seen and as activity, and a stale cancel
+// still cancels, but it starts no alert, fall window or night-exit watch.
+// Cancels (sos_cancel, fall_cancel) count only from the device that raised
+// the alert: a cancel from another device of the home is ignored.
+func (e *Evaluator) EventAt(ev model.Event, arrived time.Time) []Signal {
 	st := e.settings.Settings(ev.ResidentID)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -553,9 +673,20 @@ func (e *Evaluator) Event(ev model.Event) []Signal {
 	d := rs.device(ev.DeviceID, ev.DeviceKind, ev.TS)
 	out := e.seen(rs, st, d, ev.TS, nil)
 	ts := ev.TS
+	if !arrived.IsZero() && arrived.Sub(ts) > StaleEventAge {
+		switch ev.Type {
+		case catalog.EventSOS, catalog.EventFall, catalog.EventSmoke, catalog.EventGas,
+			catalog.EventWaterLeak, catalog.EventCO:
+			return out
+		case catalog.EventDoorOpen:
+			out = e.activity(rs, st, d, ts, false, out)
+			d.Door = 1
+			return out
+		}
+	}
 	switch ev.Type {
 	case catalog.EventSOS:
-		rs.SOSAt = ts
+		rs.SOSAt, rs.SOSDev = ts, d.ID
 		c := cond{rule: RuleSOS, src: d.ID, sev: sevCritical, msg: "SOS button pressed"}
 		before := len(out)
 		out = e.fire(rs, st, ts, c, true, out)
@@ -565,17 +696,19 @@ func (e *Evaluator) Event(ev model.Event) []Signal {
 	case catalog.EventSOSCancel:
 		// domain.md: cancelled by sos_cancel within 30 s → auto-cleared. A
 		// later cancel changes nothing: a person must resolve the alert.
+		// Only the button that raised it can cancel it (an older snapshot
+		// without SOSDev accepts any).
 		w := st.Limit(RuleSOS).Window
-		if !rs.SOSAt.IsZero() && !ts.Before(rs.SOSAt) && ts.Sub(rs.SOSAt) <= w {
+		if !rs.SOSAt.IsZero() && !ts.Before(rs.SOSAt) && ts.Sub(rs.SOSAt) <= w && (rs.SOSDev == "" || rs.SOSDev == d.ID) {
 			out = e.report(rs, st, ts, cond{rule: RuleSOS, src: d.ID, msg: "SOS cancelled at the button"}, out)
-			rs.SOSAt = time.Time{}
+			rs.SOSAt, rs.SOSDev = time.Time{}, ""
 		}
 	case catalog.EventFall:
 		if rs.FallAt.IsZero() {
 			rs.FallAt, rs.FallDev = ts, d.ID
 		}
 	case catalog.EventFallCancel:
-		if !rs.FallAt.IsZero() && !ts.Before(rs.FallAt) && ts.Sub(rs.FallAt) <= st.Limit(RuleFall).Window {
+		if !rs.FallAt.IsZero() && !ts.Before(rs.FallAt) && ts.Sub(rs.FallAt) <= st.Limit(RuleFall).Window && d.ID == rs.FallDev {
 			rs.FallAt, rs.FallDev = time.Time{}, ""
 		}
 	case catalog.EventSmoke:
@@ -600,6 +733,10 @@ func (e *Evaluator) Event(ev model.Event) []Signal {
 	case catalog.EventMotion, catalog.EventToilet:
 		out = e.activity(rs, st, d, ts, true, out)
 	case catalog.EventBedExit, catalog.EventBedEnter:
+		d.InBed = 0
+		if ev.Type == catalog.EventBedEnter {
+			d.InBed = 1
+		}
 		out = e.activity(rs, st, d, ts, false, out)
 	}
 	return out
@@ -642,12 +779,13 @@ func (e *Evaluator) Status(s model.Status) []Signal {
 	var out []Signal
 	if s.Online {
 		out = e.seen(rs, st, d, s.TS, out)
-	} else if !s.TS.Before(d.LastSeen) {
+	} else if !s.TS.Before(d.LastSeen) && !d.LWT {
 		// A Last Will older than the device's latest report is a stale
-		// retained message: the device has been back since.
-		d.LWT, d.Off = true, true
-		out = e.report(rs, st, s.TS, cond{rule: RuleDeviceOffline, dev: d.ID, sev: sevHigh, msg: "device offline (Last Will)"}, out)
-		out = e.monitor(rs, st, s.TS, out)
+		// retained message: the device has been back since. A fresh one
+		// starts the Will's grace period (WillGrace): Tick raises
+		// device_offline only if the device is not back by then, as most
+		// Wills are a gateway or a Wi-Fi link dropping for seconds.
+		d.LWT, d.LWTAt = true, s.TS
 	}
 	if s.BatteryPct != nil {
 		out = e.battery(rs, st, d, *s.BatteryPct, s.TS, out)
@@ -762,7 +900,7 @@ func (e *Evaluator) tick(rs *resident, st Settings, now time.Time, out []Signal)
 	for _, d := range rs.Devs {
 		iv := st.reportInterval(d.ID, d.Kind)
 		base := latest(d.LastSeen, d.KnownSince)
-		d.Off = d.LWT || (iv > 0 && now.Sub(base) > time.Duration(missed)*iv)
+		d.Off = (d.LWT && now.Sub(d.LWTAt) >= WillGrace(st, d.Kind)) || (iv > 0 && now.Sub(base) > time.Duration(missed)*iv)
 		c := cond{rule: RuleDeviceOffline, dev: d.ID, msg: "device reporting again"}
 		if d.Off {
 			c.sev = sevHigh

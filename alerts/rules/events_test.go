@@ -107,3 +107,43 @@ func TestSnoozeAndDisable(t *testing.T) {
 	expect(t, "disabled raises nothing", e3.Reading(reading("w", "wearable", t0.Add(7*m), "heart_rate", 140), ""), "")
 	expect(t, "disabled event", e3.Event(event("det", "smoke", "water_leak", t0.Add(8*m), "")), "")
 }
+
+// A cancel counts only from the device that raised the alert: a second
+// button (or a forged cancel from another device of the home) cannot clear
+// an SOS or stop a fall's countdown (issue 9 item 11).
+func TestCancelOnlyFromTheRaisingDevice(t *testing.T) {
+	e := newEval(t, nil)
+	expect(t, "press", e.Event(event("btn", "sos", "sos", t0, "")), "sos:critical")
+	expect(t, "cancel from the wearable", e.Event(event("w", "wearable", "sos_cancel", t0.Add(5*time.Second), "")), "")
+	expect(t, "cancel from the button", e.Event(event("btn", "sos", "sos_cancel", t0.Add(10*time.Second), "")), "sos:clear")
+
+	e.Event(event("w", "wearable", "fall", t0, ""))
+	e.Event(event("radar", "radar", "fall_cancel", t0.Add(10*time.Second), ""))
+	expect(t, "fall cancelled by another device", only(e.Tick(t0.Add(61*time.Second)), RuleFall), "fall:critical")
+
+	e.Event(event("w", "wearable", "fall", t0.Add(time.Hour), ""))
+	e.Event(event("w", "wearable", "fall_cancel", t0.Add(time.Hour+10*time.Second), ""))
+	expect(t, "fall cancelled by its wearable", only(e.Tick(t0.Add(time.Hour+61*time.Second)), RuleFall), "")
+}
+
+// An event older than StaleEventAge when it reaches carehub (queued through
+// an outage, or replayed) is history: no SOS, smoke, gas or fall alert, no
+// night-exit watch. It still counts as the device being seen.
+func TestStaleEventRaisesNothing(t *testing.T) {
+	e := newEval(t, nil)
+	arrived := t0.Add(StaleEventAge + time.Second)
+	var sigs []Signal
+	for _, ev := range []struct{ dev, kind, typ string }{
+		{"btn", "sos", "sos"}, {"det", "smoke", "smoke"}, {"gas", "gas", "gas"}, {"w", "wearable", "fall"}, {"door", "door", "door_open"},
+	} {
+		sigs = append(sigs, e.EventAt(event(ev.dev, ev.kind, ev.typ, t0, ""), arrived)...)
+	}
+	sigs = append(sigs, e.Tick(arrived.Add(20*time.Minute))...)
+	for _, s := range sigs {
+		if s.Active && s.Rule != RuleInactivity {
+			t.Fatalf("stale event raised %s:%s", s.Rule, s.Severity)
+		}
+	}
+	// Five minutes old at arrival is still news.
+	expect(t, "5 min old", e.EventAt(event("btn", "sos", "sos", t0.Add(time.Hour), ""), t0.Add(time.Hour+StaleEventAge)), "sos:critical")
+}

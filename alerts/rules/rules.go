@@ -51,7 +51,7 @@ const (
 	kindInactivity                 // Bands with For only
 	kindNightExit                  // From, To, Window
 	kindWindow                     // Window: bathroom_stay, wearable_not_worn
-	kindOffline                    // Count
+	kindOffline                    // Count, Window (Last Will grace)
 	kindBattery                    // Bands (< / <=), ClearLow
 	kindNoLimit                    // cannot_monitor
 )

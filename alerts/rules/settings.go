@@ -46,13 +46,16 @@ func (b Band) crossed(v float64) bool {
 //     value ≤ ClearHigh), ClearFor (how long the value must stay past the clear
 //     level), MaxGap (a longer gap between readings restarts persistence and
 //     repeat counts: a "repeat reading" an evening later is not a repeat).
-//   - news2: Bands on the total score, ClearHigh, Window = how old a vital may
-//     be and still count.
+//   - news2: Bands on the total score (the largest For is how long each
+//     parameter's score must hold before it counts), ClearHigh, Window = how
+//     close in time the scored vitals must be (of the newest one).
 //   - sos, fall: Window = the cancel window.
 //   - inactivity: Bands with For = time without activity.
 //   - night_exit: From, To (local "HH:MM"), Window = time without motion.
 //   - bathroom_stay, wearable_not_worn: Window.
-//   - device_offline: Count = missed expected reports.
+//   - device_offline: Count = missed expected reports, Window = how long
+//     after a Last Will the device has to come back (a quarter of it for
+//     SOS buttons and smoke, gas and CO detectors); 0 = the default 2 min.
 //   - low_battery: Bands ("<" or "<=" a percentage), ClearLow.
 type Limit struct {
 	Bands     []Band        `json:"bands,omitempty"`
@@ -248,6 +251,16 @@ func repeat(b Band, n int) Band { b.Repeat = n; return b }
 const (
 	vitalFor      = 5 * time.Minute
 	vitalClearFor = 2 * time.Minute
+	// news2Window: how close in time the vitals scored together must be,
+	// and the longest gap between two readings of one parameter that
+	// still continues its persistence.
+	news2Window = 15 * time.Minute
+	// defaultWillGrace: a Wi-Fi gateway or a phone-synced ring that drops
+	// its MQTT connection is usually back within seconds to a minute (a
+	// router or a DHCP lease renewing, a phone changing networks); two
+	// minutes covers that, while a device truly gone still pages long
+	// before the missed-report check (3 × its report interval) would.
+	defaultWillGrace = 2 * time.Minute
 )
 
 var (
@@ -305,11 +318,14 @@ var (
 			ge(SeverityCritical, 200, 0), ge(SeverityHigh, 50, 15*time.Minute),
 		}, ClearHigh: 25, MaxGap: time.Hour},
 		// NEWS2 total: ≥ 7 critical, ≥ 5 high (any single parameter scoring
-		// 3 is high too, built in). A vital older than an hour is not the
-		// resident's state any more.
+		// 3 is high too, built in). Each parameter counts at the score it
+		// has held for 5 minutes (vitalFor, as the vital-sign rules), and
+		// only vitals measured within 15 minutes of the newest one are
+		// scored together: a nurse's NEWS2 is one set of observations, not
+		// this morning's pressure with tonight's pulse.
 		RuleNEWS2: {Bands: []Band{
-			ge(SeverityCritical, 7, 0), ge(SeverityHigh, 5, 0),
-		}, ClearHigh: 4, Window: time.Hour},
+			ge(SeverityCritical, 7, vitalFor), ge(SeverityHigh, 5, vitalFor),
+		}, ClearHigh: 4, Window: news2Window},
 		RuleSOS:  {Window: 30 * time.Second},
 		RuleFall: {Window: 60 * time.Second},
 		// Inactivity: the city program's tiers; "beyond 24 h" is 36 h, half
@@ -323,7 +339,9 @@ var (
 		RuleNightExit:       {From: "22:00", To: "06:00", Window: 15 * time.Minute},
 		RuleBathroomStay:    {Window: 60 * time.Minute},
 		RuleWearableNotWorn: {Window: 12 * time.Hour},
-		RuleDeviceOffline:   {Count: 3},
+		// device_offline: 3 missed reports, or a Last Will not followed by
+		// the device's return within 2 minutes (see WillGrace).
+		RuleDeviceOffline: {Count: 3, Window: defaultWillGrace},
 		// Low battery below 20 %; clears at 25 % so a battery hovering at
 		// 19–20 % with temperature does not flap.
 		RuleLowBattery: {Bands: []Band{lt(SeverityInfo, 20, 0)}, ClearLow: 25},
@@ -374,8 +392,11 @@ func (s Settings) Validate() error {
 		}
 	}
 	for k, d := range s.ReportIntervals {
-		if d < 0 {
+		switch {
+		case d < 0:
 			bad("report_intervals[%q]: negative duration %s", k, d)
+		case d > 0 && d < minReportInterval:
+			bad("report_intervals[%q]: %s is below the floor of %s (0 = not checked)", k, d, minReportInterval)
 		}
 	}
 	for rule, l := range s.Limits {
@@ -490,6 +511,66 @@ func validateLimit(rule string, kind ruleKind, l Limit) []error {
 		if len(l.Bands) > 0 || l.Window != 0 || l.Count != 0 {
 			bad("rule %s has no limits to override", rule)
 		}
+	}
+	errs = append(errs, checkFloors(rule, kind, l)...)
+	return errs
+}
+
+// Floors of durations in settings: below them a limit would turn a
+// resident into a stream of pages (an inactivity tier of seconds, a
+// night-exit watch that ends before the resident is through the door) or
+// make a cancel impossible. A persistence, clear time or gap of 0 keeps its
+// meaning (the first reading; at once; no gap check); a positive one
+// shorter than its floor is almost surely seconds typed for minutes.
+const (
+	minReportInterval = time.Minute
+	minPersistence    = time.Minute      // threshold and NEWS2 bands' for
+	minClearFor       = 30 * time.Second // threshold clear_for
+	minMaxGap         = time.Minute      // threshold max_gap
+)
+
+// windowFloor is the least Window, or inactivity tier, a rule accepts.
+var windowFloor = map[string]time.Duration{
+	RuleInactivity:      time.Hour,
+	RuleBathroomStay:    15 * time.Minute,
+	RuleNightExit:       5 * time.Minute,
+	RuleWearableNotWorn: time.Hour,
+	RuleSOS:             10 * time.Second, // time to press cancel
+	RuleFall:            30 * time.Second, // time to answer "are you OK?"
+	RuleNEWS2:           5 * time.Minute,
+	RuleDeviceOffline:   time.Minute, // the Will's grace (SOS and detectors: a quarter)
+}
+
+// WindowFloor is the least window (inactivity: tier) rule accepts, 0 when it
+// has none; for the docs and the API.
+func WindowFloor(rule string) time.Duration { return windowFloor[rule] }
+
+func checkFloors(rule string, kind ruleKind, l Limit) []error {
+	var errs []error
+	below := func(field string, d, floor time.Duration, zeroOK bool) {
+		if d < 0 || (d == 0 && zeroOK) || d >= floor {
+			return
+		}
+		errs = append(errs, fmt.Errorf("%s: %s is below the floor of %s for %s", field, d, floor, rule))
+	}
+	switch kind {
+	case kindThreshold, kindNEWS2:
+		for i, b := range l.Bands {
+			below(fmt.Sprintf("bands[%d].for", i), b.For, minPersistence, true)
+		}
+		if kind == kindThreshold {
+			below("clear_for", l.ClearFor, minClearFor, true)
+			below("max_gap", l.MaxGap, minMaxGap, true)
+		}
+	case kindInactivity:
+		for i, b := range l.Bands {
+			if b.For > 0 {
+				below(fmt.Sprintf("bands[%d].for", i), b.For, windowFloor[rule], false)
+			}
+		}
+	}
+	if f, ok := windowFloor[rule]; ok && kind != kindInactivity && l.Window > 0 {
+		below("window", l.Window, f, false)
 	}
 	return errs
 }

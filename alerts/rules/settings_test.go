@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,87 @@ func TestSettingsValidate(t *testing.T) {
 				t.Fatalf("error %q, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Durations below a rule's floor are refused with the floor in the message
+// (issue 10 item 3: "for": 28800 stored an inactivity tier of 28.8 µs).
+func TestSettingsDurationFloors(t *testing.T) {
+	cases := []struct {
+		rule string
+		l    Limit
+		want string
+	}{
+		{RuleInactivity, Limit{Bands: []Band{{Severity: "info", For: 28800}}}, `limits["inactivity"].bands[0].for: 28.8µs is below the floor of 1h0m0s`},
+		{RuleBathroomStay, Limit{Window: time.Minute}, `limits["bathroom_stay"].window: 1m0s is below the floor of 15m0s`},
+		{RuleNightExit, Limit{From: "22:00", To: "06:00", Window: 30 * time.Second}, `below the floor of 5m0s`},
+		{RuleSOS, Limit{Window: time.Second}, `limits["sos"].window: 1s is below the floor of 10s`},
+		{RuleDeviceOffline, Limit{Count: 3, Window: 5 * time.Second}, `limits["device_offline"].window: 5s is below the floor of 1m0s`},
+		{RuleHeartRate, Limit{Bands: []Band{ge("high", 120, 300)}, ClearHigh: 100}, `bands[0].for: 300ns is below the floor of 1m0s`},
+		{RuleNEWS2, Limit{Bands: []Band{ge("high", 5, 0)}, ClearHigh: 4, Window: time.Minute}, `limits["news2"].window: 1m0s is below the floor of 5m0s`},
+	}
+	for _, tc := range cases {
+		err := Settings{Limits: map[string]Limit{tc.rule: tc.l}}.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.rule, err, tc.want)
+		}
+	}
+	if err := (Settings{ReportIntervals: map[string]time.Duration{"env": 10 * time.Second}}).Validate(); err == nil || !strings.Contains(err.Error(), "below the floor of 1m0s") {
+		t.Errorf("report interval 10s: %v", err)
+	}
+	// At the floor, and 0 where 0 means "the first reading", pass.
+	ok := Settings{Limits: map[string]Limit{
+		RuleInactivity: {Bands: []Band{{Severity: "info", For: time.Hour}}},
+		RuleHeartRate:  {Bands: []Band{ge("high", 120, 0)}, ClearHigh: 100},
+	}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Durations are Go duration strings in JSON both ways; bare numbers other
+// than 0 are refused for what a person writes, and still read (as the
+// nanoseconds an older version stored) from the store.
+func TestSettingsDurationJSON(t *testing.T) {
+	in := `{"limits":{"inactivity":{"bands":[{"severity":"info","for":"8h"},{"severity":"high","for":"24h"}]},` +
+		`"bathroom_stay":{"window":"90m"},"heart_rate":{"bands":[{"severity":"high","op":">=","value":120,"for":"5m"}],"clear_high":100,"clear_for":"90s"}},` +
+		`"report_intervals":{"env":"10m"}}`
+	if err := CheckDurationSyntax([]byte(in)); err != nil {
+		t.Fatal(err)
+	}
+	var s Settings
+	if err := json.Unmarshal([]byte(in), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Limits[RuleInactivity].Bands[0].For != 8*time.Hour || s.Limits[RuleBathroomStay].Window != 90*time.Minute ||
+		s.Limits[RuleHeartRate].ClearFor != 90*time.Second || s.ReportIntervals["env"] != 10*time.Minute {
+		t.Fatalf("decoded %+v", s)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(s)
+	for _, want := range []string{`"for":"8h0m0s"`, `"window":"1h30m0s"`, `"clear_for":"1m30s"`, `"env":"10m0s"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("encoded %s, want %s in it", out, want)
+		}
+	}
+	var back Settings
+	if err := json.Unmarshal(out, &back); err != nil || back.Limits[RuleInactivity].Bands[1].For != 24*time.Hour {
+		t.Fatalf("round trip: %v %+v", err, back)
+	}
+
+	err := CheckDurationSyntax([]byte(`{"limits":{"inactivity":{"bands":[{"severity":"info","for":28800}]}},"report_intervals":{"env":"ten minutes"}}`))
+	if err == nil || !strings.Contains(err.Error(), `limits["inactivity"].bands[0].for: 28800 is a bare number; write a duration string`) ||
+		!strings.Contains(err.Error(), `report_intervals["env"]: "ten minutes" is not a duration`) {
+		t.Fatalf("bare number: %v", err)
+	}
+	if err := CheckDurationSyntax([]byte(`{"limits":{"heart_rate":{"bands":[{"severity":"high","op":">=","value":120,"for":0}]}}}`)); err != nil {
+		t.Fatalf("0 is unambiguous: %v", err)
+	}
+	// An older version's stored nanoseconds still load.
+	var old Settings
+	if err := json.Unmarshal([]byte(`{"limits":{"bathroom_stay":{"window":5400000000000}}}`), &old); err != nil || old.Limits[RuleBathroomStay].Window != 90*time.Minute {
+		t.Fatalf("stored nanoseconds: %v %+v", err, old)
 	}
 }

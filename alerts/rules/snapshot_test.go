@@ -18,6 +18,7 @@ func TestSnapshotRestore(t *testing.T) {
 	a.Reading(reading("pir", "motion", night.Add(-4*time.Hour), "motion", 1), "")
 	a.Status(status("pir", "motion", night, true)) // alive, but nothing moved
 	a.Status(status("env", "env", night.Add(-time.Hour), false))
+	expect(t, "will grace passes", a.Tick(night.Add(-time.Hour+3*m)), "device_offline:high")
 	a.Reading(reading("w", "wearable", night, "heart_rate", 115), "")
 	a.Reading(reading("w", "wearable", night.Add(3*m), "heart_rate", 116), "")
 	a.Event(event("w", "wearable", "fall", night.Add(3*m), ""))

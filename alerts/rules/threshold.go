@@ -30,7 +30,13 @@ type thrState struct {
 // levels for ClearFor. Readings not newer than the last one are ignored:
 // a redelivered reading must not count as a repeat, and a device's backlog
 // after an outage is history, not news.
-func (s *thrState) apply(v float64, ts time.Time, l Limit, heatWave bool) {
+//
+// inBed is set when the bed sensor reports the resident in bed: a heart
+// rate's low-side high band (41–50 by default) is then a warning. A
+// sleeping pulse in the 40s is common and benign in older people (NEWS2
+// scores 41–50 as 1, like 91–110, which is a warning here); ≤ 40 stays
+// critical.
+func (s *thrState) apply(v float64, ts time.Time, l Limit, heatWave, inBed bool) {
 	if !s.Last.IsZero() && !ts.After(s.Last) {
 		return
 	}
@@ -59,6 +65,9 @@ func (s *thrState) apply(v float64, ts time.Time, l Limit, heatWave bool) {
 		sev := sevRank(b.Severity)
 		if heatWave && s.Rule == RuleRoomTemp && !b.low() && sev == sevWarning {
 			sev = sevHigh
+		}
+		if inBed && s.Rule == RuleHeartRate && b.low() && sev == sevHigh {
+			sev = sevWarning
 		}
 		if sev > want {
 			want, op, thr, held = sev, b.Op, b.Value, ts.Sub(bs.Since)

@@ -140,3 +140,31 @@ func TestCOEvent(t *testing.T) {
 	}
 	expect(t, "co reading low", e.Reading(reading("co1", "co", t0.Add(2*time.Minute), "co", 10), ""), "co:clear")
 }
+
+// Found by the alert-quality benchmark: residents whose sleeping pulse
+// sits at 46–50 (common and benign at their age) paged "heart_rate high"
+// most nights from the bed radar. In bed, the low-side high band is a
+// warning; ≤ 40 stays critical; awake, 41–50 stays high.
+func TestHeartRateLowWhileInBed(t *testing.T) {
+	m := time.Minute
+	e := newEval(t, nil)
+	e.Reading(reading("bed", "bed", t0, "in_bed", 0), "")
+	e.Reading(reading("bed", "bed", t0.Add(m), "in_bed", 1), "")
+	var sigs []Signal
+	for i := 2; i <= 8; i++ {
+		sigs = append(sigs, e.Reading(reading("rad", "radar", t0.Add(time.Duration(i)*m), "heart_rate", 48), "")...)
+	}
+	expect(t, "asleep at 48/min", only(sigs, RuleHeartRate), "heart_rate:warning")
+	sigs = nil
+	for i := 9; i <= 15; i++ {
+		sigs = append(sigs, e.Reading(reading("rad", "radar", t0.Add(time.Duration(i)*m), "heart_rate", 38), "")...)
+	}
+	expect(t, "asleep at 38/min", only(sigs, RuleHeartRate), "heart_rate:critical")
+
+	e2 := newEval(t, nil)
+	sigs = nil
+	for i := 0; i <= 6; i++ {
+		sigs = append(sigs, e2.Reading(reading("w", "wearable", t0.Add(time.Duration(i)*m), "heart_rate", 48), "")...)
+	}
+	expect(t, "awake at 48/min", only(sigs, RuleHeartRate), "heart_rate:high")
+}

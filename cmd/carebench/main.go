@@ -22,7 +22,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: carebench ingest|alerts|api|security [flags]")
+		fmt.Fprintln(stderr, "usage: carebench ingest|alerts|api|quality|security [flags]")
 		return 2
 	}
 	var err error
@@ -33,6 +33,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = benchAlerts(ctx, args[1:], stdout, stderr)
 	case "api":
 		err = benchAPI(ctx, args[1:], stdout, stderr)
+	case "quality":
+		err = benchQuality(ctx, args[1:], stdout, stderr)
 	case "security":
 		err = benchSecurity(ctx, args[1:], stdout, stderr)
 	default:

@@ -2,11 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,11 +24,11 @@ func init() {
 
 func probeDeviceFlood(ctx context.Context, t probeTarget) probeResult {
 	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
-	flooder, err := probeRegister(t, "flood-res-"+suffix, "flood-dev-"+suffix, "wearable")
+	flooder, err := probeRegister(ctx, t, "flood-res-"+suffix, "flood-dev-"+suffix, "wearable")
 	if err != nil {
 		return probeResult{Detail: "register the flooder: " + err.Error()}
 	}
-	victim, err := probeRegister(t, "sos-res-"+suffix, "sos-dev-"+suffix, "sos")
+	victim, err := probeRegister(ctx, t, "sos-res-"+suffix, "sos-dev-"+suffix, "sos")
 	if err != nil {
 		return probeResult{Detail: "register the SOS button: " + err.Error()}
 	}
@@ -95,7 +92,7 @@ func probeDeviceFlood(ctx context.Context, t probeTarget) probeResult {
 				Rule string `json:"rule"`
 			} `json:"alerts"`
 		}
-		if err := probeGet(t, "/api/v1/alerts?resident_id="+victim.resident, &page); err == nil {
+		if err := probeGet(ctx, t, "/api/v1/alerts?resident_id="+victim.resident, &page); err == nil {
 			for _, a := range page.Alerts {
 				if a.Rule == "sos" {
 					seen = time.Since(pressed)
@@ -123,12 +120,8 @@ type probeDevice struct{ id, resident, password string }
 
 // probeRegister creates a resident and a device as the admin and returns
 // the device's MQTT password.
-func probeRegister(t probeTarget, residentID, deviceID, kind string) (probeDevice, error) {
-	if _, err := probeDo(t, "POST", "/api/v1/residents", map[string]any{"id": residentID, "name": "Probe Resident", "home_id": "home-" + residentID}); err != nil {
-		return probeDevice{}, err
-	}
-	b, err := probeDo(t, "POST", "/api/v1/devices", map[string]any{"id": deviceID, "kind": kind, "resident_id": residentID})
-	if err != nil {
+func probeRegister(ctx context.Context, t probeTarget, residentID, deviceID, kind string) (probeDevice, error) {
+	if err := probePost(ctx, t, "/api/v1/residents", map[string]any{"id": residentID, "name": "Probe Resident", "home_id": "home-" + residentID}, nil); err != nil {
 		return probeDevice{}, err
 	}
 	var d struct {
@@ -136,41 +129,13 @@ func probeRegister(t probeTarget, residentID, deviceID, kind string) (probeDevic
 			Password string `json:"password"`
 		} `json:"mqtt"`
 	}
-	if err := json.Unmarshal(b, &d); err != nil || d.MQTT.Password == "" {
-		return probeDevice{}, fmt.Errorf("no MQTT password in %s", b)
+	if err := probePost(ctx, t, "/api/v1/devices", map[string]any{"id": deviceID, "kind": kind, "resident_id": residentID}, &d); err != nil {
+		return probeDevice{}, err
+	}
+	if d.MQTT.Password == "" {
+		return probeDevice{}, fmt.Errorf("no MQTT password for %s", deviceID)
 	}
 	return probeDevice{id: deviceID, resident: residentID, password: d.MQTT.Password}, nil
-}
-
-func probeDo(t probeTarget, method, path string, body any) ([]byte, error) {
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, t.HTTP+path, bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+t.AdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, out)
-	}
-	return out, nil
-}
-
-func probeGet(t probeTarget, path string, out any) error {
-	req, _ := http.NewRequest("GET", t.HTTP+path, nil)
-	req.Header.Set("Authorization", "Bearer "+t.AdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 // probeMetric reads one series from /metrics; 0 when absent.

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"path/filepath"
 	"sort"
 	"time"
@@ -95,6 +98,37 @@ func benchSecurity(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stdout, "security: %d probes, %d held, %d found a hole\n", ran, ran-failed, failed)
 	if failed > 0 {
 		return fmt.Errorf("%d probes found a hole", failed)
+	}
+	return nil
+}
+
+// probePost, probeGet and probeDo call the API as the bootstrap admin; a
+// non-2xx answer is an error that quotes the answer.
+func probePost(ctx context.Context, t probeTarget, path string, body, out any) error {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(ctx, "POST", t.HTTP+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	return probeDo(req, t, out)
+}
+
+func probeGet(ctx context.Context, t probeTarget, path string, out any) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", t.HTTP+path, nil)
+	return probeDo(req, t, out)
+}
+
+func probeDo(req *http.Request, t probeTarget, out any) error {
+	req.Header.Set("Authorization", "Bearer "+t.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
 	}
 	return nil
 }

@@ -681,3 +681,14 @@ func b2f(b bool) float64 {
 }
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
+
+// Outage drops the device with the given role at t (its Last Will fires)
+// and brings it back at the first simulated minute at or after t+d, with
+// what it measured meanwhile as catch-up arrays: a gateway reconnect or a
+// Wi-Fi hiccup, for the alert-quality benchmark. It is a no-op for an
+// unknown role or a device already offline.
+func (h *Home) Outage(role string, t time.Time, d time.Duration) {
+	if dev := h.devs[role]; dev != nil && !dev.offline {
+		h.outage(dev, t, d)
+	}
+}
