@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,7 +179,8 @@ func countPoints(t *testing.T, in *testenv.Influx, db, measurement, field, devic
 }
 
 // metricValue reads one series from /metrics, e.g.
-// carehub_ingest_rejected_total{reason="out_of_range"}.
+// carehub_ingest_rejected_total{reason="out_of_range"}. The labels may be
+// given in any order: /metrics writes them in name order.
 func metricValue(t *testing.T, base, series string) float64 {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
@@ -187,12 +189,56 @@ func metricValue(t *testing.T, base, series string) float64 {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	want := seriesKey(series)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || line[0] == '#' || seriesKey(line[:i]) != want {
+			continue
 		}
+		var f float64
+		fmt.Sscan(line[i+1:], &f)
+		return f
 	}
 	return 0
+}
+
+// seriesKey writes a series' labels in name order, so that two spellings of
+// one series compare equal; a series it cannot parse is returned as is.
+func seriesKey(s string) string {
+	name, rest, ok := strings.Cut(s, "{")
+	if !ok {
+		return s
+	}
+	rest = strings.TrimSuffix(rest, "}")
+	type pair struct{ name, text string }
+	var pairs []pair
+	for rest != "" {
+		eq := strings.Index(rest, `="`)
+		if eq < 0 {
+			return s
+		}
+		i := eq + 2
+		for i < len(rest) && rest[i] != '"' {
+			if rest[i] == '\\' {
+				i++
+			}
+			i++
+		}
+		if i >= len(rest) {
+			return s
+		}
+		pairs = append(pairs, pair{rest[:eq], rest[:i+1]})
+		rest = strings.TrimPrefix(rest[i+1:], ",")
+	}
+	slices.SortFunc(pairs, func(a, b pair) int { return strings.Compare(a.name, b.name) })
+	var b strings.Builder
+	b.WriteString(name + "{")
+	for i, p := range pairs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p.text)
+	}
+	b.WriteByte('}')
+	return b.String()
 }
