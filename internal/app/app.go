@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -213,7 +214,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		// Devices' credentials reach the external Mosquitto as they are
 		// issued; carehub's own user gets the service role first, so that
 		// ingest may subscribe.
-		ds, err := dynsec.Dial(ctx, dynsec.Options{BrokerURL: cfg.MQTTURL, Username: svcUser, Password: svcPass,
+		ds, err := dynsec.Dial(ctx, dynsec.Options{BrokerURL: cfg.MQTTURL, Username: cfg.MQTTDynsecUsername, Password: cfg.MQTTDynsecPassword,
+			ServiceUser: svcUser, ServicePassword: svcPass,
 			ClientID: cfg.InstanceID + "-dynsec", ShareGroup: cfg.MQTTShareGroup, Log: log.With().Str("component", "dynsec").Logger()})
 		if err != nil {
 			return nil, err
@@ -258,6 +260,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		a.mqttURL = "tcp://" + b.Addr()
 		a.onStop(func(context.Context) { _ = b.Close() })
 	}
+	reg.ReserveIDs(reservedDeviceIDs(svcUser, cfg.MQTTDynsecUsername))
 	pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{
 		BrokerURL: a.mqttURL, Username: svcUser, Password: svcPass, ShareGroup: cfg.MQTTShareGroup,
 		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, NC: nc, Devices: reg, Presence: pres,
@@ -368,6 +371,32 @@ func (a *App) goRun(name string, f func() error) <-chan struct{} {
 		}
 	}()
 	return done
+}
+
+// reservedDeviceIDs is the registry's test for device ids that name one of
+// carehub's own broker logins or client ids: the ingest (service) user, the
+// dynsec control user, and the client ids instances derive from
+// CARE_INSTANCE_ID ({instance}-ingest-{n}, {instance}-dynsec). The derived
+// ids are reserved for every instance, not only this one, because instances
+// share the broker and the registry. A device registered with one could
+// log in as carehub, or take over its session (the broker closes the older
+// connection of a client id).
+func reservedDeviceIDs(users ...string) func(id string) bool {
+	return func(id string) bool {
+		for _, u := range users {
+			if u != "" && id == u {
+				return true
+			}
+		}
+		if strings.HasSuffix(id, "-dynsec") {
+			return true
+		}
+		if i := strings.LastIndex(id, "-ingest-"); i >= 0 {
+			n := id[i+len("-ingest-"):]
+			return n != "" && strings.Trim(n, "0123456789") == ""
+		}
+		return false
+	}
 }
 
 // brokerDenialDetail explains, for the device maker, what the embedded

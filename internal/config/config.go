@@ -67,7 +67,13 @@ type Config struct {
 	// "none" (the operator adds them) or "dynsec" (Mosquitto's
 	// dynamic-security plugin, driven by carehub).
 	MQTTProvision string
-	InstanceID    string // stable per instance: names its persistent MQTT sessions
+	// MQTTDynsecUsername and MQTTDynsecPassword are the control login for
+	// the dynamic-security plugin (CARE_MQTT_PROVISION=dynsec): a user with
+	// the plugin's admin role, kept apart from the ingest login
+	// (CARE_MQTT_USERNAME), which only reads devices' topics.
+	MQTTDynsecUsername string
+	MQTTDynsecPassword string
+	InstanceID         string // stable per instance: names its persistent MQTT sessions
 
 	NATSURL    string // external NATS; empty = embedded
 	NATSListen string // embedded NATS listener
@@ -122,34 +128,36 @@ func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	host, _ := os.Hostname()
 	c := Config{
-		HTTPAddr:        p.str("CARE_HTTP_ADDR", DefaultHTTPAddr),
-		MQTTURL:         p.str("CARE_MQTT_URL", ""),
-		MQTTUsername:    p.str("CARE_MQTT_USERNAME", ""),
-		MQTTPassword:    p.secret("CARE_MQTT_PASSWORD"),
-		MQTTListen:      p.str("CARE_MQTT_LISTEN", DefaultMQTTListen),
-		MQTTShareGroup:  p.str("CARE_MQTT_SHARE_GROUP", DefaultShareGroup),
-		MQTTConnections: p.int("CARE_MQTT_CONNECTIONS", DefaultMQTTConnections),
-		MQTTProvision:   p.str("CARE_MQTT_PROVISION", "none"),
-		InstanceID:      p.str("CARE_INSTANCE_ID", sanitize(host)),
-		NATSURL:         p.str("CARE_NATS_URL", ""),
-		NATSListen:      p.str("CARE_NATS_LISTEN", DefaultNATSListen),
-		InfluxURL:       p.str("CARE_INFLUX_URL", DefaultInfluxURL),
-		InfluxToken:     p.secret("CARE_INFLUX_TOKEN"),
-		InfluxOrg:       p.str("CARE_INFLUX_ORG", DefaultInfluxOrg),
-		InfluxBucket:    p.str("CARE_INFLUX_BUCKET", DefaultInfluxBucket),
-		InfluxVersion:   p.str("CARE_INFLUX_VERSION", "auto"),
-		AdminToken:      p.secret("CARE_ADMIN_TOKEN"),
-		DataDir:         p.str("CARE_DATA_DIR", DefaultDataDir),
-		LogFormat:       p.str("CARE_LOG_FORMAT", "auto"),
-		LogLevel:        p.str("CARE_LOG_LEVEL", "info"),
-		RawRetention:    p.duration("CARE_RAW_RETENTION", DefaultRawRetention),
-		MaxFuture:       p.duration("CARE_MAX_FUTURE", DefaultMaxFuture),
-		MaxPayload:      p.int("CARE_MAX_PAYLOAD", DefaultMaxPayload),
-		BatchSize:       p.int("CARE_BATCH_SIZE", DefaultBatchSize),
-		BatchInterval:   p.duration("CARE_BATCH_INTERVAL", DefaultBatchInterval),
-		BufferAge:       p.duration("CARE_BUFFER_AGE", DefaultBufferAge),
-		AuditRetention:  p.duration("CARE_AUDIT_RETENTION", DefaultAuditRetention),
-		MemoryLimit:     p.size("CARE_MEMORY_LIMIT", DefaultMemoryLimit),
+		HTTPAddr:           p.str("CARE_HTTP_ADDR", DefaultHTTPAddr),
+		MQTTURL:            p.str("CARE_MQTT_URL", ""),
+		MQTTUsername:       p.str("CARE_MQTT_USERNAME", ""),
+		MQTTPassword:       p.secret("CARE_MQTT_PASSWORD"),
+		MQTTListen:         p.str("CARE_MQTT_LISTEN", DefaultMQTTListen),
+		MQTTShareGroup:     p.str("CARE_MQTT_SHARE_GROUP", DefaultShareGroup),
+		MQTTConnections:    p.int("CARE_MQTT_CONNECTIONS", DefaultMQTTConnections),
+		MQTTProvision:      p.str("CARE_MQTT_PROVISION", "none"),
+		MQTTDynsecUsername: p.str("CARE_MQTT_DYNSEC_USERNAME", ""),
+		MQTTDynsecPassword: p.secret("CARE_MQTT_DYNSEC_PASSWORD"),
+		InstanceID:         p.str("CARE_INSTANCE_ID", sanitize(host)),
+		NATSURL:            p.str("CARE_NATS_URL", ""),
+		NATSListen:         p.str("CARE_NATS_LISTEN", DefaultNATSListen),
+		InfluxURL:          p.str("CARE_INFLUX_URL", DefaultInfluxURL),
+		InfluxToken:        p.secret("CARE_INFLUX_TOKEN"),
+		InfluxOrg:          p.str("CARE_INFLUX_ORG", DefaultInfluxOrg),
+		InfluxBucket:       p.str("CARE_INFLUX_BUCKET", DefaultInfluxBucket),
+		InfluxVersion:      p.str("CARE_INFLUX_VERSION", "auto"),
+		AdminToken:         p.secret("CARE_ADMIN_TOKEN"),
+		DataDir:            p.str("CARE_DATA_DIR", DefaultDataDir),
+		LogFormat:          p.str("CARE_LOG_FORMAT", "auto"),
+		LogLevel:           p.str("CARE_LOG_LEVEL", "info"),
+		RawRetention:       p.duration("CARE_RAW_RETENTION", DefaultRawRetention),
+		MaxFuture:          p.duration("CARE_MAX_FUTURE", DefaultMaxFuture),
+		MaxPayload:         p.int("CARE_MAX_PAYLOAD", DefaultMaxPayload),
+		BatchSize:          p.int("CARE_BATCH_SIZE", DefaultBatchSize),
+		BatchInterval:      p.duration("CARE_BATCH_INTERVAL", DefaultBatchInterval),
+		BufferAge:          p.duration("CARE_BUFFER_AGE", DefaultBufferAge),
+		AuditRetention:     p.duration("CARE_AUDIT_RETENTION", DefaultAuditRetention),
+		MemoryLimit:        p.size("CARE_MEMORY_LIMIT", DefaultMemoryLimit),
 	}
 	for _, tp := range strings.Split(p.str("CARE_TRUSTED_PROXIES", ""), ",") {
 		if tp = strings.TrimSpace(tp); tp != "" {
@@ -231,8 +239,14 @@ func (c Config) validate() []error {
 	switch {
 	case c.MQTTProvision != "none" && c.MQTTProvision != "dynsec":
 		fail("CARE_MQTT_PROVISION=%q: use none, or dynsec for Mosquitto's dynamic-security plugin", c.MQTTProvision)
-	case c.MQTTProvision == "dynsec" && (c.MQTTURL == "" || c.MQTTUsername == ""):
-		fail("CARE_MQTT_PROVISION=dynsec drives an external Mosquitto: set CARE_MQTT_URL, and CARE_MQTT_USERNAME/_PASSWORD to a user with the plugin's admin role")
+	case c.MQTTProvision == "dynsec" && (c.MQTTURL == "" || c.MQTTUsername == "" || c.MQTTPassword == ""):
+		fail("CARE_MQTT_PROVISION=dynsec drives an external Mosquitto: set CARE_MQTT_URL, and CARE_MQTT_USERNAME/_PASSWORD to carehub's ingest user (carehub creates it if the broker does not have it)")
+	case c.MQTTProvision == "dynsec" && (c.MQTTDynsecUsername == "" || c.MQTTDynsecPassword == ""):
+		fail("CARE_MQTT_PROVISION=dynsec needs the plugin's control login: set CARE_MQTT_DYNSEC_USERNAME and CARE_MQTT_DYNSEC_PASSWORD (or _FILE) to a user with the plugin's admin role")
+	case c.MQTTProvision == "dynsec" && c.MQTTDynsecUsername == c.MQTTUsername:
+		fail("CARE_MQTT_DYNSEC_USERNAME=%q is also CARE_MQTT_USERNAME: the control login (admin role) and the ingest login must be different users", c.MQTTDynsecUsername)
+	case c.MQTTProvision != "dynsec" && c.MQTTDynsecUsername != "":
+		fail("CARE_MQTT_DYNSEC_USERNAME is set but CARE_MQTT_PROVISION is not dynsec: unset it, or set CARE_MQTT_PROVISION=dynsec")
 	}
 	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
 		fail("CARE_MEMORY_LIMIT=%d bytes: below 64MiB the collector would run all the time; give 64MiB or more, or 0 for none", c.MemoryLimit)
