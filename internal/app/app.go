@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -65,6 +66,15 @@ type App struct {
 // MQTTURL is where devices connect (the embedded broker's real address, or
 // the external broker).
 func (a *App) MQTTURL() string { return a.mqttURL }
+
+// MQTTTLSAddr is the embedded broker's TLS listener address ("" without
+// one, or with an external broker).
+func (a *App) MQTTTLSAddr() string {
+	if a.broker == nil {
+		return ""
+	}
+	return a.broker.TLSAddr()
+}
 
 // HTTPAddr is the API's real listen address.
 func (a *App) HTTPAddr() string { return a.httpAddr }
@@ -233,14 +243,26 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		if svcUser == "" {
 			svcUser, svcPass = "carehub-"+cfg.InstanceID, randomSecret()
 		}
+		var tlsConf *tls.Config
+		if cfg.MQTTTLSListen != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("mqtt tls: %w", err)
+			}
+			tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		refused := a.Metrics.Counter("carehub_mqtt_refused_total", "Connections the embedded MQTT broker refused or closed before a device login, by reason.", "reason")
 		b, err := mqttbroker.Start(mqttbroker.Options{
 			Listen: cfg.MQTTListen, DataDir: cfg.DataDir, ServiceUser: svcUser, ServicePassword: svcPass,
 			Authenticator: reg,
 			OnDenied: func(clientID, topic, reason string) {
 				if pipeline != nil {
-					pipeline.Reject(clientID, topic, "mqtt", reason, brokerDenialDetail(reason, topic))
+					pipeline.Reject(clientID, topic, "mqtt", reason, brokerDenialDetail(reason, topic, cfg.MaxPayload))
 				}
 			},
+			OnRefused:  func(reason string) { refused.With(reason).Inc() },
+			MaxPayload: cfg.MaxPayload, MaxConnections: cfg.MQTTMaxConnections, MaxConnectionsPerAddr: cfg.MQTTMaxConnectionsPerAddr,
+			TLSListen: cfg.MQTTTLSListen, TLSConfig: tlsConf,
 			// In-process, a device's message is stored before the broker
 			// acknowledges it (ingest.Pipeline.Ingest).
 			Intake: func(topic string, payload []byte, contentType string) error {
@@ -401,7 +423,7 @@ func reservedDeviceIDs(users ...string) func(id string) bool {
 
 // brokerDenialDetail explains, for the device maker, what the embedded
 // broker refused.
-func brokerDenialDetail(reason, topic string) string {
+func brokerDenialDetail(reason, topic string, maxPayload int) string {
 	switch reason {
 	case mqttbroker.ReasonUnknownDevice:
 		return "login refused: the device id is not registered (POST /api/v1/devices)"
@@ -410,7 +432,11 @@ func brokerDenialDetail(reason, topic string) string {
 	case mqttbroker.ReasonAuthFailed:
 		return "login refused: wrong password for this device id"
 	case mqttbroker.ReasonTooLarge:
-		return "payload larger than 64 KiB on " + topic + ": dropped"
+		return fmt.Sprintf("payload larger than %d bytes (CARE_MAX_PAYLOAD) on %s: dropped", maxPayload, topic)
+	case mqttbroker.ReasonLoginThrottled:
+		return "login refused without a password check: too many failed logins of this id from this address, or from this address, in the last minute"
+	case mqttbroker.ReasonAuthBusy:
+		return "login refused: too many password checks waiting; the device should retry with backoff"
 	case mqttbroker.ReasonSubscribeNotAllowed:
 		return "subscribe to " + topic + " refused: a device reads only care/v1/dev/{its id}/config"
 	case mqttbroker.ReasonWillNotAllowed:

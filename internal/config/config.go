@@ -5,6 +5,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -36,6 +37,12 @@ const (
 	// DefaultMaxFuture is how far ahead of carehub's clock a device's
 	// timestamp may be (contract §1: 5 minutes).
 	DefaultMaxFuture = 5 * time.Minute
+	// DefaultMQTTMaxConnections caps the embedded broker's connections:
+	// far above a district's fleet, far below what exhausts memory.
+	DefaultMQTTMaxConnections = 10000
+	// DefaultMQTTMaxConnectionsPerAddr caps one source address's
+	// connections: a gateway or NAT holds tens of devices, not hundreds.
+	DefaultMQTTMaxConnectionsPerAddr = 256
 	// DefaultMaxPayload is the largest message accepted (contract §1: 64 KiB).
 	DefaultMaxPayload = 64 << 10
 	// DefaultMemoryLimit keeps carehub under 200 MB of RSS through
@@ -114,6 +121,18 @@ type Config struct {
 	// rate; the limit makes the collector work before the process outgrows
 	// a small machine, instead of letting the heap double.
 	MemoryLimit int64
+
+	// MQTTMaxConnections and MQTTMaxConnectionsPerAddr cap the embedded
+	// broker's connections, logged in or not, in total and from one
+	// source address (a home gateway or a care home's NAT is one address).
+	MQTTMaxConnections        int
+	MQTTMaxConnectionsPerAddr int
+	// MQTTTLSListen is the embedded broker's MQTT-over-TLS listener
+	// (host:port, e.g. :8883), with TLSCertFile and TLSKeyFile.
+	MQTTTLSListen string
+	// TLSCertFile and TLSKeyFile are carehub's server certificate chain
+	// and key (PEM), for its TLS listeners.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Embedded reports whether carehub runs its own MQTT broker.
@@ -159,6 +178,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.MQTTDynsecUsername = p.str("CARE_MQTT_DYNSEC_USERNAME", "")
 	c.MQTTDynsecPassword = p.secret("CARE_MQTT_DYNSEC_PASSWORD")
+	c.MQTTMaxConnections = p.int("CARE_MQTT_MAX_CONNECTIONS", DefaultMQTTMaxConnections)
+	c.MQTTMaxConnectionsPerAddr = p.int("CARE_MQTT_MAX_CONNECTIONS_PER_ADDR", DefaultMQTTMaxConnectionsPerAddr)
+	c.MQTTTLSListen = p.str("CARE_MQTT_TLS_LISTEN", "")
+	c.TLSCertFile = p.str("CARE_TLS_CERT_FILE", "")
+	c.TLSKeyFile = p.str("CARE_TLS_KEY_FILE", "")
 	for _, tp := range strings.Split(p.str("CARE_TRUSTED_PROXIES", ""), ",") {
 		if tp = strings.TrimSpace(tp); tp != "" {
 			c.TrustedProxies = append(c.TrustedProxies, tp)
@@ -247,6 +271,25 @@ func (c Config) validate() []error {
 		fail("CARE_MQTT_DYNSEC_USERNAME=%q is also CARE_MQTT_USERNAME: the control login (admin role) and the ingest login must be different users", c.MQTTDynsecUsername)
 	case c.MQTTProvision != "dynsec" && c.MQTTDynsecUsername != "":
 		fail("CARE_MQTT_DYNSEC_USERNAME is set but CARE_MQTT_PROVISION is not dynsec: unset it, or set CARE_MQTT_PROVISION=dynsec")
+	}
+	if c.MQTTMaxConnections < 1 {
+		fail("CARE_MQTT_MAX_CONNECTIONS=%d: use at least 1 (the default is %d)", c.MQTTMaxConnections, DefaultMQTTMaxConnections)
+	}
+	if c.MQTTMaxConnectionsPerAddr < 1 || c.MQTTMaxConnectionsPerAddr > c.MQTTMaxConnections {
+		fail("CARE_MQTT_MAX_CONNECTIONS_PER_ADDR=%d: use 1 to CARE_MQTT_MAX_CONNECTIONS (%d); raise it for many devices behind one NAT", c.MQTTMaxConnectionsPerAddr, c.MQTTMaxConnections)
+	}
+	if c.MQTTTLSListen != "" {
+		if _, _, err := net.SplitHostPort(c.MQTTTLSListen); err != nil {
+			fail("CARE_MQTT_TLS_LISTEN=%q is not host:port: write it like :8883", c.MQTTTLSListen)
+		}
+		if !c.EmbeddedMQTT() {
+			fail("CARE_MQTT_TLS_LISTEN is for the embedded broker, but CARE_MQTT_URL is set: configure TLS on the external broker instead")
+		}
+		if c.TLSCertFile == "" || c.TLSKeyFile == "" {
+			fail("CARE_MQTT_TLS_LISTEN needs a certificate: set CARE_TLS_CERT_FILE and CARE_TLS_KEY_FILE (PEM)")
+		} else if _, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile); err != nil {
+			fail("CARE_TLS_CERT_FILE/CARE_TLS_KEY_FILE cannot be loaded (%v): point them at a readable PEM certificate chain and its key", err)
+		}
 	}
 	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
 		fail("CARE_MEMORY_LIMIT=%d bytes: below 64MiB the collector would run all the time; give 64MiB or more, or 0 for none", c.MemoryLimit)
