@@ -19,6 +19,7 @@ type probeTarget struct {
 	AdminToken string // the bootstrap admin's bearer token
 	DataDir    string // carehub's CARE_DATA_DIR
 	PID        int    // carehub's process id, for memory readings
+	InstanceID string // CARE_INSTANCE_ID: names carehub's own broker user and client ids
 }
 
 // probeResult is what one probe found: Pass says whether carehub held.
@@ -72,7 +73,7 @@ func benchSecurity(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	target := probeTarget{HTTP: "http://" + httpAddr, MQTTAddr: mqttAddr, NATSAddr: natsAddr,
-		AdminToken: benchToken, DataDir: dataDir, PID: proc.Process.Pid}
+		AdminToken: benchToken, DataDir: dataDir, PID: proc.Process.Pid, InstanceID: "security"}
 	probes := append([]securityProbe(nil), securityProbes...)
 	sort.Slice(probes, func(i, j int) bool { return probes[i].name < probes[j].name })
 	failed, ran := 0, 0
