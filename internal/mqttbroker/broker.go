@@ -316,7 +316,7 @@ type authHook struct {
 func (h *authHook) ID() string { return "carehub-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
+	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnDisconnect
 }
 
 // OnPublish drops payloads over the contract's limit before they are queued

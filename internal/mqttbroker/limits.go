@@ -344,3 +344,12 @@ func (h *authHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 	markConnected(cl.Net.Conn)
 	return nil
 }
+
+// OnDisconnect reports a logged-in device cut off for a packet over the
+// maximum packet size under its id (payload_too_large, no topic: the packet
+// was never read), so that its maker sees why in the rejection reports.
+func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	if errors.Is(err, packets.ErrPacketTooLarge) && !h.isService(cl) && !cl.Net.Inline {
+		h.denied(cl.ID, "", ReasonTooLarge)
+	}
+}

@@ -154,6 +154,16 @@ func TestOversizedDeclaredLength(t *testing.T) {
 	}
 	testenv.WaitFor(t, 5*time.Second, "packet_too_large counted for each", func() bool { return r.count(RefusedPacketTooLarge) == conns })
 
+	// A logged-in device sending a packet over the limit is cut off, and
+	// the refusal is reported under its id.
+	id0, pw0 := e.device(t, "wearable")
+	c0 := mustDial(t, e.broker.Addr(), id0, id0, pw0, nil)
+	c0.Publish("care/v1/dev/"+id0+"/telemetry", 1, false, make([]byte, 1<<20)).WaitTimeout(5 * time.Second)
+	testenv.WaitFor(t, 10*time.Second, "the device cut off and reported", func() bool {
+		return e.denied.has(id0 + "  " + ReasonTooLarge)
+	})
+	testenv.WaitFor(t, 5*time.Second, "packet_too_large counted for the device too", func() bool { return r.count(RefusedPacketTooLarge) == conns+1 })
+
 	// The limit follows MaxPayload: an 18 KiB payload is refused (reported,
 	// not taken) with MaxPayload 16 KiB.
 	e2, _ := limitedEnv(t, func(o *Options) { o.MaxPayload = 16 << 10 })
