@@ -196,8 +196,22 @@ func (l *guardedListener) Close(closeClients listeners.CloseFn) {
 	for _, gc := range open {
 		_ = gc.Conn.Close() // not gc.Close: run releases the slot
 	}
-	l.runs.Wait()
+	// Bounded: a shutdown must not hang on one connection mochi is slow
+	// to let go of.
+	done := make(chan struct{})
+	go func() { l.runs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		if l.log != nil {
+			l.log.Warn("connections still closing at shutdown", "listener", l.id)
+		}
+	}
 }
+
+// closeWait bounds how long Close waits for mochi to finish with the
+// listener's connections.
+const closeWait = 5 * time.Second
 
 // guardedConn gives its slot back once, when closed.
 type guardedConn struct {
