@@ -32,6 +32,10 @@ func registryError(err error) error {
 		return ErrConflict.with(err.Error())
 	case errors.Is(err, devices.ErrInvalid):
 		return invalid("invalid_field", err.Error())
+	case errors.Is(err, devices.ErrReservedID):
+		return &Error{Status: http.StatusConflict, Code: "device_id_reserved", Message: err.Error() + "; choose another id"}
+	case errors.Is(err, devices.ErrAccountTaken):
+		return &Error{Status: http.StatusConflict, Code: "broker_account_exists", Message: err.Error() + "; choose another id"}
 	case errors.Is(err, devices.ErrBroker):
 		return ErrUnavailable.with(err.Error() + "; try again")
 	}

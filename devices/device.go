@@ -34,6 +34,9 @@ func (r *Registry) RegisterDevice(ctx context.Context, id, kind, residentID stri
 	if id != "" && !catalog.ValidID(id) {
 		return Device{}, "", invalid("device id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$", id)
 	}
+	if id != "" && r.reserved != nil && r.reserved(id) {
+		return Device{}, "", fmt.Errorf("%w: %q", ErrReservedID, id)
+	}
 	if !catalog.ValidKind(kind) {
 		return Device{}, "", invalid("device kind %q is not one of %v", kind, catalog.Kinds())
 	}

@@ -117,7 +117,8 @@ type Registry struct {
 
 	auth *authCache
 
-	accounts BrokerAccounts // nil: no external broker to mirror to
+	accounts BrokerAccounts       // nil: no external broker to mirror to
+	reserved func(id string) bool // nil: no reserved device ids
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

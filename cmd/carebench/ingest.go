@@ -83,6 +83,9 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if f.embedded {
 		listen := fmt.Sprintf("127.0.0.1:%d", freePort())
 		vars["CARE_MQTT_LISTEN"] = listen
+		// Every simulated device connects from the loopback address.
+		vars["CARE_MQTT_MAX_CONNECTIONS_PER_ADDR"] = fmt.Sprint(max(256, f.devices+64))
+		vars["CARE_MQTT_MAX_CONNECTIONS"] = fmt.Sprint(max(10000, f.devices+64))
 		external, broker = "", "tcp://"+listen
 	}
 	st, err := e.startCarehub(ctx, external, influxURL, vars)

@@ -150,7 +150,9 @@ func (e *env) mosquitto(ctx context.Context) (string, error) {
 			strings.HasPrefix(line, "password_file"), strings.HasPrefix(line, "acl_file"),
 			strings.HasPrefix(line, "persistence_location"), strings.HasPrefix(line, "log_dest"),
 			strings.HasPrefix(line, "certfile"), strings.HasPrefix(line, "keyfile"), strings.HasPrefix(line, "cafile"),
-			strings.HasPrefix(line, "tls_version"):
+			strings.HasPrefix(line, "tls_version"),
+			// The loader is anonymous, on one listener.
+			strings.HasPrefix(line, "use_username_as_clientid"), strings.HasPrefix(line, "per_listener_settings"):
 			continue
 		}
 		b.WriteString(sc.Text() + "\n")

@@ -116,28 +116,6 @@ func probeDeviceFlood(ctx context.Context, t probeTarget) probeResult {
 		seen.Round(time.Millisecond), sent.Load(), limited)}
 }
 
-type probeDevice struct{ id, resident, password string }
-
-// probeRegister creates a resident and a device as the admin and returns
-// the device's MQTT password.
-func probeRegister(ctx context.Context, t probeTarget, residentID, deviceID, kind string) (probeDevice, error) {
-	if err := probePost(ctx, t, "/api/v1/residents", map[string]any{"id": residentID, "name": "Probe Resident", "home_id": "home-" + residentID}, nil); err != nil {
-		return probeDevice{}, err
-	}
-	var d struct {
-		MQTT struct {
-			Password string `json:"password"`
-		} `json:"mqtt"`
-	}
-	if err := probePost(ctx, t, "/api/v1/devices", map[string]any{"id": deviceID, "kind": kind, "resident_id": residentID}, &d); err != nil {
-		return probeDevice{}, err
-	}
-	if d.MQTT.Password == "" {
-		return probeDevice{}, fmt.Errorf("no MQTT password for %s", deviceID)
-	}
-	return probeDevice{id: deviceID, resident: residentID, password: d.MQTT.Password}, nil
-}
-
 // probeMetric reads one series from /metrics; 0 when absent.
 func probeMetric(t probeTarget, series string) float64 {
 	req, _ := http.NewRequest("GET", t.HTTP+"/metrics", nil)

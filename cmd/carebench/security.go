@@ -22,6 +22,7 @@ type probeTarget struct {
 	AdminToken string // the bootstrap admin's bearer token
 	DataDir    string // carehub's CARE_DATA_DIR
 	PID        int    // carehub's process id, for memory readings
+	InstanceID string // CARE_INSTANCE_ID: names carehub's own broker user and client ids
 }
 
 // probeResult is what one probe found: Pass says whether carehub held.
@@ -75,7 +76,7 @@ func benchSecurity(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	target := probeTarget{HTTP: "http://" + httpAddr, MQTTAddr: mqttAddr, NATSAddr: natsAddr,
-		AdminToken: benchToken, DataDir: dataDir, PID: proc.Process.Pid}
+		AdminToken: benchToken, DataDir: dataDir, PID: proc.Process.Pid, InstanceID: "security"}
 	probes := append([]securityProbe(nil), securityProbes...)
 	sort.Slice(probes, func(i, j int) bool { return probes[i].name < probes[j].name })
 	failed, ran := 0, 0
@@ -125,10 +126,45 @@ func probeDo(req *http.Request, t probeTarget, out any) error {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, b)
+		return &statusError{code: resp.StatusCode, call: req.Method + " " + req.URL.Path, body: string(b)}
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
 	}
 	return nil
+}
+
+// statusError is a non-2xx answer of the API; probes check its code.
+type statusError struct {
+	code       int
+	call, body string
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("%s: HTTP %d: %s", e.call, e.code, e.body) }
+
+type probeDevice struct{ id, resident, password string }
+
+// probeRegister creates a resident and a device of kind as the admin and
+// returns the device's MQTT password; deviceID "" lets carehub choose.
+func probeRegister(ctx context.Context, t probeTarget, residentID, deviceID, kind string) (probeDevice, error) {
+	if err := probePost(ctx, t, "/api/v1/residents", map[string]any{"id": residentID, "name": "Probe Resident", "home_id": "home-" + residentID}, nil); err != nil {
+		return probeDevice{}, err
+	}
+	body := map[string]any{"kind": kind, "resident_id": residentID}
+	if deviceID != "" {
+		body["id"] = deviceID
+	}
+	var d struct {
+		ID   string `json:"id"`
+		MQTT struct {
+			Password string `json:"password"`
+		} `json:"mqtt"`
+	}
+	if err := probePost(ctx, t, "/api/v1/devices", body, &d); err != nil {
+		return probeDevice{}, err
+	}
+	if d.MQTT.Password == "" {
+		return probeDevice{}, fmt.Errorf("no MQTT password for device %q", d.ID)
+	}
+	return probeDevice{id: d.ID, resident: residentID, password: d.MQTT.Password}, nil
 }

@@ -68,6 +68,15 @@ type App struct {
 // the external broker).
 func (a *App) MQTTURL() string { return a.mqttURL }
 
+// MQTTTLSAddr is the embedded broker's TLS listener address ("" without
+// one, or with an external broker).
+func (a *App) MQTTTLSAddr() string {
+	if a.broker == nil {
+		return ""
+	}
+	return a.broker.TLSAddr()
+}
+
 // HTTPAddr is the API's real listen address.
 func (a *App) HTTPAddr() string { return a.httpAddr }
 
@@ -265,7 +274,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		// Devices' credentials reach the external Mosquitto as they are
 		// issued; carehub's own user gets the service role first, so that
 		// ingest may subscribe.
-		ds, err := dynsec.Dial(ctx, dynsec.Options{BrokerURL: cfg.MQTTURL, Username: svcUser, Password: svcPass,
+		ds, err := dynsec.Dial(ctx, dynsec.Options{BrokerURL: cfg.MQTTURL, Username: cfg.MQTTDynsecUsername, Password: cfg.MQTTDynsecPassword,
+			ServiceUser: svcUser, ServicePassword: svcPass,
 			ClientID: cfg.InstanceID + "-dynsec", ShareGroup: cfg.MQTTShareGroup, TLS: clientTLS, Log: log.With().Str("component", "dynsec").Logger()})
 		if err != nil {
 			return nil, err
@@ -283,14 +293,26 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		if svcUser == "" {
 			svcUser, svcPass = "carehub-"+cfg.InstanceID, randomSecret()
 		}
+		var tlsConf *tls.Config
+		if cfg.MQTTTLSListen != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("mqtt tls: %w", err)
+			}
+			tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		refused := a.Metrics.Counter("carehub_mqtt_refused_total", "Connections the embedded MQTT broker refused or closed before a device login, by reason.", "reason")
 		b, err := mqttbroker.Start(mqttbroker.Options{
 			Listen: cfg.MQTTListen, DataDir: cfg.DataDir, ServiceUser: svcUser, ServicePassword: svcPass,
 			Authenticator: reg,
 			OnDenied: func(clientID, topic, reason string) {
 				if pipeline != nil {
-					pipeline.Reject(clientID, topic, "mqtt", reason, brokerDenialDetail(reason, topic))
+					pipeline.Reject(clientID, topic, "mqtt", reason, brokerDenialDetail(reason, topic, cfg.MaxPayload))
 				}
 			},
+			OnRefused:  func(reason string) { refused.With(reason).Inc() },
+			MaxPayload: cfg.MaxPayload, MaxConnections: cfg.MQTTMaxConnections, MaxConnectionsPerAddr: cfg.MQTTMaxConnectionsPerAddr,
+			TLSListen: cfg.MQTTTLSListen, TLSConfig: tlsConf,
 			// In-process, a device's message is stored before the broker
 			// acknowledges it (ingest.Pipeline.Ingest).
 			Intake: func(topic string, payload []byte, contentType string) error {
@@ -310,6 +332,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		a.mqttURL = "tcp://" + b.Addr()
 		a.onStop(func(context.Context) { _ = b.Close() })
 	}
+	reg.ReserveIDs(reservedDeviceIDs(svcUser, cfg.MQTTDynsecUsername))
 	pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{
 		BrokerURL: a.mqttURL, Username: svcUser, Password: svcPass, ShareGroup: cfg.MQTTShareGroup,
 		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, TLS: clientTLS, NC: nc, EventNC: eventNC, Devices: reg, Presence: pres,
@@ -428,9 +451,35 @@ func (a *App) goRun(name string, f func() error) <-chan struct{} {
 	return done
 }
 
+// reservedDeviceIDs is the registry's test for device ids that name one of
+// carehub's own broker logins or client ids: the ingest (service) user, the
+// dynsec control user, and the client ids instances derive from
+// CARE_INSTANCE_ID ({instance}-ingest-{n}, {instance}-dynsec). The derived
+// ids are reserved for every instance, not only this one, because instances
+// share the broker and the registry. A device registered with one could
+// log in as carehub, or take over its session (the broker closes the older
+// connection of a client id).
+func reservedDeviceIDs(users ...string) func(id string) bool {
+	return func(id string) bool {
+		for _, u := range users {
+			if u != "" && id == u {
+				return true
+			}
+		}
+		if strings.HasSuffix(id, "-dynsec") {
+			return true
+		}
+		if i := strings.LastIndex(id, "-ingest-"); i >= 0 {
+			n := id[i+len("-ingest-"):]
+			return n != "" && strings.Trim(n, "0123456789") == ""
+		}
+		return false
+	}
+}
+
 // brokerDenialDetail explains, for the device maker, what the embedded
 // broker refused.
-func brokerDenialDetail(reason, topic string) string {
+func brokerDenialDetail(reason, topic string, maxPayload int) string {
 	switch reason {
 	case mqttbroker.ReasonUnknownDevice:
 		return "login refused: the device id is not registered (POST /api/v1/devices)"
@@ -439,7 +488,11 @@ func brokerDenialDetail(reason, topic string) string {
 	case mqttbroker.ReasonAuthFailed:
 		return "login refused: wrong password for this device id"
 	case mqttbroker.ReasonTooLarge:
-		return "payload larger than 64 KiB on " + topic + ": dropped"
+		return fmt.Sprintf("payload larger than %d bytes (CARE_MAX_PAYLOAD) on %s: dropped", maxPayload, topic)
+	case mqttbroker.ReasonLoginThrottled:
+		return "login refused without a password check: too many failed logins of this id from this address, or from this address, in the last minute"
+	case mqttbroker.ReasonAuthBusy:
+		return "login refused: too many password checks waiting; the device should retry with backoff"
 	case mqttbroker.ReasonSubscribeNotAllowed:
 		return "subscribe to " + topic + " refused: a device reads only care/v1/dev/{its id}/config"
 	case mqttbroker.ReasonWillNotAllowed:

@@ -36,7 +36,10 @@ func TestBadInput(t *testing.T) {
 	rows := []row{
 		{"malformed JSON", "telemetry", []byte(`{"values":{"heart_rate":7`), []string{"malformed_payload"}, 0},
 		{"empty payload", "telemetry", []byte{}, []string{"empty_payload"}, 0},
-		{"1 MiB payload", "telemetry", bytes.Repeat([]byte(" "), 1<<20), []string{"payload_too_large"}, 0},
+		// Over CARE_MAX_PAYLOAD but within the broker's packet limit (the
+		// payload limit + 4 KiB): acknowledged, dropped and reported. A
+		// larger packet closes the connection (internal/mqttbroker).
+		{"66 KiB payload", "telemetry", bytes.Repeat([]byte(" "), 66<<10), []string{"payload_too_large"}, 0},
 		{"unknown metric", "telemetry", []byte(`{"values":{"mood":3}}`), []string{"unknown_metric"}, 0},
 		{"out-of-range value", "telemetry", []byte(`{"values":{"heart_rate":300}}`), []string{"out_of_range"}, 0},
 		{"NaN as a string", "telemetry", []byte(`{"values":{"heart_rate":"NaN"}}`), []string{"not_finite"}, 0},

@@ -22,7 +22,8 @@ func TestExternalMosquittoDynsec(t *testing.T) {
 	mq := testenv.StartDynsecMosquitto(t)
 	a := startApp(t, env(t, in.URL, db, map[string]string{
 		"CARE_MQTT_URL": mq.URL, "CARE_MQTT_PROVISION": "dynsec",
-		"CARE_MQTT_USERNAME": testenv.DynsecAdmin, "CARE_MQTT_PASSWORD": testenv.DynsecAdminPassword,
+		"CARE_MQTT_USERNAME": "carehub-ingest", "CARE_MQTT_PASSWORD": "ingest-password",
+		"CARE_MQTT_DYNSEC_USERNAME": testenv.DynsecAdmin, "CARE_MQTT_DYNSEC_PASSWORD": testenv.DynsecAdminPassword,
 	}))
 	base := "http://" + a.HTTPAddr()
 
@@ -71,4 +72,70 @@ func tryConnect(brokerURL, id, password string) error {
 	}
 	c.Disconnect(50)
 	return nil
+}
+
+// TestDynsecRefusesTakeover: registering a device whose id is an existing
+// broker account carehub did not create (an operator's user) is a 409
+// broker_account_exists and the account keeps its password; an id equal to
+// carehub's own logins or client ids (the ingest user, the dynsec control
+// user, {instance}-ingest-{n}) is a 409 device_id_reserved. Before, the
+// registration reset the account's password and returned it.
+func TestDynsecRefusesTakeover(t *testing.T) {
+	in := testenv.SharedInflux(t)
+	db := in.CreateDB(t)
+	mq := testenv.StartDynsecMosquitto(t)
+	vars := env(t, in.URL, db, map[string]string{
+		"CARE_MQTT_URL": mq.URL, "CARE_MQTT_PROVISION": "dynsec",
+		"CARE_MQTT_USERNAME": "carehub-ingest", "CARE_MQTT_PASSWORD": "ingest-password",
+		"CARE_MQTT_DYNSEC_USERNAME": testenv.DynsecAdmin, "CARE_MQTT_DYNSEC_PASSWORD": testenv.DynsecAdminPassword,
+	})
+	a := startApp(t, vars)
+	base := "http://" + a.HTTPAddr()
+
+	// An operator's account, made with the plugin's own control topic.
+	ctl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mq.URL).SetClientID(testenv.ID("ctl")).
+		SetUsername(testenv.DynsecAdmin).SetPassword(testenv.DynsecAdminPassword).SetConnectTimeout(5 * time.Second))
+	if tok := ctl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("control login: %v", tok.Error())
+	}
+	defer ctl.Disconnect(50)
+	ctl.Publish("$CONTROL/dynamic-security/v1", 1, false, `{"commands":[{"command":"createClient","username":"operator","password":"operator-password"}]}`).WaitTimeout(10 * time.Second)
+	testenv.WaitFor(t, 10*time.Second, "the operator's account", func() bool { return tryConnect(mq.URL, "operator", "operator-password") == nil })
+
+	res := testenv.ID("r")
+	if code := apiCall(t, base, "POST", "/api/v1/residents", map[string]any{"id": res, "name": "Test Resident", "home_id": testenv.ID("h")}, nil); code != http.StatusCreated {
+		t.Fatalf("create resident: HTTP %d", code)
+	}
+	for id, want := range map[string]string{
+		"operator":                             "broker_account_exists",
+		"carehub-ingest":                       "device_id_reserved",
+		testenv.DynsecAdmin:                    "device_id_reserved",
+		vars["CARE_INSTANCE_ID"] + "-ingest-0": "device_id_reserved",
+		vars["CARE_INSTANCE_ID"] + "-dynsec":   "device_id_reserved",
+	} {
+		var body struct {
+			Error struct{ Code string } `json:"error"`
+			MQTT  struct{ Password string }
+		}
+		code := apiCall(t, base, "POST", "/api/v1/devices", map[string]any{"id": id, "kind": "wearable", "resident_id": res}, &body)
+		if code != http.StatusConflict || body.Error.Code != want || body.MQTT.Password != "" {
+			t.Errorf("POST /devices id=%s: HTTP %d %q (password given: %v), want 409 %s", id, code, body.Error.Code, body.MQTT.Password != "", want)
+		}
+	}
+	var list struct {
+		Devices []struct{ ID string } `json:"devices"`
+	}
+	if code := apiCall(t, base, "GET", "/api/v1/devices", nil, &list); code != http.StatusOK || len(list.Devices) != 0 {
+		t.Errorf("GET /devices after the refusals: HTTP %d, %v, want none registered", code, list.Devices)
+	}
+	for user, pw := range map[string]string{"operator": "operator-password", testenv.DynsecAdmin: testenv.DynsecAdminPassword, "carehub-ingest": "ingest-password"} {
+		if err := tryConnect(mq.URL, user, pw); err != nil {
+			t.Errorf("%s no longer logs in with its own password: %v", user, err)
+		}
+	}
+	// A device of a free id is still registered and logs in.
+	d := register(t, base, "wearable")
+	if err := tryConnect(mq.URL, d.ID, d.MQTT.Password); err != nil {
+		t.Fatalf("a new device: %v", err)
+	}
 }

@@ -41,6 +41,12 @@ const (
 	// DefaultMaxFuture is how far ahead of carehub's clock a device's
 	// timestamp may be (contract §1: 5 minutes).
 	DefaultMaxFuture = 5 * time.Minute
+	// DefaultMQTTMaxConnections caps the embedded broker's connections:
+	// far above a district's fleet, far below what exhausts memory.
+	DefaultMQTTMaxConnections = 10000
+	// DefaultMQTTMaxConnectionsPerAddr caps one source address's
+	// connections: a gateway or NAT holds tens of devices, not hundreds.
+	DefaultMQTTMaxConnectionsPerAddr = 256
 	// DefaultMaxPayload is the largest message accepted (contract §1: 64 KiB).
 	DefaultMaxPayload = 64 << 10
 	// DefaultMemoryLimit keeps carehub under 200 MB of RSS through
@@ -86,7 +92,13 @@ type Config struct {
 	// "none" (the operator adds them) or "dynsec" (Mosquitto's
 	// dynamic-security plugin, driven by carehub).
 	MQTTProvision string
-	InstanceID    string // stable per instance: names its persistent MQTT sessions
+	// MQTTDynsecUsername and MQTTDynsecPassword are the control login for
+	// the dynamic-security plugin (CARE_MQTT_PROVISION=dynsec): a user with
+	// the plugin's admin role, kept apart from the ingest login
+	// (CARE_MQTT_USERNAME), which only reads devices' topics.
+	MQTTDynsecUsername string
+	MQTTDynsecPassword string
+	InstanceID         string // stable per instance: names its persistent MQTT sessions
 
 	NATSURL    string // external NATS; empty = embedded
 	NATSListen string // embedded NATS listener
@@ -174,6 +186,11 @@ type Config struct {
 	// NATSMaxStore caps the embedded NATS server's JetStream store; 0
 	// means the streams' sizes plus room for the key-value buckets.
 	NATSMaxStore int64
+	// MQTTMaxConnections and MQTTMaxConnectionsPerAddr cap the embedded
+	// broker's connections, logged in or not, in total and from one
+	// source address (a home gateway or a care home's NAT is one address).
+	MQTTMaxConnections        int
+	MQTTMaxConnectionsPerAddr int
 }
 
 // StreamOptions returns the streams' sizes and ages from the configuration.
@@ -276,6 +293,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DeviceEventBurst = p.int("CARE_DEVICE_EVENT_BURST", DefaultDeviceEventBurst)
 	c.StreamMaxBytes = p.streamSizes("CARE_STREAM_MAX_BYTES")
 	c.NATSMaxStore = p.size("CARE_NATS_MAX_STORE", 0)
+	c.MQTTDynsecUsername = p.str("CARE_MQTT_DYNSEC_USERNAME", "")
+	c.MQTTDynsecPassword = p.secret("CARE_MQTT_DYNSEC_PASSWORD")
+	c.MQTTMaxConnections = p.int("CARE_MQTT_MAX_CONNECTIONS", DefaultMQTTMaxConnections)
+	c.MQTTMaxConnectionsPerAddr = p.int("CARE_MQTT_MAX_CONNECTIONS_PER_ADDR", DefaultMQTTMaxConnectionsPerAddr)
 	for _, tp := range strings.Split(p.str("CARE_TRUSTED_PROXIES", ""), ",") {
 		if tp = strings.TrimSpace(tp); tp != "" {
 			c.TrustedProxies = append(c.TrustedProxies, tp)
@@ -364,8 +385,20 @@ func (c Config) validate() []error {
 	switch {
 	case c.MQTTProvision != "none" && c.MQTTProvision != "dynsec":
 		fail("CARE_MQTT_PROVISION=%q: use none, or dynsec for Mosquitto's dynamic-security plugin", c.MQTTProvision)
-	case c.MQTTProvision == "dynsec" && (c.MQTTURL == "" || c.MQTTUsername == ""):
-		fail("CARE_MQTT_PROVISION=dynsec drives an external Mosquitto: set CARE_MQTT_URL, and CARE_MQTT_USERNAME/_PASSWORD to a user with the plugin's admin role")
+	case c.MQTTProvision == "dynsec" && (c.MQTTURL == "" || c.MQTTUsername == "" || c.MQTTPassword == ""):
+		fail("CARE_MQTT_PROVISION=dynsec drives an external Mosquitto: set CARE_MQTT_URL, and CARE_MQTT_USERNAME/_PASSWORD to carehub's ingest user (carehub creates it if the broker does not have it)")
+	case c.MQTTProvision == "dynsec" && (c.MQTTDynsecUsername == "" || c.MQTTDynsecPassword == ""):
+		fail("CARE_MQTT_PROVISION=dynsec needs the plugin's control login: set CARE_MQTT_DYNSEC_USERNAME and CARE_MQTT_DYNSEC_PASSWORD (or _FILE) to a user with the plugin's admin role")
+	case c.MQTTProvision == "dynsec" && c.MQTTDynsecUsername == c.MQTTUsername:
+		fail("CARE_MQTT_DYNSEC_USERNAME=%q is also CARE_MQTT_USERNAME: the control login (admin role) and the ingest login must be different users", c.MQTTDynsecUsername)
+	case c.MQTTProvision != "dynsec" && c.MQTTDynsecUsername != "":
+		fail("CARE_MQTT_DYNSEC_USERNAME is set but CARE_MQTT_PROVISION is not dynsec: unset it, or set CARE_MQTT_PROVISION=dynsec")
+	}
+	if c.MQTTMaxConnections < 1 {
+		fail("CARE_MQTT_MAX_CONNECTIONS=%d: use at least 1 (the default is %d)", c.MQTTMaxConnections, DefaultMQTTMaxConnections)
+	}
+	if c.MQTTMaxConnectionsPerAddr < 1 || c.MQTTMaxConnectionsPerAddr > c.MQTTMaxConnections {
+		fail("CARE_MQTT_MAX_CONNECTIONS_PER_ADDR=%d: use 1 to CARE_MQTT_MAX_CONNECTIONS (%d); raise it for many devices behind one NAT", c.MQTTMaxConnectionsPerAddr, c.MQTTMaxConnections)
 	}
 	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
 		fail("CARE_MEMORY_LIMIT=%d bytes: below 64MiB the collector would run all the time; give 64MiB or more, or 0 for none", c.MemoryLimit)

@@ -65,8 +65,13 @@ func TestInvalidSettingsSayHowToFix(t *testing.T) {
 		"memory unit":      {map[string]string{"CARE_MEMORY_LIMIT": "160MB"}, "write it like 160MiB"},
 		"provision kind":   {map[string]string{"CARE_MQTT_PROVISION": "passwd"}, "use none, or dynsec"},
 		"dynsec embedded":  {map[string]string{"CARE_MQTT_PROVISION": "dynsec"}, "set CARE_MQTT_URL"},
-		"memory too small": {map[string]string{"CARE_MEMORY_LIMIT": "16MiB"}, "64MiB or more"},
-		"every error once": {map[string]string{"CARE_LOG_LEVEL": "loud", "CARE_LOG_FORMAT": "xml"}, "CARE_LOG_FORMAT"},
+		"dynsec no control login": {map[string]string{"CARE_MQTT_PROVISION": "dynsec", "CARE_MQTT_URL": "tcp://127.0.0.1:1883",
+			"CARE_MQTT_USERNAME": "carehub", "CARE_MQTT_PASSWORD": "pw"}, "set CARE_MQTT_DYNSEC_USERNAME"},
+		"dynsec same login": {map[string]string{"CARE_MQTT_PROVISION": "dynsec", "CARE_MQTT_URL": "tcp://127.0.0.1:1883",
+			"CARE_MQTT_USERNAME": "carehub", "CARE_MQTT_PASSWORD": "pw", "CARE_MQTT_DYNSEC_USERNAME": "carehub", "CARE_MQTT_DYNSEC_PASSWORD": "pw"}, "must be different users"},
+		"dynsec user without dynsec": {map[string]string{"CARE_MQTT_DYNSEC_USERNAME": "admin"}, "CARE_MQTT_PROVISION is not dynsec"},
+		"memory too small":           {map[string]string{"CARE_MEMORY_LIMIT": "16MiB"}, "64MiB or more"},
+		"every error once":           {map[string]string{"CARE_LOG_LEVEL": "loud", "CARE_LOG_FORMAT": "xml"}, "CARE_LOG_FORMAT"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -31,6 +31,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/model"
 )
 
@@ -43,6 +44,14 @@ const (
 	ServiceRole = "carehub-service"
 	// deviceRolePrefix + a device id names the device's own role.
 	deviceRolePrefix = "carehub-device-"
+	// DeviceMark is the textname carehub gives every device account and
+	// device role it creates. An account or role of a device's name without
+	// it was made by someone else (an operator, another system, carehub's
+	// own users): carehub never adopts, changes or deletes it.
+	DeviceMark = "carehub device"
+	// serviceMark is the textname of the service user carehub creates
+	// when it is missing.
+	serviceMark = "carehub ingest"
 )
 
 // The plugin's answers that mean "already as wanted" for the commands that
@@ -57,9 +66,18 @@ const (
 // Options configures the control connection.
 type Options struct {
 	BrokerURL string
-	Username  string // carehub's broker user: it needs the plugin's admin role
-	Password  string
-	ClientID  string
+	// Username and Password are the control login: a user with the
+	// plugin's admin role, kept apart from the ingest login so that the
+	// credentials every carehub connection carries cannot rewrite the
+	// broker's accounts.
+	Username string
+	Password string
+	ClientID string
+	// ServiceUser and ServicePassword are carehub's ingest login: it gets
+	// the service role. Created with this password when the broker does
+	// not have it; an existing user keeps its password.
+	ServiceUser     string
+	ServicePassword string
 	// ShareGroup is carehub's shared-subscription group ($share/{group}/...).
 	ShareGroup string
 	// Timeout bounds one request (default 10 s).
@@ -99,6 +117,12 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	nonce := make([]byte, 8)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
+	}
+	if o.ServiceUser == "" {
+		return nil, errors.New("dynsec: ServiceUser (carehub's ingest login) is required")
+	}
+	if o.ServiceUser == o.Username {
+		return nil, fmt.Errorf("dynsec: the control login %q must not be the ingest login: give each its own user", o.Username)
 	}
 	cl := &Client{o: o, nonce: hex.EncodeToString(nonce), waiting: map[string]chan []answer{}}
 	opts := mqtt.NewClientOptions().AddBroker(o.BrokerURL).SetClientID(o.ClientID).
@@ -273,9 +297,17 @@ func (cl *Client) EnsureService(ctx context.Context) error {
 			return err
 		}
 	}
-	add := command{"command": "addClientRole", "username": cl.o.Username, "rolename": ServiceRole}
-	return cl.until(ctx, fmt.Sprintf("giving %q the role %s", cl.o.Username, ServiceRole), func() ([]command, bool, error) {
-		has, err := cl.hasRole(ctx, cl.o.Username, ServiceRole)
+	user := command{"command": "createClient", "username": cl.o.ServiceUser, "password": cl.o.ServicePassword,
+		"textname": serviceMark, "roles": []map[string]any{{"rolename": ServiceRole}}}
+	if errs, err = cl.do(ctx, user); err != nil {
+		return err
+	}
+	if err := check([]command{user}, errs, errClientExists); err != nil {
+		return err
+	}
+	add := command{"command": "addClientRole", "username": cl.o.ServiceUser, "rolename": ServiceRole}
+	return cl.until(ctx, fmt.Sprintf("giving %q the role %s", cl.o.ServiceUser, ServiceRole), func() ([]command, bool, error) {
+		has, err := cl.hasRole(ctx, cl.o.ServiceUser, ServiceRole)
 		return []command{add}, has, err
 	})
 }
@@ -362,31 +394,79 @@ func (cl *Client) roleFixes(ctx context.Context, role string, want []map[string]
 	return fix, nil
 }
 
-// hasRole reports whether the plugin's client user holds role.
-func (cl *Client) hasRole(ctx context.Context, user, role string) (bool, error) {
+// clientInfo is what getClient tells about a user.
+type clientInfo struct {
+	Textname string
+	Roles    []string
+}
+
+// getClient reads a user's textname and roles; ok is false when the broker
+// has no such user.
+func (cl *Client) getClient(ctx context.Context, user string) (info clientInfo, ok bool, err error) {
 	var data struct {
 		Client struct {
-			Roles []struct {
+			Textname string `json:"textname"`
+			Roles    []struct {
 				Rolename string `json:"rolename"`
 			} `json:"roles"`
 		} `json:"client"`
 	}
-	if err := cl.get(ctx, command{"command": "getClient", "username": user}, &data); err != nil {
+	err = cl.get(ctx, command{"command": "getClient", "username": user}, &data)
+	if err != nil {
+		if strings.HasSuffix(err.Error(), errClientAbsent) {
+			return clientInfo{}, false, nil
+		}
+		return clientInfo{}, false, err
+	}
+	info.Textname = data.Client.Textname
+	for _, r := range data.Client.Roles {
+		info.Roles = append(info.Roles, r.Rolename)
+	}
+	return info, true, nil
+}
+
+// hasRole reports whether the plugin's client user holds role.
+func (cl *Client) hasRole(ctx context.Context, user, role string) (bool, error) {
+	info, _, err := cl.existingClient(ctx, user)
+	if err != nil {
 		return false, err
 	}
-	for _, r := range data.Client.Roles {
-		if r.Rolename == role {
-			return true, nil
-		}
+	return slices.Contains(info.Roles, role), nil
+}
+
+// existingClient is getClient that treats an absent user as an error.
+func (cl *Client) existingClient(ctx context.Context, user string) (clientInfo, bool, error) {
+	info, ok, err := cl.getClient(ctx, user)
+	if err == nil && !ok {
+		err = fmt.Errorf("dynsec getClient: %s", errClientAbsent)
 	}
-	return false, nil
+	return info, ok, err
+}
+
+// foreign is the error for an account or role of a device's name that
+// carehub did not create.
+func foreign(what, name string) error {
+	return fmt.Errorf("%w (%s %q has no %q mark)", devices.ErrAccountTaken, what, name, DeviceMark)
+}
+
+// ownDevice reports whether the broker has a device account for id, and
+// fails with devices.ErrAccountTaken when it has one carehub did not make.
+func (cl *Client) ownDevice(ctx context.Context, id string) (exists bool, err error) {
+	info, ok, err := cl.getClient(ctx, id)
+	if err != nil || !ok {
+		return false, err
+	}
+	if info.Textname != DeviceMark {
+		return true, foreign("client", id)
+	}
+	return true, nil
 }
 
 // deviceRole is the device's own role: publish its telemetry, events and
 // status (its Last Will is its status), subscribe to its config.
 func deviceRole(id string) command {
 	p := model.TopicPrefix + id + "/"
-	return command{"command": "createRole", "rolename": deviceRolePrefix + id, "acls": []map[string]any{
+	return command{"command": "createRole", "rolename": deviceRolePrefix + id, "textname": DeviceMark, "acls": []map[string]any{
 		acl("publishClientSend", p+model.TopicTelemetry),
 		acl("publishClientSend", p+model.TopicEvent),
 		acl("publishClientSend", p+model.TopicStatus),
@@ -396,31 +476,53 @@ func deviceRole(id string) command {
 }
 
 // CreateDevice gives a device its broker account: client id = username =
-// device id, the password it was issued, and its role. An account left from
-// an earlier attempt is brought to the same state.
+// device id, the password it was issued, and its role, both marked as
+// carehub's (DeviceMark). An account left from an earlier attempt is
+// brought to the same state; an account or role of that name that carehub
+// did not create is left alone and the answer is devices.ErrAccountTaken.
 func (cl *Client) CreateDevice(ctx context.Context, id, password string) error {
-	cmds := []command{deviceRole(id), {"command": "createClient", "username": id, "clientid": id, "password": password,
-		"roles": []map[string]any{{"rolename": deviceRolePrefix + id}}}}
-	errs, err := cl.do(ctx, cmds...)
+	role := deviceRole(id)
+	errs, err := cl.do(ctx, role)
 	if err != nil {
 		return err
 	}
-	if errs[1] != errClientExists {
-		return check(cmds, errs, errRoleExists)
-	}
-	if err := check(cmds[:1], errs[:1], errRoleExists); err != nil {
+	if err := check([]command{role}, errs, errRoleExists); err != nil {
 		return err
 	}
-	cmds = []command{
+	if errs[0] == errRoleExists {
+		var data struct {
+			Role struct {
+				Textname string `json:"textname"`
+			} `json:"role"`
+		}
+		if err := cl.get(ctx, command{"command": "getRole", "rolename": deviceRolePrefix + id}, &data); err != nil {
+			return err
+		}
+		if data.Role.Textname != DeviceMark {
+			return foreign("role", deviceRolePrefix+id)
+		}
+	}
+	create := command{"command": "createClient", "username": id, "clientid": id, "password": password, "textname": DeviceMark,
+		"roles": []map[string]any{{"rolename": deviceRolePrefix + id}}}
+	if errs, err = cl.do(ctx, create); err != nil {
+		return err
+	}
+	if errs[0] != errClientExists {
+		return check([]command{create}, errs)
+	}
+	info, _, err := cl.existingClient(ctx, id)
+	if err != nil {
+		return err
+	}
+	if info.Textname != DeviceMark {
+		return foreign("client", id)
+	}
+	cmds := []command{
 		{"command": "setClientPassword", "username": id, "password": password},
 		{"command": "setClientId", "username": id, "clientid": id},
 		{"command": "enableClient", "username": id},
 	}
-	has, err := cl.hasRole(ctx, id, deviceRolePrefix+id)
-	if err != nil {
-		return err
-	}
-	if !has {
+	if !slices.Contains(info.Roles, deviceRolePrefix+id) {
 		cmds = append(cmds, command{"command": "addClientRole", "username": id, "rolename": deviceRolePrefix + id})
 	}
 	if errs, err = cl.do(ctx, cmds...); err != nil {
@@ -430,22 +532,32 @@ func (cl *Client) CreateDevice(ctx context.Context, id, password string) error {
 }
 
 // SetDevicePassword changes a device's password; a device without an
-// account (registered before mirroring) gets one.
+// account (registered before mirroring) gets one. An account carehub did
+// not create is not touched (devices.ErrAccountTaken).
 func (cl *Client) SetDevicePassword(ctx context.Context, id, password string) error {
+	exists, err := cl.ownDevice(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return cl.CreateDevice(ctx, id, password)
+	}
 	cmds := []command{{"command": "setClientPassword", "username": id, "password": password}}
 	errs, err := cl.do(ctx, cmds...)
 	if err != nil {
 		return err
 	}
-	if errs[0] == errClientAbsent {
-		return cl.CreateDevice(ctx, id, password)
-	}
 	return check(cmds, errs)
 }
 
 // SetDeviceEnabled lets a device log in, or not; disabling also
-// disconnects it. A device without an account has nothing to change.
+// disconnects it. A device without an account has nothing to change; an
+// account carehub did not create is not touched (devices.ErrAccountTaken).
 func (cl *Client) SetDeviceEnabled(ctx context.Context, id string, enabled bool) error {
+	exists, err := cl.ownDevice(ctx, id)
+	if err != nil || !exists {
+		return err
+	}
 	verb := "disableClient"
 	if enabled {
 		verb = "enableClient"
@@ -458,8 +570,17 @@ func (cl *Client) SetDeviceEnabled(ctx context.Context, id string, enabled bool)
 	return check(cmds, errs, errClientAbsent)
 }
 
-// DeleteDevice removes a device's account and role.
+// DeleteDevice removes a device's account and role. An account of that
+// name carehub did not create is someone else's: it stays, and so does the
+// role, and the erasure of the device is not held up by it.
 func (cl *Client) DeleteDevice(ctx context.Context, id string) error {
+	if _, err := cl.ownDevice(ctx, id); err != nil {
+		if errors.Is(err, devices.ErrAccountTaken) {
+			cl.o.Log.Warn().Str("device_id", id).Msg("dynsec: the broker account of this device's name was not created by carehub; left in place")
+			return nil
+		}
+		return err
+	}
 	cmds := []command{{"command": "deleteClient", "username": id}, {"command": "deleteRole", "rolename": deviceRolePrefix + id}}
 	errs, err := cl.do(ctx, cmds...)
 	if err != nil {

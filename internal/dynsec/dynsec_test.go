@@ -2,6 +2,7 @@ package dynsec
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -12,14 +13,20 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/testenv"
 )
+
+// carehub's ingest login, which EnsureService creates: not the control
+// login (testenv.DynsecAdmin).
+const svcUser, svcPassword = "carehub-svc", "carehub-svc-password"
 
 func dial(t *testing.T, m *testenv.Mosquitto) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cl, err := Dial(ctx, Options{BrokerURL: m.URL, Username: testenv.DynsecAdmin, Password: testenv.DynsecAdminPassword,
+		ServiceUser: svcUser, ServicePassword: svcPassword,
 		ClientID: testenv.ID("dynsec"), ShareGroup: "carehub", Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +75,7 @@ func TestDeviceAccounts(t *testing.T) {
 	// carehub's ingest, as the admin user that now holds the service role.
 	var mu sync.Mutex
 	var got []string
-	svc, err := connect(t, m, testenv.DynsecAdmin, testenv.DynsecAdminPassword)
+	svc, err := connect(t, m, svcUser, svcPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +170,7 @@ func TestServiceRoleFollowsShareGroup(t *testing.T) {
 	}
 	// A stale ACL an operator added by hand goes too.
 	cl, err := Dial(ctx, Options{BrokerURL: m.URL, Username: testenv.DynsecAdmin, Password: testenv.DynsecAdminPassword,
+		ServiceUser: svcUser, ServicePassword: svcPassword,
 		ClientID: testenv.ID("dynsec"), ShareGroup: "night-shift", Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +188,7 @@ func TestServiceRoleFollowsShareGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	svc, err := connect(t, m, testenv.DynsecAdmin, testenv.DynsecAdminPassword)
+	svc, err := connect(t, m, svcUser, svcPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +258,7 @@ func TestDeviceCannotReadOthers(t *testing.T) {
 		}
 		return tok.(*mqtt.SubscribeToken).Result()[filter]
 	}
-	svc, err := connect(t, m, testenv.DynsecAdmin, testenv.DynsecAdminPassword)
+	svc, err := connect(t, m, svcUser, svcPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +297,7 @@ func TestDialWithoutPlugin(t *testing.T) {
 	m := testenv.StartMosquitto(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err := Dial(ctx, Options{BrokerURL: m.URL, Username: "carehub", ClientID: testenv.ID("dynsec"), Timeout: 2 * time.Second, Log: zerolog.Nop()})
+	_, err := Dial(ctx, Options{BrokerURL: m.URL, Username: "carehub", ServiceUser: svcUser, ClientID: testenv.ID("dynsec"), Timeout: 2 * time.Second, Log: zerolog.Nop()})
 	if err == nil {
 		t.Fatal("Dial succeeded against a broker without the dynamic-security plugin")
 	}
@@ -329,5 +337,65 @@ func TestForeignAnswers(t *testing.T) {
 		}
 	default:
 		t.Fatal("the request's own answer did not arrive")
+	}
+}
+
+// TestNeverAdoptsForeignAccounts: a broker account carehub did not create
+// (an operator's user, the control user itself) or a role of a device's
+// name it did not create is never taken over: registering a device of that
+// name fails with devices.ErrAccountTaken and the account keeps its
+// password; rotation, disable and erasure leave it alone too. Accounts
+// carehub made (marked) are still brought to the wanted state.
+func TestNeverAdoptsForeignAccounts(t *testing.T) {
+	m := testenv.StartDynsecMosquitto(t)
+	cl := dial(t, m)
+	ctx := ctxT(t)
+	if err := cl.EnsureService(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// An operator's own user and a role that only looks like carehub's.
+	setup := []command{
+		{"command": "createClient", "username": "operator", "password": "operator-password"},
+		{"command": "createRole", "rolename": deviceRolePrefix + "sneaky", "acls": []map[string]any{acl("publishClientSend", "#")}},
+	}
+	errs, err := cl.do(ctx, setup...)
+	if err != nil || check(setup, errs) != nil {
+		t.Fatalf("setup: %v %v", err, errs)
+	}
+
+	for _, id := range []string{"operator", testenv.DynsecAdmin, svcUser, "sneaky"} {
+		if err := cl.CreateDevice(ctx, id, "taken-over"); !errors.Is(err, devices.ErrAccountTaken) {
+			t.Errorf("CreateDevice(%q) = %v, want ErrAccountTaken", id, err)
+		}
+		if _, err := connect(t, m, id, "taken-over"); err == nil {
+			t.Errorf("%q logs in with the password a registration set", id)
+		}
+	}
+	if err := cl.SetDevicePassword(ctx, "operator", "taken-over"); !errors.Is(err, devices.ErrAccountTaken) {
+		t.Errorf("SetDevicePassword(operator) = %v, want ErrAccountTaken", err)
+	}
+	if err := cl.SetDeviceEnabled(ctx, "operator", false); !errors.Is(err, devices.ErrAccountTaken) {
+		t.Errorf("SetDeviceEnabled(operator) = %v, want ErrAccountTaken", err)
+	}
+	if err := cl.DeleteDevice(ctx, "operator"); err != nil {
+		t.Errorf("DeleteDevice(operator): %v", err)
+	}
+	for user, pw := range map[string]string{"operator": "operator-password", testenv.DynsecAdmin: testenv.DynsecAdminPassword, svcUser: svcPassword} {
+		if _, err := connect(t, m, user, pw); err != nil {
+			t.Errorf("%q no longer logs in with its own password: %v", user, err)
+		}
+	}
+	if _, ok, err := cl.getClient(ctx, "sneaky"); err != nil || ok {
+		t.Errorf("an account was made for a device whose role is foreign: ok=%v err=%v", ok, err)
+	}
+	// carehub's own accounts are still repaired on a second registration.
+	if err := cl.CreateDevice(ctx, "dev-ok", "pw-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.CreateDevice(ctx, "dev-ok", "pw-2"); err != nil {
+		t.Fatalf("registering carehub's own account again: %v", err)
+	}
+	if _, err := connect(t, m, "dev-ok", "pw-2"); err != nil {
+		t.Fatalf("the repaired account: %v", err)
 	}
 }

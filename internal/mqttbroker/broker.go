@@ -7,8 +7,10 @@ package mqttbroker
 
 import (
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,7 +18,6 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 	"go.etcd.io/bbolt"
@@ -43,20 +44,37 @@ const (
 	ReasonDisabledDevice      = "device_disabled"        // login by a disabled device
 	ReasonAuthFailed          = "auth_failed"            // a registered device with a wrong password
 	ReasonTooLarge            = "payload_too_large"      // a payload over the contract's limit
+	ReasonLoginThrottled      = "login_throttled"        // too many failed logins of this id from this address, or from this address
+	ReasonAuthBusy            = "auth_busy"              // too many password checks waiting; the device retries
 )
 
 // Limits. Each says why it has its value.
 const (
-	// maxPacketBytes is the contract's 64 KiB payload limit (§1) plus room
-	// for the fixed header, topic and MQTT 5 properties, so that a 64 KiB
-	// payload reaches ingest (which rejects with a reason) rather than the
-	// broker cutting the connection.
+	// The largest packet is Options.MaxPayload (CARE_MAX_PAYLOAD, contract
+	// §1: 64 KiB by default) plus packetOverhead for the fixed header,
+	// topic and MQTT 5 properties, so that a payload at the limit reaches
+	// ingest. mochi allocates a packet's declared length before reading
+	// it, so this is also what a connection that declares a huge length
+	// can make the broker allocate: larger declarations close the
+	// connection (packet_too_large) without allocating.
 	//
-	// Payloads between the contract's limit and this are acknowledged and
-	// dropped by the broker with a payload_too_large report (a device must
-	// not resend them forever); larger packets close the connection, as
-	// MQTT's maximum packet size prescribes.
-	maxPacketBytes = 2<<20 + 4<<10
+	// Payloads between the limit and the packet limit are acknowledged
+	// and dropped by the broker with a payload_too_large report (a device
+	// must not resend them forever).
+
+	// DefaultMaxConnections caps the broker's connections, logged in or
+	// not: far above a district's fleet, far below what exhausts memory
+	// (about 100 KiB each with a packet in flight).
+	DefaultMaxConnections = 10000
+	// DefaultMaxConnectionsPerAddr caps the connections from one address:
+	// a home gateway or a care home's NAT holds tens of devices; a
+	// source holding hundreds of half-open connections is an attack.
+	DefaultMaxConnectionsPerAddr = 256
+	// maxPendingAuth bounds the logins waiting for or running a password
+	// check (bcrypt, bounded by the registry); a login that waits longer
+	// than authWait is refused (auth_busy) and the device retries.
+	maxPendingAuth = 256
+	authWait       = 5 * time.Second
 	// receiveMaximum is how many QoS 1 messages one client may have unacked
 	// towards the broker; a gateway catching up after an outage sends many.
 	receiveMaximum = 4096
@@ -110,13 +128,33 @@ type Options struct {
 	// cut, and one fsync per QoS 1 message would cap the broker at a few
 	// hundred messages per second on ordinary disks.
 	SyncWrites bool
-	Log        zerolog.Logger
+	// MaxPayload is the largest payload a device may publish
+	// (CARE_MAX_PAYLOAD); 0 means the contract's 64 KiB. It also bounds
+	// the packet size (plus packetOverhead).
+	MaxPayload int
+	// MaxConnections and MaxConnectionsPerAddr cap the connections, logged
+	// in or not, in total and from one source address; 0 takes the
+	// defaults, negative means no cap.
+	MaxConnections, MaxConnectionsPerAddr int
+	// OnRefused is called when a connection is refused or closed before a
+	// device login could be reported under a device id (Refused*
+	// reasons): for a counter. May be nil.
+	OnRefused func(reason string)
+	// ConnectTimeout bounds the time from accept to CONNECT; 0 means
+	// DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// TLSListen, when set, is a second listener (host:port) that speaks
+	// MQTT over TLS with TLSConfig; the same limits apply to it.
+	TLSListen string
+	TLSConfig *tls.Config
+	Log       zerolog.Logger
 }
 
 // Broker is the running embedded broker.
 type Broker struct {
 	srv  *mqtt.Server
-	tcp  *listeners.TCP
+	tcp  *guardedListener
+	tls  *guardedListener // nil without Options.TLSListen
 	log  zerolog.Logger
 	auth *authHook
 
@@ -134,21 +172,45 @@ func Start(o Options) (*Broker, error) {
 	if o.ServiceUser != "" && o.ServicePassword == "" {
 		return nil, errors.New("mqttbroker: ServicePassword is required when ServiceUser is set")
 	}
+	if o.TLSListen != "" && o.TLSConfig == nil {
+		return nil, errors.New("mqttbroker: TLSConfig is required with TLSListen")
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = model.MaxPayloadBytes
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.MaxConnectionsPerAddr == 0 {
+		o.MaxConnectionsPerAddr = DefaultMaxConnectionsPerAddr
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	log := o.Log.With().Str("component", "mqttbroker").Logger()
+	refuse := func(reason string) {
+		log.Debug().Str("reason", reason).Msg("mqtt connection refused")
+		if o.OnRefused != nil {
+			o.OnRefused(reason)
+		}
+	}
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumPacketSize = maxPacketBytes
+	caps.MaximumPacketSize = uint32(o.MaxPayload + packetOverhead)
+	if o.MaxConnections > 0 {
+		caps.MaximumClients = int64(o.MaxConnections)
+	}
 	caps.ReceiveMaximum = receiveMaximum
 	caps.MaximumInflight = maxInflight
 	caps.MaximumClientWritesPending = maxWritesPending
 	caps.MaximumSessionExpiryInterval = sessionExpiry
 	caps.MaximumMessageExpiryInterval = messageExpiry
 
-	log := o.Log.With().Str("component", "mqttbroker").Logger()
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		Logger:                 newSlog(log),
 		SysTopicResendInterval: 10,
 	})
-	ah := &authHook{opts: o, log: log}
+	ah := &authHook{opts: o, log: log, refuse: refuse, throttle: newLoginThrottle(time.Now), slots: make(chan struct{}, maxPendingAuth)}
 	if err := srv.AddHook(ah, nil); err != nil {
 		return nil, fmt.Errorf("mqttbroker auth hook: %w", err)
 	}
@@ -170,22 +232,52 @@ func Start(o Options) (*Broker, error) {
 			return nil, fmt.Errorf("mqttbroker store %s: %w", path, err)
 		}
 	}
-	tcp := listeners.NewTCP(listeners.Config{Type: "tcp", ID: "tcp", Address: o.Listen})
-	if err := srv.AddListener(tcp); err != nil {
+	b := &Broker{srv: srv, log: log, auth: ah}
+	listen := func(id, addr string, tlsConf *tls.Config) (*guardedListener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("mqttbroker listen %s: %w", addr, err)
+		}
+		gl := newGuardedListener(id, ln, tlsConf, o.MaxConnections, o.MaxConnectionsPerAddr, o.ConnectTimeout, refuse)
+		if err := srv.AddListener(gl); err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("mqttbroker listen %s: %w", addr, err)
+		}
+		return gl, nil
+	}
+	var err error
+	if b.tcp, err = listen("tcp", o.Listen, nil); err != nil {
 		_ = srv.Close()
-		return nil, fmt.Errorf("mqttbroker listen %s: %w", o.Listen, err)
+		return nil, err
+	}
+	if o.TLSListen != "" {
+		if b.tls, err = listen("tls", o.TLSListen, o.TLSConfig); err != nil {
+			_ = srv.Close()
+			return nil, err
+		}
 	}
 	if err := srv.Serve(); err != nil {
 		_ = srv.Close()
 		return nil, fmt.Errorf("mqttbroker serve: %w", err)
 	}
-	b := &Broker{srv: srv, tcp: tcp, log: log, auth: ah}
-	log.Info().Str("addr", b.Addr()).Bool("persistent", o.DataDir != "").Msg("embedded mqtt broker started")
+	ev := log.Info().Str("addr", b.Addr()).Bool("persistent", o.DataDir != "").Int("max_packet_bytes", o.MaxPayload+packetOverhead)
+	if b.tls != nil {
+		ev = ev.Str("tls_addr", b.TLSAddr())
+	}
+	ev.Msg("embedded mqtt broker started")
 	return b, nil
 }
 
 // Addr is the address the broker listens on (the real port when Listen had 0).
 func (b *Broker) Addr() string { return b.tcp.Address() }
+
+// TLSAddr is the TLS listener's address, "" without one.
+func (b *Broker) TLSAddr() string {
+	if b.tls == nil {
+		return ""
+	}
+	return b.tls.Address()
+}
 
 // Disconnect closes a connected client's connection, e.g. after its device
 // was disabled or its credentials rotated; it reports whether it was
@@ -214,14 +306,17 @@ func (b *Broker) Close() error {
 // user may do anything.
 type authHook struct {
 	mqtt.HookBase
-	opts Options
-	log  zerolog.Logger
+	opts     Options
+	log      zerolog.Logger
+	refuse   func(reason string)
+	throttle *loginThrottle
+	slots    chan struct{} // logins waiting for or running a password check
 }
 
 func (h *authHook) ID() string { return "carehub-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
+	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnDisconnect
 }
 
 // OnPublish drops payloads over the contract's limit before they are queued
@@ -235,7 +330,7 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	if h.isService(cl) || cl.Net.Inline {
 		return pk, nil
 	}
-	if len(pk.Payload) > model.MaxPayloadBytes {
+	if len(pk.Payload) > h.opts.MaxPayload {
 		h.denied(cl.ID, pk.TopicName, ReasonTooLarge)
 		return pk, packets.CodeSuccessIgnore
 	}
@@ -258,19 +353,41 @@ func (h *authHook) isService(cl *mqtt.Client) bool {
 
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
+	addr := remoteHost(cl.Net.Conn.RemoteAddr())
 	if h.opts.ServiceUser != "" && user == h.opts.ServiceUser {
+		// Not throttled: the check is cheap, the secret is long and
+		// random, and a throttle here would let anyone on carehub's own
+		// address lock carehub's ingest out.
 		ok := subtle.ConstantTimeCompare(pk.Connect.Password, []byte(h.opts.ServicePassword)) == 1
 		if !ok {
-			h.log.Warn().Str("client_id", cl.ID).Str("remote", cl.Net.Remote).Msg("service login with a wrong password")
+			h.log.Warn().Str("remote", addr).Msg("service login with a wrong password")
+			h.refuse(RefusedServiceLogin)
 		}
 		return ok
 	}
 	// Contract §1: client id = username = device id.
 	if user == "" || user != cl.ID || !catalog.ValidID(user) {
-		h.log.Debug().Str("client_id", cl.ID).Str("remote", cl.Net.Remote).Msg("connect refused: username must equal client id and be a device id")
+		h.log.Debug().Str("remote", addr).Msg("connect refused: username must equal client id and be a device id")
+		h.refuse(RefusedBadLogin)
 		return false
 	}
-	if !h.opts.Authenticator.Authenticate(user, string(pk.Connect.Password)) {
+	if !h.throttle.begin(user, addr) {
+		h.denied(user, "", ReasonLoginThrottled)
+		return false
+	}
+	// The password check (bcrypt on a cache miss) waits for a slot; a
+	// login that cannot get one soon is refused rather than queued without
+	// bound.
+	select {
+	case h.slots <- struct{}{}:
+	case <-time.After(authWait):
+		h.throttle.undo(user, addr) // not the device's failure
+		h.denied(user, "", ReasonAuthBusy)
+		return false
+	}
+	ok := h.opts.Authenticator.Authenticate(user, string(pk.Connect.Password))
+	<-h.slots
+	if !ok {
 		reason := ReasonAuthFailed
 		if d, ok := h.opts.Authenticator.Device(user); !ok {
 			reason = ReasonUnknownDevice
@@ -280,6 +397,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.denied(user, "", reason)
 		return false
 	}
+	h.throttle.succeeded(user, addr)
 	// mochi publishes a Last Will without an ACL check, so check it here: a
 	// device may not leave a will on another device's topics.
 	if pk.Connect.WillFlag && !devicePublishAllowed(user, pk.Connect.WillTopic) {

@@ -60,6 +60,7 @@ type env struct {
 	denied  *denials
 	resID   string
 	options Options
+	js      jetstream.JetStream
 }
 
 func newEnv(t testing.TB) *env {
@@ -82,7 +83,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{reg: reg, dir: t.TempDir(), denied: &denials{}, resID: res.ID}
+	e := &env{reg: reg, dir: t.TempDir(), denied: &denials{}, resID: res.ID, js: js}
 	e.options = Options{
 		Listen: "127.0.0.1:0", DataDir: e.dir,
 		ServiceUser: svcUser, ServicePassword: svcPass,
