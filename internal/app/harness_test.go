@@ -3,6 +3,8 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,14 +63,39 @@ func startApp(t *testing.T, vars map[string]string, opts ...app.Option) *app.App
 		t.Fatalf("start carehub: %v", err)
 	}
 	t.Cleanup(a.Close)
-	waitReady(t, "http://"+a.HTTPAddr())
+	scheme := "http://"
+	if cfg.TLS() {
+		scheme = "https://" // the API serves HTTPS only once a certificate is set
+	}
+	waitReady(t, scheme+a.HTTPAddr())
 	return a
+}
+
+// testCAs are the certificate authorities the tests' HTTP client trusts:
+// a test that gives carehub a certificate registers its CA (trustCA) and
+// then talks to https://… with the same helpers as to http://….
+var (
+	testCAsMu sync.Mutex
+	testCAs   = x509.NewCertPool()
+)
+
+func trustCA(ca *x509.Certificate) {
+	testCAsMu.Lock()
+	defer testCAsMu.Unlock()
+	testCAs.AddCert(ca)
+}
+
+func testClient() *http.Client {
+	testCAsMu.Lock()
+	defer testCAsMu.Unlock()
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: testCAs.Clone(), MinVersion: tls.VersionTLS12}}}
 }
 
 func waitReady(t *testing.T, base string) {
 	t.Helper()
 	testenv.WaitFor(t, 30*time.Second, "carehub /readyz to answer 200", func() bool {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := testClient().Get(base + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -87,7 +115,7 @@ func apiCall(t *testing.T, base, method, path string, body any, out any) int {
 	req, _ := http.NewRequest(method, base+path, rd)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -183,7 +211,7 @@ func countPoints(t *testing.T, in *testenv.Influx, db, measurement, field, devic
 // given in any order: /metrics writes them in name order.
 func metricValue(t *testing.T, base, series string) float64 {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
+	resp, err := testClient().Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,18 +1,9 @@
 package app_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,43 +11,6 @@ import (
 
 	"github.com/carehub/carehub/internal/testenv"
 )
-
-// selfSigned writes a certificate for 127.0.0.1 and its key (PEM) into a
-// temporary directory and returns their paths and a pool trusting it.
-func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "carehub test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
 
 // TestEmbeddedBrokerTLS: with CARE_MQTT_TLS_LISTEN and CARE_TLS_CERT_FILE/
 // _KEY_FILE a device connects to the embedded broker over TLS, verifying
@@ -66,12 +20,15 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 func TestEmbeddedBrokerTLS(t *testing.T) {
 	in := testenv.SharedInflux(t)
 	db := in.CreateDB(t)
-	certFile, keyFile, pool := selfSigned(t)
+	certs := testenv.GenerateCerts(t)
+	trustCA(certs.CA)
+	pool := x509.NewCertPool()
+	pool.AddCert(certs.CA)
 	a := startApp(t, env(t, in.URL, db, map[string]string{
-		"CARE_MQTT_TLS_LISTEN": "127.0.0.1:0", "CARE_TLS_CERT_FILE": certFile, "CARE_TLS_KEY_FILE": keyFile,
+		"CARE_MQTT_TLS_LISTEN": "127.0.0.1:0", "CARE_TLS_CERT_FILE": certs.CertFile, "CARE_TLS_KEY_FILE": certs.KeyFile,
 		"CARE_MAX_PAYLOAD": "2048",
 	}))
-	base := "http://" + a.HTTPAddr()
+	base := "https://" + a.HTTPAddr() // the certificate makes the API HTTPS too
 	if a.MQTTTLSAddr() == "" {
 		t.Fatal("no TLS listener")
 	}
