@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/carehub/carehub/internal/sim"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -54,7 +55,7 @@ func probeDeviceFlood(ctx context.Context, t probeTarget) probeResult {
 	limitedBefore := probeMetric(t, `carehub_ingest_rejected_total{reason="rate_limited"}`)
 	// ~45 KiB arrays of 1,000 records, 64 publishes in flight, for 3 s
 	// before the press and until the alert is seen.
-	array := floodArray(1000)
+	array := sim.HeartRateArray(1000, time.Now())
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var sent atomic.Int64
@@ -134,18 +135,4 @@ func probeMetric(t probeTarget, series string) float64 {
 		}
 	}
 	return 0
-}
-
-// floodArray is a telemetry array of n heart rates a second apart, ending
-// a minute ago.
-func floodArray(n int) []byte {
-	start := time.Now().Add(-time.Minute - time.Duration(n)*time.Second)
-	b := []byte{'['}
-	for i := range n {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = fmt.Appendf(b, `{"ts":%d,"values":{"heart_rate":%d}}`, start.Add(time.Duration(i)*time.Second).UnixMilli(), 60+i%40)
-	}
-	return append(b, ']')
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/sim"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -50,9 +51,9 @@ func TestBadInput(t *testing.T) {
 		{"SenML relative time", "telemetry", []byte(`[{"bt":-5,"n":"heart_rate","u":"/min","v":71}]`), nil, 1},
 		{"wrong event type", "event", []byte(`{"type":"explode"}`), []string{"unknown_event_type"}, 0},
 		{"half-valid message", "telemetry", []byte(`{"values":{"heart_rate":72,"spo2":300,"mood":1}}`), []string{"out_of_range", "unknown_metric"}, 1},
-		{"array over the record cap", "telemetry", recordArray(1001), []string{"too_many_records"}, 0},
+		{"array over the record cap", "telemetry", sim.HeartRateArray(1001, time.Now()), []string{"too_many_records"}, 0},
 		{"SenML pack over the record cap", "telemetry", senmlPack(1001), []string{"too_many_records"}, 0},
-		{"array at the record cap", "telemetry", recordArray(1000), nil, 1000},
+		{"array at the record cap", "telemetry", sim.HeartRateArray(1000, time.Now()), nil, 1000},
 		{"smoke from a wearable", "event", []byte(`{"type":"smoke"}`), []string{"event_not_for_kind"}, 0},
 		{"door_open from a wearable", "event", []byte(`{"type":"door_open"}`), []string{"event_not_for_kind"}, 0},
 	}
@@ -86,7 +87,7 @@ func TestBadInput(t *testing.T) {
 		before := rejectionCounters(t, base)
 		c := deviceClient(t, a.MQTTURL(), d)
 		for range 4 {
-			publish(t, c, d.MQTT.TopicPrefix+"telemetry", recordArray(1000))
+			publish(t, c, d.MQTT.TopicPrefix+"telemetry", sim.HeartRateArray(1000, time.Now()))
 		}
 		got := waitReports(t, reports, 1)
 		// Let the remaining reports of these four arrive: at most two of
@@ -216,20 +217,6 @@ var allReasons = []string{"empty_payload", "payload_too_large", "malformed_paylo
 	"device_disabled", "topic_not_allowed", "unknown_metric", "out_of_range", "not_finite", "bad_value",
 	"bad_timestamp", "timestamp_in_future", "timestamp_too_old", "unit_mismatch", "unknown_event_type", "no_values",
 	"auth_failed", "subscribe_not_allowed", "will_topic_not_allowed", "rate_limited", "too_many_records", "event_not_for_kind"}
-
-// recordArray is a telemetry array of n records, one a second back from a
-// minute ago, each a heart rate.
-func recordArray(n int) []byte {
-	start := time.Now().Add(-time.Minute - time.Duration(n)*time.Second)
-	b := []byte{'['}
-	for i := range n {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = fmt.Appendf(b, `{"ts":%d,"values":{"heart_rate":%d}}`, start.Add(time.Duration(i)*time.Second).UnixMilli(), 60+i%40)
-	}
-	return append(b, ']')
-}
 
 // senmlPack is a SenML pack of n heart-rate records a second apart.
 func senmlPack(n int) []byte {

@@ -15,6 +15,7 @@ import (
 	"github.com/carehub/carehub/internal/app"
 	"github.com/carehub/carehub/internal/config"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/sim"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -74,7 +75,7 @@ func floodWhileSOS(t *testing.T, a *app.App) {
 		t.Fatalf("flooder connect: %v", tok.Error())
 	}
 	defer fc.Disconnect(0)
-	full, over := recordArray(1000), recordArray(1300)
+	full, over := sim.HeartRateArray(1000, time.Now()), sim.HeartRateArray(1300, time.Now())
 	ctx, stop := context.WithCancel(context.Background())
 	var sent atomic.Int64
 	var wg sync.WaitGroup

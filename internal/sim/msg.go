@@ -3,6 +3,7 @@ package sim
 import (
 	"container/heap"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/carehub/carehub/internal/model"
@@ -105,4 +106,19 @@ func eventPublish(at time.Time, deviceID string, e EventPayload) Msg {
 func statusPublish(at time.Time, deviceID string, st StatusPayload) Msg {
 	b, _ := json.Marshal(st)
 	return Msg{At: at, Action: Publish, DeviceID: deviceID, Topic: model.DeviceTopic(deviceID, model.TopicStatus), Payload: b, Retained: true}
+}
+
+// HeartRateArray is a catch-up telemetry array of n heart rates, one a
+// second, the last a minute before now: the shape a flooding or catching-up
+// wearable sends, for tests and probes of ingest's quotas and record cap.
+func HeartRateArray(n int, now time.Time) []byte {
+	start := now.Add(-time.Minute - time.Duration(n)*time.Second)
+	b := []byte{'['}
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `{"ts":%d,"values":{"heart_rate":%d}}`, start.Add(time.Duration(i)*time.Second).UnixMilli(), 60+i%40)
+	}
+	return append(b, ']')
 }
