@@ -86,9 +86,9 @@ type User struct {
 	Disabled bool `json:"disabled,omitempty"`
 	// Epoch is random per created account and copied into its tokens, so a
 	// token of a deleted user never works for a new user of the same id.
-	Epoch string `json:"epoch,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	Epoch     string    `json:"epoch,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Assigned reports whether a caregiver is assigned residentID.
