@@ -118,7 +118,7 @@ func (s *Server) assignAlert(c *fiber.Ctx) error {
 	// not see the resident: a caregiver handing over an alert must not
 	// learn which user ids exist.
 	if err != nil || u.Disabled || (u.Role == RoleCaregiver && !slices.Contains(u.ResidentIDs, a.ResidentID)) {
-		return invalid("invalid_user_id", "user "+truncate(b.UserID, 64)+" cannot take alerts of this resident")
+		return invalid("invalid_user_id", "that user cannot take alerts of this resident (unknown, disabled, or not assigned to them)")
 	}
 	if err := s.audit(c, a.ResidentID, "alert.assign", ""); err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/audit"
+	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/users"
 )
@@ -155,7 +156,7 @@ const (
 	// BootstrapAdminID is who the CARE_ADMIN_TOKEN acts as in the audit
 	// trail and on alerts. User ids match ^[a-z0-9][a-z0-9_-]{0,63}$, so
 	// the leading "@" keeps any user from being mistaken for it.
-	BootstrapAdminID = "@bootstrap-admin"
+	BootstrapAdminID = catalog.BootstrapAdminID
 	maxBodyBytes     = 1 << 20
 )
 
