@@ -101,7 +101,7 @@ func (s *rawStream) waitClosed(t *testing.T, d time.Duration) []string {
 			}
 			got = append(got, l)
 		case <-deadline:
-			t.Fatalf("stream still open after %s; got %q", d, got)
+			t.Fatalf("stream still open after %s; last lines %q", d, got[max(0, len(got)-6):])
 			return nil
 		}
 	}
