@@ -89,6 +89,10 @@ type Config struct {
 	// client: the login rate limit and the audit trail use that address.
 	TrustedProxies []string
 
+	// MaxStreamsPerUser bounds one user's open alert streams
+	// (CARE_MAX_STREAMS_PER_USER): one leaked token cannot take every slot.
+	MaxStreamsPerUser int
+
 	RawRetention  time.Duration
 	MaxFuture     time.Duration
 	MaxPayload    int
@@ -115,6 +119,10 @@ func (c Config) EmbeddedMQTT() bool { return c.MQTTURL == "" }
 
 // EmbeddedNATS reports whether carehub runs its own NATS server.
 func (c Config) EmbeddedNATS() bool { return c.NATSURL == "" }
+
+// DefaultMaxStreamsPerUser: a phone and a desktop, with room for a
+// reconnect racing a stream that has not noticed its client left.
+const DefaultMaxStreamsPerUser = 4
 
 // Load reads the configuration through getenv (os.Getenv in main, a map in
 // tests) and validates it. The error lists every problem at once.
@@ -151,6 +159,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AuditRetention:  p.duration("CARE_AUDIT_RETENTION", DefaultAuditRetention),
 		MemoryLimit:     p.size("CARE_MEMORY_LIMIT", DefaultMemoryLimit),
 	}
+	c.MaxStreamsPerUser = p.int("CARE_MAX_STREAMS_PER_USER", DefaultMaxStreamsPerUser)
 	for _, tp := range strings.Split(p.str("CARE_TRUSTED_PROXIES", ""), ",") {
 		if tp = strings.TrimSpace(tp); tp != "" {
 			c.TrustedProxies = append(c.TrustedProxies, tp)
@@ -239,6 +248,9 @@ func (c Config) validate() []error {
 	}
 	if c.MaxPayload < 1024 || c.MaxPayload > 16<<20 {
 		fail("CARE_MAX_PAYLOAD=%d: use 1024 to 16777216 bytes", c.MaxPayload)
+	}
+	if c.MaxStreamsPerUser < 1 || c.MaxStreamsPerUser > 256 {
+		fail("CARE_MAX_STREAMS_PER_USER=%d: use 1 to 256 alert streams per user", c.MaxStreamsPerUser)
 	}
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
 		fail("CARE_BATCH_SIZE=%d: use 1 to 100000 points", c.BatchSize)
