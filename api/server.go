@@ -113,6 +113,9 @@ type Options struct {
 	// StreamRecheck is how often an open stream re-checks its token, user
 	// and assignment (default 30 s).
 	StreamRecheck time.Duration
+	// StreamWriteTimeout bounds each write to a stream's client (default
+	// 10 s): a client that stops reading is dropped after it.
+	StreamWriteTimeout time.Duration
 	// Erasure is what DELETE /residents/{id} erases besides the registry;
 	// without Erasure.Series the endpoint answers 503.
 	Erasure Erasure
@@ -179,6 +182,9 @@ func New(o Options) *Server {
 	}
 	if o.StreamRecheck <= 0 {
 		o.StreamRecheck = defaultStreamRecheck
+	}
+	if o.StreamWriteTimeout <= 0 {
+		o.StreamWriteTimeout = defaultStreamWriteTimeout
 	}
 	s := &Server{o: o, log: o.Log, logins: newLoginLimiter(o.Clock), streams: make(chan struct{}, o.MaxStreams)}
 	s.ctx, s.stop = context.WithCancel(context.Background())

@@ -39,10 +39,10 @@ const defaultMaxStreamsPerUser = 4
 // its user (disabled, deleted, role) and the assignment, busy or idle.
 const defaultStreamRecheck = 30 * time.Second
 
-// streamWriteTimeout bounds one write to a stream's client: a reader that
-// stopped reading (a phone in a dead cell) frees its goroutine and slot
+// defaultStreamWriteTimeout bounds one write to a stream's client: a reader
+// that stopped reading (a phone in a dead cell) frees its goroutine and slot
 // after this long instead of holding them forever.
-const streamWriteTimeout = 10 * time.Second
+const defaultStreamWriteTimeout = 10 * time.Second
 
 // streamScope decides which alert messages one SSE client gets.
 type streamScope struct {
@@ -204,7 +204,7 @@ func (s *Server) alertStream(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set(fiber.HeaderConnection, "keep-alive")
 	c.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	sess := streamSession{st: st, scope: scope, token: p.token, user: p.ID, filter: auditID, conn: c.Context().Conn()}
+	sess := streamSession{st: st, scope: scope, token: p.token, user: p.ID, filter: auditID, conn: c.Context().Conn(), timeout: s.o.StreamWriteTimeout}
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer release()
 		defer it.Stop()
@@ -221,13 +221,15 @@ type streamSession struct {
 	user   string
 	filter string // ?resident_id=, or ""
 	conn   net.Conn
+	// timeout is the write deadline of each chunk.
+	timeout time.Duration
 }
 
 // write sends one chunk with a write deadline, so a stalled reader ends
 // the stream instead of blocking it.
 func (ss streamSession) write(w *bufio.Writer, chunk string) bool {
 	if ss.conn != nil {
-		_ = ss.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		_ = ss.conn.SetWriteDeadline(time.Now().Add(ss.timeout))
 	}
 	if _, err := w.WriteString(chunk); err != nil || w.Flush() != nil {
 		return false

@@ -504,3 +504,64 @@ func TestBootstrapAdminID(t *testing.T) {
 		t.Fatalf("user admin is %q", me.ID)
 	}
 }
+
+// TestStreamStalledReaderReleased: a client that stops reading (its TCP
+// window full) loses its stream after the write timeout, so it holds the
+// instance's stream slot and a goroutine for seconds, not forever.
+func TestStreamStalledReaderReleased(t *testing.T) {
+	h := newHarness(t, func(o *api.Options) {
+		o.MaxStreams = 1
+		o.StreamWriteTimeout = 300 * time.Millisecond
+		o.Heartbeat = 50 * time.Millisecond
+	})
+	base := h.listen()
+	h.resident("r1")
+	care := h.user("care", "caregiver", "r1")
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := conn.Write([]byte("GET /api/v1/alerts/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + care + "\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The stalled stream holds the only slot.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, s := dialStream(t, base, care)
+		if st == http.StatusTooManyRequests {
+			break
+		}
+		if s != nil {
+			s.stop()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled stream never took the slot: %d", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Fill every buffer between carehub and the client that does not read.
+	pad := strings.Repeat("x", 60<<10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for i := 0; i < 400 && ctx.Err() == nil; i++ {
+			b, _ := json.Marshal(map[string]any{"id": "a-" + strconv.Itoa(i), "resident_id": "r1", "transition": "raised", "pad": pad})
+			_, _ = h.js.Publish(ctx, "care.alerts.r1.high", b)
+		}
+	}()
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		st, s := dialStream(t, base, care)
+		if st == http.StatusOK {
+			s.stop()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a client that stopped reading still holds the stream slot after 15 s: %d", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
