@@ -316,37 +316,42 @@ func TestLoginHashingBounded(t *testing.T) {
 // X-Forwarded-For entry that is not a trusted proxy, only when the peer is
 // a trusted proxy, and never an entry that is not an IP address.
 func TestForwardedForRightmostUntrusted(t *testing.T) {
-	source := func(t *testing.T, proxies []string, xff string) string {
-		t.Helper()
-		h := newHarness(t, func(o *api.Options) { o.TrustedProxies = proxies })
-		h.resident("r1")
-		h.expect(http.StatusOK, "GET", "/api/v1/residents/r1", adminToken, nil, nil, "X-Forwarded-For", xff)
-		var res audit.Result
-		from := h.clk.now().Add(-time.Minute).Format(time.RFC3339)
-		h.expect(http.StatusOK, "GET", "/api/v1/audit?resident_id=r1&from="+from, adminToken, nil, &res)
-		for _, e := range res.Entries {
-			if e.Action == "resident.read" {
-				return e.Source
-			}
-		}
-		t.Fatalf("no resident.read entry in %+v", res.Entries)
-		return ""
-	}
 	// app.Test's peer address is 0.0.0.0.
-	for _, c := range []struct {
+	for _, group := range []struct {
 		proxies []string
-		xff     string
-		want    string
+		cases   map[string]string // X-Forwarded-For → the source audited
 	}{
-		{[]string{"0.0.0.0", "10.0.0.0/8"}, "1.2.3.4, 203.0.113.9, 10.0.0.2", "203.0.113.9"}, // the client's forged 1.2.3.4 is ignored
-		{[]string{"0.0.0.0", "10.0.0.0/8"}, "203.0.113.9, not-an-ip, 10.0.0.5", "10.0.0.5"},  // garbage ends the walk at the last trusted hop
-		{[]string{"0.0.0.0"}, "<script>", "0.0.0.0"},                                         // never the raw header
-		{[]string{"10.0.0.0/8"}, "203.0.113.9", "0.0.0.0"},                                   // an untrusted peer's header is ignored
-		{[]string{"0.0.0.0"}, "2001:db8::1", "2001:db8::1"},                                  // IPv6
-		{[]string{"0.0.0.0", "10.0.0.0/8"}, "10.0.0.1,10.0.0.2", "10.0.0.1"},                 // every hop trusted: the leftmost
+		{[]string{"0.0.0.0", "10.0.0.0/8"}, map[string]string{
+			"1.2.3.4, 203.0.113.9, 10.0.0.2":   "203.0.113.9", // the client's forged 1.2.3.4 is ignored
+			"203.0.113.9, not-an-ip, 10.0.0.5": "10.0.0.5",    // garbage ends the walk at the last trusted hop
+			"<script>":                         "0.0.0.0",     // never the raw header
+			"2001:db8::1":                      "2001:db8::1", // IPv6
+			"10.0.0.1,10.0.0.2":                "10.0.0.1",    // every hop trusted: the leftmost
+		}},
+		{[]string{"10.0.0.0/8"}, map[string]string{
+			"203.0.113.9": "0.0.0.0", // an untrusted peer's header is ignored
+		}},
 	} {
-		if got := source(t, c.proxies, c.xff); got != c.want {
-			t.Errorf("proxies %v, X-Forwarded-For %q: source %q, want %q", c.proxies, c.xff, got, c.want)
+		h := newHarness(t, func(o *api.Options) { o.TrustedProxies = group.proxies })
+		i := 0
+		for xff, want := range group.cases {
+			// One resident per case: its audit entry is the only one.
+			i++
+			rid := "r" + strconv.Itoa(i)
+			h.resident(rid)
+			h.expect(http.StatusOK, "GET", "/api/v1/residents/"+rid, adminToken, nil, nil, "X-Forwarded-For", xff)
+			var res audit.Result
+			from := h.clk.now().Add(-time.Minute).Format(time.RFC3339)
+			h.expect(http.StatusOK, "GET", "/api/v1/audit?resident_id="+rid+"&from="+from, adminToken, nil, &res)
+			got := "no resident.read entry"
+			for _, e := range res.Entries {
+				if e.Action == "resident.read" {
+					got = e.Source
+				}
+			}
+			if got != want {
+				t.Errorf("proxies %v, X-Forwarded-For %q: source %q, want %q", group.proxies, xff, got, want)
+			}
 		}
 	}
 }
