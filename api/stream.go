@@ -287,6 +287,12 @@ func (s *Server) pumpAlerts(w *bufio.Writer, it jetstream.MessagesContext, ss st
 		b, _ := json.Marshal(map[string]string{"reason": reason})
 		ss.write(w, "event: end\ndata: "+string(b)+"\n\n")
 	}
+	// A change that landed between authentication and registration (so
+	// endStreams missed this stream) is caught here, not 30 s later.
+	if reason := s.recheck(ss); reason != "" {
+		end(reason)
+		return
+	}
 	// Both the re-check and the heartbeat run on the wall clock, not on
 	// message arrival, so a busy stream is re-checked as often as an idle one.
 	nextCheck := time.Now().Add(s.o.StreamRecheck)
