@@ -37,7 +37,7 @@ const (
 // follow-up after a visit is often written later. The alert's seq,
 // transition and updated_at do not change, and nothing is published.
 func (m *Manager) Comment(ctx context.Context, id, by, note string) (Alert, error) {
-	if !catalog.ValidID(by) {
+	if !catalog.ValidActor(by) {
 		return Alert{}, fmt.Errorf("%w: the author must be a user id", ErrInvalid)
 	}
 	if strings.TrimSpace(note) == "" || len(note) > MaxNoteBytes {
@@ -55,7 +55,7 @@ func (m *Manager) Comment(ctx context.Context, id, by, note string) (Alert, erro
 // API's check; the Manager does not know users. A resolved alert is
 // ErrConflict: nobody is left to hand it to.
 func (m *Manager) Assign(ctx context.Context, id, by, userID string) (Alert, error) {
-	if !catalog.ValidID(by) || !catalog.ValidID(userID) {
+	if !catalog.ValidActor(by) || !catalog.ValidID(userID) {
 		return Alert{}, fmt.Errorf("%w: assigner and assignee must be user ids", ErrInvalid)
 	}
 	return m.annotate(ctx, id, func(a *Alert, now time.Time) error {
@@ -75,7 +75,7 @@ func (m *Manager) Assign(ctx context.Context, id, by, userID string) (Alert, err
 // alert's escalation). Critical alerts are never suppressed (domain.md,
 // SettingsSource), so snoozing one is ErrInvalid.
 func (m *Manager) RecordSnooze(ctx context.Context, id, by string, until time.Time, reason string) (Alert, error) {
-	if !catalog.ValidID(by) {
+	if !catalog.ValidActor(by) {
 		return Alert{}, fmt.Errorf("%w: the author must be a user id", ErrInvalid)
 	}
 	if strings.TrimSpace(reason) == "" || len(reason) > MaxNoteBytes {

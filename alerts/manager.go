@@ -353,7 +353,7 @@ func (m *Manager) repeat(ctx context.Context, cur *record, s rules.Signal, now t
 // it stops escalation (domain.md). Acknowledging an alert that is already
 // acknowledged or resolved is ErrConflict.
 func (m *Manager) Acknowledge(ctx context.Context, id, by, note string) (Alert, error) {
-	if !catalog.ValidID(by) {
+	if !catalog.ValidActor(by) {
 		return Alert{}, fmt.Errorf("%w: acknowledged_by must be a user id", ErrInvalid)
 	}
 	m.mu.Lock()
@@ -384,7 +384,7 @@ func (m *Manager) Resolve(ctx context.Context, id, by, outcome, note string) (Al
 	if !humanOutcomes[outcome] {
 		return Alert{}, fmt.Errorf("%w: outcome %q is not one of false_alarm, ok_by_phone, visited, emergency_services, hospital", ErrInvalid, outcome)
 	}
-	if !catalog.ValidID(by) {
+	if !catalog.ValidActor(by) {
 		return Alert{}, fmt.Errorf("%w: resolved_by must be a user id", ErrInvalid)
 	}
 	m.mu.Lock()

@@ -110,15 +110,15 @@ func (s *Server) assignAlert(c *fiber.Ctx) error {
 		return ErrUnavailable.with("users are not configured on this instance")
 	}
 	u, err := s.o.Users.Get(c.UserContext(), b.UserID)
-	if errors.Is(err, users.ErrNotFound) {
-		return invalid("invalid_user_id", "no user "+truncate(b.UserID, 64))
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, users.ErrNotFound) {
 		s.log.Error().Err(err).Msg("user lookup failed")
 		return ErrUnavailable.with("the user store did not answer; retry later")
 	}
-	if u.Role == RoleCaregiver && !slices.Contains(u.ResidentIDs, a.ResidentID) {
-		return invalid("invalid_user_id", "user "+u.ID+" is a caregiver not assigned to this resident")
+	// One answer for an unknown id, a disabled user and a caregiver who may
+	// not see the resident: a caregiver handing over an alert must not
+	// learn which user ids exist.
+	if err != nil || u.Disabled || (u.Role == RoleCaregiver && !slices.Contains(u.ResidentIDs, a.ResidentID)) {
+		return invalid("invalid_user_id", "that user cannot take alerts of this resident (unknown, disabled, or not assigned to them)")
 	}
 	if err := s.audit(c, a.ResidentID, "alert.assign", ""); err != nil {
 		return err

@@ -83,7 +83,7 @@ const (
 // record refuses the request.
 func (s *Server) auditOutcome(c *fiber.Ctx, residents []string, action, reason, outcome string) error {
 	p := principal(c)
-	e := audit.Entry{At: s.o.Clock().UTC(), Actor: p.ID, Role: p.Role, Source: c.IP(), Action: action, Reason: reason, Outcome: outcome}
+	e := audit.Entry{At: s.o.Clock().UTC(), Actor: p.ID, Role: p.Role, Source: s.clientIP(c), Action: action, Reason: reason, Outcome: outcome}
 	if len(residents) == 1 {
 		e.ResidentID = residents[0]
 	} else if len(residents) > 1 {
@@ -119,7 +119,7 @@ func (s *Server) auditLogin(c *fiber.Ctx, userID, outcome, reason string) error 
 	if !catalog.ValidID(userID) {
 		userID = ""
 	}
-	e := audit.Entry{At: s.o.Clock().UTC(), Actor: userID, Source: c.IP(), Action: "login", Reason: reason, Outcome: outcome, Target: userID}
+	e := audit.Entry{At: s.o.Clock().UTC(), Actor: userID, Source: s.clientIP(c), Action: "login", Reason: reason, Outcome: outcome, Target: userID}
 	if err := s.o.Audit.Record(c.UserContext(), e); err != nil {
 		s.log.Error().Err(err).Str("action", "login").Msg("audit record failed")
 		return ErrUnavailable.with("the login could not be audited; retry later")

@@ -26,7 +26,7 @@ func TestAuditTrail(t *testing.T) {
 	var res audit.Result
 	from := h.clk.now().Add(-time.Minute).Format(time.RFC3339)
 	h.expect(http.StatusOK, "GET", "/api/v1/audit?resident_id=r1&from="+from, adminToken, nil, &res)
-	want := map[string]string{"resident.read": "care", "alert.ack": "care", "assignment.set": "admin"}
+	want := map[string]string{"resident.read": "care", "alert.ack": "care", "assignment.set": api.BootstrapAdminID}
 	for _, e := range res.Entries {
 		if !e.Names("r1") {
 			t.Fatalf("entry of another resident: %+v", e)

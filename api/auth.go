@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,10 @@ type UserStore interface {
 	Login(ctx context.Context, id, password string) (string, time.Time, error)
 	Authenticate(ctx context.Context, token string) (users.User, error)
 	Revoke(ctx context.Context, token string) error
+	SetDisabled(ctx context.Context, id string, disabled bool) (users.User, error)
+	SetRole(ctx context.Context, id, role string) (users.User, error)
+	SetPassword(ctx context.Context, id, password string) (users.User, error)
+	Delete(ctx context.Context, id string) error
 }
 
 // userError maps the store's typed errors to the catalogue.
@@ -35,6 +40,8 @@ func userError(err error) error {
 		return ErrConflict.with(err.Error())
 	case errors.Is(err, users.ErrInvalid):
 		return invalid("invalid_field", err.Error())
+	case errors.Is(err, users.ErrBusy):
+		return errLoginBusy
 	}
 	return err
 }
@@ -65,13 +72,14 @@ type userView struct {
 	ID          string    `json:"id"`
 	Name        string    `json:"name"`
 	Role        string    `json:"role"`
+	Disabled    bool      `json:"disabled"`
 	ResidentIDs []string  `json:"resident_ids"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 func viewUser(u users.User) userView {
-	return userView{ID: u.ID, Name: u.Name, Role: u.Role, ResidentIDs: u.ResidentIDs, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	return userView{ID: u.ID, Name: u.Name, Role: u.Role, Disabled: u.Disabled, ResidentIDs: u.ResidentIDs, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 // createUser: POST /users {"id"?, "name", "role", "password"?} → 201
@@ -152,6 +160,9 @@ func (s *Server) setUserResidents(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	// Open streams were opened for the old assignment; they end and the
+	// phone reconnects with the new one.
+	s.endStreams(u.ID, "assignment changed; reconnect")
 	return c.JSON(viewUser(u))
 }
 
@@ -167,8 +178,90 @@ func (s *Server) revokeUserTokens(c *fiber.Ctx) error {
 	if err := s.AuditUserAction(c, "user.revoke_tokens", c.Params("id"), OutcomeOK); err != nil {
 		return err
 	}
+	s.endStreams(c.Params("id"), "token no longer valid")
 	s.log.Info().Str("user_id", c.Params("id")).Str("by", principal(c).ID).Msg("user tokens revoked")
 	return c.SendStatus(http.StatusNoContent)
+}
+
+// userAdmin runs one admin change to a user (item 6 of issue 9: locking
+// departed staff out): it refuses changes to the caller's own account (an
+// admin cannot lock themselves out by mistake; another admin or the
+// bootstrap token can), audits the change before and after, and ends the
+// user's open alert streams so no session outlives it.
+func (s *Server) userAdmin(action string, change func(c *fiber.Ctx, id string) (users.User, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if err := s.needUsers(); err != nil {
+			return err
+		}
+		id := c.Params("id")
+		if id == principal(c).ID {
+			return invalid("own_account", "an admin may not "+strings.TrimPrefix(action, "user.")+" their own account; ask another admin")
+		}
+		if _, err := s.o.Users.Get(c.UserContext(), id); err != nil {
+			return userError(err)
+		}
+		if err := s.AuditUserAction(c, action, id, OutcomeOK); err != nil {
+			return err
+		}
+		u, err := change(c, id)
+		if err != nil {
+			return userError(err)
+		}
+		s.endStreams(id, "account changed: "+action)
+		s.log.Info().Str("user_id", id).Str("action", action).Str("by", principal(c).ID).Msg("user changed")
+		if u.ID == "" {
+			return c.SendStatus(http.StatusNoContent)
+		}
+		return c.JSON(viewUser(u))
+	}
+}
+
+// disableUser: POST /users/{id}/disable → 200 user; the user can no longer
+// log in, every token is revoked and open streams end. Admins only.
+func (s *Server) disableUser(c *fiber.Ctx, id string) (users.User, error) {
+	return s.o.Users.SetDisabled(c.UserContext(), id, true)
+}
+
+// enableUser: POST /users/{id}/enable → 200 user; the user may log in
+// again (old tokens stay revoked). Admins only.
+func (s *Server) enableUser(c *fiber.Ctx, id string) (users.User, error) {
+	return s.o.Users.SetDisabled(c.UserContext(), id, false)
+}
+
+// deleteUser: DELETE /users/{id} → 204. Admins only.
+func (s *Server) deleteUser(c *fiber.Ctx, id string) (users.User, error) {
+	return users.User{}, s.o.Users.Delete(c.UserContext(), id)
+}
+
+type roleBody struct {
+	Role string `json:"role"`
+}
+
+// setUserRole: PUT /users/{id}/role {"role"} → 200 user. Leaving the
+// caregiver role clears the assignment list. Admins only.
+func (s *Server) setUserRole(c *fiber.Ctx, id string) (users.User, error) {
+	var b roleBody
+	if err := decode(c, &b); err != nil {
+		return users.User{}, err
+	}
+	return s.o.Users.SetRole(c.UserContext(), id, b.Role)
+}
+
+type passwordBody struct {
+	Password string `json:"password"`
+}
+
+// resetUserPassword: POST /users/{id}/password {"password"} → 200 user; sets
+// a new password and revokes every token. Admins only.
+func (s *Server) resetUserPassword(c *fiber.Ctx, id string) (users.User, error) {
+	var b passwordBody
+	if err := decode(c, &b); err != nil {
+		return users.User{}, err
+	}
+	if b.Password == "" {
+		return users.User{}, invalid("invalid_field", "password is required")
+	}
+	return s.o.Users.SetPassword(c.UserContext(), id, b.Password)
 }
 
 type loginBody struct {
@@ -176,9 +269,16 @@ type loginBody struct {
 	Password string `json:"password"`
 }
 
+// errLoginBusy: every password-hashing slot stayed taken for the store's
+// hash wait; the client retries later.
+var errLoginBusy = &Error{Status: http.StatusServiceUnavailable, Code: "login_busy",
+	Message: "too many logins are being checked right now; retry in a few seconds"}
+
 // login: POST /auth/login {"id", "password"} → {"token", "expires_at"}.
-// Failures are rate limited per user id and per source address, so neither
-// one account nor one client can guess passwords quickly.
+// Attempts are limited per user id and source address together and per
+// source address, reserved before the password is checked, so parallel
+// guesses cannot pass the limit; an attacker elsewhere cannot lock a real
+// user out. Password checks run a bounded number at a time (users.Store).
 func (s *Server) login(c *fiber.Ctx) error {
 	if err := s.needUsers(); err != nil {
 		return err
@@ -190,15 +290,16 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if b.ID == "" || b.Password == "" {
 		return invalid("invalid_field", "id and password are required")
 	}
-	keys := []string{"user:" + truncate(b.ID, 64), "ip:" + c.IP()}
-	if wait := s.logins.blocked(keys...); wait > 0 {
+	ip := s.clientIP(c)
+	keys := []string{"user+ip:" + truncate(b.ID, 64) + "|" + ip, "ip:" + ip}
+	res, wait := s.logins.reserve(keys...)
+	if wait > 0 {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		return ErrRateLimited.with("too many failed logins; retry after " + wait.Round(time.Second).String())
 	}
 	tok, exp, err := s.o.Users.Login(c.UserContext(), b.ID, b.Password)
 	if errors.Is(err, users.ErrUnauthorized) {
-		s.logins.fail(keys...)
-		ev := s.log.Info().Str("source", c.IP())
+		ev := s.log.Info().Str("source", ip)
 		if catalog.ValidID(b.ID) { // anything else may be a mistyped password: not logged
 			ev = ev.Str("user_id", b.ID)
 		}
@@ -206,9 +307,16 @@ func (s *Server) login(c *fiber.Ctx) error {
 		_ = s.auditLogin(c, b.ID, OutcomeDenied, "wrong user id or password") // logged if it fails; the answer stays 401
 		return ErrUnauthorized.with("wrong user id or password")
 	}
+	if errors.Is(err, users.ErrBusy) {
+		s.logins.refund(res)
+		c.Set(fiber.HeaderRetryAfter, "2")
+		return errLoginBusy
+	}
 	if err != nil {
+		s.logins.refund(res)
 		return err
 	}
+	s.logins.refund(res)
 	if err := s.auditLogin(c, b.ID, OutcomeOK, ""); err != nil {
 		// An unaudited login must not hand out a working token.
 		if rerr := s.o.Users.Revoke(c.UserContext(), tok); rerr != nil {
@@ -243,8 +351,11 @@ func (s *Server) me(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"id": p.ID, "role": p.Role, "resident_ids": res})
 }
 
-// Login rate limiting: at most loginFailures failed logins per key (a user
-// id, a source address) within loginWindow; then 429 until the window ends.
+// Login rate limiting: at most loginFailures attempts that are not
+// successes per key (a user id with a source address, a source address)
+// within loginWindow; then 429 until the window ends. An attempt counts
+// from the moment it is admitted (reserve) and is given back when it
+// succeeds, so N parallel guesses cannot all pass one check.
 const (
 	loginFailures   = 5
 	loginWindow     = time.Minute
@@ -262,32 +373,30 @@ type failWindow struct {
 	n     int
 }
 
+// reservation is what reserve counted, for refund.
+type reservation []*failWindow
+
 func newLoginLimiter(now func() time.Time) *loginLimiter {
 	return &loginLimiter{now: now, m: map[string]*failWindow{}}
 }
 
-// blocked returns how long the longest-blocked key must wait, 0 if none is.
-func (l *loginLimiter) blocked(keys ...string) time.Duration {
+// reserve admits one attempt and counts it against every key at once, or
+// returns how long the longest-blocked key must wait.
+func (l *loginLimiter) reserve(keys ...string) (reservation, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	var wait time.Duration
 	for _, k := range keys {
 		w := l.m[k]
-		if w == nil || now.Sub(w.start) >= loginWindow {
-			continue
-		}
-		if w.n >= loginFailures {
+		if w != nil && now.Sub(w.start) < loginWindow && w.n >= loginFailures {
 			wait = max(wait, w.start.Add(loginWindow).Sub(now))
 		}
 	}
-	return wait
-}
-
-func (l *loginLimiter) fail(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
+	if wait > 0 {
+		return nil, wait
+	}
+	res := make(reservation, 0, len(keys))
 	for _, k := range keys {
 		w := l.m[k]
 		if w == nil || now.Sub(w.start) >= loginWindow {
@@ -298,6 +407,20 @@ func (l *loginLimiter) fail(keys ...string) {
 			l.m[k] = w
 		}
 		w.n++
+		res = append(res, w)
+	}
+	return res, 0
+}
+
+// refund gives back an attempt that did not fail (a success, or a check
+// that never ran).
+func (l *loginLimiter) refund(res reservation) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, w := range res {
+		if w.n > 0 {
+			w.n--
+		}
 	}
 }
 

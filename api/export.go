@@ -130,7 +130,7 @@ func (s *Server) export(c *fiber.Ctx) error {
 	}
 	rid, now := r.ID, s.o.Clock().UTC()
 	// Recorded if the export fails midway (the status is sent by then).
-	failed := audit.Entry{Actor: principal(c).ID, Role: principal(c).Role, Source: c.IP(), ResidentID: rid,
+	failed := audit.Entry{Actor: principal(c).ID, Role: principal(c).Role, Source: s.clientIP(c), ResidentID: rid,
 		Action: "export." + format, Reason: reason, Outcome: OutcomeError}
 	if format == "csv" {
 		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")

@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/audit"
+	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/redact"
 	"github.com/carehub/carehub/internal/users"
@@ -106,6 +108,15 @@ type Options struct {
 	Heartbeat time.Duration
 	// MaxStreams bounds concurrent SSE clients (default 256).
 	MaxStreams int
+	// MaxStreamsPerUser bounds one user's concurrent SSE clients (default 4,
+	// CARE_MAX_STREAMS_PER_USER).
+	MaxStreamsPerUser int
+	// StreamRecheck is how often an open stream re-checks its token, user
+	// and assignment (default 30 s).
+	StreamRecheck time.Duration
+	// StreamWriteTimeout bounds each write to a stream's client (default
+	// 10 s): a client that stops reading is dropped after it.
+	StreamWriteTimeout time.Duration
 	// Erasure is what DELETE /residents/{id} erases besides the registry;
 	// without Erasure.Series the endpoint answers 503.
 	Erasure Erasure
@@ -132,9 +143,11 @@ type Server struct {
 	requests *metrics.CounterVec
 	latency  *metrics.HistogramVec
 	logins   *loginLimiter
-	streams  chan struct{} // one slot per open SSE client
-	exports  chan struct{} // one slot per running export
-	queries  *queryLimiter // InfluxDB-backed endpoints
+	proxies  []netip.Prefix // CARE_TRUSTED_PROXIES
+	streams  chan struct{}  // one slot per open SSE client
+	open     openStreams    // open SSE clients by user, to end them
+	exports  chan struct{}  // one slot per running export
+	queries  *queryLimiter  // InfluxDB-backed endpoints
 	// ctx ends at Shutdown, which ends the open SSE streams.
 	ctx  context.Context
 	stop context.CancelFunc
@@ -153,7 +166,11 @@ const (
 	RoleCoordinator = "coordinator"
 	RoleCaregiver   = "caregiver"
 	localPrincipal  = "principal"
-	maxBodyBytes    = 1 << 20
+	// BootstrapAdminID is who the CARE_ADMIN_TOKEN acts as in the audit
+	// trail and on alerts. User ids match ^[a-z0-9][a-z0-9_-]{0,63}$, so
+	// the leading "@" keeps any user from being mistaken for it.
+	BootstrapAdminID = catalog.BootstrapAdminID
+	maxBodyBytes     = 1 << 20
 )
 
 // New builds the API.
@@ -169,6 +186,15 @@ func New(o Options) *Server {
 	}
 	if o.MaxStreams <= 0 {
 		o.MaxStreams = defaultMaxStreams
+	}
+	if o.MaxStreamsPerUser <= 0 {
+		o.MaxStreamsPerUser = defaultMaxStreamsPerUser
+	}
+	if o.StreamRecheck <= 0 {
+		o.StreamRecheck = defaultStreamRecheck
+	}
+	if o.StreamWriteTimeout <= 0 {
+		o.StreamWriteTimeout = defaultStreamWriteTimeout
 	}
 	s := &Server{o: o, log: o.Log, logins: newLoginLimiter(o.Clock), streams: make(chan struct{}, o.MaxStreams)}
 	if o.MaxExports <= 0 {
@@ -188,16 +214,14 @@ func New(o Options) *Server {
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 	}
-	if len(o.TrustedProxies) > 0 {
-		// Behind a reverse proxy the client's address is in
-		// X-Forwarded-For; it is believed only from these proxies, so the
-		// login limit and the audit trail see the real source.
-		fc.EnableTrustedProxyCheck = true
-		fc.TrustedProxies = o.TrustedProxies
-		fc.ProxyHeader = fiber.HeaderXForwardedFor
-	}
+	// Behind a reverse proxy the client's address is in X-Forwarded-For;
+	// clientIP believes it only from TrustedProxies and only its rightmost
+	// untrusted entry, so the login limit and the audit trail see the real
+	// source. Fiber's own ProxyHeader would return the raw header.
+	s.proxies = parseTrustedProxies(o.TrustedProxies)
 	s.app = fiber.New(fc)
 	s.app.Use(s.observe)
+	s.app.Use(securityHeaders)
 	for _, prefix := range []string{"", "/api/v1"} {
 		s.app.Get(prefix+"/healthz", s.healthz)
 		s.app.Get(prefix+"/readyz", s.readyz)
@@ -248,6 +272,18 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	s.requests.With(route, statusClass(status)).Inc()
 	s.latency.With(route).Observe(time.Since(start).Seconds())
 	return err
+}
+
+// securityHeaders marks every answer: no MIME sniffing, no referrer, and no
+// caching of anything under /api/v1, where answers carry personal data (a
+// shared care-home PC's browser cache must not keep a resident's readings).
+func securityHeaders(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	if strings.HasPrefix(c.Path(), "/api/v1/") {
+		c.Set(fiber.HeaderCacheControl, "no-store")
+	}
+	return c.Next()
 }
 
 func statusClass(code int) string {
@@ -304,6 +340,11 @@ func (s *Server) routes(v1 fiber.Router) {
 	v1.Get("/users/:id", admin, s.getUser)
 	v1.Put("/users/:id/residents", staff, s.setUserResidents)
 	v1.Post("/users/:id/revoke-tokens", admin, s.revokeUserTokens)
+	v1.Post("/users/:id/disable", admin, s.userAdmin("user.disable", s.disableUser))
+	v1.Post("/users/:id/enable", admin, s.userAdmin("user.enable", s.enableUser))
+	v1.Put("/users/:id/role", admin, s.userAdmin("user.role", s.setUserRole))
+	v1.Post("/users/:id/password", admin, s.userAdmin("user.password_reset", s.resetUserPassword))
+	v1.Delete("/users/:id", admin, s.userAdmin("user.delete", s.deleteUser))
 	v1.Post("/auth/logout", s.logout)
 	v1.Get("/auth/me", s.me)
 
@@ -319,7 +360,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return ErrUnauthorized
 	}
 	if s.o.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.o.AdminToken)) == 1 {
-		c.Locals(localPrincipal, Principal{ID: "admin", Role: RoleAdmin})
+		c.Locals(localPrincipal, Principal{ID: BootstrapAdminID, Role: RoleAdmin})
 		return c.Next()
 	}
 	if s.o.Users == nil {
@@ -359,7 +400,7 @@ func (s *Server) requireRole(roles ...string) fiber.Handler {
 func (s *Server) audit(c *fiber.Ctx, residentID, action, reason string) error {
 	p := principal(c)
 	e := audit.Entry{
-		At: s.o.Clock().UTC(), Actor: p.ID, Role: p.Role, Source: c.IP(),
+		At: s.o.Clock().UTC(), Actor: p.ID, Role: p.Role, Source: s.clientIP(c),
 		ResidentID: residentID, Action: action, Reason: reason, Outcome: audit.OutcomeOK,
 	}
 	err := s.o.Audit.Record(c.UserContext(), e)

@@ -364,7 +364,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	}
 	a.API = api.New(api.Options{
 		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Trends: influx.NewDailyCache(in, baselineCacheTTL, clock), Export: in, Metrics: a.Metrics,
-		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies,
+		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
 		QueryRate: cfg.QueryRate, QueryBurst: cfg.QueryBurst, MaxQueries: cfg.MaxQueries, MaxExports: cfg.MaxExports,
 		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
 		Erasure: api.Erasure{Tombstone: erasureMarker{reg, writer}, Engine: engine, Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js, Retention: streams},

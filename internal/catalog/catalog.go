@@ -136,6 +136,15 @@ func MotionType(k string) bool {
 	return false
 }
 
+// BootstrapAdminID is the principal of the bootstrap admin token
+// (CARE_ADMIN_TOKEN) in the audit trail and on alerts. The leading "@" is
+// outside the id alphabet, so no user can ever have it.
+const BootstrapAdminID = "@bootstrap-admin"
+
+// ValidActor reports whether s may be recorded as who acted: a user id or
+// the bootstrap admin.
+func ValidActor(s string) bool { return s == BootstrapAdminID || ValidID(s) }
+
 // ValidID reports whether s is a valid resident, home, device or user id
 // (contract: ^[a-z0-9][a-z0-9_-]{0,63}$). It is on the ingest hot path, so it
 // is written out rather than a regular expression.

@@ -147,6 +147,10 @@ type Config struct {
 	// client: the login rate limit and the audit trail use that address.
 	TrustedProxies []string
 
+	// MaxStreamsPerUser bounds one user's open alert streams
+	// (CARE_MAX_STREAMS_PER_USER): one leaked token cannot take every slot.
+	MaxStreamsPerUser int
+
 	RawRetention  time.Duration
 	MaxFuture     time.Duration
 	MaxPayload    int
@@ -236,6 +240,10 @@ func IsLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// DefaultMaxStreamsPerUser: a phone and a desktop, with room for a
+// reconnect racing a stream that has not noticed its client left.
+const DefaultMaxStreamsPerUser = 4
+
 // Load reads the configuration through getenv (os.Getenv in main, a map in
 // tests) and validates it. The error lists every problem at once.
 func Load(getenv func(string) string) (Config, error) {
@@ -297,6 +305,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.MQTTDynsecPassword = p.secret("CARE_MQTT_DYNSEC_PASSWORD")
 	c.MQTTMaxConnections = p.int("CARE_MQTT_MAX_CONNECTIONS", DefaultMQTTMaxConnections)
 	c.MQTTMaxConnectionsPerAddr = p.int("CARE_MQTT_MAX_CONNECTIONS_PER_ADDR", DefaultMQTTMaxConnectionsPerAddr)
+	c.MaxStreamsPerUser = p.int("CARE_MAX_STREAMS_PER_USER", DefaultMaxStreamsPerUser)
 	for _, tp := range strings.Split(p.str("CARE_TRUSTED_PROXIES", ""), ",") {
 		if tp = strings.TrimSpace(tp); tp != "" {
 			c.TrustedProxies = append(c.TrustedProxies, tp)
@@ -405,6 +414,9 @@ func (c Config) validate() []error {
 	}
 	if c.MaxPayload < 1024 || c.MaxPayload > 16<<20 {
 		fail("CARE_MAX_PAYLOAD=%d: use 1024 to 16777216 bytes", c.MaxPayload)
+	}
+	if c.MaxStreamsPerUser < 1 || c.MaxStreamsPerUser > 256 {
+		fail("CARE_MAX_STREAMS_PER_USER=%d: use 1 to 256 alert streams per user", c.MaxStreamsPerUser)
 	}
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
 		fail("CARE_BATCH_SIZE=%d: use 1 to 100000 points", c.BatchSize)

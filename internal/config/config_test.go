@@ -72,6 +72,7 @@ func TestInvalidSettingsSayHowToFix(t *testing.T) {
 		"dynsec user without dynsec": {map[string]string{"CARE_MQTT_DYNSEC_USERNAME": "admin"}, "CARE_MQTT_PROVISION is not dynsec"},
 		"memory too small":           {map[string]string{"CARE_MEMORY_LIMIT": "16MiB"}, "64MiB or more"},
 		"every error once":           {map[string]string{"CARE_LOG_LEVEL": "loud", "CARE_LOG_FORMAT": "xml"}, "CARE_LOG_FORMAT"},
+		"streams per user":           {map[string]string{"CARE_MAX_STREAMS_PER_USER": "0"}, "1 to 256 alert streams"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

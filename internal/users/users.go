@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -65,6 +66,9 @@ var (
 	ErrConflict     = errors.New("user already exists")
 	ErrInvalid      = errors.New("invalid user")
 	ErrUnauthorized = errors.New("invalid credentials")
+	// ErrBusy: too many password hashes in progress; the caller waited
+	// longer than the store's hash wait. The API answers 503.
+	ErrBusy = errors.New("too many password checks in progress")
 )
 
 // User is one person with API access. Name is personal data: never logged.
@@ -77,8 +81,14 @@ type User struct {
 	// TokensNotBefore revokes every token issued before it (admin "log this
 	// user out everywhere").
 	TokensNotBefore time.Time `json:"tokens_not_before"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	// Disabled locks a departed or suspended user out: no login, no token,
+	// no open stream. Unlike a revocation it survives the next login.
+	Disabled bool `json:"disabled,omitempty"`
+	// Epoch is random per created account and copied into its tokens, so a
+	// token of a deleted user never works for a new user of the same id.
+	Epoch     string    `json:"epoch,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Assigned reports whether a caregiver is assigned residentID.
@@ -87,6 +97,7 @@ func (u User) Assigned(residentID string) bool { return slices.Contains(u.Reside
 // token is what care_tokens holds under the hex SHA-256 of a token.
 type token struct {
 	UserID    string    `json:"user_id"`
+	UserEpoch string    `json:"user_epoch,omitempty"`
 	IssuedAt  time.Time `json:"issued_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
@@ -99,6 +110,39 @@ type Store struct {
 	// dummyHash is compared against when a login names an unknown user, so
 	// the answer takes as long as for a known one (no user enumeration).
 	dummyHash []byte
+	// hashSlots bounds concurrent bcrypt work (about 50 ms of one core
+	// each), so a flood of logins cannot take every core from alerting.
+	hashSlots chan struct{}
+	hashWait  time.Duration
+}
+
+// DefaultHashWait is how long a login waits for a free hashing slot before
+// it is refused with ErrBusy.
+const DefaultHashWait = 2 * time.Second
+
+// LimitHashing sets how many password hashes may run at once (n, at least
+// 1) and how long a caller waits for a slot. Call it before serving.
+func (s *Store) LimitHashing(n int, wait time.Duration) {
+	s.hashSlots = make(chan struct{}, max(n, 1))
+	if wait > 0 {
+		s.hashWait = wait
+	}
+}
+
+// withHashSlot runs f while holding one hashing slot, or returns ErrBusy
+// when none frees up within hashWait.
+func (s *Store) withHashSlot(ctx context.Context, f func() error) error {
+	t := time.NewTimer(s.hashWait)
+	defer t.Stop()
+	select {
+	case s.hashSlots <- struct{}{}:
+	case <-t.C:
+		return ErrBusy
+	case <-ctx.Done():
+		return ErrBusy
+	}
+	defer func() { <-s.hashSlots }()
+	return f()
 }
 
 // Open binds to (or creates) the buckets.
@@ -120,7 +164,9 @@ func Open(ctx context.Context, js jetstream.JetStream, now func() time.Time) (*S
 	if err != nil {
 		return nil, err
 	}
-	return &Store{users: users, tokens: tokens, now: now, dummyHash: dummy}, nil
+	st := &Store{users: users, tokens: tokens, now: now, dummyHash: dummy, hashWait: DefaultHashWait}
+	st.LimitHashing(runtime.GOMAXPROCS(0), DefaultHashWait)
+	return st, nil
 }
 
 func bind(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
@@ -162,9 +208,9 @@ func (s *Store) Create(ctx context.Context, n NewUser) (User, error) {
 		return User{}, fmt.Errorf("%w: role %q is not one of admin, coordinator, caregiver", ErrInvalid, n.Role)
 	}
 	now := s.now().UTC()
-	u := User{ID: n.ID, Name: n.Name, Role: n.Role, ResidentIDs: []string{}, CreatedAt: now, UpdatedAt: now}
+	u := User{ID: n.ID, Name: n.Name, Role: n.Role, ResidentIDs: []string{}, Epoch: randomHex(8), CreatedAt: now, UpdatedAt: now}
 	if n.Password != "" {
-		h, err := hashPassword(n.Password)
+		h, err := s.hashPassword(ctx, n.Password)
 		if err != nil {
 			return User{}, err
 		}
@@ -194,14 +240,18 @@ func (s *Store) Create(ctx context.Context, n NewUser) (User, error) {
 	return User{}, fmt.Errorf("%w: could not generate a free id", ErrConflict)
 }
 
-func hashPassword(p string) (string, error) {
+func (s *Store) hashPassword(ctx context.Context, p string) (string, error) {
 	if utf8.RuneCountInString(p) < minPasswordRunes {
 		return "", fmt.Errorf("%w: password must have at least %d characters", ErrInvalid, minPasswordRunes)
 	}
 	if len(p) > maxPasswordBytes {
 		return "", fmt.Errorf("%w: password longer than %d bytes", ErrInvalid, maxPasswordBytes)
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(p), bcryptCost)
+	var h []byte
+	err := s.withHashSlot(ctx, func() (err error) {
+		h, err = bcrypt.GenerateFromPassword([]byte(p), bcryptCost)
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
@@ -315,19 +365,84 @@ func (s *Store) RevokeAll(ctx context.Context, id string) error {
 	return err
 }
 
+// SetDisabled disables or re-enables a user. Disabling also revokes every
+// token the user holds, so re-enabling does not bring old sessions back.
+func (s *Store) SetDisabled(ctx context.Context, id string, disabled bool) (User, error) {
+	return s.update(ctx, id, func(u *User) error {
+		u.Disabled = disabled
+		if disabled {
+			u.TokensNotBefore = s.now().UTC()
+		}
+		return nil
+	})
+}
+
+// SetRole changes a user's role. Leaving the caregiver role drops the
+// assignment list (only caregivers have one); tokens stay valid and take
+// the new role at their next request.
+func (s *Store) SetRole(ctx context.Context, id, role string) (User, error) {
+	if !ValidRole(role) {
+		return User{}, fmt.Errorf("%w: role %q is not one of admin, coordinator, caregiver", ErrInvalid, role)
+	}
+	return s.update(ctx, id, func(u *User) error {
+		if u.Role != role {
+			u.ResidentIDs = []string{}
+		}
+		u.Role = role
+		return nil
+	})
+}
+
+// SetPassword replaces a user's password (an admin reset) and revokes every
+// token the user holds: whoever knew the old password is logged out.
+func (s *Store) SetPassword(ctx context.Context, id, password string) (User, error) {
+	if _, err := s.Get(ctx, id); err != nil {
+		return User{}, err // before paying for a hash
+	}
+	h, err := s.hashPassword(ctx, password)
+	if err != nil {
+		return User{}, err
+	}
+	return s.update(ctx, id, func(u *User) error {
+		u.PasswordHash = h
+		u.TokensNotBefore = s.now().UTC()
+		return nil
+	})
+}
+
+// Delete removes a user and its history (the name is personal data). Its
+// tokens stop working at once: they name a user that no longer exists, and
+// a later user of the same id has another Epoch.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if _, err := s.Get(ctx, id); err != nil {
+		return err
+	}
+	if err := s.users.Purge(ctx, id); err != nil {
+		return fmt.Errorf("delete user: %w", err)
+	}
+	return nil
+}
+
 // Issue creates a token for a user valid for ttl (0 = DefaultTokenTTL).
 func (s *Store) Issue(ctx context.Context, userID string, ttl time.Duration) (string, time.Time, error) {
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
 	}
 	ttl = min(ttl, MaxTokenTTL)
+	u, err := s.Get(ctx, userID)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if u.Disabled {
+		return "", time.Time{}, ErrUnauthorized
+	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", time.Time{}, err
 	}
 	tok := base64.RawURLEncoding.EncodeToString(raw[:])
 	now := s.now().UTC()
-	t := token{UserID: userID, IssuedAt: now, ExpiresAt: now.Add(ttl)}
+	t := token{UserID: userID, UserEpoch: u.Epoch, IssuedAt: now, ExpiresAt: now.Add(ttl)}
 	b, err := json.Marshal(t)
 	if err != nil {
 		return "", time.Time{}, err
@@ -356,8 +471,16 @@ func (s *Store) Login(ctx context.Context, id, password string) (string, time.Ti
 	if err == nil && u.PasswordHash != "" {
 		hash = []byte(u.PasswordHash)
 	}
-	ok := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
-	if err != nil || u.PasswordHash == "" || !ok {
+	var ok bool
+	if herr := s.withHashSlot(ctx, func() error {
+		ok = bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+		return nil
+	}); herr != nil {
+		return "", time.Time{}, herr
+	}
+	// A disabled user's right password is refused like a wrong one, after
+	// the same work, so the answer does not tell an attacker it was right.
+	if err != nil || u.PasswordHash == "" || !ok || u.Disabled {
 		return "", time.Time{}, ErrUnauthorized
 	}
 	return s.Issue(ctx, u.ID, DefaultTokenTTL)
@@ -391,6 +514,9 @@ func (s *Store) Authenticate(ctx context.Context, tok string) (User, error) {
 		return User{}, err
 	}
 	if !u.TokensNotBefore.IsZero() && !t.IssuedAt.After(u.TokensNotBefore) {
+		return User{}, ErrUnauthorized
+	}
+	if u.Disabled || t.UserEpoch != u.Epoch {
 		return User{}, ErrUnauthorized
 	}
 	return u, nil
