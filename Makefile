@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: help deps build test check depcheck fmt vet demo stop-demo bench-ingest bench-ingest-embedded bench-alerts bench-api bench-quality security-check clean
+.PHONY: help deps build test check depcheck fmt vet lint demo stop-demo bench-ingest bench-ingest-embedded bench-alerts bench-api bench-quality security-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,10 +23,13 @@ fmt: ## fail when a file is not gofmt-ed
 vet: ## go vet
 	$(GO) vet $(PKGS)
 
+lint: ## golangci-lint with .golangci.yml (builds the pinned version into the cache once)
+	@deploy/dev/lint.sh $(PKGS)
+
 test: deps fmt vet ## every test, against real Mosquitto, NATS and InfluxDB, with the race detector
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
-check: test depcheck ## what CI runs
+check: lint test depcheck ## what CI runs
 
 depcheck: ## newer releases of direct dependencies; govulncheck where its database is reachable
 	@deploy/dev/depcheck.sh

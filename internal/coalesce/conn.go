@@ -147,7 +147,7 @@ type NATSDialer struct {
 }
 
 // Dial implements nats.CustomDialer.
-func (d NATSDialer) Dial(network, address string) (net.Conn, error) {
+func (d NATSDialer) Dial(_, address string) (net.Conn, error) {
 	if d.Timeout <= 0 {
 		d.Timeout = 2 * time.Second
 	}

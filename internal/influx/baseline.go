@@ -214,7 +214,7 @@ func (c *Client) spanFlux(q DailyQuery, sp dailySpan) (Flux, error) {
   |> %s()
   |> keep(columns: ["_start", "_value", "resident_id"])`,
 		StringLit(c.bucket), TimeLit(sp.start), StopLit(sp.stop), StringLit(q.Metric),
-		Lit{text: window.text}, Lit{text: dailyFns[q.Fn]}), nil
+		Lit(window), Lit{text: dailyFns[q.Fn]}), nil
 }
 
 // DailyCache is a Client whose DailyAggregates answers are remembered. The

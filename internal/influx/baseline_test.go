@@ -37,7 +37,7 @@ func TestDailyAggregates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := func(day, hour, min int) time.Time { return time.Date(2026, 11, 20+day, hour, min, 0, 0, seoul) }
+	at := func(day, hour, minute int) time.Time { return time.Date(2026, 11, 20+day, hour, minute, 0, 0, seoul) }
 	writePoints(t, c,
 		reading("r1", "wear", at(0, 1, 0), "heart_rate", 70),
 		reading("r1", "radar", at(0, 2, 0), "heart_rate", 60), // another device: merged
@@ -89,7 +89,7 @@ func TestDailyAggregatesDST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := func(day, hour, min int) time.Time { return time.Date(2026, 10, 23+day, hour, min, 0, 0, berlin) }
+	at := func(day, hour, minute int) time.Time { return time.Date(2026, 10, 23+day, hour, minute, 0, 0, berlin) }
 	var pts []model.Reading
 	for d := 0; d < 5; d++ {
 		pts = append(pts,

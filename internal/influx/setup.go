@@ -209,11 +209,11 @@ func (c *Client) setup2(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("influx 2.x: create bucket %q: %w", o.Bucket, err)
 	}
-	switch {
-	case status == http.StatusCreated || status == http.StatusOK || status == http.StatusConflict: // 409: another instance made it
+	switch status {
+	case http.StatusCreated, http.StatusOK, http.StatusConflict: // 409: another instance made it
 		c.log.Info().Str("bucket", o.Bucket).Dur("retention", o.RawRetention).Msg("influx 2.x bucket created")
 		return nil
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return fmt.Errorf("influx 2.x: token may not create bucket %q (%d): create it yourself with a retention of %s, or use an all-access token", o.Bucket, status, o.RawRetention)
 	}
 	return fmt.Errorf("influx 2.x: create bucket %q: HTTP %d: %s", o.Bucket, status, snippet(body))

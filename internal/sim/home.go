@@ -505,7 +505,7 @@ func (h *Home) vitals(t, local time.Time) (hr, spo2, rr, temp float64) {
 	switch h.room {
 	case RoomBed:
 		hr -= 7
-		spo2 -= 1
+		spo2--
 		rr -= 1.5
 	case RoomOut:
 		hr += 12

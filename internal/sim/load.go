@@ -201,7 +201,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig, log zerolog.Logger) (LoadResul
 			timer := time.NewTimer(0)
 			<-timer.C
 			cs := conns[w]
-			wait := func(c *loadConn, tok mqtt.Token) {
+			wait := func(tok mqtt.Token) {
 				if !tok.WaitTimeout(opTimeout) {
 					errs.Add(1)
 					return
@@ -238,18 +238,18 @@ func RunLoad(ctx context.Context, cfg LoadConfig, log zerolog.Logger) (LoadResul
 				payload := loadPayload(rng, values, c.nextTS(di, time.Now()))
 				tok := c.client.Publish(model.DeviceTopic(d.DeviceID, model.TopicTelemetry), cfg.QoS, false, payload)
 				if cfg.QoS == 0 {
-					wait(c, tok)
+					wait(tok)
 					continue
 				}
 				if len(c.window) >= window {
-					wait(c, c.window[0])
+					wait(c.window[0])
 					c.window = c.window[1:]
 				}
 				c.window = append(c.window, tok)
 			}
 			for _, c := range cs {
 				for _, tok := range c.window {
-					wait(c, tok)
+					wait(tok)
 				}
 				c.window = nil
 			}

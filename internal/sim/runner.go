@@ -116,10 +116,10 @@ func (r *Runner) apply(h *Home, m Msg) {
 	}
 }
 
-// ScenarioPlan says which home plays which scenario when: "-scenario all"
+// scenarioPlan says which home plays which scenario when: "-scenario all"
 // gives home i the i-th scenario (round robin), ten simulated minutes apart;
 // a single scenario plays on home 0. Start is the first one's time.
-func ScenarioPlan(name string, homes int, start time.Time) map[int][]scheduled {
+func scenarioPlan(name string, homes int, start time.Time) map[int][]scheduled {
 	out := map[int][]scheduled{}
 	if homes == 0 || name == "" {
 		return out
@@ -134,9 +134,9 @@ func ScenarioPlan(name string, homes int, start time.Time) map[int][]scheduled {
 	return out
 }
 
-// Schedule applies ScenarioPlan to homes.
+// Schedule applies scenarioPlan to homes.
 func Schedule(homes []*Home, name string, start time.Time) {
-	for i, ss := range ScenarioPlan(name, len(homes), start) {
+	for i, ss := range scenarioPlan(name, len(homes), start) {
 		for _, s := range ss {
 			homes[i].StartScenario(s.name, s.at)
 		}
