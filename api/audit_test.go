@@ -105,8 +105,8 @@ func TestAuditListReadsRecordResidents(t *testing.T) {
 		{r3, "alerts.list", "care", false},
 		{r1, "overview.read", "care", true}, // no reading for 24 h: on the overview
 		{r3, "overview.read", "care", false},
-		{r3, "alerts.stats", "admin", true},
-		{r1, "alerts.stats", "admin", false},
+		{r3, "alerts.stats", api.BootstrapAdminID, true},
+		{r1, "alerts.stats", api.BootstrapAdminID, false},
 	} {
 		if hasEntry(c.trail, c.action, c.actor, audit.OutcomeOK) != c.want {
 			t.Errorf("%s by %s in the trail: want %v; trail %+v", c.action, c.actor, c.want, c.trail)
@@ -134,8 +134,8 @@ func TestAuditLoginsAndOutcomes(t *testing.T) {
 	for _, c := range []struct{ action, actor, outcome string }{
 		{"login", "nurse", audit.OutcomeDenied},
 		{"login", "nurse", audit.OutcomeOK},
-		{"user.create", "admin", audit.OutcomeOK},
-		{"user.revoke_tokens", "admin", audit.OutcomeOK},
+		{"user.create", api.BootstrapAdminID, audit.OutcomeOK},
+		{"user.revoke_tokens", api.BootstrapAdminID, audit.OutcomeOK},
 	} {
 		if !hasEntry(all, c.action, c.actor, c.outcome) {
 			t.Errorf("no %s by %s with outcome %s in %+v", c.action, c.actor, c.outcome, all)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/api"
 )
 
 // TestQuietModeNeedsEnd: quiet mode (a visit) must say when it ends, at
@@ -65,7 +66,7 @@ func TestQuietModeNeedsEnd(t *testing.T) {
 			modes[r.ResidentID] = r.Mode.Mode + " by " + r.Mode.By
 		}
 	}
-	if modes["r1"] != "quiet by care" || modes["r2"] != "hospital by admin" {
+	if modes["r1"] != "quiet by care" || modes["r2"] != "hospital by "+api.BootstrapAdminID {
 		t.Fatalf("modes on the overview: %v", modes)
 	}
 	h.clk.add(2*time.Hour + time.Second) // the visit is over
