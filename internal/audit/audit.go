@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -165,7 +166,18 @@ func (l *Log) Record(ctx context.Context, e Entry) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for range 5 {
+	for attempt := range maxAppendAttempts {
+		if attempt > 0 {
+			// Two instances that lost the race together would collide
+			// again in lockstep: wait a random moment, growing, so one of
+			// them goes first.
+			backoff := time.Duration(mathrand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("audit: %w", ctx.Err())
+			case <-time.After(backoff):
+			}
+		}
 		if !l.known {
 			if err := l.loadHead(ctx); err != nil {
 				return fmt.Errorf("audit: reading the chain's head: %w", err)
@@ -191,6 +203,12 @@ func (l *Log) Record(ctx context.Context, e Entry) error {
 	}
 	return errors.New("audit: the chain's head kept moving (another writer); retry")
 }
+
+// maxAppendAttempts bounds how often Record re-reads the head after another
+// writer appended first. With a random pause between attempts of up to
+// 1 ms, 2 ms, … 64 ms, twenty attempts outlast any contention of a few
+// instances, and still answer within about a second.
+const maxAppendAttempts = 20
 
 // loadHead reads the stream's last entry: the one the next entry chains to.
 func (l *Log) loadHead(ctx context.Context) error {
