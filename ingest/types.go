@@ -1,7 +1,6 @@
-// Package ingest carries device messages from MQTT into JetStream and from
-// JetStream into InfluxDB, with nothing lost: an MQTT message is acknowledged
-// only after JetStream stored it, and a JetStream message only after InfluxDB
-// accepted it.
+// Package ingest carries device messages from MQTT into JetStream with
+// nothing lost: an MQTT message is acknowledged only after JetStream stored
+// it. The writer package takes them from JetStream into InfluxDB.
 package ingest
 
 import (

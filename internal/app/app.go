@@ -36,6 +36,7 @@ import (
 	"github.com/carehub/carehub/internal/redact"
 	"github.com/carehub/carehub/internal/tlsx"
 	"github.com/carehub/carehub/internal/users"
+	"github.com/carehub/carehub/writer"
 )
 
 // App is a running carehub.
@@ -228,13 +229,13 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 
 	// The writer drains JetStream into InfluxDB. It stops after the intake,
 	// so what the intake confirmed is written before carehub exits.
-	writer, err := ingest.NewWriter(ingest.WriterOptions{JS: js, Store: in, BatchSize: cfg.BatchSize,
+	influxWriter, err := writer.New(writer.Options{JS: js, Store: in, BatchSize: cfg.BatchSize,
 		BatchInterval: cfg.BatchInterval, Erased: reg.Erased, Metrics: a.Metrics, Log: log.With().Str("component", "writer").Logger()})
 	if err != nil {
 		return nil, err
 	}
 	writerCtx, writerCancel := context.WithCancel(context.Background())
-	writerDone := a.goRun("writer", func() error { return writer.Run(writerCtx) })
+	writerDone := a.goRun("writer", func() error { return influxWriter.Run(writerCtx) })
 	a.onStop(func(ctx context.Context) { writerCancel(); waitDone(ctx, writerDone) })
 
 	// The alert engine is another durable consumer of the same streams.
@@ -367,7 +368,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
 		QueryRate: cfg.QueryRate, QueryBurst: cfg.QueryBurst, MaxQueries: cfg.MaxQueries, MaxExports: cfg.MaxExports,
 		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
-		Erasure: api.Erasure{Tombstone: erasureMarker{reg, writer}, Engine: engine, Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js, Retention: streams},
+		Erasure: api.Erasure{Tombstone: erasureMarker{reg, influxWriter}, Engine: engine, Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js, Retention: streams},
 		Log:     log.With().Str("component", "api").Logger(),
 		Ready: map[string]api.Check{
 			"mqtt": func(context.Context) error { return pipeline.Ready() },
@@ -508,7 +509,7 @@ func brokerDenialDetail(reason, topic string, maxPayload int) string {
 // their registry watcher within milliseconds.
 type erasureMarker struct {
 	reg    *devices.Registry
-	writer *ingest.Writer
+	writer *writer.Writer
 }
 
 func (m erasureMarker) MarkErased(ctx context.Context, residentID string) error {

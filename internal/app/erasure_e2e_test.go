@@ -13,10 +13,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/carehub/carehub/alerts"
-	"github.com/carehub/carehub/ingest"
 	"github.com/carehub/carehub/internal/app"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
+	"github.com/carehub/carehub/writer"
 )
 
 // addDevice registers a device of kind for an existing resident.
@@ -53,7 +53,7 @@ func residentAlerts(t *testing.T, base, residentID string) []alerts.Alert {
 func consumersSettled(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
 	for _, stream := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {
-		for _, name := range []string{alerts.ConsumerName, ingest.DefaultWriterDurable} {
+		for _, name := range []string{alerts.ConsumerName, writer.DefaultDurable} {
 			testenv.WaitFor(t, 20*time.Second, name+" on "+stream+" settled", func() bool {
 				c, err := js.Consumer(t.Context(), stream, name)
 				if err != nil {

@@ -1,4 +1,4 @@
-package ingest
+package writer
 
 import (
 	"context"
@@ -69,7 +69,7 @@ func TestWriterDropsForgedAndErased(t *testing.T) {
 	js, _ := writerJS(t)
 	store := newHeldStore()
 	erased := &erasedSet{ids: map[string]bool{}}
-	w, _ := startWriter(t, WriterOptions{JS: js, Store: store, BatchSize: 100, BatchInterval: 20 * time.Millisecond, Erased: erased.Erased})
+	w, _ := startWriter(t, Options{JS: js, Store: store, BatchSize: 100, BatchInterval: 20 * time.Millisecond, Erased: erased.Erased})
 	t0 := time.Now()
 	forged, victim, gone, kept := testenv.ID("r"), testenv.ID("r"), testenv.ID("r"), testenv.ID("r")
 
@@ -122,7 +122,7 @@ func TestWriterDropsForgedAndErased(t *testing.T) {
 	jsPublishJSON(t, js, model.ReadingSubject(late, r.DeviceID), r)
 	r = testReading(other, 7, t0)
 	jsPublishJSON(t, js, model.ReadingSubject(other, r.DeviceID), r)
-	c, err := js.Consumer(context.Background(), model.StreamReadings, DefaultWriterDurable)
+	c, err := js.Consumer(context.Background(), model.StreamReadings, DefaultDurable)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ingest
+package writer
 
 import (
 	"testing"
@@ -16,7 +16,7 @@ func TestWriterStoresBatches(t *testing.T) {
 	js, _ := writerJS(t)
 	in := testenv.SharedInflux(t)
 	store, db := openWriterInflux(t, in)
-	startWriter(t, WriterOptions{JS: js, Store: store, BatchSize: 100, BatchInterval: 50 * time.Millisecond})
+	startWriter(t, Options{JS: js, Store: store, BatchSize: 100, BatchInterval: 50 * time.Millisecond})
 
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 	var rs []model.Reading

@@ -1,4 +1,10 @@
-package ingest
+// Package writer moves everything carehub keeps in InfluxDB out of
+// JetStream: readings, events and device status that ingest published, and
+// the alert transitions the alert manager published. It is the only code
+// that writes those measurements (contract §2). A JetStream message is
+// acknowledged only after InfluxDB accepted its point, or after the point
+// was set aside as a dead letter.
+package writer
 
 import (
 	"bytes"
@@ -43,7 +49,7 @@ type writeClass interface {
 
 // Writer defaults.
 const (
-	DefaultWriterDurable = "influx-writer"
+	DefaultDurable = "influx-writer"
 	// defaultAckWait is long enough for a batch write and its first retries;
 	// while retrying longer the writer extends it with InProgress.
 	defaultAckWait    = 30 * time.Second
@@ -56,10 +62,10 @@ const (
 
 // Dead-letter reasons, the "reason" of an InfluxDeadLetter.
 const (
-	DeadReasonMalformed = ReasonMalformed // not valid JSON of the stream's type
-	DeadReasonNotPoint  = "not_a_point"   // valid JSON that makes no point (no time, no finite value, bad id)
-	DeadReasonRejected  = "rejected"      // InfluxDB refused the point (400/422)
-	DeadReasonTooLarge  = "too_large"     // InfluxDB refused even the point alone as too large
+	DeadReasonMalformed = "malformed_payload" // not valid JSON of the stream's type (ingest's word for it too)
+	DeadReasonNotPoint  = "not_a_point"       // valid JSON that makes no point (no time, no finite value, bad id)
+	DeadReasonRejected  = "rejected"          // InfluxDB refused the point (400/422)
+	DeadReasonTooLarge  = "too_large"         // InfluxDB refused even the point alone as too large
 )
 
 // InfluxDeadLetter is published on care.deadletter.influx for every message
@@ -76,8 +82,8 @@ type InfluxDeadLetter struct {
 	TS      time.Time `json:"ts"`
 }
 
-// WriterOptions configure a Writer.
-type WriterOptions struct {
+// Options configure a Writer.
+type Options struct {
 	JS            jetstream.JetStream // consumes the streams and stores dead letters
 	Store         Store
 	BatchSize     int           // points per write; default 5000
@@ -96,9 +102,9 @@ type WriterOptions struct {
 
 // Writer moves readings, events and device status from JetStream into
 // InfluxDB in batches. A message is acked only after InfluxDB accepted its
-// point or the point was set aside as a dead letter (ingest package doc).
+// point or the point was set aside as a dead letter (package doc).
 type Writer struct {
-	o       WriterOptions
+	o       Options
 	log     zerolog.Logger
 	streams []*streamWriter
 
@@ -113,10 +119,10 @@ type Writer struct {
 	fence     writeFence
 }
 
-// NewWriter checks the options and registers the writer's metrics.
-func NewWriter(o WriterOptions) (*Writer, error) {
+// New checks the options and registers the writer's metrics.
+func New(o Options) (*Writer, error) {
 	if o.JS == nil || o.Store == nil {
-		return nil, errors.New("ingest writer: JS and Store are required")
+		return nil, errors.New("influx writer: JS and Store are required")
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 5000
@@ -125,7 +131,7 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 		o.BatchInterval = 200 * time.Millisecond
 	}
 	if o.Durable == "" {
-		o.Durable = DefaultWriterDurable
+		o.Durable = DefaultDurable
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = defaultAckWait

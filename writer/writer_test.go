@@ -1,4 +1,4 @@
-package ingest
+package writer
 
 import (
 	"bytes"
@@ -31,13 +31,13 @@ func writerJS(t testing.TB) (jetstream.JetStream, *nats.Conn) {
 }
 
 // startWriter runs a writer until the test ends and checks Run returned.
-func startWriter(t testing.TB, o WriterOptions) (*Writer, *metrics.Registry) {
+func startWriter(t testing.TB, o Options) (*Writer, *metrics.Registry) {
 	t.Helper()
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()
 	}
 	o.Log = zerolog.Nop()
-	w, err := NewWriter(o)
+	w, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func influxCount(t testing.TB, in *testenv.Influx, db, q string) int {
 func writerSettled(t testing.TB, js jetstream.JetStream, stream string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := js.Consumer(ctx, stream, DefaultWriterDurable)
+	c, err := js.Consumer(ctx, stream, DefaultDurable)
 	if err != nil {
 		return false
 	}
@@ -157,7 +157,7 @@ func TestWriterStoresEverythingOnce(t *testing.T) {
 	js, _ := writerJS(t)
 	in := testenv.SharedInflux(t)
 	store, db := openWriterInflux(t, in)
-	_, reg := startWriter(t, WriterOptions{JS: js, Store: store, BatchSize: 100, BatchInterval: 50 * time.Millisecond})
+	_, reg := startWriter(t, Options{JS: js, Store: store, BatchSize: 100, BatchInterval: 50 * time.Millisecond})
 
 	const n = 1000
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
@@ -219,7 +219,7 @@ func TestWriterRidesOutInfluxOutage(t *testing.T) {
 	js, _ := writerJS(t)
 	in := testenv.StartInflux(t)
 	store, db := openWriterInflux(t, in)
-	_, reg := startWriter(t, WriterOptions{JS: js, Store: store, BatchSize: 200, BatchInterval: 50 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, AckWait: 2 * time.Second})
+	_, reg := startWriter(t, Options{JS: js, Store: store, BatchSize: 200, BatchInterval: 50 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, AckWait: 2 * time.Second})
 	retries := func() bool {
 		var b bytes.Buffer
 		reg.WriteText(&b)
@@ -347,7 +347,7 @@ func publishTestReadings(t *testing.T, js jetstream.JetStream, n int, poison fun
 func TestWriterSplitsTooLargeBatches(t *testing.T) {
 	js, _ := writerJS(t)
 	f := &splitStore{maxLines: 7, stored: map[string]int{}, failures: 2}
-	_, reg := startWriter(t, WriterOptions{JS: js, Store: f, BatchSize: 64, BatchInterval: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	_, reg := startWriter(t, Options{JS: js, Store: f, BatchSize: 64, BatchInterval: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	want := publishTestReadings(t, js, 300, func(int) bool { return false })
 	testenv.WaitFor(t, 20*time.Second, "all acked", func() bool { return writerSettled(t, js, model.StreamReadings) })
 	stored, _ := f.snapshot()
@@ -373,7 +373,7 @@ func TestWriterSplitsTooLargeBatches(t *testing.T) {
 func TestWriterDeadLettersRejectedPoints(t *testing.T) {
 	js, _ := writerJS(t)
 	f := &splitStore{poison: "steps=666", stored: map[string]int{}}
-	startWriter(t, WriterOptions{JS: js, Store: f, BatchSize: 100, BatchInterval: 20 * time.Millisecond})
+	startWriter(t, Options{JS: js, Store: f, BatchSize: 100, BatchInterval: 20 * time.Millisecond})
 	poisoned := func(i int) bool { return i == 3 || i == 77 || i == 78 || i == 250 }
 	want := publishTestReadings(t, js, 300, poisoned)
 	testenv.WaitFor(t, 20*time.Second, "all acked", func() bool { return writerSettled(t, js, model.StreamReadings) })
@@ -407,7 +407,7 @@ func TestWriterDeadLettersRejectedPoints(t *testing.T) {
 func TestWriterDeadLettersPointlessMessages(t *testing.T) {
 	js, _ := writerJS(t)
 	f := &splitStore{stored: map[string]int{}}
-	startWriter(t, WriterOptions{JS: js, Store: f, BatchSize: 10, BatchInterval: 20 * time.Millisecond})
+	startWriter(t, Options{JS: js, Store: f, BatchSize: 10, BatchInterval: 20 * time.Millisecond})
 	now := time.Now()
 	jsPublishJSON(t, js, model.ReadingSubject("r4", "d"), model.Reading{ResidentID: "r4", DeviceID: "d", Values: map[string]float64{"spo2": 97}})
 	jsPublishJSON(t, js, model.ReadingSubject("r4", "d"), model.Reading{ResidentID: "Kim Minsu", DeviceID: "d", TS: now, Values: map[string]float64{"spo2": 97}})
@@ -444,7 +444,7 @@ func BenchmarkWriterThroughput(b *testing.B) {
 		store, db := openWriterInflux(b, in)
 		ctx := context.Background()
 		for _, s := range []string{model.StreamReadings} {
-			if err := js.DeleteConsumer(ctx, s, DefaultWriterDurable); err != nil && round > 0 {
+			if err := js.DeleteConsumer(ctx, s, DefaultDurable); err != nil && round > 0 {
 				b.Fatal(err)
 			}
 			st, _ := js.Stream(ctx, s)
@@ -464,7 +464,7 @@ func BenchmarkWriterThroughput(b *testing.B) {
 		}
 		_ = nc.Flush()
 		start := time.Now()
-		w, err := NewWriter(WriterOptions{JS: js, Store: store, Log: zerolog.Nop()})
+		w, err := New(Options{JS: js, Store: store, Log: zerolog.Nop()})
 		if err != nil {
 			b.Fatal(err)
 		}
