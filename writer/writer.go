@@ -100,8 +100,8 @@ type Options struct {
 	MaxBackoff time.Duration
 }
 
-// Writer moves readings, events and device status from JetStream into
-// InfluxDB in batches. A message is acked only after InfluxDB accepted its
+// Writer moves readings, events, device status and alert transitions from
+// JetStream into InfluxDB in batches. A message is acked only after InfluxDB accepted its
 // point or the point was set aside as a dead letter (package doc).
 type Writer struct {
 	o       Options
@@ -161,7 +161,7 @@ func New(o Options) (*Writer, error) {
 	for _, kind := range []string{"retryable", "too_large", "rejected"} {
 		w.errs.With(kind)
 	}
-	for _, st := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {
+	for _, st := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus, model.StreamAlerts} {
 		for _, reason := range []string{DropSubjectMismatch, DropErasedResident} {
 			w.dropped.With(st, reason)
 		}
@@ -170,8 +170,12 @@ func New(o Options) (*Writer, error) {
 		{w: w, stream: model.StreamReadings, measurement: influx.MeasurementReadings, encode: readingLine},
 		{w: w, stream: model.StreamEvents, measurement: influx.MeasurementEvents, encode: eventLine},
 		{w: w, stream: model.StreamStatus, measurement: influx.MeasurementStatus, encode: statusLine},
+		{w: w, stream: model.StreamAlerts, measurement: influx.MeasurementAlerts, encode: alertLine, matches: alertSubjectMatches},
 	}
 	for _, s := range w.streams {
+		if s.matches == nil {
+			s.matches = deviceSubjectMatches
+		}
 		s.written = w.points.With(s.measurement)
 		s.lag = w.pending.With(s.stream)
 	}
@@ -244,7 +248,8 @@ type streamWriter struct {
 	w           *Writer
 	stream      string
 	measurement string
-	encode      func(buf, data []byte) ([]byte, pointIDs, error)
+	encode      func(buf, data []byte, h nats.Header) ([]byte, pointIDs, error)
+	matches     func(subject string, ids pointIDs) bool // the subject names the body's ids
 	cons        jetstream.Consumer
 	written     *metrics.Counter
 	lag         *metrics.Gauge
@@ -353,9 +358,9 @@ func (s *streamWriter) run(ctx context.Context) {
 func (s *streamWriter) add(ctx context.Context, m jetstream.Msg, fetchStart time.Time) {
 	b := s.cur
 	before := len(b.buf)
-	buf, ids, err := s.encode(b.buf, m.Data())
+	buf, ids, err := s.encode(b.buf, m.Data(), m.Headers())
 	if err == nil {
-		if reason := s.w.admit(m.Subject(), ids); reason != "" {
+		if reason := s.admit(m.Subject(), ids); reason != "" {
 			b.buf = buf[:before]
 			s.drop(m, reason)
 			return
@@ -508,20 +513,33 @@ const (
 	DropErasedResident  = "erased_resident"
 )
 
-// pointIDs are the resident and device a message's body names.
-type pointIDs struct{ resident, device string }
+// pointIDs are the ids a message's body names that its subject names too:
+// the resident and device of a reading, event or status; the resident and
+// severity of an alert transition.
+type pointIDs struct{ resident, device, severity string }
+
+// deviceSubjectMatches checks a reading, event or status subject
+// (care.{readings|events|status}.{resident}.{device}, or a batch's).
+func deviceSubjectMatches(subject string, ids pointIDs) bool {
+	return model.SubjectMatchesIDs(subject, ids.resident, ids.device)
+}
+
+// alertSubjectMatches checks an alert subject, care.alerts.{resident}.{severity}.
+func alertSubjectMatches(subject string, ids pointIDs) bool {
+	return ids.resident != "" && ids.severity != "" && subject == model.AlertSubject(ids.resident, ids.severity)
+}
 
 // admit says why a decoded message must not be stored, or "". Its body must
-// name the resident and device its subject does: one message forged by
-// someone who can publish on NATS must not write points under another
-// resident's tags. And its resident must not have been erased: a reading
+// name the ids its subject does: one message forged by someone who can
+// publish on NATS must not write points under another resident's tags.
+// And its resident must not have been erased: a reading or an alert
 // published before the erasure and consumed after it would re-create
 // their series.
-func (w *Writer) admit(subject string, ids pointIDs) string {
-	if !model.SubjectMatchesIDs(subject, ids.resident, ids.device) {
+func (s *streamWriter) admit(subject string, ids pointIDs) string {
+	if !s.matches(subject, ids) {
 		return DropSubjectMismatch
 	}
-	if w.o.Erased != nil && w.o.Erased(ids.resident) {
+	if s.w.o.Erased != nil && s.w.o.Erased(ids.resident) {
 		return DropErasedResident
 	}
 	return ""
@@ -751,7 +769,7 @@ func decodeJSONObject(data []byte, v any) error {
 // message, as the message is what JetStream acks. Ingest publishes one
 // batch per device message, so its readings name one resident and device;
 // a batch that mixes them names none, and admit drops it as forged.
-func readingLine(buf, data []byte) ([]byte, pointIDs, error) {
+func readingLine(buf, data []byte, _ nats.Header) ([]byte, pointIDs, error) {
 	if len(data) == 0 || data[0] != '{' {
 		return buf, pointIDs{}, errNotJSONObject
 	}
@@ -766,8 +784,8 @@ func readingLine(buf, data []byte) ([]byte, pointIDs, error) {
 			return buf[:start], pointIDs{}, err
 		}
 		if i == 0 {
-			ids = pointIDs{r.ResidentID, r.DeviceID}
-		} else if ids != (pointIDs{r.ResidentID, r.DeviceID}) {
+			ids = pointIDs{resident: r.ResidentID, device: r.DeviceID}
+		} else if ids != (pointIDs{resident: r.ResidentID, device: r.DeviceID}) {
 			ids = pointIDs{}
 		}
 		if buf, err = influx.EncodeReading(buf, r); err != nil {
@@ -777,7 +795,7 @@ func readingLine(buf, data []byte) ([]byte, pointIDs, error) {
 	return buf, ids, nil
 }
 
-func eventLine(buf, data []byte) ([]byte, pointIDs, error) {
+func eventLine(buf, data []byte, _ nats.Header) ([]byte, pointIDs, error) {
 	var e model.Event
 	if err := decodeJSONObject(data, &e); err != nil {
 		return buf, pointIDs{}, err
@@ -789,10 +807,10 @@ func eventLine(buf, data []byte) ([]byte, pointIDs, error) {
 		return buf, pointIDs{}, fmt.Errorf("event type %q is not in the contract", e.Type)
 	}
 	buf, err := influx.EncodeEvent(buf, e)
-	return buf, pointIDs{e.ResidentID, e.DeviceID}, err
+	return buf, pointIDs{resident: e.ResidentID, device: e.DeviceID}, err
 }
 
-func statusLine(buf, data []byte) ([]byte, pointIDs, error) {
+func statusLine(buf, data []byte, _ nats.Header) ([]byte, pointIDs, error) {
 	var st model.Status
 	if err := decodeJSONObject(data, &st); err != nil {
 		return buf, pointIDs{}, err
@@ -801,5 +819,49 @@ func statusLine(buf, data []byte) ([]byte, pointIDs, error) {
 		return buf, pointIDs{}, err
 	}
 	buf, err := influx.EncodeStatus(buf, st)
-	return buf, pointIDs{st.ResidentID, st.DeviceID}, err
+	return buf, pointIDs{resident: st.ResidentID, device: st.DeviceID}, err
+}
+
+// alertMsg is what the writer reads of an alert transition on CARE_ALERTS
+// (contract §3, "Alert JSON"): what its point needs, nothing more.
+type alertMsg struct {
+	ResidentID string    `json:"resident_id"`
+	Rule       string    `json:"rule"`
+	Severity   string    `json:"severity"`
+	Transition string    `json:"transition"`
+	Value      float64   `json:"value"`
+	RaisedAt   time.Time `json:"raised_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// alertLine encodes an alert transition as its point in the alerts
+// measurement (contract §2): tags resident_id, rule, severity, transition;
+// fields value and seconds_since_raised (from the raise to this
+// transition); time the HeaderPointTime header, or updated_at when a
+// publisher did not set it. Everything comes from the message, so a
+// redelivered or republished transition is the same point.
+func alertLine(buf, data []byte, h nats.Header) ([]byte, pointIDs, error) {
+	var a alertMsg
+	if err := decodeJSONObject(data, &a); err != nil {
+		return buf, pointIDs{}, err
+	}
+	if err := checkPointIDs(a.ResidentID); err != nil {
+		return buf, pointIDs{}, err
+	}
+	if a.Rule == "" || a.Severity == "" || a.Transition == "" || a.RaisedAt.IsZero() || a.UpdatedAt.IsZero() {
+		return buf, pointIDs{}, errors.New("alert transition lacks rule, severity, transition, raised_at or updated_at")
+	}
+	ts := a.UpdatedAt
+	if v := h.Get(model.HeaderPointTime); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return buf, pointIDs{}, fmt.Errorf("%s header %q is not Unix milliseconds", model.HeaderPointTime, v)
+		}
+		ts = time.UnixMilli(ms)
+	}
+	buf, err := influx.EncodeAlert(buf, influx.AlertPoint{
+		ResidentID: a.ResidentID, Rule: a.Rule, Severity: a.Severity, Transition: a.Transition,
+		TS: ts, Value: a.Value, SecondsSinceRaised: a.UpdatedAt.Sub(a.RaisedAt).Seconds(),
+	})
+	return buf, pointIDs{resident: a.ResidentID, severity: a.Severity}, err
 }

@@ -98,6 +98,14 @@ func AlertSubject(residentID, severity string) string {
 	return "care.alerts." + residentID + "." + severity
 }
 
+// HeaderPointTime is the header of an alert transition on CARE_ALERTS that
+// gives the time (Unix ms) of its point in InfluxDB's alerts measurement:
+// the transition's updated_at, moved on a millisecond when an earlier
+// transition of the same alert took that millisecond, so that two
+// transitions never make one point. A transition published again carries
+// the same value, so its point is the same too.
+const HeaderPointTime = "Carehub-Point-Time"
+
 // SubjectMatchesIDs reports whether a reading, event or status subject
 // (care.{readings|events|status}.{resident_id}.{device_id}) names exactly
 // the resident and device its message's body does. Consumers check it
