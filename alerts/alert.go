@@ -3,9 +3,9 @@
 // rule, raised, repeated, escalated along the resident's chain of care
 // workers up to 119, acknowledged, resolved with an outcome, or auto-cleared.
 // Every transition is kept in a NATS KV bucket before it is published on
-// care.alerts.{resident_id}.{severity} (contract §3) and written to InfluxDB's
-// alerts measurement (contract §2), through an outbox so that a crash never
-// loses one.
+// care.alerts.{resident_id}.{severity} (contract §3), through an outbox so
+// that a crash never loses one. The writer package stores the published
+// transitions in InfluxDB's alerts measurement (contract §2).
 package alerts
 
 import (

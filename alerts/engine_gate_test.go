@@ -41,7 +41,7 @@ func (settingsDefaults) Settings(string) rules.Settings { return rules.DefaultSe
 func startGatedEngine(t *testing.T, e *env, clk *testClock, gate ResidentGate) (*Engine, *Manager, *metrics.Registry) {
 	t.Helper()
 	reg := metrics.New()
-	o := Options{Clock: clk.Now, Points: &fakePoints{}, Residents: gate, Metrics: reg}
+	o := Options{Clock: clk.Now, Residents: gate, Metrics: reg}
 	m := e.manager(t, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	eng, err := NewEngine(ctx, Options{JS: e.js, NC: e.nc, Evaluator: rules.NewEvaluator(time.UTC, settingsDefaults{}),
@@ -184,8 +184,7 @@ func TestManagerHoldsResidentBeingErased(t *testing.T) {
 	clk := newClock()
 	gone, kept := testenv.ID("r"), testenv.ID("r")
 	gate := newGate(gone, kept)
-	pts := &fakePoints{}
-	m := e.manager(t, Options{Clock: clk.Now, Points: pts, Residents: gate})
+	m := e.manager(t, Options{Clock: clk.Now, Residents: gate})
 	sub := e.subscribe(t, "care.alerts."+gone+".>")
 	ctx := ctxT(t)
 	for _, r := range []string{gone, kept} {

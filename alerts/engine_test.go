@@ -101,7 +101,7 @@ func (f *fakeEval) restoredBytes() string {
 
 func startEngine(t *testing.T, e *env, clk *testClock, ev Evaluator) (*Manager, func()) {
 	t.Helper()
-	m := e.manager(t, Options{Clock: clk.Now, Points: &fakePoints{}})
+	m := e.manager(t, Options{Clock: clk.Now})
 	ctx, cancel := context.WithCancel(context.Background())
 	eng, err := NewEngine(ctx, Options{JS: e.js, NC: e.nc, Evaluator: ev, Clock: clk.Now, Log: zerolog.Nop()}, m)
 	if err != nil {

@@ -15,7 +15,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
+	"github.com/carehub/carehub/writer"
 )
 
 // testClock is the injected clock the tests move by hand.
@@ -40,32 +42,54 @@ func (c *testClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// fakePoints is a PointWriter that keeps the lines and can fail on demand.
-type fakePoints struct {
+// lineStore is a writer.Store that keeps the lines InfluxDB would get.
+type lineStore struct {
 	mu    sync.Mutex
 	lines []string
-	fail  int // fail this many calls first
-	calls int
 }
 
-func (p *fakePoints) WriteLines(_ context.Context, b []byte) error {
+func (p *lineStore) WriteLines(_ context.Context, b []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.calls++
-	if p.fail > 0 {
-		p.fail--
-		return errors.New("influxdb unavailable")
-	}
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		p.lines = append(p.lines, l)
-	}
+	p.lines = append(p.lines, strings.Split(strings.TrimSpace(string(b)), "\n")...)
 	return nil
 }
 
-func (p *fakePoints) Lines() []string {
+func (p *lineStore) Lines() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.lines...)
+}
+
+// startWriter runs the InfluxDB writer (package writer) on e's streams
+// into store until the test ends: alert points reach InfluxDB the way
+// they do in carehub, from CARE_ALERTS.
+func (e *env) startWriter(t *testing.T, store writer.Store) {
+	t.Helper()
+	w, err := writer.New(writer.Options{JS: e.js, Store: store, BatchSize: 100, BatchInterval: 20 * time.Millisecond, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("writer: %v", err)
+		}
+	})
+}
+
+// writerSettled reports whether the writer acked every message of CARE_ALERTS.
+func (e *env) writerSettled(t *testing.T) bool {
+	t.Helper()
+	c, err := e.js.Consumer(t.Context(), model.StreamAlerts, writer.DefaultDurable)
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(t.Context())
+	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 }
 
 // fakeSettings suppresses whatever its map says, by resident.

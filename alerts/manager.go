@@ -40,12 +40,6 @@ const ResolvedRetention = 30 * 24 * time.Hour
 // 30 s → auto-cleared)". Any other critical alert waits for a person.
 var cancelWindows = map[string]time.Duration{rules.RuleSOS: 30 * time.Second}
 
-// PointWriter writes InfluxDB line protocol (precision ms) to the alerts
-// bucket; the ingest writer or a thin Influx client satisfies it.
-type PointWriter interface {
-	WriteLines(ctx context.Context, lines []byte) error
-}
-
 // Evaluator is the part of alerts/rules the Engine drives: it turns
 // readings, events, status and clock ticks into signals, and its state can
 // be saved and restored across restarts.
@@ -68,13 +62,11 @@ type ResidentGate interface {
 }
 
 // Options are what the Manager and the Engine are built from. JS is
-// required; NC is needed for the 119 subject (core NATS). Points nil means
-// alerts are not written to InfluxDB; Settings nil means nothing is
-// suppressed; Clock nil means time.Now; Metrics nil means a private registry.
+// required; NC is needed for the 119 subject (core NATS). Settings nil
+// means nothing is suppressed; Clock nil means time.Now; Metrics nil means a private registry.
 type Options struct {
 	JS        jetstream.JetStream
 	NC        *nats.Conn
-	Points    PointWriter
 	Evaluator Evaluator
 	Settings  SettingsSource
 	Clock     func() time.Time
@@ -88,14 +80,13 @@ type Options struct {
 
 // Manager owns the alert lifecycle. It is safe for concurrent use; one mutex
 // orders transitions, so each alert's seq is a gap-free counter. Run must be
-// running (Engine.Run runs it) for failed publications and InfluxDB writes
-// to be retried.
+// running (Engine.Run runs it) for failed publications to be retried. The
+// writer package stores the published transitions in InfluxDB.
 type Manager struct {
 	js       jetstream.JetStream
 	nc       *nats.Conn
 	kv       jetstream.KeyValue
 	chains   *KVChains
-	points   PointWriter
 	settings SettingsSource
 	clock    func() time.Time
 	log      zerolog.Logger
@@ -113,7 +104,6 @@ type Manager struct {
 	lastSweep time.Time
 	lastIDMs  int64
 
-	flushMu  sync.Mutex // one flush at a time
 	kick     chan struct{}
 	retryMin time.Duration // tests shorten it
 }
@@ -127,26 +117,28 @@ type record struct {
 	// NextEscalationAt is when the next escalation step is due; nil when
 	// none is (acknowledged, resolved, top tier, or no escalation).
 	NextEscalationAt *time.Time `json:"next_escalation_at,omitempty"`
-	// LastPointMs keeps the alert's InfluxDB points at distinct times.
+	// LastPointMs keeps the alert's InfluxDB points at distinct times
+	// (model.HeaderPointTime).
 	LastPointMs int64 `json:"last_point_ms"`
-	// Outbox holds transitions stored but not yet both published and
-	// written; a restart sends them again under the same Nats-Msg-Id.
+	// Outbox holds transitions stored but not yet published, in seq order;
+	// a restart publishes them under the same Nats-Msg-Id.
 	Outbox []pending `json:"outbox,omitempty"`
 
 	rev   uint64 // KV revision this copy was read or written at
-	dirty bool   // outbox flags changed since the last KV write
+	dirty bool   // outbox changed since the last KV write
 }
 
-// pending is one transition waiting for NATS and InfluxDB.
+// pending is one transition waiting to be published.
 type pending struct {
-	Seq       uint64          `json:"seq"`
-	MsgID     string          `json:"msg_id"`
-	Subject   string          `json:"subject"`
-	Data      json.RawMessage `json:"data"`
-	Line      string          `json:"line"`
-	To119     string          `json:"to_119,omitempty"` // the 119 subject, when this transition reached the emergency tier
-	Published bool            `json:"published,omitempty"`
-	Written   bool            `json:"written,omitempty"`
+	Seq     uint64          `json:"seq"`
+	MsgID   string          `json:"msg_id"`
+	Subject string          `json:"subject"`
+	Data    json.RawMessage `json:"data"`
+	PointMs int64           `json:"point_ms"`         // its model.HeaderPointTime
+	To119   string          `json:"to_119,omitempty"` // the 119 subject, when this transition reached the emergency tier
+	// Published is set only in records of earlier versions, which kept a
+	// published transition until InfluxDB had its point; load drops them.
+	Published bool `json:"published,omitempty"`
 }
 
 // NewManager binds to the alert and assignment buckets (creating them and
@@ -180,15 +172,15 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		js: o.JS, nc: o.NC, kv: kv, chains: chains, points: o.Points, settings: o.Settings,
+		js: o.JS, nc: o.NC, kv: kv, chains: chains, settings: o.Settings,
 		clock: o.Clock, log: o.Log.With().Str("component", "alerts").Logger(), gate: o.Residents,
 		byID: map[string]*record{}, open: map[string]*record{}, unsent: map[string]*record{},
 		kick: make(chan struct{}, 1), retryMin: retryMin,
 	}
 	m.transitions = o.Metrics.Counter("carehub_alert_transitions_total", "Alert transitions committed, by transition and severity.", "transition", "severity")
-	m.pubErrors = o.Metrics.Counter("carehub_alert_delivery_errors_total", "Failed attempts to publish or write an alert transition (retried).", "sink")
+	m.pubErrors = o.Metrics.Counter("carehub_alert_delivery_errors_total", "Failed attempts to publish or store an alert transition (retried), by sink: nats, kv.", "sink")
 	o.Metrics.GaugeFunc("carehub_alerts_open", "Alerts open or acknowledged.", func() float64 { return float64(m.openCount.Load()) })
-	o.Metrics.GaugeFunc("carehub_alert_outbox_pending", "Alert transitions not yet published and written.", func() float64 { return float64(m.pendingOut.Load()) })
+	o.Metrics.GaugeFunc("carehub_alert_outbox_pending", "Alert transitions stored but not yet published.", func() float64 { return float64(m.pendingOut.Load()) })
 	if err := m.load(ctx); err != nil {
 		return nil, err
 	}
@@ -227,6 +219,9 @@ func (m *Manager) load(ctx context.Context) error {
 			continue
 		}
 		r.rev = e.Revision()
+		// An earlier version kept published transitions for InfluxDB; the
+		// writer now takes their points from CARE_ALERTS.
+		r.Outbox = slices.DeleteFunc(r.Outbox, func(p pending) bool { return p.Published })
 		m.byID[r.Alert.ID] = r
 		if len(r.Outbox) > 0 {
 			m.unsent[r.Alert.ID] = r
@@ -509,8 +504,8 @@ func (m *Manager) suppression(ctx context.Context, a *Alert, allTiers bool, now 
 	return s
 }
 
-// transition advances the alert's seq, stamps it, and queues the message
-// and the InfluxDB point in the record's outbox.
+// transition advances the alert's seq, stamps it, and queues its message
+// in the record's outbox, with the time of its InfluxDB point.
 func (m *Manager) transition(r *record, kind, by, note string, now time.Time, to119 bool) {
 	a := &r.Alert
 	a.Seq++
@@ -529,41 +524,11 @@ func (m *Manager) transition(r *record, kind, by, note string, now time.Time, to
 	data, _ := json.Marshal(a) // an Alert always marshals
 	r.Outbox = append(r.Outbox, pending{
 		Seq: a.Seq, MsgID: a.MsgID(), Subject: model.AlertSubject(a.ResidentID, a.Severity),
-		Data: data, Line: alertLine(a, now, ms),
+		Data: data, PointMs: ms,
 	})
 	if to119 {
 		r.Outbox[len(r.Outbox)-1].To119 = EmergencySubject(a.ResidentID)
 	}
-	// A flapping condition during a long InfluxDB outage must not grow the
-	// record without bound: past maxOutbox, the oldest published entries
-	// give up their InfluxDB point. Unpublished entries are never dropped.
-	for len(r.Outbox) > maxOutbox {
-		i := slices.IndexFunc(r.Outbox, func(p pending) bool { return p.Published })
-		if i < 0 {
-			break
-		}
-		r.Outbox = slices.Delete(r.Outbox, i, i+1)
-		m.pubErrors.With("influxdb_dropped").Inc()
-	}
-}
-
-// maxOutbox bounds the transitions one alert keeps waiting for delivery.
-const maxOutbox = 64
-
-// alertLine is the transition's point in the alerts measurement (contract §2).
-func alertLine(a *Alert, now time.Time, ms int64) string {
-	return fmt.Sprintf("alerts,resident_id=%s,rule=%s,severity=%s,transition=%s value=%s,seconds_since_raised=%s %d",
-		escTag(a.ResidentID), escTag(a.Rule), escTag(a.Severity), escTag(a.Transition),
-		fmtFloat(a.Value), fmtFloat(now.Sub(a.RaisedAt).Seconds()), ms)
-}
-
-var tagEscaper = strings.NewReplacer(",", `\,`, "=", `\=`, " ", `\ `)
-
-func escTag(s string) string { return tagEscaper.Replace(s) }
-
-func fmtFloat(f float64) string {
-	b, _ := json.Marshal(f) // shortest form that round-trips
-	return string(b)
 }
 
 // commit stores nr (replacing cur, nil for a new alert) in KV, then makes it
@@ -577,6 +542,8 @@ func (m *Manager) commit(ctx context.Context, cur, nr *record) error {
 	m.byID[nr.Alert.ID] = nr
 	if len(nr.Outbox) > 0 {
 		m.unsent[nr.Alert.ID] = nr
+	} else {
+		delete(m.unsent, nr.Alert.ID) // cur's outbox, if any, is nr's now
 	}
 	ok := openKey(nr.Alert.ResidentID, nr.Alert.Rule)
 	if nr.Alert.Status == StatusResolved {
@@ -605,7 +572,12 @@ func (m *Manager) commit(ctx context.Context, cur, nr *record) error {
 			m.log.Warn().Err(err).Str("alert_id", nr.Alert.ID).Msg("publication not recorded; the flusher will")
 		}
 	}
-	m.wake()
+	if len(nr.Outbox) == 0 && !nr.dirty {
+		delete(m.unsent, nr.Alert.ID)
+	} else {
+		m.wake() // the flusher retries what is left
+	}
+	m.countPending()
 	return nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -176,13 +175,14 @@ func TestListFilterOrder(t *testing.T) {
 // TestTransitionsPublished: a plain nats.go subscriber on care.alerts.>
 // receives raised → escalated (after the clock moved 60 s) → acknowledged →
 // resolved, each with Nats-Msg-Id {alert_id}:{transition}:{seq} and the
-// contract's JSON fields; InfluxDB gets one point per transition; the
+// contract's JSON fields; the InfluxDB writer makes one point of each; the
 // CARE_ALERTS stream keeps them for phones that were offline.
 func TestTransitionsPublished(t *testing.T) {
 	e := newEnv(t)
 	clk := newClock()
-	pts := &fakePoints{}
-	m := e.manager(t, Options{Clock: clk.Now, Points: pts})
+	pts := &lineStore{}
+	e.startWriter(t, pts)
+	m := e.manager(t, Options{Clock: clk.Now})
 	ctx := ctxT(t)
 	sub := e.subscribe(t, model.SubjectAlertsAll)
 	res := testenv.ID("r")
@@ -243,20 +243,18 @@ func TestTransitionsPublished(t *testing.T) {
 		t.Fatalf("CARE_ALERTS holds %d messages for the resident, want 4", n)
 	}
 
-	if err := m.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	testenv.WaitFor(t, 10*time.Second, "the writer acked the transitions", func() bool { return e.writerSettled(t) })
 	lines := pts.Lines()
 	if len(lines) != 4 {
 		t.Fatalf("%d points, want 4: %v", len(lines), lines)
 	}
 	raised := clk.Now().Add(-10*time.Minute - 60*time.Second)
-	wantLine := fmt.Sprintf("alerts,resident_id=%s,rule=heart_rate,severity=critical,transition=escalated value=135,seconds_since_raised=60 %d",
+	wantLine := fmt.Sprintf("alerts,resident_id=%s,rule=heart_rate,severity=critical,transition=escalated seconds_since_raised=60,value=135 %d",
 		res, raised.Add(60*time.Second).UnixMilli())
 	if lines[1] != wantLine {
 		t.Fatalf("point\n got %s\nwant %s", lines[1], wantLine)
 	}
-	re := regexp.MustCompile(`^alerts,resident_id=[a-z0-9_-]+,rule=\w+,severity=\w+,transition=\w+ value=[0-9.e+-]+,seconds_since_raised=[0-9.e+-]+ \d+$`)
+	re := regexp.MustCompile(`^alerts,resident_id=[a-z0-9_-]+,rule=\w+,severity=\w+,transition=\w+ seconds_since_raised=[0-9.e+-]+,value=[0-9.e+-]+ \d+$`)
 	for _, l := range lines {
 		if !re.MatchString(l) {
 			t.Fatalf("bad line protocol %q", l)
@@ -479,21 +477,21 @@ func TestOutboxAfterCrash(t *testing.T) {
 	sub := e.subscribe(t, model.SubjectAlertsAll)
 	res := testenv.ID("r")
 
+	pts := &lineStore{}
+	e.startWriter(t, pts)
 	broken := &failingJS{JetStream: e.js, fail: true}
-	pts1 := &fakePoints{fail: 1000}
-	m1 := e.manager(t, Options{JS: broken, Clock: clk.Now, Points: pts1})
+	m1 := e.manager(t, Options{JS: broken, Clock: clk.Now})
 	if err := m1.Signal(ctx, sig(res, "spo2", "high")); err != nil {
 		t.Fatalf("a failed publish must not fail the signal once stored: %v", err)
 	}
 	if err := m1.Flush(ctx); err == nil {
-		t.Fatal("Flush reported success while NATS and InfluxDB fail")
+		t.Fatal("Flush reported success while NATS fails")
 	}
 	if sub.count() != 0 {
 		t.Fatal("published through a broken connection")
 	}
 
-	pts2 := &fakePoints{}
-	m2 := e.manager(t, Options{Clock: clk.Now, Points: pts2})
+	m2 := e.manager(t, Options{Clock: clk.Now})
 	if err := m2.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -502,31 +500,32 @@ func TestOutboxAfterCrash(t *testing.T) {
 	if got := sub.ids()[0]; got != a.ID+":raised:1" {
 		t.Fatalf("Nats-Msg-Id %s", got)
 	}
-	if len(pts2.Lines()) != 1 {
-		t.Fatalf("points %v", pts2.Lines())
-	}
+	testenv.WaitFor(t, 10*time.Second, "its point", func() bool { return len(pts.Lines()) == 1 })
 	// Delivered: a third start sends nothing more.
-	pts3 := &fakePoints{}
-	m3 := e.manager(t, Options{Clock: clk.Now, Points: pts3})
+	m3 := e.manager(t, Options{Clock: clk.Now})
 	if err := m3.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if sub.count() != 1 || len(pts3.Lines()) != 0 {
-		t.Fatalf("delivered transition sent again: %d messages, %d points", sub.count(), len(pts3.Lines()))
+	testenv.WaitFor(t, 10*time.Second, "the writer acked the stream", func() bool { return e.writerSettled(t) })
+	if sub.count() != 1 || len(pts.Lines()) != 1 {
+		t.Fatalf("delivered transition sent again: %d messages, %d points", sub.count(), len(pts.Lines()))
 	}
 }
 
-// TestInfluxRetry: a failing InfluxDB write is retried until it succeeds;
-// each transition becomes exactly one point.
-func TestInfluxRetry(t *testing.T) {
+// TestPublishRetry: while NATS refuses publishes, transitions wait in the
+// outbox (stored in KV); Run publishes them in seq order once it is back,
+// and empties the stored outbox. An alert is never dropped on a transient
+// fault.
+func TestPublishRetry(t *testing.T) {
 	e := newEnv(t)
 	clk := newClock()
 	ctx := ctxT(t)
-	pts := &fakePoints{fail: 2}
-	m := e.manager(t, Options{Clock: clk.Now, Points: pts})
+	sub := e.subscribe(t, model.SubjectAlertsAll)
+	broken := &failingJS{JetStream: e.js, fail: true}
+	m := e.manager(t, Options{JS: broken, Clock: clk.Now})
 	res := testenv.ID("r")
 	if err := m.Signal(ctx, sig(res, "spo2", "high")); err != nil {
 		t.Fatal(err)
@@ -534,20 +533,69 @@ func TestInfluxRetry(t *testing.T) {
 	if err := m.Signal(ctx, sig(res, "spo2", "high")); err != nil {
 		t.Fatal(err)
 	}
+	if n := m.pendingOut.Load(); n != 2 {
+		t.Fatalf("%d transitions waiting, want 2", n)
+	}
 	m.retryMin = 10 * time.Millisecond
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(runCtx) }()
-	testenv.WaitFor(t, 10*time.Second, "points written after two failures", func() bool { return len(pts.Lines()) == 2 })
+	testenv.WaitFor(t, 5*time.Second, "a failed retry", func() bool { return m.pubErrors.With("nats").Value() >= 3 })
+	broken.mu.Lock()
+	broken.fail = false
+	broken.mu.Unlock()
+	testenv.WaitFor(t, 10*time.Second, "both transitions published", func() bool { return sub.count() == 2 })
 	testenv.WaitFor(t, 5*time.Second, "an empty outbox", func() bool { return m.pendingOut.Load() == 0 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	ts := pts.Lines()
-	sort.Strings(ts)
-	if !strings.Contains(ts[0], "transition=raised") || !strings.Contains(ts[1], "transition=repeated") {
-		t.Fatalf("points %v", ts)
+	id := onlyAlert(t, m, res).ID
+	if got, want := strings.Join(sub.ids(), " "), id+":raised:1 "+id+":repeated:2"; got != want {
+		t.Fatalf("Nats-Msg-Id = %s, want %s", got, want)
+	}
+	kv, err := e.js.KeyValue(ctx, AlertsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := kv.Get(ctx, kvKey(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored record
+	if err := json.Unmarshal(entry.Value(), &stored); err != nil || len(stored.Outbox) != 0 {
+		t.Fatalf("stored outbox after delivery: %+v (%v)", stored.Outbox, err)
+	}
+}
+
+// TestTransitionTouchesKVTwice: a transition that is published at once is
+// written to KV twice, before the publish (so the causing message may be
+// acked) and after it (so a restart does not publish it again); nothing
+// waits for InfluxDB, whose point the writer takes from the stream.
+func TestTransitionTouchesKVTwice(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock()
+	ctx := ctxT(t)
+	m := e.manager(t, Options{Clock: clk.Now})
+	res := testenv.ID("r")
+	if err := m.Signal(ctx, sig(res, "spo2", "high")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := e.js.KeyValue(ctx, AlertsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The bucket's stream counts every write; History 1 keeps only the last.
+	info := st.(*jetstream.KeyValueBucketStatus).StreamInfo()
+	if writes := info.State.LastSeq; writes != 2 {
+		t.Fatalf("%d KV writes for one delivered transition, want 2", writes)
 	}
 }
 
@@ -602,7 +650,7 @@ func TestSuppression(t *testing.T) {
 	}
 }
 
-// influxPoints is a test PointWriter posting to a real InfluxDB's v2 write
+// influxPoints is a writer.Store posting to a real InfluxDB's v2 write
 // API (InfluxDB 1.8: bucket = db/autogen), as the production writer does.
 type influxPoints struct{ url, bucket string }
 
@@ -625,15 +673,18 @@ func (p influxPoints) WriteLines(ctx context.Context, lines []byte) error {
 }
 
 // TestAlertPointsInInfluxDB: the alerts measurement of contract §2, as a
-// real InfluxDB stores it: tags resident_id, rule, severity, transition;
-// fields value and seconds_since_raised; one point per transition.
+// real InfluxDB stores it through the writer: tags resident_id, rule,
+// severity, transition; fields value and seconds_since_raised; one point
+// per transition, at distinct times (the acknowledgement in the same
+// millisecond as the escalation lands a millisecond later).
 func TestAlertPointsInInfluxDB(t *testing.T) {
 	in := testenv.SharedInflux(t)
 	db := in.CreateDB(t)
 	e := newEnv(t)
 	clk := newClock()
 	ctx := ctxT(t)
-	m := e.manager(t, Options{Clock: clk.Now, Points: influxPoints{url: in.URL, bucket: db + "/autogen"}})
+	e.startWriter(t, influxPoints{url: in.URL, bucket: db + "/autogen"})
+	m := e.manager(t, Options{Clock: clk.Now})
 	res := testenv.ID("r")
 	if err := m.Signal(ctx, sig(res, "heart_rate", "critical")); err != nil {
 		t.Fatal(err)
@@ -648,6 +699,7 @@ func TestAlertPointsInInfluxDB(t *testing.T) {
 	if err := m.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+	testenv.WaitFor(t, 10*time.Second, "the writer acked the transitions", func() bool { return e.writerSettled(t) })
 	out := in.QueryDB(t, db, `SELECT "transition", "severity", "rule", "value", "seconds_since_raised" FROM "alerts" WHERE "resident_id" = '`+res+`'`)
 	var r struct {
 		Results []struct {
@@ -656,14 +708,21 @@ func TestAlertPointsInInfluxDB(t *testing.T) {
 			} `json:"series"`
 		} `json:"results"`
 	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Results) != 1 || len(r.Results[0].Series) != 1 {
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.UseNumber() // times in ms print as integers
+	if err := dec.Decode(&r); err != nil || len(r.Results) != 1 || len(r.Results[0].Series) != 1 {
 		t.Fatalf("query answer %s (%v)", out, err)
 	}
 	var got []string
 	for _, v := range r.Results[0].Series[0].Values {
-		got = append(got, strings.TrimSpace(fmt.Sprintln(v[1:]...)))
+		got = append(got, strings.TrimSpace(fmt.Sprintln(v...)))
 	}
-	want := []string{"raised critical heart_rate 135 0", "escalated critical heart_rate 135 60", "acknowledged critical heart_rate 135 60"}
+	ms := clk.Now().Add(-60 * time.Second).UnixMilli()
+	want := []string{
+		fmt.Sprintf("%d raised critical heart_rate 135 0", ms),
+		fmt.Sprintf("%d escalated critical heart_rate 135 60", ms+60_000),
+		fmt.Sprintf("%d acknowledged critical heart_rate 135 60", ms+60_001),
+	}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("points %q, want %q", got, want)
 	}

@@ -1,45 +1,50 @@
 package alerts
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/carehub/carehub/internal/model"
 )
 
-// Delivery limits. A publish waits for JetStream's ack at most publishTimeout;
-// an InfluxDB write at most writeTimeout; one flush writes at most
-// maxFlushLines points. Retries back off from retryMin to retryMax: an alert
-// is never dropped, it waits in the outbox (and in KV) until delivered.
+// Delivery limits. A publish waits for JetStream's ack at most
+// publishTimeout. Retries back off from retryMin to retryMax: an alert is
+// never dropped, it waits in the outbox (and in KV) until published.
 const (
 	publishTimeout = 2 * time.Second
-	writeTimeout   = 10 * time.Second
-	maxFlushLines  = 1000
 	retryMin       = time.Second
 	retryMax       = 30 * time.Second
 )
 
-// publishOutbox publishes r's unpublished transitions in seq order, each on
-// care.alerts.{resident_id}.{severity} with Nats-Msg-Id (contract §3), and
-// on the 119 subject when the transition reached the emergency tier. It
-// stops at the first failure so a phone never sees seq n+1 before n; the
-// flusher tries again. Called with m.mu held.
+// publishOutbox publishes r's outbox in seq order, each transition on
+// care.alerts.{resident_id}.{severity} with Nats-Msg-Id (contract §3) and
+// the time of its InfluxDB point (model.HeaderPointTime), and on the 119
+// subject when the transition reached the emergency tier; a published
+// transition leaves the outbox. It stops at the first failure so a phone
+// never sees seq n+1 before n; the flusher tries again. Called with m.mu
+// held.
 func (m *Manager) publishOutbox(ctx context.Context, r *record) {
+	n := 0
 	for i := range r.Outbox {
-		p := &r.Outbox[i]
-		if p.Published {
-			continue
-		}
-		if err := m.publish(ctx, p); err != nil {
+		if err := m.publish(ctx, &r.Outbox[i]); err != nil {
 			m.pubErrors.With("nats").Inc()
-			m.log.Warn().Err(err).Str("alert_id", r.Alert.ID).Uint64("seq", p.Seq).Msg("alert publish failed; will retry")
-			return
+			m.log.Warn().Err(err).Str("alert_id", r.Alert.ID).Uint64("seq", r.Outbox[i].Seq).Msg("alert publish failed; will retry")
+			break
 		}
-		p.Published = true
+		n++
+	}
+	if n > 0 {
+		r.Outbox = slices.Delete(r.Outbox, 0, n)
+		if len(r.Outbox) == 0 {
+			r.Outbox = nil
+		}
 		r.dirty = true
 	}
 }
@@ -50,6 +55,7 @@ func (m *Manager) publish(ctx context.Context, p *pending) error {
 	msg := nats.NewMsg(p.Subject)
 	msg.Data = p.Data
 	msg.Header.Set(jetstream.MsgIDHeader, p.MsgID)
+	msg.Header.Set(model.HeaderPointTime, strconv.FormatInt(p.PointMs, 10))
 	if _, err := m.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publish %s: %w", p.Subject, err)
 	}
@@ -70,97 +76,30 @@ func (m *Manager) publish(ctx context.Context, p *pending) error {
 	return nc.FlushWithContext(ctx)
 }
 
-// Flush delivers what waits in the outboxes: publishes what is unpublished,
-// writes unwritten points to InfluxDB in one request, and stores the outcome
-// so a restart does not send delivered transitions again. Run calls it;
-// tests may too.
+// Flush publishes what waits in the outboxes and stores the outcome, so a
+// restart does not publish delivered transitions again. Run calls it; tests
+// may too.
 func (m *Manager) Flush(ctx context.Context) error {
-	m.flushMu.Lock()
-	defer m.flushMu.Unlock()
-
-	type ref struct {
-		id  string
-		seq uint64
-	}
-	var (
-		lines bytes.Buffer
-		refs  []ref
-	)
 	m.mu.Lock()
-	for _, r := range m.unsent {
+	defer m.mu.Unlock()
+	var errs []error
+	for id, r := range m.unsent {
 		if !m.monitored(r.Alert.ResidentID) {
 			// Being erased: its transitions go with it, unsent, rather
-			// than reach the streams and InfluxDB after they were purged.
+			// than reach the stream after it was purged.
 			continue
 		}
 		m.publishOutbox(ctx, r)
-		for _, p := range r.Outbox {
-			if !p.Written && len(refs) < maxFlushLines {
-				lines.WriteString(p.Line)
-				lines.WriteByte('\n')
-				refs = append(refs, ref{r.Alert.ID, p.Seq})
-			}
-		}
-	}
-	m.mu.Unlock()
-
-	var werr error
-	if len(refs) > 0 && m.points != nil {
-		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-		werr = m.points.WriteLines(wctx, lines.Bytes())
-		cancel()
-		if werr != nil {
-			m.pubErrors.With("influxdb").Inc()
-			m.log.Warn().Err(werr).Int("points", len(refs)).Msg("alert points not written; will retry")
-		}
-	}
-
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if werr == nil {
-		for _, rf := range refs {
-			if r := m.byID[rf.id]; r != nil {
-				for i := range r.Outbox {
-					if r.Outbox[i].Seq == rf.seq {
-						r.Outbox[i].Written = true
-						r.dirty = true
-					}
-				}
-			}
-		}
-	}
-	var errs []error
-	if werr != nil {
-		errs = append(errs, werr)
-	}
-	for id, r := range m.unsent {
-		kept := r.Outbox[:0]
-		for _, p := range r.Outbox {
-			if !p.Published || !p.Written {
-				kept = append(kept, p)
-			}
-		}
-		if len(kept) != len(r.Outbox) {
-			r.dirty = true
-		}
-		r.Outbox = kept
-		if len(r.Outbox) == 0 {
-			r.Outbox = nil
-		}
 		if r.dirty {
 			if err := m.persist(ctx, r, r); err != nil {
 				errs = append(errs, err)
 				continue // stays in unsent until KV knows it was delivered
 			}
 		}
-		if r.Outbox == nil {
+		if len(r.Outbox) == 0 {
 			delete(m.unsent, id)
-		}
-		for _, p := range r.Outbox {
-			if !p.Published {
-				errs = append(errs, fmt.Errorf("alert %s seq %d not yet published", r.Alert.ID, p.Seq))
-				break
-			}
+		} else {
+			errs = append(errs, fmt.Errorf("alert %s seq %d not yet published", r.Alert.ID, r.Outbox[0].Seq))
 		}
 	}
 	m.countPending()
@@ -168,8 +107,8 @@ func (m *Manager) Flush(ctx context.Context) error {
 }
 
 // Run retries delivery of the outboxes until ctx ends: at once when a
-// transition was committed, otherwise every second, backing off to 30 s
-// while NATS or InfluxDB keep failing.
+// transition was left unpublished, otherwise every second, backing off to
+// 30 s while NATS keeps failing.
 func (m *Manager) Run(ctx context.Context) error {
 	wait := m.retryMin
 	t := time.NewTimer(wait)

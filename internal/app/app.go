@@ -246,7 +246,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	a.Settings = settings
 	a.onStop(func(context.Context) { settings.Close() })
 	evaluator := rules.NewEvaluator(cfg.Timezone, settings)
-	alertOpts := alerts.Options{JS: js, NC: nc, Points: in, Evaluator: evaluator, Settings: settings, Clock: clock,
+	alertOpts := alerts.Options{JS: js, NC: nc, Evaluator: evaluator, Settings: settings, Clock: clock,
 		Log: log.With().Str("component", "alerts").Logger(), Metrics: a.Metrics, Residents: reg}
 	mgr, err := alerts.NewManager(ctx, alertOpts)
 	if err != nil {
