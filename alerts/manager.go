@@ -220,10 +220,13 @@ func (m *Manager) load(ctx context.Context) error {
 		}
 		r.rev = e.Revision()
 		// An earlier version kept published transitions for InfluxDB; the
-		// writer now takes their points from CARE_ALERTS.
+		// writer now takes their points from CARE_ALERTS. The flusher
+		// stores the shorter outbox.
+		n := len(r.Outbox)
 		r.Outbox = slices.DeleteFunc(r.Outbox, func(p pending) bool { return p.Published })
+		r.dirty = len(r.Outbox) != n
 		m.byID[r.Alert.ID] = r
-		if len(r.Outbox) > 0 {
+		if len(r.Outbox) > 0 || r.dirty {
 			m.unsent[r.Alert.ID] = r
 		}
 		if r.Alert.Status != StatusResolved {

@@ -727,3 +727,51 @@ func TestAlertPointsInInfluxDB(t *testing.T) {
 		t.Fatalf("points %q, want %q", got, want)
 	}
 }
+
+// TestLoadsOutboxOfEarlierVersion: a record stored by a version that kept
+// published transitions until InfluxDB had their points loads without
+// them: only the unpublished one is published, and the stored outbox ends
+// empty.
+func TestLoadsOutboxOfEarlierVersion(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock()
+	ctx := ctxT(t)
+	sub := e.subscribe(t, model.SubjectAlertsAll)
+	res := testenv.ID("r")
+	// The buckets exist once a Manager has started.
+	e.manager(t, Options{Clock: clk.Now})
+	a := Alert{ID: "al-0000000000a-00000000", ResidentID: res, Rule: "spo2", Severity: "high", Status: StatusOpen,
+		Transition: TransitionRepeated, Seq: 2, RaisedAt: clk.Now(), UpdatedAt: clk.Now()}
+	data, _ := json.Marshal(a)
+	old := map[string]any{"alert": a, "last_point_ms": clk.Now().UnixMilli() + 1, "outbox": []map[string]any{
+		{"seq": 1, "msg_id": a.ID + ":raised:1", "subject": model.AlertSubject(res, "high"), "data": json.RawMessage(data), "line": "alerts,...", "published": true},
+		{"seq": 2, "msg_id": a.ID + ":repeated:2", "subject": model.AlertSubject(res, "high"), "data": json.RawMessage(data), "line": "alerts,..."},
+	}}
+	b, _ := json.Marshal(old)
+	kv, err := e.js.KeyValue(ctx, AlertsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, kvKey(a.ID), b); err != nil {
+		t.Fatal(err)
+	}
+	m := e.manager(t, Options{Clock: clk.Now})
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the unpublished transition", func() bool { return sub.count() >= 1 })
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(sub.ids(), " "); got != a.ID+":repeated:2" {
+		t.Fatalf("published %s, want only the repeat", got)
+	}
+	entry, err := kv.Get(ctx, kvKey(a.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored record
+	if err := json.Unmarshal(entry.Value(), &stored); err != nil || len(stored.Outbox) != 0 {
+		t.Fatalf("stored outbox %+v (%v)", stored.Outbox, err)
+	}
+}

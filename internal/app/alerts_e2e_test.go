@@ -14,6 +14,7 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/internal/app"
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -172,8 +173,11 @@ func TestAlertsEndToEnd(t *testing.T) {
 		if _, err := a.Alerts.Resolve(t.Context(), raised.ID, "nurse-kim", "visited", ""); err == nil {
 			t.Error("resolving a resolved alert succeeded")
 		}
+		// The writer stores every transition published on CARE_ALERTS as
+		// one point.
 		testenv.WaitFor(t, 20*time.Second, "alert transitions in InfluxDB", func() bool {
-			return alertPoints(t, in, db, d.ResidentID) >= 4
+			n := alertPoints(t, in, db, d.ResidentID)
+			return n >= 4 && uint64(n) == streamMsgs(t, a.JS, model.StreamAlerts, "care.alerts."+d.ResidentID+".>")
 		})
 	})
 

@@ -49,11 +49,16 @@ func residentAlerts(t *testing.T, base, residentID string) []alerts.Alert {
 }
 
 // consumersSettled waits until the alert engine and the InfluxDB writer
-// have acked everything in the readings, events and status streams.
+// have acked everything in the readings, events and status streams, and
+// the writer everything in CARE_ALERTS.
 func consumersSettled(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
-	for _, stream := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {
-		for _, name := range []string{alerts.ConsumerName, writer.DefaultDurable} {
+	for _, stream := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus, model.StreamAlerts} {
+		names := []string{alerts.ConsumerName, writer.DefaultDurable}
+		if stream == model.StreamAlerts {
+			names = names[1:]
+		}
+		for _, name := range names {
 			testenv.WaitFor(t, 20*time.Second, name+" on "+stream+" settled", func() bool {
 				c, err := js.Consumer(t.Context(), stream, name)
 				if err != nil {
