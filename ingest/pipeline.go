@@ -164,10 +164,10 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	return p, nil
 }
 
-var allReasons = []string{ReasonEmpty, ReasonTooLarge, ReasonMalformed, ReasonBadTopic, ReasonUnknownDevice,
-	ReasonDisabledDevice, ReasonTopicNotOwn, ReasonUnknownMetric, ReasonOutOfRange, ReasonNotFinite, ReasonBadValue,
-	ReasonBadTimestamp, ReasonFuture, ReasonTooOld, ReasonUnitMismatch, ReasonEventType, ReasonNoValues,
-	ReasonAuthFailed, ReasonSubscribe, ReasonWillNotOwn, ReasonRateLimited, ReasonTooManyRecords, ReasonEventNotForKind}
+var allReasons = []string{model.ReasonEmpty, model.ReasonTooLarge, model.ReasonMalformed, model.ReasonBadTopic, model.ReasonUnknownDevice,
+	model.ReasonDisabledDevice, model.ReasonTopicNotAllowed, model.ReasonUnknownMetric, model.ReasonOutOfRange, model.ReasonNotFinite, model.ReasonBadValue,
+	model.ReasonBadTimestamp, model.ReasonFuture, model.ReasonTooOld, model.ReasonUnitMismatch, model.ReasonEventType, model.ReasonNoValues,
+	model.ReasonAuthFailed, model.ReasonSubscribeNotAllowed, model.ReasonWillNotAllowed, model.ReasonRateLimited, model.ReasonTooManyRecords, model.ReasonEventNotForKind}
 
 // Subscriptions are the filters carehub's ingest subscribes with.
 func (p *Pipeline) Subscriptions() map[string]byte {
@@ -385,24 +385,24 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message, contentType stri
 	topic := m.Topic()
 	deviceID, kind, ok := ParseTopic(topic)
 	if !ok || kind == model.TopicConfig {
-		p.reject(deviceIDOrUnknown(topic), topic, kindOf(kind), Reject{Reason: ReasonBadTopic, Detail: "topic is not care/v1/dev/{device_id}/telemetry|event|status"}, now)
+		p.reject(deviceIDOrUnknown(topic), topic, kindOf(kind), Reject{Reason: model.ReasonBadTopic, Detail: "topic is not care/v1/dev/{device_id}/telemetry|event|status"}, now)
 		m.Ack()
 		return nil
 	}
 	dev, known := p.o.Devices.Device(deviceID)
 	switch {
 	case !known:
-		p.reject(deviceID, topic, kind, Reject{Reason: ReasonUnknownDevice, Detail: "device " + deviceID + " is not registered"}, now)
+		p.reject(deviceID, topic, kind, Reject{Reason: model.ReasonUnknownDevice, Detail: "device " + deviceID + " is not registered"}, now)
 		m.Ack()
 		return nil
 	case dev.Disabled:
-		p.reject(deviceID, topic, kind, Reject{Reason: ReasonDisabledDevice, Detail: "device " + deviceID + " is disabled"}, now)
+		p.reject(deviceID, topic, kind, Reject{Reason: model.ReasonDisabledDevice, Detail: "device " + deviceID + " is disabled"}, now)
 		m.Ack()
 		return nil
 	}
 	payload := m.Payload()
 	if len(payload) > p.o.Limits.MaxPayload {
-		p.reject(deviceID, topic, kind, Reject{Reason: ReasonTooLarge, Detail: fmt.Sprintf("%d bytes, the limit is %d", len(payload), p.o.Limits.MaxPayload)}, now)
+		p.reject(deviceID, topic, kind, Reject{Reason: model.ReasonTooLarge, Detail: fmt.Sprintf("%d bytes, the limit is %d", len(payload), p.o.Limits.MaxPayload)}, now)
 		m.Ack()
 		return nil
 	}
@@ -420,7 +420,7 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message, contentType stri
 		}
 		if records > maxRec {
 			p.quota.take(deviceID, float64(maxRec), now)
-			p.reject(deviceID, topic, kind, Reject{Reason: ReasonTooManyRecords,
+			p.reject(deviceID, topic, kind, Reject{Reason: model.ReasonTooManyRecords,
 				Detail: fmt.Sprintf("the array holds %d records; at most %d are accepted in one message: send a long catch-up in several messages", records, maxRec)}, now)
 			p.m.messages.With(kind, "rejected").Inc()
 			m.Ack()
@@ -459,7 +459,7 @@ func (p *Pipeline) prepare(ctx context.Context, m mqtt.Message, contentType stri
 		ev, rej := DecodeEvent(payload, now, p.o.Limits)
 		rejects = rej
 		if len(rej) == 0 && !catalog.KindEmits(dev.Kind, ev.Type) {
-			rejects = append(rejects, Reject{Reason: ReasonEventNotForKind,
+			rejects = append(rejects, Reject{Reason: model.ReasonEventNotForKind,
 				Detail: "a " + dev.Kind + " device does not send " + ev.Type + " events (docs/device-protocol.md lists what each kind may send)"})
 		}
 		// A valid alarm is never refused for quota. Everything else sent
@@ -528,7 +528,7 @@ func telemetryRecords(payload []byte) int {
 // rateLimited reports a message refused for the device's quota and
 // acknowledges it: the device is told nothing it could retry into.
 func (p *Pipeline) rateLimited(m mqtt.Message, deviceID, topic, kind string, now time.Time) {
-	p.reject(deviceID, topic, kind, Reject{Reason: ReasonRateLimited,
+	p.reject(deviceID, topic, kind, Reject{Reason: model.ReasonRateLimited,
 		Detail: "the device sent more than its quota (CARE_DEVICE_RATE / CARE_DEVICE_EVENT_RATE); send less often or batch records"}, now)
 	p.m.messages.With(kind, "rejected").Inc()
 	m.Ack()

@@ -117,7 +117,7 @@ func TestPipelineQuotasAndShapes(t *testing.T) {
 	if n := count(model.StreamEvents, "care.events.r2.s2"); n != 1 {
 		t.Errorf("%d events of s2 stored, want 1", n)
 	}
-	want := []string{ReasonRateLimited, ReasonEventNotForKind, ReasonRateLimited, ReasonRateLimited}
+	want := []string{model.ReasonRateLimited, model.ReasonEventNotForKind, model.ReasonRateLimited, model.ReasonRateLimited}
 	testenv.WaitFor(t, 5*time.Second, "the rejection reports", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
