@@ -481,21 +481,21 @@ func reservedDeviceIDs(users ...string) func(id string) bool {
 // broker refused.
 func brokerDenialDetail(reason, topic string, maxPayload int) string {
 	switch reason {
-	case mqttbroker.ReasonUnknownDevice:
+	case model.ReasonUnknownDevice:
 		return "login refused: the device id is not registered (POST /api/v1/devices)"
-	case mqttbroker.ReasonDisabledDevice:
+	case model.ReasonDisabledDevice:
 		return "login refused: the device is disabled"
-	case mqttbroker.ReasonAuthFailed:
+	case model.ReasonAuthFailed:
 		return "login refused: wrong password for this device id"
-	case mqttbroker.ReasonTooLarge:
+	case model.ReasonTooLarge:
 		return fmt.Sprintf("payload larger than %d bytes (CARE_MAX_PAYLOAD) on %s: dropped", maxPayload, topic)
-	case mqttbroker.ReasonLoginThrottled:
+	case model.ReasonLoginThrottled:
 		return "login refused without a password check: too many failed logins of this id from this address, or from this address, in the last minute"
-	case mqttbroker.ReasonAuthBusy:
+	case model.ReasonAuthBusy:
 		return "login refused: too many password checks waiting; the device should retry with backoff"
-	case mqttbroker.ReasonSubscribeNotAllowed:
+	case model.ReasonSubscribeNotAllowed:
 		return "subscribe to " + topic + " refused: a device reads only care/v1/dev/{its id}/config"
-	case mqttbroker.ReasonWillNotAllowed:
+	case model.ReasonWillNotAllowed:
 		return "Last Will on " + topic + " refused: it must be the device's own status topic"
 	}
 	return "publish to " + topic + " refused: a device publishes only under care/v1/dev/{its id}/"
