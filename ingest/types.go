@@ -1,7 +1,11 @@
-// Package ingest carries device messages from MQTT into JetStream and from
-// JetStream into InfluxDB, with nothing lost: an MQTT message is acknowledged
-// only after JetStream stored it, and a JetStream message only after InfluxDB
-// accepted it.
+// Package ingest is carehub's intake of device messages (contract §1). It
+// validates and decodes what a device published, applies the device's
+// quota, resolves the device to its resident and home, publishes the
+// normalized messages to JetStream and says when they are stored: whoever
+// received a message (the embedded broker's publish hook, or the
+// subscriber connections of ingest/mqttsub) acknowledges it to the device
+// only then, so nothing acknowledged is lost. What it refuses is counted,
+// logged and reported with one of model.RejectReasons.
 package ingest
 
 import (

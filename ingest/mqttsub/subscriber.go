@@ -84,15 +84,6 @@ func New(o Options) (*Subscriber, error) {
 	return &Subscriber{o: o, connected: map[int]bool{}}, nil
 }
 
-// Subscriptions are the filters carehub's ingest subscribes with.
-func (s *Subscriber) Subscriptions() map[string]byte {
-	f := s.telemetryFilters()
-	for k, v := range s.eventFilters() {
-		f[k] = v
-	}
-	return f
-}
-
 // telemetryFilters are the subscriptions of the telemetry connections;
 // eventFilters those of the events connection, which nothing else shares,
 // so that an SOS never waits behind a backlog of telemetry in a

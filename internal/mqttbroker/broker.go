@@ -34,10 +34,6 @@ type Authenticator interface {
 	CheckLogin(deviceID, password string) (reason string)
 }
 
-// The reasons passed to Options.OnDenied are those of model.RejectReasons
-// that the broker detects: topic, subscribe and Last Will outside the
-// device's own, failed and throttled logins, payloads over the limit.
-
 // Limits. Each says why it has its value.
 const (
 	// The largest packet is Options.MaxPayload (CARE_MAX_PAYLOAD, contract
@@ -104,7 +100,8 @@ type Options struct {
 	// Authenticator checks devices' passwords.
 	Authenticator Authenticator
 	// OnDenied is called (from the connection's goroutine; keep it cheap)
-	// when a device is refused a topic. May be nil.
+	// when a device is refused a login, a topic or a payload, with a reason
+	// of model.RejectReasons. May be nil.
 	OnDenied func(clientID, topic, reason string)
 	// Intake, when set, takes every device message before the device is
 	// acknowledged (ingest.Intake.Ingest): nil means stored or rejected
