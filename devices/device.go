@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/model"
 )
 
 // passwordBytes is the entropy of a device password: 192 bits, so the
@@ -179,6 +180,23 @@ func (r *Registry) Authenticate(deviceID, password string) bool {
 	}
 	r.auth.remember(deviceID, d.SecretHash, password)
 	return true
+}
+
+// CheckLogin is Authenticate with the refusal's reason, which the embedded
+// broker reports (contract §1): "" for a good login, else
+// model.ReasonUnknownDevice, model.ReasonDisabledDevice or
+// model.ReasonAuthFailed.
+func (r *Registry) CheckLogin(deviceID, password string) (reason string) {
+	if r.Authenticate(deviceID, password) {
+		return ""
+	}
+	switch d, ok := r.Device(deviceID); {
+	case !ok:
+		return model.ReasonUnknownDevice
+	case d.Disabled:
+		return model.ReasonDisabledDevice
+	}
+	return model.ReasonAuthFailed
 }
 
 // authCache remembers successful password verifications, one entry per

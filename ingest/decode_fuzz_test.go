@@ -7,14 +7,15 @@ import (
 	"testing"
 
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/model"
 )
 
 // decodeReasons are the reasons a decoder may return.
 var decodeReasons = map[string]bool{
-	ReasonEmpty: true, ReasonTooLarge: true, ReasonMalformed: true, ReasonTopicNotOwn: true,
-	ReasonUnknownMetric: true, ReasonOutOfRange: true, ReasonNotFinite: true, ReasonBadValue: true,
-	ReasonBadTimestamp: true, ReasonFuture: true, ReasonTooOld: true, ReasonUnitMismatch: true,
-	ReasonEventType: true, ReasonNoValues: true,
+	model.ReasonEmpty: true, model.ReasonTooLarge: true, model.ReasonMalformed: true, model.ReasonTopicNotAllowed: true,
+	model.ReasonUnknownMetric: true, model.ReasonOutOfRange: true, model.ReasonNotFinite: true, model.ReasonBadValue: true,
+	model.ReasonBadTimestamp: true, model.ReasonFuture: true, model.ReasonTooOld: true, model.ReasonUnitMismatch: true,
+	model.ReasonEventType: true, model.ReasonNoValues: true,
 }
 
 // seedDecodeFuzz adds the testdata fixtures and a few hand-made payloads.
@@ -77,7 +78,7 @@ func FuzzDecodeTelemetry(f *testing.F) {
 		if len(samples) == 0 && len(rejects) == 0 {
 			t.Fatal("a message gave neither samples nor rejects")
 		}
-		if len(p) > lim.MaxPayload && (len(samples) > 0 || len(rejects) != 1 || rejects[0].Reason != ReasonTooLarge) {
+		if len(p) > lim.MaxPayload && (len(samples) > 0 || len(rejects) != 1 || rejects[0].Reason != model.ReasonTooLarge) {
 			t.Fatalf("oversized payload: %d samples, rejects %v", len(samples), rejects)
 		}
 		for _, s := range samples {

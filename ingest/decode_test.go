@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/model"
 )
 
 // decodeNow is the arrival time of every decoded message in these tests:
@@ -120,13 +121,13 @@ func TestDecodeTelemetry(t *testing.T) {
 		{name: "half-valid object keeps valid values", payload: "@half_valid.json",
 			want: []Sample{{TS: decodeAt(-time.Minute), Values: decodeVals{"heart_rate": 72, "in_bed": 1, "door_open": 0}}},
 			rejects: []wantDecodeReject{
-				{ReasonNotFinite, "spo2", `spo2="NaN"`},
-				{ReasonBadValue, "body_temp", `body_temp is the string "36.6"; send a JSON number`},
-				{ReasonOutOfRange, "resp_rate", "resp_rate=90 outside 2–80 /min"},
-				{ReasonUnknownMetric, "mood", `unknown metric "mood"`},
-				{ReasonBadValue, "glucose", "glucose is null"},
-				{ReasonBadValue, "weight", "weight is an object"},
-				{ReasonOutOfRange, "steps", "steps=+Inf outside 0–100000 count"},
+				{model.ReasonNotFinite, "spo2", `spo2="NaN"`},
+				{model.ReasonBadValue, "body_temp", `body_temp is the string "36.6"; send a JSON number`},
+				{model.ReasonOutOfRange, "resp_rate", "resp_rate=90 outside 2–80 /min"},
+				{model.ReasonUnknownMetric, "mood", `unknown metric "mood"`},
+				{model.ReasonBadValue, "glucose", "glucose is null"},
+				{model.ReasonBadValue, "weight", "weight is an object"},
+				{model.ReasonOutOfRange, "steps", "steps=+Inf outside 0–100000 count"},
 			}},
 		{name: "array catching up", payload: "@catchup_array.json",
 			want: []Sample{
@@ -137,47 +138,47 @@ func TestDecodeTelemetry(t *testing.T) {
 				{TS: decodeNow, Values: decodeVals{"heart_rate": 76, "steps": 12}},
 			},
 			rejects: []wantDecodeReject{
-				{ReasonOutOfRange, "heart_rate", "record 3: heart_rate=300 outside 20–250 /min"},
-				{ReasonFuture, "", "record 4: time 2025-06-01T12:30:00Z is 30m0s ahead"},
+				{model.ReasonOutOfRange, "heart_rate", "record 3: heart_rate=300 outside 20–250 /min"},
+				{model.ReasonFuture, "", "record 4: time 2025-06-01T12:30:00Z is 30m0s ahead"},
 			}},
 		{name: "array with a non-object", payload: `[{"values":{"steps":5}},42]`,
 			want:    []Sample{{TS: decodeNow, Values: decodeVals{"steps": 5}}},
-			rejects: []wantDecodeReject{{ReasonMalformed, "", "record 1 is a number"}}},
-		{name: "array empty", payload: `[]`, rejects: []wantDecodeReject{{ReasonNoValues, "", "no records"}}},
-		{name: "values empty", payload: `{"ts":1748779140000,"values":{}}`, rejects: []wantDecodeReject{{ReasonNoValues, "", `"values" is empty`}}},
-		{name: "values missing", payload: `{"heart_rate":72}`, rejects: []wantDecodeReject{{ReasonNoValues, "", `no "values" object`}}},
-		{name: "values not an object", payload: `{"values":[72]}`, rejects: []wantDecodeReject{{ReasonMalformed, "", `"values" is an array`}}},
+			rejects: []wantDecodeReject{{model.ReasonMalformed, "", "record 1 is a number"}}},
+		{name: "array empty", payload: `[]`, rejects: []wantDecodeReject{{model.ReasonNoValues, "", "no records"}}},
+		{name: "values empty", payload: `{"ts":1748779140000,"values":{}}`, rejects: []wantDecodeReject{{model.ReasonNoValues, "", `"values" is empty`}}},
+		{name: "values missing", payload: `{"heart_rate":72}`, rejects: []wantDecodeReject{{model.ReasonNoValues, "", `no "values" object`}}},
+		{name: "values not an object", payload: `{"values":[72]}`, rejects: []wantDecodeReject{{model.ReasonMalformed, "", `"values" is an array`}}},
 		{name: "all values bad: no no_values", payload: `{"values":{"heart_rate":0,"x":1}}`,
-			rejects: []wantDecodeReject{{ReasonOutOfRange, "heart_rate", "heart_rate=0 outside"}, {ReasonUnknownMetric, "x", ""}}},
+			rejects: []wantDecodeReject{{model.ReasonOutOfRange, "heart_rate", "heart_rate=0 outside"}, {model.ReasonUnknownMetric, "x", ""}}},
 		{name: "not finite spellings", payload: `{"values":{"heart_rate":"Inf","spo2":"-infinity","co2":"nan","lux":"+INF"}}`,
-			rejects: []wantDecodeReject{{ReasonNotFinite, "heart_rate", ""}, {ReasonNotFinite, "spo2", ""}, {ReasonNotFinite, "co2", ""}, {ReasonNotFinite, "lux", ""}}},
+			rejects: []wantDecodeReject{{model.ReasonNotFinite, "heart_rate", ""}, {model.ReasonNotFinite, "spo2", ""}, {model.ReasonNotFinite, "co2", ""}, {model.ReasonNotFinite, "lux", ""}}},
 		{name: "bad timestamp string", payload: `{"ts":"yesterday","values":{"heart_rate":72,"spo2":97}}`,
-			rejects: []wantDecodeReject{{ReasonBadTimestamp, "", `ts "yesterday" is not RFC 3339`}}},
+			rejects: []wantDecodeReject{{model.ReasonBadTimestamp, "", `ts "yesterday" is not RFC 3339`}}},
 		{name: "bad timestamp kind", payload: `{"ts":true,"values":{"heart_rate":72}}`,
-			rejects: []wantDecodeReject{{ReasonBadTimestamp, "", "ts is a boolean"}}},
+			rejects: []wantDecodeReject{{model.ReasonBadTimestamp, "", "ts is a boolean"}}},
 		{name: "future beyond 5 min", payload: `{"ts":"2025-06-01T12:05:01Z","values":{"heart_rate":72}}`,
-			rejects: []wantDecodeReject{{ReasonFuture, "", "at most 5m0s"}}},
+			rejects: []wantDecodeReject{{model.ReasonFuture, "", "at most 5m0s"}}},
 		{name: "future within 5 min", payload: `{"ts":"2025-06-01T12:05:00Z","values":{"heart_rate":72}}`,
 			want: []Sample{{TS: decodeAt(5 * time.Minute), Values: decodeVals{"heart_rate": 72}}}},
 		{name: "too old", payload: `{"ts":"2025-01-01T00:00:00Z","values":{"heart_rate":72}}`,
-			rejects: []wantDecodeReject{{ReasonTooOld, "", "older than the 2160h0m0s kept"}}},
+			rejects: []wantDecodeReject{{model.ReasonTooOld, "", "older than the 2160h0m0s kept"}}},
 		{name: "Unix seconds by mistake", payload: `{"ts":1748779140,"values":{"heart_rate":72}}`,
-			rejects: []wantDecodeReject{{ReasonTooOld, "", "looks like Unix seconds"}}},
+			rejects: []wantDecodeReject{{model.ReasonTooOld, "", "looks like Unix seconds"}}},
 		{name: "huge ms", payload: `{"ts":1e300,"values":{"heart_rate":72}}`,
-			rejects: []wantDecodeReject{{ReasonFuture, "", "far in the future"}}},
+			rejects: []wantDecodeReject{{model.ReasonFuture, "", "far in the future"}}},
 		{name: "no age limit when MaxAge is 0", payload: `{"ts":"2001-01-01T00:00:00Z","values":{"steps":1}}`,
 			lim:  &Limits{MaxFuture: time.Minute},
 			want: []Sample{{TS: time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC), Values: decodeVals{"steps": 1}}}},
-		{name: "empty", payload: ``, rejects: []wantDecodeReject{{ReasonEmpty, "", "empty"}}},
+		{name: "empty", payload: ``, rejects: []wantDecodeReject{{model.ReasonEmpty, "", "empty"}}},
 		{name: "too large before parsing", payload: `{"values":{"steps":1}}  `, lim: &Limits{MaxPayload: 20},
-			rejects: []wantDecodeReject{{ReasonTooLarge, "", "24 bytes; at most 20"}}},
+			rejects: []wantDecodeReject{{model.ReasonTooLarge, "", "24 bytes; at most 20"}}},
 		{name: "malformed names the offset", payload: `{"values":{"heart_rate":72,}}`,
-			rejects: []wantDecodeReject{{ReasonMalformed, "", "invalid JSON at byte offset 28: invalid character '}'"}}},
+			rejects: []wantDecodeReject{{model.ReasonMalformed, "", "invalid JSON at byte offset 28: invalid character '}'"}}},
 		{name: "malformed truncated", payload: `{"values":{"heart_rate":7`,
-			rejects: []wantDecodeReject{{ReasonMalformed, "", "invalid JSON at byte offset 25: unexpected end of JSON input"}}},
-		{name: "not an object or array", payload: `"hello"`, rejects: []wantDecodeReject{{ReasonMalformed, "", "telemetry is a string"}}},
+			rejects: []wantDecodeReject{{model.ReasonMalformed, "", "invalid JSON at byte offset 25: unexpected end of JSON input"}}},
+		{name: "not an object or array", payload: `"hello"`, rejects: []wantDecodeReject{{model.ReasonMalformed, "", "telemetry is a string"}}},
 		{name: "SenML content type, object", payload: `{"values":{"steps":1}}`, ct: "application/senml+json",
-			rejects: []wantDecodeReject{{ReasonMalformed, "", "a SenML pack is a JSON array"}}},
+			rejects: []wantDecodeReject{{model.ReasonMalformed, "", "a SenML pack is a JSON array"}}},
 
 		// SenML (RFC 8428).
 		{name: "SenML wearable: bn, bt, bu, units, Far, merge", device: "band-7", payload: "@senml_wearable.json",
@@ -193,17 +194,17 @@ func TestDecodeTelemetry(t *testing.T) {
 		{name: "SenML hostile records", device: "env-1", payload: "@senml_hostile.json",
 			want: []Sample{{TS: decodeAt(-time.Minute), Values: decodeVals{"room_temp": 20}}},
 			rejects: []wantDecodeReject{
-				{ReasonUnitMismatch, "humidity", `humidity in "%EL"; send %`},
-				{ReasonUnitMismatch, "spo2", `spo2 in "%RH"`},
-				{ReasonBadValue, "co2", `"vs"`},
-				{ReasonBadValue, "lux", `"vd"`},
-				{ReasonBadValue, "lux", "has no value"},
-				{ReasonBadValue, "lux", "more than one"},
-				{ReasonMalformed, "", `must-understand field "foo_"`},
-				{ReasonUnknownMetric, "sound_db", `unknown metric "sound_db"`},
-				{ReasonBadTimestamp, "", "record 9: t is not a number"},
-				{ReasonFuture, "", "record 10: time 2025-06-01T12:59:00Z"},
-				{ReasonTopicNotOwn, "", `record 11: name "urn:dev:care:other-dev:room_temp" is not of device env-1`},
+				{model.ReasonUnitMismatch, "humidity", `humidity in "%EL"; send %`},
+				{model.ReasonUnitMismatch, "spo2", `spo2 in "%RH"`},
+				{model.ReasonBadValue, "co2", `"vs"`},
+				{model.ReasonBadValue, "lux", `"vd"`},
+				{model.ReasonBadValue, "lux", "has no value"},
+				{model.ReasonBadValue, "lux", "more than one"},
+				{model.ReasonMalformed, "", `must-understand field "foo_"`},
+				{model.ReasonUnknownMetric, "sound_db", `unknown metric "sound_db"`},
+				{model.ReasonBadTimestamp, "", "record 9: t is not a number"},
+				{model.ReasonFuture, "", "record 10: time 2025-06-01T12:59:00Z"},
+				{model.ReasonTopicNotAllowed, "", `record 11: name "urn:dev:care:other-dev:room_temp" is not of device env-1`},
 			}},
 		{name: "SenML without bn, by content type", device: "d1", ct: "application/senml+json; charset=utf-8",
 			payload: `[{"n":"weight","u":"kg","v":71.2,"t":-5}]`,
@@ -215,26 +216,26 @@ func TestDecodeTelemetry(t *testing.T) {
 		{name: "SenML full name in n", device: "d1", payload: `[{"n":"urn:dev:care:d1:spo2","v":95}]`,
 			want: []Sample{{TS: decodeNow, Values: decodeVals{"spo2": 95}}}},
 		{name: "SenML foreign bn", device: "d1", payload: `[{"bn":"urn:dev:care:d2:","n":"spo2","v":95},{"n":"heart_rate","v":60}]`,
-			rejects: []wantDecodeReject{{ReasonTopicNotOwn, "", "record 0"}, {ReasonTopicNotOwn, "", "record 1"}}},
+			rejects: []wantDecodeReject{{model.ReasonTopicNotAllowed, "", "record 0"}, {model.ReasonTopicNotAllowed, "", "record 1"}}},
 		{name: "SenML other urn is an unknown metric", device: "d1", payload: `[{"bn":"urn:dev:mac:0024be:","n":"spo2","v":95}]`,
-			rejects: []wantDecodeReject{{ReasonUnknownMetric, "urn:dev:mac:0024be:spo2", "bn urn:dev:care:{device_id}: or absent"}}},
+			rejects: []wantDecodeReject{{model.ReasonUnknownMetric, "urn:dev:mac:0024be:spo2", "bn urn:dev:care:{device_id}: or absent"}}},
 		{name: "SenML out of range after conversion", device: "d1", payload: `[{"n":"body_temp","u":"Far","v":120}]`,
-			rejects: []wantDecodeReject{{ReasonOutOfRange, "body_temp", "(converted from Far) outside 30–45 Cel"}}},
+			rejects: []wantDecodeReject{{model.ReasonOutOfRange, "body_temp", "(converted from Far) outside 30–45 Cel"}}},
 		{name: "SenML unit mismatch", device: "d1", payload: `[{"n":"weight","u":"lb","v":150}]`,
-			rejects: []wantDecodeReject{{ReasonUnitMismatch, "weight", `weight in "lb"; send kg`}}},
+			rejects: []wantDecodeReject{{model.ReasonUnitMismatch, "weight", `weight in "lb"; send kg`}}},
 		{name: "SenML too old relative", device: "d1", payload: `[{"n":"weight","v":70,"t":-8000000}]`,
-			rejects: []wantDecodeReject{{ReasonTooOld, "", "older than"}}},
+			rejects: []wantDecodeReject{{model.ReasonTooOld, "", "older than"}}},
 		{name: "SenML opposite infinities", device: "d1", payload: `[{"bt":1e400,"n":"weight","v":70,"t":-1e400}]`,
-			rejects: []wantDecodeReject{{ReasonBadTimestamp, "", "not a number"}}},
+			rejects: []wantDecodeReject{{model.ReasonBadTimestamp, "", "not a number"}}},
 		{name: "SenML base fields only", device: "d1", payload: `[{"bn":"urn:dev:care:d1:","bt":1748779140}]`,
-			rejects: []wantDecodeReject{{ReasonNoValues, "", "only base fields"}}},
+			rejects: []wantDecodeReject{{model.ReasonNoValues, "", "only base fields"}}},
 		{name: "SenML record without name", device: "d1", payload: `[{"v":3}]`,
-			rejects: []wantDecodeReject{{ReasonMalformed, "", "has no name"}}},
+			rejects: []wantDecodeReject{{model.ReasonMalformed, "", "has no name"}}},
 		{name: "SenML wrong field type", device: "d1", payload: `[{"n":5,"v":3}]`,
-			rejects: []wantDecodeReject{{ReasonMalformed, "", "n is a number"}}},
+			rejects: []wantDecodeReject{{model.ReasonMalformed, "", "n is a number"}}},
 		{name: "SenML record not an object", device: "d1", payload: `[{"n":"steps","v":3},"x"]`,
 			want:    []Sample{{TS: decodeNow, Values: decodeVals{"steps": 3}}},
-			rejects: []wantDecodeReject{{ReasonMalformed, "", "SenML record 1 is a string"}}},
+			rejects: []wantDecodeReject{{model.ReasonMalformed, "", "SenML record 1 is a string"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,7 +271,7 @@ func TestDecodeTelemetryRejectCap(t *testing.T) {
 		t.Fatalf("got %d rejects, want %d", len(rejects), maxRejects+1)
 	}
 	last := rejects[len(rejects)-1]
-	if last.Reason != ReasonUnknownMetric || !strings.Contains(last.Detail, "968 more problems") {
+	if last.Reason != model.ReasonUnknownMetric || !strings.Contains(last.Detail, "968 more problems") {
 		t.Errorf("summary reject = %+v", last)
 	}
 	for _, r := range rejects {
@@ -292,22 +293,22 @@ func TestDecodeEvent(t *testing.T) {
 		{name: "fall without ts or data", payload: `{"type":"fall"}`, want: DecodedEvent{TS: decodeNow, Type: "fall"}},
 		{name: "data null", payload: `{"type":"door_open","ts":1748779199000,"data":null}`, want: DecodedEvent{TS: decodeAt(-time.Second), Type: "door_open"}},
 		{name: "unknown type", payload: `{"type":"party"}`, want: DecodedEvent{TS: decodeNow},
-			rejects: []wantDecodeReject{{ReasonEventType, "", `event type "party" is not one of: sos,`}}},
+			rejects: []wantDecodeReject{{model.ReasonEventType, "", `event type "party" is not one of: sos,`}}},
 		{name: "type missing", payload: `{"data":{}}`, want: DecodedEvent{TS: decodeNow, Data: []byte(`{}`)},
-			rejects: []wantDecodeReject{{ReasonMalformed, "", `no "type"`}}},
+			rejects: []wantDecodeReject{{model.ReasonMalformed, "", `no "type"`}}},
 		{name: "type not a string", payload: `{"type":1}`, want: DecodedEvent{TS: decodeNow},
-			rejects: []wantDecodeReject{{ReasonMalformed, "", `"type" is a number`}}},
+			rejects: []wantDecodeReject{{model.ReasonMalformed, "", `"type" is a number`}}},
 		{name: "data not an object", payload: `{"type":"sos","data":[1]}`, want: DecodedEvent{TS: decodeNow, Type: "sos"},
-			rejects: []wantDecodeReject{{ReasonMalformed, "", `"data" is an array`}}},
+			rejects: []wantDecodeReject{{model.ReasonMalformed, "", `"data" is an array`}}},
 		{name: "data too large", payload: `{"type":"sos","data":{"x":"` + strings.Repeat("a", maxEventData) + `"}}`, want: DecodedEvent{TS: decodeNow, Type: "sos"},
-			rejects: []wantDecodeReject{{ReasonTooLarge, "", "at most 4096"}}},
+			rejects: []wantDecodeReject{{model.ReasonTooLarge, "", "at most 4096"}}},
 		{name: "future ts", payload: `{"type":"sos","ts":"2025-06-01T13:00:00Z"}`, want: DecodedEvent{TS: decodeNow, Type: "sos"},
-			rejects: []wantDecodeReject{{ReasonFuture, "", "1h0m0s ahead"}}},
+			rejects: []wantDecodeReject{{model.ReasonFuture, "", "1h0m0s ahead"}}},
 		{name: "bad ts and bad type: both said", payload: `{"type":"SOS","ts":"now"}`, want: DecodedEvent{TS: decodeNow},
-			rejects: []wantDecodeReject{{ReasonEventType, "", `"SOS"`}, {ReasonBadTimestamp, "", `"now"`}}},
-		{name: "not an object", payload: `["sos"]`, rejects: []wantDecodeReject{{ReasonMalformed, "", "got an array"}}},
-		{name: "empty", payload: ``, rejects: []wantDecodeReject{{ReasonEmpty, "", ""}}},
-		{name: "malformed", payload: `{"type":"sos"`, rejects: []wantDecodeReject{{ReasonMalformed, "", "offset 13"}}},
+			rejects: []wantDecodeReject{{model.ReasonEventType, "", `"SOS"`}, {model.ReasonBadTimestamp, "", `"now"`}}},
+		{name: "not an object", payload: `["sos"]`, rejects: []wantDecodeReject{{model.ReasonMalformed, "", "got an array"}}},
+		{name: "empty", payload: ``, rejects: []wantDecodeReject{{model.ReasonEmpty, "", ""}}},
+		{name: "malformed", payload: `{"type":"sos"`, rejects: []wantDecodeReject{{model.ReasonMalformed, "", "offset 13"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -352,24 +353,24 @@ func TestDecodeStatus(t *testing.T) {
 			want: DecodedStatus{TS: decodeNow, Online: true}},
 		{name: "battery out of range keeps online", payload: `{"online":true,"battery_pct":101,"rssi_dbm":-61}`,
 			want:    DecodedStatus{TS: decodeNow, Online: true, RSSIdBm: f(-61)},
-			rejects: []wantDecodeReject{{ReasonOutOfRange, "battery_pct", "battery_pct=101 outside 0–100 %"}}},
+			rejects: []wantDecodeReject{{model.ReasonOutOfRange, "battery_pct", "battery_pct=101 outside 0–100 %"}}},
 		{name: "rssi out of range", payload: `{"online":true,"rssi_dbm":5}`, want: DecodedStatus{TS: decodeNow, Online: true},
-			rejects: []wantDecodeReject{{ReasonOutOfRange, "rssi_dbm", "rssi_dbm=5 outside -150–0 dBm"}}},
+			rejects: []wantDecodeReject{{model.ReasonOutOfRange, "rssi_dbm", "rssi_dbm=5 outside -150–0 dBm"}}},
 		{name: "battery a string", payload: `{"online":true,"battery_pct":"87"}`, want: DecodedStatus{TS: decodeNow, Online: true},
-			rejects: []wantDecodeReject{{ReasonBadValue, "battery_pct", "a string"}}},
+			rejects: []wantDecodeReject{{model.ReasonBadValue, "battery_pct", "a string"}}},
 		{name: "fw too long", payload: `{"online":true,"fw":"` + strings.Repeat("9", 65) + `"}`, want: DecodedStatus{TS: decodeNow, Online: true},
-			rejects: []wantDecodeReject{{ReasonBadValue, "fw", "at most 64 bytes"}}},
+			rejects: []wantDecodeReject{{model.ReasonBadValue, "fw", "at most 64 bytes"}}},
 		{name: "fw with control chars", payload: `{"online":true,"fw":"1.0\n"}`, want: DecodedStatus{TS: decodeNow, Online: true},
-			rejects: []wantDecodeReject{{ReasonBadValue, "fw", "printable"}}},
+			rejects: []wantDecodeReject{{model.ReasonBadValue, "fw", "printable"}}},
 		{name: "fw not a string", payload: `{"online":true,"fw":1.4}`, want: DecodedStatus{TS: decodeNow, Online: true},
-			rejects: []wantDecodeReject{{ReasonBadValue, "fw", "a number"}}},
-		{name: "online missing", payload: `{"battery_pct":50}`, rejects: []wantDecodeReject{{ReasonMalformed, "", `needs "online"`}}},
-		{name: "online not a boolean", payload: `{"online":"true"}`, rejects: []wantDecodeReject{{ReasonMalformed, "", `needs "online"`}}},
-		{name: "not an object", payload: `true`, rejects: []wantDecodeReject{{ReasonMalformed, "", "got a boolean"}}},
-		{name: "empty", payload: ``, rejects: []wantDecodeReject{{ReasonEmpty, "", ""}}},
+			rejects: []wantDecodeReject{{model.ReasonBadValue, "fw", "a number"}}},
+		{name: "online missing", payload: `{"battery_pct":50}`, rejects: []wantDecodeReject{{model.ReasonMalformed, "", `needs "online"`}}},
+		{name: "online not a boolean", payload: `{"online":"true"}`, rejects: []wantDecodeReject{{model.ReasonMalformed, "", `needs "online"`}}},
+		{name: "not an object", payload: `true`, rejects: []wantDecodeReject{{model.ReasonMalformed, "", "got a boolean"}}},
+		{name: "empty", payload: ``, rejects: []wantDecodeReject{{model.ReasonEmpty, "", ""}}},
 		{name: "too large", payload: `{"online":true,"x":"` + strings.Repeat("a", maxStatusPayload) + `"}`,
-			rejects: []wantDecodeReject{{ReasonTooLarge, "", "at most 4096"}}},
-		{name: "malformed", payload: `{online:true}`, rejects: []wantDecodeReject{{ReasonMalformed, "", "offset 2"}}},
+			rejects: []wantDecodeReject{{model.ReasonTooLarge, "", "at most 4096"}}},
+		{name: "malformed", payload: `{online:true}`, rejects: []wantDecodeReject{{model.ReasonMalformed, "", "offset 2"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -428,26 +429,26 @@ func TestEveryReason(t *testing.T) {
 		return r
 	}
 	cases := map[string]func() []Reject{
-		ReasonEmpty:         func() []Reject { return tel("") },
-		ReasonTooLarge:      func() []Reject { return tel(`{"values":{"steps":1}}` + strings.Repeat(" ", 64<<10)) },
-		ReasonMalformed:     func() []Reject { return tel(`{`) },
-		ReasonTopicNotOwn:   func() []Reject { return tel(`[{"bn":"urn:dev:care:d2:","n":"steps","v":1}]`) },
-		ReasonUnknownMetric: func() []Reject { return tel(`{"values":{"hr":1}}`) },
-		ReasonOutOfRange:    func() []Reject { return tel(`{"values":{"spo2":101}}`) },
-		ReasonNotFinite:     func() []Reject { return tel(`{"values":{"spo2":"Infinity"}}`) },
-		ReasonBadValue:      func() []Reject { return tel(`{"values":{"spo2":[97]}}`) },
-		ReasonBadTimestamp:  func() []Reject { return tel(`{"ts":"2025-06-01 12:00:00","values":{"spo2":97}}`) },
-		ReasonFuture:        func() []Reject { return tel(`{"ts":1748779600000,"values":{"spo2":97}}`) },
-		ReasonTooOld:        func() []Reject { return tel(`{"ts":0,"values":{"spo2":97}}`) },
-		ReasonUnitMismatch:  func() []Reject { return tel(`[{"n":"spo2","u":"/","v":0.97}]`) },
-		ReasonNoValues:      func() []Reject { return tel(`{"values":{}}`) },
-		ReasonEventType: func() []Reject {
+		model.ReasonEmpty:           func() []Reject { return tel("") },
+		model.ReasonTooLarge:        func() []Reject { return tel(`{"values":{"steps":1}}` + strings.Repeat(" ", 64<<10)) },
+		model.ReasonMalformed:       func() []Reject { return tel(`{`) },
+		model.ReasonTopicNotAllowed: func() []Reject { return tel(`[{"bn":"urn:dev:care:d2:","n":"steps","v":1}]`) },
+		model.ReasonUnknownMetric:   func() []Reject { return tel(`{"values":{"hr":1}}`) },
+		model.ReasonOutOfRange:      func() []Reject { return tel(`{"values":{"spo2":101}}`) },
+		model.ReasonNotFinite:       func() []Reject { return tel(`{"values":{"spo2":"Infinity"}}`) },
+		model.ReasonBadValue:        func() []Reject { return tel(`{"values":{"spo2":[97]}}`) },
+		model.ReasonBadTimestamp:    func() []Reject { return tel(`{"ts":"2025-06-01 12:00:00","values":{"spo2":97}}`) },
+		model.ReasonFuture:          func() []Reject { return tel(`{"ts":1748779600000,"values":{"spo2":97}}`) },
+		model.ReasonTooOld:          func() []Reject { return tel(`{"ts":0,"values":{"spo2":97}}`) },
+		model.ReasonUnitMismatch:    func() []Reject { return tel(`[{"n":"spo2","u":"/","v":0.97}]`) },
+		model.ReasonNoValues:        func() []Reject { return tel(`{"values":{}}`) },
+		model.ReasonEventType: func() []Reject {
 			_, r := DecodeEvent([]byte(`{"type":"alarm"}`), decodeNow, decodeLim)
 			return r
 		},
-		ReasonBadTopic: func() []Reject {
+		model.ReasonBadTopic: func() []Reject {
 			if _, _, ok := ParseTopic("care/v1/dev/d1/other"); !ok {
-				return []Reject{{Reason: ReasonBadTopic}}
+				return []Reject{{Reason: model.ReasonBadTopic}}
 			}
 			return nil
 		},
@@ -458,9 +459,9 @@ func TestEveryReason(t *testing.T) {
 			t.Errorf("%s: got %+v", reason, got)
 		}
 	}
-	all := []string{ReasonEmpty, ReasonTooLarge, ReasonMalformed, ReasonBadTopic, ReasonTopicNotOwn, ReasonUnknownMetric,
-		ReasonOutOfRange, ReasonNotFinite, ReasonBadValue, ReasonBadTimestamp, ReasonFuture, ReasonTooOld,
-		ReasonUnitMismatch, ReasonEventType, ReasonNoValues}
+	all := []string{model.ReasonEmpty, model.ReasonTooLarge, model.ReasonMalformed, model.ReasonBadTopic, model.ReasonTopicNotAllowed, model.ReasonUnknownMetric,
+		model.ReasonOutOfRange, model.ReasonNotFinite, model.ReasonBadValue, model.ReasonBadTimestamp, model.ReasonFuture, model.ReasonTooOld,
+		model.ReasonUnitMismatch, model.ReasonEventType, model.ReasonNoValues}
 	for _, r := range all {
 		if cases[r] == nil {
 			t.Errorf("reason %s has no case", r)

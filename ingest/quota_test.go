@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/model"
 )
 
 // TestBuckets: a device has its burst, is charged per record after
@@ -59,9 +60,9 @@ func TestRecordCap(t *testing.T) {
 		reason        string
 	}{
 		{"array at the cap", `[{"values":{"steps":1}},{"values":{"steps":2}},{"values":{"steps":3}}]`, 1, ""},
-		{"array over the cap", `[{"values":{"steps":1}},{"values":{"steps":2}},{"values":{"steps":3}},{"values":{"steps":4}}]`, 0, ReasonTooManyRecords},
-		{"SenML over the cap", `[{"n":"steps","v":1},{"n":"steps","v":2},{"n":"steps","v":3},{"n":"steps","v":4}]`, 0, ReasonTooManyRecords},
-		{"over the cap of garbage", `[1,2,3,4]`, 0, ReasonTooManyRecords},
+		{"array over the cap", `[{"values":{"steps":1}},{"values":{"steps":2}},{"values":{"steps":3}},{"values":{"steps":4}}]`, 0, model.ReasonTooManyRecords},
+		{"SenML over the cap", `[{"n":"steps","v":1},{"n":"steps","v":2},{"n":"steps","v":3},{"n":"steps","v":4}]`, 0, model.ReasonTooManyRecords},
+		{"over the cap of garbage", `[1,2,3,4]`, 0, model.ReasonTooManyRecords},
 		{"object", `{"values":{"steps":1}}`, 1, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -78,7 +79,7 @@ func TestRecordCap(t *testing.T) {
 		})
 	}
 	// Zero means the default.
-	if _, rej := DecodeTelemetry("d1", []byte("["+strings.Repeat(`{"values":{"steps":1}},`, DefaultMaxRecords)+`{"values":{"steps":1}}]`), "", now, Limits{}); len(rej) != 1 || rej[0].Reason != ReasonTooManyRecords {
+	if _, rej := DecodeTelemetry("d1", []byte("["+strings.Repeat(`{"values":{"steps":1}},`, DefaultMaxRecords)+`{"values":{"steps":1}}]`), "", now, Limits{}); len(rej) != 1 || rej[0].Reason != model.ReasonTooManyRecords {
 		t.Fatalf("DefaultMaxRecords+1 records: %+v", rej)
 	}
 }

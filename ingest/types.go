@@ -1,46 +1,16 @@
-// Package ingest carries device messages from MQTT into JetStream with
-// nothing lost: an MQTT message is acknowledged only after JetStream stored
-// it. The writer package takes them from JetStream into InfluxDB.
+// Package ingest is carehub's intake of device messages (contract §1). It
+// validates and decodes what a device published, applies the device's
+// quota, resolves the device to its resident and home, publishes the
+// normalized messages to JetStream and says when they are stored: whoever
+// received a message (the embedded broker's publish hook, or the
+// subscriber connections of ingest/mqttsub) acknowledges it to the device
+// only then, so nothing acknowledged is lost. What it refuses is counted,
+// logged and reported with one of model.RejectReasons.
 package ingest
 
 import (
 	"encoding/json"
 	"time"
-)
-
-// Rejection reasons: the label of the rejection counter and the "reason" of
-// the message on care.ingest.rejected.{device_id}. They are contract for
-// dashboards and alerting on ingest, so they do not change.
-const (
-	ReasonEmpty          = "empty_payload"
-	ReasonTooLarge       = "payload_too_large"
-	ReasonMalformed      = "malformed_payload"
-	ReasonBadTopic       = "bad_topic"
-	ReasonUnknownDevice  = "unknown_device"
-	ReasonDisabledDevice = "device_disabled"
-	ReasonTopicNotOwn    = "topic_not_allowed"
-	ReasonUnknownMetric  = "unknown_metric"
-	ReasonOutOfRange     = "out_of_range"
-	ReasonNotFinite      = "not_finite"
-	ReasonBadValue       = "bad_value"
-	ReasonBadTimestamp   = "bad_timestamp"
-	ReasonFuture         = "timestamp_in_future"
-	ReasonTooOld         = "timestamp_too_old"
-	ReasonUnitMismatch   = "unit_mismatch"
-	ReasonEventType      = "unknown_event_type"
-	ReasonNoValues       = "no_values"
-	// ReasonRateLimited: the device sent more than its quota (Quota).
-	ReasonRateLimited = "rate_limited"
-	// ReasonTooManyRecords: a telemetry array longer than Limits.MaxRecords.
-	ReasonTooManyRecords = "too_many_records"
-	// ReasonEventNotForKind: an event type the device's kind cannot
-	// produce (catalog.KindEmits), e.g. smoke from a door contact.
-	ReasonEventNotForKind = "event_not_for_kind"
-	// Reported by the embedded broker, which refuses these before ingest
-	// sees a message.
-	ReasonAuthFailed = "auth_failed"
-	ReasonSubscribe  = "subscribe_not_allowed"
-	ReasonWillNotOwn = "will_topic_not_allowed"
 )
 
 // Limits bound what a device may send (contract §1).
@@ -83,7 +53,7 @@ type DecodedStatus struct {
 
 // Reject says why part or all of a message was not stored.
 type Reject struct {
-	Reason string // one of the Reason constants
+	Reason string // one of model.RejectReasons
 	Detail string // human text: what was wrong and with which value
 	Metric string // the metric concerned, when there is one
 }

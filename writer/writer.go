@@ -62,10 +62,10 @@ const (
 
 // Dead-letter reasons, the "reason" of an InfluxDeadLetter.
 const (
-	DeadReasonMalformed = "malformed_payload" // not valid JSON of the stream's type (ingest's word for it too)
-	DeadReasonNotPoint  = "not_a_point"       // valid JSON that makes no point (no time, no finite value, bad id)
-	DeadReasonRejected  = "rejected"          // InfluxDB refused the point (400/422)
-	DeadReasonTooLarge  = "too_large"         // InfluxDB refused even the point alone as too large
+	DeadReasonMalformed = model.ReasonMalformed // not valid JSON of the stream's type
+	DeadReasonNotPoint  = "not_a_point"         // valid JSON that makes no point (no time, no finite value, bad id)
+	DeadReasonRejected  = "rejected"            // InfluxDB refused the point (400/422)
+	DeadReasonTooLarge  = "too_large"           // InfluxDB refused even the point alone as too large
 )
 
 // InfluxDeadLetter is published on care.deadletter.influx for every message

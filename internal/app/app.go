@@ -25,6 +25,7 @@ import (
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/ingest"
+	"github.com/carehub/carehub/ingest/mqttsub"
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/config"
 	"github.com/carehub/carehub/internal/dynsec"
@@ -49,7 +50,7 @@ type App struct {
 	Registry *devices.Registry
 	Presence *devices.PresenceTracker
 	Influx   *influx.Client
-	Pipeline *ingest.Pipeline
+	Intake   *ingest.Intake
 	Alerts   *alerts.Manager
 	Settings *alerts.SettingsStore
 	API      *api.Server
@@ -264,8 +265,21 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 
 	// MQTT last: from here on devices' messages flow.
 	svcUser, svcPass := cfg.MQTTUsername, cfg.MQTTPassword
-	var pipeline *ingest.Pipeline
-	pipelineReady := make(chan struct{}) // closed once pipeline is set
+	// The intake exists before any broker feeds it: the embedded broker
+	// and the MQTT subscriber hand it devices' messages.
+	intake, err := ingest.New(ingest.Options{
+		NC: nc, EventNC: eventNC, Devices: reg, Presence: pres,
+		Limits: ingest.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention, MaxRecords: cfg.MaxRecords}, Clock: clock,
+		Quota: ingest.Quota{Rate: float64(cfg.DeviceRate), Burst: float64(cfg.DeviceBurst),
+			EventRate: float64(cfg.DeviceEventRate), EventBurst: float64(cfg.DeviceEventBurst)},
+		// Room for every subscriber connection's in-flight messages.
+		PublishWindow: ingest.DefaultMaxInFlight * max(cfg.MQTTConnections, 1),
+		Metrics:       a.Metrics, Log: log.With().Str("component", "ingest").Logger(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Intake = intake
 	// The intake's context ends first on shutdown: the embedded broker
 	// then stops acknowledging devices' messages it can no longer store.
 	intakeCtx, intakeCancel := context.WithCancel(context.Background())
@@ -307,22 +321,15 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 			Listen: cfg.MQTTListen, DataDir: cfg.DataDir, ServiceUser: svcUser, ServicePassword: svcPass,
 			Authenticator: reg,
 			OnDenied: func(clientID, topic, reason string) {
-				if pipeline != nil {
-					pipeline.Reject(clientID, topic, "mqtt", reason, brokerDenialDetail(reason, topic, cfg.MaxPayload))
-				}
+				intake.Reject(clientID, topic, "mqtt", reason, brokerDenialDetail(reason, topic, cfg.MaxPayload))
 			},
 			OnRefused:  func(reason string) { refused.With(reason).Inc() },
 			MaxPayload: cfg.MaxPayload, MaxConnections: cfg.MQTTMaxConnections, MaxConnectionsPerAddr: cfg.MQTTMaxConnectionsPerAddr,
 			TLSListen: cfg.MQTTTLSListen, TLSConfig: tlsConf,
 			// In-process, a device's message is stored before the broker
-			// acknowledges it (ingest.Pipeline.Ingest).
+			// acknowledges it (ingest.Intake.Ingest).
 			Intake: func(topic string, payload []byte, contentType string) error {
-				select {
-				case <-pipelineReady:
-				case <-intakeCtx.Done():
-					return intakeCtx.Err()
-				}
-				return pipeline.Ingest(intakeCtx, topic, payload, contentType)
+				return intake.Ingest(intakeCtx, topic, payload, contentType)
 			},
 			Log: log.With().Str("component", "mqtt-broker").Logger(),
 		})
@@ -334,19 +341,14 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		a.onStop(func(context.Context) { _ = b.Close() })
 	}
 	reg.ReserveIDs(reservedDeviceIDs(svcUser, cfg.MQTTDynsecUsername))
-	pipeline, err = ingest.NewPipeline(ingest.PipelineOptions{
+	sub, err := mqttsub.New(mqttsub.Options{
 		BrokerURL: a.mqttURL, Username: svcUser, Password: svcPass, ShareGroup: cfg.MQTTShareGroup,
-		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, TLS: clientTLS, NC: nc, EventNC: eventNC, Devices: reg, Presence: pres,
-		Limits: ingest.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention, MaxRecords: cfg.MaxRecords}, Clock: clock,
-		Quota: ingest.Quota{Rate: float64(cfg.DeviceRate), Burst: float64(cfg.DeviceBurst),
-			EventRate: float64(cfg.DeviceEventRate), EventBurst: float64(cfg.DeviceEventBurst)},
-		Metrics: a.Metrics, Log: log.With().Str("component", "ingest").Logger(),
+		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, TLS: clientTLS,
+		Intake: intake, Log: log.With().Str("component", "ingest").Logger(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.Pipeline = pipeline
-	close(pipelineReady)
 
 	// The API starts before the intake so /readyz can say what is missing.
 	userStore, err := users.Open(ctx, js, clock)
@@ -371,7 +373,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		Erasure: api.Erasure{Tombstone: erasureMarker{reg, influxWriter}, Engine: engine, Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js, Retention: streams},
 		Log:     log.With().Str("component", "api").Logger(),
 		Ready: map[string]api.Check{
-			"mqtt": func(context.Context) error { return pipeline.Ready() },
+			"mqtt": func(context.Context) error { return sub.Ready() },
 			"nats": func(ctx context.Context) error {
 				if !nc.IsConnected() {
 					return errors.New("not connected")
@@ -396,7 +398,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	warmDone := a.goRun("baselines", func() error { a.API.WarmBaselines(warmCtx, baselineWarmEvery); return nil })
 	a.onStop(func(ctx context.Context) { warmCancel(); waitDone(ctx, warmDone) })
 
-	intakeDone := a.goRun("ingest", func() error { return pipeline.Run(intakeCtx) })
+	intakeDone := a.goRun("ingest", func() error { return sub.Run(intakeCtx) })
 	a.onStop(func(ctx context.Context) { intakeCancel(); waitDone(ctx, intakeDone) })
 
 	log.Info().Str("http", a.httpAddr).Bool("https", serverTLS != nil).Str("mqtt", redact.URL(a.mqttURL)).Str("nats", a.NATSURL()).
@@ -482,21 +484,21 @@ func reservedDeviceIDs(users ...string) func(id string) bool {
 // broker refused.
 func brokerDenialDetail(reason, topic string, maxPayload int) string {
 	switch reason {
-	case mqttbroker.ReasonUnknownDevice:
+	case model.ReasonUnknownDevice:
 		return "login refused: the device id is not registered (POST /api/v1/devices)"
-	case mqttbroker.ReasonDisabledDevice:
+	case model.ReasonDisabledDevice:
 		return "login refused: the device is disabled"
-	case mqttbroker.ReasonAuthFailed:
+	case model.ReasonAuthFailed:
 		return "login refused: wrong password for this device id"
-	case mqttbroker.ReasonTooLarge:
+	case model.ReasonTooLarge:
 		return fmt.Sprintf("payload larger than %d bytes (CARE_MAX_PAYLOAD) on %s: dropped", maxPayload, topic)
-	case mqttbroker.ReasonLoginThrottled:
+	case model.ReasonLoginThrottled:
 		return "login refused without a password check: too many failed logins of this id from this address, or from this address, in the last minute"
-	case mqttbroker.ReasonAuthBusy:
+	case model.ReasonAuthBusy:
 		return "login refused: too many password checks waiting; the device should retry with backoff"
-	case mqttbroker.ReasonSubscribeNotAllowed:
+	case model.ReasonSubscribeNotAllowed:
 		return "subscribe to " + topic + " refused: a device reads only care/v1/dev/{its id}/config"
-	case mqttbroker.ReasonWillNotAllowed:
+	case model.ReasonWillNotAllowed:
 		return "Last Will on " + topic + " refused: it must be the device's own status topic"
 	}
 	return "publish to " + topic + " refused: a device publishes only under care/v1/dev/{its id}/"

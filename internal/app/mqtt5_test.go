@@ -14,7 +14,6 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/carehub/carehub/ingest"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
@@ -59,7 +58,7 @@ func TestMQTT5ContentType(t *testing.T) {
 		if err := json.Unmarshal(msg.Data, &r); err != nil {
 			t.Fatal(err)
 		}
-		if r.Reason == ingest.ReasonMalformed && strings.Contains(r.Detail, "SenML") {
+		if r.Reason == model.ReasonMalformed && strings.Contains(r.Detail, "SenML") {
 			break
 		}
 		got = append(got, r)

@@ -22,31 +22,17 @@ import (
 	"github.com/rs/zerolog"
 	"go.etcd.io/bbolt"
 
-	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/model"
 )
 
-// Authenticator checks a device's MQTT password; devices.Registry is one.
-// Device tells a refused login's reason: unknown, disabled or a wrong
-// password, each counted differently.
+// Authenticator checks a device's MQTT login; devices.Registry is one.
+// CheckLogin returns "" for a good login, else the refusal's reason, each
+// counted differently: model.ReasonUnknownDevice, model.ReasonDisabledDevice
+// or model.ReasonAuthFailed.
 type Authenticator interface {
-	Authenticate(deviceID, password string) bool
-	Device(id string) (devices.Device, bool)
+	CheckLogin(deviceID, password string) (reason string)
 }
-
-// Denial reasons passed to Options.OnDenied.
-const (
-	ReasonTopicNotAllowed     = "topic_not_allowed"      // publish outside the device's own topics
-	ReasonSubscribeNotAllowed = "subscribe_not_allowed"  // subscribe to anything but its own config
-	ReasonWillNotAllowed      = "will_topic_not_allowed" // Last Will on another device's topic
-	ReasonUnknownDevice       = "unknown_device"         // login by an id the registry does not have
-	ReasonDisabledDevice      = "device_disabled"        // login by a disabled device
-	ReasonAuthFailed          = "auth_failed"            // a registered device with a wrong password
-	ReasonTooLarge            = "payload_too_large"      // a payload over the contract's limit
-	ReasonLoginThrottled      = "login_throttled"        // too many failed logins of this id from this address, or from this address
-	ReasonAuthBusy            = "auth_busy"              // too many password checks waiting; the device retries
-)
 
 // Limits. Each says why it has its value.
 const (
@@ -114,10 +100,11 @@ type Options struct {
 	// Authenticator checks devices' passwords.
 	Authenticator Authenticator
 	// OnDenied is called (from the connection's goroutine; keep it cheap)
-	// when a device is refused a topic. May be nil.
+	// when a device is refused a login, a topic or a payload, with a reason
+	// of model.RejectReasons. May be nil.
 	OnDenied func(clientID, topic, reason string)
 	// Intake, when set, takes every device message before the device is
-	// acknowledged (ingest.Pipeline.Ingest): nil means stored or rejected
+	// acknowledged (ingest.Intake.Ingest): nil means stored or rejected
 	// for good, and the message is then not queued for subscribers; an
 	// error leaves it unacknowledged. Without it device messages reach
 	// carehub through its subscription, as from an external broker.
@@ -331,7 +318,7 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		return pk, nil
 	}
 	if len(pk.Payload) > h.opts.MaxPayload {
-		h.denied(cl.ID, pk.TopicName, ReasonTooLarge)
+		h.denied(cl.ID, pk.TopicName, model.ReasonTooLarge)
 		return pk, packets.CodeSuccessIgnore
 	}
 	if h.opts.Intake != nil {
@@ -372,7 +359,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		return false
 	}
 	if !h.throttle.begin(user, addr) {
-		h.denied(user, "", ReasonLoginThrottled)
+		h.denied(user, "", model.ReasonLoginThrottled)
 		return false
 	}
 	// The password check (bcrypt on a cache miss) waits for a slot; a
@@ -382,18 +369,12 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	case h.slots <- struct{}{}:
 	case <-time.After(authWait):
 		h.throttle.undo(user, addr) // not the device's failure
-		h.denied(user, "", ReasonAuthBusy)
+		h.denied(user, "", model.ReasonAuthBusy)
 		return false
 	}
-	ok := h.opts.Authenticator.Authenticate(user, string(pk.Connect.Password))
+	reason := h.opts.Authenticator.CheckLogin(user, string(pk.Connect.Password))
 	<-h.slots
-	if !ok {
-		reason := ReasonAuthFailed
-		if d, ok := h.opts.Authenticator.Device(user); !ok {
-			reason = ReasonUnknownDevice
-		} else if d.Disabled {
-			reason = ReasonDisabledDevice
-		}
+	if reason != "" {
 		h.denied(user, "", reason)
 		return false
 	}
@@ -401,7 +382,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	// mochi publishes a Last Will without an ACL check, so check it here: a
 	// device may not leave a will on another device's topics.
 	if pk.Connect.WillFlag && !devicePublishAllowed(user, pk.Connect.WillTopic) {
-		h.denied(user, pk.Connect.WillTopic, ReasonWillNotAllowed)
+		h.denied(user, pk.Connect.WillTopic, model.ReasonWillNotAllowed)
 		return false
 	}
 	return true
@@ -415,7 +396,7 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		if devicePublishAllowed(cl.ID, topic) {
 			return true
 		}
-		h.denied(cl.ID, topic, ReasonTopicNotAllowed)
+		h.denied(cl.ID, topic, model.ReasonTopicNotAllowed)
 		return false
 	}
 	// Reads: the subscribe filter, and each delivery, must be exactly the
@@ -423,7 +404,7 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if isDeviceTopic(cl.ID, topic, model.TopicConfig) {
 		return true
 	}
-	h.denied(cl.ID, topic, ReasonSubscribeNotAllowed)
+	h.denied(cl.ID, topic, model.ReasonSubscribeNotAllowed)
 	return false
 }
 

@@ -252,7 +252,7 @@ func TestDeviceACL(t *testing.T) {
 			t.Fatalf("subscribe to another device's config granted: %#x", code)
 		}
 	}
-	if !e.denied.has(id + " care/v1/dev/" + victim + "/config " + ReasonSubscribeNotAllowed) {
+	if !e.denied.has(id + " care/v1/dev/" + victim + "/config " + model.ReasonSubscribeNotAllowed) {
 		t.Fatalf("denied subscribe not reported: %v", e.denied.got)
 	}
 	// Its own config is fine.
@@ -269,13 +269,13 @@ func TestDeviceACL(t *testing.T) {
 	forged := model.DeviceTopic(victim, model.TopicEvent)
 	dev.Publish(forged, 1, false, `{"type":"sos"}`).WaitTimeout(2 * time.Second)
 	testenv.WaitFor(t, 5*time.Second, "OnDenied for the forged publish", func() bool {
-		return e.denied.has(id + " " + forged + " " + ReasonTopicNotAllowed)
+		return e.denied.has(id + " " + forged + " " + model.ReasonTopicNotAllowed)
 	})
 	for _, topic := range []string{"care/v1/dev/" + id + "/config", "care/v1/dev/" + id + "/telemetry/x", "other/topic"} {
 		dev2 := mustDial(t, addr, id, id, pw, nil)
 		dev2.Publish(topic, 0, false, "x").WaitTimeout(2 * time.Second)
 		testenv.WaitFor(t, 5*time.Second, "OnDenied for "+topic, func() bool {
-			return e.denied.has(id + " " + topic + " " + ReasonTopicNotAllowed)
+			return e.denied.has(id + " " + topic + " " + model.ReasonTopicNotAllowed)
 		})
 	}
 	if got := in.payloads(); len(got) != 1 {
@@ -303,7 +303,7 @@ func TestLastWill(t *testing.T) {
 		p := in.payloads()
 		return len(p) == 2 && p[1] == `{"online":false}`
 	})
-	if e.denied.has(id + " " + status + " " + ReasonTopicNotAllowed) {
+	if e.denied.has(id + " " + status + " " + model.ReasonTopicNotAllowed) {
 		t.Fatal("own Last Will reported as denied")
 	}
 
@@ -312,7 +312,7 @@ func TestLastWill(t *testing.T) {
 	if _, err := dial(t, addr, id, id, pw, func(o *paho.ClientOptions) { o.SetWill(bad, `{"online":false}`, 1, true) }); err == nil {
 		t.Fatal("device connected with a Last Will on another device's topic")
 	}
-	if !e.denied.has(id + " " + bad + " " + ReasonWillNotAllowed) {
+	if !e.denied.has(id + " " + bad + " " + model.ReasonWillNotAllowed) {
 		t.Fatalf("forged will not reported: %v", e.denied.got)
 	}
 }

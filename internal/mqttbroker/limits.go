@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/carehub/carehub/internal/model"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -364,6 +365,6 @@ func (h *authHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 // was never read), so that its maker sees why in the rejection reports.
 func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if errors.Is(err, packets.ErrPacketTooLarge) && !h.isService(cl) && !cl.Net.Inline {
-		h.denied(cl.ID, "", ReasonTooLarge)
+		h.denied(cl.ID, "", model.ReasonTooLarge)
 	}
 }

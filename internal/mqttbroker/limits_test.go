@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -160,7 +161,7 @@ func TestOversizedDeclaredLength(t *testing.T) {
 	c0 := mustDial(t, e.broker.Addr(), id0, id0, pw0, nil)
 	c0.Publish("care/v1/dev/"+id0+"/telemetry", 1, false, make([]byte, 1<<20)).WaitTimeout(5 * time.Second)
 	testenv.WaitFor(t, 10*time.Second, "the device cut off and reported", func() bool {
-		return e.denied.has(id0 + "  " + ReasonTooLarge)
+		return e.denied.has(id0 + "  " + model.ReasonTooLarge)
 	})
 	testenv.WaitFor(t, 5*time.Second, "packet_too_large counted for the device too", func() bool { return r.count(RefusedPacketTooLarge) == conns+1 })
 
@@ -171,7 +172,7 @@ func TestOversizedDeclaredLength(t *testing.T) {
 	c := mustDial(t, e2.broker.Addr(), id, id, pw, nil)
 	wait(t, c.Publish("care/v1/dev/"+id+"/telemetry", 1, false, make([]byte, 18<<10)))
 	testenv.WaitFor(t, 5*time.Second, "payload_too_large for 18 KiB over a 16 KiB limit", func() bool {
-		return e2.denied.has(id + " care/v1/dev/" + id + "/telemetry " + ReasonTooLarge)
+		return e2.denied.has(id + " care/v1/dev/" + id + "/telemetry " + model.ReasonTooLarge)
 	})
 }
 
@@ -257,7 +258,7 @@ func TestWrongPasswordFloodDoesNotStallFleet(t *testing.T) {
 	// The flood's first attempts reach bcrypt before the throttle holds;
 	// from then on it costs none.
 	testenv.WaitFor(t, 60*time.Second, "the flood throttled", func() bool {
-		return e.denied.count(victim+"  "+ReasonLoginThrottled) > 100
+		return e.denied.count(victim+"  "+model.ReasonLoginThrottled) > 100
 	})
 	// The fleet reconnects at once, as after a restart. Each login needs
 	// one bcrypt (about 2 s under the race detector on this machine, one
@@ -277,7 +278,7 @@ func TestWrongPasswordFloodDoesNotStallFleet(t *testing.T) {
 	sent := attempts.Load()
 	close(stop)
 	wg.Wait()
-	checked := e.denied.count(victim + "  " + ReasonAuthFailed)
+	checked := e.denied.count(victim + "  " + model.ReasonAuthFailed)
 	t.Logf("%d wrong attempts, %d password checks, the fleet logged in in %s", sent, checked, took)
 	if checked > maxIDFailures {
 		t.Errorf("%d wrong passwords for one id from one address were checked, want at most %d", checked, maxIDFailures)
@@ -285,7 +286,7 @@ func TestWrongPasswordFloodDoesNotStallFleet(t *testing.T) {
 	if took > 30*time.Second {
 		t.Errorf("%d devices took %s to log in during a wrong-password flood for another id", len(fleet), took)
 	}
-	if e.denied.count(victim+"  "+ReasonLoginThrottled) == 0 {
+	if e.denied.count(victim+"  "+model.ReasonLoginThrottled) == 0 {
 		t.Error("the flooded id was never throttled")
 	}
 	if err := patientLogin(e.broker.Addr(), victim, victimPW, "127.0.0.2"); err != nil {

@@ -1,4 +1,4 @@
-package ingest
+package mqttsub
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/ingest"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
@@ -33,9 +35,13 @@ func TestEventsNotBehindTelemetry(t *testing.T) {
 		"w1": {ID: "w1", Kind: "wearable", ResidentID: "r1", HomeID: "h1"},
 		"s2": {ID: "s2", Kind: "sos", ResidentID: "r2", HomeID: "h2"},
 	}
-	p, err := NewPipeline(PipelineOptions{BrokerURL: mq.URL, ShareGroup: testenv.ID("g"), Connections: 1, InstanceID: testenv.ID("i"),
-		NC: nc, Devices: devs, Presence: nopPresence{}, Metrics: metrics.New(), Log: zerolog.Nop(), MaxInFlight: 1,
-		Limits: Limits{MaxPayload: 64 << 10, MaxAge: time.Hour, MaxFuture: time.Minute}})
+	in, err := ingest.New(ingest.Options{NC: nc, Devices: devs, Presence: nopPresence{}, Metrics: metrics.New(), Log: zerolog.Nop(),
+		PublishWindow: 1, EventWindow: 1, Limits: ingest.Limits{MaxPayload: 64 << 10, MaxAge: time.Hour, MaxFuture: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Options{BrokerURL: mq.URL, ShareGroup: testenv.ID("g"), Connections: 1, InstanceID: testenv.ID("i"),
+		Intake: in, Log: zerolog.Nop(), MaxInFlight: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,3 +81,12 @@ func TestEventsNotBehindTelemetry(t *testing.T) {
 	}
 	t.Logf("SOS stored %v after the press, telemetry stuck", stored)
 }
+
+type fakeDevices map[string]devices.Device
+
+func (f fakeDevices) Device(id string) (devices.Device, bool) { d, ok := f[id]; return d, ok }
+
+type nopPresence struct{}
+
+func (nopPresence) Seen(string, time.Time)  {}
+func (nopPresence) Report(devices.Presence) {}

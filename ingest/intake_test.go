@@ -27,21 +27,21 @@ type nopPresence struct{}
 func (nopPresence) Seen(string, time.Time)  {}
 func (nopPresence) Report(devices.Presence) {}
 
-// TestPipelineQuotasAndShapes drives Pipeline.Ingest (the embedded
+// TestIntakeQuotasAndShapes drives Intake.Ingest (the embedded
 // broker's path) against real JetStream with a fixed clock: an array is
 // one JetStream message; a device past its telemetry quota is refused
 // (rate_limited) while its alarms, and another device's, still pass; bad
 // events count against the event bucket; events of another kind are
 // refused (event_not_for_kind); every refusal is reported on
 // care.ingest.rejected.{device_id}.
-func TestPipelineQuotasAndShapes(t *testing.T) {
+func TestIntakeQuotasAndShapes(t *testing.T) {
 	nc, js := testenv.JetStream(t, testenv.NATS(t))
 	now := time.Now().Truncate(time.Second)
 	devs := fakeDevices{
 		"w1": {ID: "w1", Kind: "wearable", ResidentID: "r1", HomeID: "h1"},
 		"s2": {ID: "s2", Kind: "sos", ResidentID: "r2", HomeID: "h2"},
 	}
-	p, err := NewPipeline(PipelineOptions{NC: nc, Devices: devs, Presence: nopPresence{}, Metrics: metrics.New(), Log: zerolog.Nop(),
+	p, err := New(Options{NC: nc, Devices: devs, Presence: nopPresence{}, Metrics: metrics.New(), Log: zerolog.Nop(),
 		Clock: func() time.Time { return now }, Limits: Limits{MaxPayload: 64 << 10, MaxAge: time.Hour, MaxFuture: time.Minute, MaxRecords: 10},
 		Quota: Quota{Rate: 1, Burst: 10, EventRate: 1, EventBurst: 2}})
 	if err != nil {
@@ -117,7 +117,7 @@ func TestPipelineQuotasAndShapes(t *testing.T) {
 	if n := count(model.StreamEvents, "care.events.r2.s2"); n != 1 {
 		t.Errorf("%d events of s2 stored, want 1", n)
 	}
-	want := []string{ReasonRateLimited, ReasonEventNotForKind, ReasonRateLimited, ReasonRateLimited}
+	want := []string{model.ReasonRateLimited, model.ReasonEventNotForKind, model.ReasonRateLimited, model.ReasonRateLimited}
 	testenv.WaitFor(t, 5*time.Second, "the rejection reports", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
