@@ -117,9 +117,9 @@ type Options struct {
 	// StreamWriteTimeout bounds each write to a stream's client (default
 	// 10 s): a client that stops reading is dropped after it.
 	StreamWriteTimeout time.Duration
-	// Erasure is what DELETE /residents/{id} erases besides the registry;
-	// without Erasure.Series the endpoint answers 503.
-	Erasure Erasure
+	// Erasure erases a resident for DELETE /residents/{id}
+	// (erasure.Eraser); nil answers 503.
+	Erasure ResidentEraser
 	// Extra, when set, adds more routes to the same app under /api/v1.
 	Extra func(r fiber.Router)
 	// MaxExports bounds the exports running at once (default 2); more
