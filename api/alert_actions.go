@@ -16,9 +16,7 @@ import (
 )
 
 // AlertActions is what the comment, assign and snooze endpoints need of
-// alerts.Manager beyond AlertService. It is asked of Options.Alerts by type
-// assertion, so an AlertService without it simply has no such endpoints
-// (503) and the composition root needs no new wiring.
+// alerts.Manager beyond AlertService (Options.AlertActions).
 type AlertActions interface {
 	Comment(ctx context.Context, id, by, note string) (alerts.Alert, error)
 	Assign(ctx context.Context, id, by, userID string) (alerts.Alert, error)
@@ -36,11 +34,10 @@ func (s *Server) alertActions() (AlertActions, error) {
 	if err := s.needAlerts(); err != nil {
 		return nil, err
 	}
-	a, ok := s.o.Alerts.(AlertActions)
-	if !ok {
+	if s.o.AlertActions == nil {
 		return nil, ErrUnavailable.with("alert actions are not supported on this instance")
 	}
-	return a, nil
+	return s.o.AlertActions, nil
 }
 
 // commentAlert: POST /alerts/{id}/comment {"note"} → 200 alert. The note

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/catalog"
-	"github.com/carehub/carehub/internal/config"
 	"github.com/carehub/carehub/internal/influx"
 )
 
@@ -72,7 +72,7 @@ func parseReadingsQuery(c *fiber.Ctx, residentID string, now time.Time) (Reading
 		return q, m, invalid("invalid_time_range", "from must be before to")
 	}
 	if v := c.Query("every"); v != "" {
-		d, err := config.ParseDuration(v)
+		d, err := parseDuration(v)
 		if err != nil || d < minEvery || d > maxEvery {
 			return q, m, invalid("invalid_every", "every must be a duration from 1s to 31d, e.g. 5m, 1h, 1d")
 		}
@@ -99,6 +99,21 @@ func parseReadingsQuery(c *fiber.Ctx, residentID string, now time.Time) (Reading
 		return q, m, invalid("invalid_every", "every is too short for the time range: at most 100000 windows, e.g. every=1h for 2 years")
 	}
 	return q, m, nil
+}
+
+// parseDuration is time.ParseDuration that also takes whole days ("1d")
+// and weeks ("2w"): the grammar of the CARE_* durations
+// (config.ParseDuration), which api does not import (it gets its
+// configuration as Options).
+func parseDuration(s string) (time.Duration, error) {
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			if k, err := strconv.Atoi(n); err == nil && k >= 0 {
+				return time.Duration(k) * unit, nil
+			}
+		}
+	}
+	return time.ParseDuration(s)
 }
 
 func truncate(s string, n int) string {

@@ -86,6 +86,15 @@ type Options struct {
 	// Trends answers latest values, daily summaries and the overview
 	// (influx.Client); nil disables them.
 	Trends TrendsSource
+	// Baselines answers the overview's worsening baselines and is what
+	// WarmBaselines warms (influx.DailyCache); nil leaves them out.
+	Baselines BaselineSource
+	// DayActivity answers a day summary's activity, night and steps
+	// figures (influx.Client); nil leaves them out.
+	DayActivity DayActivitySource
+	// AlertContext answers the readings around an alert (influx.Client);
+	// nil answers the latest values instead (through Trends).
+	AlertContext AlertContextSource
 	// Export reads a resident's readings for export (influx.Client).
 	Export ExportSource
 	// AuditReader answers GET /audit (audit.Log); nil disables it.
@@ -95,6 +104,9 @@ type Options struct {
 	Users UserStore
 	// Alerts is the alert lifecycle (alerts.Manager); nil disables /alerts.
 	Alerts AlertService
+	// AlertActions comments, assigns and snoozes alerts (alerts.Manager);
+	// nil answers those endpoints 503.
+	AlertActions AlertActions
 	// AlertStream is where GET /alerts/stream reads CARE_ALERTS; nil
 	// disables the stream.
 	AlertStream jetstream.JetStream

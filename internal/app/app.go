@@ -363,14 +363,17 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	if a.broker != nil {
 		kicker = a.broker
 	}
+	trends := influx.NewDailyCache(in, baselineCacheTTL, clock)
 	a.API = api.New(api.Options{
-		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Trends: influx.NewDailyCache(in, baselineCacheTTL, clock), Export: in, Metrics: a.Metrics,
+		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Export: in, Metrics: a.Metrics,
+		Trends: trends, Baselines: trends, DayActivity: trends, AlertContext: trends,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
 		QueryRate: cfg.QueryRate, QueryBurst: cfg.QueryBurst, MaxQueries: cfg.MaxQueries, MaxExports: cfg.MaxExports,
-		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
+		Users: userStore, Alerts: mgr, AlertActions: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
 		Erasure: &erasure.Eraser{Registry: reg, Tombstone: erasure.MarkThenFence(reg, writer), Engine: engine, Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(),
-			Presence: pres, Broker: kicker, Streams: js, Assignments: userStore, Retention: streams, Clock: clock},
-		Log:     log.With().Str("component", "api").Logger(),
+			Presence: pres, Broker: kicker, Streams: js, Assignments: userStore, Clock: clock,
+			Retention: erasure.Retention{Buffers: streams.BufferAge, Alerts: streams.AlertsAge, Audit: streams.AuditAge}},
+		Log: log.With().Str("component", "api").Logger(),
 		Ready: map[string]api.Check{
 			"mqtt": func(context.Context) error { return pipeline.Ready() },
 			"nats": func(ctx context.Context) error {

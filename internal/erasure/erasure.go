@@ -17,7 +17,6 @@ import (
 
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/model"
-	"github.com/carehub/carehub/internal/natsx"
 )
 
 // Registry is what an erasure needs of the device registry
@@ -81,14 +80,21 @@ type StreamSource interface {
 	Stream(ctx context.Context, name string) (jetstream.Stream, error)
 }
 
-// ErrNotConfigured: an Eraser without Registry or Series erases nothing,
-// since an erasure that leaves the readings behind is not one.
-var ErrNotConfigured = errors.New("erasure is not configured (no registry or InfluxDB eraser)")
+// ErrNotConfigured: an Eraser without Registry, Series or Retention erases
+// nothing, since an erasure that leaves the readings behind is not one, and
+// one that cannot say what it leaves is not either.
+var ErrNotConfigured = errors.New("erasure is not configured (no registry, InfluxDB eraser or retention ages)")
 
-// Eraser erases residents. Registry and Series are required; the others
-// are skipped when nil, and the Result says so. Retention gives the
-// streams' ages for Result.RetainedUntil (natsx.DefaultStreamOptions when
-// zero).
+// Retention is how long the streams keep what an erasure leaves in them
+// (natsx.StreamOptions' ages: CARE_BUFFER_AGE, CARE_AUDIT_RETENTION).
+type Retention struct {
+	Buffers time.Duration // readings, events, status and the dead letters
+	Alerts  time.Duration // alert transitions and escalations
+	Audit   time.Duration // the audit trail
+}
+
+// Eraser erases residents. Registry, Series and Retention are required;
+// the others are skipped when nil, and the Result says so.
 type Eraser struct {
 	Registry    Registry
 	Tombstone   Marker
@@ -101,7 +107,7 @@ type Eraser struct {
 	Broker      DeviceKicker
 	Streams     StreamSource
 	Assignments AssignmentRemover
-	Retention   natsx.StreamOptions
+	Retention   Retention
 	Clock       func() time.Time // time.Now when nil
 }
 
@@ -150,7 +156,7 @@ type Retained struct {
 // dead-letter stream, which ages out.
 func (e *Eraser) Erase(ctx context.Context, rid string) (Result, error) {
 	res := Result{ResidentID: rid, Skipped: []string{}}
-	if e.Registry == nil || e.Series == nil {
+	if e.Registry == nil || e.Series == nil || e.Retention.Buffers <= 0 || e.Retention.Alerts <= 0 || e.Retention.Audit <= 0 {
 		return res, ErrNotConfigured
 	}
 	kick := func(deviceID string) {
@@ -256,28 +262,25 @@ func (e *Eraser) Erase(ctx context.Context, rid string) (Result, error) {
 // retained says what the erasure leaves and until when.
 func (e *Eraser) retained(res *Result) {
 	ret := e.Retention
-	if ret.BufferAge == 0 {
-		ret = natsx.DefaultStreamOptions
-	}
 	now := time.Now
 	if e.Clock != nil {
 		now = e.Clock
 	}
 	at := now().UTC()
 	res.Retained = []Retained{
-		{What: "audit trail (" + model.StreamAudit + ")", Why: "PIPA: every access to a resident's data is logged and kept at least 2 years; it holds ids, not names", Until: at.Add(ret.AuditAge)},
-		{What: "points InfluxDB refused, set aside (" + model.StreamDeadLetter + ")", Why: "not indexed by resident; ages out", Until: at.Add(ret.BufferAge)},
+		{What: "audit trail (" + model.StreamAudit + ")", Why: "PIPA: every access to a resident's data is logged and kept at least 2 years; it holds ids, not names", Until: at.Add(ret.Audit)},
+		{What: "points InfluxDB refused, set aside (" + model.StreamDeadLetter + ")", Why: "not indexed by resident; ages out", Until: at.Add(ret.Buffers)},
 	}
 	res.RetainedUntil = map[string]time.Time{
-		model.StreamAudit: at.Add(ret.AuditAge), model.StreamDeadLetter: at.Add(ret.BufferAge),
+		model.StreamAudit: at.Add(ret.Audit), model.StreamDeadLetter: at.Add(ret.Buffers),
 	}
 	if e.Streams == nil {
 		// Not purged: the buffers age out.
 		for _, st := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {
-			res.RetainedUntil[st] = at.Add(ret.BufferAge)
+			res.RetainedUntil[st] = at.Add(ret.Buffers)
 		}
-		res.RetainedUntil[model.StreamAlerts] = at.Add(ret.AlertsAge)
-		res.RetainedUntil[model.StreamEscalation] = at.Add(ret.AlertsAge)
+		res.RetainedUntil[model.StreamAlerts] = at.Add(ret.Alerts)
+		res.RetainedUntil[model.StreamEscalation] = at.Add(ret.Alerts)
 	}
 }
 

@@ -20,9 +20,13 @@ import (
 	"github.com/carehub/carehub/internal/influx"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/mqttbroker"
+	"github.com/carehub/carehub/internal/natsx"
 	"github.com/carehub/carehub/internal/testenv"
 	"github.com/carehub/carehub/internal/users"
 )
+
+var defaultRetention = erasure.Retention{Buffers: natsx.DefaultStreamOptions.BufferAge,
+	Alerts: natsx.DefaultStreamOptions.AlertsAge, Audit: natsx.DefaultStreamOptions.AuditAge}
 
 // engineSpy records which residents the alert engine was told to forget
 // (alerts.Engine is covered by its own tests and internal/app's).
@@ -99,7 +103,7 @@ func TestErase(t *testing.T) {
 	t.Cleanup(func() { _ = b.Close() })
 	engine := &engineSpy{}
 	e := &erasure.Eraser{Registry: reg, Tombstone: reg, Engine: engine, Series: ic, Alerts: mgr, Settings: settings,
-		Chains: mgr.Chains(), Presence: pres, Broker: b, Streams: js, Assignments: us, Clock: clock}
+		Chains: mgr.Chains(), Presence: pres, Broker: b, Streams: js, Assignments: us, Clock: clock, Retention: defaultRetention}
 
 	pw := map[string]string{}
 	for _, rid := range []string{"r1", "r2"} {
@@ -379,6 +383,7 @@ func fakeEraser(s *steps) *erasure.Eraser {
 		Registry:  fakeRegistry{s, []devices.Device{{ID: "d1", ResidentID: "r1"}, {ID: "d0", ResidentID: "r1", Disabled: true}, {ID: "d2", ResidentID: "r2"}}},
 		Tombstone: erasure.MarkThenFence(d, d), Engine: fakeEngine{s}, Series: fakeSeries{s}, Alerts: fakeAlerts{s},
 		Settings: fakeKey{s, "settings"}, Chains: fakeKey{s, "chain"}, Presence: d, Broker: d, Assignments: d,
+		Retention: defaultRetention,
 	}
 }
 
@@ -418,12 +423,13 @@ func TestEraseOrder(t *testing.T) {
 	}
 }
 
-// TestEraseSkips: only the registry and the series are required; each
-// missing dependency is named in Skipped. Without them nothing is erased.
+// TestEraseSkips: only the registry, the series and the retention ages
+// are required; each missing dependency is named in Skipped. Without the
+// required ones nothing is erased.
 func TestEraseSkips(t *testing.T) {
 	s := &steps{}
 	full := fakeEraser(s)
-	e := &erasure.Eraser{Registry: full.Registry, Series: full.Series}
+	e := &erasure.Eraser{Registry: full.Registry, Series: full.Series, Retention: defaultRetention}
 	res, err := e.Erase(context.Background(), "r1")
 	if err != nil {
 		t.Fatal(err)
@@ -433,7 +439,7 @@ func TestEraseSkips(t *testing.T) {
 		t.Fatalf("skipped %q, want %q", res.Skipped, want)
 	}
 	s.log = nil
-	for _, e := range []*erasure.Eraser{{Series: full.Series}, {Registry: full.Registry}} {
+	for _, e := range []*erasure.Eraser{{Series: full.Series, Retention: defaultRetention}, {Registry: full.Registry, Retention: defaultRetention}, {Registry: full.Registry, Series: full.Series}} {
 		if _, err := e.Erase(context.Background(), "r1"); !errors.Is(err, erasure.ErrNotConfigured) {
 			t.Fatalf("without a required dependency: %v", err)
 		}
