@@ -1,15 +1,14 @@
 package api
 
 import (
+	"context"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/influx"
 )
@@ -116,13 +115,6 @@ func parseDuration(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
-
 // readings: GET /residents/{id}/readings (contract §4).
 func (s *Server) readings(c *fiber.Ctx) error {
 	r, err := s.visibleResident(c)
@@ -155,28 +147,23 @@ func (s *Server) readings(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-// canSee reports whether the caller may see a resident: admins and
-// coordinators see all, a caregiver only the residents assigned to them
-// (contract §4, domain.md privacy).
-func (s *Server) canSee(c *fiber.Ctx, residentID string) bool {
-	p := principal(c)
-	switch p.Role {
-	case RoleAdmin, RoleCoordinator:
-		return true
-	case RoleCaregiver:
-		return slices.Contains(p.Residents, residentID)
-	}
-	return false
+// ReadingsQuery asks for one metric of one resident over a time range,
+// optionally aggregated into windows of Every with Fn.
+type ReadingsQuery struct {
+	ResidentID string
+	Metric     string
+	From, To   time.Time
+	Every      time.Duration // 0 = raw points
+	Fn         string        // mean, min, max, count or last when Every > 0
 }
 
-// visibleResident returns the resident named by the :id parameter, or a
-// 404 when it does not exist or the caller may not see it: the same answer
-// in both cases, so a caregiver cannot probe for other residents.
-func (s *Server) visibleResident(c *fiber.Ctx) (devices.Resident, error) {
-	id := c.Params("id")
-	r, ok := s.o.Registry.Resident(id)
-	if !catalog.ValidID(id) || !ok || !s.canSee(c, id) {
-		return devices.Resident{}, ErrNotFound.with("no resident " + truncate(id, 64))
-	}
-	return r, nil
+// Point is one value at one time.
+type Point struct {
+	T time.Time
+	V float64
+}
+
+// ReadingsSource answers readings queries (InfluxDB through Flux).
+type ReadingsSource interface {
+	Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 }
