@@ -14,6 +14,23 @@ import (
 	"github.com/carehub/carehub/internal/catalog"
 )
 
+// Registry is what the API needs of the device registry.
+type Registry interface {
+	CreateResident(ctx context.Context, r devices.Resident) (devices.Resident, error)
+	Resident(id string) (devices.Resident, bool)
+	Residents() []devices.Resident
+	RegisterDevice(ctx context.Context, id, kind, residentID string) (devices.Device, string, error)
+	Device(id string) (devices.Device, bool)
+	Devices(keep func(devices.Device) bool) []devices.Device
+	SetDeviceDisabled(ctx context.Context, id string, disabled bool) (devices.Device, error)
+	RotateCredentials(ctx context.Context, id string) (devices.Device, string, error)
+	ResidentRevision(id string) (devices.Resident, uint64, bool)
+	UpdateResident(ctx context.Context, id string, ifRevision uint64, change func(*devices.Resident) error) (devices.Resident, uint64, error)
+	CreateHome(ctx context.Context, h devices.Home) (devices.Home, error)
+	Home(id string) (devices.Home, bool)
+	Homes() []devices.Home
+}
+
 type createResidentBody struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
@@ -282,22 +299,4 @@ func (s *Server) putConsent(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderETag, residentETag(nrev))
 	return c.JSON(out)
-}
-
-// Registry is what the API needs of the device registry.
-type Registry interface {
-	CreateResident(ctx context.Context, r devices.Resident) (devices.Resident, error)
-	Resident(id string) (devices.Resident, bool)
-	Residents() []devices.Resident
-	RegisterDevice(ctx context.Context, id, kind, residentID string) (devices.Device, string, error)
-	Device(id string) (devices.Device, bool)
-	Devices(keep func(devices.Device) bool) []devices.Device
-	SetDeviceDisabled(ctx context.Context, id string, disabled bool) (devices.Device, error)
-	RotateCredentials(ctx context.Context, id string) (devices.Device, string, error)
-	ResidentRevision(id string) (devices.Resident, uint64, bool)
-	UpdateResident(ctx context.Context, id string, ifRevision uint64, change func(*devices.Resident) error) (devices.Resident, uint64, error)
-	EraseResident(ctx context.Context, id string, kick func(deviceID string)) ([]string, error)
-	CreateHome(ctx context.Context, h devices.Home) (devices.Home, error)
-	Home(id string) (devices.Home, bool)
-	Homes() []devices.Home
 }

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/carehub/carehub/alerts/rules"
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/carehub/carehub/alerts/rules"
 )
 
 // SettingsStore is what the API needs of alerts.SettingsStore: the

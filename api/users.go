@@ -8,9 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/users"
-	"github.com/gofiber/fiber/v2"
 )
 
 // UserStore is what the API needs of internal/users.Store.
