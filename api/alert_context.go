@@ -9,9 +9,9 @@ import (
 	"github.com/carehub/carehub/internal/influx"
 )
 
-// AlertContextSource answers the readings around an alert (influx.Client).
-// It is asked of Options.Trends by type assertion: a TrendsSource without
-// it shows the latest values instead.
+// AlertContextSource answers the readings around an alert (influx.Client;
+// Options.AlertContext): without it an alert shows the latest values
+// instead.
 type AlertContextSource interface {
 	Around(ctx context.Context, residentID, metric string, from, to time.Time, limit int) ([]influx.Point, bool, error)
 }
@@ -100,7 +100,7 @@ func (s *Server) alertContext(ctx context.Context, a alerts.Alert) (any, error) 
 		to = from.Add(alertContextSpan)
 	}
 	m, ok := catalog.LookupMetric(a.Metric)
-	if src, around := s.o.Trends.(AlertContextSource); ok && around {
+	if src := s.o.AlertContext; ok && src != nil {
 		pts, more, err := src.Around(ctx, a.ResidentID, m.Name, from, to, maxAlertContextPoints)
 		if err != nil {
 			return nil, err

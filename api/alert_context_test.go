@@ -132,7 +132,7 @@ func TestAlertWithInfluxDown(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	in.Stop()
-	h := newHarness(t, func(o *api.Options) { o.Trends = c })
+	h := newHarness(t, func(o *api.Options) { o.Trends, o.AlertContext = c, c })
 	h.resident("r1")
 	for _, id := range []string{h.raise("r1", "heart_rate", "high").ID, h.sos("r1")} {
 		var raw map[string]json.RawMessage

@@ -166,3 +166,27 @@ func (s *Server) auditFailure(c *fiber.Ctx, status int) {
 		s.log.Error().Err(err).Str("action", e.Action).Msg("audit: the failed outcome could not be recorded")
 	}
 }
+
+// Auditor records accesses to residents' data.
+type Auditor interface {
+	Record(ctx context.Context, e audit.Entry) error
+}
+
+// audit records an access to a resident's data; when that fails the request
+// fails too: an unaudited access must not happen.
+func (s *Server) audit(c *fiber.Ctx, residentID, action, reason string) error {
+	p := principal(c)
+	e := audit.Entry{
+		At: s.o.Clock().UTC(), Actor: p.ID, Role: p.Role, Source: s.clientIP(c),
+		ResidentID: residentID, Action: action, Reason: reason, Outcome: audit.OutcomeOK,
+	}
+	err := s.o.Audit.Record(c.UserContext(), e)
+	if err == nil {
+		c.Locals(localAudited, e) // the outcome is corrected if the request fails after this
+	}
+	if err != nil {
+		s.log.Error().Err(err).Str("resident_id", residentID).Str("action", action).Msg("audit record failed; request refused")
+		return ErrUnavailable.with("the access could not be audited; retry later")
+	}
+	return nil
+}

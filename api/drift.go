@@ -13,8 +13,8 @@ import (
 
 // BaselineSource answers the overview's baseline queries (influx.Client,
 // or influx.DailyCache to answer repeated overviews at once): one
-// aggregate per day for every resident at once. It is asked of
-// Options.Trends by type assertion: without it the overview shows no drift.
+// aggregate per day for every resident at once (Options.Baselines):
+// without it the overview shows no drift.
 type BaselineSource interface {
 	DailyAggregates(ctx context.Context, q influx.DailyQuery) (map[string][]influx.DayValue, error)
 }
@@ -175,8 +175,8 @@ func round1(x float64) float64 { return math.Round(x*10) / 10 }
 // seconds for 100 residents' minute data, which no request should wait
 // for. A new day's queries are asked within one interval after midnight.
 func (s *Server) WarmBaselines(ctx context.Context, every time.Duration) {
-	src, ok := s.o.Trends.(BaselineSource)
-	if !ok {
+	src := s.o.Baselines
+	if src == nil {
 		return
 	}
 	t := time.NewTicker(every)

@@ -162,7 +162,7 @@ func (failingBaselines) DailyAggregates(context.Context, influx.DailyQuery) (map
 }
 
 func TestOverviewDriftUnavailable(t *testing.T) {
-	h := newHarness(t, func(o *api.Options) { o.Trends = failingBaselines{} })
+	h := newHarness(t, func(o *api.Options) { o.Trends, o.Baselines = failingBaselines{}, failingBaselines{} })
 	h.resident("r1")
 	var ov overviewJSON
 	h.expect(http.StatusOK, "GET", "/api/v1/overview", adminToken, nil, &ov)
@@ -189,7 +189,10 @@ func TestOverviewDrift100Residents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, func(o *api.Options) { o.Trends = influx.NewDailyCache(c, time.Hour, nil); o.Location = seoul })
+	h := newHarness(t, func(o *api.Options) {
+		cache := influx.NewDailyCache(c, time.Hour, nil)
+		o.Trends, o.Baselines, o.Location = cache, cache, seoul
+	})
 	now := h.clk.now()
 	today := now.In(seoul)
 	var b strings.Builder
@@ -271,7 +274,7 @@ func (c *countingBaselines) DailyAggregates(context.Context, influx.DailyQuery) 
 // queries at once, again every interval, and stops with its context.
 func TestWarmBaselines(t *testing.T) {
 	src := &countingBaselines{}
-	h := newHarness(t, func(o *api.Options) { o.Trends = src })
+	h := newHarness(t, func(o *api.Options) { o.Trends, o.Baselines = src, src })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); h.srv.WarmBaselines(ctx, 20*time.Millisecond) }()

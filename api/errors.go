@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/carehub/carehub/devices"
 )
 
 // Error is an API error with a stable code (contract §4): clients branch on
@@ -74,4 +76,23 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		ae = ErrInternal
 	}
 	return c.Status(ae.Status).JSON(fiber.Map{"error": ae})
+}
+
+// registryError maps the registry's typed errors to the catalogue.
+func registryError(err error) error {
+	switch {
+	case errors.Is(err, devices.ErrNotFound):
+		return ErrNotFound.with(err.Error())
+	case errors.Is(err, devices.ErrConflict):
+		return ErrConflict.with(err.Error())
+	case errors.Is(err, devices.ErrInvalid):
+		return invalid("invalid_field", err.Error())
+	case errors.Is(err, devices.ErrReservedID):
+		return &Error{Status: http.StatusConflict, Code: "device_id_reserved", Message: err.Error() + "; choose another id"}
+	case errors.Is(err, devices.ErrAccountTaken):
+		return &Error{Status: http.StatusConflict, Code: "broker_account_exists", Message: err.Error() + "; choose another id"}
+	case errors.Is(err, devices.ErrBroker):
+		return ErrUnavailable.with(err.Error() + "; try again")
+	}
+	return err
 }

@@ -90,7 +90,7 @@ func newHarness(t *testing.T, mod func(*api.Options)) *harness {
 	o := api.Options{
 		Registry: reg, Readings: noReadings{}, Audit: auditLog, AuditReader: auditLog, Metrics: metrics.New(),
 		AdminToken: adminToken, Clock: clk.now, Log: log,
-		Users: us, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
+		Users: us, Alerts: mgr, AlertActions: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
 	}
 	if mod != nil {
 		mod(&o)

@@ -32,27 +32,6 @@ func (s *Server) createHome(c *fiber.Ctx) error {
 	return c.Status(http.StatusCreated).JSON(h)
 }
 
-// homeResidents returns, for each home, the ids of its residents the caller
-// may see, sorted (Residents is sorted by id).
-func (s *Server) homeResidents(c *fiber.Ctx) map[string][]string {
-	out := map[string][]string{}
-	for _, r := range s.o.Registry.Residents() {
-		if s.canSee(c, r.ID) {
-			out[r.HomeID] = append(out[r.HomeID], r.ID)
-		}
-	}
-	return out
-}
-
-// canSeeHome: staff see every home, a caregiver the homes of their
-// residents (contract §4: anything else is 404).
-func (s *Server) canSeeHome(c *fiber.Ctx, visible map[string][]string, homeID string) bool {
-	if p := principal(c); p.Role == RoleAdmin || p.Role == RoleCoordinator {
-		return true
-	}
-	return len(visible[homeID]) > 0
-}
-
 type homesPage struct {
 	Homes      []devices.Home `json:"homes"`
 	NextCursor string         `json:"next_cursor,omitempty"`

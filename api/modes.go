@@ -2,8 +2,11 @@ package api
 
 import (
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/alerts/rules"
 )
@@ -80,4 +83,114 @@ func (s *Server) activeMode(rid string, now time.Time) *modeJSON {
 		m.Until = &u
 	}
 	return m
+}
+
+type statusBody struct {
+	Mode   string     `json:"mode"` // away, hospital, quiet, or "" / "none" to clear
+	Reason string     `json:"reason"`
+	Until  *time.Time `json:"until"`
+}
+
+type statusView struct {
+	ResidentID string     `json:"resident_id"`
+	Mode       string     `json:"mode"`
+	Reason     string     `json:"reason,omitempty"`
+	By         string     `json:"by,omitempty"`
+	Until      *time.Time `json:"until"`
+	Active     bool       `json:"active"`
+}
+
+func (s *Server) viewStatus(rid string, st rules.Settings) statusView {
+	v := statusView{ResidentID: rid, Mode: st.Mode, Reason: st.ModeReason, By: st.ModeBy}
+	if v.Mode == "" {
+		v.Mode = "none"
+	}
+	if !st.ModeUntil.IsZero() {
+		t := st.ModeUntil.UTC()
+		v.Until = &t
+	}
+	v.Active = st.Mode != "" && (st.ModeUntil.IsZero() || s.o.Clock().Before(st.ModeUntil))
+	return v
+}
+
+// getStatus: GET /residents/{id}/status → the resident's mode.
+func (s *Server) getStatus(c *fiber.Ctx) error {
+	if err := s.needSettings(); err != nil {
+		return err
+	}
+	r, err := s.visibleResident(c)
+	if err != nil {
+		return err
+	}
+	if err := s.audit(c, r.ID, "status.read", ""); err != nil {
+		return err
+	}
+	return c.JSON(s.viewStatus(r.ID, s.o.Settings.Settings(r.ID)))
+}
+
+// putStatus: PUT /residents/{id}/status {"mode", "reason", "until"?} puts
+// a resident in away, hospital or quiet mode (a care worker's visit), which
+// pauses the activity rules (domain.md "Suppression with a reason, always
+// audited"); mode "none" ends it. A caregiver may set it for their own
+// residents: they are the ones who visit.
+func (s *Server) putStatus(c *fiber.Ctx) error {
+	if err := s.needSettings(); err != nil {
+		return err
+	}
+	r, err := s.visibleResident(c)
+	if err != nil {
+		return err
+	}
+	var b statusBody
+	if err := decode(c, &b); err != nil {
+		return err
+	}
+	if b.Mode == "none" {
+		b.Mode = ""
+	}
+	switch b.Mode {
+	case "", rules.ModeAway, rules.ModeHospital, rules.ModeQuiet:
+	default:
+		return invalid("invalid_mode", "mode must be one of away, hospital, quiet, none")
+	}
+	b.Reason = strings.TrimSpace(b.Reason)
+	if b.Mode != "" && b.Reason == "" {
+		return invalid("invalid_reason", "reason is required: a suppression is audited with its reason")
+	}
+	if len(b.Reason) > maxNoteBytes {
+		return invalid("invalid_reason", "reason longer than "+strconv.Itoa(maxNoteBytes)+" bytes")
+	}
+	if b.Until != nil && !b.Until.After(s.o.Clock()) {
+		return invalid("invalid_time", "until must be in the future")
+	}
+	if err := modeReasonOK(b.Reason); err != nil {
+		return err
+	}
+	var until time.Time
+	if b.Until != nil {
+		until = *b.Until
+	}
+	if until, err = modeEnd(b.Mode, until, s.o.Clock()); err != nil {
+		return err
+	}
+	if !until.IsZero() {
+		b.Until = &until
+	}
+	if err := s.audit(c, r.ID, "status.set", b.Mode+": "+b.Reason); err != nil {
+		return err
+	}
+	st, err := s.o.Settings.Update(c.UserContext(), r.ID, func(st *rules.Settings) error {
+		st.Mode, st.ModeReason, st.ModeBy, st.ModeUntil = b.Mode, b.Reason, principal(c).ID, time.Time{}
+		if b.Until != nil {
+			st.ModeUntil = b.Until.UTC()
+		}
+		if b.Mode == "" {
+			st.ModeReason, st.ModeBy = "", ""
+		}
+		return nil
+	})
+	if err != nil {
+		return alertError(err, "invalid_settings")
+	}
+	return c.JSON(s.viewStatus(r.ID, st))
 }

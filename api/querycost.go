@@ -116,11 +116,3 @@ func (s *Server) influxQuery(c *fiber.Ctx) error {
 	defer func() { <-s.queries.slots }()
 	return c.Next()
 }
-
-// wireTime writes a time in API answers: RFC 3339 in UTC with the
-// milliseconds it was stored with (readings are stored to the
-// millisecond), and none when there are none, so two readings within one
-// second keep their order and "…:05Z" stays as it was.
-func wireTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.999Z07:00")
-}

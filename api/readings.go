@@ -1,16 +1,15 @@
 package api
 
 import (
+	"context"
 	"errors"
-	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/catalog"
-	"github.com/carehub/carehub/internal/config"
 	"github.com/carehub/carehub/internal/influx"
 )
 
@@ -72,7 +71,7 @@ func parseReadingsQuery(c *fiber.Ctx, residentID string, now time.Time) (Reading
 		return q, m, invalid("invalid_time_range", "from must be before to")
 	}
 	if v := c.Query("every"); v != "" {
-		d, err := config.ParseDuration(v)
+		d, err := parseDuration(v)
 		if err != nil || d < minEvery || d > maxEvery {
 			return q, m, invalid("invalid_every", "every must be a duration from 1s to 31d, e.g. 5m, 1h, 1d")
 		}
@@ -101,11 +100,19 @@ func parseReadingsQuery(c *fiber.Ctx, residentID string, now time.Time) (Reading
 	return q, m, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
+// parseDuration is time.ParseDuration that also takes whole days ("1d")
+// and weeks ("2w"): the grammar of the CARE_* durations
+// (config.ParseDuration), which api does not import (it gets its
+// configuration as Options).
+func parseDuration(s string) (time.Duration, error) {
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			if k, err := strconv.Atoi(n); err == nil && k >= 0 {
+				return time.Duration(k) * unit, nil
+			}
+		}
 	}
-	return s
+	return time.ParseDuration(s)
 }
 
 // readings: GET /residents/{id}/readings (contract §4).
@@ -140,28 +147,23 @@ func (s *Server) readings(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-// canSee reports whether the caller may see a resident: admins and
-// coordinators see all, a caregiver only the residents assigned to them
-// (contract §4, domain.md privacy).
-func (s *Server) canSee(c *fiber.Ctx, residentID string) bool {
-	p := principal(c)
-	switch p.Role {
-	case RoleAdmin, RoleCoordinator:
-		return true
-	case RoleCaregiver:
-		return slices.Contains(p.Residents, residentID)
-	}
-	return false
+// ReadingsQuery asks for one metric of one resident over a time range,
+// optionally aggregated into windows of Every with Fn.
+type ReadingsQuery struct {
+	ResidentID string
+	Metric     string
+	From, To   time.Time
+	Every      time.Duration // 0 = raw points
+	Fn         string        // mean, min, max, count or last when Every > 0
 }
 
-// visibleResident returns the resident named by the :id parameter, or a
-// 404 when it does not exist or the caller may not see it: the same answer
-// in both cases, so a caregiver cannot probe for other residents.
-func (s *Server) visibleResident(c *fiber.Ctx) (devices.Resident, error) {
-	id := c.Params("id")
-	r, ok := s.o.Registry.Resident(id)
-	if !catalog.ValidID(id) || !ok || !s.canSee(c, id) {
-		return devices.Resident{}, ErrNotFound.with("no resident " + truncate(id, 64))
-	}
-	return r, nil
+// Point is one value at one time.
+type Point struct {
+	T time.Time
+	V float64
+}
+
+// ReadingsSource answers readings queries (InfluxDB through Flux).
+type ReadingsSource interface {
+	Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 }

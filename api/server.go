@@ -6,7 +6,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -17,60 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/carehub/carehub/devices"
-	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/metrics"
-	"github.com/carehub/carehub/internal/redact"
-	"github.com/carehub/carehub/internal/users"
 )
-
-// Registry is what the API needs of the device registry.
-type Registry interface {
-	CreateResident(ctx context.Context, r devices.Resident) (devices.Resident, error)
-	Resident(id string) (devices.Resident, bool)
-	Residents() []devices.Resident
-	RegisterDevice(ctx context.Context, id, kind, residentID string) (devices.Device, string, error)
-	Device(id string) (devices.Device, bool)
-	Devices(keep func(devices.Device) bool) []devices.Device
-	SetDeviceDisabled(ctx context.Context, id string, disabled bool) (devices.Device, error)
-	RotateCredentials(ctx context.Context, id string) (devices.Device, string, error)
-	ResidentRevision(id string) (devices.Resident, uint64, bool)
-	UpdateResident(ctx context.Context, id string, ifRevision uint64, change func(*devices.Resident) error) (devices.Resident, uint64, error)
-	EraseResident(ctx context.Context, id string, kick func(deviceID string)) ([]string, error)
-	CreateHome(ctx context.Context, h devices.Home) (devices.Home, error)
-	Home(id string) (devices.Home, bool)
-	Homes() []devices.Home
-}
-
-// ReadingsQuery asks for one metric of one resident over a time range,
-// optionally aggregated into windows of Every with Fn.
-type ReadingsQuery struct {
-	ResidentID string
-	Metric     string
-	From, To   time.Time
-	Every      time.Duration // 0 = raw points
-	Fn         string        // mean, min, max, count or last when Every > 0
-}
-
-// Point is one value at one time.
-type Point struct {
-	T time.Time
-	V float64
-}
-
-// ReadingsSource answers readings queries (InfluxDB through Flux).
-type ReadingsSource interface {
-	Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
-}
-
-// Auditor records accesses to residents' data.
-type Auditor interface {
-	Record(ctx context.Context, e audit.Entry) error
-}
-
-// Check is one readiness probe: nil when the dependency is usable.
-type Check func(ctx context.Context) error
 
 // Options are the API's dependencies, built by cmd/carehub.
 type Options struct {
@@ -86,6 +34,15 @@ type Options struct {
 	// Trends answers latest values, daily summaries and the overview
 	// (influx.Client); nil disables them.
 	Trends TrendsSource
+	// Baselines answers the overview's worsening baselines and is what
+	// WarmBaselines warms (influx.DailyCache); nil leaves them out.
+	Baselines BaselineSource
+	// DayActivity answers a day summary's activity, night and steps
+	// figures (influx.Client); nil leaves them out.
+	DayActivity DayActivitySource
+	// AlertContext answers the readings around an alert (influx.Client);
+	// nil answers the latest values instead (through Trends).
+	AlertContext AlertContextSource
 	// Export reads a resident's readings for export (influx.Client).
 	Export ExportSource
 	// AuditReader answers GET /audit (audit.Log); nil disables it.
@@ -95,6 +52,9 @@ type Options struct {
 	Users UserStore
 	// Alerts is the alert lifecycle (alerts.Manager); nil disables /alerts.
 	Alerts AlertService
+	// AlertActions comments, assigns and snoozes alerts (alerts.Manager);
+	// nil answers those endpoints 503.
+	AlertActions AlertActions
 	// AlertStream is where GET /alerts/stream reads CARE_ALERTS; nil
 	// disables the stream.
 	AlertStream jetstream.JetStream
@@ -117,9 +77,9 @@ type Options struct {
 	// StreamWriteTimeout bounds each write to a stream's client (default
 	// 10 s): a client that stops reading is dropped after it.
 	StreamWriteTimeout time.Duration
-	// Erasure is what DELETE /residents/{id} erases besides the registry;
-	// without Erasure.Series the endpoint answers 503.
-	Erasure Erasure
+	// Erasure erases a resident for DELETE /residents/{id}
+	// (erasure.Eraser); nil answers 503.
+	Erasure ResidentEraser
 	// Extra, when set, adds more routes to the same app under /api/v1.
 	Extra func(r fiber.Router)
 	// MaxExports bounds the exports running at once (default 2); more
@@ -151,14 +111,6 @@ type Server struct {
 	// ctx ends at Shutdown, which ends the open SSE streams.
 	ctx  context.Context
 	stop context.CancelFunc
-}
-
-// Principal is who made a request.
-type Principal struct {
-	ID        string
-	Role      string   // admin, coordinator, caregiver
-	Residents []string // a caregiver's assigned residents
-	token     string   // the bearer token, for logout
 }
 
 const (
@@ -349,108 +301,4 @@ func (s *Server) routes(v1 fiber.Router) {
 	v1.Get("/auth/me", s.me)
 
 	v1.Get("/audit", admin, s.auditTrail)
-}
-
-// authenticate accepts the bootstrap admin token (CARE_ADMIN_TOKEN,
-// contract §5) and users' expiring tokens.
-func (s *Server) authenticate(c *fiber.Ctx) error {
-	h := c.Get(fiber.HeaderAuthorization)
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || token == "" {
-		return ErrUnauthorized
-	}
-	if s.o.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.o.AdminToken)) == 1 {
-		c.Locals(localPrincipal, Principal{ID: BootstrapAdminID, Role: RoleAdmin})
-		return c.Next()
-	}
-	if s.o.Users == nil {
-		return ErrUnauthorized
-	}
-	u, err := s.o.Users.Authenticate(c.UserContext(), token)
-	if errors.Is(err, users.ErrUnauthorized) {
-		return ErrUnauthorized
-	}
-	if err != nil {
-		s.log.Error().Err(err).Msg("token check failed")
-		return ErrUnavailable.with("the user store did not answer; retry later")
-	}
-	c.Locals(localPrincipal, Principal{ID: u.ID, Role: u.Role, Residents: u.ResidentIDs, token: token})
-	return c.Next()
-}
-
-func principal(c *fiber.Ctx) Principal {
-	p, _ := c.Locals(localPrincipal).(Principal)
-	return p
-}
-
-func (s *Server) requireRole(roles ...string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		p := principal(c)
-		for _, r := range roles {
-			if p.Role == r {
-				return c.Next()
-			}
-		}
-		return ErrForbidden
-	}
-}
-
-// audit records an access to a resident's data; when that fails the request
-// fails too: an unaudited access must not happen.
-func (s *Server) audit(c *fiber.Ctx, residentID, action, reason string) error {
-	p := principal(c)
-	e := audit.Entry{
-		At: s.o.Clock().UTC(), Actor: p.ID, Role: p.Role, Source: s.clientIP(c),
-		ResidentID: residentID, Action: action, Reason: reason, Outcome: audit.OutcomeOK,
-	}
-	err := s.o.Audit.Record(c.UserContext(), e)
-	if err == nil {
-		c.Locals(localAudited, e) // the outcome is corrected if the request fails after this
-	}
-	if err != nil {
-		s.log.Error().Err(err).Str("resident_id", residentID).Str("action", action).Msg("audit record failed; request refused")
-		return ErrUnavailable.with("the access could not be audited; retry later")
-	}
-	return nil
-}
-
-// decode parses a JSON body strictly: unknown fields are errors, so a typo
-// in a field name is not silently ignored.
-func decode(c *fiber.Ctx, v any) error {
-	if err := strictUnmarshal(c.Body(), v); err != nil {
-		return ErrMalformedJSON.with("the request body is not valid JSON: " + err.Error())
-	}
-	return nil
-}
-
-func (s *Server) healthz(c *fiber.Ctx) error {
-	return c.JSON(fiber.Map{"status": "ok"})
-}
-
-func (s *Server) readyz(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
-	defer cancel()
-	checks := fiber.Map{}
-	failed := []string{}
-	for name, check := range s.o.Ready {
-		if err := check(ctx); err != nil {
-			// The answer names the check only: errors quote internal
-			// addresses (and could quote credentials); the log keeps them.
-			s.o.Log.Warn().Err(redact.Err(err)).Str("check", name).Msg("readiness check failed")
-			checks[name] = "failed"
-			failed = append(failed, name)
-		} else {
-			checks[name] = "ok"
-		}
-	}
-	if len(failed) > 0 {
-		return c.Status(http.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "failed": failed, "checks": checks})
-	}
-	return c.JSON(fiber.Map{"status": "ready", "checks": checks})
-}
-
-func (s *Server) metrics(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderContentType, "text/plain; version=0.0.4; charset=utf-8")
-	s.o.Metrics.WriteText(c.Response().BodyWriter())
-	return nil
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // DayActivitySource answers the day summary's activity, routine and steps
-// figures (influx.Client). It is asked of Options.Trends by type assertion:
-// a TrendsSource without it gives the vitals alone.
+// figures (influx.Client; Options.DayActivity): without it the summary
+// gives the vitals alone.
 type DayActivitySource interface {
 	ActivityCounts(ctx context.Context, residentID string, from, to time.Time) ([]influx.WindowValue, error)
 	EventCount(ctx context.Context, residentID, eventType string, from, to time.Time) (int64, error)
@@ -106,8 +106,8 @@ func (s *Server) daySummary(c *fiber.Ctx) error {
 	}
 	sort.Slice(out.Vitals, func(i, j int) bool { return out.Vitals[i].Metric < out.Vitals[j].Metric })
 
-	src, ok := s.o.Trends.(DayActivitySource)
-	if !ok {
+	src := s.o.DayActivity
+	if src == nil {
 		return c.JSON(out)
 	}
 	windows, err := src.ActivityCounts(ctx, r.ID, from, to)

@@ -140,7 +140,7 @@ func (s *Server) overview(c *fiber.Ctx) error {
 		}
 	}
 	resp := fiber.Map{}
-	if src, ok := s.o.Trends.(BaselineSource); ok {
+	if src := s.o.Baselines; src != nil {
 		drift, err := s.drift(c.UserContext(), src, now)
 		if err != nil {
 			s.log.Error().Err(err).Msg("overview baseline query failed")

@@ -34,6 +34,7 @@ func trendsHarnessWith(t *testing.T, mods ...func(*api.Options)) (*harness, *inf
 	}
 	h := newHarness(t, func(o *api.Options) {
 		o.Trends, o.Export, o.Location = c, c, seoul
+		o.Baselines, o.DayActivity, o.AlertContext = c, c, c
 		for _, mod := range mods {
 			mod(o)
 		}

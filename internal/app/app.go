@@ -29,6 +29,7 @@ import (
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/config"
 	"github.com/carehub/carehub/internal/dynsec"
+	"github.com/carehub/carehub/internal/erasure"
 	"github.com/carehub/carehub/internal/influx"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
@@ -361,17 +362,21 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	// messages as from an unknown device (contract §1). With
 	// CARE_MQTT_PROVISION=dynsec the broker disconnects it when the
 	// registry disables it.
-	var kicker api.DeviceKicker
+	var kicker erasure.DeviceKicker
 	if a.broker != nil {
 		kicker = a.broker
 	}
+	trends := influx.NewDailyCache(in, baselineCacheTTL, clock)
 	a.API = api.New(api.Options{
-		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Trends: influx.NewDailyCache(in, baselineCacheTTL, clock), Export: in, Metrics: a.Metrics,
+		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Export: in, Metrics: a.Metrics,
+		Trends: trends, Baselines: trends, DayActivity: trends, AlertContext: trends,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
 		QueryRate: cfg.QueryRate, QueryBurst: cfg.QueryBurst, MaxQueries: cfg.MaxQueries, MaxExports: cfg.MaxExports,
-		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
-		Erasure: api.Erasure{Tombstone: erasureMarker{reg, influxWriter}, Engine: engine, Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js, Retention: streams},
-		Log:     log.With().Str("component", "api").Logger(),
+		Users: userStore, Alerts: mgr, AlertActions: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
+		Erasure: &erasure.Eraser{Registry: reg, Tombstone: erasure.MarkThenFence(reg, influxWriter), Engine: engine, Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(),
+			Presence: pres, Broker: kicker, Streams: js, Assignments: userStore, Clock: clock,
+			Retention: erasure.Retention{Buffers: streams.BufferAge, Alerts: streams.AlertsAge, Audit: streams.AuditAge}},
+		Log: log.With().Str("component", "api").Logger(),
 		Ready: map[string]api.Check{
 			"mqtt": func(context.Context) error { return sub.Ready() },
 			"nats": func(ctx context.Context) error {
@@ -502,23 +507,6 @@ func brokerDenialDetail(reason, topic string, maxPayload int) string {
 		return "Last Will on " + topic + " refused: it must be the device's own status topic"
 	}
 	return "publish to " + topic + " refused: a device publishes only under care/v1/dev/{its id}/"
-}
-
-// erasureMarker marks a resident erased in the registry, then waits for
-// this instance's InfluxDB writes in progress: each checks the marks after
-// it began, so once they are done nothing of the resident is written
-// behind the erasure's back. Other instances' writers see the mark through
-// their registry watcher within milliseconds.
-type erasureMarker struct {
-	reg    *devices.Registry
-	writer *writer.Writer
-}
-
-func (m erasureMarker) MarkErased(ctx context.Context, residentID string) error {
-	if err := m.reg.MarkErased(ctx, residentID); err != nil {
-		return err
-	}
-	return m.writer.Fence(ctx)
 }
 
 // syncDevices tells the rules which devices each resident has, so a device

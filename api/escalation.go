@@ -1,0 +1,65 @@
+package api
+
+import (
+	"context"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/carehub/carehub/alerts"
+)
+
+// ChainStore is what the API needs of alerts.KVChains.
+type ChainStore interface {
+	Chain(ctx context.Context, residentID string) (alerts.EscalationChain, error)
+	Put(ctx context.Context, ch alerts.EscalationChain) error
+}
+
+// getChain: GET /residents/{id}/escalation → the escalation chain (the
+// default one when none is stored).
+func (s *Server) getChain(c *fiber.Ctx) error {
+	if s.o.Chains == nil {
+		return ErrUnavailable.with("escalation chains are not configured on this instance")
+	}
+	r, err := s.visibleResident(c)
+	if err != nil {
+		return err
+	}
+	if err := s.audit(c, r.ID, "escalation.read", ""); err != nil {
+		return err
+	}
+	ch, err := s.o.Chains.Chain(c.UserContext(), r.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(ch)
+}
+
+type chainBody struct {
+	Tiers []alerts.Tier `json:"tiers"`
+}
+
+// putChain: PUT /residents/{id}/escalation {"tiers": [...]} (staff).
+func (s *Server) putChain(c *fiber.Ctx) error {
+	if s.o.Chains == nil {
+		return ErrUnavailable.with("escalation chains are not configured on this instance")
+	}
+	r, err := s.visibleResident(c)
+	if err != nil {
+		return err
+	}
+	var b chainBody
+	if err := decode(c, &b); err != nil {
+		return err
+	}
+	ch := alerts.EscalationChain{ResidentID: r.ID, Tiers: b.Tiers}
+	if err := ch.Validate(); err != nil {
+		return invalid("invalid_chain", err.Error())
+	}
+	if err := s.audit(c, r.ID, "escalation.update", ""); err != nil {
+		return err
+	}
+	if err := s.o.Chains.Put(c.UserContext(), ch); err != nil {
+		return alertError(err, "invalid_chain")
+	}
+	return c.JSON(ch)
+}
