@@ -186,7 +186,7 @@ func TestManagerHoldsResidentBeingErased(t *testing.T) {
 	gate := newGate(gone, kept)
 	pts := &fakePoints{}
 	m := e.manager(t, Options{Clock: clk.Now, Points: pts, Residents: gate})
-	sub := e.subscribe(t, "care.alerts."+gone+".>")
+	sub := e.subscribe(t, model.ResidentAlertsFilter(gone))
 	ctx := ctxT(t)
 	for _, r := range []string{gone, kept} {
 		if err := m.Signal(ctx, sig(r, "heart_rate", rules.SeverityCritical)); err != nil {

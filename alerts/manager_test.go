@@ -273,7 +273,7 @@ func TestEscalationSteps(t *testing.T) {
 	clk := newClock()
 	m := e.manager(t, Options{Clock: clk.Now})
 	ctx := ctxT(t)
-	em := e.subscribe(t, "care.escalation.119.>")
+	em := e.subscribe(t, model.SubjectEmergencyAll)
 
 	level := func(res string) int { return onlyAlert(t, m, res).EscalationLevel }
 	at := func(start time.Time, d time.Duration) {
@@ -321,7 +321,7 @@ func TestEscalationSteps(t *testing.T) {
 	}
 	testenv.WaitFor(t, 5*time.Second, "the 119 subject", func() bool { return em.count() == 1 })
 	msg := em.all()[0]
-	if msg.Subject != EmergencySubject(crit) || !strings.HasSuffix(msg.Header.Get(jetstream.MsgIDHeader), ":escalated:5") {
+	if msg.Subject != model.EmergencySubject(crit) || !strings.HasSuffix(msg.Header.Get(jetstream.MsgIDHeader), ":escalated:5") {
 		t.Fatalf("119 message %s %v", msg.Subject, msg.Header)
 	}
 
@@ -383,7 +383,7 @@ func TestAllTiers(t *testing.T) {
 	clk := newClock()
 	m := e.manager(t, Options{Clock: clk.Now})
 	ctx := ctxT(t)
-	em := e.subscribe(t, "care.escalation.119.>")
+	em := e.subscribe(t, model.SubjectEmergencyAll)
 	res := testenv.ID("r")
 	s := sig(res, "smoke", "critical")
 	s.AllTiers = true

@@ -13,10 +13,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/internal/kv"
+	"github.com/carehub/carehub/internal/model"
 )
-
-// BucketSettings holds each resident's rule settings and modes.
-const BucketSettings = "care_settings"
 
 // SettingsStore keeps per-resident rule settings in NATS KV, with an
 // in-memory copy kept current by a KV watch: the evaluator asks for a
@@ -36,14 +35,14 @@ type SettingsStore struct {
 // OpenSettingsStore opens (creating if missing) the settings bucket, loads it
 // and starts watching it.
 func OpenSettingsStore(ctx context.Context, js jetstream.JetStream, log zerolog.Logger) (*SettingsStore, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketSettings,
-		Description: "carehub per-resident alert rule settings and modes", History: 5, Storage: jetstream.FileStorage})
+	bucket, err := kv.Open(ctx, js, kv.Bucket{Name: model.BucketSettings,
+		Description: "carehub per-resident alert rule settings and modes", History: 5})
 	if err != nil {
-		return nil, fmt.Errorf("settings bucket: %w", err)
+		return nil, err
 	}
-	s := &SettingsStore{kv: kv, log: log, m: map[string]rules.Settings{}}
+	s := &SettingsStore{kv: bucket, log: log, m: map[string]rules.Settings{}}
 	wctx, cancel := context.WithCancel(context.Background())
-	w, err := kv.WatchAll(wctx)
+	w, err := bucket.WatchAll(wctx)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("settings watch: %w", err)

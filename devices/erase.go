@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/carehub/carehub/internal/model"
 )
 
 // drop removes id whatever its revision: after a KV purge this process
@@ -50,7 +52,7 @@ func (r *Registry) EraseResident(ctx context.Context, id string, kick func(devic
 			kick(d.ID)
 		}
 		if err := r.devices.Purge(ctx, d.ID); err != nil {
-			return erased, fmt.Errorf("%s purge %q: %w", BucketDevices, d.ID, err)
+			return erased, fmt.Errorf("%s purge %q: %w", model.BucketDevices, d.ID, err)
 		}
 		r.deviceTab.drop(d.ID)
 		r.auth.forget(d.ID)
@@ -65,7 +67,7 @@ func (r *Registry) EraseResident(ctx context.Context, id string, kick func(devic
 		erased = append(erased, d.ID)
 	}
 	if err := r.residents.Purge(ctx, id); err != nil {
-		return erased, fmt.Errorf("%s purge %q: %w", BucketResidents, id, err)
+		return erased, fmt.Errorf("%s purge %q: %w", model.BucketResidents, id, err)
 	}
 	r.residentTab.drop(id)
 	return erased, nil
@@ -80,7 +82,7 @@ func (t *PresenceTracker) Forget(ctx context.Context, deviceID string) error {
 	delete(t.m, deviceID)
 	t.mu.Unlock()
 	if err := t.kv.Purge(ctx, deviceID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("%s purge %q: %w", BucketPresence, deviceID, err)
+		return fmt.Errorf("%s purge %q: %w", model.BucketPresence, deviceID, err)
 	}
 	return nil
 }
@@ -109,7 +111,7 @@ func (r *Registry) MarkErased(ctx context.Context, id string) error {
 	}
 	rev, err := r.erased.Put(ctx, id, b)
 	if err != nil {
-		return fmt.Errorf("%s put %q: %w", BucketErased, id, err)
+		return fmt.Errorf("%s put %q: %w", model.BucketErased, id, err)
 	}
 	r.erasedTab.put(id, Tombstone{ErasedAt: r.now().UTC()}, rev)
 	return nil

@@ -11,6 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/internal/kv"
+	"github.com/carehub/carehub/internal/model"
 )
 
 // DeviceLookup is what the presence tracker needs from the registry: the
@@ -69,12 +72,12 @@ type presenceEntry struct {
 // NewPresenceTracker opens (creating if missing) the care_presence bucket and
 // loads it, so a restart keeps last_seen.
 func NewPresenceTracker(ctx context.Context, js jetstream.JetStream, devices DeviceLookup, log zerolog.Logger, opts PresenceOptions) (*PresenceTracker, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, bucketConfig(BucketPresence, "carehub device presence by device id"))
+	bucket, err := kv.Open(ctx, js, kv.Bucket{Name: model.BucketPresence, Description: "carehub device presence by device id", History: 1})
 	if err != nil {
-		return nil, fmt.Errorf("presence bucket: %w", err)
+		return nil, err
 	}
 	t := &PresenceTracker{
-		kv: kv, devices: devices, opts: opts.withDefaults(),
+		kv: bucket, devices: devices, opts: opts.withDefaults(),
 		log: log.With().Str("component", "presence").Logger(),
 		m:   make(map[string]*presenceEntry),
 	}

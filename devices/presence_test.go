@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -106,7 +107,7 @@ func TestPresenceRunFlushesPeriodically(t *testing.T) {
 	done := make(chan struct{})
 	go func() { tr.Run(ctx); close(done) }()
 	tr.Report(Presence{DeviceID: "sos-1", Online: true, LastSeen: time.Now()})
-	kv, err := js.KeyValue(ctx, BucketPresence)
+	kv, err := js.KeyValue(ctx, model.BucketPresence)
 	if err != nil {
 		t.Fatal(err)
 	}

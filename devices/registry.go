@@ -16,18 +16,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-)
 
-// KV bucket names. One bucket per kind of record, keyed by id, so that a
-// watcher on one bucket sees exactly the records of that kind.
-const (
-	BucketHomes     = "care_homes"
-	BucketResidents = "care_residents"
-	BucketDevices   = "care_devices"
-	BucketPresence  = "care_presence"
-	// BucketErased holds a tombstone per erased resident id (see
-	// Registry.MarkErased): no name, only the id and when it was erased.
-	BucketErased = "care_erased"
+	"github.com/carehub/carehub/internal/kv"
+	"github.com/carehub/carehub/internal/model"
 )
 
 // Typed errors the HTTP API maps to status codes (contract §4: 404, 409, 422).
@@ -124,17 +115,6 @@ type Registry struct {
 	wg     sync.WaitGroup
 }
 
-// bucketConfig is the KV configuration of every registry bucket: the latest
-// value only (history 1), on disk so the registry survives a NATS restart.
-func bucketConfig(name, desc string) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      name,
-		Description: desc,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-	}
-}
-
 // Open creates the registry buckets if missing, loads them into memory and
 // starts the watchers that keep the copy current. It returns once the initial
 // contents are loaded. Close stops the watchers.
@@ -151,18 +131,19 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, now f
 		erasedTab:   newTable[Tombstone](),
 		auth:        newAuthCache(),
 	}
+	// The latest value only (history 1): a registry record's past is of no use.
 	var err error
-	if r.homes, err = js.CreateOrUpdateKeyValue(ctx, bucketConfig(BucketHomes, "carehub homes by id")); err != nil {
-		return nil, fmt.Errorf("registry bucket %s: %w", BucketHomes, err)
+	if r.homes, err = kv.Open(ctx, js, kv.Bucket{Name: model.BucketHomes, Description: "carehub homes by id", History: 1}); err != nil {
+		return nil, err
 	}
-	if r.residents, err = js.CreateOrUpdateKeyValue(ctx, bucketConfig(BucketResidents, "carehub residents by id")); err != nil {
-		return nil, fmt.Errorf("registry bucket %s: %w", BucketResidents, err)
+	if r.residents, err = kv.Open(ctx, js, kv.Bucket{Name: model.BucketResidents, Description: "carehub residents by id", History: 1}); err != nil {
+		return nil, err
 	}
-	if r.devices, err = js.CreateOrUpdateKeyValue(ctx, bucketConfig(BucketDevices, "carehub devices by id")); err != nil {
-		return nil, fmt.Errorf("registry bucket %s: %w", BucketDevices, err)
+	if r.devices, err = kv.Open(ctx, js, kv.Bucket{Name: model.BucketDevices, Description: "carehub devices by id", History: 1}); err != nil {
+		return nil, err
 	}
-	if r.erased, err = js.CreateOrUpdateKeyValue(ctx, bucketConfig(BucketErased, "carehub erased resident ids (tombstones)")); err != nil {
-		return nil, fmt.Errorf("registry bucket %s: %w", BucketErased, err)
+	if r.erased, err = kv.Open(ctx, js, kv.Bucket{Name: model.BucketErased, Description: "carehub erased resident ids (tombstones)", History: 1}); err != nil {
+		return nil, err
 	}
 
 	// The watchers outlive Open's ctx; Close cancels them.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/carehub/carehub/internal/model"
 )
 
 // ErrStale is an update conditioned on a revision (an HTTP If-Match) that is
@@ -72,14 +74,14 @@ func (r *Registry) UpdateResident(ctx context.Context, id string, ifRevision uin
 			return Resident{}, 0, fmt.Errorf("%w: resident %q", ErrNotFound, id)
 		}
 		if err != nil {
-			return Resident{}, 0, fmt.Errorf("%s get %q: %w", BucketResidents, id, err)
+			return Resident{}, 0, fmt.Errorf("%s get %q: %w", model.BucketResidents, id, err)
 		}
 		if ifRevision != 0 && e.Revision() != ifRevision {
 			return Resident{}, 0, fmt.Errorf("%w: resident %q", ErrStale, id)
 		}
 		var cur Resident
 		if err := json.Unmarshal(e.Value(), &cur); err != nil {
-			return Resident{}, 0, fmt.Errorf("%s %q: %w", BucketResidents, id, err)
+			return Resident{}, 0, fmt.Errorf("%s %q: %w", model.BucketResidents, id, err)
 		}
 		next := cur
 		if err := change(&next); err != nil {
@@ -106,7 +108,7 @@ func (r *Registry) UpdateResident(ctx context.Context, id string, ifRevision uin
 			continue
 		}
 		if err != nil {
-			return Resident{}, 0, fmt.Errorf("%s update %q: %w", BucketResidents, id, err)
+			return Resident{}, 0, fmt.Errorf("%s update %q: %w", model.BucketResidents, id, err)
 		}
 		r.residentTab.put(id, next, rev)
 		if next.HomeID != cur.HomeID {

@@ -616,7 +616,7 @@ func (p *Pipeline) confirm(ctx context.Context, js jetstream.JetStream, pp *pend
 			case <-pp.fut.Ok():
 				return true
 			case err := <-pp.fut.Err():
-				p.o.Log.Warn().Err(err).Str("subject_kind", subjectKind(pp.msg.Subject)).Msg("jetstream publish failed; retrying")
+				p.o.Log.Warn().Err(err).Str("subject_kind", model.SubjectKind(pp.msg.Subject)).Msg("jetstream publish failed; retrying")
 			}
 		}
 		// A drained context still confirms what is in flight; a cancelled
@@ -691,15 +691,6 @@ func kindOf(kind string) string {
 		return "unknown"
 	}
 	return kind
-}
-
-func subjectKind(subject string) string {
-	for i := 5; i < len(subject); i++ {
-		if subject[i] == '.' {
-			return subject[5:i]
-		}
-	}
-	return subject
 }
 
 // logLimiter lets one log line per key through per period (contract §1: at
