@@ -12,16 +12,6 @@ import (
 	"github.com/carehub/carehub/internal/model"
 )
 
-// drop removes id whatever its revision: after a KV purge this process
-// knows the record is gone. A watcher update still in flight for an older
-// put may bring it back for a moment; the purge marker that follows it
-// removes it again.
-func (t *table[T]) drop(id string) {
-	t.mu.Lock()
-	delete(t.m, id)
-	t.mu.Unlock()
-}
-
 func (c *authCache) forget(id string) {
 	c.mu.Lock()
 	delete(c.ok, id)
@@ -54,7 +44,7 @@ func (r *Registry) EraseResident(ctx context.Context, id string, kick func(devic
 		if err := r.devices.Purge(ctx, d.ID); err != nil {
 			return erased, fmt.Errorf("%s purge %q: %w", model.BucketDevices, d.ID, err)
 		}
-		r.deviceTab.drop(d.ID)
+		r.deviceTab.Drop(d.ID)
 		r.auth.forget(d.ID)
 		if r.accounts != nil {
 			// Disabled above at the broker too, so it cannot log in; the
@@ -69,7 +59,7 @@ func (r *Registry) EraseResident(ctx context.Context, id string, kick func(devic
 	if err := r.residents.Purge(ctx, id); err != nil {
 		return erased, fmt.Errorf("%s purge %q: %w", model.BucketResidents, id, err)
 	}
-	r.residentTab.drop(id)
+	r.residentTab.Drop(id)
 	return erased, nil
 }
 
@@ -84,6 +74,7 @@ func (t *PresenceTracker) Forget(ctx context.Context, deviceID string) error {
 	if err := t.kv.Purge(ctx, deviceID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("%s purge %q: %w", model.BucketPresence, deviceID, err)
 	}
+	t.stored.Drop(deviceID)
 	return nil
 }
 
@@ -102,7 +93,7 @@ type Tombstone struct {
 // erasure can surface later (a redelivery, a backlog), and the id is
 // never given to another resident (CreateResident refuses it).
 func (r *Registry) MarkErased(ctx context.Context, id string) error {
-	if _, ok := r.erasedTab.get(id); ok {
+	if _, ok := r.erasedTab.Get(id); ok {
 		return nil
 	}
 	b, err := json.Marshal(Tombstone{ErasedAt: r.now().UTC()})
@@ -113,14 +104,14 @@ func (r *Registry) MarkErased(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("%s put %q: %w", model.BucketErased, id, err)
 	}
-	r.erasedTab.put(id, Tombstone{ErasedAt: r.now().UTC()}, rev)
+	r.erasedTab.Put(id, Tombstone{ErasedAt: r.now().UTC()}, rev)
 	return nil
 }
 
 // Erased reports whether resident id was erased (MarkErased). It is read
 // for every message the writer stores, from memory.
 func (r *Registry) Erased(id string) bool {
-	_, ok := r.erasedTab.get(id)
+	_, ok := r.erasedTab.Get(id)
 	return ok
 }
 
@@ -132,6 +123,6 @@ func (r *Registry) Monitored(id string) bool {
 	if r.Erased(id) {
 		return false
 	}
-	_, ok := r.residentTab.get(id)
+	_, ok := r.residentTab.Get(id)
 	return ok
 }
