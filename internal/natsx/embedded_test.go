@@ -62,7 +62,7 @@ func TestEmbeddedRequiresLogin(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "care_tokens"}); err != nil {
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: model.BucketTokens}); err != nil {
 		t.Fatalf("carehub creates KV: %v", err)
 	}
 
@@ -104,7 +104,7 @@ func TestEmbeddedPhonesPermissions(t *testing.T) {
 	if err := natsx.EnsureStreams(ctx, ownJS, natsx.DefaultStreamOptions); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := ownJS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "care_tokens"})
+	kv, err := ownJS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: model.BucketTokens})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestEmbeddedPhonesPermissions(t *testing.T) {
 	phJS, _ := jetstream.New(ph)
 	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
 	defer cancelShort()
-	if k, err := phJS.KeyValue(short, "care_tokens"); err == nil {
+	if k, err := phJS.KeyValue(short, model.BucketTokens); err == nil {
 		if e, err := k.Get(short, "t1"); err == nil {
 			t.Fatalf("phones read a token record: %q", e.Value())
 		}
