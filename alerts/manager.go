@@ -144,10 +144,10 @@ type pending struct {
 	Written   bool            `json:"written,omitempty"`
 }
 
-// NewManager binds to the alert and assignment buckets (creating them and
-// the CARE_ALERTS stream when missing) and loads every stored alert, so
-// open alerts, their escalation deadlines and unsent transitions survive a
-// restart.
+// NewManager opens the alert and assignment buckets (creating them when
+// missing) and loads every stored alert, so open alerts, their escalation
+// deadlines and unsent transitions survive a restart. The CARE_ALERTS
+// stream must exist (natsx.EnsureStreams declares every stream at start).
 func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	if o.JS == nil {
 		return nil, errors.New("alerts: Options.JS is required")
