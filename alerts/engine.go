@@ -229,7 +229,7 @@ func (e *Engine) handle(stream string, msg jetstream.Msg) {
 func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 	subj := msg.Subject()
 	switch {
-	case strings.HasPrefix(subj, "care.readings."):
+	case strings.HasPrefix(subj, model.PrefixReadings):
 		// A single reading or a batch (contract §3): every reading of a
 		// batch is evaluated, in the order the device sent them.
 		rs, err := model.UnmarshalReadings(msg.Data(), nil)
@@ -248,7 +248,7 @@ func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 			sigs = append(sigs, e.ev.Reading(r, r.DeviceKind)...)
 		}
 		return sigs, nil
-	case strings.HasPrefix(subj, "care.events."):
+	case strings.HasPrefix(subj, model.PrefixEvents):
 		var ev model.Event
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
 			return nil, err
@@ -260,7 +260,7 @@ func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 			return ea.EventAt(ev, e.arrival(msg)), nil
 		}
 		return e.ev.Event(ev), nil
-	case strings.HasPrefix(subj, "care.status."):
+	case strings.HasPrefix(subj, model.PrefixStatus):
 		var st model.Status
 		if err := json.Unmarshal(msg.Data(), &st); err != nil {
 			return nil, err

@@ -185,7 +185,7 @@ func TestManagerHoldsResidentBeingErased(t *testing.T) {
 	gone, kept := testenv.ID("r"), testenv.ID("r")
 	gate := newGate(gone, kept)
 	m := e.manager(t, Options{Clock: clk.Now, Residents: gate})
-	sub := e.subscribe(t, "care.alerts."+gone+".>")
+	sub := e.subscribe(t, model.ResidentAlertsFilter(gone))
 	ctx := ctxT(t)
 	for _, r := range []string{gone, kept} {
 		if err := m.Signal(ctx, sig(r, "heart_rate", rules.SeverityCritical)); err != nil {

@@ -55,8 +55,6 @@ func (s *SettingsStore) Erase(ctx context.Context, residentID string) error {
 	if err := s.kv.Purge(ctx, residentID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("purge settings of %s: %w", residentID, err)
 	}
-	s.mu.Lock()
-	delete(s.m, residentID)
-	s.mu.Unlock()
+	s.cache.Drop(residentID)
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/kv"
+	"github.com/carehub/carehub/internal/model"
 )
 
 // Escalation roles, in the order domain.md walks them: assigned caregiver →
@@ -27,17 +29,9 @@ var validRoles = map[string]bool{
 	RoleCaregiver: true, RoleBackup: true, RoleCoordinator: true, RoleGuardian: true, RoleEmergency: true,
 }
 
-// AssignmentsBucket is the KV bucket holding one EscalationChain per
-// resident, keyed by resident id.
-const AssignmentsBucket = "care_assignments"
-
-// EmergencySubject is where an alert goes when it reaches the emergency (119)
-// tier; the 119 bridge subscribes to care.escalation.119.>.
-func EmergencySubject(residentID string) string { return "care.escalation.119." + residentID }
-
 // Tier is one step of a resident's escalation chain: who is notified when
 // the alert reaches it. The emergency tier has no users: reaching it means
-// publishing to EmergencySubject.
+// publishing to model.EmergencySubject.
 type Tier struct {
 	Role    string   `json:"role"`
 	UserIDs []string `json:"user_ids"`
@@ -89,16 +83,11 @@ type KVChains struct{ kv jetstream.KeyValue }
 
 // NewKVChains binds to (or creates) the care_assignments bucket.
 func NewKVChains(ctx context.Context, js jetstream.JetStream) (*KVChains, error) {
-	kv, err := bindKV(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      AssignmentsBucket,
-		Description: "escalation chain per resident",
-		History:     5,
-		Storage:     jetstream.FileStorage,
-	})
+	bucket, err := kv.Open(ctx, js, kv.Bucket{Name: model.BucketAssignments, Description: "escalation chain per resident", History: 5})
 	if err != nil {
 		return nil, err
 	}
-	return &KVChains{kv: kv}, nil
+	return &KVChains{kv: bucket}, nil
 }
 
 // Chain returns the stored chain, or DefaultChain when none is stored.

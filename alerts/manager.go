@@ -20,15 +20,10 @@ import (
 
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/kv"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
-	"github.com/carehub/carehub/internal/natsx"
 )
-
-// AlertsBucket is the KV bucket holding every alert that is open or was
-// resolved within ResolvedRetention, under key "alert.{id}", with its
-// escalation deadline and its transition outbox.
-const AlertsBucket = "care_alerts"
 
 // ResolvedRetention is how long a resolved alert stays in KV (and in
 // Manager.List). Older history lives in the CARE_ALERTS stream (90 days) and
@@ -141,10 +136,10 @@ type pending struct {
 	Published bool `json:"published,omitempty"`
 }
 
-// NewManager binds to the alert and assignment buckets (creating them and
-// the CARE_ALERTS stream when missing) and loads every stored alert, so
-// open alerts, their escalation deadlines and unsent transitions survive a
-// restart.
+// NewManager opens the alert and assignment buckets (creating them when
+// missing) and loads every stored alert, so open alerts, their escalation
+// deadlines and unsent transitions survive a restart. The CARE_ALERTS
+// stream must exist (natsx.EnsureStreams declares every stream at start).
 func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	if o.JS == nil {
 		return nil, errors.New("alerts: Options.JS is required")
@@ -155,15 +150,14 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()
 	}
-	if err := ensureAlertsStream(ctx, o.JS); err != nil {
-		return nil, err
+	// The stream is declared with the others (natsx.EnsureStreams) before
+	// carehub starts its components; without it alerts would be
+	// published into the void.
+	if _, err := o.JS.Stream(ctx, model.StreamAlerts); err != nil {
+		return nil, fmt.Errorf("stream %s (declared at start, natsx.EnsureStreams): %w", model.StreamAlerts, err)
 	}
-	kv, err := bindKV(ctx, o.JS, jetstream.KeyValueConfig{
-		Bucket:      AlertsBucket,
-		Description: "alerts with their escalation deadlines and transition outbox",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-	})
+	bucket, err := kv.Open(ctx, o.JS, kv.Bucket{Name: model.BucketAlerts,
+		Description: "alerts with their escalation deadlines and transition outbox", History: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +166,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		js: o.JS, nc: o.NC, kv: kv, chains: chains, settings: o.Settings,
+		js: o.JS, nc: o.NC, kv: bucket, chains: chains, settings: o.Settings,
 		clock: o.Clock, log: o.Log.With().Str("component", "alerts").Logger(), gate: o.Residents,
 		byID: map[string]*record{}, open: map[string]*record{}, unsent: map[string]*record{},
 		kick: make(chan struct{}, 1), retryMin: retryMin,
@@ -530,7 +524,7 @@ func (m *Manager) transition(r *record, kind, by, note string, now time.Time, to
 		Data: data, PointMs: ms,
 	})
 	if to119 {
-		r.Outbox[len(r.Outbox)-1].To119 = EmergencySubject(a.ResidentID)
+		r.Outbox[len(r.Outbox)-1].To119 = model.EmergencySubject(a.ResidentID)
 	}
 }
 
@@ -725,40 +719,4 @@ func (m *Manager) newID(now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("al-%011x-%s", ms, hex.EncodeToString(b[:]))
-}
-
-// bindKV opens a bucket, creating it when it does not exist; it never
-// rewrites the configuration of a bucket someone else created.
-func bindKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, cfg)
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, cfg.Bucket)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", cfg.Bucket, err)
-	}
-	return kv, nil
-}
-
-// ensureAlertsStream creates CARE_ALERTS with natsx's configuration when it
-// is missing, so alerts are never published into the void.
-func ensureAlertsStream(ctx context.Context, js jetstream.JetStream) error {
-	_, err := js.Stream(ctx, model.StreamAlerts)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("stream %s: %w", model.StreamAlerts, err)
-	}
-	for _, cfg := range natsx.StreamConfigs(natsx.DefaultStreamOptions) {
-		if cfg.Name == model.StreamAlerts {
-			if _, err := js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				return fmt.Errorf("stream %s: %w", model.StreamAlerts, err)
-			}
-		}
-	}
-	return nil
 }

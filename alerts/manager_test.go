@@ -271,7 +271,7 @@ func TestEscalationSteps(t *testing.T) {
 	clk := newClock()
 	m := e.manager(t, Options{Clock: clk.Now})
 	ctx := ctxT(t)
-	em := e.subscribe(t, "care.escalation.119.>")
+	em := e.subscribe(t, model.SubjectEmergencyAll)
 
 	level := func(res string) int { return onlyAlert(t, m, res).EscalationLevel }
 	at := func(start time.Time, d time.Duration) {
@@ -319,7 +319,7 @@ func TestEscalationSteps(t *testing.T) {
 	}
 	testenv.WaitFor(t, 5*time.Second, "the 119 subject", func() bool { return em.count() == 1 })
 	msg := em.all()[0]
-	if msg.Subject != EmergencySubject(crit) || !strings.HasSuffix(msg.Header.Get(jetstream.MsgIDHeader), ":escalated:5") {
+	if msg.Subject != model.EmergencySubject(crit) || !strings.HasSuffix(msg.Header.Get(jetstream.MsgIDHeader), ":escalated:5") {
 		t.Fatalf("119 message %s %v", msg.Subject, msg.Header)
 	}
 
@@ -381,7 +381,7 @@ func TestAllTiers(t *testing.T) {
 	clk := newClock()
 	m := e.manager(t, Options{Clock: clk.Now})
 	ctx := ctxT(t)
-	em := e.subscribe(t, "care.escalation.119.>")
+	em := e.subscribe(t, model.SubjectEmergencyAll)
 	res := testenv.ID("r")
 	s := sig(res, "smoke", "critical")
 	s.AllTiers = true
@@ -554,7 +554,7 @@ func TestPublishRetry(t *testing.T) {
 	if got, want := strings.Join(sub.ids(), " "), id+":raised:1 "+id+":repeated:2"; got != want {
 		t.Fatalf("Nats-Msg-Id = %s, want %s", got, want)
 	}
-	kv, err := e.js.KeyValue(ctx, AlertsBucket)
+	kv, err := e.js.KeyValue(ctx, model.BucketAlerts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -584,7 +584,7 @@ func TestTransitionTouchesKVTwice(t *testing.T) {
 	if err := m.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := e.js.KeyValue(ctx, AlertsBucket)
+	kv, err := e.js.KeyValue(ctx, model.BucketAlerts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -748,7 +748,7 @@ func TestLoadsOutboxOfEarlierVersion(t *testing.T) {
 		{"seq": 2, "msg_id": a.ID + ":repeated:2", "subject": model.AlertSubject(res, "high"), "data": json.RawMessage(data), "line": "alerts,..."},
 	}}
 	b, _ := json.Marshal(old)
-	kv, err := e.js.KeyValue(ctx, AlertsBucket)
+	kv, err := e.js.KeyValue(ctx, model.BucketAlerts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,100 +6,49 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/internal/kv"
+	"github.com/carehub/carehub/internal/model"
 )
 
-// BucketSettings holds each resident's rule settings and modes.
-const BucketSettings = "care_settings"
-
 // SettingsStore keeps per-resident rule settings in NATS KV, with an
-// in-memory copy kept current by a KV watch: the evaluator asks for a
-// resident's settings on every input, and a change made through any carehub
-// instance applies everywhere without a restart. It is the rules'
+// in-memory copy kept current by a KV watch (kv.Cache): the evaluator asks
+// for a resident's settings on every input, and a change made through any
+// carehub instance applies everywhere without a restart. It is the rules'
 // SettingsSource and the Manager's suppression source.
 type SettingsStore struct {
-	kv  jetstream.KeyValue
-	log zerolog.Logger
-
-	mu sync.RWMutex
-	m  map[string]rules.Settings
-
-	stop func()
+	kv    jetstream.KeyValue
+	cache *kv.Cache[rules.Settings]
 }
 
 // OpenSettingsStore opens (creating if missing) the settings bucket, loads it
 // and starts watching it.
 func OpenSettingsStore(ctx context.Context, js jetstream.JetStream, log zerolog.Logger) (*SettingsStore, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketSettings,
-		Description: "carehub per-resident alert rule settings and modes", History: 5, Storage: jetstream.FileStorage})
+	bucket, err := kv.Open(ctx, js, kv.Bucket{Name: model.BucketSettings,
+		Description: "carehub per-resident alert rule settings and modes", History: 5})
 	if err != nil {
-		return nil, fmt.Errorf("settings bucket: %w", err)
+		return nil, err
 	}
-	s := &SettingsStore{kv: kv, log: log, m: map[string]rules.Settings{}}
-	wctx, cancel := context.WithCancel(context.Background())
-	w, err := kv.WatchAll(wctx)
+	// A record that does not decode is left out: the resident gets the
+	// defaults, and the log names the key (a resident id).
+	cache, err := kv.NewCache(ctx, js.Conn(), bucket, kv.CacheOptions[rules.Settings]{Log: log})
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("settings watch: %w", err)
+		return nil, err
 	}
-	s.stop = func() { cancel(); _ = w.Stop() }
-	ready := make(chan struct{})
-	go func() {
-		initial := true
-		for e := range w.Updates() {
-			if e == nil { // the end of the initial values
-				if initial {
-					close(ready)
-					initial = false
-				}
-				continue
-			}
-			s.apply(e)
-		}
-	}()
-	select {
-	case <-ready:
-	case <-ctx.Done():
-		s.Close()
-		return nil, ctx.Err()
-	}
-	return s, nil
-}
-
-func (s *SettingsStore) apply(e jetstream.KeyValueEntry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e.Operation() != jetstream.KeyValuePut {
-		delete(s.m, e.Key())
-		return
-	}
-	var st rules.Settings
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
-		s.log.Error().Err(err).Str("resident_id", e.Key()).Msg("stored rule settings unreadable; using defaults")
-		delete(s.m, e.Key())
-		return
-	}
-	s.m[e.Key()] = st
+	return &SettingsStore{kv: bucket, cache: cache}, nil
 }
 
 // Close stops the watch.
-func (s *SettingsStore) Close() {
-	if s.stop != nil {
-		s.stop()
-	}
-}
+func (s *SettingsStore) Close() { s.cache.Close() }
 
 // Settings returns a resident's settings from memory (defaults when none).
 func (s *SettingsStore) Settings(residentID string) rules.Settings {
-	s.mu.RLock()
-	st, ok := s.m[residentID]
-	s.mu.RUnlock()
+	st, ok := s.cache.Get(residentID)
 	if !ok {
 		return rules.DefaultSettings()
 	}
@@ -116,12 +65,11 @@ func (s *SettingsStore) Put(ctx context.Context, residentID string, st rules.Set
 	if err != nil {
 		return err
 	}
-	if _, err := s.kv.Put(ctx, residentID, b); err != nil {
+	rev, err := s.kv.Put(ctx, residentID, b)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.m[residentID] = st
-	s.mu.Unlock()
+	s.cache.Put(residentID, st, rev)
 	return nil
 }
 
@@ -167,15 +115,14 @@ func (s *SettingsStore) Update(ctx context.Context, residentID string, change fu
 		if err != nil {
 			return st, err
 		}
+		var stored uint64
 		if rev == 0 {
-			_, err = s.kv.Create(ctx, residentID, b)
+			stored, err = s.kv.Create(ctx, residentID, b)
 		} else {
-			_, err = s.kv.Update(ctx, residentID, b, rev)
+			stored, err = s.kv.Update(ctx, residentID, b, rev)
 		}
 		if err == nil {
-			s.mu.Lock()
-			s.m[residentID] = st
-			s.mu.Unlock()
+			s.cache.Put(residentID, st, stored)
 			return st, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongRev(err) {
@@ -191,9 +138,7 @@ func (s *SettingsStore) Delete(ctx context.Context, residentID string) error {
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return err
 	}
-	s.mu.Lock()
-	delete(s.m, residentID)
-	s.mu.Unlock()
+	s.cache.Drop(residentID)
 	return nil
 }
 

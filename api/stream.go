@@ -117,16 +117,6 @@ func (sc streamScope) allows(residentID string) bool {
 	return sc.all || slices.Contains(sc.residents, residentID)
 }
 
-// residentOfAlertSubject returns {resident_id} of care.alerts.{resident_id}.{severity}.
-func residentOfAlertSubject(subject string) string {
-	rest, ok := strings.CutPrefix(subject, "care.alerts.")
-	if !ok {
-		return ""
-	}
-	r, _, _ := strings.Cut(rest, ".")
-	return r
-}
-
 // alertStream: GET /alerts/stream → text/event-stream of alert transitions
 // from CARE_ALERTS (contract §4): event = transition, data = alert JSON,
 // id = the stream sequence. Last-Event-ID resumes right after that message,
@@ -162,12 +152,12 @@ func (s *Server) alertStream(c *fiber.Ctx) error {
 	if !scope.all {
 		cfg.FilterSubjects = make([]string, 0, len(scope.residents))
 		for _, r := range scope.residents {
-			cfg.FilterSubjects = append(cfg.FilterSubjects, "care.alerts."+r+".>")
+			cfg.FilterSubjects = append(cfg.FilterSubjects, model.ResidentAlertsFilter(r))
 		}
 		if len(cfg.FilterSubjects) == 0 {
 			// Nobody assigned yet: a filter that matches nothing, so the
 			// client still gets heartbeats and can stay connected.
-			cfg.FilterSubjects = []string{"care.alerts._none_.>"}
+			cfg.FilterSubjects = []string{model.SubjectAlertsNone}
 		}
 	}
 	// The bootstrap admin token is the operator's master key, not a
@@ -343,7 +333,7 @@ func (s *Server) pumpAlerts(w *bufio.Writer, it jetstream.MessagesContext, ss st
 			s.log.Warn().Err(err).Msg("alert stream ended")
 			return
 		}
-		rid := residentOfAlertSubject(msg.Subject())
+		rid := model.ResidentOfAlertSubject(msg.Subject())
 		if !scope.allows(rid) {
 			continue
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/internal/audit"
+	"github.com/carehub/carehub/internal/model"
 )
 
 // listen serves the harness's app on a loopback port for tests that need a
@@ -417,7 +418,7 @@ func TestStreamRechecksAssignment(t *testing.T) {
 	go func() {
 		for i := 0; ctx.Err() == nil; i++ {
 			b, _ := json.Marshal(map[string]any{"id": "a-" + strconv.Itoa(i), "resident_id": "r2", "transition": "raised"})
-			_, _ = h.js.Publish(ctx, "care.alerts.r2.high", b)
+			_, _ = h.js.Publish(ctx, model.AlertSubject("r2", "high"), b)
 			select {
 			case <-ctx.Done():
 			case <-time.After(20 * time.Millisecond):
@@ -554,7 +555,7 @@ func TestStreamStalledReaderReleased(t *testing.T) {
 	go func() {
 		for i := 0; i < 400 && ctx.Err() == nil; i++ {
 			b, _ := json.Marshal(map[string]any{"id": "a-" + strconv.Itoa(i), "resident_id": "r1", "transition": "raised", "pad": pad})
-			_, _ = h.js.Publish(ctx, "care.alerts.r1.high", b)
+			_, _ = h.js.Publish(ctx, model.AlertSubject("r1", "high"), b)
 		}
 	}()
 	deadline = time.Now().Add(15 * time.Second)

@@ -79,7 +79,7 @@ func (r *Registry) RegisterDevice(ctx context.Context, id, kind, residentID stri
 			return Device{}, "", brokerError(err)
 		}
 	}
-	r.deviceTab.put(d.ID, d, rev)
+	r.deviceTab.Put(d.ID, d, rev)
 	r.auth.remember(d.ID, d.SecretHash, password)
 	return d, password, nil
 }
@@ -100,12 +100,12 @@ func newCredentials() (password, hash string, err error) {
 
 // Device returns a device from memory. It is on the ingest hot path (every
 // MQTT message): one read lock and a map lookup, no I/O.
-func (r *Registry) Device(id string) (Device, bool) { return r.deviceTab.get(id) }
+func (r *Registry) Device(id string) (Device, bool) { return r.deviceTab.Get(id) }
 
 // Devices returns the devices for which keep returns true (all when keep is
 // nil), sorted by id.
 func (r *Registry) Devices(keep func(Device) bool) []Device {
-	return sortByID(r.deviceTab.list(keep), func(d Device) string { return d.ID })
+	return sortByID(r.deviceTab.List(keep), func(d Device) string { return d.ID })
 }
 
 // SetDeviceDisabled disables or re-enables a device. A disabled device fails
@@ -120,7 +120,7 @@ func (r *Registry) SetDeviceDisabled(ctx context.Context, id string, disabled bo
 	if err != nil {
 		return Device{}, err
 	}
-	r.deviceTab.put(d.ID, d, rev)
+	r.deviceTab.Put(d.ID, d, rev)
 	if r.accounts != nil {
 		// Ingest already rejects a disabled device's messages; the broker
 		// refusing its login is the second half. A failure here is undone
@@ -149,7 +149,7 @@ func (r *Registry) RotateCredentials(ctx context.Context, id string) (Device, st
 	if err != nil {
 		return Device{}, "", err
 	}
-	r.deviceTab.put(d.ID, d, rev)
+	r.deviceTab.Put(d.ID, d, rev)
 	r.auth.remember(d.ID, d.SecretHash, password)
 	if r.accounts != nil {
 		// The broker keeps the old password: the device still logs in with

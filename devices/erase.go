@@ -8,17 +8,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// drop removes id whatever its revision: after a KV purge this process
-// knows the record is gone. A watcher update still in flight for an older
-// put may bring it back for a moment; the purge marker that follows it
-// removes it again.
-func (t *table[T]) drop(id string) {
-	t.mu.Lock()
-	delete(t.m, id)
-	t.mu.Unlock()
-}
+	"github.com/carehub/carehub/internal/model"
+)
 
 func (c *authCache) forget(id string) {
 	c.mu.Lock()
@@ -50,9 +42,9 @@ func (r *Registry) EraseResident(ctx context.Context, id string, kick func(devic
 			kick(d.ID)
 		}
 		if err := r.devices.Purge(ctx, d.ID); err != nil {
-			return erased, fmt.Errorf("%s purge %q: %w", BucketDevices, d.ID, err)
+			return erased, fmt.Errorf("%s purge %q: %w", model.BucketDevices, d.ID, err)
 		}
-		r.deviceTab.drop(d.ID)
+		r.deviceTab.Drop(d.ID)
 		r.auth.forget(d.ID)
 		if r.accounts != nil {
 			// Disabled above at the broker too, so it cannot log in; the
@@ -65,9 +57,9 @@ func (r *Registry) EraseResident(ctx context.Context, id string, kick func(devic
 		erased = append(erased, d.ID)
 	}
 	if err := r.residents.Purge(ctx, id); err != nil {
-		return erased, fmt.Errorf("%s purge %q: %w", BucketResidents, id, err)
+		return erased, fmt.Errorf("%s purge %q: %w", model.BucketResidents, id, err)
 	}
-	r.residentTab.drop(id)
+	r.residentTab.Drop(id)
 	return erased, nil
 }
 
@@ -80,8 +72,9 @@ func (t *PresenceTracker) Forget(ctx context.Context, deviceID string) error {
 	delete(t.m, deviceID)
 	t.mu.Unlock()
 	if err := t.kv.Purge(ctx, deviceID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("%s purge %q: %w", BucketPresence, deviceID, err)
+		return fmt.Errorf("%s purge %q: %w", model.BucketPresence, deviceID, err)
 	}
+	t.stored.Drop(deviceID)
 	return nil
 }
 
@@ -100,7 +93,7 @@ type Tombstone struct {
 // erasure can surface later (a redelivery, a backlog), and the id is
 // never given to another resident (CreateResident refuses it).
 func (r *Registry) MarkErased(ctx context.Context, id string) error {
-	if _, ok := r.erasedTab.get(id); ok {
+	if _, ok := r.erasedTab.Get(id); ok {
 		return nil
 	}
 	b, err := json.Marshal(Tombstone{ErasedAt: r.now().UTC()})
@@ -109,16 +102,16 @@ func (r *Registry) MarkErased(ctx context.Context, id string) error {
 	}
 	rev, err := r.erased.Put(ctx, id, b)
 	if err != nil {
-		return fmt.Errorf("%s put %q: %w", BucketErased, id, err)
+		return fmt.Errorf("%s put %q: %w", model.BucketErased, id, err)
 	}
-	r.erasedTab.put(id, Tombstone{ErasedAt: r.now().UTC()}, rev)
+	r.erasedTab.Put(id, Tombstone{ErasedAt: r.now().UTC()}, rev)
 	return nil
 }
 
 // Erased reports whether resident id was erased (MarkErased). It is read
 // for every message the writer stores, from memory.
 func (r *Registry) Erased(id string) bool {
-	_, ok := r.erasedTab.get(id)
+	_, ok := r.erasedTab.Get(id)
 	return ok
 }
 
@@ -130,6 +123,6 @@ func (r *Registry) Monitored(id string) bool {
 	if r.Erased(id) {
 		return false
 	}
-	_, ok := r.residentTab.get(id)
+	_, ok := r.residentTab.Get(id)
 	return ok
 }

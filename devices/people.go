@@ -36,16 +36,16 @@ func (r *Registry) CreateHome(ctx context.Context, h Home) (Home, error) {
 		return Home{}, err
 	}
 	out := v.(Home)
-	r.homeTab.put(out.ID, out, rev)
+	r.homeTab.Put(out.ID, out, rev)
 	return out, nil
 }
 
 // Home returns a home from memory.
-func (r *Registry) Home(id string) (Home, bool) { return r.homeTab.get(id) }
+func (r *Registry) Home(id string) (Home, bool) { return r.homeTab.Get(id) }
 
 // Homes returns every home, sorted by id.
 func (r *Registry) Homes() []Home {
-	return sortByID(r.homeTab.list(nil), func(h Home) string { return h.ID })
+	return sortByID(r.homeTab.List(nil), func(h Home) string { return h.ID })
 }
 
 // CreateResident stores a new resident. The home is created implicitly when
@@ -79,7 +79,7 @@ func (r *Registry) CreateResident(ctx context.Context, res Resident) (Resident, 
 		return Resident{}, err
 	}
 	out := v.(Resident)
-	r.residentTab.put(out.ID, out, rev)
+	r.residentTab.Put(out.ID, out, rev)
 	return out, nil
 }
 
@@ -129,9 +129,9 @@ func (r *Registry) ensureHome(ctx context.Context, id string) (Home, error) {
 }
 
 // Resident returns a resident from memory.
-func (r *Registry) Resident(id string) (Resident, bool) { return r.residentTab.get(id) }
+func (r *Registry) Resident(id string) (Resident, bool) { return r.residentTab.Get(id) }
 
 // Residents returns every resident, sorted by id.
 func (r *Registry) Residents() []Resident {
-	return sortByID(r.residentTab.list(nil), func(x Resident) string { return x.ID })
+	return sortByID(r.residentTab.List(nil), func(x Resident) string { return x.ID })
 }

@@ -11,6 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/internal/kv"
+	"github.com/carehub/carehub/internal/model"
 )
 
 // DeviceLookup is what the presence tracker needs from the registry: the
@@ -45,9 +48,13 @@ func (o PresenceOptions) withDefaults() PresenceOptions {
 // PresenceTracker keeps what carehub last heard from each device. Ingest
 // calls Seen for every accepted message and Report for every status message
 // or Last Will; both only touch memory. Run flushes changed entries to the
-// care_presence bucket, and Close flushes a last time.
+// care_presence bucket, and Close flushes a last time. The bucket's copy in
+// memory (stored, kept current by its watch) seeds a device's entry the
+// first time this instance hears it, so a restart keeps last_seen, and
+// answers for devices other instances heard more recently.
 type PresenceTracker struct {
 	kv      jetstream.KeyValue
+	stored  *kv.Cache[Presence]
 	devices DeviceLookup
 	log     zerolog.Logger
 	opts    PresenceOptions
@@ -69,56 +76,23 @@ type presenceEntry struct {
 // NewPresenceTracker opens (creating if missing) the care_presence bucket and
 // loads it, so a restart keeps last_seen.
 func NewPresenceTracker(ctx context.Context, js jetstream.JetStream, devices DeviceLookup, log zerolog.Logger, opts PresenceOptions) (*PresenceTracker, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, bucketConfig(BucketPresence, "carehub device presence by device id"))
+	bucket, err := kv.Open(ctx, js, kv.Bucket{Name: model.BucketPresence, Description: "carehub device presence by device id", History: 1})
 	if err != nil {
-		return nil, fmt.Errorf("presence bucket: %w", err)
+		return nil, err
 	}
 	t := &PresenceTracker{
-		kv: kv, devices: devices, opts: opts.withDefaults(),
+		kv: bucket, devices: devices, opts: opts.withDefaults(),
 		log: log.With().Str("component", "presence").Logger(),
 		m:   make(map[string]*presenceEntry),
 	}
-	if err := t.load(ctx); err != nil {
-		return nil, err
+	if t.stored, err = kv.NewCache(ctx, js.Conn(), bucket, kv.CacheOptions[Presence]{Log: t.log}); err != nil {
+		return nil, fmt.Errorf("presence load: %w", err)
 	}
 	return t, nil
 }
 
-func (t *PresenceTracker) load(ctx context.Context) error {
-	w, err := t.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("presence load: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("presence load: %w", ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("presence load: watcher closed")
-			}
-			if e == nil {
-				return nil
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			var p Presence
-			if err := json.Unmarshal(e.Value(), &p); err != nil {
-				t.log.Error().Err(err).Str("key", e.Key()).Msg("presence record is not valid JSON; ignored")
-				continue
-			}
-			pe := &presenceEntry{p: p, flushedLS: p.LastSeen}
-			if !p.Online {
-				pe.offlineAt = p.LastSeen
-			}
-			t.m[e.Key()] = pe
-		}
-	}
-}
-
-// entry returns the device's entry, creating it for a registered device.
+// entry returns the device's entry, creating it for a registered device
+// from what the bucket holds of it.
 func (t *PresenceTracker) entry(deviceID string) *presenceEntry {
 	t.mu.RLock()
 	e := t.m[deviceID]
@@ -134,6 +108,12 @@ func (t *PresenceTracker) entry(deviceID string) *presenceEntry {
 	defer t.mu.Unlock()
 	if e = t.m[deviceID]; e == nil {
 		e = &presenceEntry{p: Presence{DeviceID: deviceID, HomeID: d.HomeID}}
+		if p, ok := t.stored.Get(deviceID); ok {
+			e = &presenceEntry{p: p, flushedLS: p.LastSeen}
+			if !p.Online {
+				e.offlineAt = p.LastSeen
+			}
+		}
 		t.m[deviceID] = e
 	}
 	return e
@@ -196,20 +176,27 @@ func (t *PresenceTracker) Report(p Presence) {
 	e.dirty = true
 }
 
-// Presence returns the device's latest presence.
+// Presence returns the device's latest presence: this instance's, or the
+// bucket's when another instance heard the device later.
 func (t *PresenceTracker) Presence(deviceID string) (Presence, bool) {
 	t.mu.RLock()
 	e := t.m[deviceID]
 	t.mu.RUnlock()
+	stored, inKV := t.stored.Get(deviceID)
 	if e == nil {
-		return Presence{}, false
+		return stored, inKV
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.p, true
+	p := e.p
+	e.mu.Unlock()
+	if inKV && stored.LastSeen.After(p.LastSeen) {
+		return stored, true
+	}
+	return p, true
 }
 
-// All returns every device's latest presence, sorted by device id.
+// All returns every device's latest presence (as Presence does), sorted by
+// device id.
 func (t *PresenceTracker) All() []Presence {
 	t.mu.RLock()
 	es := make([]*presenceEntry, 0, len(t.m))
@@ -217,11 +204,21 @@ func (t *PresenceTracker) All() []Presence {
 		es = append(es, e)
 	}
 	t.mu.RUnlock()
-	out := make([]Presence, 0, len(es))
+	latest := map[string]Presence{}
+	for _, p := range t.stored.List(nil) {
+		latest[p.DeviceID] = p
+	}
 	for _, e := range es {
 		e.mu.Lock()
-		out = append(out, e.p)
+		p := e.p
 		e.mu.Unlock()
+		if s, ok := latest[p.DeviceID]; !ok || !s.LastSeen.After(p.LastSeen) {
+			latest[p.DeviceID] = p
+		}
+	}
+	out := make([]Presence, 0, len(latest))
+	for _, p := range latest {
+		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].DeviceID < out[j].DeviceID })
 	return out
@@ -243,9 +240,11 @@ func (t *PresenceTracker) Run(ctx context.Context) {
 	}
 }
 
-// Close writes the entries that changed since the last flush.
+// Close writes the entries that changed since the last flush and stops
+// watching the bucket.
 func (t *PresenceTracker) Close(ctx context.Context) error {
 	_, err := t.Flush(ctx)
+	t.stored.Close()
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -106,7 +107,7 @@ func TestPresenceRunFlushesPeriodically(t *testing.T) {
 	done := make(chan struct{})
 	go func() { tr.Run(ctx); close(done) }()
 	tr.Report(Presence{DeviceID: "sos-1", Online: true, LastSeen: time.Now()})
-	kv, err := js.KeyValue(ctx, BucketPresence)
+	kv, err := js.KeyValue(ctx, model.BucketPresence)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +129,47 @@ func BenchmarkSeen(b *testing.B) {
 			i++
 			tr.Seen("x", now.Add(time.Duration(i)))
 		}
+	})
+}
+
+// TestPresenceSharedBetweenInstances: what one instance flushed is what
+// another reports once it hears of it through the bucket, and its own
+// later news wins over the other's older flush.
+func TestPresenceSharedBetweenInstances(t *testing.T) {
+	ctx := context.Background()
+	s := testenv.NATS(t)
+	reg := fakeDevices{"bed-1": {ID: "bed-1", HomeID: "h1"}}
+	opts := PresenceOptions{FlushEvery: time.Hour, LastSeenResolution: time.Minute}
+	a, err := NewPresenceTracker(ctx, connectJS(t, s), reg, zerolog.Nop(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewPresenceTracker(ctx, connectJS(t, s), reg, zerolog.Nop(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = a.Close(ctx); _ = b.Close(ctx) }()
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+
+	a.Report(Presence{DeviceID: "bed-1", Online: true, LastSeen: t0, FW: "2.0"})
+	if _, err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the other instance to see the flush", func() bool {
+		p, ok := b.Presence("bed-1")
+		all := b.All()
+		return ok && p.Online && p.LastSeen.Equal(t0) && p.FW == "2.0" && len(all) == 1 && all[0].FW == "2.0"
+	})
+	// b hears the device later, offline: b's news is the latest.
+	b.Report(Presence{DeviceID: "bed-1", Online: false, LastSeen: t0.Add(time.Minute)})
+	if p, _ := b.Presence("bed-1"); p.Online || p.FW != "2.0" {
+		t.Fatalf("b after its own report: %+v", p)
+	}
+	if _, err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the first instance to see the later report", func() bool {
+		p, ok := a.Presence("bed-1")
+		return ok && !p.Online && p.LastSeen.Equal(t0.Add(time.Minute))
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -224,7 +225,7 @@ func TestRegistryWatchPropagation(t *testing.T) {
 	}
 
 	// Written straight into KV (an operator's script): known to both.
-	kv, err := js1.KeyValue(ctx, BucketDevices)
+	kv, err := js1.KeyValue(ctx, model.BucketDevices)
 	if err != nil {
 		t.Fatal(err)
 	}

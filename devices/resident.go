@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/carehub/carehub/internal/model"
 )
 
 // ErrStale is an update conditioned on a revision (an HTTP If-Match) that is
@@ -40,19 +42,10 @@ type Consent struct {
 	WithdrawnAt *time.Time `json:"withdrawn_at,omitempty"`
 }
 
-// getRec returns a record with the KV revision it was read at.
-func (t *table[T]) getRec(id string) (record[T], bool) {
-	t.mu.RLock()
-	r, ok := t.m[id]
-	t.mu.RUnlock()
-	return r, ok
-}
-
 // ResidentRevision returns a resident from memory with the KV revision it
 // was read at: the API's ETag, which UpdateResident checks.
 func (r *Registry) ResidentRevision(id string) (Resident, uint64, bool) {
-	rec, ok := r.residentTab.getRec(id)
-	return rec.v, rec.rev, ok
+	return r.residentTab.GetRevision(id)
 }
 
 // UpdateResident applies change to a resident and stores it. With
@@ -72,14 +65,14 @@ func (r *Registry) UpdateResident(ctx context.Context, id string, ifRevision uin
 			return Resident{}, 0, fmt.Errorf("%w: resident %q", ErrNotFound, id)
 		}
 		if err != nil {
-			return Resident{}, 0, fmt.Errorf("%s get %q: %w", BucketResidents, id, err)
+			return Resident{}, 0, fmt.Errorf("%s get %q: %w", model.BucketResidents, id, err)
 		}
 		if ifRevision != 0 && e.Revision() != ifRevision {
 			return Resident{}, 0, fmt.Errorf("%w: resident %q", ErrStale, id)
 		}
 		var cur Resident
 		if err := json.Unmarshal(e.Value(), &cur); err != nil {
-			return Resident{}, 0, fmt.Errorf("%s %q: %w", BucketResidents, id, err)
+			return Resident{}, 0, fmt.Errorf("%s %q: %w", model.BucketResidents, id, err)
 		}
 		next := cur
 		if err := change(&next); err != nil {
@@ -106,9 +99,9 @@ func (r *Registry) UpdateResident(ctx context.Context, id string, ifRevision uin
 			continue
 		}
 		if err != nil {
-			return Resident{}, 0, fmt.Errorf("%s update %q: %w", BucketResidents, id, err)
+			return Resident{}, 0, fmt.Errorf("%s update %q: %w", model.BucketResidents, id, err)
 		}
-		r.residentTab.put(id, next, rev)
+		r.residentTab.Put(id, next, rev)
 		if next.HomeID != cur.HomeID {
 			if err := r.moveDevices(ctx, id, next.HomeID); err != nil {
 				return next, rev, err
@@ -132,7 +125,7 @@ func (r *Registry) moveDevices(ctx context.Context, residentID, home string) err
 			errs = append(errs, err)
 			continue
 		}
-		r.deviceTab.put(nd.ID, nd, rev)
+		r.deviceTab.Put(nd.ID, nd, rev)
 	}
 	return errors.Join(errs...)
 }

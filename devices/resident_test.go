@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -167,7 +168,7 @@ func TestEraseResident(t *testing.T) {
 		t.Fatal("the erased device authenticates on the second instance")
 	}
 	// Nothing left in KV: not the value, not an older revision.
-	kv, err := js.KeyValue(ctx, BucketDevices)
+	kv, err := js.KeyValue(ctx, model.BucketDevices)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -231,7 +231,7 @@ func (in *Intake) confirm(ctx context.Context, js jetstream.JetStream, pp *pendi
 			case <-pp.fut.Ok():
 				return true
 			case err := <-pp.fut.Err():
-				in.o.Log.Warn().Err(err).Str("subject_kind", subjectKind(pp.msg.Subject)).Msg("jetstream publish failed; retrying")
+				in.o.Log.Warn().Err(err).Str("subject_kind", model.SubjectKind(pp.msg.Subject)).Msg("jetstream publish failed; retrying")
 			}
 		}
 		// A drained context still confirms what is in flight; a cancelled
@@ -253,13 +253,4 @@ func (in *Intake) confirm(ctx context.Context, js jetstream.JetStream, pp *pendi
 		}
 		pp.fut = fut
 	}
-}
-
-func subjectKind(subject string) string {
-	for i := 5; i < len(subject); i++ {
-		if subject[i] == '.' {
-			return subject[5:i]
-		}
-	}
-	return subject
 }

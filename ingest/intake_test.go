@@ -111,10 +111,10 @@ func TestIntakeQuotasAndShapes(t *testing.T) {
 	if n := count(model.StreamReadings, model.ReadingBatchSubject("r1")); n != 1 {
 		t.Errorf("%d batches on %s, want 1", n, model.ReadingBatchSubject("r1"))
 	}
-	if n := count(model.StreamEvents, "care.events.r1.w1"); n != 2 {
+	if n := count(model.StreamEvents, model.EventSubject("r1", "w1")); n != 2 {
 		t.Errorf("%d events of w1 stored, want 2 (tamper and sos)", n)
 	}
-	if n := count(model.StreamEvents, "care.events.r2.s2"); n != 1 {
+	if n := count(model.StreamEvents, model.EventSubject("r2", "s2")); n != 1 {
 		t.Errorf("%d events of s2 stored, want 1", n)
 	}
 	want := []string{model.ReasonRateLimited, model.ReasonEventNotForKind, model.ReasonRateLimited, model.ReasonRateLimited}

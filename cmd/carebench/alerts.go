@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/natsx"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
@@ -81,7 +82,7 @@ func benchAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	sent := map[int]time.Time{} // probe residents' pending press → publish time
 	var lat []time.Duration
 	gotOne := make(chan struct{}, 1)
-	_, err = nc.Subscribe("care.alerts.>", func(m *nats.Msg) {
+	_, err = nc.Subscribe(model.SubjectAlertsAll, func(m *nats.Msg) {
 		now := time.Now()
 		var a struct {
 			ResidentID string `json:"resident_id"`

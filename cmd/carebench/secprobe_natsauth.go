@@ -12,7 +12,6 @@ import (
 
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/natsx"
-	"github.com/carehub/carehub/internal/users"
 )
 
 // The nats-token-forgery probe attacks carehub's embedded NATS server as
@@ -62,9 +61,9 @@ func forgeOverNATS(ctx context.Context, url string, opts []nats.Option) string {
 		return ""
 	}
 	holes := ""
-	if kv, err := js.KeyValue(wctx, users.TokensBucket); err == nil {
+	if kv, err := js.KeyValue(wctx, model.BucketTokens); err == nil {
 		if _, err := kv.Put(wctx, "probe-forged-token", []byte(`{"user":"admin","role":"admin"}`)); err == nil {
-			holes += "wrote a token record into " + users.TokensBucket + "; "
+			holes += "wrote a token record into " + model.BucketTokens + "; "
 			_ = kv.Delete(wctx, "probe-forged-token")
 		}
 	}

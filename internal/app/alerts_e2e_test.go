@@ -47,7 +47,7 @@ func phone(t *testing.T, natsURL, residentID string, opts ...nats.Option) chan a
 	}
 	t.Cleanup(nc.Close)
 	ch := make(chan alertMsg, 64)
-	if _, err := nc.Subscribe("care.alerts."+residentID+".>", func(m *nats.Msg) {
+	if _, err := nc.Subscribe(model.ResidentAlertsFilter(residentID), func(m *nats.Msg) {
 		var a alerts.Alert
 		if err := json.Unmarshal(m.Data, &a); err != nil {
 			t.Errorf("alert JSON: %v: %s", err, m.Data)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -82,7 +83,7 @@ func TestReadingEndToEnd(t *testing.T) {
 		return ok && p.Online && p.BatteryPct != nil && *p.BatteryPct == 81
 	})
 	// The contract's JetStream message shape.
-	sub, err := a.NC.SubscribeSync("care.readings." + d.ResidentID + "." + d.ID)
+	sub, err := a.NC.SubscribeSync(model.ReadingSubject(d.ResidentID, d.ID))
 	if err != nil {
 		t.Fatal(err)
 	}

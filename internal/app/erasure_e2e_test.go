@@ -204,10 +204,10 @@ func TestErasureLeavesNothing(t *testing.T) {
 		if got := residentAlerts(t, base, rid); len(got) != 0 {
 			t.Errorf("alerts of the erased resident: %+v", got)
 		}
-		if n := streamMsgs(t, js, model.StreamAlerts, "care.alerts."+rid+".>"); n != 0 {
+		if n := streamMsgs(t, js, model.StreamAlerts, model.ResidentAlertsFilter(rid)); n != 0 {
 			t.Errorf("%d messages of the erased resident on CARE_ALERTS", n)
 		}
-		if n := streamMsgs(t, js, model.StreamEscalation, "care.escalation.*."+rid); n != 0 {
+		if n := streamMsgs(t, js, model.StreamEscalation, model.ResidentFilters(rid)[model.StreamEscalation]); n != 0 {
 			t.Errorf("%d messages of the erased resident on CARE_ESCALATION", n)
 		}
 		for _, q := range []string{
@@ -228,7 +228,7 @@ func TestErasureLeavesNothing(t *testing.T) {
 	a.Close()
 	a = startApp(t, vars, app.WithClock(clock.Now))
 	base = "http://" + a.HTTPAddr()
-	kv, err := a.JS.KeyValue(t.Context(), alerts.AlertsBucket)
+	kv, err := a.JS.KeyValue(t.Context(), model.BucketAlerts)
 	if err != nil {
 		t.Fatal(err)
 	}

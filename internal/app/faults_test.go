@@ -20,6 +20,7 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/internal/app"
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -329,7 +330,7 @@ func TestAlertSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if _, err := nc.Subscribe("care.alerts."+d.ResidentID+".>", func(m *nats.Msg) {
+	if _, err := nc.Subscribe(model.ResidentAlertsFilter(d.ResidentID), func(m *nats.Msg) {
 		var a alerts.Alert
 		if json.Unmarshal(m.Data, &a) != nil {
 			return

@@ -21,6 +21,7 @@ import (
 
 	"github.com/carehub/carehub/internal/app"
 	"github.com/carehub/carehub/internal/config"
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/natsx"
 	"github.com/carehub/carehub/internal/testenv"
 	"github.com/carehub/carehub/internal/tlsx"
@@ -37,7 +38,7 @@ func TestEmbeddedNATSRequiresLogin(t *testing.T) {
 		js, _ := jetstream.New(nc)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		if kv, err := js.KeyValue(ctx, "care_tokens"); err == nil {
+		if kv, err := js.KeyValue(ctx, model.BucketTokens); err == nil {
 			_, err = kv.Put(ctx, "forged", []byte(`{"user":"admin"}`))
 			t.Errorf("token KV write without credentials: err=%v", err)
 		}

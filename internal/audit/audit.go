@@ -34,14 +34,6 @@ const (
 	OutcomeError  = "error"  // failed on carehub's side; nothing or part was disclosed
 )
 
-// SubjectMulti is the subject token of entries that name several residents
-// (a list, the overview, a stream delivery): Query for one resident reads
-// it as well and keeps the entries that name them.
-const SubjectMulti = "_multi"
-
-// subjectNone is the token of entries about no resident (logins, users).
-const subjectNone = "_none"
-
 // MaxResidents bounds the residents one entry names; a larger disclosure is
 // recorded as several entries.
 const MaxResidents = 1000
@@ -160,9 +152,9 @@ func (l *Log) Record(ctx context.Context, e Entry) error {
 	subject := model.AuditSubject(e.ResidentID)
 	switch {
 	case e.ResidentID == "" && len(e.Residents) > 0:
-		subject = model.AuditSubject(SubjectMulti)
+		subject = model.SubjectAuditMulti
 	case e.ResidentID == "":
-		subject = model.AuditSubject(subjectNone)
+		subject = model.SubjectAuditNone
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

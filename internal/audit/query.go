@@ -41,7 +41,7 @@ func (l *Log) Query(ctx context.Context, q Query) (Result, error) {
 	}
 	subjects := []string{model.SubjectAuditAll}
 	if q.ResidentID != "" {
-		subjects = []string{model.AuditSubject(q.ResidentID), model.AuditSubject(SubjectMulti)}
+		subjects = []string{model.AuditSubject(q.ResidentID), model.SubjectAuditMulti}
 	}
 	st, err := l.js.Stream(ctx, model.StreamAudit)
 	if err != nil {

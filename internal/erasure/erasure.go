@@ -309,26 +309,13 @@ func (fm fencedMarker) MarkErased(ctx context.Context, residentID string) error 
 	return fm.f.Fence(ctx)
 }
 
-// residentSubjects are the subjects of a resident's messages in each stream
-// (contract §3: the resident id is the token after the stream's prefix; the
-// 119 bridge's is care.escalation.119.{resident_id}).
-func residentSubjects(rid string) map[string]string {
-	return map[string]string{
-		model.StreamReadings:   "care.readings." + rid + ".>",
-		model.StreamEvents:     "care.events." + rid + ".>",
-		model.StreamStatus:     "care.status." + rid + ".>",
-		model.StreamAlerts:     "care.alerts." + rid + ".>",
-		model.StreamEscalation: "care.escalation.*." + rid,
-	}
-}
-
 // purgeResidentMessages purges a resident's messages from the buffers and
 // the alert history and returns how many there were.
 func purgeResidentMessages(ctx context.Context, js StreamSource, rid string) (uint64, error) {
 	var total uint64
 	type streamSubject struct{ stream, subject string }
 	var targets []streamSubject
-	for name, subject := range residentSubjects(rid) {
+	for name, subject := range model.ResidentFilters(rid) {
 		targets = append(targets, streamSubject{name, subject})
 	}
 	// The resident's batched readings (contract §3): carehub's batch

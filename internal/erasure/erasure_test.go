@@ -252,7 +252,7 @@ func TestErase(t *testing.T) {
 	if st := settings.Settings("r2"); st.Mode != rules.ModeHospital {
 		t.Fatalf("r2's settings lost: %+v", st)
 	}
-	for bucket, key := range map[string]string{alerts.BucketSettings: "r1", alerts.AssignmentsBucket: "r1", devices.BucketResidents: "r1", devices.BucketDevices: "d1", devices.BucketPresence: "d1"} {
+	for bucket, key := range map[string]string{model.BucketSettings: "r1", model.BucketAssignments: "r1", model.BucketResidents: "r1", model.BucketDevices: "d1", model.BucketPresence: "d1"} {
 		kv, err := js.KeyValue(ctx, bucket)
 		if err != nil {
 			t.Fatal(err)
@@ -279,9 +279,9 @@ func TestErase(t *testing.T) {
 		t.Fatalf("after a restart: %d alerts of r1, %d of r2", n, m)
 	}
 	for stream, subjects := range map[string][2]string{
-		model.StreamReadings: {"care.readings.r1.>", "care.readings.r2.>"},
+		model.StreamReadings: {model.ResidentFilters("r1")[model.StreamReadings], model.ResidentFilters("r2")[model.StreamReadings]},
 		"batches":            {model.ReadingBatchSubject("r1"), model.ReadingBatchSubject("r2")},
-		model.StreamAlerts:   {"care.alerts.r1.>", "care.alerts.r2.>"},
+		model.StreamAlerts:   {model.ResidentAlertsFilter("r1"), model.ResidentAlertsFilter("r2")},
 	} {
 		if stream == "batches" {
 			stream = model.StreamReadings

@@ -15,19 +15,6 @@ type ReadingBatch struct {
 	Readings []Reading `json:"readings"`
 }
 
-// SubjectReadingsBatch matches every batch subject; CARE_READINGS holds
-// them through SubjectReadingsAll.
-const SubjectReadingsBatch = "care.readings.batch.*"
-
-// ReadingBatchSubject is where carehub publishes a batch of a resident's
-// readings. The contract lets the partition be anything derived from the
-// resident id; carehub uses the resident id itself, so that one resident's
-// readings stay in order in one partition, and erasure can purge a
-// resident's batches by subject like their single readings.
-func ReadingBatchSubject(residentID string) string {
-	return "care.readings.batch." + residentID
-}
-
 // ReadingBatchJSON encodes rs as {"readings":[...]}, each element as
 // AppendReadingJSON writes it.
 func ReadingBatchJSON(rs []Reading) []byte {

@@ -1,6 +1,9 @@
 package model
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSubjectMatchesIDs(t *testing.T) {
 	for _, c := range []struct {
@@ -28,4 +31,71 @@ func TestSubjectMatchesIDs(t *testing.T) {
 			t.Errorf("SubjectMatchesIDs(%q, %q, %q) = %v, want %v", c.subject, c.rid, c.did, got, c.want)
 		}
 	}
+}
+
+func TestResidentOfAlertSubject(t *testing.T) {
+	for subject, want := range map[string]string{
+		"care.alerts.r1.critical":  "r1",
+		AlertSubject("r-2", "low"): "r-2",
+		"care.alerts.r1":           "r1",
+		"care.events.r1.d1":        "",
+		"care.alertsx.r1.high":     "",
+	} {
+		if got := ResidentOfAlertSubject(subject); got != want {
+			t.Errorf("ResidentOfAlertSubject(%q) = %q, want %q", subject, got, want)
+		}
+	}
+}
+
+func TestSubjectKind(t *testing.T) {
+	for subject, want := range map[string]string{
+		"care.readings.r1.d1":      "readings",
+		"care.readings.batch.r1":   "readings",
+		"care.events.r1.d1":        "events",
+		"care.ingest.rejected.d1":  "ingest",
+		"elsewhere.readings.r1.d1": "elsewhere.readings.r1.d1",
+		ReadingBatchSubject("r1"):  "readings",
+		EmergencySubject("r1"):     "escalation",
+		SubjectAuditMulti:          "audit",
+	} {
+		if got := SubjectKind(subject); got != want {
+			t.Errorf("SubjectKind(%q) = %q, want %q", subject, got, want)
+		}
+	}
+}
+
+// TestResidentFilters: each filter takes one resident's messages and no
+// other's, in the shapes carehub publishes.
+func TestResidentFilters(t *testing.T) {
+	published := map[string][]string{
+		StreamReadings:   {ReadingSubject("r1", "d1"), ReadingSubject("r2", "d1")},
+		StreamEvents:     {EventSubject("r1", "d1"), EventSubject("r2", "d1")},
+		StreamStatus:     {StatusSubject("r1", "d1"), StatusSubject("r2", "d1")},
+		StreamAlerts:     {AlertSubject("r1", "high"), AlertSubject("r2", "high")},
+		StreamEscalation: {EmergencySubject("r1"), EmergencySubject("r2")},
+	}
+	filters := ResidentFilters("r1")
+	if len(filters) != len(published) {
+		t.Fatalf("filters for %d streams, want %d", len(filters), len(published))
+	}
+	for stream, subjects := range published {
+		f := filters[stream]
+		if !matches(f, subjects[0]) || matches(f, subjects[1]) {
+			t.Errorf("%s: filter %q must take %q and not %q", stream, f, subjects[0], subjects[1])
+		}
+	}
+}
+
+// matches is NATS subject matching, enough for the filters above.
+func matches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		if tok == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || (tok != "*" && tok != s[i]) {
+			return false
+		}
+	}
+	return len(f) == len(s)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/natsx"
 	"github.com/carehub/carehub/internal/testenv"
 	"github.com/carehub/carehub/internal/tlsx"
@@ -61,7 +62,7 @@ func TestEmbeddedRequiresLogin(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "care_tokens"}); err != nil {
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: model.BucketTokens}); err != nil {
 		t.Fatalf("carehub creates KV: %v", err)
 	}
 
@@ -103,17 +104,17 @@ func TestEmbeddedPhonesPermissions(t *testing.T) {
 	if err := natsx.EnsureStreams(ctx, ownJS, natsx.DefaultStreamOptions); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := ownJS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "care_tokens"})
+	kv, err := ownJS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: model.BucketTokens})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := kv.Put(ctx, "t1", []byte("token-record")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ownJS.CreateOrUpdateConsumer(ctx, "CARE_ALERTS", jetstream.ConsumerConfig{Durable: "carehub-stream"}); err != nil {
+	if _, err := ownJS.CreateOrUpdateConsumer(ctx, model.StreamAlerts, jetstream.ConsumerConfig{Durable: "carehub-stream"}); err != nil {
 		t.Fatal(err)
 	}
-	events, err := own.SubscribeSync("care.events.>")
+	events, err := own.SubscribeSync(model.SubjectEventsAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,12 +127,12 @@ func TestEmbeddedPhonesPermissions(t *testing.T) {
 		t.Fatalf("phones login: %v", err)
 	}
 	defer ph.Close()
-	alerts, err := ph.SubscribeSync("care.alerts.>")
+	alerts, err := ph.SubscribeSync(model.SubjectAlertsAll)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ph.Flush()
-	if err := own.Publish("care.alerts.r1.a1", []byte(`{}`)); err != nil {
+	if err := own.Publish(model.AlertSubject("r1", "a1"), []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := alerts.NextMsg(5 * time.Second); err != nil {
@@ -139,7 +140,7 @@ func TestEmbeddedPhonesPermissions(t *testing.T) {
 	}
 
 	// A forged SOS event is refused and never delivered.
-	if err := ph.Publish("care.events.r1.d1.sos", []byte(`{"type":"sos"}`)); err != nil {
+	if err := ph.Publish(model.EventSubject("r1", "d1")+".sos", []byte(`{"type":"sos"}`)); err != nil {
 		t.Fatal(err)
 	}
 	ph.Flush()
@@ -158,26 +159,26 @@ func TestEmbeddedPhonesPermissions(t *testing.T) {
 	phJS, _ := jetstream.New(ph)
 	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
 	defer cancelShort()
-	if k, err := phJS.KeyValue(short, "care_tokens"); err == nil {
+	if k, err := phJS.KeyValue(short, model.BucketTokens); err == nil {
 		if e, err := k.Get(short, "t1"); err == nil {
 			t.Fatalf("phones read a token record: %q", e.Value())
 		}
 	}
 	// Its own consumer works; carehub's may be neither read nor deleted.
-	if _, err := phJS.CreateOrUpdateConsumer(ctx, "CARE_ALERTS", jetstream.ConsumerConfig{Durable: "phones"}); err != nil {
+	if _, err := phJS.CreateOrUpdateConsumer(ctx, model.StreamAlerts, jetstream.ConsumerConfig{Durable: "phones"}); err != nil {
 		t.Fatalf("phones creates its own consumer: %v", err)
 	}
 	short2, cancel2 := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel2()
-	if err := phJS.DeleteConsumer(short2, "CARE_ALERTS", "carehub-stream"); err == nil {
+	if err := phJS.DeleteConsumer(short2, model.StreamAlerts, "carehub-stream"); err == nil {
 		t.Fatal("phones deleted carehub's consumer")
 	}
-	if _, err := ownJS.Consumer(ctx, "CARE_ALERTS", "carehub-stream"); err != nil {
+	if _, err := ownJS.Consumer(ctx, model.StreamAlerts, "carehub-stream"); err != nil {
 		t.Fatalf("carehub's consumer is gone: %v", err)
 	}
 	short3, cancel3 := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel3()
-	if _, err := phJS.CreateOrUpdateConsumer(short3, "CARE_ALERTS", jetstream.ConsumerConfig{Durable: "someone-else"}); err == nil {
+	if _, err := phJS.CreateOrUpdateConsumer(short3, model.StreamAlerts, jetstream.ConsumerConfig{Durable: "someone-else"}); err == nil {
 		t.Fatal("phones created a consumer under another name")
 	}
 }
@@ -263,7 +264,7 @@ func TestEmbeddedEncryptedStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := 0; i < 20; i++ {
-				if _, err := js.Publish(ctx, "care.readings.r1.d1.heart_rate", []byte(marker)); err != nil {
+				if _, err := js.Publish(ctx, model.ReadingSubject("r1", "d1")+".heart_rate", []byte(marker)); err != nil {
 					t.Fatal(err)
 				}
 			}

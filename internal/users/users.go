@@ -23,12 +23,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/carehub/carehub/internal/catalog"
-)
-
-// KV buckets.
-const (
-	UsersBucket  = "care_users"
-	TokensBucket = "care_tokens"
+	"github.com/carehub/carehub/internal/kv"
+	"github.com/carehub/carehub/internal/model"
 )
 
 // Roles (contract §4).
@@ -150,13 +146,13 @@ func Open(ctx context.Context, js jetstream.JetStream, now func() time.Time) (*S
 	if now == nil {
 		now = time.Now
 	}
-	users, err := bind(ctx, js, jetstream.KeyValueConfig{Bucket: UsersBucket, Description: "API users: role, password hash, assigned residents",
-		History: 5, Storage: jetstream.FileStorage})
+	users, err := kv.Open(ctx, js, kv.Bucket{Name: model.BucketUsers, Description: "API users: role, password hash, assigned residents",
+		History: 5})
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := bind(ctx, js, jetstream.KeyValueConfig{Bucket: TokensBucket, Description: "SHA-256 of API bearer tokens with user and expiry",
-		History: 1, Storage: jetstream.FileStorage, TTL: MaxTokenTTL})
+	tokens, err := kv.Open(ctx, js, kv.Bucket{Name: model.BucketTokens, Description: "SHA-256 of API bearer tokens with user and expiry",
+		History: 1, TTL: MaxTokenTTL})
 	if err != nil {
 		return nil, err
 	}
@@ -167,20 +163,6 @@ func Open(ctx context.Context, js jetstream.JetStream, now func() time.Time) (*S
 	st := &Store{users: users, tokens: tokens, now: now, dummyHash: dummy, hashWait: DefaultHashWait}
 	st.LimitHashing(runtime.GOMAXPROCS(0), DefaultHashWait)
 	return st, nil
-}
-
-func bind(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, cfg)
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, cfg.Bucket)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kv %s: %w", cfg.Bucket, err)
-	}
-	return kv, nil
 }
 
 // NewUser is what Create takes.
