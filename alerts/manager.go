@@ -88,8 +88,7 @@ type Options struct {
 
 // Manager owns the alert lifecycle. It is safe for concurrent use; one mutex
 // orders transitions, so each alert's seq is a gap-free counter. Run must be
-// running (Engine.Run runs it) for failed publications and InfluxDB writes
-// to be retried.
+// running for failed publications and InfluxDB writes to be retried.
 type Manager struct {
 	js       jetstream.JetStream
 	nc       *nats.Conn
