@@ -126,18 +126,11 @@ func (e *Engine) restore(ctx context.Context) error {
 }
 
 // Run consumes until ctx ends, ticking the evaluator and the Manager's
-// escalations every second and saving the evaluator every 30 s. It also runs
-// the Manager's delivery loop. On return the evaluator is saved once more.
+// escalations every second and saving the evaluator every 30 s. On return
+// the evaluator is saved once more. The Manager's delivery loop
+// (Manager.Run) is the caller's to run, and to stop after this.
 func (e *Engine) Run(ctx context.Context) error {
 	e.ctx = ctx
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = e.m.Run(ctx)
-	}()
-	defer wg.Wait()
-
 	var ccs []jetstream.ConsumeContext
 	defer func() {
 		for _, cc := range ccs {

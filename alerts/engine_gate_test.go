@@ -43,21 +43,13 @@ func startGatedEngine(t *testing.T, e *env, clk *testClock, gate ResidentGate) (
 	reg := metrics.New()
 	o := Options{Clock: clk.Now, Residents: gate, Metrics: reg}
 	m := e.manager(t, o)
-	ctx, cancel := context.WithCancel(context.Background())
-	eng, err := NewEngine(ctx, Options{JS: e.js, NC: e.nc, Evaluator: rules.NewEvaluator(time.UTC, settingsDefaults{}),
+	eng, err := NewEngine(context.Background(), Options{JS: e.js, NC: e.nc, Evaluator: rules.NewEvaluator(time.UTC, settingsDefaults{}),
 		Clock: clk.Now, Log: zerolog.Nop(), Residents: gate, Metrics: reg}, m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	eng.tickEvery = 20 * time.Millisecond
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	t.Cleanup(runEngine(t, eng, m))
 	return eng, m, reg
 }
 

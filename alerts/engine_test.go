@@ -102,21 +102,34 @@ func (f *fakeEval) restoredBytes() string {
 func startEngine(t *testing.T, e *env, clk *testClock, ev Evaluator) (*Manager, func()) {
 	t.Helper()
 	m := e.manager(t, Options{Clock: clk.Now})
-	ctx, cancel := context.WithCancel(context.Background())
-	eng, err := NewEngine(ctx, Options{JS: e.js, NC: e.nc, Evaluator: ev, Clock: clk.Now, Log: zerolog.Nop()}, m)
+	eng, err := NewEngine(context.Background(), Options{JS: e.js, NC: e.nc, Evaluator: ev, Clock: clk.Now, Log: zerolog.Nop()}, m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	eng.tickEvery = 20 * time.Millisecond
+	return m, runEngine(t, eng, m)
+}
+
+// runEngine runs eng and m's delivery loop until the returned stop: it
+// ends the engine first, then the manager, as carehub does.
+func runEngine(t *testing.T, eng *Engine, m *Manager) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx) }()
-	stop := func() {
+	mctx, mcancel := context.WithCancel(context.Background())
+	mdone := make(chan error, 1)
+	go func() { mdone <- m.Run(mctx) }()
+	return func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+			t.Errorf("Engine.Run: %v", err)
+		}
+		mcancel()
+		if err := <-mdone; err != nil {
+			t.Errorf("Manager.Run: %v", err)
 		}
 	}
-	return m, stop
 }
 
 func publishJSON(t *testing.T, js jetstream.JetStream, subject string, v any) {

@@ -75,8 +75,9 @@ type Options struct {
 
 // Manager owns the alert lifecycle. It is safe for concurrent use; one mutex
 // orders transitions, so each alert's seq is a gap-free counter. Run must be
-// running (Engine.Run runs it) for failed publications to be retried. The
-// writer package stores the published transitions in InfluxDB.
+// running (the app starts it as its own component) for failed publications
+// to be retried. The writer package stores the published transitions in
+// InfluxDB.
 type Manager struct {
 	js       jetstream.JetStream
 	nc       *nats.Conn

@@ -1,0 +1,126 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/carehub/carehub/alerts"
+	"github.com/carehub/carehub/api"
+	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/ingest/mqttsub"
+	"github.com/carehub/carehub/internal/audit"
+	"github.com/carehub/carehub/internal/erasure"
+	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/users"
+	"github.com/carehub/carehub/writer"
+)
+
+// apiParts are the components the API serves and checks.
+type apiParts struct {
+	nats       *natsParts
+	registry   *devices.Registry
+	presence   *devices.PresenceTracker
+	influx     *influx.Client
+	writer     *writer.Writer
+	alerts     *alerts.Manager
+	settings   *alerts.SettingsStore
+	engine     *alerts.Engine
+	broker     *broker
+	subscriber *mqttsub.Subscriber
+}
+
+// The overview's baselines are kept fresh for 10 minutes and asked again
+// every 5, so a coordinator's overview never waits for them.
+const (
+	baselineCacheTTL  = 10 * time.Minute
+	baselineWarmEvery = 5 * time.Minute
+)
+
+// startAPI opens the user store and the audit log, builds the HTTP API on
+// p, serves it on CARE_HTTP_ADDR (TLS with serverTLS) and keeps the
+// overview's baselines warm. It returns the server and its real address.
+func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (_ *api.Server, addr string, stop func(context.Context), err error) {
+	cfg, clock := a.Config, a.clock
+	var st stack
+	defer st.unwindIf(&err)
+	js, nc, in, reg, mgr := p.nats.js, p.nats.nc, p.influx, p.registry, p.alerts
+
+	userStore, err := users.Open(ctx, js, clock)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	auditLog := audit.New(js, clock)
+	// Erasure closes an erased device's session on the embedded broker;
+	// with an external one it cannot, and ingest rejects the device's
+	// messages as from an unknown device (contract §1). With
+	// CARE_MQTT_PROVISION=dynsec the broker disconnects it when the
+	// registry disables it.
+	var kicker erasure.DeviceKicker
+	if p.broker.embedded != nil {
+		kicker = p.broker.embedded
+	}
+	trends := influx.NewDailyCache(in, baselineCacheTTL, clock)
+	srv := api.New(api.Options{
+		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Export: in, Metrics: a.Metrics,
+		Trends: trends, Baselines: trends, DayActivity: trends, AlertContext: trends,
+		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
+		QueryRate: cfg.QueryRate, QueryBurst: cfg.QueryBurst, MaxQueries: cfg.MaxQueries, MaxExports: cfg.MaxExports,
+		Users: userStore, Alerts: mgr, AlertActions: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: p.settings, Presence: p.presence,
+		Erasure: &erasure.Eraser{Registry: reg, Tombstone: erasure.MarkThenFence(reg, p.writer), Engine: p.engine, Series: in, Alerts: mgr, Settings: p.settings, Chains: mgr.Chains(),
+			Presence: p.presence, Broker: kicker, Streams: js, Assignments: userStore, Clock: clock,
+			Retention: erasure.Retention{Buffers: p.nats.streams.BufferAge, Alerts: p.nats.streams.AlertsAge, Audit: p.nats.streams.AuditAge}},
+		Log: a.Log.With().Str("component", "api").Logger(),
+		Ready: map[string]api.Check{
+			"mqtt": func(context.Context) error { return p.subscriber.Ready() },
+			"nats": func(ctx context.Context) error {
+				if !nc.IsConnected() {
+					return errors.New("not connected")
+				}
+				_, err := js.Stream(ctx, model.StreamReadings)
+				return err
+			},
+			"influxdb": func(ctx context.Context) error { return in.Ping(ctx) },
+		},
+	})
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("listen on CARE_HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
+	}
+	addr = ln.Addr().String()
+	if serverTLS != nil {
+		ln = tls.NewListener(ln, serverTLS)
+	}
+	a.goRun("http", func() error { return srv.App().Listener(ln) })
+	st.push(func(context.Context) { _ = srv.Shutdown(10 * time.Second) })
+
+	warmCtx, warmCancel := context.WithCancel(context.Background())
+	warmDone := a.goRun("baselines", func() error { srv.WarmBaselines(warmCtx, baselineWarmEvery); return nil })
+	st.push(func(ctx context.Context) { warmCancel(); waitDone(ctx, warmDone) })
+	return srv, addr, st.stop, nil
+}
+
+// readingsAdapter answers the API's readings queries with Flux; whole-day
+// windows are calendar days in the program time zone.
+type readingsAdapter struct {
+	c   *influx.Client
+	loc *time.Location
+}
+
+func (r readingsAdapter) Readings(ctx context.Context, q api.ReadingsQuery) ([]api.Point, error) {
+	pts, err := r.c.Readings(ctx, influx.ReadingsQuery{ResidentID: q.ResidentID, Metric: q.Metric,
+		From: q.From, To: q.To, Every: q.Every, Fn: q.Fn, Location: r.loc})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Point, len(pts))
+	for i, p := range pts {
+		out[i] = api.Point{T: p.T, V: p.V}
+	}
+	return out, nil
+}
