@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: help deps build test check depcheck fmt vet lint demo stop-demo bench-ingest bench-ingest-embedded bench-alerts bench-api bench-quality security-check clean
+.PHONY: help deps build test check depcheck fmt vet lint demo stop-demo bench-ingest bench-ingest-telegraf bench-ingest-embedded bench-alerts bench-api bench-quality security-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -40,8 +40,12 @@ demo: deps build ## carehub on its embedded broker and NATS, InfluxDB, and homes
 stop-demo: ## stop what `make demo` started
 	@deploy/dev/demo.sh stop
 
-bench-ingest: deps build ## ingest throughput and lag through Mosquitto into InfluxDB
-	@$(BIN)/carebench ingest
+bench-ingest: deps build ## ingest throughput and lag through Mosquitto into InfluxDB (INGEST_ARGS="-compare telegraf" adds Telegraf)
+	@$(BIN)/carebench ingest $(INGEST_ARGS)
+
+bench-ingest-telegraf: deps build ## bench-ingest beside Telegraf v1.37.2 on the same load (builds Telegraf into the cache once, ~10 min)
+	@deploy/dev/telegraf.sh install
+	@$(BIN)/carebench ingest -compare telegraf $(INGEST_ARGS)
 
 bench-ingest-embedded: deps build ## the same load through carehub's embedded broker, one connection per device
 	@$(BIN)/carebench ingest -embedded

@@ -24,6 +24,7 @@ type ingestFlags struct {
 	embedded                         bool
 	pacedRate                        float64
 	pacedFor                         time.Duration
+	compare                          string
 }
 
 // benchIngest measures messages stored per second end to end, device lag
@@ -39,8 +40,12 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&f.embedded, "embedded", false, "devices publish to carehub's embedded broker (one connection each) instead of Mosquitto; no broker-only run")
 	fs.Float64Var(&f.pacedRate, "paced-rate", 0, "then a steady load at this many msgs/s, to measure lag without a backlog (0 = half the rate measured, -1 = skip)")
 	fs.DurationVar(&f.pacedFor, "paced-for", 15*time.Second, "how long the steady load lasts (0 = skip it)")
+	fs.StringVar(&f.compare, "compare", "", `"telegraf": the same load through Telegraf v1.37.2 (tuned; built into the cache once, about 10 minutes) into a database of its own`)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if f.compare != "" && (f.compare != "telegraf" || f.embedded) {
+		return fmt.Errorf("-compare: only \"telegraf\", and only through Mosquitto (not -embedded)")
 	}
 	e, err := newEnv(stderr)
 	if err != nil {
@@ -69,6 +74,13 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	brokerRate := 0.0
 	if !f.embedded {
 		if brokerRate, err = brokerOnly(ctx, f, broker, load, stdout); err != nil {
+			return err
+		}
+	}
+
+	var tg telegrafResult
+	if f.compare == "telegraf" {
+		if tg, err = runTelegraf(ctx, e, f.messages, broker, influxURL, load, stdout); err != nil {
 			return err
 		}
 	}
@@ -170,6 +182,11 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(stdout, "carehub, stored in InfluxDB         %10.0f msgs/s   %10.0f values/s   (%.1f s for all)\n", rate, rate*float64(f.values), elapsed.Seconds())
 	if brokerRate > 0 {
 		fmt.Fprintf(stdout, "ratio carehub / broker only         %10.2f\n", rate/brokerRate)
+	}
+	if tg.rate > 0 {
+		fmt.Fprintf(stdout, "telegraf v1.37.2, stored            %10.0f msgs/s   CPU %.1f µs a message   peak RSS %.0f MB   (%d points)\n",
+			tg.rate, tg.cpuSec/float64(f.messages)*1e6, tg.peakRSSMB, tg.stored)
+		fmt.Fprintf(stdout, "ratio carehub / telegraf            %10.2f\n", rate/tg.rate)
 	}
 	fmt.Fprintf(stdout, "end-to-end lag (publish to stored)  p50 %6.0f ms   p99 %6.0f ms   (a backlog: the loader outruns carehub)\n", p50*1000, p99*1000)
 	if paced > 0 {
