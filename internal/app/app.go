@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,7 +86,11 @@ func (a *App) NATSURL() string {
 	if a.natsServer != nil {
 		return a.natsServer.ClientURL()
 	}
-	return redact.URL(a.Config.NATSURL)
+	urls := a.Config.NATSURLs()
+	for i, u := range urls {
+		urls[i] = redact.URL(u)
+	}
+	return strings.Join(urls, ",")
 }
 
 // NATSOptions log a nats.go client in to the embedded server as carehub's

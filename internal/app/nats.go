@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/carehub/carehub/internal/config"
+	"github.com/carehub/carehub/internal/kv"
 	"github.com/carehub/carehub/internal/natsx"
 	"github.com/carehub/carehub/internal/redact"
 	"github.com/carehub/carehub/internal/tlsx"
@@ -68,12 +70,14 @@ func (a *App) startNATS(ctx context.Context, serverTLS *tls.Config) (_ *natsPart
 	}
 	n.nc = nc
 	st.push(func(context.Context) { _ = nc.Drain(); waitClosed(nc, 10*time.Second) })
-	if n.js, err = jetstream.New(nc); err != nil {
+	js, err := jetstream.New(nc)
+	if err != nil {
 		return nil, nil, err
 	}
-	n.streams = natsx.DefaultStreamOptions
-	n.streams.BufferAge, n.streams.AuditAge = cfg.BufferAge, cfg.AuditRetention
-	n.streams.MaxBytes = cfg.StreamMaxBytes
+	// Every stream and bucket in CARE_NATS_REPLICAS copies; a changed count
+	// is applied to the existing ones here.
+	n.js = kv.WithReplicas(js, cfg.NATSReplicas)
+	n.streams = cfg.StreamOptions()
 	if err := natsx.EnsureStreams(ctx, n.js, n.streams); err != nil {
 		return nil, nil, err
 	}
@@ -142,7 +146,7 @@ func externalNATSOptions(cfg config.Config) ([]nats.Option, error) {
 	case cfg.NATSUsername != "":
 		opts = append(opts, nats.UserInfo(cfg.NATSUsername, cfg.NATSPassword))
 	}
-	if strings.HasPrefix(cfg.NATSURL, "tls://") {
+	if slices.ContainsFunc(cfg.NATSURLs(), func(u string) bool { return strings.HasPrefix(u, "tls://") }) {
 		ct, err := cfg.ClientTLS()
 		if err != nil {
 			return nil, err

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/internal/natsx"
+	"github.com/carehub/carehub/internal/redact"
 	"github.com/carehub/carehub/internal/tlsx"
 )
 
@@ -190,6 +191,10 @@ type Config struct {
 	// NATSMaxStore caps the embedded NATS server's JetStream store; 0
 	// means the streams' sizes plus room for the key-value buckets.
 	NATSMaxStore int64
+	// NATSReplicas is how many copies JetStream keeps of every stream and
+	// key-value bucket carehub creates (CARE_NATS_REPLICAS): 1, or 3 on a
+	// NATS cluster of three or more servers.
+	NATSReplicas int
 	// MQTTMaxConnections and MQTTMaxConnectionsPerAddr cap the embedded
 	// broker's connections, logged in or not, in total and from one
 	// source address (a home gateway or a care home's NAT is one address).
@@ -202,6 +207,7 @@ func (c Config) StreamOptions() natsx.StreamOptions {
 	o := natsx.DefaultStreamOptions
 	o.BufferAge, o.AuditAge = c.BufferAge, c.AuditRetention
 	o.MaxBytes = c.StreamMaxBytes
+	o.Replicas = max(c.NATSReplicas, 1)
 	return o
 }
 
@@ -210,6 +216,17 @@ func (c Config) EmbeddedMQTT() bool { return c.MQTTURL == "" }
 
 // EmbeddedNATS reports whether carehub runs its own NATS server.
 func (c Config) EmbeddedNATS() bool { return c.NATSURL == "" }
+
+// NATSURLs are the servers of CARE_NATS_URL, a comma-separated list.
+func (c Config) NATSURLs() []string {
+	var out []string
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
 
 // TLS reports whether carehub serves TLS (CARE_TLS_CERT_FILE and _KEY_FILE).
 func (c Config) TLS() bool { return c.TLSCertFile != "" && c.TLSKeyFile != "" }
@@ -301,6 +318,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DeviceEventBurst = p.int("CARE_DEVICE_EVENT_BURST", DefaultDeviceEventBurst)
 	c.StreamMaxBytes = p.streamSizes("CARE_STREAM_MAX_BYTES")
 	c.NATSMaxStore = p.size("CARE_NATS_MAX_STORE", 0)
+	c.NATSReplicas = p.int("CARE_NATS_REPLICAS", 1)
 	c.MQTTDynsecUsername = p.str("CARE_MQTT_DYNSEC_USERNAME", "")
 	c.MQTTDynsecPassword = p.secret("CARE_MQTT_DYNSEC_PASSWORD")
 	c.MQTTMaxConnections = p.int("CARE_MQTT_MAX_CONNECTIONS", DefaultMQTTMaxConnections)
@@ -341,8 +359,12 @@ func (c Config) validate() []error {
 			fail("CARE_MQTT_URL=%q is not a broker URL: write it like tcp://127.0.0.1:1883 (or leave it unset for the embedded broker)", c.MQTTURL)
 		}
 	}
-	if c.NATSURL != "" && !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
-		fail("CARE_NATS_URL=%q is not a NATS URL: write it like nats://127.0.0.1:4222 (or leave it unset for the embedded server)", c.NATSURL)
+	// A cluster is a comma-separated list; carehub connects to any of its
+	// servers and moves to another when one goes away.
+	for _, u := range c.NATSURLs() {
+		if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
+			fail("CARE_NATS_URL=%q is not a NATS URL: write it like nats://127.0.0.1:4222, a cluster as a comma-separated list of them (or leave it unset for the embedded server)", redact.URL(u))
+		}
 	}
 	if u, err := url.Parse(c.InfluxURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		fail("CARE_INFLUX_URL=%q is not an HTTP URL: write it like http://127.0.0.1:8086", c.InfluxURL)
@@ -448,6 +470,12 @@ func (c Config) validate() []error {
 		if need := c.StreamOptions().MinStore(); c.NATSMaxStore < need {
 			fail("CARE_NATS_MAX_STORE=%d bytes is smaller than the streams' sizes plus room for the key-value buckets (%d bytes = %dMiB): raise it, or lower CARE_STREAM_MAX_BYTES", c.NATSMaxStore, need, need>>20)
 		}
+	}
+	switch {
+	case c.NATSReplicas != 1 && c.NATSReplicas != 3:
+		fail("CARE_NATS_REPLICAS=%d: carehub keeps 1 copy of each stream and bucket, or 3 on a NATS cluster of three or more servers", c.NATSReplicas)
+	case c.NATSReplicas == 3 && c.EmbeddedNATS():
+		fail("CARE_NATS_REPLICAS=3 needs a NATS cluster: the embedded NATS is one server; set CARE_NATS_URL to the cluster's servers (comma-separated), or use 1")
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		fail("CARE_ADMIN_TOKEN is shorter than 16 characters: use a long random string (or leave it unset and carehub prints a generated one)")

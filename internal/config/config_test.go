@@ -73,6 +73,9 @@ func TestInvalidSettingsSayHowToFix(t *testing.T) {
 		"memory too small":           {map[string]string{"CARE_MEMORY_LIMIT": "16MiB"}, "64MiB or more"},
 		"every error once":           {map[string]string{"CARE_LOG_LEVEL": "loud", "CARE_LOG_FORMAT": "xml"}, "CARE_LOG_FORMAT"},
 		"streams per user":           {map[string]string{"CARE_MAX_STREAMS_PER_USER": "0"}, "1 to 256 alert streams"},
+		"replicas count":             {map[string]string{"CARE_NATS_REPLICAS": "2", "CARE_NATS_URL": "nats://a:4222"}, "or 3 on a NATS cluster"},
+		"replicas embedded":          {map[string]string{"CARE_NATS_REPLICAS": "3"}, "set CARE_NATS_URL to the cluster's servers"},
+		"nats url in a list":         {map[string]string{"CARE_NATS_URL": "nats://a:4222,b:4222"}, "comma-separated list"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -110,5 +113,26 @@ func TestMemoryLimit(t *testing.T) {
 		if n, err := ParseSize(bad); err == nil {
 			t.Errorf("ParseSize(%q) = %d, want an error", bad, n)
 		}
+	}
+}
+
+// A cluster is given as a list of servers; 3 replicas go with it.
+func TestNATSClusterSettings(t *testing.T) {
+	c, err := Load(env(map[string]string{"CARE_NATS_URL": "tls://a:4222, tls://b:4222,tls://c:4222", "CARE_NATS_REPLICAS": "3"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.NATSURLs(); len(got) != 3 || got[1] != "tls://b:4222" {
+		t.Errorf("NATSURLs = %q", got)
+	}
+	if got := c.StreamOptions().Replicas; got != 3 {
+		t.Errorf("streams get %d replicas, want 3", got)
+	}
+	d, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.NATSReplicas != 1 || d.StreamOptions().Replicas != 1 {
+		t.Errorf("default replicas %d/%d, want 1", d.NATSReplicas, d.StreamOptions().Replicas)
 	}
 }

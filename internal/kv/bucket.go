@@ -12,9 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Replicas is how many copies JetStream keeps of every carehub bucket. One
-// server holds them all today; a clustered deployment raises it here, for
-// every bucket at once.
+// Replicas is how many copies JetStream keeps of a carehub bucket unless
+// the JetStream handle says otherwise (WithReplicas): on a cluster,
+// CARE_NATS_REPLICAS raises it for every bucket at once.
 const Replicas = 1
 
 // Bucket is what differs between carehub's buckets; everything else is
@@ -48,4 +48,36 @@ func Open(ctx context.Context, js jetstream.JetStream, b Bucket) (jetstream.KeyV
 		return nil, fmt.Errorf("kv bucket %s: %w", b.Name, err)
 	}
 	return kv, nil
+}
+
+// WithReplicas returns js with every key-value bucket it creates or updates
+// kept in n copies (CARE_NATS_REPLICAS), whichever package opens it: the
+// composition root hands the result to every component, so Open's policy
+// holds on a cluster without each caller knowing the replica count.
+// Updating an existing bucket to n applies a changed count at start.
+func WithReplicas(js jetstream.JetStream, n int) jetstream.JetStream {
+	if n <= 1 {
+		return js
+	}
+	return replicated{JetStream: js, n: n}
+}
+
+type replicated struct {
+	jetstream.JetStream
+	n int
+}
+
+func (r replicated) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	cfg.Replicas = r.n
+	return r.JetStream.CreateKeyValue(ctx, cfg)
+}
+
+func (r replicated) UpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	cfg.Replicas = r.n
+	return r.JetStream.UpdateKeyValue(ctx, cfg)
+}
+
+func (r replicated) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	cfg.Replicas = r.n
+	return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
 }

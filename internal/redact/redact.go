@@ -59,8 +59,9 @@ func URL(raw string) string {
 }
 
 var (
-	// urlRE finds URLs inside free text such as an error message.
-	urlRE = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
+	// urlRE finds URLs inside free text such as an error message; a comma
+	// ends one, so each server of a list (CARE_NATS_URL) is masked.
+	urlRE = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>,]+`)
 	// userinfoRE is the fallback for text url.Parse refuses.
 	userinfoRE = regexp.MustCompile(`://[^/\s"'<>?#]*@`)
 )

@@ -61,3 +61,13 @@ func TestErrKeepsChain(t *testing.T) {
 		t.Fatal("Err wrapped an error without URL")
 	}
 }
+
+func TestStringMasksEachURLOfAList(t *testing.T) {
+	got := redact.String("connect to nats://carehub:s3cret@a:4222,nats://carehub:s3cret@b:4222: refused")
+	if strings.Contains(got, "s3cret") {
+		t.Fatalf("a password of the list is left: %s", got)
+	}
+	if !strings.Contains(got, "@a:4222") || !strings.Contains(got, "@b:4222") {
+		t.Fatalf("the servers are lost: %s", got)
+	}
+}
