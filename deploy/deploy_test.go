@@ -307,7 +307,11 @@ func TestKubernetesConsistent(t *testing.T) {
 		}
 	}
 	// TLS between pods
-	if !strings.HasPrefix(str(data["CARE_NATS_URL"]), "tls://") || !strings.HasPrefix(str(data["CARE_MQTT_URL"]), "ssl://") {
+	natsTLS := true
+	for _, u := range strings.Split(str(data["CARE_NATS_URL"]), ",") {
+		natsTLS = natsTLS && strings.HasPrefix(u, "tls://")
+	}
+	if !natsTLS || !strings.HasPrefix(str(data["CARE_MQTT_URL"]), "ssl://") {
 		t.Errorf("carehub reaches NATS at %v and MQTT at %v: want TLS", data["CARE_NATS_URL"], data["CARE_MQTT_URL"])
 	}
 	mqttPort := port(t, strings.TrimPrefix(str(data["CARE_MQTT_URL"]), "ssl://"))
@@ -337,6 +341,9 @@ func TestKubernetesConsistent(t *testing.T) {
 	v := docs(t, "kubernetes/nats-values.yaml")[0]
 	if yamlScalar(get(v, "config.cluster.replicas")) != "3" || get(v, "config.cluster.tls.enabled") != true || get(v, "config.nats.tls.enabled") != true || get(v, "config.jetstream.enabled") != true {
 		t.Error("nats-values.yaml must give a 3-node JetStream cluster with TLS for clients and routes")
+	}
+	if str(data["CARE_NATS_REPLICAS"]) != yamlScalar(get(v, "config.cluster.replicas")) {
+		t.Errorf("CARE_NATS_REPLICAS=%v on a cluster of %s", data["CARE_NATS_REPLICAS"], yamlScalar(get(v, "config.cluster.replicas")))
 	}
 }
 
