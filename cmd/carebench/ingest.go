@@ -112,6 +112,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	_, cpu0 := procStats(proc.Process.Pid)
+	others0 := e.cpuByProcess("mosquitto", "influxd")
 	fmt.Fprintf(stdout, "carehub: %d messages of %d values from %d devices over %d connections ...\n", f.messages, f.values, f.devices, f.conns)
 	loadArgs := []string{"-api", base, "-token", benchToken, "-state", state}
 	elapsed, err := loadAndWait(ctx, e, base, 0, f.messages, func() error { return load("bench", broker, loadArgs...) })
@@ -123,6 +124,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	peakRSS, cpu1 := procStats(proc.Process.Pid)
+	others1 := e.cpuByProcess("mosquitto", "influxd")
 	rate := float64(f.messages) / elapsed.Seconds()
 	p50 := histogramQuantile(m, "carehub_ingest_end_to_end_seconds", 0.50)
 	p99 := histogramQuantile(m, "carehub_ingest_end_to_end_seconds", 0.99)
@@ -194,6 +196,11 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fmt.Fprintf(stdout, "carehub peak RSS                    %10.0f MB\n", peakRSS)
 	fmt.Fprintf(stdout, "carehub CPU during the load         %10.1f s   (%.1f µs a message)\n", cpu1-cpu0, (cpu1-cpu0)/float64(f.messages)*1e6)
+	for _, name := range []string{"mosquitto", "influxd"} {
+		if c, ok := others1[name]; ok {
+			fmt.Fprintf(stdout, "%-9s CPU during the load         %8.1f s   (%.1f µs a message)\n", name, c-others0[name], (c-others0[name])/float64(f.messages)*1e6)
+		}
+	}
 	fmt.Fprintf(stdout, "points in InfluxDB                  %10d (want %d)   rejected: %.0f %v\n", inDB, f.messages+paced, rejected, reasons)
 	if inDB != f.messages+paced {
 		return fmt.Errorf("lost or duplicated readings: %d points in InfluxDB, %d published", inDB, f.messages+paced)

@@ -260,6 +260,18 @@ func (e *env) homesim(ctx context.Context, args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// cpuByProcess is the CPU seconds used so far by each named process this
+// benchmark started (those not running are left out).
+func (e *env) cpuByProcess(names ...string) map[string]float64 {
+	out := map[string]float64{}
+	for _, name := range names {
+		if cmd := e.named[name]; cmd != nil && cmd.Process != nil {
+			_, out[name] = procStats(cmd.Process.Pid)
+		}
+	}
+	return out
+}
+
 // procStats reads a process's peak resident set (VmHWM) and CPU seconds.
 func procStats(pid int) (peakRSSMB float64, cpuSec float64) {
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
