@@ -299,3 +299,75 @@ func TestRestartMidFanOutDeliversOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestReceiptsAndStalePhones(t *testing.T) {
+	r := newRig(t)
+	quiet, silent := r.subscribe("cw-a"), r.subscribe("cw-a")
+	hook := &recordingChannel{}
+	r.start(func(o *webpush.DispatcherOptions) { o.Channels = append(o.Channels, hook) })
+	ids := []string{"al-stale-0000001", "al-stale-0000002", "al-stale-0000003"}
+	for _, id := range ids {
+		r.publish(alert(id, alerts.TransitionRaised, 1, "cw-a"))
+	}
+	testenv.WaitFor(t, 5*time.Second, "three pushes each", func() bool {
+		return len(r.svc.ReceivedBy(quiet)) == 3 && len(r.svc.ReceivedBy(silent)) == 3
+	})
+	r.settled()
+	ctx := context.Background()
+	// The first phone's service worker confirms what it showed; the
+	// second never does.
+	for _, p := range r.svc.ReceivedBy(quiet) {
+		pl := payloadOf(t, p)
+		c, err := r.tokens.CheckReceipt(pl.ActionToken, pl.AlertID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.store.Confirm(ctx, pl.AlertID, pl.Seq, c.Sub, "shown"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale, err := r.store.StalePhones(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stale) != 1 || stale[0].Endpoint != silent.Endpoint {
+		t.Fatalf("stale phones %+v, want only the silent one", stale)
+	}
+	rs, err := r.store.Receipts(ctx, ids[0])
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("receipts %+v %v", rs, err)
+	}
+	shown := 0
+	for _, rc := range rs {
+		if rc.ShownAt != nil {
+			shown++
+		}
+	}
+	if shown != 1 {
+		t.Fatalf("receipts shown %d, want 1", shown)
+	}
+	// The second channel got one notification per alert for the recipient.
+	if n := hook.count(); n != 3 {
+		t.Fatalf("second channel got %d notifications", n)
+	}
+}
+
+// recordingChannel is a second channel in the dispatcher: the seam works
+// for more than Web Push.
+type recordingChannel struct {
+	mu sync.Mutex
+	ns []webpush.Notification
+}
+
+func (c *recordingChannel) Name() string { return "recording" }
+func (c *recordingChannel) Send(_ context.Context, n webpush.Notification) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ns = append(c.ns, n)
+	return nil
+}
+func (c *recordingChannel) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ns)
+}

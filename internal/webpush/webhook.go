@@ -63,6 +63,9 @@ func (w *Webhook) Send(ctx context.Context, n Notification) error {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
 	r := classify(resp.StatusCode, resp.Header.Get("Retry-After"), now())
 	switch r.Outcome {
 	case Delivered:
