@@ -347,6 +347,10 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	a.Pipeline = pipeline
 	close(pipelineReady)
 
+	push, err := a.startPush(ctx, cfg, js, reg, mgr, clock, log)
+	if err != nil {
+		return nil, err
+	}
 	// The API starts before the intake so /readyz can say what is missing.
 	userStore, err := users.Open(ctx, js, clock)
 	if err != nil {
@@ -366,7 +370,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Trends: influx.NewDailyCache(in, baselineCacheTTL, clock), Export: in, Metrics: a.Metrics,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
 		QueryRate: cfg.QueryRate, QueryBurst: cfg.QueryBurst, MaxQueries: cfg.MaxQueries, MaxExports: cfg.MaxExports,
-		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
+		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres, Push: push,
 		Erasure: api.Erasure{Tombstone: erasureMarker{reg, writer}, Engine: engine, Series: in, Alerts: mgr, Settings: settings, Chains: mgr.Chains(), Presence: pres, Broker: kicker, Streams: js, Retention: streams},
 		Log:     log.With().Str("component", "api").Logger(),
 		Ready: map[string]api.Check{
