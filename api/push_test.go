@@ -29,6 +29,7 @@ func pushHarness(t *testing.T) (*harness, *webpush.Service, *webpushtest.Service
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(svc.Store.Close)
 	lp.Service = svc
 	return h, svc, fake
 }

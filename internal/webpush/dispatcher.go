@@ -55,7 +55,7 @@ type DispatcherOptions struct {
 	TTL     func(severity string) time.Duration // DefaultTTL when nil
 	Durable string                              // DefaultDurable when empty
 	// Workers is how many transitions are handled at once (default 4);
-	// Concurrency how many recipients×channels of one transition (default 16).
+	// Concurrency how many recipients×channels of one transition (default 64).
 	Workers, Concurrency int
 	Backoff              []time.Duration // DefaultBackoff when nil
 	AckWait              time.Duration   // default 60 s; kept alive while a fan-out runs
@@ -88,7 +88,7 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 		o.Workers = 4
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 16
+		o.Concurrency = 64
 	}
 	if o.Backoff == nil {
 		o.Backoff = DefaultBackoff

@@ -40,6 +40,7 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(store.Close)
 	tokens, err := webpush.NewTokens(ctx, store, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -191,18 +191,20 @@ func (p *PushChannel) sendOne(ctx context.Context, n Notification, sub Subscript
 		if ctx.Err() != nil {
 			return &RetryError{Err: ctx.Err()}
 		}
-		now := time.Now().UTC()
-		_, _ = p.Store.updateReceipt(bg, n.AlertID, n.Seq, key, func(r *Receipt) {
-			r.Transition = n.Transition
-			if r.SentAt == nil {
-				r.SentAt = &now
-			}
-			r.Attempts++
-		})
+		sent := time.Now().UTC()
 		res := p.Sender.Send(bg, sub, msg)
 		p.results.With(res.Outcome.String()).Inc()
 		done := time.Now().UTC()
-		mark := func(r *Receipt) { r.Status, r.Outcome = res.Status, res.Outcome.String() }
+		// One receipt write per attempt, after the answer: sent, how it
+		// went, and for a delivery when the push service took it.
+		mark := func(r *Receipt) {
+			r.Transition = n.Transition
+			if r.SentAt == nil {
+				r.SentAt = &sent
+			}
+			r.Attempts++
+			r.Status, r.Outcome = res.Status, res.Outcome.String()
+		}
 		switch res.Outcome {
 		case Delivered:
 			_, _ = p.Store.updateReceipt(bg, n.AlertID, n.Seq, key, func(r *Receipt) { mark(r); r.AcceptedAt = &done })

@@ -92,6 +92,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	vapid, err := NewVAPID(priv, pub, o.Subject, o.Clock)
 	if err != nil {
+		store.Close()
 		return nil, err
 	}
 	ttl := DefaultTTL
@@ -126,8 +127,12 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	return &Service{Store: store, Tokens: tokens, VAPID: vapid, Dispatcher: d, allowed: allowed, now: o.Clock}, nil
 }
 
-// Run dispatches alert transitions until ctx ends.
-func (s *Service) Run(ctx context.Context) error { return s.Dispatcher.Run(ctx) }
+// Run dispatches alert transitions until ctx ends, then stops the
+// subscription watcher.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.Store.Close()
+	return s.Dispatcher.Run(ctx)
+}
 
 // PublicKey is the applicationServerKey for pushManager.subscribe.
 func (s *Service) PublicKey() string { return s.VAPID.PublicKey() }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -102,10 +103,17 @@ func receiptKey(alertID string, seq uint64, subKey string) string {
 	return fmt.Sprintf("%s.%d.%s", alertID, seq, subKey)
 }
 
-// Store keeps subscriptions, receipts and used tokens in NATS KV.
+// Store keeps subscriptions, receipts and used tokens in NATS KV. The
+// subscriptions are also kept in memory, current through a KV watcher: a
+// fan-out to 500 phones must not list the bucket 500 times.
 type Store struct {
 	subs, receipts, tokens, keys jetstream.KeyValue
 	now                          func() time.Time
+
+	mu     sync.RWMutex
+	cache  map[string]Subscription // by key
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // OpenStore binds the buckets, creating them when missing.
@@ -131,7 +139,73 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, now func() time.Time
 		Description: "VAPID keys and the action-token secret", History: 5, Storage: jetstream.FileStorage}); err != nil {
 		return nil, err
 	}
+	if err := s.watch(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// watch loads the subscriptions and keeps the copy current until Close.
+func (s *Store) watch(ctx context.Context) error {
+	wctx, cancel := context.WithCancel(context.Background())
+	w, err := s.subs.WatchAll(wctx)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("watch %s: %w", BucketSubscriptions, err)
+	}
+	s.cache, s.cancel, s.done = map[string]Subscription{}, cancel, make(chan struct{})
+	ready := make(chan struct{})
+	go func() {
+		defer close(s.done)
+		defer func() { _ = w.Stop() }()
+		initial := true
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					if initial {
+						initial = false
+						close(ready)
+					}
+					continue
+				}
+				s.apply(e.Key(), e.Value(), e.Operation() != jetstream.KeyValuePut)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+func (s *Store) apply(key string, value []byte, deleted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if deleted {
+		delete(s.cache, key)
+		return
+	}
+	var sub Subscription
+	if json.Unmarshal(value, &sub) == nil {
+		s.cache[key] = sub
+	}
+}
+
+// Close stops the watcher.
+func (s *Store) Close() {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
 }
 
 // bindKV opens a bucket, creating it when it does not exist; it never
@@ -199,13 +273,11 @@ func (s *Store) Put(ctx context.Context, sub Subscription) (Subscription, error)
 	if _, err := s.subs.Put(ctx, sub.Key(), b); err != nil {
 		return Subscription{}, err
 	}
-	mine, err := s.ForUser(ctx, sub.UserID)
-	if err != nil {
-		return sub, nil
-	}
+	s.apply(sub.Key(), b, false)
+	mine, _ := s.ForUser(ctx, sub.UserID)
 	slices.SortFunc(mine, func(a, b Subscription) int { return b.LastSeenAt.Compare(a.LastSeenAt) })
 	for _, old := range mine[min(len(mine), MaxSubscriptionsPerUser):] {
-		_ = s.subs.Delete(ctx, old.Key())
+		_ = s.DeleteKey(ctx, old.Key())
 	}
 	return sub, nil
 }
@@ -237,29 +309,32 @@ func (s *Store) DeleteKey(ctx context.Context, key string) error {
 	if _, err := s.subs.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
 		return ErrNotFound
 	}
-	return s.subs.Delete(ctx, key)
+	if err := s.subs.Delete(ctx, key); err != nil {
+		return err
+	}
+	s.apply(key, nil, true)
+	return nil
 }
 
 // ForUser lists one user's phones.
-func (s *Store) ForUser(ctx context.Context, userID string) ([]Subscription, error) {
-	return s.list(ctx, userID+".>")
+func (s *Store) ForUser(_ context.Context, userID string) ([]Subscription, error) {
+	return s.list(userID + "."), nil
 }
 
 // All lists every phone (the staff page).
-func (s *Store) All(ctx context.Context) ([]Subscription, error) { return s.list(ctx, ">") }
+func (s *Store) All(context.Context) ([]Subscription, error) { return s.list(""), nil }
 
-func (s *Store) list(ctx context.Context, filter string) ([]Subscription, error) {
-	kl, err := s.subs.ListKeysFiltered(ctx, filter)
-	if err != nil {
-		return nil, err
-	}
+func (s *Store) list(prefix string) []Subscription {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var out []Subscription
-	for k := range kl.Keys() {
-		if sub, err := s.Get(ctx, k); err == nil {
+	for k, sub := range s.cache {
+		if strings.HasPrefix(k, prefix) {
 			out = append(out, sub)
 		}
 	}
-	return out, nil
+	slices.SortFunc(out, func(a, b Subscription) int { return strings.Compare(a.Key(), b.Key()) })
+	return out
 }
 
 // update changes a subscription with compare-and-swap, retrying on a
@@ -280,6 +355,7 @@ func (s *Store) update(ctx context.Context, key string, change func(*Subscriptio
 		change(&sub)
 		b, _ := json.Marshal(sub)
 		if _, err := s.subs.Update(ctx, key, b, e.Revision()); err == nil {
+			s.apply(key, b, false)
 			return nil
 		} else if !errors.Is(err, jetstream.ErrKeyExists) {
 			return err

@@ -22,6 +22,7 @@ func TestActionTokenOnceForItsAlertOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(store.Close)
 	tokens, err := webpush.NewTokens(ctx, store, clock)
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +47,7 @@ func TestActionTokenOnceForItsAlertOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(other.Close)
 	foreign, _ := webpush.NewTokens(ctx, other, clock)
 	if _, err := tokens.Use(ctx, foreign.Mint("al-1", "cw-lee", webpush.ActionAck, "", 1), "al-1", webpush.ActionAck); !errors.Is(err, webpush.ErrTokenInvalid) {
 		t.Fatalf("foreign token: %v", err)
