@@ -73,7 +73,17 @@ type Dispatcher struct {
 	o DispatcherOptions
 
 	transitions *metrics.CounterVec
-	locks       sync.Map // alert id → *sync.Mutex: one alert's transitions in order
+
+	// locks keeps one alert's transitions in order: an alert id is
+	// present while a transition of it is handled or waiting, and removed
+	// after, so the map does not grow with every alert ever raised.
+	locksMu sync.Mutex
+	locks   map[string]*alertLock
+}
+
+type alertLock struct {
+	mu   sync.Mutex
+	refs int
 }
 
 // NewDispatcher checks the options and fills in defaults.
@@ -106,7 +116,7 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 		o.Metrics = metrics.New()
 	}
 	o.PublicURL = strings.TrimSuffix(o.PublicURL, "/")
-	d := &Dispatcher{o: o}
+	d := &Dispatcher{o: o, locks: map[string]*alertLock{}}
 	d.transitions = o.Metrics.Counter("carehub_push_transitions_total",
 		"Alert transitions the push dispatcher handled, by result: sent, retry, gave_up, suppressed, expired, superseded, no_recipients, bad.", "result")
 	return d, nil
@@ -165,10 +175,23 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 func (d *Dispatcher) lock(alertID string) func() {
-	m, _ := d.locks.LoadOrStore(alertID, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+	d.locksMu.Lock()
+	l := d.locks[alertID]
+	if l == nil {
+		l = &alertLock{}
+		d.locks[alertID] = l
+	}
+	l.refs++
+	d.locksMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		d.locksMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(d.locks, alertID)
+		}
+		d.locksMu.Unlock()
+	}
 }
 
 // handle fans one transition out and settles its message.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"regexp"
 	"sync"
 	"time"
@@ -104,6 +105,10 @@ func topic(alertID string) string {
 	h := sha256.Sum256([]byte(alertID))
 	return b64.EncodeToString(h[:24])
 }
+
+// MaxConsecutiveForbidden is how many 403 answers in a row, with no
+// success between, make a subscription count as dead (console.md §3.4).
+const MaxConsecutiveForbidden = 10
 
 // Payload is what the service worker receives (console.md §3.4).
 type Payload struct {
@@ -221,7 +226,14 @@ func (p *PushChannel) sendOne(ctx context.Context, n Notification, sub Subscript
 			return nil
 		case Rejected:
 			_, _ = p.Store.updateReceipt(bg, n.AlertID, n.Seq, key, mark)
-			_ = p.Store.update(bg, key, func(s *Subscription) { s.ConsecutiveFailures++ })
+			failures := 0
+			_ = p.Store.update(bg, key, func(s *Subscription) { s.ConsecutiveFailures++; failures = s.ConsecutiveFailures })
+			if res.Status == http.StatusForbidden && failures >= MaxConsecutiveForbidden {
+				// Apple answers 403 for some dead subscriptions; our own
+				// VAPID mistake would fail every phone at once, and is
+				// logged long before this.
+				_ = p.Store.DeleteKey(bg, key)
+			}
 			p.Log.Warn().Str("user_id", n.UserID).Str("sub", endpointHash(sub.Endpoint)).Int("status", res.Status).Err(res.Err).Msg("push rejected; not retried")
 			return res.Err
 		}
