@@ -82,6 +82,9 @@ type Options struct {
 	Erasure ResidentEraser
 	// Extra, when set, adds more routes to the same app under /api/v1.
 	Extra func(r fiber.Router)
+	// Push is the phones backend (webpush.Service); nil: push endpoints
+	// answer 404 push_disabled (push.go).
+	Push PushService
 	// MaxExports bounds the exports running at once (default 2); more
 	// answer 429 export_busy.
 	MaxExports int
@@ -181,8 +184,10 @@ func New(o Options) *Server {
 	}
 	s.app.Get("/api/v1/openapi.json", s.openapi)
 	s.app.Post("/api/v1/auth/login", s.login)
+	s.pushPublicRoutes()
 	v1 := s.app.Group("/api/v1", s.authenticate)
 	s.routes(v1)
+	s.pushRoutes(v1)
 	if o.Extra != nil {
 		o.Extra(v1)
 	}

@@ -37,6 +37,8 @@ usage:
   carehub audit verify
                      check the audit trail's hash chain (CARE_AUDIT on the
                      NATS carehub uses); exit 1 names the first broken link
+  carehub webpush keys
+                     print a new VAPID key pair for Web Push
   carehub version    print the version
 
 Configuration is read from the environment; see docs/configuration.md.
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "webpush":
+		return webpushCommand(args[1:], stdout, stderr)
 	case "check", "serve", "audit":
 	default:
 		fmt.Fprintf(stderr, "carehub: unknown command %q\n\n%s", args[0], usage)

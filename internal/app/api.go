@@ -32,6 +32,7 @@ type apiParts struct {
 	engine     *alerts.Engine
 	broker     *broker
 	subscriber *mqttsub.Subscriber
+	push       api.PushService // nil when push is off
 }
 
 // The overview's baselines are kept fresh for 10 minutes and asked again
@@ -70,7 +71,7 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 		Trends: trends, Baselines: trends, DayActivity: trends, AlertContext: trends,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
 		QueryRate: cfg.QueryRate, QueryBurst: cfg.QueryBurst, MaxQueries: cfg.MaxQueries, MaxExports: cfg.MaxExports,
-		Users: userStore, Alerts: mgr, AlertActions: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: p.settings, Presence: p.presence,
+		Users: userStore, Alerts: mgr, AlertActions: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: p.settings, Presence: p.presence, Push: p.push,
 		Erasure: &erasure.Eraser{Registry: reg, Tombstone: erasure.MarkThenFence(reg, p.writer), Engine: p.engine, Series: in, Alerts: mgr, Settings: p.settings, Chains: mgr.Chains(),
 			Presence: p.presence, Broker: kicker, Streams: js, Assignments: userStore, Clock: clock,
 			Retention: erasure.Retention{Buffers: p.nats.streams.BufferAge, Alerts: p.nats.streams.AlertsAge, Audit: p.nats.streams.AuditAge}},

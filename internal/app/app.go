@@ -203,9 +203,16 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 		return nil, err
 	}
 
+	// Care workers' phones: pushes follow every alert transition.
+	push, stop, err := a.startPush(ctx, n.js, a.Registry, a.Alerts)
+	if err != nil {
+		return nil, err
+	}
+	a.onStop(stop)
+
 	// The API starts before the subscriber so /readyz can say what is missing.
 	if a.API, a.httpAddr, stop, err = a.startAPI(ctx, serverTLS, apiParts{nats: n, registry: a.Registry, presence: a.Presence,
-		influx: a.Influx, writer: writer, alerts: a.Alerts, settings: a.Settings, engine: engine, broker: a.broker, subscriber: sub}); err != nil {
+		influx: a.Influx, writer: writer, alerts: a.Alerts, settings: a.Settings, engine: engine, broker: a.broker, subscriber: sub, push: push}); err != nil {
 		return nil, err
 	}
 	a.onStop(stop)

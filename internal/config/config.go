@@ -200,6 +200,12 @@ type Config struct {
 	// source address (a home gateway or a care home's NAT is one address).
 	MQTTMaxConnections        int
 	MQTTMaxConnectionsPerAddr int
+
+	// PublicURL is the https origin care workers' phones use
+	// (CARE_PUBLIC_URL); WebPush configures notifications to them
+	// (webpush.go).
+	PublicURL string
+	WebPush   WebPush
 }
 
 // StreamOptions returns the streams' sizes and ages from the configuration.
@@ -338,7 +344,9 @@ func Load(getenv func(string) string) (Config, error) {
 		p.fail("CARE_TIMEZONE=%q is not a time zone: use an IANA name such as Asia/Seoul", tz)
 	}
 	c.Timezone = loc
+	p.loadWebPush(&c)
 	p.errs = append(p.errs, c.validate()...)
+	p.errs = append(p.errs, c.validateWebPush()...)
 	if len(p.errs) > 0 {
 		return c, errors.Join(p.errs...)
 	}

@@ -1,0 +1,199 @@
+package webpush
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/carehub/carehub/internal/metrics"
+)
+
+// Options configure the phones backend as carehub runs it (config.WebPush).
+type Options struct {
+	JS        jetstream.JetStream
+	PublicURL string // CARE_PUBLIC_URL
+	Subject   string // CARE_WEBPUSH_SUBJECT
+	// VAPIDPrivateKey/PublicKey come from the configuration; unset, the
+	// pair stored in the care_webpush bucket is used, generated at first
+	// start and never replaced.
+	VAPIDPrivateKey, VAPIDPublicKey string
+	// AllowedEndpoints: DefaultAllowedEndpoints when empty.
+	AllowedEndpoints []string
+	// TTLCritical is the TTL of critical and high pushes (DefaultTTL's hour
+	// when 0).
+	TTLCritical time.Duration
+	// WebhookURL and WebhookSecret add the generic webhook channel.
+	WebhookURL    string
+	WebhookSecret string
+	// Names and Current: see DispatcherOptions.
+	Names   func(residentID string) string
+	Current func(alertID string) (uint64, bool)
+	// HTTPClient sends pushes and webhooks (a DefaultSendTimeout client
+	// when nil).
+	HTTPClient *http.Client
+	Clock      func() time.Time
+	Log        zerolog.Logger
+	Metrics    *metrics.Registry
+	// Tune adjusts the dispatcher before it is built (tests).
+	Tune func(*DispatcherOptions)
+}
+
+// Service is the phones backend: subscriptions, action tokens, receipts
+// and the dispatcher. The API calls its methods; Run is the dispatcher.
+type Service struct {
+	Store      *Store
+	Tokens     *Tokens
+	VAPID      *VAPID
+	Dispatcher *Dispatcher
+	allowed    []string
+	now        func() time.Time
+}
+
+// New binds the buckets, loads or creates the keys and builds the channels.
+func New(ctx context.Context, o Options) (*Service, error) {
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: DefaultSendTimeout}
+	}
+	store, err := OpenStore(ctx, o.JS, o.Clock)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := NewTokens(ctx, store, o.Clock)
+	if err != nil {
+		return nil, err
+	}
+	priv, pub := o.VAPIDPrivateKey, o.VAPIDPublicKey
+	if priv == "" {
+		raw, err := store.secret(ctx, "vapid", func() ([]byte, error) {
+			pr, pu, err := GenerateVAPIDKeys()
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(map[string]string{"private": pr, "public": pu})
+		})
+		if err != nil {
+			return nil, fmt.Errorf("VAPID keys: %w", err)
+		}
+		var k map[string]string
+		if err := json.Unmarshal(raw, &k); err != nil {
+			return nil, fmt.Errorf("VAPID keys in %s: %w", BucketKeys, err)
+		}
+		priv, pub = k["private"], k["public"]
+	}
+	vapid, err := NewVAPID(priv, pub, o.Subject, o.Clock)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	ttl := DefaultTTL
+	if o.TTLCritical > 0 {
+		ttl = func(sev string) time.Duration {
+			if sev == "critical" || sev == "high" {
+				return o.TTLCritical
+			}
+			return DefaultTTL(sev)
+		}
+	}
+	log := o.Log.With().Str("component", "webpush").Logger()
+	channels := []Channel{&PushChannel{Store: store, Sender: &Sender{VAPID: vapid, Client: o.HTTPClient}, Tokens: tokens,
+		TTL: ttl, Log: log, Metrics: o.Metrics}}
+	if o.WebhookURL != "" {
+		channels = append(channels, &Webhook{URL: o.WebhookURL, Secret: []byte(o.WebhookSecret), Client: o.HTTPClient, Now: o.Clock})
+	}
+	do := DispatcherOptions{JS: o.JS, Channels: channels, Names: o.Names, Current: o.Current, PublicURL: o.PublicURL,
+		Tokens: tokens, TTL: ttl, Clock: o.Clock, Log: log, Metrics: o.Metrics}
+	if o.Tune != nil {
+		o.Tune(&do)
+	}
+	d, err := NewDispatcher(do)
+	if err != nil {
+		return nil, err
+	}
+	allowed := o.AllowedEndpoints
+	if len(allowed) == 0 {
+		allowed = DefaultAllowedEndpoints
+	}
+	log.Info().Str("vapid_public_key", vapid.PublicKey()).Int("channels", len(channels)).Msg("phones backend ready")
+	return &Service{Store: store, Tokens: tokens, VAPID: vapid, Dispatcher: d, allowed: allowed, now: o.Clock}, nil
+}
+
+// Run dispatches alert transitions until ctx ends, then stops the
+// subscription watcher.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.Store.Close()
+	return s.Dispatcher.Run(ctx)
+}
+
+// PublicKey is the applicationServerKey for pushManager.subscribe.
+func (s *Service) PublicKey() string { return s.VAPID.PublicKey() }
+
+// ErrInvalid wraps a subscription the API refuses (422).
+var ErrInvalid = errors.New("invalid subscription")
+
+// Subscribe stores a phone for userID after checking the endpoint and keys.
+func (s *Service) Subscribe(ctx context.Context, userID string, sub Subscription) (Subscription, error) {
+	if err := ValidateEndpoint(sub.Endpoint, s.allowed); err != nil {
+		return Subscription{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	p, err := DecodeKey(sub.P256DH)
+	if err != nil || len(p) != 65 || p[0] != 4 {
+		return Subscription{}, fmt.Errorf("%w: keys.p256dh must be the base64url uncompressed P-256 key", ErrInvalid)
+	}
+	if a, err := DecodeKey(sub.Auth); err != nil || len(a) != 16 {
+		return Subscription{}, fmt.Errorf("%w: keys.auth must be the base64url 16-byte secret", ErrInvalid)
+	}
+	if sub.Locale != "en" {
+		sub.Locale = "ko"
+	}
+	if len(sub.UserAgent) > 256 {
+		sub.UserAgent = sub.UserAgent[:256]
+	}
+	sub.UserID, sub.KeyID = userID, s.PublicKey()[:16]
+	sub.Endpoint = strings.TrimSpace(sub.Endpoint)
+	return s.Store.Put(ctx, sub)
+}
+
+// Unsubscribe removes one of userID's phones.
+func (s *Service) Unsubscribe(ctx context.Context, userID, endpoint string) error {
+	return s.Store.Delete(ctx, userID, endpoint)
+}
+
+// Phones lists userID's phones.
+func (s *Service) Phones(ctx context.Context, userID string) ([]Subscription, error) {
+	return s.Store.ForUser(ctx, userID)
+}
+
+// UseActionToken spends an ack token for alertID.
+func (s *Service) UseActionToken(ctx context.Context, token, alertID string) (TokenClaims, error) {
+	return s.Tokens.Use(ctx, token, alertID, ActionAck)
+}
+
+// CheckReceiptToken verifies the token a service worker sends with a receipt.
+func (s *Service) CheckReceiptToken(token, alertID string) (TokenClaims, error) {
+	return s.Tokens.CheckReceipt(token, alertID)
+}
+
+// Confirm records a receipt event (shown, opened, acknowledged).
+func (s *Service) Confirm(ctx context.Context, alertID string, seq uint64, subKey, event string) (Receipt, error) {
+	return s.Store.Confirm(ctx, alertID, seq, subKey, event)
+}
+
+// Receipts lists who was reached for an alert.
+func (s *Service) Receipts(ctx context.Context, alertID string) ([]Receipt, error) {
+	return s.Store.Receipts(ctx, alertID)
+}
+
+// StalePhones lists phones without a receipt for their last n pushes.
+func (s *Service) StalePhones(ctx context.Context, n int) ([]Subscription, error) {
+	return s.Store.StalePhones(ctx, n)
+}
