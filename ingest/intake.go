@@ -1,3 +1,12 @@
+// Package ingest is carehub's intake of device messages (contract §1). It
+// validates and decodes what a device published (through ingest/decode,
+// which holds the contract's rules for payloads), applies the device's
+// quota, resolves the device to its resident and home, publishes the
+// normalized messages to JetStream and says when they are stored: whoever
+// received a message (the embedded broker's publish hook, or the
+// subscriber connections of ingest/mqttsub) acknowledges it to the device
+// only then, so nothing acknowledged is lost. What it refuses is counted,
+// logged and reported with one of model.RejectReasons.
 package ingest
 
 import (
@@ -11,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/ingest/decode"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
 )
@@ -38,7 +48,7 @@ type Options struct {
 	Quota    Quota
 	Devices  DeviceSource
 	Presence PresenceRecorder
-	Limits   Limits
+	Limits   decode.Limits
 	Clock    func() time.Time
 	Metrics  *metrics.Registry
 	Log      zerolog.Logger

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/ingest/decode"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
@@ -42,7 +43,7 @@ func TestIntakeQuotasAndShapes(t *testing.T) {
 		"s2": {ID: "s2", Kind: "sos", ResidentID: "r2", HomeID: "h2"},
 	}
 	p, err := New(Options{NC: nc, Devices: devs, Presence: nopPresence{}, Metrics: metrics.New(), Log: zerolog.Nop(),
-		Clock: func() time.Time { return now }, Limits: Limits{MaxPayload: 64 << 10, MaxAge: time.Hour, MaxFuture: time.Minute, MaxRecords: 10},
+		Clock: func() time.Time { return now }, Limits: decode.Limits{MaxPayload: 64 << 10, MaxAge: time.Hour, MaxFuture: time.Minute, MaxRecords: 10},
 		Quota: Quota{Rate: 1, Burst: 10, EventRate: 1, EventBurst: 2}})
 	if err != nil {
 		t.Fatal(err)

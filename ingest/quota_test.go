@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/internal/catalog"
-	"github.com/carehub/carehub/internal/model"
 )
 
 // TestBuckets: a device has its burst, is charged per record after
@@ -45,42 +44,6 @@ func TestBuckets(t *testing.T) {
 	}
 	if len(q.b) > 4 {
 		t.Fatalf("%d buckets kept, the bound is 4", len(q.b))
-	}
-}
-
-// TestRecordCap: arrays and SenML packs longer than MaxRecords are
-// rejected whole as too_many_records before their records are decoded;
-// at the cap they pass.
-func TestRecordCap(t *testing.T) {
-	now := time.Now()
-	lim := Limits{MaxRecords: 3, MaxAge: time.Hour, MaxFuture: time.Minute}
-	for _, c := range []struct {
-		name, payload string
-		samples       int
-		reason        string
-	}{
-		{"array at the cap", `[{"values":{"steps":1}},{"values":{"steps":2}},{"values":{"steps":3}}]`, 1, ""},
-		{"array over the cap", `[{"values":{"steps":1}},{"values":{"steps":2}},{"values":{"steps":3}},{"values":{"steps":4}}]`, 0, model.ReasonTooManyRecords},
-		{"SenML over the cap", `[{"n":"steps","v":1},{"n":"steps","v":2},{"n":"steps","v":3},{"n":"steps","v":4}]`, 0, model.ReasonTooManyRecords},
-		{"over the cap of garbage", `[1,2,3,4]`, 0, model.ReasonTooManyRecords},
-		{"object", `{"values":{"steps":1}}`, 1, ""},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			s, rej := DecodeTelemetry("d1", []byte(c.payload), "", now, lim)
-			if c.reason == "" {
-				if len(rej) != 0 || len(s) == 0 {
-					t.Fatalf("samples %v, rejects %v", s, rej)
-				}
-				return
-			}
-			if len(s) != 0 || len(rej) != 1 || rej[0].Reason != c.reason || !strings.Contains(rej[0].Detail, "at most 3") {
-				t.Fatalf("samples %v, rejects %+v; want one %s", s, rej, c.reason)
-			}
-		})
-	}
-	// Zero means the default.
-	if _, rej := DecodeTelemetry("d1", []byte("["+strings.Repeat(`{"values":{"steps":1}},`, DefaultMaxRecords)+`{"values":{"steps":1}}]`), "", now, Limits{}); len(rej) != 1 || rej[0].Reason != model.ReasonTooManyRecords {
-		t.Fatalf("DefaultMaxRecords+1 records: %+v", rej)
 	}
 }
 

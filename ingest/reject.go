@@ -5,16 +5,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/carehub/carehub/ingest/decode"
 	"github.com/carehub/carehub/internal/model"
 )
 
 // Reject counts, reports and (rate-limited) logs input that was not stored.
 // The embedded broker calls it for publishes its ACL refused.
 func (in *Intake) Reject(deviceID, topic, kind, reason, detail string) {
-	in.reject(deviceID, topic, kind, Reject{Reason: reason, Detail: detail}, in.o.Clock())
+	in.reject(deviceID, topic, kind, decode.Reject{Reason: reason, Detail: detail}, in.o.Clock())
 }
 
-func (in *Intake) reject(deviceID, topic, kind string, r Reject, now time.Time) {
+func (in *Intake) reject(deviceID, topic, kind string, r decode.Reject, now time.Time) {
 	in.m.rejected.With(r.Reason).Inc()
 	data, _ := json.Marshal(model.Rejection{DeviceID: deviceID, Topic: topic, Reason: r.Reason, Detail: r.Detail, Metric: r.Metric, TS: now.UTC()})
 	if err := in.o.NC.Publish(model.RejectedSubject(deviceID), data); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/carehub/carehub/devices"
+	"github.com/carehub/carehub/ingest/decode"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/model"
 )
@@ -25,22 +26,22 @@ import (
 // window is full Take waits, until ctx ends.
 func (in *Intake) Take(ctx context.Context, topic string, payload []byte, contentType string) *Pending {
 	now := in.o.Clock()
-	deviceID, kind, ok := ParseTopic(topic)
+	deviceID, kind, ok := decode.Topic(topic)
 	if !ok || kind == model.TopicConfig {
-		in.reject(deviceIDOrUnknown(topic), topic, kindOf(kind), Reject{Reason: model.ReasonBadTopic, Detail: "topic is not care/v1/dev/{device_id}/telemetry|event|status"}, now)
+		in.reject(deviceIDOrUnknown(topic), topic, kindOf(kind), decode.Reject{Reason: model.ReasonBadTopic, Detail: "topic is not care/v1/dev/{device_id}/telemetry|event|status"}, now)
 		return nil
 	}
 	dev, known := in.o.Devices.Device(deviceID)
 	switch {
 	case !known:
-		in.reject(deviceID, topic, kind, Reject{Reason: model.ReasonUnknownDevice, Detail: "device " + deviceID + " is not registered"}, now)
+		in.reject(deviceID, topic, kind, decode.Reject{Reason: model.ReasonUnknownDevice, Detail: "device " + deviceID + " is not registered"}, now)
 		return nil
 	case dev.Disabled:
-		in.reject(deviceID, topic, kind, Reject{Reason: model.ReasonDisabledDevice, Detail: "device " + deviceID + " is disabled"}, now)
+		in.reject(deviceID, topic, kind, decode.Reject{Reason: model.ReasonDisabledDevice, Detail: "device " + deviceID + " is disabled"}, now)
 		return nil
 	}
 	if len(payload) > in.o.Limits.MaxPayload {
-		in.reject(deviceID, topic, kind, Reject{Reason: model.ReasonTooLarge, Detail: fmt.Sprintf("%d bytes, the limit is %d", len(payload), in.o.Limits.MaxPayload)}, now)
+		in.reject(deviceID, topic, kind, decode.Reject{Reason: model.ReasonTooLarge, Detail: fmt.Sprintf("%d bytes, the limit is %d", len(payload), in.o.Limits.MaxPayload)}, now)
 		return nil
 	}
 
@@ -51,13 +52,13 @@ func (in *Intake) Take(ctx context.Context, topic string, payload []byte, conten
 	// events' bucket, so that a device's telemetry flood does not also
 	// hide its going offline.
 	if kind == model.TopicTelemetry {
-		records, maxRec := telemetryRecords(payload), in.o.Limits.MaxRecords
+		records, maxRec := decode.Records(payload), in.o.Limits.MaxRecords
 		if maxRec <= 0 {
-			maxRec = DefaultMaxRecords
+			maxRec = decode.DefaultMaxRecords
 		}
 		if records > maxRec {
 			in.quota.take(deviceID, float64(maxRec), now)
-			in.reject(deviceID, topic, kind, Reject{Reason: model.ReasonTooManyRecords,
+			in.reject(deviceID, topic, kind, decode.Reject{Reason: model.ReasonTooManyRecords,
 				Detail: fmt.Sprintf("the array holds %d records; at most %d are accepted in one message: send a long catch-up in several messages", records, maxRec)}, now)
 			in.m.messages.With(kind, "rejected").Inc()
 			return nil
@@ -73,10 +74,10 @@ func (in *Intake) Take(ctx context.Context, topic string, payload []byte, conten
 	}
 
 	pd := &Pending{in: in, js: in.js, start: now}
-	var rejects []Reject
+	var rejects []decode.Reject
 	switch kind {
 	case model.TopicTelemetry:
-		samples, rej := DecodeTelemetry(deviceID, payload, contentType, now, in.o.Limits)
+		samples, rej := decode.Telemetry(deviceID, payload, contentType, now, in.o.Limits)
 		rejects = rej
 		var latest time.Time
 		readings := make([]model.Reading, 0, len(samples))
@@ -92,10 +93,10 @@ func (in *Intake) Take(ctx context.Context, topic string, payload []byte, conten
 			in.o.Presence.Seen(deviceID, now)
 		}
 	case model.TopicEvent:
-		ev, rej := DecodeEvent(payload, now, in.o.Limits)
+		ev, rej := decode.Event(payload, now, in.o.Limits)
 		rejects = rej
 		if len(rej) == 0 && !catalog.KindEmits(dev.Kind, ev.Type) {
-			rejects = append(rejects, Reject{Reason: model.ReasonEventNotForKind,
+			rejects = append(rejects, decode.Reject{Reason: model.ReasonEventNotForKind,
 				Detail: "a " + dev.Kind + " device does not send " + ev.Type + " events (docs/device-protocol.md lists what each kind may send)"})
 		}
 		// A valid alarm is never refused for quota. Everything else sent
@@ -118,7 +119,7 @@ func (in *Intake) Take(ctx context.Context, topic string, payload []byte, conten
 			in.o.Presence.Seen(deviceID, now)
 		}
 	case model.TopicStatus:
-		st, rej := DecodeStatus(payload, now)
+		st, rej := decode.Status(payload, now)
 		rejects = rej
 		// A bad optional field (battery 101 %) is rejected on its own; the
 		// report still says whether the device is online.
@@ -149,21 +150,10 @@ func (in *Intake) Take(ctx context.Context, topic string, payload []byte, conten
 	return pd
 }
 
-// telemetryRecords is what a telemetry message costs against the
-// device's quota: the records of an array or SenML pack, counted without
-// decoding them, or one.
-func telemetryRecords(payload []byte) int {
-	w := jsonWalker{b: payload, mark: -1}
-	if w.peek() != '[' {
-		return 1
-	}
-	return max(countElements(payload), 1)
-}
-
 // rateLimited reports a message refused for the device's quota, which is
 // then acknowledged: the device is told nothing it could retry into.
 func (in *Intake) rateLimited(deviceID, topic, kind string, now time.Time) {
-	in.reject(deviceID, topic, kind, Reject{Reason: model.ReasonRateLimited,
+	in.reject(deviceID, topic, kind, decode.Reject{Reason: model.ReasonRateLimited,
 		Detail: "the device sent more than its quota (CARE_DEVICE_RATE / CARE_DEVICE_EVENT_RATE); send less often or batch records"}, now)
 	in.m.messages.With(kind, "rejected").Inc()
 }

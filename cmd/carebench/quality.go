@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/alerts/rules"
-	"github.com/carehub/carehub/ingest"
+	"github.com/carehub/carehub/ingest/decode"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/sim"
@@ -429,7 +429,7 @@ func (q *qualityRun) deliver(h *qHome, m sim.Msg) {
 	}
 	switch {
 	case strings.HasSuffix(m.Topic, "/telemetry"):
-		samples, _ := ingest.DecodeTelemetry(m.DeviceID, m.Payload, "", m.At, ingest.Limits{})
+		samples, _ := decode.Telemetry(m.DeviceID, m.Payload, "", m.At, decode.Limits{})
 		for _, s := range samples {
 			if kind == catalog.KindWearable && !s.TS.Before(h.offFrom) && s.TS.Before(h.offTo) {
 				for _, v := range []string{"heart_rate", "spo2", "body_temp"} {
@@ -442,13 +442,13 @@ func (q *qualityRun) deliver(h *qHome, m sim.Msg) {
 			q.signals(q.ev.Reading(model.Reading{ResidentID: res, HomeID: home, DeviceID: m.DeviceID, DeviceKind: kind, TS: s.TS, Values: s.Values}, kind))
 		}
 	case strings.HasSuffix(m.Topic, "/event"):
-		d, rej := ingest.DecodeEvent(m.Payload, m.At, ingest.Limits{})
+		d, rej := decode.Event(m.Payload, m.At, decode.Limits{})
 		if len(rej) > 0 {
 			return
 		}
 		q.event(h, model.Event{ResidentID: res, HomeID: home, DeviceID: m.DeviceID, DeviceKind: kind, TS: d.TS, Type: d.Type, Data: d.Data}, m.At)
 	case strings.HasSuffix(m.Topic, "/status"):
-		d, rej := ingest.DecodeStatus(m.Payload, m.At)
+		d, rej := decode.Status(m.Payload, m.At)
 		if len(rej) > 0 {
 			return
 		}

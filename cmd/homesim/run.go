@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/internal/sim"
+	"github.com/carehub/carehub/internal/sim/wire"
 )
 
 // Defaults: carehub's own defaults (internal/config), so homesim finds a
@@ -82,7 +83,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.IntVar(&o.conns, "conns", 4, "load: connections (shared) or workers (per device); backfill: concurrent homes")
 	fs.Float64Var(&o.rate, "rate", 0, "load: messages per second in total (0 = as fast as possible)")
 	fs.Int64Var(&o.count, "count", 200000, "load: messages to send (0 = until -duration)")
-	fs.IntVar(&o.values, "values", 3, fmt.Sprintf("load: metrics per message (1-%d)", sim.MaxLoadValues))
+	fs.IntVar(&o.values, "values", 3, fmt.Sprintf("load: metrics per message (1-%d)", wire.MaxLoadValues))
 	fs.IntVar(&o.qos, "qos", 1, "load: QoS 0 or 1")
 	fs.IntVar(&o.window, "window", 256, "load and backfill: unacknowledged messages per connection")
 	fs.BoolVar(&o.perDeviceConns, "per-device-conns", true, "load: one connection per device (brokers with per-device ACLs, such as carehub's embedded one)")
@@ -109,8 +110,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 		return nil, errors.New("-speed must be positive")
 	case o.qos != 0 && o.qos != 1:
 		return nil, errors.New("-qos must be 0 or 1 (contract §1: devices publish at QoS 1)")
-	case o.values < 1 || o.values > sim.MaxLoadValues:
-		return nil, fmt.Errorf("-values must be 1-%d", sim.MaxLoadValues)
+	case o.values < 1 || o.values > wire.MaxLoadValues:
+		return nil, fmt.Errorf("-values must be 1-%d", wire.MaxLoadValues)
 	case o.load && o.count <= 0 && o.duration <= 0:
 		return nil, errors.New("load mode must stop by itself: give -count or -duration")
 	case o.backfill < 0 || o.interval <= 0 || o.batch < 1 || o.window < 1:
@@ -166,7 +167,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // plan lays out the homes (or load devices) of this run under prefix.
 func (o *options) plan(prefix string) ([]sim.HomeSpec, error) {
 	if o.load {
-		return sim.PlanLoad(prefix+"-load", o.seed, o.devices)
+		return wire.PlanLoad(prefix+"-load", o.seed, o.devices)
 	}
 	return sim.PlanHomes(prefix, o.seed, o.homes)
 }
@@ -181,7 +182,7 @@ func runMode(ctx context.Context, o *options, log zerolog.Logger, stdout io.Writ
 		return err
 	}
 	if o.register {
-		reg := &sim.Registrar{API: o.api, Token: o.token, Client: &http.Client{Timeout: 30 * time.Second},
+		reg := &wire.Registrar{API: o.api, Token: o.token, Client: &http.Client{Timeout: 30 * time.Second},
 			Log: log, Workers: o.registerWorkers, StatePath: o.statePath}
 		n, err := reg.Register(ctx, homes, st)
 		if err != nil {
@@ -204,7 +205,7 @@ func runMode(ctx context.Context, o *options, log zerolog.Logger, stdout io.Writ
 		return runLoad(ctx, o, homes, creds, log, stdout)
 	case o.backfill > 0:
 		now := time.Now().Truncate(o.interval)
-		res, err := sim.Backfill(ctx, sim.BackfillConfig{Broker: o.broker, Homes: homes, Creds: creds, Seed: o.seed,
+		res, err := wire.Backfill(ctx, wire.BackfillConfig{Broker: o.broker, Homes: homes, Creds: creds, Seed: o.seed,
 			From: now.Add(-o.backfill), To: now, Interval: o.interval, Batch: o.batch, Conns: o.conns, Window: o.window}, log)
 		fmt.Fprintf(stdout, "backfill: %d messages, %d samples in %s (%.0f samples/s), %d errors\n",
 			res.Messages, res.Samples, res.Elapsed.Round(time.Millisecond), float64(res.Samples)/max(res.Elapsed.Seconds(), 1e-9), res.Errors)
@@ -218,13 +219,13 @@ func runMode(ctx context.Context, o *options, log zerolog.Logger, stdout io.Writ
 
 // prepareState loads the state file, or starts a fresh one: with -reset the
 // ids get a new suffix so they do not collide with devices registered before.
-func prepareState(o *options, log zerolog.Logger) (*sim.State, error) {
+func prepareState(o *options, log zerolog.Logger) (*wire.State, error) {
 	prefix := fmt.Sprintf("%s-%d", o.idPrefix, o.seed)
 	if !o.register {
-		return sim.NewState(prefix, o.seed, ""), nil
+		return wire.NewState(prefix, o.seed, ""), nil
 	}
 	if !o.reset {
-		st, ok, err := sim.LoadState(o.statePath)
+		st, ok, err := wire.LoadState(o.statePath)
 		if err != nil {
 			return nil, err
 		}
@@ -234,21 +235,21 @@ func prepareState(o *options, log zerolog.Logger) (*sim.State, error) {
 		if ok {
 			log.Warn().Str("state", o.statePath).Msg("state file is for another seed or API: starting a new one")
 		}
-		return sim.NewState(prefix, o.seed, o.api), nil
+		return wire.NewState(prefix, o.seed, o.api), nil
 	}
-	return sim.NewState(prefix+"-"+strconv.FormatInt(time.Now().Unix()%(36*36*36*36), 36), o.seed, o.api), nil
+	return wire.NewState(prefix+"-"+strconv.FormatInt(time.Now().Unix()%(36*36*36*36), 36), o.seed, o.api), nil
 }
 
 func runLoad(ctx context.Context, o *options, homes []sim.HomeSpec, creds func(string) (string, string), log zerolog.Logger, stdout io.Writer) error {
-	var devs []sim.Credentials
+	var devs []wire.Credentials
 	for _, h := range homes {
 		for _, d := range h.Devices {
 			u, p := creds(d.ID)
-			devs = append(devs, sim.Credentials{DeviceID: d.ID, Kind: d.Kind, ResidentID: h.ResidentID, HomeID: h.HomeID, Username: u, Password: p})
+			devs = append(devs, wire.Credentials{DeviceID: d.ID, Kind: d.Kind, ResidentID: h.ResidentID, HomeID: h.HomeID, Username: u, Password: p})
 		}
 	}
 	user, pass, _ := strings.Cut(o.gateway, ":")
-	res, err := sim.RunLoad(ctx, sim.LoadConfig{
+	res, err := wire.RunLoad(ctx, wire.LoadConfig{
 		Broker: o.broker, Devices: devs, Conns: o.conns, PerDevice: o.perDeviceConns,
 		GatewayUser: user, GatewayPass: pass, Rate: o.rate, Count: o.count, Duration: o.duration,
 		Values: o.values, QoS: byte(o.qos), Window: o.window, Seed: o.seed,
@@ -275,7 +276,7 @@ func runSimulation(ctx context.Context, o *options, specs []sim.HomeSpec, creds 
 	}
 	// Scenarios begin two simulated minutes in, once every device is up.
 	sim.Schedule(homes, o.scenario, start.Add(2*time.Minute))
-	fleet := sim.NewFleet(o.broker, creds, log)
+	fleet := wire.NewFleet(o.broker, creds, log)
 	r := &sim.Runner{Homes: homes, Clock: sim.NewSimClock(start, o.speed, time.Now), Transport: fleet,
 		Log: log, Workers: o.workers, Tick: o.tick}
 	log.Info().Int("homes", len(homes)).Float64("speed", o.speed).Time("sim_start", start).Str("scenario", o.scenario).Msg("simulation running")

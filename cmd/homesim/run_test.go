@@ -19,6 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/carehub/carehub/internal/sim"
+	"github.com/carehub/carehub/internal/sim/wire"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -147,7 +148,7 @@ func TestRunRegisterOnlyWritesStateAndReusesIt(t *testing.T) {
 	if code := run(context.Background(), args, env(map[string]string{"CARE_ADMIN_TOKEN": "secret-token"}), &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	st, ok, err := sim.LoadState(state)
+	st, ok, err := wire.LoadState(state)
 	if !ok || err != nil || int64(len(st.Devices)) != devices.Load() || devices.Load() < 40 {
 		t.Fatalf("state has %d devices, API issued %d: %v", len(st.Devices), devices.Load(), err)
 	}
@@ -163,7 +164,7 @@ func TestRunRegisterOnlyWritesStateAndReusesIt(t *testing.T) {
 	if code := run(context.Background(), append(args, "-reset"), env(map[string]string{"CARE_ADMIN_TOKEN": "secret-token"}), &out, &errb); code != 0 || devices.Load() != 2*before {
 		t.Fatalf("exit %d, %d devices after reset", code, devices.Load())
 	}
-	st2, _, _ := sim.LoadState(state)
+	st2, _, _ := wire.LoadState(state)
 	if st2.Prefix == st.Prefix {
 		t.Fatal("reset kept the ids")
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/ingest"
+	"github.com/carehub/carehub/ingest/decode"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
@@ -36,7 +37,7 @@ func TestEventsNotBehindTelemetry(t *testing.T) {
 		"s2": {ID: "s2", Kind: "sos", ResidentID: "r2", HomeID: "h2"},
 	}
 	in, err := ingest.New(ingest.Options{NC: nc, Devices: devs, Presence: nopPresence{}, Metrics: metrics.New(), Log: zerolog.Nop(),
-		PublishWindow: 1, EventWindow: 1, Limits: ingest.Limits{MaxPayload: 64 << 10, MaxAge: time.Hour, MaxFuture: time.Minute}})
+		PublishWindow: 1, EventWindow: 1, Limits: decode.Limits{MaxPayload: 64 << 10, MaxAge: time.Hour, MaxFuture: time.Minute}})
 	if err != nil {
 		t.Fatal(err)
 	}

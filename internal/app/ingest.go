@@ -6,6 +6,7 @@ import (
 
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/ingest"
+	"github.com/carehub/carehub/ingest/decode"
 	"github.com/carehub/carehub/ingest/mqttsub"
 )
 
@@ -17,7 +18,7 @@ func (a *App) newIntake(n *natsParts, reg *devices.Registry, pres *devices.Prese
 	cfg := a.Config
 	return ingest.New(ingest.Options{
 		NC: n.nc, EventNC: n.events, Devices: reg, Presence: pres,
-		Limits: ingest.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention, MaxRecords: cfg.MaxRecords}, Clock: a.clock,
+		Limits: decode.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention, MaxRecords: cfg.MaxRecords}, Clock: a.clock,
 		Quota: ingest.Quota{Rate: float64(cfg.DeviceRate), Burst: float64(cfg.DeviceBurst),
 			EventRate: float64(cfg.DeviceEventRate), EventBurst: float64(cfg.DeviceEventBurst)},
 		// Room for every subscriber connection's in-flight messages.

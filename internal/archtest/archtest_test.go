@@ -31,6 +31,8 @@ var forbidden = map[string][]string{
 	"internal/mqttbroker": {"devices"},
 	// the intake validates and publishes; storing is the writer's job.
 	"ingest": {"writer", "internal/influx", "github.com/influxdata/influxdb-client-go/v2"},
+	// decoding device payloads is pure: no broker, no NATS, no store.
+	"ingest/decode": {"github.com/nats-io/nats.go", "github.com/eclipse/paho.mqtt.golang", "writer", "internal/influx", "github.com/influxdata/influxdb-client-go/v2"},
 }
 
 // Size limits in non-test lines. api is a set of HTTP handlers, one file per

@@ -692,3 +692,18 @@ func (h *Home) Outage(role string, t time.Time, d time.Duration) {
 		h.outage(dev, t, d)
 	}
 }
+
+// VitalsAt returns the resident's vitals at t following the home's routine
+// (asleep, at home, out) with noise: what a wearable (or the bed radar)
+// would have measured. It moves the home's notion of the present, so use a
+// Home given to backfill only.
+func (h *Home) VitalsAt(t time.Time) map[string]float64 {
+	local := t.In(h.loc)
+	h.ensurePlan(local)
+	h.room = h.roomAt(local, t)
+	hr, spo2, rr, temp := h.vitals(t, local)
+	if _, ok := h.devs[RoleWearable]; ok {
+		return map[string]float64{"heart_rate": hr, "spo2": spo2, "resp_rate": rr, "body_temp": temp}
+	}
+	return map[string]float64{"heart_rate": hr, "resp_rate": rr}
+}

@@ -1,9 +1,11 @@
 // Package sim simulates the homes carehub watches: residents with a daily
 // routine, the devices a real home has (domain.md "Who uses it"), incidents,
-// outages, and the MQTT and HTTP plumbing that carries them to carehub through
-// its public contract only (contract §1 and §4). The Home model is pure: given
-// a seed and simulated times it produces the same messages, so tests drive it
-// with an injected clock; the plumbing (Fleet, Register, Runner) is separate.
+// scenarios and outages, as the MQTT messages those devices would send
+// (contract §1). The Home model is pure: given a seed and simulated times it
+// produces the same messages, so tests drive it with an injected clock. The
+// Runner steps homes on a clock and hands their messages to a Transport;
+// internal/sim/wire holds what reaches a running carehub (device
+// connections, registration, the load and backfill modes).
 package sim
 
 import (

@@ -1,12 +1,10 @@
-// Package ingest is carehub's intake of device messages (contract §1). It
-// validates and decodes what a device published, applies the device's
-// quota, resolves the device to its resident and home, publishes the
-// normalized messages to JetStream and says when they are stored: whoever
-// received a message (the embedded broker's publish hook, or the
-// subscriber connections of ingest/mqttsub) acknowledges it to the device
-// only then, so nothing acknowledged is lost. What it refuses is counted,
-// logged and reported with one of model.RejectReasons.
-package ingest
+// Package decode reads what devices publish (contract §1): it parses the
+// topic, decodes telemetry (carehub's JSON and SenML), events and status
+// reports, and validates them against the contract's limits and the metric
+// catalogue. It returns what passed and one Reject per thing it dropped,
+// with a reason from model.RejectReasons. It is pure: no I/O, no broker,
+// no NATS; the intake (package ingest) decides what to do with the result.
+package decode
 
 import (
 	"encoding/json"
@@ -35,15 +33,15 @@ type Sample struct {
 	Values map[string]float64
 }
 
-// DecodedEvent is one validated event.
-type DecodedEvent struct {
+// DeviceEvent is one validated event.
+type DeviceEvent struct {
 	TS   time.Time
 	Type string
 	Data json.RawMessage
 }
 
-// DecodedStatus is one validated status report.
-type DecodedStatus struct {
+// DeviceStatus is one validated status report.
+type DeviceStatus struct {
 	TS         time.Time
 	Online     bool
 	BatteryPct *float64

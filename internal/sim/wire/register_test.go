@@ -1,4 +1,4 @@
-package sim
+package wire
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/sim"
 )
 
 // fakeAPI implements the two registration endpoints of contract §4 with
@@ -91,7 +92,7 @@ func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestRegisterAndReuseState(t *testing.T) {
 	api, srv := newFakeAPI(t, "tok")
-	homes, _ := PlanHomes("reg-1", 1, 6)
+	homes, _ := sim.PlanHomes("reg-1", 1, 6)
 	path := filepath.Join(t.TempDir(), "state.json")
 	reg := &Registrar{API: srv.URL, Token: "tok", Log: zerolog.Nop(), Workers: 3, StatePath: path, SaveEvery: 2}
 	st := NewState("reg-1", 1, srv.URL)
@@ -123,7 +124,7 @@ func TestRegisterAndReuseState(t *testing.T) {
 		t.Fatalf("second run registered %d with %d requests: %v", n, api.posts-posts, err)
 	}
 	// Two more homes: only they are registered.
-	more, _ := PlanHomes("reg-1", 1, 8)
+	more, _ := sim.PlanHomes("reg-1", 1, 8)
 	n, err = reg.Register(context.Background(), more, loaded)
 	if err != nil || n != len(more[6].Devices)+len(more[7].Devices) {
 		t.Fatalf("growing registered %d: %v", n, err)
@@ -132,7 +133,7 @@ func TestRegisterAndReuseState(t *testing.T) {
 
 func TestRegisterExistingResidentIsFine(t *testing.T) {
 	api, srv := newFakeAPI(t, "tok")
-	homes, _ := PlanHomes("reg-2", 1, 1)
+	homes, _ := sim.PlanHomes("reg-2", 1, 1)
 	api.residents[homes[0].ResidentID] = map[string]any{"home_id": homes[0].HomeID}
 	reg := &Registrar{API: srv.URL, Token: "tok", Log: zerolog.Nop()}
 	if n, err := reg.Register(context.Background(), homes, NewState("reg-2", 1, srv.URL)); err != nil || n != len(homes[0].Devices) {
@@ -142,7 +143,7 @@ func TestRegisterExistingResidentIsFine(t *testing.T) {
 
 func TestRegisterExistingDeviceWithoutState(t *testing.T) {
 	_, srv := newFakeAPI(t, "tok")
-	homes, _ := PlanHomes("reg-3", 1, 2)
+	homes, _ := sim.PlanHomes("reg-3", 1, 2)
 	reg := &Registrar{API: srv.URL, Token: "tok", Log: zerolog.Nop()}
 	if _, err := reg.Register(context.Background(), homes, NewState("reg-3", 1, srv.URL)); err != nil {
 		t.Fatal(err)
@@ -156,7 +157,7 @@ func TestRegisterExistingDeviceWithoutState(t *testing.T) {
 
 func TestRegisterReportsAPIErrors(t *testing.T) {
 	_, srv := newFakeAPI(t, "tok")
-	homes, _ := PlanHomes("reg-4", 1, 1)
+	homes, _ := sim.PlanHomes("reg-4", 1, 1)
 	reg := &Registrar{API: srv.URL, Token: "wrong", Log: zerolog.Nop()}
 	_, err := reg.Register(context.Background(), homes, NewState("reg-4", 1, srv.URL))
 	var ae *APIError

@@ -1,8 +1,9 @@
-package sim
+package wire
 
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -13,8 +14,23 @@ import (
 
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/sim"
 	"github.com/carehub/carehub/internal/testenv"
 )
+
+// checkSample fails on a sample carehub's catalogue would not accept.
+func checkSample(t *testing.T, s sim.Sample) {
+	t.Helper()
+	if s.TS == 0 || len(s.Values) == 0 {
+		t.Fatalf("empty sample %+v", s)
+	}
+	for k, v := range s.Values {
+		m, ok := catalog.LookupMetric(k)
+		if !ok || v < m.Min || v > m.Max || math.IsNaN(v) {
+			t.Fatalf("metric %s=%v not accepted by the catalogue", k, v)
+		}
+	}
+}
 
 // checkWire decodes a message as carehub's ingest would (contract §1) and
 // fails on anything it would reject. It returns the topic kind and device.
@@ -37,13 +53,13 @@ func checkWire(t *testing.T, devices map[string]bool, m received) (device, kind 
 	}
 	switch kind {
 	case model.TopicTelemetry:
-		var ss []Sample
+		var ss []sim.Sample
 		if m.Payload[0] == '[' {
 			strict(&ss)
 		} else {
-			var s Sample
+			var s sim.Sample
 			strict(&s)
-			ss = []Sample{s}
+			ss = []sim.Sample{s}
 		}
 		for _, s := range ss {
 			checkSample(t, s)
@@ -52,13 +68,13 @@ func checkWire(t *testing.T, devices map[string]bool, m received) (device, kind 
 			}
 		}
 	case model.TopicEvent:
-		var e EventPayload
+		var e sim.EventPayload
 		strict(&e)
 		if !catalog.ValidEventType(e.Type) {
 			t.Fatalf("event type %q", e.Type)
 		}
 	case model.TopicStatus:
-		var s StatusPayload
+		var s sim.StatusPayload
 		strict(&s)
 	default:
 		t.Fatalf("topic %q", m.Topic)
@@ -72,7 +88,7 @@ func checkWire(t *testing.T, devices map[string]bool, m received) (device, kind 
 // scenario gets its Last Will published.
 func TestRunnerThroughBroker(t *testing.T) {
 	url, rec := startBroker(t)
-	specs, err := PlanHomes(testenv.ID("it"), 5, 2)
+	specs, err := sim.PlanHomes(testenv.ID("it"), 5, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,11 +103,11 @@ func TestRunnerThroughBroker(t *testing.T) {
 	// "now" it varied with the hour, and on some hours the door contact was
 	// dropped while the resident stayed in: it had no samples to catch up.
 	start := time.Date(2026, 1, 5, 2, 0, 0, 0, time.UTC)
-	homes := []*Home{NewHome(specs[0], Options{Seed: 5}, start), NewHome(specs[1], Options{Seed: 5}, start)}
-	homes[0].StartScenario(ScenarioFall, start.Add(time.Minute))
-	homes[1].StartScenario(ScenarioOffline, start.Add(time.Minute))
+	homes := []*sim.Home{sim.NewHome(specs[0], sim.Options{Seed: 5}, start), sim.NewHome(specs[1], sim.Options{Seed: 5}, start)}
+	homes[0].StartScenario(sim.ScenarioFall, start.Add(time.Minute))
+	homes[1].StartScenario(sim.ScenarioOffline, start.Add(time.Minute))
 	fleet := NewFleet(url, func(string) (string, string) { return "", "" }, zerolog.Nop())
-	r := &Runner{Homes: homes, Transport: fleet, Log: zerolog.Nop(), Workers: 2}
+	r := &sim.Runner{Homes: homes, Transport: fleet, Log: zerolog.Nop(), Workers: 2}
 	ctx := context.Background()
 	r.StepAll(ctx, start)
 	if fleet.Connected() != len(devices) {
@@ -103,7 +119,7 @@ func TestRunnerThroughBroker(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	var dropped string
-	for _, role := range []string{RoleDoor, RoleRadar} {
+	for _, role := range []string{sim.RoleDoor, sim.RoleRadar} {
 		if homes[1].Offline(role) {
 			d, _ := specs[1].Device(role)
 			dropped = d.ID
@@ -121,11 +137,11 @@ func TestRunnerThroughBroker(t *testing.T) {
 		dev, kind := checkWire(t, devices, m)
 		if kind == model.TopicEvent && strings.Contains(string(m.Payload), `"type":"fall"`) {
 			falls++
-			if d, _ := specs[0].Device(RoleWearable); dev != d.ID {
+			if d, _ := specs[0].Device(sim.RoleWearable); dev != d.ID {
 				t.Errorf("fall from %s", dev)
 			}
 		}
-		if kind == model.TopicStatus && string(m.Payload) == string(WillPayload) {
+		if kind == model.TopicStatus && string(m.Payload) == string(sim.WillPayload) {
 			wills++
 			if dev != dropped {
 				t.Errorf("Last Will of %s, which was not dropped", dev)
@@ -138,7 +154,7 @@ func TestRunnerThroughBroker(t *testing.T) {
 
 	// A late subscriber gets every device's retained status: online, but
 	// offline for the dropped one (its will was retained).
-	retained := map[string]StatusPayload{}
+	retained := map[string]sim.StatusPayload{}
 	var mu sync.Mutex
 	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(testenv.ID("sub")))
 	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -146,7 +162,7 @@ func TestRunnerThroughBroker(t *testing.T) {
 	}
 	defer sub.Disconnect(0)
 	sub.Subscribe("care/v1/dev/+/status", 1, func(_ mqtt.Client, m mqtt.Message) {
-		var s StatusPayload
+		var s sim.StatusPayload
 		if m.Retained() && json.Unmarshal(m.Payload(), &s) == nil {
 			mu.Lock()
 			retained[strings.Split(m.Topic(), "/")[3]] = s
@@ -227,7 +243,7 @@ func TestLoadThroughBroker(t *testing.T) {
 		seen := map[string]bool{}
 		for _, m := range rec.all() {
 			dev, kind := checkWire(t, ids, m)
-			var s Sample
+			var s sim.Sample
 			_ = json.Unmarshal(m.Payload, &s)
 			if kind != model.TopicTelemetry || len(s.Values) != 4 || s.TS < begin.UnixMilli() {
 				t.Fatalf("load message %s %s", m.Topic, m.Payload)
@@ -261,7 +277,7 @@ func TestLoadPacesAndStopsByDuration(t *testing.T) {
 
 func TestBackfillThroughBroker(t *testing.T) {
 	url, rec := startBroker(t)
-	specs, _ := PlanHomes(testenv.ID("bf"), 3, 4) // home 3 has no wearable: uses the radar
+	specs, _ := sim.PlanHomes(testenv.ID("bf"), 3, 4) // home 3 has no wearable: uses the radar
 	ids := map[string]bool{}
 	for _, s := range specs {
 		for _, d := range s.Devices {
@@ -279,7 +295,7 @@ func TestBackfillThroughBroker(t *testing.T) {
 	perDevice := map[string][]int64{}
 	for _, m := range rec.all() {
 		dev, kind := checkWire(t, ids, m)
-		var ss []Sample
+		var ss []sim.Sample
 		if kind != model.TopicTelemetry || json.Unmarshal(m.Payload, &ss) != nil || len(ss) != 60 {
 			t.Fatalf("backfill message %s", m.Topic)
 		}

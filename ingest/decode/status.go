@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 import (
 	"errors"
@@ -10,24 +10,24 @@ import (
 	"github.com/carehub/carehub/internal/model"
 )
 
-// DecodeStatus decodes a status report {"online":true, "battery_pct":87,
+// Status decodes a status report {"online":true, "battery_pct":87,
 // "rssi_dbm":-61, "fw":"1.4.2"} that arrived at now; a Last Will is
 // {"online":false} (contract §1). Only "online" is required. A bad optional
 // field is dropped with a Reject and the rest is kept, so a device with a
 // faulty battery gauge is still seen online. The report is unusable, and TS
 // is zero, when the payload is empty, larger than 4 KiB, not JSON, or has no
 // boolean "online".
-func DecodeStatus(payload []byte, now time.Time) (DecodedStatus, []Reject) {
+func Status(payload []byte, now time.Time) (DeviceStatus, []Reject) {
 	d := msgDecoder{now: now.UTC()}
 	if !d.precheck(payload, maxStatusPayload) {
-		return DecodedStatus{}, d.rj.result()
+		return DeviceStatus{}, d.rj.result()
 	}
 	w := jsonWalker{b: payload, mark: -1}
 	if w.peek() != '{' {
 		d.rj.add(model.ReasonMalformed, "", `a status is a JSON object {"online":true,...}, got `+jsonKind(w.peek()))
-		return DecodedStatus{}, d.rj.result()
+		return DeviceStatus{}, d.rj.result()
 	}
-	st := DecodedStatus{TS: d.now}
+	st := DeviceStatus{TS: d.now}
 	hasOnline := false
 	w.open()
 	for w.next() {
@@ -64,7 +64,7 @@ func DecodeStatus(payload []byte, now time.Time) (DecodedStatus, []Reject) {
 	}
 	if !hasOnline {
 		d.rj.add(model.ReasonMalformed, "", `status needs "online": true or false`)
-		return DecodedStatus{}, d.rj.result()
+		return DeviceStatus{}, d.rj.result()
 	}
 	return st, d.rj.result()
 }

@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 // Decoding and validating what devices publish (contract §1) is split by
 // what is read: topic.go, telemetry.go (carehub's own JSON), senml.go

@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 import (
 	"strings"
@@ -7,10 +7,10 @@ import (
 	"github.com/carehub/carehub/internal/model"
 )
 
-// ParseTopic splits care/v1/dev/{device_id}/{kind} (contract §1). ok is false
+// Topic splits care/v1/dev/{device_id}/{kind} (contract §1). ok is false
 // (reason bad_topic) for anything else, including an invalid device id or a
 // kind other than telemetry, event, status and config.
-func ParseTopic(topic string) (deviceID, kind string, ok bool) {
+func Topic(topic string) (deviceID, kind string, ok bool) {
 	rest, found := strings.CutPrefix(topic, model.TopicPrefix)
 	if !found {
 		return "", "", false

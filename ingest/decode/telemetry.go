@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 // This file decodes telemetry in carehub's own JSON: one record or an array
 // of them (contract §1).
@@ -11,7 +11,7 @@ import (
 	"github.com/carehub/carehub/internal/model"
 )
 
-// DecodeTelemetry decodes a telemetry payload of deviceID that arrived at
+// Telemetry decodes a telemetry payload of deviceID that arrived at
 // now: a JSON object {"ts":..., "values":{...}}, a JSON array of such
 // objects, or a SenML pack (RFC 8428), recognised by its shape or by
 // contentType application/senml+json. It returns the samples that passed the
@@ -21,7 +21,7 @@ import (
 // Limits: MaxPayload <= 0 means the contract default of 64 KiB; MaxAge <= 0
 // means no age limit; MaxFuture is taken as given. A ts of null is taken as
 // absent (arrival time), as is a missing one.
-func DecodeTelemetry(deviceID string, payload []byte, contentType string, now time.Time, lim Limits) ([]Sample, []Reject) {
+func Telemetry(deviceID string, payload []byte, contentType string, now time.Time, lim Limits) ([]Sample, []Reject) {
 	d := msgDecoder{deviceID: deviceID, now: now.UTC(), lim: lim}
 	if !d.precheck(payload, lim.MaxPayload) {
 		return nil, d.rj.result()
@@ -53,6 +53,18 @@ func DecodeTelemetry(deviceID string, payload []byte, contentType string, now ti
 		d.rj.add(model.ReasonMalformed, "", "telemetry is "+jsonKind(w.peek())+`; send {"ts":...,"values":{...}}, an array of those, or a SenML pack`)
 	}
 	return d.samples, d.rj.result()
+}
+
+// Records is what a telemetry message costs against the device's quota:
+// the records of an array or SenML pack, counted without decoding them,
+// or one. The intake calls it before decoding, so a flood is turned away
+// for the price of a scan.
+func Records(payload []byte) int {
+	w := jsonWalker{b: payload, mark: -1}
+	if w.peek() != '[' {
+		return 1
+	}
+	return max(countElements(payload), 1)
 }
 
 // countElements counts the members of the JSON array payload, which

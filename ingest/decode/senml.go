@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 // This file decodes telemetry sent as SenML (RFC 8428, contract §1).
 

@@ -1,4 +1,4 @@
-package sim
+package wire
 
 import (
 	"context"
@@ -8,29 +8,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/carehub/carehub/internal/sim"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
 )
 
-// VitalsAt returns the resident's vitals at t following the home's routine
-// (asleep, at home, out) with noise: what a wearable (or the bed radar)
-// would have measured. It moves the home's notion of the present, so use a
-// Home given to backfill only.
-func (h *Home) VitalsAt(t time.Time) map[string]float64 {
-	local := t.In(h.loc)
-	h.ensurePlan(local)
-	h.room = h.roomAt(local, t)
-	hr, spo2, rr, temp := h.vitals(t, local)
-	if _, ok := h.devs[RoleWearable]; ok {
-		return map[string]float64{"heart_rate": hr, "spo2": spo2, "resp_rate": rr, "body_temp": temp}
-	}
-	return map[string]float64{"heart_rate": hr, "resp_rate": rr}
-}
-
 // BackfillConfig configures backfill mode.
 type BackfillConfig struct {
 	Broker   string
-	Homes    []HomeSpec
+	Homes    []sim.HomeSpec
 	Creds    func(deviceID string) (user, pass string)
 	Seed     int64
 	From, To time.Time
@@ -57,7 +43,7 @@ func Backfill(ctx context.Context, cfg BackfillConfig, log zerolog.Logger) (Back
 	batch := max(1, cfg.Batch)
 	window := max(1, cfg.Window)
 	var msgs, samples, errs atomic.Int64
-	jobs := make(chan HomeSpec)
+	jobs := make(chan sim.HomeSpec)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := 0; w < max(1, cfg.Conns); w++ {
@@ -88,10 +74,10 @@ feed:
 	return BackfillResult{Messages: msgs.Load(), Samples: samples.Load(), Errors: errs.Load(), Elapsed: time.Since(start)}, ctx.Err()
 }
 
-func backfillHome(ctx context.Context, cfg BackfillConfig, spec HomeSpec, batch, window int) (msgs, samples int64, err error) {
-	dev, ok := spec.Device(RoleWearable)
+func backfillHome(ctx context.Context, cfg BackfillConfig, spec sim.HomeSpec, batch, window int) (msgs, samples int64, err error) {
+	dev, ok := spec.Device(sim.RoleWearable)
 	if !ok {
-		if dev, ok = spec.Device(RoleRadar); !ok {
+		if dev, ok = spec.Device(sim.RoleRadar); !ok {
 			return 0, 0, fmt.Errorf("home %s has neither wearable nor radar", spec.HomeID)
 		}
 	}
@@ -106,7 +92,7 @@ func backfillHome(ctx context.Context, cfg BackfillConfig, spec HomeSpec, batch,
 		return 0, 0, fmt.Errorf("connect %s: %w", dev.ID, err)
 	}
 	defer c.Disconnect(100)
-	h := NewHome(spec, Options{Seed: cfg.Seed}, cfg.From)
+	h := sim.NewHome(spec, sim.Options{Seed: cfg.Seed}, cfg.From)
 	var inflight []mqtt.Token
 	var inflightN []int64
 	waitOldest := func() error {
@@ -123,12 +109,12 @@ func backfillHome(ctx context.Context, cfg BackfillConfig, spec HomeSpec, batch,
 		samples += n
 		return nil
 	}
-	buf := make([]Sample, 0, batch)
+	buf := make([]sim.Sample, 0, batch)
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil
 		}
-		m := CatchUpMsg(time.Time{}, dev.ID, buf)
+		m := sim.CatchUpMsg(time.Time{}, dev.ID, buf)
 		if len(inflight) >= window {
 			if err := waitOldest(); err != nil {
 				return err
@@ -143,7 +129,7 @@ func backfillHome(ctx context.Context, cfg BackfillConfig, spec HomeSpec, batch,
 		if ctx.Err() != nil {
 			break
 		}
-		buf = append(buf, Sample{TS: t.UnixMilli(), Values: h.VitalsAt(t)})
+		buf = append(buf, sim.Sample{TS: t.UnixMilli(), Values: h.VitalsAt(t)})
 		if len(buf) == batch {
 			if err := flush(); err != nil {
 				return msgs, samples, err

@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 import (
 	"bytes"
@@ -11,21 +11,21 @@ import (
 	"github.com/carehub/carehub/internal/model"
 )
 
-// DecodeEvent decodes an event {"ts":..., "type":"sos", "data":{...}} that
+// Event decodes an event {"ts":..., "type":"sos", "data":{...}} that
 // arrived at now (contract §1). The event is good iff no Reject is returned;
 // "data" is optional, must be an object of at most 4 KiB, and is kept as the
 // raw JSON the device sent.
-func DecodeEvent(payload []byte, now time.Time, lim Limits) (DecodedEvent, []Reject) {
+func Event(payload []byte, now time.Time, lim Limits) (DeviceEvent, []Reject) {
 	d := msgDecoder{now: now.UTC(), lim: lim}
 	if !d.precheck(payload, lim.MaxPayload) {
-		return DecodedEvent{}, d.rj.result()
+		return DeviceEvent{}, d.rj.result()
 	}
 	w := jsonWalker{b: payload, mark: -1}
 	if w.peek() != '{' {
 		d.rj.add(model.ReasonMalformed, "", "an event is a JSON object {\"ts\":...,\"type\":...,\"data\":{...}}, got "+jsonKind(w.peek()))
-		return DecodedEvent{}, d.rj.result()
+		return DeviceEvent{}, d.rj.result()
 	}
-	ev := DecodedEvent{TS: d.now}
+	ev := DeviceEvent{TS: d.now}
 	hasType := false
 	w.open()
 	for w.next() {

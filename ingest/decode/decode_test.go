@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 import (
 	"math"
@@ -247,7 +247,7 @@ func TestDecodeTelemetry(t *testing.T) {
 			if dev == "" {
 				dev = "dev-1"
 			}
-			samples, rejects := DecodeTelemetry(dev, decodePayload(t, tc.payload), tc.ct, decodeNow, lim)
+			samples, rejects := Telemetry(dev, decodePayload(t, tc.payload), tc.ct, decodeNow, lim)
 			checkDecodeRejects(t, rejects, tc.rejects)
 			checkDecodeSamples(t, samples, tc.want)
 		})
@@ -263,7 +263,7 @@ func TestDecodeTelemetryRejectCap(t *testing.T) {
 		b.WriteString(`,"junk_` + strings.Repeat("x", i%90) + `":1`)
 	}
 	b.WriteString("}}")
-	samples, rejects := DecodeTelemetry("d1", []byte(b.String()), "", decodeNow, decodeLim)
+	samples, rejects := Telemetry("d1", []byte(b.String()), "", decodeNow, decodeLim)
 	if len(samples) != 1 || samples[0].Values["heart_rate"] != 72 {
 		t.Fatalf("samples = %v, want heart_rate 72 kept", samples)
 	}
@@ -285,26 +285,26 @@ func TestDecodeEvent(t *testing.T) {
 	tests := []struct {
 		name    string
 		payload string
-		want    DecodedEvent
+		want    DeviceEvent
 		rejects []wantDecodeReject
 	}{
 		{name: "sos with data", payload: `{"ts":"2025-06-01T11:59:59Z","type":"sos","data":{"button":"pendant", "press_ms":1200}}`,
-			want: DecodedEvent{TS: decodeAt(-time.Second), Type: "sos", Data: []byte(`{"button":"pendant", "press_ms":1200}`)}},
-		{name: "fall without ts or data", payload: `{"type":"fall"}`, want: DecodedEvent{TS: decodeNow, Type: "fall"}},
-		{name: "data null", payload: `{"type":"door_open","ts":1748779199000,"data":null}`, want: DecodedEvent{TS: decodeAt(-time.Second), Type: "door_open"}},
-		{name: "unknown type", payload: `{"type":"party"}`, want: DecodedEvent{TS: decodeNow},
+			want: DeviceEvent{TS: decodeAt(-time.Second), Type: "sos", Data: []byte(`{"button":"pendant", "press_ms":1200}`)}},
+		{name: "fall without ts or data", payload: `{"type":"fall"}`, want: DeviceEvent{TS: decodeNow, Type: "fall"}},
+		{name: "data null", payload: `{"type":"door_open","ts":1748779199000,"data":null}`, want: DeviceEvent{TS: decodeAt(-time.Second), Type: "door_open"}},
+		{name: "unknown type", payload: `{"type":"party"}`, want: DeviceEvent{TS: decodeNow},
 			rejects: []wantDecodeReject{{model.ReasonEventType, "", `event type "party" is not one of: sos,`}}},
-		{name: "type missing", payload: `{"data":{}}`, want: DecodedEvent{TS: decodeNow, Data: []byte(`{}`)},
+		{name: "type missing", payload: `{"data":{}}`, want: DeviceEvent{TS: decodeNow, Data: []byte(`{}`)},
 			rejects: []wantDecodeReject{{model.ReasonMalformed, "", `no "type"`}}},
-		{name: "type not a string", payload: `{"type":1}`, want: DecodedEvent{TS: decodeNow},
+		{name: "type not a string", payload: `{"type":1}`, want: DeviceEvent{TS: decodeNow},
 			rejects: []wantDecodeReject{{model.ReasonMalformed, "", `"type" is a number`}}},
-		{name: "data not an object", payload: `{"type":"sos","data":[1]}`, want: DecodedEvent{TS: decodeNow, Type: "sos"},
+		{name: "data not an object", payload: `{"type":"sos","data":[1]}`, want: DeviceEvent{TS: decodeNow, Type: "sos"},
 			rejects: []wantDecodeReject{{model.ReasonMalformed, "", `"data" is an array`}}},
-		{name: "data too large", payload: `{"type":"sos","data":{"x":"` + strings.Repeat("a", maxEventData) + `"}}`, want: DecodedEvent{TS: decodeNow, Type: "sos"},
+		{name: "data too large", payload: `{"type":"sos","data":{"x":"` + strings.Repeat("a", maxEventData) + `"}}`, want: DeviceEvent{TS: decodeNow, Type: "sos"},
 			rejects: []wantDecodeReject{{model.ReasonTooLarge, "", "at most 4096"}}},
-		{name: "future ts", payload: `{"type":"sos","ts":"2025-06-01T13:00:00Z"}`, want: DecodedEvent{TS: decodeNow, Type: "sos"},
+		{name: "future ts", payload: `{"type":"sos","ts":"2025-06-01T13:00:00Z"}`, want: DeviceEvent{TS: decodeNow, Type: "sos"},
 			rejects: []wantDecodeReject{{model.ReasonFuture, "", "1h0m0s ahead"}}},
-		{name: "bad ts and bad type: both said", payload: `{"type":"SOS","ts":"now"}`, want: DecodedEvent{TS: decodeNow},
+		{name: "bad ts and bad type: both said", payload: `{"type":"SOS","ts":"now"}`, want: DeviceEvent{TS: decodeNow},
 			rejects: []wantDecodeReject{{model.ReasonEventType, "", `"SOS"`}, {model.ReasonBadTimestamp, "", `"now"`}}},
 		{name: "not an object", payload: `["sos"]`, rejects: []wantDecodeReject{{model.ReasonMalformed, "", "got an array"}}},
 		{name: "empty", payload: ``, rejects: []wantDecodeReject{{model.ReasonEmpty, "", ""}}},
@@ -312,7 +312,7 @@ func TestDecodeEvent(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ev, rejects := DecodeEvent([]byte(tc.payload), decodeNow, decodeLim)
+			ev, rejects := Event([]byte(tc.payload), decodeNow, decodeLim)
 			checkDecodeRejects(t, rejects, tc.rejects)
 			if !ev.TS.Equal(tc.want.TS) || ev.Type != tc.want.Type || string(ev.Data) != string(tc.want.Data) {
 				t.Errorf("event = {%s %q %s}, want {%s %q %s}", ev.TS, ev.Type, ev.Data, tc.want.TS, tc.want.Type, tc.want.Data)
@@ -322,7 +322,7 @@ func TestDecodeEvent(t *testing.T) {
 	t.Run("every contract event type", func(t *testing.T) {
 		for _, typ := range []string{"sos", "sos_cancel", "fall", "fall_cancel", "smoke", "gas", "co", "water_leak",
 			"door_open", "door_close", "motion", "bed_exit", "bed_enter", "tamper", "toilet_flush"} {
-			ev, rejects := DecodeEvent([]byte(`{"type":"`+typ+`"}`), decodeNow, decodeLim)
+			ev, rejects := Event([]byte(`{"type":"`+typ+`"}`), decodeNow, decodeLim)
 			if len(rejects) != 0 || ev.Type != typ {
 				t.Errorf("%s: %+v %v", typ, ev, rejects)
 			}
@@ -330,7 +330,7 @@ func TestDecodeEvent(t *testing.T) {
 	})
 	t.Run("data does not alias the payload", func(t *testing.T) {
 		p := []byte(`{"type":"sos","data":{"a":1}}`)
-		ev, _ := DecodeEvent(p, decodeNow, decodeLim)
+		ev, _ := Event(p, decodeNow, decodeLim)
 		copy(p, strings.Repeat("x", len(p)))
 		if string(ev.Data) != `{"a":1}` {
 			t.Errorf("data changed with the payload buffer: %s", ev.Data)
@@ -343,26 +343,26 @@ func TestDecodeStatus(t *testing.T) {
 	tests := []struct {
 		name    string
 		payload string
-		want    DecodedStatus
+		want    DeviceStatus
 		rejects []wantDecodeReject
 	}{
 		{name: "full", payload: `{"online":true,"battery_pct":87,"rssi_dbm":-61,"fw":"1.4.2"}`,
-			want: DecodedStatus{TS: decodeNow, Online: true, BatteryPct: f(87), RSSIdBm: f(-61), FW: "1.4.2"}},
-		{name: "last will", payload: `{"online":false}`, want: DecodedStatus{TS: decodeNow}},
+			want: DeviceStatus{TS: decodeNow, Online: true, BatteryPct: f(87), RSSIdBm: f(-61), FW: "1.4.2"}},
+		{name: "last will", payload: `{"online":false}`, want: DeviceStatus{TS: decodeNow}},
 		{name: "nulls are absent, unknown ignored", payload: `{"online":true,"battery_pct":null,"fw":null,"uptime_s":5}`,
-			want: DecodedStatus{TS: decodeNow, Online: true}},
+			want: DeviceStatus{TS: decodeNow, Online: true}},
 		{name: "battery out of range keeps online", payload: `{"online":true,"battery_pct":101,"rssi_dbm":-61}`,
-			want:    DecodedStatus{TS: decodeNow, Online: true, RSSIdBm: f(-61)},
+			want:    DeviceStatus{TS: decodeNow, Online: true, RSSIdBm: f(-61)},
 			rejects: []wantDecodeReject{{model.ReasonOutOfRange, "battery_pct", "battery_pct=101 outside 0–100 %"}}},
-		{name: "rssi out of range", payload: `{"online":true,"rssi_dbm":5}`, want: DecodedStatus{TS: decodeNow, Online: true},
+		{name: "rssi out of range", payload: `{"online":true,"rssi_dbm":5}`, want: DeviceStatus{TS: decodeNow, Online: true},
 			rejects: []wantDecodeReject{{model.ReasonOutOfRange, "rssi_dbm", "rssi_dbm=5 outside -150–0 dBm"}}},
-		{name: "battery a string", payload: `{"online":true,"battery_pct":"87"}`, want: DecodedStatus{TS: decodeNow, Online: true},
+		{name: "battery a string", payload: `{"online":true,"battery_pct":"87"}`, want: DeviceStatus{TS: decodeNow, Online: true},
 			rejects: []wantDecodeReject{{model.ReasonBadValue, "battery_pct", "a string"}}},
-		{name: "fw too long", payload: `{"online":true,"fw":"` + strings.Repeat("9", 65) + `"}`, want: DecodedStatus{TS: decodeNow, Online: true},
+		{name: "fw too long", payload: `{"online":true,"fw":"` + strings.Repeat("9", 65) + `"}`, want: DeviceStatus{TS: decodeNow, Online: true},
 			rejects: []wantDecodeReject{{model.ReasonBadValue, "fw", "at most 64 bytes"}}},
-		{name: "fw with control chars", payload: `{"online":true,"fw":"1.0\n"}`, want: DecodedStatus{TS: decodeNow, Online: true},
+		{name: "fw with control chars", payload: `{"online":true,"fw":"1.0\n"}`, want: DeviceStatus{TS: decodeNow, Online: true},
 			rejects: []wantDecodeReject{{model.ReasonBadValue, "fw", "printable"}}},
-		{name: "fw not a string", payload: `{"online":true,"fw":1.4}`, want: DecodedStatus{TS: decodeNow, Online: true},
+		{name: "fw not a string", payload: `{"online":true,"fw":1.4}`, want: DeviceStatus{TS: decodeNow, Online: true},
 			rejects: []wantDecodeReject{{model.ReasonBadValue, "fw", "a number"}}},
 		{name: "online missing", payload: `{"battery_pct":50}`, rejects: []wantDecodeReject{{model.ReasonMalformed, "", `needs "online"`}}},
 		{name: "online not a boolean", payload: `{"online":"true"}`, rejects: []wantDecodeReject{{model.ReasonMalformed, "", `needs "online"`}}},
@@ -374,7 +374,7 @@ func TestDecodeStatus(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			st, rejects := DecodeStatus([]byte(tc.payload), decodeNow)
+			st, rejects := Status([]byte(tc.payload), decodeNow)
 			checkDecodeRejects(t, rejects, tc.rejects)
 			w := tc.want
 			if !st.TS.Equal(w.TS) || st.Online != w.Online || st.FW != w.FW || !eqDecodePtr(st.BatteryPct, w.BatteryPct) || !eqDecodePtr(st.RSSIdBm, w.RSSIdBm) {
@@ -391,7 +391,7 @@ func eqDecodePtr(a, b *float64) bool {
 	return *a == *b
 }
 
-func TestParseTopic(t *testing.T) {
+func TestTopic(t *testing.T) {
 	tests := []struct {
 		topic, dev, kind string
 		ok               bool
@@ -413,9 +413,9 @@ func TestParseTopic(t *testing.T) {
 		{"", "", "", false},
 	}
 	for _, tc := range tests {
-		dev, kind, ok := ParseTopic(tc.topic)
+		dev, kind, ok := Topic(tc.topic)
 		if dev != tc.dev || kind != tc.kind || ok != tc.ok {
-			t.Errorf("ParseTopic(%q) = %q, %q, %v; want %q, %q, %v", tc.topic, dev, kind, ok, tc.dev, tc.kind, tc.ok)
+			t.Errorf("Topic(%q) = %q, %q, %v; want %q, %q, %v", tc.topic, dev, kind, ok, tc.dev, tc.kind, tc.ok)
 		}
 	}
 }
@@ -425,7 +425,7 @@ func TestParseTopic(t *testing.T) {
 // and device_disabled are the pipeline's, which knows the registry.
 func TestEveryReason(t *testing.T) {
 	tel := func(p string) []Reject {
-		_, r := DecodeTelemetry("d1", []byte(p), "", decodeNow, decodeLim)
+		_, r := Telemetry("d1", []byte(p), "", decodeNow, decodeLim)
 		return r
 	}
 	cases := map[string]func() []Reject{
@@ -443,11 +443,11 @@ func TestEveryReason(t *testing.T) {
 		model.ReasonUnitMismatch:    func() []Reject { return tel(`[{"n":"spo2","u":"/","v":0.97}]`) },
 		model.ReasonNoValues:        func() []Reject { return tel(`{"values":{}}`) },
 		model.ReasonEventType: func() []Reject {
-			_, r := DecodeEvent([]byte(`{"type":"alarm"}`), decodeNow, decodeLim)
+			_, r := Event([]byte(`{"type":"alarm"}`), decodeNow, decodeLim)
 			return r
 		},
 		model.ReasonBadTopic: func() []Reject {
-			if _, _, ok := ParseTopic("care/v1/dev/d1/other"); !ok {
+			if _, _, ok := Topic("care/v1/dev/d1/other"); !ok {
 				return []Reject{{Reason: model.ReasonBadTopic}}
 			}
 			return nil
@@ -505,7 +505,7 @@ func BenchmarkDecodeTelemetry(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(p)))
 	for b.Loop() {
-		s, r := DecodeTelemetry("band-7", p, "", decodeNow, decodeLim)
+		s, r := Telemetry("band-7", p, "", decodeNow, decodeLim)
 		if len(s) != 1 || len(r) != 0 {
 			b.Fatal(s, r)
 		}
@@ -517,7 +517,7 @@ func BenchmarkDecodeTelemetryRFC3339(b *testing.B) {
 	p := []byte(`{"ts":"2025-06-01T11:59:00.123Z","values":{"heart_rate":72,"spo2":97,"resp_rate":16}}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if s, r := DecodeTelemetry("band-7", p, "", decodeNow, decodeLim); len(s) != 1 || len(r) != 0 {
+		if s, r := Telemetry("band-7", p, "", decodeNow, decodeLim); len(s) != 1 || len(r) != 0 {
 			b.Fatal(s, r)
 		}
 	}
@@ -528,7 +528,7 @@ func BenchmarkDecodeTelemetrySenML(b *testing.B) {
 	p := decodePayload(b, "@senml_wearable.json")
 	b.ReportAllocs()
 	for b.Loop() {
-		if s, r := DecodeTelemetry("band-7", p, "", decodeNow, decodeLim); len(s) != 2 || len(r) != 0 {
+		if s, r := Telemetry("band-7", p, "", decodeNow, decodeLim); len(s) != 2 || len(r) != 0 {
 			b.Fatal(s, r)
 		}
 	}
@@ -538,7 +538,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	p := []byte(`{"ts":1748779140000,"type":"fall","data":{"confidence":0.93}}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, r := DecodeEvent(p, decodeNow, decodeLim); len(r) != 0 {
+		if _, r := Event(p, decodeNow, decodeLim); len(r) != 0 {
 			b.Fatal(r)
 		}
 	}
@@ -548,8 +548,44 @@ func BenchmarkDecodeStatus(b *testing.B) {
 	p := []byte(`{"online":true,"battery_pct":87,"rssi_dbm":-61,"fw":"1.4.2"}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, r := DecodeStatus(p, decodeNow); len(r) != 0 {
+		if _, r := Status(p, decodeNow); len(r) != 0 {
 			b.Fatal(r)
 		}
+	}
+}
+
+// TestRecordCap: arrays and SenML packs longer than MaxRecords are
+// rejected whole as too_many_records before their records are decoded;
+// at the cap they pass.
+func TestRecordCap(t *testing.T) {
+	now := time.Now()
+	lim := Limits{MaxRecords: 3, MaxAge: time.Hour, MaxFuture: time.Minute}
+	for _, c := range []struct {
+		name, payload string
+		samples       int
+		reason        string
+	}{
+		{"array at the cap", `[{"values":{"steps":1}},{"values":{"steps":2}},{"values":{"steps":3}}]`, 1, ""},
+		{"array over the cap", `[{"values":{"steps":1}},{"values":{"steps":2}},{"values":{"steps":3}},{"values":{"steps":4}}]`, 0, model.ReasonTooManyRecords},
+		{"SenML over the cap", `[{"n":"steps","v":1},{"n":"steps","v":2},{"n":"steps","v":3},{"n":"steps","v":4}]`, 0, model.ReasonTooManyRecords},
+		{"over the cap of garbage", `[1,2,3,4]`, 0, model.ReasonTooManyRecords},
+		{"object", `{"values":{"steps":1}}`, 1, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, rej := Telemetry("d1", []byte(c.payload), "", now, lim)
+			if c.reason == "" {
+				if len(rej) != 0 || len(s) == 0 {
+					t.Fatalf("samples %v, rejects %v", s, rej)
+				}
+				return
+			}
+			if len(s) != 0 || len(rej) != 1 || rej[0].Reason != c.reason || !strings.Contains(rej[0].Detail, "at most 3") {
+				t.Fatalf("samples %v, rejects %+v; want one %s", s, rej, c.reason)
+			}
+		})
+	}
+	// Zero means the default.
+	if _, rej := Telemetry("d1", []byte("["+strings.Repeat(`{"values":{"steps":1}},`, DefaultMaxRecords)+`{"values":{"steps":1}}]`), "", now, Limits{}); len(rej) != 1 || rej[0].Reason != model.ReasonTooManyRecords {
+		t.Fatalf("DefaultMaxRecords+1 records: %+v", rej)
 	}
 }

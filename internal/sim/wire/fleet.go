@@ -1,4 +1,4 @@
-package sim
+package wire
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/sim"
 )
 
 // ErrNotConnected is returned for a device whose connection is down.
@@ -59,7 +60,7 @@ func DeviceOptions(broker, deviceID, user, pass string) *mqtt.ClientOptions {
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
 		SetKeepAlive(30*time.Second).SetConnectTimeout(opTimeout).SetWriteTimeout(opTimeout).
 		SetOrderMatters(false).
-		SetBinaryWill(model.DeviceTopic(deviceID, model.TopicStatus), WillPayload, 1, true)
+		SetBinaryWill(model.DeviceTopic(deviceID, model.TopicStatus), sim.WillPayload, 1, true)
 	return o
 }
 
@@ -164,7 +165,7 @@ func (f *Fleet) Close(ctx context.Context) {
 	f.mu.Unlock()
 	for id, c := range conns {
 		if ctx.Err() == nil {
-			tok := c.client.Publish(model.DeviceTopic(id, model.TopicStatus), 1, true, WillPayload)
+			tok := c.client.Publish(model.DeviceTopic(id, model.TopicStatus), 1, true, sim.WillPayload)
 			tok.WaitTimeout(time.Second)
 		}
 		c.client.Disconnect(100)

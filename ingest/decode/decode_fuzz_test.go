@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 import (
 	"math"
@@ -73,7 +73,7 @@ func FuzzDecodeTelemetry(f *testing.F) {
 		if senml {
 			ct = SenMLContentType
 		}
-		samples, rejects := DecodeTelemetry("d1", p, ct, decodeNow, lim)
+		samples, rejects := Telemetry("d1", p, ct, decodeNow, lim)
 		checkFuzzRejects(t, rejects)
 		if len(samples) == 0 && len(rejects) == 0 {
 			t.Fatal("a message gave neither samples nor rejects")
@@ -104,7 +104,7 @@ func FuzzDecodeTelemetry(f *testing.F) {
 func FuzzDecodeEvent(f *testing.F) {
 	seedDecodeFuzz(f, func(b []byte) { f.Add(b) })
 	f.Fuzz(func(t *testing.T, p []byte) {
-		ev, rejects := DecodeEvent(p, decodeNow, decodeLim)
+		ev, rejects := Event(p, decodeNow, decodeLim)
 		checkFuzzRejects(t, rejects)
 		if len(rejects) > 0 {
 			return
@@ -124,7 +124,7 @@ func FuzzDecodeEvent(f *testing.F) {
 func FuzzDecodeStatus(f *testing.F) {
 	seedDecodeFuzz(f, func(b []byte) { f.Add(b) })
 	f.Fuzz(func(t *testing.T, p []byte) {
-		st, rejects := DecodeStatus(p, decodeNow)
+		st, rejects := Status(p, decodeNow)
 		checkFuzzRejects(t, rejects)
 		if st.TS.IsZero() {
 			if len(rejects) == 0 {

@@ -1,4 +1,4 @@
-package sim
+package wire
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/carehub/carehub/internal/sim"
 	"github.com/rs/zerolog"
 )
 
@@ -155,13 +156,13 @@ func (e *APIError) Error() string {
 // Register makes sure every home's resident and devices exist, registering
 // what the state does not know yet, and returns how many devices it
 // registered now.
-func (r *Registrar) Register(ctx context.Context, homes []HomeSpec, st *State) (int, error) {
+func (r *Registrar) Register(ctx context.Context, homes []sim.HomeSpec, st *State) (int, error) {
 	workers := max(1, r.Workers)
 	saveEvery := r.SaveEvery
 	if saveEvery <= 0 {
 		saveEvery = 50
 	}
-	jobs := make(chan HomeSpec)
+	jobs := make(chan sim.HomeSpec)
 	var (
 		mu        sync.Mutex
 		firstErr  error
@@ -223,7 +224,7 @@ feed:
 	return regCount, firstErr
 }
 
-func (r *Registrar) registerHome(ctx context.Context, h HomeSpec, st *State) (int, error) {
+func (r *Registrar) registerHome(ctx context.Context, h sim.HomeSpec, st *State) (int, error) {
 	if !st.hasResident(h.ResidentID) {
 		body := map[string]any{"id": h.ResidentID, "name": h.Name, "home_id": h.HomeID, "birth_year": h.BirthYear}
 		err := r.post(ctx, "/residents", body, nil)

@@ -1,10 +1,11 @@
-package sim
+package wire
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand"
 	"sync"
 	"sync/atomic"
@@ -16,26 +17,27 @@ import (
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/coalesce"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/sim"
 )
 
 // PlanLoad lays out devices for load mode: homes of ten wearables each, ids
 // under prefix, so they can be registered like simulated homes.
-func PlanLoad(prefix string, seed int64, devices int) ([]HomeSpec, error) {
+func PlanLoad(prefix string, seed int64, devices int) ([]sim.HomeSpec, error) {
 	if !catalog.ValidID(prefix) || len(prefix) > 40 {
 		return nil, fmt.Errorf("id prefix %q: use at most 40 of [a-z0-9_-]", prefix)
 	}
 	rng := rand.New(rand.NewSource(seed))
-	var homes []HomeSpec
+	var homes []sim.HomeSpec
 	for i := 0; i < devices; i++ {
 		if i%10 == 0 {
 			n := len(homes)
-			homes = append(homes, HomeSpec{
+			homes = append(homes, sim.HomeSpec{
 				Index: n, HomeID: fmt.Sprintf("%s-lh%04d", prefix, n), ResidentID: fmt.Sprintf("%s-lr%04d", prefix, n),
-				Name: FakeName(rng), BirthYear: 1930 + rng.Intn(26),
+				Name: sim.FakeName(rng), BirthYear: 1930 + rng.Intn(26),
 			})
 		}
 		h := &homes[len(homes)-1]
-		h.Devices = append(h.Devices, DeviceSpec{ID: fmt.Sprintf("%s-l%05d", prefix, i), Role: RoleWearable, Kind: catalog.KindWearable})
+		h.Devices = append(h.Devices, sim.DeviceSpec{ID: fmt.Sprintf("%s-l%05d", prefix, i), Role: sim.RoleWearable, Kind: catalog.KindWearable})
 	}
 	return homes, nil
 }
@@ -264,7 +266,7 @@ func loadPayload(rng *rand.Rand, values int, ts int64) []byte {
 	for _, m := range loadMetrics[:values] {
 		v := m.mid + rng.NormFloat64()*m.spread
 		if m.roundDecimal {
-			v = round1(v)
+			v = math.Round(v*10) / 10
 		} else {
 			v = float64(int(v + 0.5))
 		}
@@ -276,6 +278,6 @@ func loadPayload(rng *rand.Rand, values int, ts int64) []byte {
 		}
 		vals[m.name] = v
 	}
-	b, _ := json.Marshal(Sample{TS: ts, Values: vals})
+	b, _ := json.Marshal(sim.Sample{TS: ts, Values: vals})
 	return b
 }

@@ -1,10 +1,12 @@
-package sim
+package wire
 
 import (
 	"encoding/json"
 	"math/rand"
 	"testing"
 	"time"
+
+	"github.com/carehub/carehub/internal/sim"
 )
 
 // Two messages of one device in the same millisecond would be one point in
@@ -27,7 +29,7 @@ func TestLoadTimestampsAdvancePerDevice(t *testing.T) {
 func TestLoadPayloadsAreValid(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	for i := range 100_000 {
-		var s Sample
+		var s sim.Sample
 		if err := json.Unmarshal(loadPayload(rng, MaxLoadValues, int64(i+1)), &s); err != nil {
 			t.Fatal(err)
 		}

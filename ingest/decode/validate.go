@@ -1,4 +1,4 @@
-package ingest
+package decode
 
 // This file validates the times and values of device input against the
 // contract's limits and the metric catalogue.
