@@ -23,6 +23,7 @@ import (
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/natsx"
+	"github.com/carehub/carehub/internal/retry"
 )
 
 // AlertsBucket is the KV bucket holding every alert that is open or was
@@ -637,7 +638,7 @@ func (m *Manager) persist(ctx context.Context, r, prev *record) error {
 		rev = prev.rev
 	}
 	key := kvKey(r.Alert.ID)
-	err = retry(ctx, 5, func() error {
+	err = persistRetry.Do(ctx, func(int) error {
 		var err error
 		var nrev uint64
 		if rev == 0 {
@@ -659,31 +660,14 @@ func (m *Manager) persist(ctx context.Context, r, prev *record) error {
 	return nil
 }
 
+// persistRetry retries a KV write that failed for a reason that may pass (a
+// timeout, a lost connection); a revision conflict is final.
+var persistRetry = retry.Policy{Attempts: 5, Initial: 20 * time.Millisecond}
+
 func isWrongRev(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
-
-// retry runs f up to n times with a doubling backoff from 20 ms while
-// retriable says the error may pass.
-func retry(ctx context.Context, n int, f func() error, retriable func(error) bool) error {
-	wait := 20 * time.Millisecond
-	var err error
-	for i := 0; i < n; i++ {
-		if err = f(); err == nil || !retriable(err) {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
-		}
-		wait *= 2
-	}
-	return err
 }
 
 func (m *Manager) countOpen() { m.openCount.Store(int64(len(m.open))) }

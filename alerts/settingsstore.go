@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/internal/retry"
 )
 
 // BucketSettings holds each resident's rule settings and modes.
@@ -125,64 +125,61 @@ func (s *SettingsStore) Put(ctx context.Context, residentID string, st rules.Set
 	return nil
 }
 
-// updateAttempts bounds Update's retries. Twelve writers at once on one
-// resident (TestSettingsUpdateIsAtomic) needed more than ten attempts
-// without a pause between them.
-const updateAttempts = 20
+// updateRetry bounds Update's retries after a conflicting write. Twelve
+// writers at once on one resident (TestSettingsUpdateIsAtomic) needed more
+// than ten attempts without a pause between them; writers that collided must
+// not collide again in lockstep, so each pause is random and growing.
+var updateRetry = retry.Policy{Attempts: 20, Initial: 2 * time.Millisecond, Max: 40 * time.Millisecond, Jitter: 1}
 
 // Update changes a resident's settings atomically: change sees the stored
 // settings (defaults when none) and edits them; the write succeeds only if
 // nobody else wrote in between (KV revision), otherwise it reads again and
 // retries. An error from change aborts without writing and is returned.
 func (s *SettingsStore) Update(ctx context.Context, residentID string, change func(*rules.Settings) error) (rules.Settings, error) {
-	for attempt := range updateAttempts {
-		if attempt > 0 {
-			// Writers that collided must not collide again in lockstep:
-			// a short random pause, growing with the attempts.
-			pause := time.Duration(1+rand.IntN(attempt*2)) * time.Millisecond
-			select {
-			case <-ctx.Done():
-				return rules.Settings{}, ctx.Err()
-			case <-time.After(pause):
-			}
-		}
-		st, rev := rules.DefaultSettings(), uint64(0)
+	var st rules.Settings
+	conflict := func(err error) bool { return errors.Is(err, jetstream.ErrKeyExists) || isWrongRev(err) }
+	err := updateRetry.Do(ctx, func(int) error {
+		st = rules.DefaultSettings()
+		rev := uint64(0)
 		e, err := s.kv.Get(ctx, residentID)
 		switch {
 		case err == nil:
 			if err := json.Unmarshal(e.Value(), &st); err != nil {
-				return st, fmt.Errorf("stored settings of %s unreadable: %w", residentID, err)
+				return fmt.Errorf("stored settings of %s unreadable: %w", residentID, err)
 			}
 			rev = e.Revision()
 		case !errors.Is(err, jetstream.ErrKeyNotFound):
-			return st, err
+			return err
 		}
 		if err := change(&st); err != nil {
-			return st, err
+			return err
 		}
 		if err := st.Validate(); err != nil {
-			return st, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 		b, err := json.Marshal(st)
 		if err != nil {
-			return st, err
+			return err
 		}
 		if rev == 0 {
 			_, err = s.kv.Create(ctx, residentID, b)
 		} else {
 			_, err = s.kv.Update(ctx, residentID, b, rev)
 		}
-		if err == nil {
-			s.mu.Lock()
-			s.m[residentID] = st
-			s.mu.Unlock()
-			return st, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongRev(err) {
-			return st, err
-		}
+		return err
+	}, conflict)
+	switch {
+	case err == nil:
+		s.mu.Lock()
+		s.m[residentID] = st
+		s.mu.Unlock()
+		return st, nil
+	case conflict(err) && ctx.Err() == nil:
+		return rules.Settings{}, fmt.Errorf("%w: settings of %s keep changing; retry", ErrConflict, residentID)
+	case ctx.Err() != nil:
+		return rules.Settings{}, ctx.Err()
 	}
-	return rules.Settings{}, fmt.Errorf("%w: settings of %s keep changing; retry", ErrConflict, residentID)
+	return st, err
 }
 
 // Delete forgets a resident's settings (erasure).
