@@ -50,6 +50,10 @@ type PointWriter interface {
 // Evaluator is the part of alerts/rules the Engine drives: it turns
 // readings, events, status and clock ticks into signals, and its state can
 // be saved and restored across restarts.
+//
+// It must be safe for concurrent use: besides the engine, device sync
+// (rules.Evaluator.SetDevices) and erasure reach it from their own
+// goroutines.
 type Evaluator interface {
 	Reading(r model.Reading, devKind string) []rules.Signal
 	Event(e model.Event) []rules.Signal
