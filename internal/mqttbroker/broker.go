@@ -371,7 +371,8 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.refuse(RefusedBadLogin)
 		return false
 	}
-	if !h.throttle.begin(user, addr) {
+	try, ok := h.throttle.begin(user, addr)
+	if !ok {
 		h.denied(user, "", ReasonLoginThrottled)
 		return false
 	}
@@ -381,11 +382,11 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	select {
 	case h.slots <- struct{}{}:
 	case <-time.After(authWait):
-		h.throttle.undo(user, addr) // not the device's failure
+		h.throttle.undo(try) // not the device's failure
 		h.denied(user, "", ReasonAuthBusy)
 		return false
 	}
-	ok := h.opts.Authenticator.Authenticate(user, string(pk.Connect.Password))
+	ok = h.opts.Authenticator.Authenticate(user, string(pk.Connect.Password))
 	<-h.slots
 	if !ok {
 		reason := ReasonAuthFailed
@@ -397,7 +398,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.denied(user, "", reason)
 		return false
 	}
-	h.throttle.succeeded(user, addr)
+	h.throttle.succeeded(try)
 	// mochi publishes a Last Will without an ACL check, so check it here: a
 	// device may not leave a will on another device's topics.
 	if pk.Connect.WillFlag && !devicePublishAllowed(user, pk.Connect.WillTopic) {
