@@ -56,9 +56,7 @@ func (p *fakePoints) WriteLines(_ context.Context, b []byte) error {
 		p.fail--
 		return errors.New("influxdb unavailable")
 	}
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		p.lines = append(p.lines, l)
-	}
+	p.lines = append(p.lines, strings.Split(strings.TrimSpace(string(b)), "\n")...)
 	return nil
 }
 
@@ -200,7 +198,7 @@ func sig(resident, rule, severity string) rules.Signal {
 		Active: true, Metric: "heart_rate", Value: 135, Threshold: 131, Message: "heart rate 135 /min for 5 min"}
 }
 
-func clear(resident, rule string) rules.Signal {
+func clearSig(resident, rule string) rules.Signal {
 	return rules.Signal{ResidentID: resident, Rule: rule}
 }
 

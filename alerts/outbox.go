@@ -13,14 +13,14 @@ import (
 
 // Delivery limits. A publish waits for JetStream's ack at most publishTimeout;
 // an InfluxDB write at most writeTimeout; one flush writes at most
-// maxFlushLines points. Retries back off from retryMin to retryMax: an alert
+// maxFlushLines points. Retries back off from minRetryWait to maxRetryWait: an alert
 // is never dropped, it waits in the outbox (and in KV) until delivered.
 const (
 	publishTimeout = 2 * time.Second
 	writeTimeout   = 10 * time.Second
 	maxFlushLines  = 1000
-	retryMin       = time.Second
-	retryMax       = 30 * time.Second
+	minRetryWait   = time.Second
+	maxRetryWait   = 30 * time.Second
 )
 
 // publishOutbox publishes r's unpublished transitions in seq order, each on
@@ -171,7 +171,7 @@ func (m *Manager) Flush(ctx context.Context) error {
 // transition was committed, otherwise every second, backing off to 30 s
 // while NATS or InfluxDB keep failing.
 func (m *Manager) Run(ctx context.Context) error {
-	wait := m.retryMin
+	wait := m.minRetryWait
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	m.wake() // deliver what a previous run left behind
@@ -186,9 +186,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		if err := m.Flush(ctx); err != nil && ctx.Err() == nil {
-			wait = min(wait*2, retryMax)
+			wait = min(wait*2, maxRetryWait)
 		} else {
-			wait = m.retryMin
+			wait = m.minRetryWait
 		}
 		if !t.Stop() {
 			select {

@@ -171,10 +171,10 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, now f
 	ready := make(chan error, 4)
 	restarts := []chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)}
 	r.watchReconnects(wctx, js.Conn(), restarts...)
-	startWatch(r, wctx, r.homes, r.homeTab, ready, restarts[0])
-	startWatch(r, wctx, r.residents, r.residentTab, ready, restarts[1])
-	startWatch(r, wctx, r.devices, r.deviceTab, ready, restarts[2])
-	startWatch(r, wctx, r.erased, r.erasedTab, ready, restarts[3])
+	startWatch(wctx, r, r.homes, r.homeTab, ready, restarts[0])
+	startWatch(wctx, r, r.residents, r.residentTab, ready, restarts[1])
+	startWatch(wctx, r, r.devices, r.deviceTab, ready, restarts[2])
+	startWatch(wctx, r, r.erased, r.erasedTab, ready, restarts[3])
 	for range 4 {
 		select {
 		case err := <-ready:
@@ -202,7 +202,7 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, now f
 // take about 20 s of missed heartbeats to notice by itself. The new watcher
 // replays the latest value (or delete marker) of every key, which put/remove
 // apply idempotently by revision.
-func startWatch[T any](r *Registry, ctx context.Context, kv jetstream.KeyValue, tab *table[T], ready chan<- error, restart <-chan struct{}) {
+func startWatch[T any](ctx context.Context, r *Registry, kv jetstream.KeyValue, tab *table[T], ready chan<- error, restart <-chan struct{}) {
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		ready <- fmt.Errorf("registry watch %s: %w", kv.Bucket(), err)
@@ -213,7 +213,7 @@ func startWatch[T any](r *Registry, ctx context.Context, kv jetstream.KeyValue, 
 		defer r.wg.Done()
 		signalled := false
 		for {
-			again := consumeWatch(r, ctx, kv.Bucket(), w, tab, restart, func() {
+			again := consumeWatch(ctx, r, kv.Bucket(), w, tab, restart, func() {
 				if !signalled {
 					signalled = true
 					ready <- nil
@@ -248,7 +248,7 @@ const watchRetry = 500 * time.Millisecond
 
 // consumeWatch applies w's updates until ctx ends (false), or the watcher
 // closes or restart fires (true: make a new watcher).
-func consumeWatch[T any](r *Registry, ctx context.Context, bucket string, w jetstream.KeyWatcher, tab *table[T], restart <-chan struct{}, loaded func()) bool {
+func consumeWatch[T any](ctx context.Context, r *Registry, bucket string, w jetstream.KeyWatcher, tab *table[T], restart <-chan struct{}, loaded func()) bool {
 	for {
 		select {
 		case <-ctx.Done():

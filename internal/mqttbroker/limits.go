@@ -66,8 +66,8 @@ type guardedListener struct {
 
 var _ listeners.Listener = (*guardedListener)(nil)
 
-func newGuardedListener(id string, ln net.Listener, tlsConf *tls.Config, max, perAddr int, wait time.Duration, refuse func(string)) *guardedListener {
-	return &guardedListener{id: id, ln: ln, tls: tlsConf, max: max, perMax: perAddr, wait: wait, refuse: refuse, perAddr: map[string]int{}, conns: map[*guardedConn]struct{}{}}
+func newGuardedListener(id string, ln net.Listener, tlsConf *tls.Config, maxConns, perAddr int, wait time.Duration, refuse func(string)) *guardedListener {
+	return &guardedListener{id: id, ln: ln, tls: tlsConf, max: maxConns, perMax: perAddr, wait: wait, refuse: refuse, perAddr: map[string]int{}, conns: map[*guardedConn]struct{}{}}
 }
 
 func (l *guardedListener) ID() string       { return l.id }
