@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,18 +92,9 @@ func readCSV(r io.Reader, cols []string, row func(vals []string) error) error {
 		if header {
 			header, errTable = false, false
 			for i, name := range cols {
-				idx[i] = -1
-				for j, h := range fields {
-					if h == name {
-						idx[i] = j
-					}
-				}
+				idx[i] = slices.Index(fields, name)
 			}
-			for _, h := range fields {
-				if h == "error" {
-					errTable = true
-				}
-			}
+			errTable = slices.Contains(fields, "error")
 			continue
 		}
 		if errTable {
