@@ -260,7 +260,8 @@ func remoteHost(a net.Addr) string {
 // logins of that id, never the same id from elsewhere nor the fleet's
 // reconnect after a restart; an address's failures across ids count too,
 // against guessing many ids from one place. Each is a token bucket of that
-// many failures, earned back over the window. Refusals made by the throttle
+// many failures: an address earns them back over the window, an id at an
+// address one a window. Refusals made by the throttle
 // cost no password check and do not count as failures.
 const (
 	throttleWindow  = time.Minute
@@ -286,7 +287,10 @@ type attempt struct {
 
 func newLoginThrottle(now func() time.Time) *loginThrottle {
 	return &loginThrottle{now: now,
-		ids:   ratelimit.Per(maxIDFailures, throttleWindow, maxThrottleKeys),
+		// An id's failures from one address come back one a window, not
+		// all at once: a flood gets maxIDFailures checks and then one a
+		// minute, where a window that reset would hand it five more.
+		ids:   ratelimit.New(1/throttleWindow.Seconds(), maxIDFailures, maxThrottleKeys),
 		addrs: ratelimit.Per(maxAddrFailures, throttleWindow, maxThrottleKeys)}
 }
 
