@@ -90,7 +90,7 @@ func readCSV(r io.Reader, cols []string, row func(vals []string) error) error {
 		}
 		fields = splitCSV(line, fields[:0])
 		if header {
-			header, errTable = false, false
+			header = false
 			for i, name := range cols {
 				idx[i] = slices.Index(fields, name)
 			}
