@@ -37,8 +37,12 @@ const (
 )
 
 // Engine feeds readings, events and device status from JetStream to the
-// rule evaluator and the evaluator's signals to the Manager. One mutex
-// serializes the evaluator, which is not safe for concurrent use.
+// rule evaluator and the evaluator's signals to the Manager. The evaluator
+// is safe for concurrent use by itself (device sync calls it from another
+// goroutine); the engine's mutex is for what spans two calls: a message's
+// signals reach the Manager before the next message is evaluated, so
+// transitions are stored in the order the rules decided them, and a prune
+// and the snapshot after it see the same state.
 type Engine struct {
 	js    jetstream.JetStream
 	kv    jetstream.KeyValue
@@ -55,7 +59,7 @@ type Engine struct {
 
 	tickEvery time.Duration // tests shorten it
 
-	mu  sync.Mutex // serializes the evaluator
+	mu  sync.Mutex // one message (or tick) evaluated and delivered at a time
 	ctx context.Context
 }
 

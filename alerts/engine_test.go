@@ -28,7 +28,7 @@ type fakeEval struct {
 	restored []byte
 }
 
-func (f *fakeEval) Reading(r model.Reading, kind string) []rules.Signal {
+func (f *fakeEval) Reading(r model.Reading, _ string) []rules.Signal {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.readings++
@@ -240,7 +240,7 @@ func TestEngineLatency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Unsubscribe()
+	defer func() { _ = sub.Unsubscribe() }()
 	const n = 100
 	lat := make([]time.Duration, 0, n)
 	for i := 0; i < n; i++ {

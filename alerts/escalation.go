@@ -130,7 +130,7 @@ const (
 	CriticalStep  = 60 * time.Second
 	CriticalReach = 3 * time.Minute
 	HighFirst     = 5 * time.Minute
-	HighSecond    = 15 * time.Minute
+	HighSecond    = 15 * time.Minute //nolint:revive // time-naming: the second escalation step, not a unit
 )
 
 // escalationGaps returns the waits between steps for an alert of severity

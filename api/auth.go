@@ -6,12 +6,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/ratelimit"
 	"github.com/carehub/carehub/internal/users"
 )
 
@@ -104,9 +104,10 @@ func (s *Server) me(c *fiber.Ctx) error {
 
 // Login rate limiting: at most loginFailures attempts that are not
 // successes per key (a user id with a source address, a source address)
-// within loginWindow; then 429 until the window ends. An attempt counts
-// from the moment it is admitted (reserve) and is given back when it
-// succeeds, so N parallel guesses cannot all pass one check.
+// at once, earned back at loginFailures per loginWindow; then 429 until
+// one is. An attempt counts from the moment it is admitted (reserve) and is
+// given back when it succeeds, so N parallel guesses cannot all pass one
+// check.
 const (
 	loginFailures   = 5
 	loginWindow     = time.Minute
@@ -114,88 +115,25 @@ const (
 )
 
 type loginLimiter struct {
-	mu  sync.Mutex
-	now func() time.Time
-	m   map[string]*failWindow
+	now  func() time.Time
+	keys *ratelimit.Keyed
 }
-
-type failWindow struct {
-	start time.Time
-	n     int
-}
-
-// reservation is what reserve counted, for refund.
-type reservation []*failWindow
 
 func newLoginLimiter(now func() time.Time) *loginLimiter {
-	return &loginLimiter{now: now, m: map[string]*failWindow{}}
+	return &loginLimiter{now: now, keys: ratelimit.Per(loginFailures, loginWindow, loginMaxTracked)}
 }
 
 // reserve admits one attempt and counts it against every key at once, or
 // returns how long the longest-blocked key must wait.
-func (l *loginLimiter) reserve(keys ...string) (reservation, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	var wait time.Duration
-	for _, k := range keys {
-		w := l.m[k]
-		if w != nil && now.Sub(w.start) < loginWindow && w.n >= loginFailures {
-			wait = max(wait, w.start.Add(loginWindow).Sub(now))
-		}
-	}
-	if wait > 0 {
-		return nil, wait
-	}
-	res := make(reservation, 0, len(keys))
-	for _, k := range keys {
-		w := l.m[k]
-		if w == nil || now.Sub(w.start) >= loginWindow {
-			if w == nil && len(l.m) >= loginMaxTracked {
-				l.evict(now)
-			}
-			w = &failWindow{start: now}
-			l.m[k] = w
-		}
-		w.n++
-		res = append(res, w)
-	}
-	return res, 0
+func (l *loginLimiter) reserve(keys ...string) (ratelimit.Reservation, time.Duration) {
+	return l.keys.ReserveAll(l.now(), keys...)
 }
 
 // refund gives back an attempt that did not fail (a success, or a check
 // that never ran).
-func (l *loginLimiter) refund(res reservation) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, w := range res {
-		if w.n > 0 {
-			w.n--
-		}
-	}
-}
+func (l *loginLimiter) refund(res ratelimit.Reservation) { l.keys.Refund(res) }
 
-// evict drops expired windows, and when none has expired, one arbitrary
-// entry, so the map never grows past loginMaxTracked.
-func (l *loginLimiter) evict(now time.Time) {
-	for k, w := range l.m {
-		if now.Sub(w.start) >= loginWindow {
-			delete(l.m, k)
-		}
-	}
-	for k := range l.m {
-		if len(l.m) < loginMaxTracked {
-			break
-		}
-		delete(l.m, k)
-	}
-}
-
-func (l *loginLimiter) reset(key string) {
-	l.mu.Lock()
-	delete(l.m, key)
-	l.mu.Unlock()
-}
+func (l *loginLimiter) reset(key string) { l.keys.Forget(key) }
 
 // authenticate accepts the bootstrap admin token (CARE_ADMIN_TOKEN,
 // contract §5) and users' expiring tokens.

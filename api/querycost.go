@@ -1,12 +1,11 @@
 package api
 
 import (
-	"math"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
+	"github.com/carehub/carehub/internal/ratelimit"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -29,17 +28,9 @@ const (
 
 // queryLimiter is the per-user token bucket and the instance's query slots.
 type queryLimiter struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	perSec  float64
-	burst   float64
-	buckets map[string]*tokenBucket
-	slots   chan struct{}
-}
-
-type tokenBucket struct {
-	tokens float64
-	at     time.Time
+	now   func() time.Time
+	users *ratelimit.Keyed
+	slots chan struct{}
 }
 
 func newQueryLimiter(now func() time.Time, perMinute, burst, slots int) *queryLimiter {
@@ -52,42 +43,15 @@ func newQueryLimiter(now func() time.Time, perMinute, burst, slots int) *queryLi
 	if slots <= 0 {
 		slots = defaultMaxQueries
 	}
-	return &queryLimiter{now: now, perSec: float64(perMinute) / 60, burst: float64(burst),
-		buckets: map[string]*tokenBucket{}, slots: make(chan struct{}, slots)}
+	return &queryLimiter{now: now, users: ratelimit.New(float64(perMinute)/60, burst, maxQueryUsers),
+		slots: make(chan struct{}, slots)}
 }
 
 // take spends one token of user's bucket, or says how long until one is
 // there.
 func (l *queryLimiter) take(user string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	b := l.buckets[user]
-	if b == nil {
-		if len(l.buckets) >= maxQueryUsers {
-			l.evict(now)
-		}
-		b = &tokenBucket{tokens: l.burst, at: now}
-		l.buckets[user] = b
-	}
-	if d := now.Sub(b.at); d > 0 {
-		b.tokens = math.Min(l.burst, b.tokens+d.Seconds()*l.perSec)
-		b.at = now
-	}
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0
-	}
-	return time.Duration((1 - b.tokens) / l.perSec * float64(time.Second))
-}
-
-// evict drops the buckets that are full again (idle users).
-func (l *queryLimiter) evict(now time.Time) {
-	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.at).Seconds()*l.perSec >= l.burst {
-			delete(l.buckets, k)
-		}
-	}
+	_, wait := l.users.Allow(user, l.now())
+	return wait
 }
 
 // retryAfter is a 429 rate_limited with Retry-After in whole seconds.

@@ -46,8 +46,8 @@ func TestDaySummaryExtras(t *testing.T) {
 	h.resident("r2")
 	care := h.user("care", "caregiver", "r2")
 	d := h.clk.now().In(seoul).AddDate(0, 0, -2)
-	at := func(days, hour, min int) time.Time {
-		return time.Date(d.Year(), d.Month(), d.Day()+days, hour, min, 0, 0, seoul)
+	at := func(days, hour, minute int) time.Time {
+		return time.Date(d.Year(), d.Month(), d.Day()+days, hour, minute, 0, 0, seoul)
 	}
 
 	// Activity: hour 0, 8 (three), 9 (presence 1; presence 0 is nobody),

@@ -1,10 +1,11 @@
 package ingest
 
 import (
-	"sync"
+	"math"
 	"time"
 
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/ratelimit"
 )
 
 // Quota is each device's share of ingest (issue 9 item 7): one device must
@@ -70,70 +71,17 @@ func IsAlarm(eventType string) bool {
 // waits for the debt to be paid. Taking the cost in the same step as the
 // check means messages of one device handled in parallel (several
 // subscriber connections) cannot all pass on the same credit.
-type buckets struct {
-	mu    sync.Mutex
-	rate  float64
-	burst float64
-	max   int
-	b     map[string]*bucket
-}
+type buckets struct{ k *ratelimit.Keyed }
 
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-func newBuckets(rate, burst float64, max int) *buckets {
-	return &buckets{rate: rate, burst: burst, max: max, b: map[string]*bucket{}}
+func newBuckets(rate, burst float64, maxDevices int) *buckets {
+	return &buckets{ratelimit.New(rate, int(math.Ceil(burst)), maxDevices)}
 }
 
 // take reports whether the device has credit now, and if so charges it
 // cost units (at least one), down to -burst.
 func (q *buckets) take(id string, cost float64, now time.Time) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	b := q.get(id, now)
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens = max(b.tokens-max(cost, 1), -q.burst)
-	return true
+	return q.k.TakeDebt(id, cost, now)
 }
 
 // admit is take of one unit: one event or status report.
 func (q *buckets) admit(id string, now time.Time) bool { return q.take(id, 1, now) }
-
-// get returns the device's bucket refilled to now. The map is bounded:
-// past max it forgets full buckets (a forgotten device starts full, which
-// is what a full bucket is), and if every bucket is in use it forgets
-// half of them at random rather than grow.
-func (q *buckets) get(id string, now time.Time) *bucket {
-	b, ok := q.b[id]
-	if !ok {
-		if len(q.b) >= q.max {
-			q.evict(now)
-		}
-		b = &bucket{tokens: q.burst, at: now}
-		q.b[id] = b
-		return b
-	}
-	if dt := now.Sub(b.at).Seconds(); dt > 0 {
-		b.tokens = min(b.tokens+dt*q.rate, q.burst)
-		b.at = now
-	}
-	return b
-}
-
-func (q *buckets) evict(now time.Time) {
-	for k, b := range q.b {
-		if b.tokens+now.Sub(b.at).Seconds()*q.rate >= q.burst {
-			delete(q.b, k)
-		}
-	}
-	for k := range q.b {
-		if len(q.b) < q.max/2 {
-			break
-		}
-		delete(q.b, k)
-	}
-}

@@ -42,8 +42,8 @@ func TestBuckets(t *testing.T) {
 	for i := range 10 {
 		q.admit(fmt.Sprintf("d%d", i), t0)
 	}
-	if len(q.b) > 4 {
-		t.Fatalf("%d buckets kept, the bound is 4", len(q.b))
+	if q.k.Len() > 4 {
+		t.Fatalf("%d buckets kept, the bound is 4", q.k.Len())
 	}
 }
 

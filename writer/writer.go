@@ -413,7 +413,7 @@ func lineTime(line []byte) int64 {
 // flush hands the batch being filled to the write loop and takes a free
 // one; when InfluxDB is slow both others are in use and this waits, which
 // stops fetching: back-pressure, not a growing queue.
-func (s *streamWriter) flush(ctx context.Context) {
+func (s *streamWriter) flush(_ context.Context) {
 	s.full <- s.cur
 	s.cur = <-s.free
 }

@@ -152,7 +152,9 @@ func benchAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	m1, _ := scrape(base)
 	stopLoad()
-	<-loadDone
+	if err := <-loadDone; err != nil {
+		return fmt.Errorf("alert load: %w", err)
+	}
 	peakRSS, _ := procStats(proc.Process.Pid)
 
 	mu.Lock()

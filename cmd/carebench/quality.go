@@ -65,21 +65,21 @@ var emergencies = []emergency{
 		start: func(q *qualityRun, h *qHome, at time.Time) { q.inject(h, at, sim.RoleSOS, catalog.EventSOS) }, lasts: time.Hour},
 	{name: "fall", rule: rules.RuleFall, minSev: rules.SeverityCritical, sla: 90 * time.Second, onset: catalog.EventFall,
 		related: []string{rules.RuleHeartRate},
-		start:   func(q *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioFall, at) }, lasts: 3 * time.Hour},
+		start:   func(_ *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioFall, at) }, lasts: 3 * time.Hour},
 	{name: "smoke", rule: rules.RuleSmoke, minSev: rules.SeverityCritical, sla: 10 * time.Second, onset: catalog.EventSmoke,
 		related: []string{rules.RulePM25, rules.RuleCO2},
-		start:   func(q *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioSmoke, at) }, lasts: 2 * time.Hour},
+		start:   func(_ *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioSmoke, at) }, lasts: 2 * time.Hour},
 	{name: "gas", rule: rules.RuleGas, minSev: rules.SeverityCritical, sla: 10 * time.Second, onset: catalog.EventGas,
 		start: func(q *qualityRun, h *qHome, at time.Time) { q.inject(h, at, sim.RoleGas, catalog.EventGas) }, lasts: time.Hour},
 	{name: "inactivity", rule: rules.RuleInactivity, minSev: rules.SeverityHigh, sla: 24*time.Hour + 6*time.Minute,
 		related: []string{rules.RuleHeartRate},
-		start:   func(q *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioInactive, at) }, lasts: 28 * time.Hour},
+		start:   func(_ *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioInactive, at) }, lasts: 28 * time.Hour},
 	{name: "low_spo2", rule: rules.RuleSpO2, minSev: rules.SeverityHigh, sla: 45 * time.Minute, needs: sim.RoleWearable,
 		related: []string{rules.RuleNEWS2, rules.RuleHeartRate, rules.RuleRespRate},
-		start:   func(q *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioLowSpO2, at) }, lasts: 4 * time.Hour},
+		start:   func(_ *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioLowSpO2, at) }, lasts: 4 * time.Hour},
 	{name: "fever", rule: rules.RuleBodyTemp, minSev: rules.SeverityWarning, sla: 3 * time.Hour, needs: sim.RoleWearable,
 		related: []string{rules.RuleNEWS2, rules.RuleHeartRate, rules.RuleRespRate},
-		start:   func(q *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioFever, at) }, lasts: 13 * time.Hour},
+		start:   func(_ *qualityRun, h *qHome, at time.Time) { h.h.StartScenario(sim.ScenarioFever, at) }, lasts: 13 * time.Hour},
 }
 
 // Mishaps per home and simulated day: what ordinary days bring and must
@@ -275,12 +275,12 @@ func (q *qualityRun) plan(h *qHome, t0 time.Time, days int) {
 	if _, ok := h.spec.Device(sim.RoleWearable); ok {
 		continuous = append(continuous, sim.RoleWearable)
 	}
-	any := append(append([]string(nil), continuous...), safety...)
+	anyRole := append(append([]string(nil), continuous...), safety...)
 	emIndex := h.spec.Index
 	var awayFrom, awayTo, emTo time.Time
 	for day := 0; day < days; day++ {
 		times(reconnectsPerDay, day, func(at time.Time) {
-			d, _ := h.spec.Device(any[r.Intn(len(any))])
+			d, _ := h.spec.Device(anyRole[r.Intn(len(anyRole))])
 			back := at.Add(time.Duration(2+r.Intn(9)) * time.Second)
 			q.at(h, at, func(at time.Time) {
 				q.signals(q.ev.Status(model.Status{ResidentID: res, HomeID: h.spec.HomeID, DeviceID: d.ID, DeviceKind: d.Kind, TS: at}))
@@ -458,7 +458,7 @@ func (q *qualityRun) deliver(h *qHome, m sim.Msg) {
 
 // event feeds an event and records the onset of a scripted emergency that
 // starts with it.
-func (q *qualityRun) event(h *qHome, ev model.Event, arrived time.Time) {
+func (q *qualityRun) event(_ *qHome, ev model.Event, arrived time.Time) {
 	for _, s := range q.scripted {
 		if s.res == ev.ResidentID && s.onset.IsZero() && s.e.onset == ev.Type && !ev.TS.Before(s.start.Add(-time.Second)) {
 			s.onset = ev.TS
@@ -519,9 +519,9 @@ func (q *qualityRun) signals(sigs []rules.Signal) {
 	}
 }
 
-func sevAtLeast(sev, min string) bool {
+func sevAtLeast(sev, floor string) bool {
 	rank := map[string]int{rules.SeverityInfo: 1, rules.SeverityWarning: 2, rules.SeverityHigh: 3, rules.SeverityCritical: 4}
-	return rank[sev] >= rank[min]
+	return rank[sev] >= rank[floor]
 }
 
 // result classifies the raised alerts and the detections.

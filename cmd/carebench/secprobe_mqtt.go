@@ -150,7 +150,7 @@ func currentRSSMB(pid int) float64 {
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		for _, line := range bytes.Split(b, []byte("\n")) {
 			if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
-				fmt.Sscan(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB"))), &kb)
+				_, _ = fmt.Sscan(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB"))), &kb)
 			}
 		}
 	}

@@ -9,6 +9,7 @@
 #   deploy/dev/lint.sh path       print the golangci-lint binary path
 #   deploy/dev/lint.sh [ARGS...]  golangci-lint run ARGS (default ./...)
 set -euo pipefail
+SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 cd "$(dirname "$0")/../.."
 
 # Bump deliberately: a new release brings new checks and new findings.
@@ -18,8 +19,15 @@ BIN=$CACHE/golangci-lint-$VERSION/golangci-lint
 
 install() {
   if [ -x "$BIN" ]; then return 0; fi
-  echo "building golangci-lint $VERSION into $CACHE (a few minutes, once)" >&2
   mkdir -p "$(dirname "$BIN")"
+  # One build at a time: a second `make lint` started meanwhile waits for
+  # the first build instead of starting its own.
+  if command -v flock >/dev/null && [ -z "${CAREHUB_LINT_LOCKED:-}" ]; then
+    CAREHUB_LINT_LOCKED=1 flock "$(dirname "$BIN")/.lock" "$SELF" install
+    return
+  fi
+  if [ -x "$BIN" ]; then return 0; fi
+  echo "building golangci-lint $VERSION into $CACHE (a few minutes, once)" >&2
   # Build outside the project's module so its go.mod is not touched; a
   # temporary GOBIN so an interrupted build never leaves a half-written binary.
   local tmp status=0

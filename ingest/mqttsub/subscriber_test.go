@@ -48,7 +48,12 @@ func TestEventsNotBehindTelemetry(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Logf("Run ended: %v", err) // the cancellation, as asked
+		}
+	}()
 	testenv.WaitFor(t, 15*time.Second, "ingest subscribed", func() bool { return p.Ready() == nil })
 
 	connect := func(id string) mqtt.Client {

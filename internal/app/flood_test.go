@@ -57,7 +57,7 @@ func floodWhileSOS(t *testing.T, a *app.App) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Unsubscribe()
+	defer func() { _ = sub.Unsubscribe() }()
 	if err := a.NC.Flush(); err != nil {
 		t.Fatal(err)
 	}

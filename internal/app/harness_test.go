@@ -224,7 +224,7 @@ func metricValue(t *testing.T, base, series string) float64 {
 			continue
 		}
 		var f float64
-		fmt.Sscan(line[i+1:], &f)
+		_, _ = fmt.Sscan(line[i+1:], &f)
 		return f
 	}
 	return 0

@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	mathrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/retry"
 )
 
 // Outcomes of an audited request.
@@ -158,21 +158,10 @@ func (l *Log) Record(ctx context.Context, e Entry) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for attempt := range maxAppendAttempts {
-		if attempt > 0 {
-			// Two instances that lost the race together would collide
-			// again in lockstep: wait a random moment, growing, so one of
-			// them goes first.
-			backoff := time.Duration(mathrand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("audit: %w", ctx.Err())
-			case <-time.After(backoff):
-			}
-		}
+	err := appendRetry.Do(ctx, func(int) error {
 		if !l.known {
 			if err := l.loadHead(ctx); err != nil {
-				return fmt.Errorf("audit: reading the chain's head: %w", err)
+				return fmt.Errorf("reading the chain's head: %w", err)
 			}
 		}
 		e.Prev = l.headHash
@@ -186,21 +175,31 @@ func (l *Log) Record(ctx context.Context, e Entry) error {
 			return nil
 		}
 		l.known = false // another writer appended, or the outcome is unknown: read the head again
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-			continue
-		}
-		return fmt.Errorf("audit: %w", err)
+		return err
+	}, isWrongLast)
+	switch {
+	case err == nil:
+		return nil
+	case isWrongLast(err) && ctx.Err() == nil:
+		return errors.New("audit: the chain's head kept moving (another writer); retry")
 	}
-	return errors.New("audit: the chain's head kept moving (another writer); retry")
+	return fmt.Errorf("audit: %w", err)
 }
 
-// maxAppendAttempts bounds how often Record re-reads the head after another
-// writer appended first. With a random pause between attempts of up to
-// 1 ms, 2 ms, … 64 ms, twenty attempts outlast any contention of a few
-// instances, and still answer within about a second.
-const maxAppendAttempts = 20
+// appendRetry re-reads the head after another writer appended first. Two
+// instances that lost the race together would collide again in lockstep, so
+// each waits a random moment below 2 ms, 4 ms, … 64 ms; twenty attempts
+// outlast any contention of a few instances and still answer within about a
+// second.
+var appendRetry = retry.Policy{Attempts: 20, Initial: 2 * time.Millisecond, Max: 64 * time.Millisecond, Jitter: 1}
+
+// isWrongLast reports whether a publish lost the race for the stream's last
+// sequence: another writer appended since the head was read.
+func isWrongLast(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
 
 // loadHead reads the stream's last entry: the one the next entry chains to.
 func (l *Log) loadHead(ctx context.Context) error {

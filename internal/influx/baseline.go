@@ -72,37 +72,23 @@ func (c *Client) DailyAggregates(ctx context.Context, q DailyQuery) (map[string]
 
 // dailySpan runs the query of one span and adds its days to out.
 func (c *Client) dailySpan(ctx context.Context, f Flux, sp dailySpan, out map[string][]DayValue) error {
-	res, err := c.Query(ctx, f)
-	if err != nil {
-		return err
-	}
-	defer res.Close()
-	for res.Next() {
-		rec := res.Record()
-		rid, _ := rec.ValueByKey("resident_id").(string)
-		var v float64
-		switch x := rec.Value().(type) {
-		case float64:
-			v = x
-		case int64:
-			v = float64(x)
-		case uint64:
-			v = float64(x)
-		default:
-			continue
+	return c.scanCSV(ctx, f, []string{"resident_id", "_start", "_value"}, func(vals []string) error {
+		rid := vals[0]
+		v, err := strconv.ParseFloat(vals[2], 64)
+		if rid == "" || err != nil {
+			return nil // no resident, or not a number: not ours
+		}
+		start, err := time.Parse(time.RFC3339Nano, vals[1])
+		if err != nil {
+			return fmt.Errorf("influx query: _start %q: %w", vals[1], err)
 		}
 		// The span's windows start 24 hours apart from its start (the
 		// first may be cut to it by range); rounding takes either to its
 		// day.
-		n := sp.first + int((rec.Start().Sub(sp.start)+dailyEvery/2)/dailyEvery)
-		if rid != "" {
-			out[rid] = append(out[rid], DayValue{Day: n, V: v})
-		}
-	}
-	if err := res.Err(); err != nil {
-		return fmt.Errorf("influx query: %w", err)
-	}
-	return nil
+		n := sp.first + int((start.Sub(sp.start)+dailyEvery/2)/dailyEvery)
+		out[rid] = append(out[rid], DayValue{Day: n, V: v})
+		return nil
+	})
 }
 
 // dailySpan is a run of days of one length whose starts are 24 hours

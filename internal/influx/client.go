@@ -18,7 +18,6 @@ import (
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
-	"github.com/influxdata/influxdb-client-go/v2/api"
 	"github.com/rs/zerolog"
 )
 
@@ -180,19 +179,6 @@ func (c *Client) WriteLines(ctx context.Context, body []byte) error {
 		we.Message = perr.Error()
 	}
 	return we
-}
-
-// Query runs a Flux query built by this package. The caller must Close
-// the result.
-func (c *Client) Query(ctx context.Context, q Flux) (*api.QueryTableResult, error) {
-	if q.text == "" {
-		return nil, errors.New("influx query: empty query")
-	}
-	res, err := c.c.QueryAPI(c.org).Query(ctx, q.text)
-	if err != nil {
-		return nil, fmt.Errorf("influx query: %w", err)
-	}
-	return res, nil
 }
 
 // Point is one (time, value) of a readings query.

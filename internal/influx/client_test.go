@@ -362,17 +362,9 @@ func TestFluxInjection(t *testing.T) {
 	count := func(id string) int {
 		f := Fluxf(`from(bucket: %s) |> range(start: %s) |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == %s) |> keep(columns: ["_time", "_value"])`,
 			StringLit(c.Bucket()), TimeLit(t0.Add(-time.Minute)), StringLit(id))
-		res, err := c.Query(ctxT(t), f)
-		if err != nil {
-			t.Fatalf("query for %q failed: %v\n%s", id, err, f)
-		}
-		defer res.Close()
 		n := 0
-		for res.Next() {
-			n++
-		}
-		if res.Err() != nil {
-			t.Fatalf("query for %q: %v", id, res.Err())
+		if err := c.scanCSV(ctxT(t), f, []string{"_value"}, func([]string) error { n++; return nil }); err != nil {
+			t.Fatalf("query for %q failed: %v\n%s", id, err, f)
 		}
 		return n
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -89,20 +90,11 @@ func readCSV(r io.Reader, cols []string, row func(vals []string) error) error {
 		}
 		fields = splitCSV(line, fields[:0])
 		if header {
-			header, errTable = false, false
+			header = false
 			for i, name := range cols {
-				idx[i] = -1
-				for j, h := range fields {
-					if h == name {
-						idx[i] = j
-					}
-				}
+				idx[i] = slices.Index(fields, name)
 			}
-			for _, h := range fields {
-				if h == "error" {
-					errTable = true
-				}
-			}
+			errTable = slices.Contains(fields, "error")
 			continue
 		}
 		if errTable {

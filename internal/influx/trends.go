@@ -136,24 +136,22 @@ func (c *Client) LastReadings(ctx context.Context, from, to time.Time) (map[stri
   |> last()
   |> keep(columns: ["_time", "resident_id"])`,
 		StringLit(c.bucket), TimeLit(from), StopLit(to))
-	res, err := c.Query(ctx, f)
+	out := map[string]time.Time{}
+	err := c.scanCSV(ctx, f, []string{"resident_id", "_time"}, func(vals []string) error {
+		if vals[0] == "" {
+			return nil
+		}
+		t, err := time.Parse(time.RFC3339Nano, vals[1])
+		if err != nil {
+			return fmt.Errorf("influx query: _time %q: %w", vals[1], err)
+		}
+		if t.After(out[vals[0]]) {
+			out[vals[0]] = t
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer res.Close()
-	out := map[string]time.Time{}
-	for res.Next() {
-		rec := res.Record()
-		rid, _ := rec.ValueByKey("resident_id").(string)
-		if rid == "" {
-			continue
-		}
-		if t := rec.Time(); t.After(out[rid]) {
-			out[rid] = t
-		}
-	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("influx query: %w", err)
 	}
 	return out, nil
 }

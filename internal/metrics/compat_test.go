@@ -101,7 +101,8 @@ func TestSameNameTwice(t *testing.T) {
 
 func TestSameCounterFromWith(t *testing.T) {
 	v := New().Counter("x_total", "X.", "k")
-	if v.With("a") != v.With("a") {
+	first, again := v.With("a"), v.With("a")
+	if first != again {
 		t.Error("With returned a different series for the same labels")
 	}
 }

@@ -358,7 +358,8 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.refuse(RefusedBadLogin)
 		return false
 	}
-	if !h.throttle.begin(user, addr) {
+	try, ok := h.throttle.begin(user, addr)
+	if !ok {
 		h.denied(user, "", model.ReasonLoginThrottled)
 		return false
 	}
@@ -368,7 +369,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	select {
 	case h.slots <- struct{}{}:
 	case <-time.After(authWait):
-		h.throttle.undo(user, addr) // not the device's failure
+		h.throttle.undo(try) // not the device's failure
 		h.denied(user, "", model.ReasonAuthBusy)
 		return false
 	}
@@ -378,7 +379,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.denied(user, "", reason)
 		return false
 	}
-	h.throttle.succeeded(user, addr)
+	h.throttle.succeeded(try)
 	// mochi publishes a Last Will without an ACL check, so check it here: a
 	// device may not leave a will on another device's topics.
 	if pk.Connect.WillFlag && !devicePublishAllowed(user, pk.Connect.WillTopic) {

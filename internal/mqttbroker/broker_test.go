@@ -390,6 +390,7 @@ func TestSharedSubscriptionQueuesWhileOffline(t *testing.T) {
 	// And the restored subscription keeps delivering live.
 	publishN(t, e, id, pw, "live", 1)
 	testenv.WaitFor(t, 5*time.Second, "live delivery on the restored session", func() bool { return in3.count() == 6 })
+	svc.Disconnect(100)
 }
 
 // TestUnackedMessageRedelivered: (b) a message the subscriber received but
@@ -521,7 +522,7 @@ func TestIntakeBeforePuback(t *testing.T) {
 	if err := st.Init(&bolt.Options{Path: filepath.Join(e.dir, "mqtt.db")}); err != nil {
 		t.Fatal(err)
 	}
-	defer st.Stop()
+	defer func() { _ = st.Stop() }()
 	msgs, err := st.StoredInflightMessages()
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/ratelimit"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -66,8 +67,8 @@ type guardedListener struct {
 
 var _ listeners.Listener = (*guardedListener)(nil)
 
-func newGuardedListener(id string, ln net.Listener, tlsConf *tls.Config, max, perAddr int, wait time.Duration, refuse func(string)) *guardedListener {
-	return &guardedListener{id: id, ln: ln, tls: tlsConf, max: max, perMax: perAddr, wait: wait, refuse: refuse, perAddr: map[string]int{}, conns: map[*guardedConn]struct{}{}}
+func newGuardedListener(id string, ln net.Listener, tlsConf *tls.Config, maxConns, perAddr int, wait time.Duration, refuse func(string)) *guardedListener {
+	return &guardedListener{id: id, ln: ln, tls: tlsConf, max: maxConns, perMax: perAddr, wait: wait, refuse: refuse, perAddr: map[string]int{}, conns: map[*guardedConn]struct{}{}}
 }
 
 func (l *guardedListener) ID() string       { return l.id }
@@ -259,99 +260,75 @@ func remoteHost(a net.Addr) string {
 // of wrong passwords for one id from one place delays only that place's
 // logins of that id, never the same id from elsewhere nor the fleet's
 // reconnect after a restart; an address's failures across ids count too,
-// against guessing many ids from one place. Refusals made by the throttle
+// against guessing many ids from one place. Each is a token bucket of that
+// many failures: an address earns them back over the window, an id at an
+// address one a window. Refusals made by the throttle
 // cost no password check and do not count as failures.
 const (
 	throttleWindow  = time.Minute
 	maxIDFailures   = 5  // per (device id, address) in a window
 	maxAddrFailures = 30 // per address, over all ids, in a window
 	// maxThrottleKeys bounds the throttle's memory under a flood of random
-	// ids and addresses; beyond it the oldest windows are dropped first.
+	// ids and addresses.
 	maxThrottleKeys = 100_000
 )
 
-type throttleEntry struct {
-	failures int
-	start    time.Time // the window's start
+type loginThrottle struct {
+	now   func() time.Time
+	mu    sync.Mutex       // an id's and its address's buckets checked as one step
+	ids   *ratelimit.Keyed // by idKey
+	addrs *ratelimit.Keyed // by address
 }
 
-type loginThrottle struct {
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]*throttleEntry
+// attempt is what begin counted, for succeeded or undo.
+type attempt struct {
+	key      string
+	id, addr ratelimit.Reservation
 }
 
 func newLoginThrottle(now func() time.Time) *loginThrottle {
-	return &loginThrottle{now: now, m: map[string]*throttleEntry{}}
+	return &loginThrottle{now: now,
+		// An id's failures from one address come back one a window, not
+		// all at once: a flood gets maxIDFailures checks and then one a
+		// minute, where a window that reset would hand it five more.
+		ids:   ratelimit.New(1/throttleWindow.Seconds(), maxIDFailures, maxThrottleKeys),
+		addrs: ratelimit.Per(maxAddrFailures, throttleWindow, maxThrottleKeys)}
 }
 
 func idKey(id, addr string) string { return id + "\x00" + addr }
-func addrKey(addr string) string   { return "\x00" + addr }
 
 // begin reports whether a login of id from addr may have its password
 // checked, and if so counts it as a failure until succeeded says
 // otherwise: reserving the attempt before the check means parallel
 // guesses cannot all pass while the first ones are still being checked.
-func (t *loginThrottle) begin(id, addr string) bool {
+func (t *loginThrottle) begin(id, addr string) (attempt, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	if !t.under(idKey(id, addr), maxIDFailures, now) || !t.under(addrKey(addr), maxAddrFailures, now) {
-		return false
+	a := attempt{key: idKey(id, addr)}
+	var wait time.Duration
+	if a.id, wait = t.ids.ReserveAll(now, a.key); wait > 0 {
+		return attempt{}, false
 	}
-	if len(t.m) >= maxThrottleKeys {
-		t.prune(now)
+	if a.addr, wait = t.addrs.ReserveAll(now, addr); wait > 0 {
+		t.ids.Refund(a.id)
+		return attempt{}, false
 	}
-	for _, k := range []string{idKey(id, addr), addrKey(addr)} {
-		e := t.m[k]
-		if e == nil || now.Sub(e.start) >= throttleWindow {
-			e = &throttleEntry{start: now}
-			t.m[k] = e
-		}
-		e.failures++
-	}
-	return true
-}
-
-func (t *loginThrottle) under(key string, limit int, now time.Time) bool {
-	e := t.m[key]
-	return e == nil || now.Sub(e.start) >= throttleWindow || e.failures < limit
+	return a, true
 }
 
 // succeeded takes back the attempt begin counted and forgets id's earlier
 // failures from addr.
-func (t *loginThrottle) succeeded(id, addr string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.m, idKey(id, addr))
-	if e := t.m[addrKey(addr)]; e != nil && e.failures > 0 {
-		e.failures--
-	}
+func (t *loginThrottle) succeeded(a attempt) {
+	t.ids.Forget(a.key)
+	t.addrs.Refund(a.addr)
 }
 
 // undo takes back the attempt begin counted, when no password was
 // checked (auth_busy).
-func (t *loginThrottle) undo(id, addr string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, k := range []string{idKey(id, addr), addrKey(addr)} {
-		if e := t.m[k]; e != nil && e.failures > 0 {
-			e.failures--
-		}
-	}
-}
-
-// prune drops expired windows, and when that is not enough, all of them:
-// under a flood of distinct keys forgetting is better than growing.
-func (t *loginThrottle) prune(now time.Time) {
-	for k, e := range t.m {
-		if now.Sub(e.start) >= throttleWindow {
-			delete(t.m, k)
-		}
-	}
-	if len(t.m) >= maxThrottleKeys {
-		clear(t.m)
-	}
+func (t *loginThrottle) undo(a attempt) {
+	t.ids.Refund(a.id)
+	t.addrs.Refund(a.addr)
 }
 
 // OnConnect marks the connection as past its CONNECT; see markConnected.
