@@ -57,7 +57,7 @@ bench-api: deps build ## readings and overview latency on a week of data, SSE fa
 	@$(BIN)/carebench api
 
 bench-push: ## Web Push fan-out: one critical transition to 500 phones (fake push service, VAPID checked, decrypted) in < 2 s, heap flat
-	@CAREHUB_PUSH_SLA=1 $(GO) test -count=1 -run TestFanOut500Phones -v ./internal/webpush
+	@CAREHUB_PUSH_SLA=1 $(GO) test -count=1 -run TestFanOut500Phones -v ./internal/notify
 
 bench-quality: build ## false alarms per resident-day and emergency detection vs SLA on homesim homes (in-process, simulated clock)
 	@$(BIN)/carebench quality

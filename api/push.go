@@ -8,22 +8,22 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/internal/audit"
+	"github.com/carehub/carehub/internal/notify/phones"
 	"github.com/carehub/carehub/internal/users"
-	"github.com/carehub/carehub/internal/webpush"
 )
 
 // PushService is what the API needs of the phones backend
-// (webpush.Service, issue 13); nil answers 404 push_disabled.
+// (notify.Service, issue 13); nil answers 404 push_disabled.
 type PushService interface {
 	PublicKey() string
-	Subscribe(ctx context.Context, userID string, sub webpush.Subscription) (webpush.Subscription, error)
+	Subscribe(ctx context.Context, userID string, sub phones.Subscription) (phones.Subscription, error)
 	Unsubscribe(ctx context.Context, userID, endpoint string) error
-	Phones(ctx context.Context, userID string) ([]webpush.Subscription, error)
-	UseActionToken(ctx context.Context, token, alertID string) (webpush.TokenClaims, error)
-	CheckReceiptToken(token, alertID string) (webpush.TokenClaims, error)
-	Confirm(ctx context.Context, alertID string, seq uint64, subKey, event string) (webpush.Receipt, error)
-	Receipts(ctx context.Context, alertID string) ([]webpush.Receipt, error)
-	StalePhones(ctx context.Context, n int) ([]webpush.Subscription, error)
+	Phones(ctx context.Context, userID string) ([]phones.Subscription, error)
+	UseActionToken(ctx context.Context, token, alertID string) (phones.TokenClaims, error)
+	CheckReceiptToken(token, alertID string) (phones.TokenClaims, error)
+	Confirm(ctx context.Context, alertID string, seq uint64, subKey, event string) (phones.Receipt, error)
+	Receipts(ctx context.Context, alertID string) ([]phones.Receipt, error)
+	StalePhones(ctx context.Context, n int) ([]phones.Subscription, error)
 }
 
 // ActionTokenHeader carries a notification's action token
@@ -95,9 +95,9 @@ func (s *Server) subscribePhone(c *fiber.Ctx) error {
 	if err := decode(c, &b); err != nil {
 		return err
 	}
-	sub, err := s.o.Push.Subscribe(c.UserContext(), principal(c).ID, webpush.Subscription{Endpoint: b.Endpoint,
+	sub, err := s.o.Push.Subscribe(c.UserContext(), principal(c).ID, phones.Subscription{Endpoint: b.Endpoint,
 		P256DH: b.Keys.P256DH, Auth: b.Keys.Auth, Locale: b.Locale, UserAgent: c.Get(fiber.HeaderUserAgent)})
-	if errors.Is(err, webpush.ErrInvalid) {
+	if errors.Is(err, phones.ErrInvalid) {
 		return invalid("invalid_subscription", err.Error())
 	}
 	if err != nil {
@@ -118,7 +118,7 @@ func (s *Server) unsubscribePhone(c *fiber.Ctx) error {
 		return err
 	}
 	err := s.o.Push.Unsubscribe(c.UserContext(), principal(c).ID, b.Endpoint)
-	if errors.Is(err, webpush.ErrNotFound) {
+	if errors.Is(err, phones.ErrNotFound) {
 		return ErrNotFound.with("no such subscription")
 	}
 	if err != nil {
@@ -141,13 +141,13 @@ type phone struct {
 	Failures      int    `json:"consecutive_failures"`
 }
 
-func phoneView(s webpush.Subscription) phone {
+func phoneView(s phones.Subscription) phone {
 	return phone{ID: s.Key(), UserID: s.UserID, Locale: s.Locale, UserAgent: s.UserAgent, CreatedAt: s.CreatedAt,
 		LastSeenAt: s.LastSeenAt, LastSuccessAt: s.LastSuccessAt, LastReceiptAt: s.LastReceiptAt,
 		Unconfirmed: s.Unconfirmed, Failures: s.ConsecutiveFailures}
 }
 
-func phoneViews(subs []webpush.Subscription) []phone {
+func phoneViews(subs []phones.Subscription) []phone {
 	out := make([]phone, 0, len(subs))
 	for _, s := range subs {
 		out = append(out, phoneView(s))
@@ -174,7 +174,7 @@ func (s *Server) stalePhones(c *fiber.Ctx) error {
 	if err := s.needPush(); err != nil {
 		return err
 	}
-	subs, err := s.o.Push.StalePhones(c.UserContext(), c.QueryInt("n", webpush.DefaultStaleAfter))
+	subs, err := s.o.Push.StalePhones(c.UserContext(), c.QueryInt("n", phones.DefaultStaleAfter))
 	if err != nil {
 		return err
 	}
@@ -202,18 +202,18 @@ func (s *Server) alertReceipts(c *fiber.Ctx) error {
 		return err
 	}
 	if rs == nil {
-		rs = []webpush.Receipt{}
+		rs = []phones.Receipt{}
 	}
 	return c.JSON(fiber.Map{"alert_id": a.ID, "receipts": rs})
 }
 
 func tokenError(err error) error {
 	switch {
-	case errors.Is(err, webpush.ErrTokenExpired):
+	case errors.Is(err, phones.ErrTokenExpired):
 		return errTokenExpired
-	case errors.Is(err, webpush.ErrTokenUsed):
+	case errors.Is(err, phones.ErrTokenUsed):
 		return errTokenUsed
-	case errors.Is(err, webpush.ErrTokenInvalid):
+	case errors.Is(err, phones.ErrTokenInvalid):
 		return errTokenInvalid
 	}
 	return err
@@ -222,7 +222,7 @@ func tokenError(err error) error {
 // pushAck: POST /push/alerts/{id}/ack with X-Care-Action-Token → 200
 // alert. The notification's acknowledge button: the token names this
 // alert, one user and the ack action, is spent on first use (a replay is
-// 409) and expires after webpush.ActionTokenLifetime (401). The ack is
+// 409) and expires after phones.ActionTokenLifetime (401). The ack is
 // made and audited as that user, with reason via=push_action.
 func (s *Server) pushAck(c *fiber.Ctx) error {
 	if err := s.needPush(); err != nil {

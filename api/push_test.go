@@ -11,20 +11,21 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/api"
-	"github.com/carehub/carehub/internal/webpush"
+	"github.com/carehub/carehub/internal/notify"
+	"github.com/carehub/carehub/internal/notify/phones"
 	"github.com/carehub/carehub/internal/webpush/webpushtest"
 )
 
-// lazyPush lets the harness's server use a webpush.Service built on the
+// lazyPush lets the harness's server use a notify.Service built on the
 // harness's own NATS after the server exists.
-type lazyPush struct{ *webpush.Service }
+type lazyPush struct{ *notify.Service }
 
-func pushHarness(t *testing.T) (*harness, *webpush.Service, *webpushtest.Service) {
+func pushHarness(t *testing.T) (*harness, *notify.Service, *webpushtest.Service) {
 	t.Helper()
 	lp := &lazyPush{}
 	h := newHarness(t, func(o *api.Options) { o.Push = lp })
 	fake := webpushtest.NewService(t)
-	svc, err := webpush.New(context.Background(), webpush.Options{JS: h.js, PublicURL: "https://care.example.org",
+	svc, err := notify.New(context.Background(), notify.Options{JS: h.js, PublicURL: "https://care.example.org",
 		Subject: "mailto:ops@example.org", AllowedEndpoints: []string{fake.URL}, Clock: h.clk.now, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +67,7 @@ func TestPushSubscribeAndActionToken(t *testing.T) {
 
 	a := h.raise("r1", "fall", "critical")
 	other := h.raise("r1", "hr_high", "high")
-	tok := svc.Tokens.Mint(a.ID, "cw-lee", webpush.ActionAck, ph.ID, a.Seq)
+	tok := svc.Tokens.Mint(a.ID, "cw-lee", phones.ActionAck, ph.ID, a.Seq)
 	ack := "/api/v1/push/alerts/" + a.ID + "/ack"
 
 	// Refused: no token, another alert's token, a bearer token in its place,
@@ -74,9 +75,9 @@ func TestPushSubscribeAndActionToken(t *testing.T) {
 	h.expect(http.StatusUnauthorized, "POST", ack, "", nil, nil)
 	h.expect(http.StatusUnauthorized, "POST", "/api/v1/push/alerts/"+other.ID+"/ack", "", nil, nil, api.ActionTokenHeader, tok)
 	h.expect(http.StatusUnauthorized, "POST", ack, "", nil, nil, api.ActionTokenHeader, lee)
-	h.expect(http.StatusUnauthorized, "POST", ack, "", nil, nil, api.ActionTokenHeader, svc.Tokens.Mint(a.ID, "cw-lee", webpush.ActionReceipt, ph.ID, a.Seq))
+	h.expect(http.StatusUnauthorized, "POST", ack, "", nil, nil, api.ActionTokenHeader, svc.Tokens.Mint(a.ID, "cw-lee", phones.ActionReceipt, ph.ID, a.Seq))
 	// A user who cannot see the resident gets nothing from a token either.
-	h.expect(http.StatusNotFound, "POST", ack, "", nil, nil, api.ActionTokenHeader, svc.Tokens.Mint(a.ID, "cw-kim", webpush.ActionAck, "", a.Seq))
+	h.expect(http.StatusNotFound, "POST", ack, "", nil, nil, api.ActionTokenHeader, svc.Tokens.Mint(a.ID, "cw-kim", phones.ActionAck, "", a.Seq))
 	_ = kim
 
 	var out alerts.Alert
@@ -101,8 +102,8 @@ func TestPushSubscribeAndActionToken(t *testing.T) {
 	h.expect(http.StatusUnauthorized, "POST", "/api/v1/push/receipts", "", map[string]string{"alert_id": other.ID, "event": "shown"}, nil, api.ActionTokenHeader, tok)
 
 	// Expired: 30 minutes later the button no longer works.
-	late := svc.Tokens.Mint(other.ID, "cw-lee", webpush.ActionAck, ph.ID, other.Seq)
-	h.clk.add(webpush.ActionTokenLifetime + time.Second)
+	late := svc.Tokens.Mint(other.ID, "cw-lee", phones.ActionAck, ph.ID, other.Seq)
+	h.clk.add(phones.ActionTokenLifetime + time.Second)
 	if b := h.expect(http.StatusUnauthorized, "POST", "/api/v1/push/alerts/"+other.ID+"/ack", "", nil, nil, api.ActionTokenHeader, late); errCode(b) != "action_token_expired" {
 		t.Fatalf("expired: %s", b)
 	}

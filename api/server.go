@@ -82,7 +82,7 @@ type Options struct {
 	Erasure ResidentEraser
 	// Extra, when set, adds more routes to the same app under /api/v1.
 	Extra func(r fiber.Router)
-	// Push is the phones backend (webpush.Service); nil: push endpoints
+	// Push is the phones backend (notify.Service); nil: push endpoints
 	// answer 404 push_disabled (push.go).
 	Push PushService
 	// MaxExports bounds the exports running at once (default 2); more

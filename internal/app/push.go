@@ -8,7 +8,7 @@ import (
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/devices"
-	"github.com/carehub/carehub/internal/webpush"
+	"github.com/carehub/carehub/internal/notify"
 )
 
 // startPush builds the phones backend (issue 13) when CARE_WEBPUSH is on
@@ -21,7 +21,7 @@ func (a *App) startPush(ctx context.Context, js jetstream.JetStream, reg *device
 		return nil, func(context.Context) {}, nil
 	}
 	w := cfg.WebPush
-	svc, err := webpush.New(ctx, webpush.Options{JS: js, PublicURL: cfg.PublicURL, Subject: w.Subject,
+	svc, err := notify.New(ctx, notify.Options{JS: js, PublicURL: cfg.PublicURL, Subject: w.Subject,
 		VAPIDPrivateKey: w.VAPIDPrivateKey, VAPIDPublicKey: w.VAPIDPublicKey, AllowedEndpoints: w.AllowedEndpoints,
 		TTLCritical: w.TTLCritical, WebhookURL: w.WebhookURL, WebhookSecret: w.WebhookSecret,
 		Names: func(id string) string { r, _ := reg.Resident(id); return r.Name },

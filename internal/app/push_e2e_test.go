@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carehub/carehub/internal/notify"
 	"github.com/carehub/carehub/internal/testenv"
-	"github.com/carehub/carehub/internal/webpush"
 	"github.com/carehub/carehub/internal/webpush/webpushtest"
 )
 
@@ -53,7 +53,7 @@ func TestPushEndToEnd(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "push for the SOS", func() bool { return len(fake.ReceivedBy(ph)) >= 1 })
 	p := fake.ReceivedBy(ph)[0]
 	t.Logf("SOS press to encrypted push at the push service: %v", p.At.Sub(pressed))
-	var pl webpush.Payload
+	var pl notify.Payload
 	if err := json.Unmarshal(p.Payload, &pl); err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,11 @@
-// Package webpush sends alert notifications to care workers' phones with
-// Web Push (RFC 8030), encrypted per RFC 8291 (aes128gcm, RFC 8188) and
-// signed with VAPID (RFC 8292). It is written on Go's standard library
-// (crypto/ecdh, crypto/hkdf, crypto/ecdsa, AES-GCM): about the size of
-// webpush-go, without its untagged data-race fix (console.md §3.1), and
-// checked byte for byte against RFC 8291's published example.
-//
-// The dispatcher consumes CARE_ALERTS through a durable JetStream consumer;
-// subscriptions, receipts and single-use action tokens live in NATS KV.
+// Package webpush is the Web Push protocol and nothing else: a message
+// encrypted per RFC 8291 (aes128gcm, RFC 8188), signed with VAPID (RFC 8292)
+// and posted to a push service (RFC 8030), whose answer is classified. It
+// is written on Go's standard library (crypto/ecdh, crypto/hkdf,
+// crypto/ecdsa, AES-GCM): about the size of webpush-go, without its
+// untagged data-race fix (console.md §3.1), and checked byte for byte
+// against RFC 8291's published example. It knows nothing of alerts, NATS
+// or who the phones belong to (internal/notify and internal/notify/phones).
 package webpush
 
 import (

@@ -55,6 +55,15 @@ type Result struct {
 	Err        error
 }
 
+// Subscription is what a browser's PushSubscription holds: the endpoint
+// to post to, and the keys a push is encrypted for (RFC 8291 §3) as
+// base64url, the form PushSubscription.toJSON gives them in.
+type Subscription struct {
+	Endpoint string
+	P256DH   string
+	Auth     string
+}
+
 // Sender sends encrypted, VAPID-signed pushes.
 type Sender struct {
 	VAPID  *VAPID
@@ -112,10 +121,13 @@ func (s *Sender) Send(ctx context.Context, sub Subscription, msg Message) Result
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return classify(resp.StatusCode, resp.Header.Get("Retry-After"), time.Now())
+	return Classify(resp.StatusCode, resp.Header.Get("Retry-After"), time.Now())
 }
 
-func classify(status int, retryAfter string, now time.Time) Result {
+// Classify reads a push service's answer (RFC 8030 §5, §7.3), Retry-After
+// included; now is the clock an HTTP-date Retry-After is measured from.
+// Other HTTP receivers with the same retry rules (a webhook) use it too.
+func Classify(status int, retryAfter string, now time.Time) Result {
 	r := Result{Status: status}
 	switch {
 	case status == http.StatusCreated || status == http.StatusAccepted || status == http.StatusOK:

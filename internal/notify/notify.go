@@ -1,4 +1,13 @@
-package webpush
+// Package notify tells care workers about alert transitions: a durable
+// dispatcher on CARE_ALERTS turns each transition into one Notification per
+// recipient the alert's timeline names, and hands it to every Channel.
+// Shipped channels are Web Push to each of the recipient's phones
+// (internal/webpush speaks the protocol, internal/notify/phones keeps the
+// subscriptions, receipts and action tokens) and a generic signed webhook
+// for an SMS or messenger gateway. A transition is acknowledged on the
+// stream only once every recipient was reached or failed for good, so a
+// restart or a push-service outage loses nothing.
+package notify
 
 import (
 	"context"

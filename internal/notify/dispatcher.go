@@ -1,4 +1,4 @@
-package webpush
+package notify
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/notify/phones"
 )
 
 // Paths the notifications point at (api/push.go serves them).
@@ -51,7 +52,7 @@ type DispatcherOptions struct {
 	PublicURL string
 	// Tokens mints action tokens for channels without phones (webhook);
 	// the Web Push channel mints its own per phone.
-	Tokens  *Tokens
+	Tokens  *phones.Tokens
 	TTL     func(severity string) time.Duration // DefaultTTL when nil
 	Durable string                              // DefaultDurable when empty
 	// Workers is how many transitions are handled at once (default 4);
@@ -89,7 +90,7 @@ type alertLock struct {
 // NewDispatcher checks the options and fills in defaults.
 func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	if o.JS == nil {
-		return nil, errors.New("webpush: dispatcher needs JetStream")
+		return nil, errors.New("notify: dispatcher needs JetStream")
 	}
 	if o.Durable == "" {
 		o.Durable = DefaultDurable
@@ -337,7 +338,7 @@ func (d *Dispatcher) notifications(a alerts.Alert, msg jetstream.Msg) []Notifica
 			ResidentMasked: MaskName(name), UserID: u, RaisedAt: a.RaisedAt, AcknowledgedBy: a.AcknowledgedBy,
 			Quiet: quiet[a.Transition], URL: d.o.PublicURL + "/m/alerts/" + a.ID, AckURL: d.o.PublicURL + AckPath(a.ID)}
 		if d.o.Tokens != nil && !n.Quiet {
-			n.ActionToken = d.o.Tokens.Mint(a.ID, u, ActionAck, "", a.Seq)
+			n.ActionToken = d.o.Tokens.Mint(a.ID, u, phones.ActionAck, "", a.Seq)
 		}
 		out = append(out, n)
 	}

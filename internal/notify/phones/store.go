@@ -1,4 +1,9 @@
-package webpush
+// Package phones keeps what carehub knows of care workers' phones in NATS
+// KV: their Web Push subscriptions, a delivery receipt per push (sent,
+// accepted, shown, opened, acknowledged), and the single-use action tokens
+// a notification carries so an alert can be acknowledged without opening
+// the app, with the keys that sign them (console.md §3.3, §3.4).
+package phones
 
 import (
 	"context"
@@ -14,6 +19,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/carehub/carehub/internal/webpush"
 )
 
 // KV buckets (console.md §3.3).
@@ -44,7 +51,10 @@ const MaxSubscriptionsPerUser = 5
 const receiptsAge = 90 * 24 * time.Hour
 
 // ErrNotFound is returned for an unknown subscription or receipt.
-var ErrNotFound = errors.New("webpush: not found")
+var ErrNotFound = errors.New("phones: not found")
+
+// ErrInvalid wraps a subscription the API refuses (422).
+var ErrInvalid = errors.New("invalid subscription")
 
 // Subscription is one phone of one user (PushSubscription.toJSON plus who
 // and how it is doing).
@@ -71,12 +81,19 @@ type Subscription struct {
 // Key is the subscription's KV key.
 func (s Subscription) Key() string { return SubscriptionKey(s.UserID, s.Endpoint) }
 
-// SubscriptionKey is {user_id}.{16 hex of sha256(endpoint)}.
-func SubscriptionKey(userID, endpoint string) string {
-	return userID + "." + endpointHash(endpoint)
+// WebPush is the subscription as the Web Push protocol needs it.
+func (s Subscription) WebPush() webpush.Subscription {
+	return webpush.Subscription{Endpoint: s.Endpoint, P256DH: s.P256DH, Auth: s.Auth}
 }
 
-func endpointHash(endpoint string) string {
+// SubscriptionKey is {user_id}.{16 hex of sha256(endpoint)}.
+func SubscriptionKey(userID, endpoint string) string {
+	return userID + "." + EndpointHash(endpoint)
+}
+
+// EndpointHash names a phone without its endpoint (logs, receipts): 16
+// hex of sha256(endpoint).
+func EndpointHash(endpoint string) string {
 	h := sha256.Sum256([]byte(endpoint))
 	return hex.EncodeToString(h[:8])
 }
@@ -337,9 +354,9 @@ func (s *Store) list(prefix string) []Subscription {
 	return out
 }
 
-// update changes a subscription with compare-and-swap, retrying on a
+// Update changes a subscription with compare-and-swap, retrying on a
 // concurrent change; a deleted subscription stays deleted.
-func (s *Store) update(ctx context.Context, key string, change func(*Subscription)) error {
+func (s *Store) Update(ctx context.Context, key string, change func(*Subscription)) error {
 	for range 5 {
 		e, err := s.subs.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -361,7 +378,7 @@ func (s *Store) update(ctx context.Context, key string, change func(*Subscriptio
 			return err
 		}
 	}
-	return errors.New("webpush: subscription changed too often to update")
+	return errors.New("phones: subscription changed too often to update")
 }
 
 // Receipt reads one receipt.
@@ -380,8 +397,8 @@ func (s *Store) Receipt(ctx context.Context, alertID string, seq uint64, subKey 
 	return r, e.Revision(), nil
 }
 
-// updateReceipt creates or changes a receipt with compare-and-swap.
-func (s *Store) updateReceipt(ctx context.Context, alertID string, seq uint64, subKey string, change func(*Receipt)) (Receipt, error) {
+// UpdateReceipt creates or changes a receipt with compare-and-swap.
+func (s *Store) UpdateReceipt(ctx context.Context, alertID string, seq uint64, subKey string, change func(*Receipt)) (Receipt, error) {
 	key := receiptKey(alertID, seq, subKey)
 	for range 5 {
 		r, rev, err := s.Receipt(ctx, alertID, seq, subKey)
@@ -406,7 +423,7 @@ func (s *Store) updateReceipt(ctx context.Context, alertID string, seq uint64, s
 			return Receipt{}, err
 		}
 	}
-	return Receipt{}, errors.New("webpush: receipt changed too often to update")
+	return Receipt{}, errors.New("phones: receipt changed too often to update")
 }
 
 // Receipts lists every receipt of an alert: who was reached, on which
@@ -452,11 +469,11 @@ func (s *Store) Confirm(ctx context.Context, alertID string, seq uint64, subKey,
 	default:
 		return Receipt{}, fmt.Errorf("receipt event %q: want shown, opened or acknowledged", event)
 	}
-	r, err := s.updateReceipt(ctx, alertID, seq, subKey, set)
+	r, err := s.UpdateReceipt(ctx, alertID, seq, subKey, set)
 	if err != nil {
 		return r, err
 	}
-	_ = s.update(ctx, subKey, func(sub *Subscription) { sub.LastReceiptAt, sub.Unconfirmed = &now, 0 })
+	_ = s.Update(ctx, subKey, func(sub *Subscription) { sub.LastReceiptAt, sub.Unconfirmed = &now, 0 })
 	return r, nil
 }
 
@@ -493,9 +510,9 @@ func (s *Store) useToken(ctx context.Context, nonce string) (bool, error) {
 	return err == nil, err
 }
 
-// secret returns the named secret from BucketKeys, creating it with gen
+// Secret returns the named secret from BucketKeys, creating it with gen
 // the first time; concurrent instances agree on the first one stored.
-func (s *Store) secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
+func (s *Store) Secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
 	if e, err := s.keys.Get(ctx, name); err == nil {
 		return e.Value(), nil
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {

@@ -1,4 +1,4 @@
-package webpush
+package notify
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/carehub/carehub/internal/webpush"
 )
 
 // Webhook is a generic channel: each notification is POSTed as JSON to URL
@@ -55,7 +57,7 @@ func (w *Webhook) Send(ctx context.Context, n Notification) error {
 	req.Header.Set("Idempotency-Key", n.MsgID+":"+n.UserID)
 	client := w.Client
 	if client == nil {
-		client = &http.Client{Timeout: DefaultSendTimeout}
+		client = &http.Client{Timeout: webpush.DefaultSendTimeout}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -66,11 +68,11 @@ func (w *Webhook) Send(ctx context.Context, n Notification) error {
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
-	r := classify(resp.StatusCode, resp.Header.Get("Retry-After"), now())
+	r := webpush.Classify(resp.StatusCode, resp.Header.Get("Retry-After"), now())
 	switch r.Outcome {
-	case Delivered:
+	case webpush.Delivered:
 		return nil
-	case Retry:
+	case webpush.Retry:
 		return &RetryError{After: r.RetryAfter, Err: r.Err}
 	default:
 		return fmt.Errorf("webhook: %w", r.Err)

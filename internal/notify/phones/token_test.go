@@ -1,4 +1,4 @@
-package webpush_test
+package phones_test
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/carehub/carehub/internal/notify/phones"
 	"github.com/carehub/carehub/internal/testenv"
-	"github.com/carehub/carehub/internal/webpush"
 )
 
 func TestActionTokenOnceForItsAlertOnly(t *testing.T) {
@@ -18,46 +18,46 @@ func TestActionTokenOnceForItsAlertOnly(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 3, 3, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	store, err := webpush.OpenStore(ctx, js, clock)
+	store, err := phones.OpenStore(ctx, js, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	tokens, err := webpush.NewTokens(ctx, store, clock)
+	tokens, err := phones.NewTokens(ctx, store, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := tokens.Mint("al-1", "cw-lee", webpush.ActionAck, "cw-lee.0123456789abcdef", 3)
+	tok := tokens.Mint("al-1", "cw-lee", phones.ActionAck, "cw-lee.0123456789abcdef", 3)
 
 	for _, c := range []struct {
 		name, tok, alert, action string
 		want                     error
 	}{
-		{"other alert", tok, "al-2", webpush.ActionAck, webpush.ErrTokenInvalid},
-		{"other action", tok, "al-1", webpush.ActionReceipt, webpush.ErrTokenInvalid},
-		{"tampered", tok[:len(tok)-2] + "AA", "al-1", webpush.ActionAck, webpush.ErrTokenInvalid},
-		{"garbage", "not-a-token", "al-1", webpush.ActionAck, webpush.ErrTokenInvalid},
+		{"other alert", tok, "al-2", phones.ActionAck, phones.ErrTokenInvalid},
+		{"other action", tok, "al-1", phones.ActionReceipt, phones.ErrTokenInvalid},
+		{"tampered", tok[:len(tok)-2] + "AA", "al-1", phones.ActionAck, phones.ErrTokenInvalid},
+		{"garbage", "not-a-token", "al-1", phones.ActionAck, phones.ErrTokenInvalid},
 	} {
 		if _, err := tokens.Use(ctx, c.tok, c.alert, c.action); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
 	}
 	// A token minted with another server's secret is refused.
-	other, err := webpush.OpenStore(ctx, otherJS(t), clock)
+	other, err := phones.OpenStore(ctx, otherJS(t), clock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(other.Close)
-	foreign, _ := webpush.NewTokens(ctx, other, clock)
-	if _, err := tokens.Use(ctx, foreign.Mint("al-1", "cw-lee", webpush.ActionAck, "", 1), "al-1", webpush.ActionAck); !errors.Is(err, webpush.ErrTokenInvalid) {
+	foreign, _ := phones.NewTokens(ctx, other, clock)
+	if _, err := tokens.Use(ctx, foreign.Mint("al-1", "cw-lee", phones.ActionAck, "", 1), "al-1", phones.ActionAck); !errors.Is(err, phones.ErrTokenInvalid) {
 		t.Fatalf("foreign token: %v", err)
 	}
 
-	c, err := tokens.Use(ctx, tok, "al-1", webpush.ActionAck)
+	c, err := tokens.Use(ctx, tok, "al-1", phones.ActionAck)
 	if err != nil || c.UserID != "cw-lee" || c.Seq != 3 || c.Sub != "cw-lee.0123456789abcdef" {
 		t.Fatalf("first use: %+v %v", c, err)
 	}
-	if _, err := tokens.Use(ctx, tok, "al-1", webpush.ActionAck); !errors.Is(err, webpush.ErrTokenUsed) {
+	if _, err := tokens.Use(ctx, tok, "al-1", phones.ActionAck); !errors.Is(err, phones.ErrTokenUsed) {
 		t.Fatalf("second use: %v", err)
 	}
 	// Receipts may still present it: it proves which push was shown.
@@ -65,9 +65,9 @@ func TestActionTokenOnceForItsAlertOnly(t *testing.T) {
 		t.Fatalf("receipt with a used token: %v", err)
 	}
 
-	late := tokens.Mint("al-1", "cw-lee", webpush.ActionAck, "", 4)
-	now = now.Add(webpush.ActionTokenLifetime)
-	if _, err := tokens.Use(ctx, late, "al-1", webpush.ActionAck); !errors.Is(err, webpush.ErrTokenExpired) {
+	late := tokens.Mint("al-1", "cw-lee", phones.ActionAck, "", 4)
+	now = now.Add(phones.ActionTokenLifetime)
+	if _, err := tokens.Use(ctx, late, "al-1", phones.ActionAck); !errors.Is(err, phones.ErrTokenExpired) {
 		t.Fatalf("expired token: %v", err)
 	}
 }

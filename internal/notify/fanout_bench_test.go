@@ -1,4 +1,4 @@
-package webpush_test
+package notify_test
 
 import (
 	"fmt"

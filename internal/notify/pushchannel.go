@@ -1,8 +1,9 @@
-package webpush
+package notify
 
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/notify/phones"
+	"github.com/carehub/carehub/internal/webpush"
 )
 
 // PushChannel delivers a notification to every phone the recipient
@@ -20,9 +23,9 @@ import (
 // the push service accepted this transition is skipped when the transition
 // is redelivered after a restart or a retry.
 type PushChannel struct {
-	Store  *Store
-	Sender *Sender
-	Tokens *Tokens // nil: no acknowledge action in the payload
+	Store  *phones.Store
+	Sender *webpush.Sender
+	Tokens *phones.Tokens // nil: no acknowledge action in the payload
 	Log    zerolog.Logger
 	// TTL per severity; DefaultTTL when nil.
 	TTL func(severity string) time.Duration
@@ -86,11 +89,11 @@ func DefaultTTL(severity string) time.Duration {
 func urgency(n Notification) string {
 	switch {
 	case n.Quiet:
-		return UrgencyNormal
+		return webpush.UrgencyNormal
 	case n.Severity == "info":
-		return UrgencyLow
+		return webpush.UrgencyLow
 	}
-	return UrgencyHigh
+	return webpush.UrgencyHigh
 }
 
 var topicRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
@@ -103,7 +106,7 @@ func topic(alertID string) string {
 		return alertID
 	}
 	h := sha256.Sum256([]byte(alertID))
-	return b64.EncodeToString(h[:24])
+	return base64.RawURLEncoding.EncodeToString(h[:24])
 }
 
 // MaxConsecutiveForbidden is how many 403 answers in a row, with no
@@ -172,10 +175,10 @@ func (p *PushChannel) Send(ctx context.Context, n Notification) error {
 // sendOne pushes n to one phone, retrying in place a few times. Once ctx
 // ends it starts nothing new, but a request already sent is let finish:
 // its answer must be recorded, or a restart would push the phone twice.
-func (p *PushChannel) sendOne(ctx context.Context, n Notification, sub Subscription) error {
+func (p *PushChannel) sendOne(ctx context.Context, n Notification, sub phones.Subscription) error {
 	bg := context.WithoutCancel(ctx)
 	key := sub.Key()
-	if r, _, err := p.Store.Receipt(bg, n.AlertID, n.Seq, key); err == nil && (r.AcceptedAt != nil || r.Outcome == Gone.String() || r.Outcome == Rejected.String()) {
+	if r, _, err := p.Store.Receipt(bg, n.AlertID, n.Seq, key); err == nil && (r.AcceptedAt != nil || r.Outcome == webpush.Gone.String() || r.Outcome == webpush.Rejected.String()) {
 		return nil // settled before a restart or retry: delivered, gone or refused for good
 	}
 	title, body := render(n, sub.Locale)
@@ -184,25 +187,25 @@ func (p *PushChannel) sendOne(ctx context.Context, n Notification, sub Subscript
 		Tag: n.AlertID, Silent: n.Quiet, URL: n.URL, RaisedAt: n.RaisedAt, ReceiptURL: ReceiptPath}
 	if p.Tokens != nil && !n.Quiet {
 		pl.AckURL = n.AckURL
-		pl.ActionToken = p.Tokens.Mint(n.AlertID, n.UserID, ActionAck, key, n.Seq)
+		pl.ActionToken = p.Tokens.Mint(n.AlertID, n.UserID, phones.ActionAck, key, n.Seq)
 	} else if p.Tokens != nil {
 		// A quiet replacement has no button, but its receipt still
 		// needs a token to prove which push it confirms.
-		pl.ActionToken = p.Tokens.Mint(n.AlertID, n.UserID, ActionReceipt, key, n.Seq)
+		pl.ActionToken = p.Tokens.Mint(n.AlertID, n.UserID, phones.ActionReceipt, key, n.Seq)
 	}
 	raw, _ := json.Marshal(pl)
-	msg := Message{Payload: raw, TTL: p.TTL(n.Severity), Urgency: urgency(n), Topic: topic(n.AlertID)}
+	msg := webpush.Message{Payload: raw, TTL: p.TTL(n.Severity), Urgency: urgency(n), Topic: topic(n.AlertID)}
 	for attempt := 0; ; attempt++ {
 		if ctx.Err() != nil {
 			return &RetryError{Err: ctx.Err()}
 		}
 		sent := time.Now().UTC()
-		res := p.Sender.Send(bg, sub, msg)
+		res := p.Sender.Send(bg, sub.WebPush(), msg)
 		p.results.With(res.Outcome.String()).Inc()
 		done := time.Now().UTC()
 		// One receipt write per attempt, after the answer: sent, how it
 		// went, and for a delivery when the push service took it.
-		mark := func(r *Receipt) {
+		mark := func(r *phones.Receipt) {
 			r.Transition = n.Transition
 			if r.SentAt == nil {
 				r.SentAt = &sent
@@ -211,33 +214,33 @@ func (p *PushChannel) sendOne(ctx context.Context, n Notification, sub Subscript
 			r.Status, r.Outcome = res.Status, res.Outcome.String()
 		}
 		switch res.Outcome {
-		case Delivered:
-			_, _ = p.Store.updateReceipt(bg, n.AlertID, n.Seq, key, func(r *Receipt) { mark(r); r.AcceptedAt = &done })
-			_ = p.Store.update(bg, key, func(s *Subscription) {
+		case webpush.Delivered:
+			_, _ = p.Store.UpdateReceipt(bg, n.AlertID, n.Seq, key, func(r *phones.Receipt) { mark(r); r.AcceptedAt = &done })
+			_ = p.Store.Update(bg, key, func(s *phones.Subscription) {
 				s.LastSuccessAt, s.ConsecutiveFailures = &done, 0
 				s.Unconfirmed++
 			})
 			return nil
-		case Gone:
+		case webpush.Gone:
 			// RFC 8030 §7.3: the subscription is gone for good.
-			_, _ = p.Store.updateReceipt(bg, n.AlertID, n.Seq, key, mark)
+			_, _ = p.Store.UpdateReceipt(bg, n.AlertID, n.Seq, key, mark)
 			_ = p.Store.DeleteKey(bg, key)
-			p.Log.Info().Str("user_id", n.UserID).Str("sub", endpointHash(sub.Endpoint)).Int("status", res.Status).Msg("phone unsubscribed; subscription deleted")
+			p.Log.Info().Str("user_id", n.UserID).Str("sub", phones.EndpointHash(sub.Endpoint)).Int("status", res.Status).Msg("phone unsubscribed; subscription deleted")
 			return nil
-		case Rejected:
-			_, _ = p.Store.updateReceipt(bg, n.AlertID, n.Seq, key, mark)
+		case webpush.Rejected:
+			_, _ = p.Store.UpdateReceipt(bg, n.AlertID, n.Seq, key, mark)
 			failures := 0
-			_ = p.Store.update(bg, key, func(s *Subscription) { s.ConsecutiveFailures++; failures = s.ConsecutiveFailures })
+			_ = p.Store.Update(bg, key, func(s *phones.Subscription) { s.ConsecutiveFailures++; failures = s.ConsecutiveFailures })
 			if res.Status == http.StatusForbidden && failures >= MaxConsecutiveForbidden {
 				// Apple answers 403 for some dead subscriptions; our own
 				// VAPID mistake would fail every phone at once, and is
 				// logged long before this.
 				_ = p.Store.DeleteKey(bg, key)
 			}
-			p.Log.Warn().Str("user_id", n.UserID).Str("sub", endpointHash(sub.Endpoint)).Int("status", res.Status).Err(res.Err).Msg("push rejected; not retried")
+			p.Log.Warn().Str("user_id", n.UserID).Str("sub", phones.EndpointHash(sub.Endpoint)).Int("status", res.Status).Err(res.Err).Msg("push rejected; not retried")
 			return res.Err
 		}
-		_, _ = p.Store.updateReceipt(bg, n.AlertID, n.Seq, key, mark)
+		_, _ = p.Store.UpdateReceipt(bg, n.AlertID, n.Seq, key, mark)
 		wait := res.RetryAfter
 		if wait <= 0 {
 			wait = p.Backoff(attempt)

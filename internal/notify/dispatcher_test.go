@@ -1,4 +1,4 @@
-package webpush_test
+package notify_test
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/alerts"
+	"github.com/carehub/carehub/internal/notify"
+	"github.com/carehub/carehub/internal/notify/phones"
 	"github.com/carehub/carehub/internal/testenv"
 	"github.com/carehub/carehub/internal/webpush"
 	"github.com/carehub/carehub/internal/webpush/webpushtest"
@@ -24,10 +26,10 @@ import (
 type rig struct {
 	t       *testing.T
 	js      jetstream.JetStream
-	store   *webpush.Store
-	tokens  *webpush.Tokens
+	store   *phones.Store
+	tokens  *phones.Tokens
 	svc     *webpushtest.Service
-	channel *webpush.PushChannel
+	channel *notify.PushChannel
 	durable string
 }
 
@@ -36,12 +38,12 @@ func newRig(t *testing.T) *rig {
 	ns := testenv.NATS(t)
 	_, js := testenv.JetStream(t, ns)
 	ctx := context.Background()
-	store, err := webpush.OpenStore(ctx, js, nil)
+	store, err := phones.OpenStore(ctx, js, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	tokens, err := webpush.NewTokens(ctx, store, nil)
+	tokens, err := phones.NewTokens(ctx, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	svc := webpushtest.NewService(t)
-	ch := &webpush.PushChannel{Store: store, Sender: &webpush.Sender{VAPID: v, Client: &http.Client{Timeout: 2 * time.Second}},
+	ch := &notify.PushChannel{Store: store, Sender: &webpush.Sender{VAPID: v, Client: &http.Client{Timeout: 2 * time.Second}},
 		Tokens: tokens, Log: zerolog.Nop(), Backoff: func(int) time.Duration { return 10 * time.Millisecond }}
 	t.Cleanup(func() {
 		for _, err := range svc.Errors() {
@@ -68,7 +70,7 @@ func newRig(t *testing.T) *rig {
 func (r *rig) subscribe(user string) *webpushtest.Subscriber {
 	r.t.Helper()
 	s := r.svc.NewSubscriber()
-	if _, err := r.store.Put(context.Background(), webpush.Subscription{Endpoint: s.Endpoint, P256DH: s.P256DH(),
+	if _, err := r.store.Put(context.Background(), phones.Subscription{Endpoint: s.Endpoint, P256DH: s.P256DH(),
 		Auth: s.AuthSecret(), UserID: user, Locale: "ko"}); err != nil {
 		r.t.Fatal(err)
 	}
@@ -76,14 +78,14 @@ func (r *rig) subscribe(user string) *webpushtest.Subscriber {
 }
 
 // start runs a dispatcher until the returned stop is called (or the test ends).
-func (r *rig) start(tune func(*webpush.DispatcherOptions)) (stop func()) {
+func (r *rig) start(tune func(*notify.DispatcherOptions)) (stop func()) {
 	r.t.Helper()
-	o := webpush.DispatcherOptions{JS: r.js, Channels: []webpush.Channel{r.channel}, Durable: r.durable,
+	o := notify.DispatcherOptions{JS: r.js, Channels: []notify.Channel{r.channel}, Durable: r.durable,
 		Names: func(string) string { return "김영희" }, Backoff: []time.Duration{20 * time.Millisecond}, Log: zerolog.Nop()}
 	if tune != nil {
 		tune(&o)
 	}
-	d, err := webpush.NewDispatcher(o)
+	d, err := notify.NewDispatcher(o)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -139,9 +141,9 @@ func alert(id, transition string, seq uint64, recipients ...string) alerts.Alert
 		Transition: transition, EscalationLevel: 1, RaisedAt: now, UpdatedAt: now, Seq: seq, Recipients: recipients}
 }
 
-func payloadOf(t *testing.T, p webpushtest.Push) webpush.Payload {
+func payloadOf(t *testing.T, p webpushtest.Push) notify.Payload {
 	t.Helper()
-	var pl webpush.Payload
+	var pl notify.Payload
 	if err := json.Unmarshal(p.Payload, &pl); err != nil {
 		t.Fatalf("payload %q: %v", p.Payload, err)
 	}
@@ -166,10 +168,10 @@ func TestPushRoundTrip(t *testing.T) {
 	if pl.Resident != "김○희" || strings.Contains(string(p.Payload), "영") {
 		t.Fatalf("the lock screen must not show the full name: %s", p.Payload)
 	}
-	if pl.AckURL != webpush.AckPath(a.ID) || pl.ActionToken == "" {
+	if pl.AckURL != notify.AckPath(a.ID) || pl.ActionToken == "" {
 		t.Fatalf("ack action missing: %+v", pl)
 	}
-	if _, err := r.tokens.Check(pl.ActionToken, a.ID, webpush.ActionAck); err != nil {
+	if _, err := r.tokens.Check(pl.ActionToken, a.ID, phones.ActionAck); err != nil {
 		t.Fatalf("action token: %v", err)
 	}
 	r.settled()
@@ -249,13 +251,13 @@ func TestRetriesAndCleanup(t *testing.T) {
 	r.settled()
 	ctx := context.Background()
 	for name, s := range map[string]*webpushtest.Subscriber{"404": s404, "410": s410} {
-		if _, err := r.store.Get(ctx, webpush.SubscriptionKey(map[string]string{"404": "cw-a", "410": "cw-b"}[name], s.Endpoint)); err == nil {
+		if _, err := r.store.Get(ctx, phones.SubscriptionKey(map[string]string{"404": "cw-a", "410": "cw-b"}[name], s.Endpoint)); err == nil {
 			t.Errorf("subscription answered %s still stored", name)
 		}
 	}
 	for name, s := range map[string]*webpushtest.Subscriber{"429": s429, "500": s500, "413": s413, "outage": outage} {
 		user := map[string]string{"429": "cw-a", "500": "cw-a", "413": "cw-b", "outage": "cw-c"}[name]
-		if _, err := r.store.Get(ctx, webpush.SubscriptionKey(user, s.Endpoint)); err != nil {
+		if _, err := r.store.Get(ctx, phones.SubscriptionKey(user, s.Endpoint)); err != nil {
 			t.Errorf("subscription answered %s deleted: %v", name, err)
 		}
 	}
@@ -283,7 +285,7 @@ func TestRestartMidFanOutDeliversOnce(t *testing.T) {
 		subs[i] = r.subscribe(users[i])
 		r.svc.Script(subs[i], webpushtest.Answer{Delay: 40 * time.Millisecond})
 	}
-	stop := r.start(func(o *webpush.DispatcherOptions) { o.Concurrency = 2 })
+	stop := r.start(func(o *notify.DispatcherOptions) { o.Concurrency = 2 })
 	a := alert("al-restart-00001", alerts.TransitionRaised, 1, users...)
 	r.publish(a)
 	testenv.WaitFor(t, 5*time.Second, "fan-out under way", func() bool { return len(r.svc.Received()) >= 3 })
@@ -305,7 +307,7 @@ func TestReceiptsAndStalePhones(t *testing.T) {
 	r := newRig(t)
 	quiet, silent := r.subscribe("cw-a"), r.subscribe("cw-a")
 	hook := &recordingChannel{}
-	r.start(func(o *webpush.DispatcherOptions) { o.Channels = append(o.Channels, hook) })
+	r.start(func(o *notify.DispatcherOptions) { o.Channels = append(o.Channels, hook) })
 	ids := []string{"al-stale-0000001", "al-stale-0000002", "al-stale-0000003"}
 	for _, id := range ids {
 		r.publish(alert(id, alerts.TransitionRaised, 1, "cw-a"))
@@ -357,11 +359,11 @@ func TestReceiptsAndStalePhones(t *testing.T) {
 // for more than Web Push.
 type recordingChannel struct {
 	mu sync.Mutex
-	ns []webpush.Notification
+	ns []notify.Notification
 }
 
 func (c *recordingChannel) Name() string { return "recording" }
-func (c *recordingChannel) Send(_ context.Context, n webpush.Notification) error {
+func (c *recordingChannel) Send(_ context.Context, n notify.Notification) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ns = append(c.ns, n)

@@ -1,9 +1,8 @@
-package webpush
+package notify
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/notify/phones"
+	"github.com/carehub/carehub/internal/webpush"
 )
 
 // Options configure the phones backend as carehub runs it (config.WebPush).
@@ -48,9 +49,9 @@ type Options struct {
 // Service is the phones backend: subscriptions, action tokens, receipts
 // and the dispatcher. The API calls its methods; Run is the dispatcher.
 type Service struct {
-	Store      *Store
-	Tokens     *Tokens
-	VAPID      *VAPID
+	Store      *phones.Store
+	Tokens     *phones.Tokens
+	VAPID      *webpush.VAPID
 	Dispatcher *Dispatcher
 	allowed    []string
 	now        func() time.Time
@@ -62,20 +63,20 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		o.Clock = time.Now
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: DefaultSendTimeout}
+		o.HTTPClient = &http.Client{Timeout: webpush.DefaultSendTimeout}
 	}
-	store, err := OpenStore(ctx, o.JS, o.Clock)
+	store, err := phones.OpenStore(ctx, o.JS, o.Clock)
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := NewTokens(ctx, store, o.Clock)
+	tokens, err := phones.NewTokens(ctx, store, o.Clock)
 	if err != nil {
 		return nil, err
 	}
 	priv, pub := o.VAPIDPrivateKey, o.VAPIDPublicKey
 	if priv == "" {
-		raw, err := store.secret(ctx, "vapid", func() ([]byte, error) {
-			pr, pu, err := GenerateVAPIDKeys()
+		raw, err := store.Secret(ctx, "vapid", func() ([]byte, error) {
+			pr, pu, err := webpush.GenerateVAPIDKeys()
 			if err != nil {
 				return nil, err
 			}
@@ -86,11 +87,11 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		}
 		var k map[string]string
 		if err := json.Unmarshal(raw, &k); err != nil {
-			return nil, fmt.Errorf("VAPID keys in %s: %w", BucketKeys, err)
+			return nil, fmt.Errorf("VAPID keys in %s: %w", phones.BucketKeys, err)
 		}
 		priv, pub = k["private"], k["public"]
 	}
-	vapid, err := NewVAPID(priv, pub, o.Subject, o.Clock)
+	vapid, err := webpush.NewVAPID(priv, pub, o.Subject, o.Clock)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -105,7 +106,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		}
 	}
 	log := o.Log.With().Str("component", "webpush").Logger()
-	channels := []Channel{&PushChannel{Store: store, Sender: &Sender{VAPID: vapid, Client: o.HTTPClient}, Tokens: tokens,
+	channels := []Channel{&PushChannel{Store: store, Sender: &webpush.Sender{VAPID: vapid, Client: o.HTTPClient}, Tokens: tokens,
 		TTL: ttl, Log: log, Metrics: o.Metrics}}
 	if o.WebhookURL != "" {
 		channels = append(channels, &Webhook{URL: o.WebhookURL, Secret: []byte(o.WebhookSecret), Client: o.HTTPClient, Now: o.Clock})
@@ -121,7 +122,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	allowed := o.AllowedEndpoints
 	if len(allowed) == 0 {
-		allowed = DefaultAllowedEndpoints
+		allowed = phones.DefaultAllowedEndpoints
 	}
 	log.Info().Str("vapid_public_key", vapid.PublicKey()).Int("channels", len(channels)).Msg("phones backend ready")
 	return &Service{Store: store, Tokens: tokens, VAPID: vapid, Dispatcher: d, allowed: allowed, now: o.Clock}, nil
@@ -137,20 +138,17 @@ func (s *Service) Run(ctx context.Context) error {
 // PublicKey is the applicationServerKey for pushManager.subscribe.
 func (s *Service) PublicKey() string { return s.VAPID.PublicKey() }
 
-// ErrInvalid wraps a subscription the API refuses (422).
-var ErrInvalid = errors.New("invalid subscription")
-
 // Subscribe stores a phone for userID after checking the endpoint and keys.
-func (s *Service) Subscribe(ctx context.Context, userID string, sub Subscription) (Subscription, error) {
-	if err := ValidateEndpoint(sub.Endpoint, s.allowed); err != nil {
-		return Subscription{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+func (s *Service) Subscribe(ctx context.Context, userID string, sub phones.Subscription) (phones.Subscription, error) {
+	if err := phones.ValidateEndpoint(sub.Endpoint, s.allowed); err != nil {
+		return phones.Subscription{}, fmt.Errorf("%w: %v", phones.ErrInvalid, err)
 	}
-	p, err := DecodeKey(sub.P256DH)
+	p, err := webpush.DecodeKey(sub.P256DH)
 	if err != nil || len(p) != 65 || p[0] != 4 {
-		return Subscription{}, fmt.Errorf("%w: keys.p256dh must be the base64url uncompressed P-256 key", ErrInvalid)
+		return phones.Subscription{}, fmt.Errorf("%w: keys.p256dh must be the base64url uncompressed P-256 key", phones.ErrInvalid)
 	}
-	if a, err := DecodeKey(sub.Auth); err != nil || len(a) != 16 {
-		return Subscription{}, fmt.Errorf("%w: keys.auth must be the base64url 16-byte secret", ErrInvalid)
+	if a, err := webpush.DecodeKey(sub.Auth); err != nil || len(a) != 16 {
+		return phones.Subscription{}, fmt.Errorf("%w: keys.auth must be the base64url 16-byte secret", phones.ErrInvalid)
 	}
 	if sub.Locale != "en" {
 		sub.Locale = "ko"
@@ -169,31 +167,31 @@ func (s *Service) Unsubscribe(ctx context.Context, userID, endpoint string) erro
 }
 
 // Phones lists userID's phones.
-func (s *Service) Phones(ctx context.Context, userID string) ([]Subscription, error) {
+func (s *Service) Phones(ctx context.Context, userID string) ([]phones.Subscription, error) {
 	return s.Store.ForUser(ctx, userID)
 }
 
 // UseActionToken spends an ack token for alertID.
-func (s *Service) UseActionToken(ctx context.Context, token, alertID string) (TokenClaims, error) {
-	return s.Tokens.Use(ctx, token, alertID, ActionAck)
+func (s *Service) UseActionToken(ctx context.Context, token, alertID string) (phones.TokenClaims, error) {
+	return s.Tokens.Use(ctx, token, alertID, phones.ActionAck)
 }
 
 // CheckReceiptToken verifies the token a service worker sends with a receipt.
-func (s *Service) CheckReceiptToken(token, alertID string) (TokenClaims, error) {
+func (s *Service) CheckReceiptToken(token, alertID string) (phones.TokenClaims, error) {
 	return s.Tokens.CheckReceipt(token, alertID)
 }
 
 // Confirm records a receipt event (shown, opened, acknowledged).
-func (s *Service) Confirm(ctx context.Context, alertID string, seq uint64, subKey, event string) (Receipt, error) {
+func (s *Service) Confirm(ctx context.Context, alertID string, seq uint64, subKey, event string) (phones.Receipt, error) {
 	return s.Store.Confirm(ctx, alertID, seq, subKey, event)
 }
 
 // Receipts lists who was reached for an alert.
-func (s *Service) Receipts(ctx context.Context, alertID string) ([]Receipt, error) {
+func (s *Service) Receipts(ctx context.Context, alertID string) ([]phones.Receipt, error) {
 	return s.Store.Receipts(ctx, alertID)
 }
 
 // StalePhones lists phones without a receipt for their last n pushes.
-func (s *Service) StalePhones(ctx context.Context, n int) ([]Subscription, error) {
+func (s *Service) StalePhones(ctx context.Context, n int) ([]phones.Subscription, error) {
 	return s.Store.StalePhones(ctx, n)
 }

@@ -1,4 +1,4 @@
-package webpush_test
+package notify_test
 
 import (
 	"context"
@@ -11,20 +11,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carehub/carehub/internal/webpush"
+	"github.com/carehub/carehub/internal/notify"
 )
 
 func TestWebhookSignedAndRetried(t *testing.T) {
 	secret := []byte("shared-with-the-gateway")
 	var (
 		mu   sync.Mutex
-		got  []webpush.Notification
+		got  []notify.Notification
 		keys []string
 		fail = 1
 	)
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if err := webpush.VerifyWebhook(secret, r.Header.Get("X-Carehub-Timestamp"), r.Header.Get("X-Carehub-Signature"), body, time.Now(), 5*time.Minute); err != nil {
+		if err := notify.VerifyWebhook(secret, r.Header.Get("X-Carehub-Timestamp"), r.Header.Get("X-Carehub-Signature"), body, time.Now(), 5*time.Minute); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
@@ -37,7 +37,7 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
-		var n webpush.Notification
+		var n notify.Notification
 		if err := json.Unmarshal(body, &n); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -47,11 +47,11 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 	}))
 	defer recv.Close()
 
-	wh := &webpush.Webhook{URL: recv.URL, Secret: secret}
-	n := webpush.Notification{AlertID: "al-1", Seq: 2, MsgID: "al-1:escalated:2", Transition: "escalated", Severity: "critical",
+	wh := &notify.Webhook{URL: recv.URL, Secret: secret}
+	n := notify.Notification{AlertID: "al-1", Seq: 2, MsgID: "al-1:escalated:2", Transition: "escalated", Severity: "critical",
 		Rule: "fall", ResidentMasked: "김○희", UserID: "cw-lee"}
 	err := wh.Send(context.Background(), n)
-	var re *webpush.RetryError
+	var re *notify.RetryError
 	if !errors.As(err, &re) || re.After != 2*time.Second {
 		t.Fatalf("503 with Retry-After 2: %v", err)
 	}
@@ -66,7 +66,7 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 	}
 
 	// A wrong secret is refused by the receiver, and 401 is not retried.
-	bad := &webpush.Webhook{URL: recv.URL, Secret: []byte("wrong")}
+	bad := &notify.Webhook{URL: recv.URL, Secret: []byte("wrong")}
 	if err := bad.Send(context.Background(), n); err == nil || errors.As(err, &re) {
 		t.Fatalf("wrong secret: %v", err)
 	}
@@ -74,7 +74,7 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 
 func TestMaskName(t *testing.T) {
 	for in, want := range map[string]string{"김영희": "김○희", "이철": "이○", "남궁민수": "남○○수", "Alice Brown": "A○○○e B○○○n", "X": "○", "": ""} {
-		if got := webpush.MaskName(in); got != want {
+		if got := notify.MaskName(in); got != want {
 			t.Errorf("MaskName(%q) = %q, want %q", in, got, want)
 		}
 	}

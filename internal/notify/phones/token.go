@@ -1,16 +1,21 @@
-package webpush
+package phones
 
 import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
 	"time"
 )
+
+// b64 is unpadded base64url: a token travels in a header and a URL-safe
+// JSON field.
+var b64 = base64.RawURLEncoding
 
 // ActionTokenLifetime is how long a notification's acknowledge button works
 // (console.md §3.4): longer than escalation to 119 takes, far shorter
@@ -57,7 +62,7 @@ type Tokens struct {
 // NewTokens uses the secret stored in BucketKeys ("action_token_secret"),
 // generating it at first start, so every instance and restart agrees.
 func NewTokens(ctx context.Context, store *Store, now func() time.Time) (*Tokens, error) {
-	secret, err := store.secret(ctx, "action_token_secret", func() ([]byte, error) {
+	secret, err := store.Secret(ctx, "action_token_secret", func() ([]byte, error) {
 		b := make([]byte, 32)
 		_, err := rand.Read(b)
 		return b, err
