@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"slices"
 	"strconv"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/config"
 	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/query"
 )
 
 // Bounds on readings queries: a default window and a maximum, so one
@@ -145,13 +145,7 @@ func (s *Server) readings(c *fiber.Ctx) error {
 // (contract §4, domain.md privacy).
 func (s *Server) canSee(c *fiber.Ctx, residentID string) bool {
 	p := principal(c)
-	switch p.Role {
-	case RoleAdmin, RoleCoordinator:
-		return true
-	case RoleCaregiver:
-		return slices.Contains(p.Residents, residentID)
-	}
-	return false
+	return query.CanSee(query.Principal{ID: p.ID, Role: p.Role, Residents: p.Residents}, residentID)
 }
 
 // visibleResident returns the resident named by the :id parameter, or a

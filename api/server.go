@@ -21,6 +21,7 @@ import (
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/redact"
 	"github.com/carehub/carehub/internal/users"
 )
@@ -43,21 +44,12 @@ type Registry interface {
 	Homes() []devices.Home
 }
 
-// ReadingsQuery asks for one metric of one resident over a time range,
-// optionally aggregated into windows of Every with Fn.
-type ReadingsQuery struct {
-	ResidentID string
-	Metric     string
-	From, To   time.Time
-	Every      time.Duration // 0 = raw points
-	Fn         string        // mean, min, max, count or last when Every > 0
-}
-
-// Point is one value at one time.
-type Point struct {
-	T time.Time
-	V float64
-}
+// ReadingsQuery and Point are the query layer's (internal/query), shared
+// with the console's pages.
+type (
+	ReadingsQuery = query.ReadingsQuery
+	Point         = query.Point
+)
 
 // ReadingsSource answers readings queries (InfluxDB through Flux).
 type ReadingsSource interface {
@@ -132,6 +124,11 @@ type Options struct {
 	// TrustedProxies are the reverse proxies (IPs or CIDRs) whose
 	// X-Forwarded-For gives the client address (CARE_TRUSTED_PROXIES).
 	TrustedProxies []string
+	// Session, when set, authenticates a request without a bearer token
+	// from the console's session cookie (web.Console.Session): the user
+	// token it holds, or false. It refuses unsafe methods without the
+	// session's CSRF token.
+	Session func(c *fiber.Ctx) (token string, ok bool)
 }
 
 // Server is the Fiber application with its dependencies.
@@ -356,6 +353,9 @@ func (s *Server) routes(v1 fiber.Router) {
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	h := c.Get(fiber.HeaderAuthorization)
 	token, ok := strings.CutPrefix(h, "Bearer ")
+	if (!ok || token == "") && h == "" && s.o.Session != nil {
+		token, ok = s.o.Session(c)
+	}
 	if !ok || token == "" {
 		return ErrUnauthorized
 	}

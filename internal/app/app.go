@@ -33,9 +33,11 @@ import (
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/mqttbroker"
 	"github.com/carehub/carehub/internal/natsx"
+	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/redact"
 	"github.com/carehub/carehub/internal/tlsx"
 	"github.com/carehub/carehub/internal/users"
+	"github.com/carehub/carehub/web"
 )
 
 // App is a running carehub.
@@ -362,8 +364,15 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	if a.broker != nil {
 		kicker = a.broker
 	}
+	trends := influx.NewDailyCache(in, baselineCacheTTL, clock)
+	console, err := web.New(web.Options{Users: userStore, Location: cfg.Timezone, Clock: clock, Log: log.With().Str("component", "web").Logger(),
+		Query: &query.Service{Registry: reg, Series: readingsAdapter{in, cfg.Timezone}, Last: trends, Manager: mgr, Mode: query.ModeFrom(settings), Audit: auditLog, Clock: clock}})
+	if err != nil {
+		return nil, err
+	}
 	a.API = api.New(api.Options{
-		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Trends: influx.NewDailyCache(in, baselineCacheTTL, clock), Export: in, Metrics: a.Metrics,
+		Session:  console.Session,
+		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Trends: trends, Export: in, Metrics: a.Metrics,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
 		QueryRate: cfg.QueryRate, QueryBurst: cfg.QueryBurst, MaxQueries: cfg.MaxQueries, MaxExports: cfg.MaxExports,
 		Users: userStore, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
@@ -381,6 +390,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 			"influxdb": func(ctx context.Context) error { return in.Ping(ctx) },
 		},
 	})
+	console.Register(a.API.App())
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on CARE_HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
