@@ -46,7 +46,7 @@ func (cs catalogs) T(lang, key string, args ...any) string {
 }
 
 // DateTime formats t in loc the way the language writes a date and time:
-// Korean public-document style "2026. 12. 3.(목) 15:05" (24-hour, no
+// Korean public-document style "2026. 12. 3.(Thu) 15:05" with the weekday in Korean (24-hour, no
 // leading zeros in the date), English "3 Dec 2026 (Thu) 15:05".
 func (cs catalogs) DateTime(lang string, t time.Time, loc *time.Location) string {
 	t = t.In(loc)
@@ -62,8 +62,8 @@ func (cs catalogs) ShortDate(lang string, t time.Time, loc *time.Location) strin
 		cs.T(lang, "date.mon."+strconv.Itoa(int(t.Month()))))
 }
 
-// Since says how long ago t was: "방금 전", "3분 전", "2시간 전",
-// "어제 14:20", then the full date.
+// Since says how long ago t was: just now, minutes, hours (time.* keys),
+// "yesterday 14:20", then the full date.
 func (cs catalogs) Since(lang string, t, now time.Time, loc *time.Location) string {
 	d := now.Sub(t)
 	switch {

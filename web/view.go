@@ -53,7 +53,7 @@ func (v *view) principal(ctx *fiber.Ctx) query.Principal {
 // T is the catalogue text of key in the page's language.
 func (v *view) T(key string, args ...any) string { return v.c.cat.T(v.Lang, key, args...) }
 
-// DT formats a time in CARE_TIMEZONE ("2026. 12. 3.(목) 15:05").
+// DT formats a time in CARE_TIMEZONE (Korean: "2026. 12. 3.(Thu) 15:05", weekday in Hangul).
 func (v *view) DT(t time.Time) string { return v.c.cat.DateTime(v.Lang, t, v.c.o.Location) }
 
 // DTp formats an optional time; nil is empty.
@@ -64,7 +64,7 @@ func (v *view) DTp(t *time.Time) string {
 	return v.DT(*t)
 }
 
-// Since says how long ago t was ("3분 전").
+// Since says how long ago t was ("3 min ago").
 func (v *view) Since(t time.Time) string { return v.c.cat.Since(v.Lang, t, v.Now, v.c.o.Location) }
 
 // RFC is t for <time datetime>, in UTC.
