@@ -53,7 +53,10 @@ func sameOrigin(ctx *fiber.Ctx) bool {
 	case "cross-site", "same-site":
 		return false
 	}
-	if o := ctx.Get(fiber.HeaderOrigin); o != "" {
+	// "null": carehub answers with Referrer-Policy: no-referrer, under
+	// which Chromium sends Origin: null on its own form posts; the token
+	// still has to match.
+	if o := ctx.Get(fiber.HeaderOrigin); o != "" && o != "null" {
 		u, err := url.Parse(o)
 		if err != nil || u.Host != string(ctx.Request().Host()) {
 			return false
