@@ -140,8 +140,13 @@ func TestBrowser(t *testing.T) {
 	for _, p := range []string{"/", "/alerts", "/residents/r1", "/alerts/" + a.ID} {
 		do(t, cg, "320 px "+p, chromedp.EmulateViewport(320, 640), chromedp.Navigate(base+p), chromedp.WaitVisible(`main h1`))
 		noHorizontalScroll(t, cg, p)
+		if p == "/alerts" {
+			shot(t, cg, "inbox-ko-320")
+		}
+		if p == "/residents/r1" {
+			shot(t, cg, "resident-trends-ko-320")
+		}
 	}
-	shot(t, cg, "inbox-ko-320")
 
 	// English.
 	do(t, co, "English overview", chromedp.Navigate(base+"/?lang=en"), chromedp.WaitVisible(`[data-testid="overview"]`))

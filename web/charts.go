@@ -157,7 +157,7 @@ func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, 
 		return padTop + (yhi-val)/(yhi-ylo)*(chartH-padTop-padBottom)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="%s" preserveAspectRatio="none" data-testid="chart-%s">`,
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="%s" data-testid="chart-%s">`,
 		chartW, chartH, template.HTMLEscapeString(t.Summary), metric)
 	fmt.Fprintf(&b, `<rect class="plot" x="%d" y="%d" width="%d" height="%d"/>`, padLeft, padTop, chartW-padLeft-padRight, chartH-padTop-padBottom)
 	for _, bd := range news2Bands(metric, ylo, yhi) {

@@ -205,7 +205,7 @@ func (h *harness) writeWeek(rid string) {
 	var b strings.Builder
 	start := h.now.Add(-7 * 24 * time.Hour).Truncate(time.Hour)
 	holeFrom, holeTo := h.now.Add(-52*time.Hour), h.now.Add(-42*time.Hour)
-	for at := start; at.Before(h.now); at = at.Add(15 * time.Minute) {
+	for at := start; at.Before(h.now); at = at.Add(5 * time.Minute) {
 		if at.After(holeFrom) && at.Before(holeTo) {
 			continue
 		}

@@ -76,6 +76,7 @@ type residentPage struct {
 	Range    string
 	Ranges   []string
 	Trends   []trend
+	NoData   []string // labels of the metrics without data in the range
 }
 
 // resident is a resident's page: profile, devices, mode and charts. It
@@ -115,11 +116,15 @@ func (c *Console) resident(ctx *fiber.Ctx) error {
 	if c.o.Query.Mode != nil {
 		page.Mode = c.o.Query.Mode(r.ID, v.Now)
 	}
+	// Metrics with data get a chart; the others are named in one line.
 	for i, m := range trendMetrics {
-		page.Trends = append(page.Trends, v.trendChart(m, series[i], from, to, spec.every))
+		t := v.trendChart(m, series[i], from, to, spec.every)
+		if t.Empty {
+			page.NoData = append(page.NoData, t.Label)
+			continue
+		}
+		page.Trends = append(page.Trends, t)
 	}
-	// Metrics with data first; the empty ones are listed after them.
-	sort.SliceStable(page.Trends, func(i, j int) bool { return !page.Trends[i].Empty && page.Trends[j].Empty })
 	v.Title = v.T("resident.title", r.Name)
 	v.Data = page
 	return c.render(ctx, http.StatusOK, "resident", v)
@@ -128,6 +133,7 @@ func (c *Console) resident(ctx *fiber.Ctx) error {
 type inboxPage struct {
 	Alerts []alerts.Alert
 	Open   int
+	Names  map[string]string // resident names by id, for the rows
 }
 
 // inboxAlerts lists the unresolved alerts the caller may see: unacknowledged
@@ -149,10 +155,14 @@ func (c *Console) inboxAlerts(ctx *fiber.Ctx, v *view) (inboxPage, error) {
 		}
 		return a.RaisedAt.After(b.RaisedAt)
 	})
-	page := inboxPage{Alerts: list}
+	page := inboxPage{Alerts: list, Names: map[string]string{}}
 	for _, a := range list {
 		if a.Status == alerts.StatusOpen {
 			page.Open++
+		}
+		// The alerts.list entry names these residents already.
+		if r, err := c.o.Query.Visible(v.principal(ctx), a.ResidentID); err == nil {
+			page.Names[a.ResidentID] = r.Name
 		}
 	}
 	return page, nil
