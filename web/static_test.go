@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -148,4 +150,25 @@ func TestCharts(t *testing.T) {
 			t.Fatalf("heart-rate bands %v, want scores %v", bands, want)
 		}
 	}
+}
+
+// TestAssetBudget: the JavaScript a page loads stays within 80 KB gzip
+// (issue 12); today it is one small file.
+func TestAssetBudget(t *testing.T) {
+	as, err := loadAssets(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	for name, a := range as {
+		if strings.HasSuffix(name, ".js") {
+			_, _ = zw.Write(a.body)
+		}
+	}
+	_ = zw.Close()
+	if buf.Len() > 80*1024 {
+		t.Errorf("the console's JavaScript is %d bytes gzip, over 80 KB", buf.Len())
+	}
+	t.Logf("JavaScript: %d bytes gzip", buf.Len())
 }
