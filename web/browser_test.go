@@ -2,6 +2,8 @@ package web_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,8 +118,10 @@ func TestBrowser(t *testing.T) {
 	do(t, co, "coordinator logs in", loginSteps(base, "co")...)
 	do(t, co, "overview", chromedp.WaitVisible(`[data-testid="overview"]`), chromedp.WaitVisible(`[data-resident="r2"]`))
 	shot(t, co, "overview-ko-1280")
+	accessible(t, co, "overview")
 	do(t, co, "resident page", chromedp.Navigate(base+"/residents/r1"), chromedp.WaitVisible(`[data-testid="chart-heart_rate"]`))
 	shot(t, co, "resident-trends-ko-1280")
+	accessible(t, co, "resident page")
 
 	// The inbox, live, in two sessions: the coordinator and the caregiver.
 	do(t, co, "inbox", chromedp.Navigate(base+"/alerts"), chromedp.WaitVisible(`.live.on`))
@@ -130,11 +134,13 @@ func TestBrowser(t *testing.T) {
 	do(t, co, "the new alert arrives live", chromedp.WaitVisible(row+`[data-state="open"]`))
 	do(t, cg, "the new alert arrives live for the caregiver", chromedp.WaitVisible(row+`[data-state="open"]`))
 	shot(t, co, "inbox-ko-1280")
+	accessible(t, co, "inbox")
 	do(t, cg, "the caregiver acknowledges", chromedp.Click(row+` button[data-act="ack"]`), chromedp.WaitVisible(row+`[data-state="acknowledged"]`))
 	do(t, co, "the coordinator sees it acknowledged", chromedp.WaitVisible(row+`[data-state="acknowledged"]`))
 
 	do(t, co, "alert page", chromedp.Navigate(base+"/alerts/"+a.ID), chromedp.WaitVisible(`[data-testid="timeline"]`))
 	shot(t, co, "alert-ko-1280")
+	accessible(t, co, "alert page")
 
 	// Reflow at 320 px: no horizontal scroll.
 	for _, p := range []string{"/", "/alerts", "/residents/r1", "/alerts/" + a.ID} {
@@ -157,4 +163,32 @@ func TestBrowser(t *testing.T) {
 	shot(t, co, "inbox-en-1280")
 	do(t, co, "English alert", chromedp.Navigate(base+"/alerts/"+a.ID), chromedp.WaitVisible(`[data-testid="timeline"]`))
 	shot(t, co, "alert-en-1280")
+}
+
+// axeSHA256 is the checksum of web/testdata/axe-4.14.1.min.js (VENDOR.md).
+const axeSHA256 = "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c"
+
+// accessible runs axe-core in the page and fails on serious or critical
+// violations.
+func accessible(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	src, err := os.ReadFile("testdata/axe-4.14.1.min.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(src); hex.EncodeToString(sum[:]) != axeSHA256 {
+		t.Fatal("testdata/axe-4.14.1.min.js does not match its checksum in VENDOR.md")
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](string(src)+";0")); err != nil {
+		t.Fatalf("load axe: %v", err)
+	}
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`axe.run(document, {resultTypes: ["violations"]}).then(r =>
+		r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+		 .map(v => v.impact + " " + v.id + ": " + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(" | ")).join("\n"))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("axe.run: %v", err)
+	}
+	if out != "" {
+		t.Errorf("%s: accessibility violations:\n%s", what, out)
+	}
 }
