@@ -139,7 +139,7 @@ func newHarness(t *testing.T) *harness {
 		Trends: trends, Metrics: metrics.New(), AdminToken: adminToken, Location: seoul, Clock: clock, Log: log,
 		Users: us, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Heartbeat: time.Second,
 	})
-	console.Register(srv.App())
+	console.Register(srv.App(), srv.Login)
 	t.Cleanup(func() { _ = srv.Shutdown(5 * time.Second) })
 	return &harness{t: t, now: now, seoul: seoul, reg: reg, users: us, mgr: mgr, in: in, audit: rec, srv: srv}
 }

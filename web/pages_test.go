@@ -213,3 +213,22 @@ func TestSessionAndCSRF(t *testing.T) {
 		t.Errorf("the logged-out session still works: %d", resp.StatusCode)
 	}
 }
+
+// TestLoginLimits: the console's login form is the API's login, with its
+// limit on failed attempts: guessing through the form ends in 429 too.
+func TestLoginLimits(t *testing.T) {
+	h := newHarness(t)
+	h.user("cg", "정요양", users.RoleCaregiver)
+	c := h.client()
+	deadline := time.Now().Add(time.Minute)
+	for n := 1; ; n++ {
+		_, page := c.do("GET", "/login", nil)
+		resp, _ := c.do("POST", "/login", url.Values{"csrf": {csrf(t, page)}, "user": {"cg"}, "password": {"guess-" + strings.Repeat("x", n)}})
+		if resp.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+		if resp.StatusCode != http.StatusUnauthorized || n > 50 || time.Now().After(deadline) {
+			t.Fatalf("failed login %d: %d, want 401 then 429", n, resp.StatusCode)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/internal/audit"
+	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/users"
 )
@@ -148,25 +149,45 @@ func (c *Console) login(ctx *fiber.Ctx) error {
 		return c.refuseCSRF(ctx)
 	}
 	id := ctx.FormValue("user")
-	tok, exp, err := c.o.Users.Login(ctx.UserContext(), id, ctx.FormValue("password"))
-	e := audit.Entry{Action: "login", Target: id, Outcome: audit.OutcomeOK}
-	p := query.Principal{ID: id, Source: ctx.IP()}
+	tok, exp, err := c.passwordLogin(ctx, id, ctx.FormValue("password"))
 	if err != nil {
-		e.Outcome = audit.OutcomeDenied
-		_ = c.o.Query.Record(ctx.UserContext(), p, e)
-		key := "login.failed"
-		if errors.Is(err, users.ErrBusy) {
-			key = "login.busy"
+		var st interface{ StatusCode() int }
+		switch {
+		case errors.Is(err, users.ErrUnauthorized), errors.As(err, &st) && st.StatusCode() == http.StatusUnauthorized:
+			return c.showLogin(ctx, http.StatusUnauthorized, loginForm{User: id, Problem: "login.failed"})
+		case errors.Is(err, users.ErrBusy), errors.As(err, &st) && st.StatusCode() == http.StatusTooManyRequests:
+			return c.showLogin(ctx, http.StatusTooManyRequests, loginForm{User: id, Problem: "login.busy"})
 		}
-		return c.showLogin(ctx, http.StatusUnauthorized, loginForm{User: id, Problem: key})
-	}
-	if err := c.o.Query.Record(ctx.UserContext(), p, e); err != nil {
-		_ = c.o.Users.Revoke(ctx.UserContext(), tok)
-		return c.fail(ctx, c.view(ctx, ""), err)
+		return c.fail(ctx, c.view(ctx, ""), errors.Join(query.ErrUnavailable, err))
 	}
 	c.clearCookie(ctx, loginCookie)
 	c.setCookie(ctx, sessionCookie, tok, exp)
 	return ctx.Redirect("/", http.StatusSeeOther)
+}
+
+// passwordLogin checks the password with the API's check (its limits,
+// logs and audit entry), or without Register's hook directly with the
+// user store, auditing the attempt here.
+func (c *Console) passwordLogin(ctx *fiber.Ctx, id, password string) (string, time.Time, error) {
+	if c.checkLogin != nil {
+		return c.checkLogin(ctx, id, password)
+	}
+	tok, exp, err := c.o.Users.Login(ctx.UserContext(), id, password)
+	e := audit.Entry{Action: "login", Target: id, Outcome: audit.OutcomeOK}
+	if !catalog.ValidID(id) {
+		e.Target = "" // may be a password typed in the wrong field
+	}
+	p := query.Principal{ID: e.Target, Source: ctx.IP()}
+	if err != nil {
+		e.Outcome = audit.OutcomeDenied
+		_ = c.o.Query.Record(ctx.UserContext(), p, e)
+		return "", time.Time{}, err
+	}
+	if err := c.o.Query.Record(ctx.UserContext(), p, e); err != nil {
+		_ = c.o.Users.Revoke(ctx.UserContext(), tok)
+		return "", time.Time{}, err
+	}
+	return tok, exp, nil
 }
 
 // logout revokes the session's token (so a copied cookie stops working

@@ -55,6 +55,8 @@ type Console struct {
 	cat    catalogs
 	assets map[string]asset
 	pages  map[string]*template.Template
+	// checkLogin is the API's password check (Register).
+	checkLogin LoginFunc
 }
 
 // pageNames are the templates under templates/ that are whole pages; each
@@ -95,10 +97,17 @@ func New(o Options) (*Console, error) {
 	return c, nil
 }
 
+// LoginFunc checks a password the way the API's POST /auth/login does
+// (api.Server.Login: its limits per user and address, logs and audit); its
+// errors carry an HTTP status (StatusCode).
+type LoginFunc func(ctx *fiber.Ctx, id, password string) (string, time.Time, error)
+
 // Register mounts the console on app: pages at the root, assets under
 // /static/. The JSON API keeps /api/v1 and the probes; the paths do not
-// overlap.
-func (c *Console) Register(app *fiber.App) {
+// overlap. login is the API's password check; nil checks with Users and
+// audits here, without the API's attempt limits (tests only).
+func (c *Console) Register(app *fiber.App, login LoginFunc) {
+	c.checkLogin = login
 	app.Get("/static/*", c.static)
 	h := c.headers
 	app.Get("/login", h, c.loginPage)

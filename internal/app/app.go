@@ -390,7 +390,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 			"influxdb": func(ctx context.Context) error { return in.Ping(ctx) },
 		},
 	})
-	console.Register(a.API.App())
+	console.Register(a.API.App(), a.API.Login)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on CARE_HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
