@@ -80,6 +80,10 @@
     ["raised", "repeated", "escalated", "acknowledged", "resolved", "auto_cleared"].forEach(function (name) {
       es.addEventListener(name, refresh);
     });
+    // A safety net: a transition published while the stream was
+    // (re)connecting is not replayed to a fresh connection, so the rows
+    // are also re-read every 15 s.
+    setInterval(refresh, 15000);
     inbox.dataset.ready = "1";
   }
 })();
