@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: help deps build test check depcheck fmt vet lint demo stop-demo bench-ingest bench-ingest-telegraf bench-ingest-embedded bench-alerts bench-api bench-push bench-quality security-check clean
+.PHONY: help deps build test check depcheck fmt vet lint demo stop-demo bench-ingest bench-ingest-telegraf bench-ingest-embedded bench-alerts bench-api bench-push bench-quality security-check screenshots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench-quality: build ## false alarms per resident-day and emergency detection vs
 
 security-check: deps build ## black-box attacks on a running carehub (flood, oversized CONNECT, NATS forgery, takeover, logins, export memory)
 	@$(BIN)/carebench security
+
+screenshots: deps ## the console's pages in Korean and English, as PNGs in screenshots/ (chromium, real NATS and InfluxDB)
+	CAREHUB_SCREENSHOTS=$(CURDIR)/screenshots go test -count=1 -run TestBrowser ./web
 
 clean: ## remove build output and local run data
 	rm -rf $(BIN) .run

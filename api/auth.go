@@ -41,12 +41,28 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if b.ID == "" || b.Password == "" {
 		return invalid("invalid_field", "id and password are required")
 	}
+	tok, exp, err := s.Login(c, b.ID, b.Password)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339)})
+}
+
+// Login checks a password as POST /auth/login does, for the console's login
+// form too: the same limits per user and address, log lines and audit
+// entries. Errors are the API's (*Error: 401, 429, 503).
+func (s *Server) Login(c *fiber.Ctx, id, password string) (string, time.Time, error) {
+	if err := s.needUsers(); err != nil {
+		return "", time.Time{}, err
+	}
+	b := loginBody{ID: id, Password: password}
 	ip := s.clientIP(c)
 	keys := []string{"user+ip:" + truncate(b.ID, 64) + "|" + ip, "ip:" + ip}
 	res, wait := s.logins.reserve(keys...)
 	if wait > 0 {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		return ErrRateLimited.with("too many failed logins; retry after " + wait.Round(time.Second).String())
+		return "", time.Time{}, ErrRateLimited.with("too many failed logins; retry after " + wait.Round(time.Second).String())
 	}
 	tok, exp, err := s.o.Users.Login(c.UserContext(), b.ID, b.Password)
 	if errors.Is(err, users.ErrUnauthorized) {
@@ -56,16 +72,16 @@ func (s *Server) login(c *fiber.Ctx) error {
 		}
 		ev.Msg("login failed")
 		_ = s.auditLogin(c, b.ID, OutcomeDenied, "wrong user id or password") // logged if it fails; the answer stays 401
-		return ErrUnauthorized.with("wrong user id or password")
+		return "", time.Time{}, ErrUnauthorized.with("wrong user id or password")
 	}
 	if errors.Is(err, users.ErrBusy) {
 		s.logins.refund(res)
 		c.Set(fiber.HeaderRetryAfter, "2")
-		return errLoginBusy
+		return "", time.Time{}, errLoginBusy
 	}
 	if err != nil {
 		s.logins.refund(res)
-		return err
+		return "", time.Time{}, err
 	}
 	s.logins.refund(res)
 	if err := s.auditLogin(c, b.ID, OutcomeOK, ""); err != nil {
@@ -73,11 +89,10 @@ func (s *Server) login(c *fiber.Ctx) error {
 		if rerr := s.o.Users.Revoke(c.UserContext(), tok); rerr != nil {
 			s.log.Error().Err(rerr).Msg("revoking the token of an unaudited login failed")
 		}
-		return err
+		return "", time.Time{}, err
 	}
 	s.logins.reset(keys[0])
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(fiber.Map{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339)})
+	return tok, exp, nil
 }
 
 // logout: POST /auth/logout revokes the caller's token.
@@ -140,6 +155,9 @@ func (l *loginLimiter) reset(key string) { l.keys.Forget(key) }
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	h := c.Get(fiber.HeaderAuthorization)
 	token, ok := strings.CutPrefix(h, "Bearer ")
+	if (!ok || token == "") && h == "" && s.o.Session != nil {
+		token, ok = s.o.Session(c)
+	}
 	if !ok || token == "" {
 		return ErrUnauthorized
 	}

@@ -19,6 +19,10 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
+// StatusCode is the HTTP status the error answers with (for the console,
+// which shows it as a page).
+func (e *Error) StatusCode() int { return e.Status }
+
 // The error catalogue. Codes never change meaning; new ones may be added.
 var (
 	ErrUnauthorized   = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "a valid bearer token is required"}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/query"
 )
 
 // Bounds on readings queries: a default window and a maximum, so one
@@ -147,21 +148,12 @@ func (s *Server) readings(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-// ReadingsQuery asks for one metric of one resident over a time range,
-// optionally aggregated into windows of Every with Fn.
-type ReadingsQuery struct {
-	ResidentID string
-	Metric     string
-	From, To   time.Time
-	Every      time.Duration // 0 = raw points
-	Fn         string        // mean, min, max, count or last when Every > 0
-}
-
-// Point is one value at one time.
-type Point struct {
-	T time.Time
-	V float64
-}
+// ReadingsQuery and Point are the query layer's (internal/query), shared
+// with the console's pages.
+type (
+	ReadingsQuery = query.ReadingsQuery
+	Point         = query.Point
+)
 
 // ReadingsSource answers readings queries (InfluxDB through Flux).
 type ReadingsSource interface {

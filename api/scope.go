@@ -1,13 +1,12 @@
 package api
 
 import (
-	"slices"
-
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/query"
 )
 
 // Who sees what (contract §4, domain.md privacy): admins and coordinators
@@ -27,12 +26,10 @@ type Principal struct {
 // staff reports whether p sees every resident.
 func (p Principal) staff() bool { return p.Role == RoleAdmin || p.Role == RoleCoordinator }
 
-// CanSee reports whether p may see a resident's data.
+// CanSee reports whether p may see a resident's data: the query layer's
+// rule (query.CanSee), the one the console's pages follow too.
 func (p Principal) CanSee(residentID string) bool {
-	if p.staff() {
-		return true
-	}
-	return p.Role == RoleCaregiver && slices.Contains(p.Residents, residentID)
+	return query.CanSee(query.Principal{ID: p.ID, Role: p.Role, Residents: p.Residents}, residentID)
 }
 
 func principal(c *fiber.Ctx) Principal {

@@ -95,6 +95,11 @@ type Options struct {
 	// TrustedProxies are the reverse proxies (IPs or CIDRs) whose
 	// X-Forwarded-For gives the client address (CARE_TRUSTED_PROXIES).
 	TrustedProxies []string
+	// Session, when set, authenticates a request without a bearer token
+	// from the console's session cookie (web.Console.Session): the user
+	// token it holds, or false. It refuses unsafe methods without the
+	// session's CSRF token.
+	Session func(c *fiber.Ctx) (token string, ok bool)
 }
 
 // Server is the Fiber application with its dependencies.

@@ -47,9 +47,23 @@ bin/homesim -api "http://$HTTP" -token "$TOKEN" -mqtt "tcp://$MQTT" -homes "$HOM
 echo $! >"$RUN/homesim.pid"
 RES=sim-1-r0001 # homesim's ids are deterministic: {prefix}-{seed}-r0001 is the first resident
 
+# Console logins: a coordinator, and a caregiver assigned the first resident
+# (once homesim has registered it). Creating them again answers 409: fine.
+COORD_PW=${COORD_PW:-demo-coordinator-password}
+CARE_PW=${CARE_PW:-demo-caregiver-password}
+api() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
+for _ in $(seq 1 150); do
+  [ "$(api "http://$HTTP/api/v1/residents/$RES")" = 200 ] && break
+  sleep 0.2
+done
+api -d "{\"id\":\"coord\",\"name\":\"Demo Coordinator\",\"role\":\"coordinator\",\"password\":\"$COORD_PW\"}" "http://$HTTP/api/v1/users" >/dev/null
+api -d "{\"id\":\"care1\",\"name\":\"Demo Caregiver\",\"role\":\"caregiver\",\"password\":\"$CARE_PW\"}" "http://$HTTP/api/v1/users" >/dev/null
+api -X PUT -d "{\"resident_ids\":[\"$RES\"]}" "http://$HTTP/api/v1/users/care1/residents" >/dev/null
+
 cat <<MSG
 
 carehub is running with $HOMES simulated homes (simulated time runs ${SPEED}x).
+  Console        http://$HTTP/         (coordinator: coord / $COORD_PW, caregiver: care1 / $CARE_PW)
   API            http://$HTTP          (admin token: $TOKEN)
   MQTT (devices) tcp://$MQTT    (embedded broker)
   InfluxDB       http://$CAREHUB_INFLUX_ADDR

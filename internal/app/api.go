@@ -16,7 +16,9 @@ import (
 	"github.com/carehub/carehub/internal/erasure"
 	"github.com/carehub/carehub/internal/influx"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/users"
+	"github.com/carehub/carehub/web"
 	"github.com/carehub/carehub/writer"
 )
 
@@ -66,7 +68,15 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 		kicker = p.broker.embedded
 	}
 	trends := influx.NewDailyCache(in, baselineCacheTTL, clock)
+	// The console's pages read through the same query layer, scoping and
+	// audit as the API's JSON.
+	console, err := web.New(web.Options{Users: userStore, Location: cfg.Timezone, Clock: clock, Log: a.Log.With().Str("component", "web").Logger(),
+		Query: &query.Service{Registry: reg, Series: readingsAdapter{in, cfg.Timezone}, Last: trends, Manager: mgr, Mode: query.ModeFrom(p.settings), Audit: auditLog, Clock: clock}})
+	if err != nil {
+		return nil, "", nil, err
+	}
 	srv := api.New(api.Options{
+		Session:  console.Session,
 		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Export: in, Metrics: a.Metrics,
 		Trends: trends, Baselines: trends, DayActivity: trends, AlertContext: trends,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
@@ -88,6 +98,8 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 			"influxdb": func(ctx context.Context) error { return in.Ping(ctx) },
 		},
 	})
+
+	console.Register(srv.App(), srv.Login)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

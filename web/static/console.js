@@ -1,0 +1,89 @@
+// carehub console: small progressive enhancements, no framework, no build.
+// - the inbox follows GET /api/v1/alerts/stream (EventSource resumes with
+//   Last-Event-ID by itself) and re-reads its rows on every transition;
+// - action buttons and forms call the JSON API with the session's CSRF
+//   token (the same endpoints and semantics as any API client);
+// - "N minutes unacknowledged" counts up.
+// All text comes from the page (data-* attributes filled from the catalogue).
+(function () {
+  "use strict";
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  function status(msg, ok) {
+    var el = document.querySelector(".status");
+    if (!el) { return; }
+    el.textContent = ok ? el.dataset.done : el.dataset.failed.replace("%s", msg);
+  }
+
+  function call(path, body) {
+    return fetch(path, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body || {})
+    }).then(function (r) {
+      if (r.ok) { return r.json(); }
+      return r.json().then(function (e) { throw new Error((e.error && e.error.message) || r.status); },
+        function () { throw new Error(String(r.status)); });
+    });
+  }
+
+  function after() {
+    if (document.querySelector(".inbox")) { refresh(); } else { location.reload(); }
+  }
+
+  document.addEventListener("click", function (ev) {
+    var b = ev.target.closest("button[data-act]");
+    if (!b) { return; }
+    b.disabled = true;
+    call("/api/v1/alerts/" + encodeURIComponent(b.dataset.id) + "/" + b.dataset.act)
+      .then(function () { status("", true); after(); }, function (e) { b.disabled = false; status(e.message, false); });
+  });
+
+  document.addEventListener("submit", function (ev) {
+    var f = ev.target.closest("form.apiform");
+    if (!f) { return; }
+    ev.preventDefault();
+    var body = {};
+    new FormData(f).forEach(function (v, k) { body[k] = k === "minutes" ? parseInt(v, 10) : v; });
+    call("/api/v1/alerts/" + encodeURIComponent(f.dataset.id) + "/" + f.dataset.act, body)
+      .then(function () { status("", true); after(); }, function (e) { status(e.message, false); });
+  });
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".unacked[data-since]").forEach(function (el) {
+      var m = Math.max(0, Math.floor((now - Date.parse(el.dataset.since)) / 60000));
+      el.textContent = el.dataset.fmt.replace("%d", m);
+    });
+  }
+  setInterval(tick, 15000);
+
+  var inbox = document.querySelector(".inbox");
+  var pending = false;
+  function refresh() {
+    if (!inbox || pending) { return; }
+    pending = true;
+    fetch(inbox.dataset.rows, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { throw new Error(String(r.status)); }
+      return r.text();
+    }).then(function (html) {
+      pending = false;
+      document.getElementById("rows").innerHTML = html;
+      tick();
+    }, function () { pending = false; });
+  }
+  if (inbox && window.EventSource) {
+    var live = inbox.querySelector(".live");
+    var es = new EventSource(inbox.dataset.stream);
+    es.onopen = function () { live.textContent = live.dataset.live; live.classList.add("on"); refresh(); };
+    es.onerror = function () { live.textContent = live.dataset.offline; live.classList.remove("on"); };
+    ["raised", "repeated", "escalated", "acknowledged", "resolved", "auto_cleared"].forEach(function (name) {
+      es.addEventListener(name, refresh);
+    });
+    // A safety net: a transition published while the stream was
+    // (re)connecting is not replayed to a fresh connection, so the rows
+    // are also re-read every 15 s.
+    setInterval(refresh, 15000);
+    inbox.dataset.ready = "1";
+  }
+})();

@@ -1,0 +1,174 @@
+package web
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+)
+
+// TestCatalogueParity: ko and en have the same keys, and each text the
+// same formatting verbs, so no page shows a key or a broken format.
+func TestCatalogueParity(t *testing.T) {
+	cs, err := loadCatalogs(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verbs := regexp.MustCompile(`%(\[\d+\])?0?\d*[dsv]`)
+	for k, ko := range cs["ko"] {
+		en, ok := cs["en"][k]
+		if !ok {
+			t.Errorf("en lacks %q", k)
+			continue
+		}
+		a, b := verbs.FindAllString(ko, -1), verbs.FindAllString(en, -1)
+		if len(a) != len(b) && !strings.HasPrefix(k, "date.") {
+			t.Errorf("%q: ko has verbs %v, en %v", k, a, b)
+		}
+	}
+	for k := range cs["en"] {
+		if _, ok := cs["ko"][k]; !ok {
+			t.Errorf("ko lacks %q", k)
+		}
+	}
+}
+
+// TestNoHangulOutsideCatalogue: every Korean text comes from i18n/ko.json;
+// templates, scripts, styles and Go code hold none.
+func TestNoHangulOutsideCatalogue(t *testing.T) {
+	check := func(name string, b []byte) {
+		for i, r := range string(b) {
+			if unicode.Is(unicode.Hangul, r) {
+				t.Errorf("%s: Hangul %q at byte %d outside the catalogue", name, r, i)
+				return
+			}
+		}
+	}
+	_ = fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasPrefix(p, "i18n/") {
+			return err
+		}
+		b, _ := fs.ReadFile(files, p)
+		check(p, b)
+		return nil
+	})
+	gos, _ := filepath.Glob("*.go")
+	for _, p := range gos {
+		if strings.HasSuffix(p, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(p, b)
+	}
+}
+
+// TestNoExternalURL: no template or asset refers to another origin (no
+// CDN, no webfont, nothing a care home's closed network cannot reach).
+func TestNoExternalURL(t *testing.T) {
+	ext := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}`)
+	_ = fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := fs.ReadFile(files, p)
+		if m := ext.Find(b); m != nil {
+			t.Errorf("%s refers to %q", p, m)
+		}
+		return nil
+	})
+}
+
+// TestDateFormats with a fixed clock, in CARE_TIMEZONE (Asia/Seoul).
+func TestDateFormats(t *testing.T) {
+	cs, err := loadCatalogs(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seoul, err := time.LoadLocation("Asia/Seoul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 3, 6, 5, 0, 0, time.UTC) // 15:05 in Seoul, a Thursday
+	for _, c := range []struct{ lang, want string }{
+		{"ko", "2026. 12. 3.(목) 15:05"},
+		{"en", "3 Dec 2026 (Thu) 15:05"},
+	} {
+		if got := cs.DateTime(c.lang, at, seoul); got != c.want {
+			t.Errorf("%s: %q, want %q", c.lang, got, c.want)
+		}
+	}
+	if got := cs.DateTime("ko", time.Date(2027, 1, 9, 23, 7, 0, 0, seoul), seoul); got != "2027. 1. 9.(토) 23:07" {
+		t.Errorf("ko: %q", got)
+	}
+	if got := cs.ShortDate("ko", at, seoul); got != "12. 3." {
+		t.Errorf("ko short: %q", got)
+	}
+	now := at.Add(26 * time.Hour) // 2026-12-04 17:05 Seoul
+	for _, c := range []struct {
+		t    time.Time
+		want string
+	}{
+		{now.Add(-20 * time.Second), "방금 전"},
+		{now.Add(-3 * time.Minute), "3분 전"},
+		{now.Add(-2 * time.Hour), "2시간 전"},
+		{at, "어제 15:05"},
+		{at.Add(-48 * time.Hour), "2026. 12. 1.(화) 15:05"},
+	} {
+		if got := cs.Since("ko", c.t, now, seoul); got != c.want {
+			t.Errorf("since %v: %q, want %q", now.Sub(c.t), got, c.want)
+		}
+	}
+	if got := cs.T("ko", "alerts.unacked", 12); got != "12분째 미확인" {
+		t.Errorf("unacked: %q", got)
+	}
+}
+
+// TestCharts: NEWS2 bands come from the rules' scoring; a hole in the data
+// breaks the line.
+func TestCharts(t *testing.T) {
+	bands := news2Bands("heart_rate", 30, 140)
+	var scores []int
+	for _, b := range bands {
+		scores = append(scores, b.Score)
+	}
+	// NEWS2 pulse: ≤40 3, 41–50 1, 51–90 0, 91–110 1, 111–130 2, ≥131 3.
+	want := []int{3, 1, 0, 1, 2, 3}
+	if len(scores) != len(want) {
+		t.Fatalf("heart-rate bands %v, want scores %v", bands, want)
+	}
+	for i := range want {
+		if scores[i] != want[i] {
+			t.Fatalf("heart-rate bands %v, want scores %v", bands, want)
+		}
+	}
+}
+
+// TestAssetBudget: the JavaScript a page loads stays within 80 KB gzip
+// (issue 12); today it is one small file.
+func TestAssetBudget(t *testing.T) {
+	as, err := loadAssets(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	for name, a := range as {
+		if strings.HasSuffix(name, ".js") {
+			_, _ = zw.Write(a.body)
+		}
+	}
+	_ = zw.Close()
+	if buf.Len() > 80*1024 {
+		t.Errorf("the console's JavaScript is %d bytes gzip, over 80 KB", buf.Len())
+	}
+	t.Logf("JavaScript: %d bytes gzip", buf.Len())
+}
