@@ -23,6 +23,7 @@ import (
 	"github.com/carehub/carehub/ingest/decode"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/retry"
 )
 
 // DeviceSource resolves a device to its resident and home. The registry
@@ -217,8 +218,8 @@ func readingMsgs(pubs []pendingPub, rs []model.Reading) []pendingPub {
 // publish starts an async JetStream publish. When the client's window is full
 // it waits rather than failing, which is the back-pressure path.
 func (in *Intake) publish(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) jetstream.PubAckFuture {
-	backoff := 10 * time.Millisecond
-	for {
+	pause := retry.Policy{Initial: 10 * time.Millisecond, Max: time.Second}
+	for n := 1; ; n++ {
 		fut, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second))
 		if err == nil {
 			return fut
@@ -228,14 +229,13 @@ func (in *Intake) publish(ctx context.Context, js jetstream.JetStream, msg *nats
 		}
 		in.m.retries.Inc()
 		in.o.Log.Debug().Err(err).Msg("jetstream publish deferred")
-		time.Sleep(backoff) // back-off between attempts, not a wait for an event
-		backoff = min(backoff*2, time.Second)
+		time.Sleep(pause.Backoff(n)) // back-off between attempts, not a wait for an event
 	}
 }
 
 func (in *Intake) confirm(ctx context.Context, js jetstream.JetStream, pp *pendingPub) bool {
-	backoff := 50 * time.Millisecond
-	for {
+	pause := retry.Policy{Initial: 50 * time.Millisecond, Max: 5 * time.Second}
+	for n := 1; ; n++ {
 		if pp.fut != nil {
 			select {
 			case <-pp.fut.Ok():
@@ -250,12 +250,9 @@ func (in *Intake) confirm(ctx context.Context, js jetstream.JetStream, pp *pendi
 			return false
 		}
 		in.m.retries.Inc()
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
+		if retry.Sleep(ctx, pause.Backoff(n)) != nil {
 			return false
 		}
-		backoff = min(backoff*2, 5*time.Second)
 		fut, err := js.PublishMsgAsync(&nats.Msg{Subject: pp.msg.Subject, Data: pp.msg.Data, Header: pp.msg.Header}, jetstream.WithStallWait(time.Second))
 		if err != nil {
 			pp.fut = nil

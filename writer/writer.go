@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/redact"
+	"github.com/carehub/carehub/internal/retry"
 )
 
 // Store is where the writer puts points: one call per batch of newline-
@@ -715,17 +715,12 @@ func (s *streamWriter) deadLetter(ctx context.Context, m jetstream.Msg, reason, 
 	return true
 }
 
-// backoff is capped exponential backoff with full jitter, never shorter
-// than what the server asked for with Retry-After.
+// backoff is the pause after the attempt-th failure (from 0): capped
+// exponential backoff with half of it random, never shorter than what the
+// server asked for with Retry-After.
 func (w *Writer) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	d := w.o.MaxBackoff
-	if attempt < 30 {
-		if e := minBackoff << attempt; e < d {
-			d = e
-		}
-	}
-	d = d/2 + rand.N(d/2+1)
-	return max(d, retryAfter)
+	p := retry.Policy{Initial: minBackoff, Max: w.o.MaxBackoff, Jitter: 0.5}
+	return max(p.Backoff(attempt+1), retryAfter)
 }
 
 // waitCtx waits d or until ctx ends; it reports whether ctx is still alive.
