@@ -137,16 +137,6 @@ func (s *Store) Update(ctx context.Context, residentID string, change func(*rule
 	return rules.Settings{}, fmt.Errorf("%w: settings of %s keep changing; retry", alerts.ErrConflict, residentID)
 }
 
-// Delete forgets a resident's settings (erasure).
-func (s *Store) Delete(ctx context.Context, residentID string) error {
-	err := s.kv.Delete(ctx, residentID)
-	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return err
-	}
-	s.cache.Drop(residentID)
-	return nil
-}
-
 // Suppression tells the Manager whether a resident's alerts of rule are
 // suppressed now: a mode (away, hospital, quiet) in force, or a snooze of the
 // rule. Expired modes and snoozes suppress nothing.
