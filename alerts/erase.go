@@ -47,14 +47,3 @@ func (c *KVChains) Erase(ctx context.Context, residentID string) error {
 	}
 	return nil
 }
-
-// Erase removes a resident's rule settings with all their stored revisions.
-// Delete would leave the earlier ones in the bucket's history (5), and
-// their mode reasons ("hospital: ...") are about the resident's health.
-func (s *SettingsStore) Erase(ctx context.Context, residentID string) error {
-	if err := s.kv.Purge(ctx, residentID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("purge settings of %s: %w", residentID, err)
-	}
-	s.cache.Drop(residentID)
-	return nil
-}

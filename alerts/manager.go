@@ -35,41 +35,25 @@ const ResolvedRetention = 30 * 24 * time.Hour
 // 30 s → auto-cleared)". Any other critical alert waits for a person.
 var cancelWindows = map[string]time.Duration{rules.RuleSOS: 30 * time.Second}
 
-// Evaluator is the part of alerts/rules the Engine drives: it turns
-// readings, events, status and clock ticks into signals, and its state can
-// be saved and restored across restarts.
-type Evaluator interface {
-	Reading(r model.Reading, devKind string) []rules.Signal
-	Event(e model.Event) []rules.Signal
-	Status(s model.Status) []rules.Signal
-	Tick(now time.Time) []rules.Signal
-	Snapshot() ([]byte, error)
-	Restore(b []byte) error
-	// Prune forgets the residents keep rejects (erased, or gone from the
-	// registry) and returns how many.
-	Prune(keep func(residentID string) bool) int
-}
-
 // ResidentGate says whether alerts may be raised for a resident: one in
 // the registry and not erased (devices.Registry.Monitored).
 type ResidentGate interface {
 	Monitored(residentID string) bool
 }
 
-// Options are what the Manager and the Engine are built from. JS is
-// required; NC is needed for the 119 subject (core NATS). Settings nil
+// Options are what the Manager is built from (alerts/engine has its own).
+// JS is required; NC is needed for the 119 subject (core NATS). Settings nil
 // means nothing is suppressed; Clock nil means time.Now; Metrics nil means a private registry.
 type Options struct {
-	JS        jetstream.JetStream
-	NC        *nats.Conn
-	Evaluator Evaluator
-	Settings  SettingsSource
-	Clock     func() time.Time
-	Log       zerolog.Logger
-	Metrics   *metrics.Registry
-	// Residents, when set, gates every message, signal and escalation:
-	// nothing is evaluated, raised or escalated for a resident it does not
-	// accept. Nil accepts everyone (unit tests without a registry).
+	JS       jetstream.JetStream
+	NC       *nats.Conn
+	Settings SettingsSource
+	Clock    func() time.Time
+	Log      zerolog.Logger
+	Metrics  *metrics.Registry
+	// Residents, when set, gates every signal and escalation: nothing is
+	// raised or escalated for a resident it does not accept. Nil accepts
+	// everyone (unit tests without a registry).
 	Residents ResidentGate
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/alerts/settings"
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/audit"
@@ -52,7 +53,7 @@ type harness struct {
 	reg      *devices.Registry
 	users    *users.Store
 	mgr      *alerts.Manager
-	settings *alerts.SettingsStore
+	settings *settings.Store
 	srv      *api.Server
 }
 
@@ -73,12 +74,12 @@ func newHarness(t *testing.T, mod func(*api.Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings, err := alerts.OpenSettingsStore(ctx, js, log)
+	ruleSettings, err := settings.Open(ctx, js, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(settings.Close)
-	mgr, err := alerts.NewManager(ctx, alerts.Options{JS: js, NC: nc, Settings: settings, Clock: clk.now, Log: log})
+	t.Cleanup(ruleSettings.Close)
+	mgr, err := alerts.NewManager(ctx, alerts.Options{JS: js, NC: nc, Settings: ruleSettings, Clock: clk.now, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,14 +91,14 @@ func newHarness(t *testing.T, mod func(*api.Options)) *harness {
 	o := api.Options{
 		Registry: reg, Readings: noReadings{}, Audit: auditLog, AuditReader: auditLog, Metrics: metrics.New(),
 		AdminToken: adminToken, Clock: clk.now, Log: log,
-		Users: us, Alerts: mgr, AlertActions: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Presence: pres,
+		Users: us, Alerts: mgr, AlertActions: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: ruleSettings, Presence: pres,
 	}
 	if mod != nil {
 		mod(&o)
 	}
 	srv := api.New(o)
 	t.Cleanup(func() { _ = srv.Shutdown(5 * time.Second) })
-	return &harness{t: t, clk: clk, js: js, reg: reg, users: us, mgr: mgr, settings: settings, srv: srv}
+	return &harness{t: t, clk: clk, js: js, reg: reg, users: us, mgr: mgr, settings: ruleSettings, srv: srv}
 }
 
 // call sends a request through Fiber's app.Test and returns the status and

@@ -60,7 +60,7 @@ type Options struct {
 	AlertStream jetstream.JetStream
 	// Chains stores escalation chains (alerts.Manager.Chains()).
 	Chains ChainStore
-	// Settings stores per-resident rule settings (alerts.SettingsStore).
+	// Settings stores per-resident rule settings (settings.Store in alerts/settings).
 	Settings SettingsStore
 	// Presence answers device health (devices.PresenceTracker).
 	Presence PresenceSource

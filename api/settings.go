@@ -14,7 +14,7 @@ import (
 	"github.com/carehub/carehub/alerts/rules"
 )
 
-// SettingsStore is what the API needs of alerts.SettingsStore: the
+// SettingsStore is what the API needs of settings.Store: the
 // resident's rule settings from memory, and a validated write.
 type SettingsStore interface {
 	Settings(residentID string) rules.Settings

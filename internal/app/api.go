@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/alerts"
+	"github.com/carehub/carehub/alerts/engine"
+	"github.com/carehub/carehub/alerts/settings"
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/ingest/mqttsub"
@@ -30,8 +32,8 @@ type apiParts struct {
 	influx     *influx.Client
 	writer     *writer.Writer
 	alerts     *alerts.Manager
-	settings   *alerts.SettingsStore
-	engine     *alerts.Engine
+	settings   *settings.Store
+	engine     *engine.Engine
 	broker     *broker
 	subscriber *mqttsub.Subscriber
 	push       api.PushService // nil when push is off

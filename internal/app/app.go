@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/alerts"
+	"github.com/carehub/carehub/alerts/settings"
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/ingest"
@@ -45,7 +46,7 @@ type App struct {
 	Influx   *influx.Client
 	Intake   *ingest.Intake
 	Alerts   *alerts.Manager
-	Settings *alerts.SettingsStore
+	Settings *settings.Store
 	API      *api.Server
 
 	clock      func() time.Time

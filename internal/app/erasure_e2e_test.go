@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/carehub/carehub/alerts"
+	"github.com/carehub/carehub/alerts/engine"
 	"github.com/carehub/carehub/internal/app"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
@@ -54,7 +55,7 @@ func residentAlerts(t *testing.T, base, residentID string) []alerts.Alert {
 func consumersSettled(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
 	for _, stream := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus, model.StreamAlerts} {
-		names := []string{alerts.ConsumerName, writer.DefaultDurable}
+		names := []string{engine.ConsumerName, writer.DefaultDurable}
 		if stream == model.StreamAlerts {
 			names = names[1:]
 		}

@@ -39,7 +39,7 @@ type AlertEraser interface {
 }
 
 // ResidentKeyEraser removes a resident's record from one KV store with its
-// history (alerts.SettingsStore, alerts.KVChains).
+// history (settings.Store, alerts.KVChains).
 type ResidentKeyEraser interface {
 	Erase(ctx context.Context, residentID string) error
 }
@@ -63,7 +63,7 @@ type Marker interface {
 }
 
 // EngineEraser forgets a resident's rule state and saves the evaluator's
-// snapshot without them (alerts.Engine): otherwise the clock would go on
+// snapshot without them (engine.Engine): otherwise the clock would go on
 // finding their devices offline and them inactive.
 type EngineEraser interface {
 	EraseResident(ctx context.Context, residentID string) error

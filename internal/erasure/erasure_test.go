@@ -15,6 +15,7 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/alerts/settings"
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/erasure"
 	"github.com/carehub/carehub/internal/influx"
@@ -29,7 +30,7 @@ var defaultRetention = erasure.Retention{Buffers: natsx.DefaultStreamOptions.Buf
 	Alerts: natsx.DefaultStreamOptions.AlertsAge, Audit: natsx.DefaultStreamOptions.AuditAge}
 
 // engineSpy records which residents the alert engine was told to forget
-// (alerts.Engine is covered by its own tests and internal/app's).
+// (engine.Engine is covered by its own tests and internal/app's).
 type engineSpy struct{ erased []string }
 
 func (e *engineSpy) EraseResident(_ context.Context, id string) error {
@@ -83,12 +84,12 @@ func TestErase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings, err := alerts.OpenSettingsStore(ctx, js, log)
+	ruleSettings, err := settings.Open(ctx, js, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(settings.Close)
-	mgr, err := alerts.NewManager(ctx, alerts.Options{JS: js, NC: nc, Settings: settings, Clock: clock, Log: log})
+	t.Cleanup(ruleSettings.Close)
+	mgr, err := alerts.NewManager(ctx, alerts.Options{JS: js, NC: nc, Settings: ruleSettings, Clock: clock, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestErase(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	engine := &engineSpy{}
-	e := &erasure.Eraser{Registry: reg, Tombstone: reg, Engine: engine, Series: ic, Alerts: mgr, Settings: settings,
+	e := &erasure.Eraser{Registry: reg, Tombstone: reg, Engine: engine, Series: ic, Alerts: mgr, Settings: ruleSettings,
 		Chains: mgr.Chains(), Presence: pres, Broker: b, Streams: js, Assignments: us, Clock: clock, Retention: defaultRetention}
 
 	pw := map[string]string{}
@@ -142,7 +143,7 @@ func TestErase(t *testing.T) {
 			Metric: "heart_rate", Value: 135, Threshold: 131, Message: "heart rate 135/min", At: now}); err != nil {
 			t.Fatal(err)
 		}
-		if err := settings.Put(ctx, rid, rules.Settings{Mode: rules.ModeHospital, ModeReason: "admitted for a fall", ModeBy: "admin"}); err != nil {
+		if err := ruleSettings.Put(ctx, rid, rules.Settings{Mode: rules.ModeHospital, ModeReason: "admitted for a fall", ModeBy: "admin"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := mgr.Chains().Put(ctx, alerts.EscalationChain{ResidentID: rid, Tiers: []alerts.Tier{{Role: "caregiver"}, {Role: "coordinator"}}}); err != nil {
@@ -246,10 +247,10 @@ func TestErase(t *testing.T) {
 	if _, ok := pres.Presence("d2"); !ok {
 		t.Fatal("d2's presence lost")
 	}
-	if st := settings.Settings("r1"); st.Mode != "" {
+	if st := ruleSettings.Settings("r1"); st.Mode != "" {
 		t.Fatalf("r1's settings left: %+v", st)
 	}
-	if st := settings.Settings("r2"); st.Mode != rules.ModeHospital {
+	if st := ruleSettings.Settings("r2"); st.Mode != rules.ModeHospital {
 		t.Fatalf("r2's settings lost: %+v", st)
 	}
 	for bucket, key := range map[string]string{model.BucketSettings: "r1", model.BucketAssignments: "r1", model.BucketResidents: "r1", model.BucketDevices: "d1", model.BucketPresence: "d1"} {

@@ -1,4 +1,4 @@
-package alerts
+package settings
 
 import (
 	"context"
@@ -21,14 +21,14 @@ func TestSettingsUpdateIsAtomic(t *testing.T) {
 	ns := testenv.NATS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	open := func() *SettingsStore {
+	open := func() *Store {
 		nc, err := nats.Connect(ns.ClientURL())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(nc.Close)
 		js, _ := jetstream.New(nc)
-		s, err := OpenSettingsStore(ctx, js, zerolog.Nop())
+		s, err := Open(ctx, js, zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,9 +1,10 @@
-package alerts
+package engine
 
 import (
 	"testing"
 	"time"
 
+	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
@@ -30,7 +31,7 @@ func TestEngineStaleEvent(t *testing.T) {
 	cancel := sos(clk.Now().Add(5 * time.Second))
 	cancel.Type = "sos_cancel"
 	publishJSON(t, e.js, model.EventSubject(res, dev), cancel)
-	a := waitAlert(t, m, res, "sos", func(a Alert) bool { return a.Status != StatusOpen })
+	a := waitAlert(t, m, res, "sos", func(a alerts.Alert) bool { return a.Status != alerts.StatusOpen })
 	if a.Occurrences != 1 {
 		t.Fatalf("SOS alert %+v: want one occurrence, the fresh press's", a)
 	}

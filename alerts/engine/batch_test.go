@@ -1,4 +1,4 @@
-package alerts
+package engine
 
 import (
 	"slices"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
@@ -59,5 +60,5 @@ func TestEngineReadsBatches(t *testing.T) {
 		t.Fatalf("evaluated heart rates %v, want %v", got, want)
 	}
 	// The critical reading inside the batch raised its alert.
-	waitAlert(t, m, res, "heart_rate", func(a Alert) bool { return a.Value == 140 })
+	waitAlert(t, m, res, "heart_rate", func(a alerts.Alert) bool { return a.Value == 140 })
 }

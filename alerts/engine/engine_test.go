@@ -1,4 +1,4 @@
-package alerts
+package engine
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
@@ -99,10 +100,10 @@ func (f *fakeEval) restoredBytes() string {
 	return string(f.restored)
 }
 
-func startEngine(t *testing.T, e *env, clk *testClock, ev Evaluator) (*Manager, func()) {
+func startEngine(t *testing.T, e *env, clk *testClock, ev Evaluator) (*alerts.Manager, func()) {
 	t.Helper()
-	m := e.manager(t, Options{Clock: clk.Now})
-	eng, err := NewEngine(context.Background(), Options{JS: e.js, NC: e.nc, Evaluator: ev, Clock: clk.Now, Log: zerolog.Nop()}, m)
+	m := e.manager(t, alerts.Options{Clock: clk.Now})
+	eng, err := New(context.Background(), Options{JS: e.js, Evaluator: ev, Clock: clk.Now, Log: zerolog.Nop()}, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func startEngine(t *testing.T, e *env, clk *testClock, ev Evaluator) (*Manager, 
 
 // runEngine runs eng and m's delivery loop until the returned stop: it
 // ends the engine first, then the manager, as carehub does.
-func runEngine(t *testing.T, eng *Engine, m *Manager) (stop func()) {
+func runEngine(t *testing.T, eng *Engine, m *alerts.Manager) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -127,7 +128,7 @@ func runEngine(t *testing.T, eng *Engine, m *Manager) (stop func()) {
 		}
 		mcancel()
 		if err := <-mdone; err != nil {
-			t.Errorf("Manager.Run: %v", err)
+			t.Errorf("alerts.Manager.Run: %v", err)
 		}
 	}
 }
@@ -146,11 +147,11 @@ func publishJSON(t *testing.T, js jetstream.JetStream, subject string, v any) {
 	}
 }
 
-func waitAlert(t *testing.T, m *Manager, res, rule string, cond func(Alert) bool) Alert {
+func waitAlert(t *testing.T, m *alerts.Manager, res, rule string, cond func(alerts.Alert) bool) alerts.Alert {
 	t.Helper()
-	var got Alert
+	var got alerts.Alert
 	testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("%s alert of %s", rule, res), func() bool {
-		for _, a := range m.List(Filter{ResidentID: res}) {
+		for _, a := range m.List(alerts.Filter{ResidentID: res}) {
 			if a.Rule == rule && cond(a) {
 				got = a
 				return true
@@ -175,26 +176,26 @@ func TestEngine(t *testing.T) {
 
 	publishJSON(t, e.js, model.ReadingSubject(res, dev), model.Reading{ResidentID: res, HomeID: "h1", DeviceID: dev,
 		DeviceKind: "wearable", TS: clk.Now(), Values: map[string]float64{"heart_rate": 140}})
-	a := waitAlert(t, m, res, "heart_rate", func(a Alert) bool { return a.Status == StatusOpen })
+	a := waitAlert(t, m, res, "heart_rate", func(a alerts.Alert) bool { return a.Status == alerts.StatusOpen })
 	if a.Severity != "critical" || a.Value != 140 || a.DeviceID != dev {
 		t.Fatalf("alert from reading: %+v", a)
 	}
 	testenv.WaitFor(t, 5*time.Second, "the raise on care.alerts.>", func() bool { return sub.count() == 1 })
 
 	clk.Advance(60 * time.Second)
-	waitAlert(t, m, res, "heart_rate", func(a Alert) bool { return a.EscalationLevel == 2 })
+	waitAlert(t, m, res, "heart_rate", func(a alerts.Alert) bool { return a.EscalationLevel == 2 })
 
 	publishJSON(t, e.js, model.StatusSubject(res, dev), model.Status{ResidentID: res, HomeID: "h1", DeviceID: dev, TS: clk.Now(), Online: false})
-	waitAlert(t, m, res, "device_offline", func(a Alert) bool { return a.Severity == "high" })
+	waitAlert(t, m, res, "device_offline", func(a alerts.Alert) bool { return a.Severity == "high" })
 
 	publishJSON(t, e.js, model.EventSubject(res, dev), []byte(`{"resident_id":`)) // malformed
 	publishJSON(t, e.js, model.EventSubject(res, dev), model.Event{ResidentID: res, HomeID: "h1", DeviceID: dev, TS: clk.Now(), Type: "smoke"})
-	if a := waitAlert(t, m, res, "smoke", func(Alert) bool { return true }); a.EscalationLevel != 5 {
+	if a := waitAlert(t, m, res, "smoke", func(alerts.Alert) bool { return true }); a.EscalationLevel != 5 {
 		t.Fatalf("smoke at level %d", a.EscalationLevel)
 	}
 
 	ev.queue(rules.Signal{ResidentID: res, HomeID: "h1", Rule: "inactivity", Severity: rules.SeverityInfo, Active: true, Message: "no activity for 8 h"})
-	waitAlert(t, m, res, "inactivity", func(Alert) bool { return true })
+	waitAlert(t, m, res, "inactivity", func(alerts.Alert) bool { return true })
 
 	for _, stream := range []string{model.StreamReadings, model.StreamEvents, model.StreamStatus} {
 		c, err := e.js.Consumer(context.Background(), stream, ConsumerName)
@@ -223,7 +224,7 @@ func TestEngine(t *testing.T) {
 		defer ev2.mu.Unlock()
 		return ev2.readings == 1
 	})
-	if a := waitAlert(t, m2, res, "heart_rate", func(Alert) bool { return true }); a.Status != StatusOpen {
+	if a := waitAlert(t, m2, res, "heart_rate", func(alerts.Alert) bool { return true }); a.Status != alerts.StatusOpen {
 		t.Fatalf("critical alert auto-cleared: %s", a.Status)
 	}
 }

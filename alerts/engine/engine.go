@@ -1,4 +1,10 @@
-package alerts
+// Package engine runs the alert rules: durable consumers on CARE_READINGS,
+// CARE_EVENTS and CARE_STATUS feed the rules evaluator (alerts/rules), and
+// the evaluator's signals go to the alert Manager (package alerts), which
+// owns the alerts. The engine keeps the evaluator's state across restarts,
+// evaluates only residents the registry monitors, and keeps the rules'
+// device lists current (SyncDevices).
+package engine
 
 import (
 	"context"
@@ -12,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
@@ -36,6 +43,35 @@ const (
 	snapshotKey   = "engine.evaluator"
 )
 
+// Evaluator is the part of alerts/rules the Engine drives: it turns
+// readings, events, status and clock ticks into signals, and its state can
+// be saved and restored across restarts.
+type Evaluator interface {
+	Reading(r model.Reading, devKind string) []rules.Signal
+	Event(e model.Event) []rules.Signal
+	Status(s model.Status) []rules.Signal
+	Tick(now time.Time) []rules.Signal
+	Snapshot() ([]byte, error)
+	Restore(b []byte) error
+	// Prune forgets the residents keep rejects (erased, or gone from the
+	// registry) and returns how many.
+	Prune(keep func(residentID string) bool) int
+}
+
+// Options are what the Engine is built from. JS and Evaluator are required;
+// Clock nil means time.Now; Metrics nil means a private registry.
+type Options struct {
+	JS        jetstream.JetStream
+	Evaluator Evaluator
+	Clock     func() time.Time
+	Log       zerolog.Logger
+	Metrics   *metrics.Registry
+	// Residents, when set, gates every message and signal: nothing is
+	// evaluated or raised for a resident it does not accept. Nil accepts
+	// everyone (unit tests without a registry).
+	Residents alerts.ResidentGate
+}
+
 // Engine feeds readings, events and device status from JetStream to the
 // rule evaluator and the evaluator's signals to the Manager. The evaluator
 // is safe for concurrent use by itself (device sync calls it from another
@@ -47,8 +83,8 @@ type Engine struct {
 	js    jetstream.JetStream
 	kv    jetstream.KeyValue
 	ev    Evaluator
-	m     *Manager
-	gate  ResidentGate // nil: every resident
+	m     *alerts.Manager
+	gate  alerts.ResidentGate // nil: every resident
 	clock func() time.Time
 	log   zerolog.Logger
 
@@ -63,13 +99,18 @@ type Engine struct {
 	ctx context.Context
 }
 
-// NewEngine creates (or binds to) the durable consumers and restores the
+// New creates (or binds to) the durable consumers and restores the
 // evaluator's last snapshot. A new consumer starts with new messages: a
 // week of buffered readings replayed into the rules would raise alerts about
-// the past.
-func NewEngine(ctx context.Context, o Options, m *Manager) (*Engine, error) {
+// the past. The snapshot is kept in the Manager's bucket (care_alerts),
+// which NewManager opened.
+func New(ctx context.Context, o Options, m *alerts.Manager) (*Engine, error) {
 	if o.JS == nil || o.Evaluator == nil || m == nil {
-		return nil, errors.New("alerts: NewEngine needs Options.JS, Options.Evaluator and a Manager")
+		return nil, errors.New("engine: New needs Options.JS, Options.Evaluator and a Manager")
+	}
+	bucket, err := o.JS.KeyValue(ctx, model.BucketAlerts)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s (opened by the Manager): %w", model.BucketAlerts, err)
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
@@ -78,7 +119,7 @@ func NewEngine(ctx context.Context, o Options, m *Manager) (*Engine, error) {
 		o.Metrics = metrics.New()
 	}
 	e := &Engine{
-		js: o.JS, kv: m.kv, ev: o.Evaluator, m: m, clock: o.Clock, gate: o.Residents,
+		js: o.JS, kv: bucket, ev: o.Evaluator, m: m, clock: o.Clock, gate: o.Residents,
 		log:       o.Log.With().Str("component", "alerts-engine").Logger(),
 		consumers: map[string]jetstream.Consumer{},
 		tickEvery: tickEvery,
@@ -206,7 +247,7 @@ func (e *Engine) handle(stream string, msg jetstream.Msg) {
 			continue // erased since admit
 		}
 		if err := e.m.Signal(e.ctx, s); err != nil {
-			if errors.Is(err, ErrInvalid) {
+			if errors.Is(err, alerts.ErrInvalid) {
 				e.log.Error().Err(err).Str("rule", s.Rule).Msg("evaluator produced an invalid signal; dropped")
 				continue
 			}

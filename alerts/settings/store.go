@@ -1,4 +1,7 @@
-package alerts
+// Package settings keeps the residents' alert rule settings (thresholds,
+// modes, snoozes) in NATS KV: the rules read them on every input, the alert
+// Manager asks them what is suppressed, and the API edits them.
+package settings
 
 import (
 	"context"
@@ -11,24 +14,26 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/kv"
 	"github.com/carehub/carehub/internal/model"
 )
 
-// SettingsStore keeps per-resident rule settings in NATS KV, with an
+// Store keeps per-resident rule settings in NATS KV, with an
 // in-memory copy kept current by a KV watch (kv.Cache): the evaluator asks
 // for a resident's settings on every input, and a change made through any
 // carehub instance applies everywhere without a restart. It is the rules'
-// SettingsSource and the Manager's suppression source.
-type SettingsStore struct {
+// SettingsSource and the Manager's suppression source
+// (alerts.SettingsSource).
+type Store struct {
 	kv    jetstream.KeyValue
 	cache *kv.Cache[rules.Settings]
 }
 
-// OpenSettingsStore opens (creating if missing) the settings bucket, loads it
-// and starts watching it.
-func OpenSettingsStore(ctx context.Context, js jetstream.JetStream, log zerolog.Logger) (*SettingsStore, error) {
+// Open opens (creating if missing) the settings bucket, loads it and starts
+// watching it.
+func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger) (*Store, error) {
 	bucket, err := kv.Open(ctx, js, kv.Bucket{Name: model.BucketSettings,
 		Description: "carehub per-resident alert rule settings and modes", History: 5})
 	if err != nil {
@@ -40,14 +45,14 @@ func OpenSettingsStore(ctx context.Context, js jetstream.JetStream, log zerolog.
 	if err != nil {
 		return nil, err
 	}
-	return &SettingsStore{kv: bucket, cache: cache}, nil
+	return &Store{kv: bucket, cache: cache}, nil
 }
 
 // Close stops the watch.
-func (s *SettingsStore) Close() { s.cache.Close() }
+func (s *Store) Close() { s.cache.Close() }
 
 // Settings returns a resident's settings from memory (defaults when none).
-func (s *SettingsStore) Settings(residentID string) rules.Settings {
+func (s *Store) Settings(residentID string) rules.Settings {
 	st, ok := s.cache.Get(residentID)
 	if !ok {
 		return rules.DefaultSettings()
@@ -57,9 +62,9 @@ func (s *SettingsStore) Settings(residentID string) rules.Settings {
 
 // Put validates and stores a resident's settings, and applies them to this
 // instance's memory at once (the watch brings them to the others).
-func (s *SettingsStore) Put(ctx context.Context, residentID string, st rules.Settings) error {
+func (s *Store) Put(ctx context.Context, residentID string, st rules.Settings) error {
 	if err := st.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: %v", alerts.ErrInvalid, err)
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -82,7 +87,7 @@ const updateAttempts = 20
 // settings (defaults when none) and edits them; the write succeeds only if
 // nobody else wrote in between (KV revision), otherwise it reads again and
 // retries. An error from change aborts without writing and is returned.
-func (s *SettingsStore) Update(ctx context.Context, residentID string, change func(*rules.Settings) error) (rules.Settings, error) {
+func (s *Store) Update(ctx context.Context, residentID string, change func(*rules.Settings) error) (rules.Settings, error) {
 	for attempt := range updateAttempts {
 		if attempt > 0 {
 			// Writers that collided must not collide again in lockstep:
@@ -109,7 +114,7 @@ func (s *SettingsStore) Update(ctx context.Context, residentID string, change fu
 			return st, err
 		}
 		if err := st.Validate(); err != nil {
-			return st, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return st, fmt.Errorf("%w: %v", alerts.ErrInvalid, err)
 		}
 		b, err := json.Marshal(st)
 		if err != nil {
@@ -125,34 +130,24 @@ func (s *SettingsStore) Update(ctx context.Context, residentID string, change fu
 			s.cache.Put(residentID, st, stored)
 			return st, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongRev(err) {
+		if !errors.Is(err, jetstream.ErrKeyExists) && !kv.WrongRevision(err) {
 			return st, err
 		}
 	}
-	return rules.Settings{}, fmt.Errorf("%w: settings of %s keep changing; retry", ErrConflict, residentID)
-}
-
-// Delete forgets a resident's settings (erasure).
-func (s *SettingsStore) Delete(ctx context.Context, residentID string) error {
-	err := s.kv.Delete(ctx, residentID)
-	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return err
-	}
-	s.cache.Drop(residentID)
-	return nil
+	return rules.Settings{}, fmt.Errorf("%w: settings of %s keep changing; retry", alerts.ErrConflict, residentID)
 }
 
 // Suppression tells the Manager whether a resident's alerts of rule are
 // suppressed now: a mode (away, hospital, quiet) in force, or a snooze of the
 // rule. Expired modes and snoozes suppress nothing.
-func (s *SettingsStore) Suppression(_ context.Context, residentID, rule string, now time.Time) (*Suppression, error) {
+func (s *Store) Suppression(_ context.Context, residentID, rule string, now time.Time) (*alerts.Suppression, error) {
 	st := s.Settings(residentID)
 	if sn, ok := st.Snoozed[rule]; ok && now.Before(sn.Until) {
 		until := sn.Until
-		return &Suppression{Mode: ModeSnooze, Reason: sn.Reason, Until: &until}, nil
+		return &alerts.Suppression{Mode: alerts.ModeSnooze, Reason: sn.Reason, Until: &until}, nil
 	}
 	if st.Mode != "" && (st.ModeUntil.IsZero() || now.Before(st.ModeUntil)) {
-		sup := &Suppression{Mode: st.Mode, Reason: st.ModeReason, By: st.ModeBy}
+		sup := &alerts.Suppression{Mode: st.Mode, Reason: st.ModeReason, By: st.ModeBy}
 		if !st.ModeUntil.IsZero() {
 			u := st.ModeUntil
 			sup.Until = &u
@@ -160,4 +155,15 @@ func (s *SettingsStore) Suppression(_ context.Context, residentID, rule string, 
 		return sup, nil
 	}
 	return nil, nil
+}
+
+// Erase removes a resident's rule settings with all their stored revisions.
+// Delete would leave the earlier ones in the bucket's history (5), and
+// their mode reasons ("hospital: ...") are about the resident's health.
+func (s *Store) Erase(ctx context.Context, residentID string) error {
+	if err := s.kv.Purge(ctx, residentID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("purge settings of %s: %w", residentID, err)
+	}
+	s.cache.Drop(residentID)
+	return nil
 }
