@@ -17,6 +17,7 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/alerts/settings"
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/audit"
@@ -113,12 +114,12 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings, err := alerts.OpenSettingsStore(ctx, js, log)
+	ruleSettings, err := settings.Open(ctx, js, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(settings.Close)
-	mgr, err := alerts.NewManager(ctx, alerts.Options{JS: js, NC: nc, Settings: settings, Clock: clock, Log: log})
+	t.Cleanup(ruleSettings.Close)
+	mgr, err := alerts.NewManager(ctx, alerts.Options{JS: js, NC: nc, Settings: ruleSettings, Clock: clock, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

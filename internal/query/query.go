@@ -97,7 +97,7 @@ type AlertLister interface {
 }
 
 // ModeSource says which mode (away, hospital, quiet) is in force for a
-// resident now; "" when none (api's activeMode, alerts.SettingsStore).
+// resident now; "" when none (api's activeMode, settings.Store).
 type ModeSource func(residentID string, now time.Time) string
 
 // Auditor records accesses (internal/audit.Log).
@@ -368,7 +368,7 @@ func (s *Service) OverviewTrends(ctx context.Context, rows []OverviewRow, q Read
 	return out
 }
 
-// SettingsSource is what ModeFrom needs of alerts.SettingsStore.
+// SettingsSource is what ModeFrom needs of the rule settings (alerts/settings.Store).
 type SettingsSource interface {
 	Settings(residentID string) rules.Settings
 }
