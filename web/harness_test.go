@@ -131,14 +131,14 @@ func newHarness(t *testing.T) *harness {
 	rec := &recorder{next: audit.New(js, clock)}
 	trends := influx.NewDailyCache(in, time.Minute, clock)
 	console, err := web.New(web.Options{Users: us, Location: seoul, Clock: clock, Log: log,
-		Query: &query.Service{Registry: reg, Series: seriesAdapter{in, seoul}, Last: trends, Manager: mgr, Mode: query.ModeFrom(settings), Audit: rec, Clock: clock}})
+		Query: &query.Service{Registry: reg, Series: seriesAdapter{in, seoul}, Last: trends, Manager: mgr, Mode: query.ModeFrom(ruleSettings), Audit: rec, Clock: clock}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := api.New(api.Options{
 		Session: console.Session, Registry: reg, Readings: seriesAdapter{in, seoul}, Audit: rec, AuditReader: rec.next.(*audit.Log),
 		Trends: trends, Metrics: metrics.New(), AdminToken: adminToken, Location: seoul, Clock: clock, Log: log,
-		Users: us, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: settings, Heartbeat: time.Second,
+		Users: us, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: ruleSettings, Heartbeat: time.Second,
 	})
 	console.Register(srv.App(), srv.Login)
 	t.Cleanup(func() { _ = srv.Shutdown(5 * time.Second) })
