@@ -271,7 +271,12 @@ func (m *Manager) lookup(ctx context.Context, id string) (*record, error) {
 	if r := m.byID[id]; r != nil {
 		return r, nil
 	}
-	if !strings.HasPrefix(id, "al-") || strings.ContainsAny(id, ".*> \t\r\n") {
+	return m.stored(ctx, id)
+}
+
+// stored reads an alert's record from KV. It touches no Manager state.
+func (m *Manager) stored(ctx context.Context, id string) (*record, error) {
+	if id == "" || strings.IndexFunc(id, notKeyRune) >= 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	e, err := m.kv.Get(ctx, kvKey(id))
@@ -299,6 +304,12 @@ func (m *Manager) retire(r *record) {
 		delete(m.byID, r.Alert.ID)
 	}
 	delete(m.unsent, r.Alert.ID)
+}
+
+// notKeyRune reports a rune that cannot be part of an alert id in a KV key
+// (a NATS subject token: no dots, wildcards or white space).
+func notKeyRune(c rune) bool {
+	return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=')
 }
 
 func openKey(residentID, rule string) string { return residentID + "/" + rule }
@@ -468,15 +479,22 @@ func (m *Manager) Resolve(ctx context.Context, id, by, outcome, note string) (Al
 
 // Get returns one alert: an open one from memory, a resolved one from KV.
 func (m *Manager) Get(id string) (Alert, error) {
+	m.mu.Lock()
+	if r := m.byID[id]; r != nil {
+		a := r.Alert.copy()
+		m.mu.Unlock()
+		return a, nil
+	}
+	m.mu.Unlock()
+	// Not in memory: resolved (or unknown). Read without holding m.mu, so
+	// history reads do not hold up transitions.
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, err := m.lookup(ctx, id)
+	r, err := m.stored(ctx, id)
 	if err != nil {
 		return Alert{}, err
 	}
-	return r.Alert.copy(), nil
+	return r.Alert, nil
 }
 
 // List returns the alerts matching f, newest raise first. Open and
