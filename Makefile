@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: help deps build test check depcheck fmt vet lint demo stop-demo bench-ingest bench-ingest-telegraf bench-ingest-embedded bench-alerts bench-api bench-push bench-quality security-check screenshots clean
+.PHONY: help deps build test check depcheck fmt vet lint demo stop-demo bench-ingest bench-ingest-telegraf bench-ingest-embedded bench-steady bench-storm bench-alerts bench-api bench-push bench-quality security-check screenshots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -49,6 +49,17 @@ bench-ingest-telegraf: deps build ## bench-ingest beside Telegraf v1.37.2 on the
 
 bench-ingest-embedded: deps build ## the same load through carehub's embedded broker, one connection per device
 	@$(BIN)/carebench ingest -embedded
+
+STEADY_RATE ?= 10000
+STEADY_FOR ?= 10m
+STORM_RATE ?= 3500
+STORM_FOR ?= 10m
+
+bench-steady: deps build ## steady load (STEADY_RATE msgs/s for STEADY_FOR, default 10000 for 10m): CPU per message and RSS sampled over time
+	@$(BIN)/carebench ingest -messages 20000 -paced-rate $(STEADY_RATE) -paced-for $(STEADY_FOR) $(INGEST_ARGS)
+
+bench-storm: deps build ## alert storm (STORM_RATE msgs/s for STORM_FOR, default 3500 for 10m: systolic_bp crossing its threshold and back, about 0.3 transitions a message): CPU, RSS and alerts over time
+	@$(BIN)/carebench ingest -storm -messages 20000 -paced-rate $(STORM_RATE) -paced-for $(STORM_FOR) $(INGEST_ARGS)
 
 bench-alerts: deps build ## device publish to alert at a NATS subscriber, under ingest load
 	@$(BIN)/carebench alerts

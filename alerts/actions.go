@@ -104,9 +104,9 @@ func (m *Manager) RecordSnooze(ctx context.Context, id, by string, until time.Ti
 func (m *Manager) annotate(ctx context.Context, id string, change func(a *Alert, now time.Time) error) (Alert, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cur := m.byID[id]
-	if cur == nil {
-		return Alert{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	cur, err := m.lookup(ctx, id)
+	if err != nil {
+		return Alert{}, err
 	}
 	if len(cur.Alert.Notes) >= MaxNotes {
 		return Alert{}, fmt.Errorf("%w: alert %s has %d notes, the most it keeps", ErrInvalid, id, MaxNotes)

@@ -11,27 +11,41 @@ import (
 // EraseResident removes every alert of a resident from memory and from the
 // care_alerts bucket (domain.md privacy: erasure per resident) and returns
 // how many it removed. Purge, not Delete, so KV keeps no earlier revision.
+// Resolved alerts live only in the bucket, so it is read in one pass first
+// (the caller has closed the resident's gate, so no new alert appears).
 // Transitions still in an alert's outbox are dropped with it: they would
 // only publish the resident's data again. The alert history in the
 // CARE_ALERTS stream is not touched here.
 func (m *Manager) EraseResident(ctx context.Context, residentID string) (int, error) {
+	ids := map[string]bool{}
+	if err := m.scan(ctx, func(r *record) {
+		if r.Alert.ResidentID == residentID {
+			ids[r.Alert.ID] = true
+		}
+	}); err != nil {
+		return 0, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for id, r := range m.byID {
+		if r.Alert.ResidentID == residentID {
+			ids[id] = true
+		}
+	}
 	n := 0
 	var errs []error
-	for id, r := range m.byID {
-		if r.Alert.ResidentID != residentID {
-			continue
-		}
+	for id := range ids {
 		if err := m.kv.Purge(ctx, kvKey(id)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			errs = append(errs, fmt.Errorf("purge alert %s: %w", id, err))
 			continue
 		}
-		delete(m.byID, id)
-		delete(m.unsent, id)
-		if ok := openKey(r.Alert.ResidentID, r.Alert.Rule); m.open[ok] == r {
-			delete(m.open, ok)
+		if r := m.byID[id]; r != nil {
+			delete(m.byID, id)
+			if ok := openKey(r.Alert.ResidentID, r.Alert.Rule); m.open[ok] == r {
+				delete(m.open, ok)
+			}
 		}
+		delete(m.unsent, id)
 		n++
 	}
 	m.countOpen()

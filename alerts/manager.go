@@ -27,8 +27,14 @@ import (
 
 // ResolvedRetention is how long a resolved alert stays in KV (and in
 // Manager.List). Older history lives in the CARE_ALERTS stream (90 days) and
-// InfluxDB's alerts measurement. It bounds the Manager's memory.
+// InfluxDB's alerts measurement. It bounds the bucket, not the Manager's
+// memory: a resolved alert leaves memory once its last transition is
+// delivered, and Get and List read it back from KV.
 const ResolvedRetention = 30 * 24 * time.Hour
+
+// storeTimeout bounds a read of the bucket by Get and List, which take no
+// context.
+const storeTimeout = 10 * time.Second
 
 // cancelWindows are the rules whose critical alerts a device may still
 // cancel: domain.md "SOS button: any press (cancelled by sos_cancel within
@@ -77,7 +83,11 @@ type Manager struct {
 	openCount   atomic.Int64
 	pendingOut  atomic.Int64
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// byID holds the alerts that live in memory: those not resolved, and
+	// resolved ones whose outbox is not yet delivered and recorded. Every
+	// other alert is only in KV (lookup, scan), so memory follows the open
+	// alerts, not the history.
 	byID      map[string]*record
 	open      map[string]*record // by openKey(resident, rule)
 	unsent    map[string]*record // by id: records with a non-empty outbox
@@ -175,49 +185,115 @@ func (m *Manager) monitored(residentID string) bool {
 func (m *Manager) Chains() *KVChains { return m.chains }
 
 func (m *Manager) load(ctx context.Context) error {
-	lister, err := m.kv.ListKeysFiltered(ctx, "alert.>")
-	if err != nil {
-		return fmt.Errorf("list alerts: %w", err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	_ = lister.Stop()
-	for _, k := range keys {
-		e, err := m.kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("load %s: %w", k, err)
-		}
-		r := &record{}
-		if err := json.Unmarshal(e.Value(), r); err != nil {
-			m.log.Error().Err(err).Str("key", k).Msg("unreadable alert record skipped")
-			continue
-		}
-		r.rev = e.Revision()
+	stored := 0
+	err := m.scan(ctx, func(r *record) {
+		stored++
 		// An earlier version kept published transitions for InfluxDB; the
 		// writer now takes their points from CARE_ALERTS. The flusher
 		// stores the shorter outbox.
 		n := len(r.Outbox)
 		r.Outbox = slices.DeleteFunc(r.Outbox, func(p pending) bool { return p.Published })
 		r.dirty = len(r.Outbox) != n
-		m.byID[r.Alert.ID] = r
 		if len(r.Outbox) > 0 || r.dirty {
 			m.unsent[r.Alert.ID] = r
 		}
-		if r.Alert.Status != StatusResolved {
-			ok := openKey(r.Alert.ResidentID, r.Alert.Rule)
-			if prev := m.open[ok]; prev == nil || prev.Alert.RaisedAt.Before(r.Alert.RaisedAt) {
-				m.open[ok] = r
+		if r.Alert.Status == StatusResolved {
+			if len(r.Outbox) > 0 || r.dirty {
+				m.byID[r.Alert.ID] = r // until the flusher has delivered it
 			}
+			return
 		}
+		m.byID[r.Alert.ID] = r
+		ok := openKey(r.Alert.ResidentID, r.Alert.Rule)
+		if prev := m.open[ok]; prev == nil || prev.Alert.RaisedAt.Before(r.Alert.RaisedAt) {
+			m.open[ok] = r
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("load alerts: %w", err)
 	}
 	m.countOpen()
-	m.log.Info().Int("alerts", len(m.byID)).Int("open", len(m.open)).Msg("alerts loaded")
+	m.log.Info().Int("alerts", stored).Int("in_memory", len(m.byID)).Int("open", len(m.open)).Msg("alerts loaded")
 	return nil
+}
+
+// scan calls f with every alert record in the bucket, read in one pass (a
+// KV watcher delivers the current value of each key, then stops). It needs
+// no lock: the records are decoded copies, not the Manager's.
+func (m *Manager) scan(ctx context.Context, f func(r *record)) error {
+	w, err := m.kv.WatchFiltered(ctx, []string{"alert.>"}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("read %s: %w", model.BucketAlerts, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("read %s: %w", model.BucketAlerts, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("read %s: watcher stopped", model.BucketAlerts)
+			}
+			if e == nil {
+				return nil // every stored value seen
+			}
+			r := &record{}
+			if err := json.Unmarshal(e.Value(), r); err != nil {
+				m.log.Error().Err(err).Str("key", e.Key()).Msg("unreadable alert record skipped")
+				continue
+			}
+			r.rev = e.Revision()
+			f(r)
+		}
+	}
+}
+
+// lookup returns the live copy of an alert: from memory, or, for a
+// resolved alert memory no longer holds, from KV. Called with m.mu held; a
+// record read from KV is not kept (commit decides what stays).
+func (m *Manager) lookup(ctx context.Context, id string) (*record, error) {
+	if r := m.byID[id]; r != nil {
+		return r, nil
+	}
+	return m.stored(ctx, id)
+}
+
+// stored reads an alert's record from KV. It touches no Manager state.
+func (m *Manager) stored(ctx context.Context, id string) (*record, error) {
+	if id == "" || strings.IndexFunc(id, notKeyRune) >= 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	e, err := m.kv.Get(ctx, kvKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read alert %s: %w", id, err)
+	}
+	r := &record{}
+	if err := json.Unmarshal(e.Value(), r); err != nil {
+		return nil, fmt.Errorf("read alert %s: %w", id, err)
+	}
+	r.rev = e.Revision()
+	return r, nil
+}
+
+// retire drops a resolved alert from memory once nothing about it waits
+// to be delivered or recorded; KV keeps it. Called with m.mu held.
+func (m *Manager) retire(r *record) {
+	if r.Alert.Status != StatusResolved || len(r.Outbox) > 0 || r.dirty {
+		return
+	}
+	if m.byID[r.Alert.ID] == r {
+		delete(m.byID, r.Alert.ID)
+	}
+	delete(m.unsent, r.Alert.ID)
+}
+
+// notKeyRune reports a rune that cannot be part of an alert id in a KV key
+// (a NATS subject token: no dots, wildcards or white space).
+func notKeyRune(c rune) bool {
+	return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=')
 }
 
 func openKey(residentID, rule string) string { return residentID + "/" + rule }
@@ -335,9 +411,9 @@ func (m *Manager) Acknowledge(ctx context.Context, id, by, note string) (Alert, 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cur := m.byID[id]
-	if cur == nil {
-		return Alert{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	cur, err := m.lookup(ctx, id)
+	if err != nil {
+		return Alert{}, err
 	}
 	if cur.Alert.Status != StatusOpen {
 		return Alert{}, fmt.Errorf("%w: alert %s is %s", ErrConflict, id, cur.Alert.Status)
@@ -366,9 +442,9 @@ func (m *Manager) Resolve(ctx context.Context, id, by, outcome, note string) (Al
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cur := m.byID[id]
-	if cur == nil {
-		return Alert{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	cur, err := m.lookup(ctx, id)
+	if err != nil {
+		return Alert{}, err
 	}
 	if cur.Alert.Status == StatusResolved {
 		return Alert{}, fmt.Errorf("%w: alert %s is already resolved", ErrConflict, id)
@@ -385,31 +461,61 @@ func (m *Manager) Resolve(ctx context.Context, id, by, outcome, note string) (Al
 	return nr.Alert.copy(), nil
 }
 
-// Get returns one alert.
+// Get returns one alert: an open one from memory, a resolved one from KV.
 func (m *Manager) Get(id string) (Alert, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	r := m.byID[id]
-	if r == nil {
-		return Alert{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	if r := m.byID[id]; r != nil {
+		a := r.Alert.copy()
+		m.mu.Unlock()
+		return a, nil
 	}
-	return r.Alert.copy(), nil
+	m.mu.Unlock()
+	// Not in memory: resolved (or unknown). Read without holding m.mu, so
+	// history reads do not hold up transitions.
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	r, err := m.stored(ctx, id)
+	if err != nil {
+		return Alert{}, err
+	}
+	return r.Alert, nil
 }
 
-// List returns the alerts matching f, newest raise first.
+// List returns the alerts matching f, newest raise first. Open and
+// acknowledged alerts are all in memory; a filter that may match resolved
+// ones reads the bucket too, in one pass. When the bucket cannot be read
+// the answer holds what memory has, and the failure is logged.
 func (m *Manager) List(f Filter) []Alert {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultListLimit
 	}
+	found := map[string]Alert{}
+	if f.Status != StatusOpen && f.Status != StatusAcknowledged {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		err := m.scan(ctx, func(r *record) {
+			if f.match(&r.Alert) {
+				found[r.Alert.ID] = r.Alert
+			}
+		})
+		cancel()
+		if err != nil {
+			m.log.Error().Err(err).Msg("resolved alerts unavailable; listing those in memory")
+		}
+	}
 	m.mu.Lock()
-	var out []Alert
-	for _, r := range m.byID {
+	for id, r := range m.byID { // the live copies win over what KV had
 		if f.match(&r.Alert) {
-			out = append(out, r.Alert.copy())
+			found[id] = r.Alert.copy()
+		} else {
+			delete(found, id)
 		}
 	}
 	m.mu.Unlock()
+	out := make([]Alert, 0, len(found))
+	for _, a := range found {
+		out = append(out, a)
+	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].RaisedAt.Equal(out[j].RaisedAt) {
 			return out[i].RaisedAt.After(out[j].RaisedAt)
@@ -427,9 +533,19 @@ func (m *Manager) List(f Filter) []Alert {
 // ResolvedRetention. The deadlines are stored with the alerts, so after a
 // restart each step is taken once, when due.
 func (m *Manager) Tick(ctx context.Context) error {
+	now, sweep, err := m.escalate(ctx)
+	if sweep {
+		err = errors.Join(err, m.sweep(ctx, now))
+	}
+	return err
+}
+
+// escalate takes the due escalation steps and says whether the hourly
+// sweep of old resolved alerts is due.
+func (m *Manager) escalate(ctx context.Context) (now time.Time, sweep bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.clock().UTC()
+	now = m.clock().UTC()
 	var errs []error
 	for _, cur := range m.open {
 		if cur.Alert.Status != StatusOpen || cur.NextEscalationAt == nil || now.Before(*cur.NextEscalationAt) {
@@ -459,14 +575,30 @@ func (m *Manager) Tick(ctx context.Context) error {
 	}
 	if now.Sub(m.lastSweep) >= time.Hour {
 		m.lastSweep = now
-		for id, r := range m.byID {
-			if r.Alert.Status == StatusResolved && len(r.Outbox) == 0 && r.Alert.ResolvedAt != nil && now.Sub(*r.Alert.ResolvedAt) > ResolvedRetention {
-				if err := m.kv.Delete(ctx, kvKey(id)); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				delete(m.byID, id)
-			}
+		sweep = true
+	}
+	return now, sweep, errors.Join(errs...)
+}
+
+// sweep deletes resolved alerts older than ResolvedRetention from KV. It
+// reads the bucket without holding m.mu; a delete names the revision it
+// read, so an alert changed meanwhile (a late comment) is left for the
+// next sweep.
+func (m *Manager) sweep(ctx context.Context, now time.Time) error {
+	var old []*record
+	err := m.scan(ctx, func(r *record) {
+		if r.Alert.Status == StatusResolved && len(r.Outbox) == 0 && r.Alert.ResolvedAt != nil && now.Sub(*r.Alert.ResolvedAt) > ResolvedRetention {
+			old = append(old, r)
+		}
+	})
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range old {
+		err := m.kv.Delete(ctx, kvKey(r.Alert.ID), jetstream.LastRevision(r.rev))
+		if err != nil && !isWrongRev(err) {
+			errs = append(errs, fmt.Errorf("delete alert %s: %w", r.Alert.ID, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -556,6 +688,7 @@ func (m *Manager) commit(ctx context.Context, cur, nr *record) error {
 	}
 	if len(nr.Outbox) == 0 && !nr.dirty {
 		delete(m.unsent, nr.Alert.ID)
+		m.retire(nr)
 	} else {
 		m.wake() // the flusher retries what is left
 	}

@@ -98,6 +98,7 @@ func (m *Manager) Flush(ctx context.Context) error {
 		}
 		if len(r.Outbox) == 0 {
 			delete(m.unsent, id)
+			m.retire(r)
 		} else {
 			errs = append(errs, fmt.Errorf("alert %s seq %d not yet published", r.Alert.ID, r.Outbox[0].Seq))
 		}

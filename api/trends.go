@@ -128,9 +128,13 @@ func (s *Server) overview(c *fiber.Ctx) error {
 		rows[r.ID] = row
 	}
 	if s.o.Alerts != nil {
-		for _, a := range s.o.Alerts.List(alerts.Filter{Limit: 1 << 30}) {
+		// Open and acknowledged alerts are in the Manager's memory; the
+		// resolved history (in KV) is not needed here.
+		open := s.o.Alerts.List(alerts.Filter{Status: alerts.StatusOpen, Limit: 1 << 30})
+		open = append(open, s.o.Alerts.List(alerts.Filter{Status: alerts.StatusAcknowledged, Limit: 1 << 30})...)
+		for _, a := range open {
 			row := rows[a.ResidentID]
-			if row == nil || a.Status == alerts.StatusResolved {
+			if row == nil {
 				continue
 			}
 			row.OpenAlerts++

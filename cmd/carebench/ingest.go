@@ -25,6 +25,8 @@ type ingestFlags struct {
 	pacedRate                        float64
 	pacedFor                         time.Duration
 	compare                          string
+	storm                            bool
+	sampleEvery                      time.Duration
 }
 
 // benchIngest measures messages stored per second end to end, device lag
@@ -40,9 +42,17 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&f.embedded, "embedded", false, "devices publish to carehub's embedded broker (one connection each) instead of Mosquitto; no broker-only run")
 	fs.Float64Var(&f.pacedRate, "paced-rate", 0, "then a steady load at this many msgs/s, to measure lag without a backlog (0 = half the rate measured, -1 = skip)")
 	fs.DurationVar(&f.pacedFor, "paced-for", 15*time.Second, "how long the steady load lasts (0 = skip it)")
+	fs.BoolVar(&f.storm, "storm", false, "make the steady load an alert storm: every reading's systolic_bp crosses its threshold and back on alternate rounds (about one alert transition a message)")
+	fs.DurationVar(&f.sampleEvery, "sample-every", 5*time.Second, "during the steady load, sample carehub's CPU and RSS this often")
 	fs.StringVar(&f.compare, "compare", "", `"telegraf": the same load through Telegraf v1.37.2 (tuned; built into the cache once, about 10 minutes) into a database of its own`)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if f.storm && (f.pacedRate < 0 || f.pacedFor <= 0) {
+		return fmt.Errorf("-storm is a steady load: give -paced-rate and -paced-for")
+	}
+	if f.sampleEvery < time.Second {
+		return fmt.Errorf("-sample-every must be at least 1s")
 	}
 	if f.compare != "" && (f.compare != "telegraf" || f.embedded) {
 		return fmt.Errorf("-compare: only \"telegraf\", and only through Mosquitto (not -embedded)")
@@ -115,7 +125,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	others0 := e.cpuByProcess("mosquitto", "influxd")
 	fmt.Fprintf(stdout, "carehub: %d messages of %d values from %d devices over %d connections ...\n", f.messages, f.values, f.devices, f.conns)
 	loadArgs := []string{"-api", base, "-token", benchToken, "-state", state}
-	elapsed, err := loadAndWait(ctx, e, base, 0, f.messages, func() error { return load("bench", broker, loadArgs...) })
+	elapsed, err := loadAndWait(ctx, e, base, 0, f.messages, 10*time.Minute, func() error { return load("bench", broker, loadArgs...) })
 	if err != nil {
 		return err
 	}
@@ -132,6 +142,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// when no backlog is queued in front of it.
 	paced, pacedRate := 0, f.pacedRate
 	var pacedP50, pacedP99 float64
+	var samples []steadyRow
 	if pacedRate == 0 {
 		pacedRate = float64(int(rate/2/1000)) * 1000
 	}
@@ -144,10 +155,21 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			}
 		}
 		paced = int(pacedRate * f.pacedFor.Seconds())
-		fmt.Fprintf(stdout, "steady load: %d messages at %.0f msgs/s ...\n", paced, pacedRate)
+		kind := "steady load"
 		args := append([]string{"-rate", fmt.Sprint(pacedRate)}, loadArgs...)
 		args = append(args, "-count", fmt.Sprint(paced)) // the last -count counts
-		if _, err := loadAndWait(ctx, e, base, f.messages, paced, func() error { return load("bench", broker, args...) }); err != nil {
+		if f.storm {
+			kind = "alert storm"
+			args = append(args, "-storm")
+		}
+		fmt.Fprintf(stdout, "%s: %d messages at %.0f msgs/s over %s, sampled every %s ...\n", kind, paced, pacedRate, f.pacedFor, f.sampleEvery)
+		stop := make(chan struct{})
+		sampled := make(chan []steadyRow, 1)
+		go func() { sampled <- sampleSteady(proc.Process.Pid, base, f.sampleEvery, f.storm, stop, stdout) }()
+		_, err := loadAndWait(ctx, e, base, f.messages, paced, f.pacedFor+10*time.Minute, func() error { return load("bench", broker, args...) })
+		close(stop)
+		samples = <-sampled
+		if err != nil {
 			return err
 		}
 		m2, err := scrape(base)
@@ -193,6 +215,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(stdout, "end-to-end lag (publish to stored)  p50 %6.0f ms   p99 %6.0f ms   (a backlog: the loader outruns carehub)\n", p50*1000, p99*1000)
 	if paced > 0 {
 		fmt.Fprintf(stdout, "lag at a steady %6.0f msgs/s       p50 %6.0f ms   p99 %6.0f ms   (%d messages over %s)\n", pacedRate, pacedP50*1000, pacedP99*1000, paced, f.pacedFor)
+		printSteadyTotals(stdout, samples, f.storm)
 	}
 	fmt.Fprintf(stdout, "carehub peak RSS                    %10.0f MB\n", peakRSS)
 	fmt.Fprintf(stdout, "carehub CPU during the load         %10.1f s   (%.1f µs a message)\n", cpu1-cpu0, (cpu1-cpu0)/float64(f.messages)*1e6)
@@ -211,13 +234,13 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // loadAndWait runs load and waits until InfluxDB holds n more readings
 // than before (by carehub's counter), returning the time from the load's
 // start to the last of them stored.
-func loadAndWait(ctx context.Context, e *env, base string, before, n int, load func() error) (time.Duration, error) {
+func loadAndWait(ctx context.Context, e *env, base string, before, n int, timeout time.Duration, load func() error) (time.Duration, error) {
 	t0 := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- load() }()
 	var stored float64
 	var storedAt time.Time
-	err := waitFor(ctx, 10*time.Minute, "every reading stored", func() bool {
+	err := waitFor(ctx, timeout, "every reading stored", func() bool {
 		m, err := scrape(base)
 		if err != nil {
 			return false

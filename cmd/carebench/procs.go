@@ -274,9 +274,20 @@ func (e *env) cpuByProcess(names ...string) map[string]float64 {
 
 // procStats reads a process's peak resident set (VmHWM) and CPU seconds.
 func procStats(pid int) (peakRSSMB float64, cpuSec float64) {
+	return procMem(pid, "VmHWM:")
+}
+
+// procNow reads a process's resident set now (VmRSS) and CPU seconds.
+func procNow(pid int) (rssMB float64, cpuSec float64) {
+	return procMem(pid, "VmRSS:")
+}
+
+// procMem reads the memory figure field of /proc/pid/status, in MB, and
+// the process's CPU seconds.
+func procMem(pid int, field string) (peakRSSMB float64, cpuSec float64) {
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			if v, ok := strings.CutPrefix(line, field); ok {
 				kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 				peakRSSMB = kb / 1024
 			}

@@ -47,7 +47,7 @@ type options struct {
 	rate                   float64
 	count                  int64
 	qos, window            int
-	perDeviceConns         bool
+	perDeviceConns, storm  bool
 	gateway                string
 	backfill, interval     time.Duration
 	batch, registerWorkers int
@@ -85,6 +85,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.Int64Var(&o.count, "count", 200000, "load: messages to send (0 = until -duration)")
 	fs.IntVar(&o.values, "values", 3, fmt.Sprintf("load: metrics per message (1-%d)", wire.MaxLoadValues))
 	fs.IntVar(&o.qos, "qos", 1, "load: QoS 0 or 1")
+	fs.BoolVar(&o.storm, "storm", false, "load: an alert storm: systolic_bp crosses its threshold and back on alternate rounds over the devices, so every resident's alert is raised and cleared over and over")
 	fs.IntVar(&o.window, "window", 256, "load and backfill: unacknowledged messages per connection")
 	fs.BoolVar(&o.perDeviceConns, "per-device-conns", true, "load: one connection per device (brokers with per-device ACLs, such as carehub's embedded one)")
 	fs.StringVar(&o.gateway, "gateway", getenv("CARE_SIM_GATEWAY"), "load: USER:PASS for shared connections (default $CARE_SIM_GATEWAY; empty = anonymous)")
@@ -252,7 +253,7 @@ func runLoad(ctx context.Context, o *options, homes []sim.HomeSpec, creds func(s
 	res, err := wire.RunLoad(ctx, wire.LoadConfig{
 		Broker: o.broker, Devices: devs, Conns: o.conns, PerDevice: o.perDeviceConns,
 		GatewayUser: user, GatewayPass: pass, Rate: o.rate, Count: o.count, Duration: o.duration,
-		Values: o.values, QoS: byte(o.qos), Window: o.window, Seed: o.seed,
+		Values: o.values, QoS: byte(o.qos), Window: o.window, Seed: o.seed, Storm: o.storm,
 	}, log)
 	if err != nil {
 		return err

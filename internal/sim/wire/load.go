@@ -74,7 +74,21 @@ type LoadConfig struct {
 	QoS                      byte
 	Window                   int // unacknowledged QoS 1 messages per connection
 	Seed                     int64
+	// Storm makes readings cross an alert threshold and back, as a mass
+	// outage would: each message also carries systolic_bp, 95 mmHg (≤ 100
+	// raises a high alert at once) or 128 mmHg (≥ 105 clears it),
+	// alternating between a connection's neighbouring devices and between
+	// a device's successive readings, so a resident's readings (from ten
+	// devices) flip its alert several times per round over the devices.
+	Storm bool
 }
+
+// Storm readings' systolic_bp: stormLow raises the systolic_bp rule's high
+// alert at once (≤ 100 mmHg), stormHigh clears it (≥ 105).
+const (
+	stormLow  = 95
+	stormHigh = 128
+)
 
 // LoadResult is what a load run did.
 type LoadResult struct {
@@ -238,6 +252,12 @@ func RunLoad(ctx context.Context, cfg LoadConfig, log zerolog.Logger) (LoadResul
 				di := (k / len(cs)) % len(c.devices)
 				d := c.devices[di]
 				payload := loadPayload(rng, values, c.nextTS(di, time.Now()))
+				if cfg.Storm {
+					// Neighbouring devices (a resident's, in turn) and
+					// each device's successive readings alternate.
+					round := k / (len(cs) * len(c.devices))
+					payload = stormPayload(payload, (di+round)%2 == 0)
+				}
 				tok := c.client.Publish(model.DeviceTopic(d.DeviceID, model.TopicTelemetry), cfg.QoS, false, payload)
 				if cfg.QoS == 0 {
 					wait(tok)
@@ -279,5 +299,18 @@ func loadPayload(rng *rand.Rand, values int, ts int64) []byte {
 		vals[m.name] = v
 	}
 	b, _ := json.Marshal(sim.Sample{TS: ts, Values: vals})
+	return b
+}
+
+// stormPayload adds systolic_bp to a load payload: stormLow when low, else
+// stormHigh.
+func stormPayload(payload []byte, low bool) []byte {
+	var s sim.Sample
+	_ = json.Unmarshal(payload, &s) // loadPayload's own output
+	s.Values["systolic_bp"] = stormHigh
+	if low {
+		s.Values["systolic_bp"] = stormLow
+	}
+	b, _ := json.Marshal(s)
 	return b
 }

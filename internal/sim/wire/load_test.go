@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/sim"
 )
 
@@ -37,5 +38,28 @@ func TestLoadPayloadsAreValid(t *testing.T) {
 			t.Fatalf("%d values", len(s.Values))
 		}
 		checkSample(t, s)
+	}
+}
+
+// TestStormPayload: a storm reading keeps the load's values and adds
+// systolic_bp on the side of the threshold asked for, inside the
+// catalogue's range.
+func TestStormPayload(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for _, low := range []bool{true, false} {
+		var s Sample
+		if err := json.Unmarshal(stormPayload(loadPayload(rng, 3, 42), low), &s); err != nil {
+			t.Fatal(err)
+		}
+		want := float64(stormHigh)
+		if low {
+			want = stormLow
+		}
+		if s.TS != 42 || len(s.Values) != 4 || s.Values["systolic_bp"] != want || s.Values["heart_rate"] == 0 {
+			t.Fatalf("low=%v: %+v", low, s)
+		}
+		if c, ok := catalog.LookupMetric("systolic_bp"); !ok || want < c.Min || want > c.Max {
+			t.Fatalf("systolic_bp %v outside the catalogue", want)
+		}
 	}
 }
