@@ -47,7 +47,7 @@ func TestLoadPayloadsAreValid(t *testing.T) {
 func TestStormPayload(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	for _, low := range []bool{true, false} {
-		var s Sample
+		var s sim.Sample
 		if err := json.Unmarshal(stormPayload(loadPayload(rng, 3, 42), low), &s); err != nil {
 			t.Fatal(err)
 		}
