@@ -215,6 +215,26 @@ func (s *Subscriber) Ready() error {
 	return nil
 }
 
+// Brokers is the number of brokers the subscriber drains.
+func (s *Subscriber) Brokers() int { return len(s.o.BrokerURLs) }
+
+// BrokerReady reports whether every connection to broker k (its position
+// in BrokerURLs) is up; the error names the broker without a password.
+func (s *Subscriber) BrokerReady(k int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	per, up := s.o.Connections+1, 0
+	for i := range per {
+		if s.connected[k*per+i] {
+			up++
+		}
+	}
+	if up < per {
+		return fmt.Errorf("mqtt broker %s: %d of %d subscriber connections up", redact.URL(s.o.BrokerURLs[k]), up, per)
+	}
+	return nil
+}
+
 func (s *Subscriber) setConnected(broker, i int, up bool) {
 	s.mu.Lock()
 	s.connected[broker*(s.o.Connections+1)+i] = up
