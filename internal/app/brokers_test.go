@@ -146,3 +146,35 @@ func readyChecks(t *testing.T, base string) (int, map[string]string) {
 	}
 	return resp.StatusCode, body.Checks
 }
+
+// TestSeveralBrokersDynsecCatchUp: a device disabled while one broker is
+// down is refused by the other at once (the API answers 503: the change
+// did not reach every broker) and by the stopped broker as soon as it is
+// back, without anyone repeating the call.
+func TestSeveralBrokersDynsecCatchUp(t *testing.T) {
+	in := testenv.SharedInflux(t)
+	db := in.CreateDB(t)
+	ma, mb := testenv.StartDynsecMosquitto(t), testenv.StartDynsecMosquitto(t)
+	a := startApp(t, env(t, in.URL, db, map[string]string{
+		"CARE_MQTT_URL": ma.URL + "," + mb.URL, "CARE_MQTT_PROVISION": "dynsec",
+		"CARE_MQTT_USERNAME": "carehub-ingest", "CARE_MQTT_PASSWORD": "ingest-password",
+		"CARE_MQTT_DYNSEC_USERNAME": testenv.DynsecAdmin, "CARE_MQTT_DYNSEC_PASSWORD": testenv.DynsecAdminPassword,
+	}))
+	base := "http://" + a.HTTPAddr()
+	d := register(t, base, "wearable")
+	if err := tryConnect(mb.URL, d.ID, d.MQTT.Password); err != nil {
+		t.Fatalf("the registered device on broker B: %v", err)
+	}
+
+	mb.Stop()
+	if code := apiCall(t, base, "POST", "/api/v1/devices/"+d.ID+"/disable", nil, nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("disable with broker B down: HTTP %d, want 503", code)
+	}
+	if err := tryConnect(ma.URL, d.ID, d.MQTT.Password); err == nil {
+		t.Fatal("the disabled device logged in to broker A")
+	}
+	mb.Restart()
+	testenv.WaitFor(t, 40*time.Second, "broker B to refuse the device disabled while it was down", func() bool {
+		return tryConnect(mb.URL, d.ID, d.MQTT.Password) != nil
+	})
+}

@@ -64,6 +64,10 @@ const (
 	errRoleAbsent   = "Role not found"
 )
 
+// reconnectInterval is the longest wait between attempts to reach a broker
+// that went away (paho's default is 10 minutes).
+const reconnectInterval = 10 * time.Second
+
 // Options configures the control connection.
 type Options struct {
 	BrokerURL string
@@ -136,6 +140,9 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	opts := mqtt.NewClientOptions().AddBroker(o.BrokerURL).SetClientID(o.ClientID).
 		SetUsername(o.Username).SetPassword(o.Password).
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(false).
+		// Back within seconds of the broker: OnReconnect's catching up
+		// waits for it.
+		SetMaxReconnectInterval(reconnectInterval).
 		SetConnectTimeout(o.Timeout).SetOrderMatters(false)
 	if o.TLS != nil {
 		opts.SetTLSConfig(o.TLS.Clone())
