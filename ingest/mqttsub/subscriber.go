@@ -191,18 +191,10 @@ func (s *Subscriber) Run(ctx context.Context) error {
 // brokers, the error names each broker that is not (its URL without a
 // password).
 func (s *Subscriber) Ready() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	per := s.o.Connections + 1
 	var down []string
 	for k, url := range s.o.BrokerURLs {
-		up := 0
-		for i := range per {
-			if s.connected[k*per+i] {
-				up++
-			}
-		}
-		if up < per {
+		if up := s.up(k); up < per {
 			if len(s.o.BrokerURLs) == 1 {
 				return fmt.Errorf("mqtt: %d of %d subscriber connections up", up, per)
 			}
@@ -221,18 +213,23 @@ func (s *Subscriber) Brokers() int { return len(s.o.BrokerURLs) }
 // BrokerReady reports whether every connection to broker k (its position
 // in BrokerURLs) is up; the error names the broker without a password.
 func (s *Subscriber) BrokerReady(k int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	per, up := s.o.Connections+1, 0
-	for i := range per {
-		if s.connected[k*per+i] {
-			up++
-		}
-	}
-	if up < per {
+	if up, per := s.up(k), s.o.Connections+1; up < per {
 		return fmt.Errorf("mqtt broker %s: %d of %d subscriber connections up", redact.URL(s.o.BrokerURLs[k]), up, per)
 	}
 	return nil
+}
+
+// up counts broker k's connections that are up.
+func (s *Subscriber) up(k int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	per, n := s.o.Connections+1, 0
+	for i := range per {
+		if s.connected[k*per+i] {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Subscriber) setConnected(broker, i int, up bool) {

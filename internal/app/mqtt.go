@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -151,8 +152,15 @@ func syncDisabledAt(reg *devices.Registry, ds *dynsec.Client, log zerolog.Logger
 	ctx, cancel := context.WithTimeout(context.Background(), syncDisabledTimeout)
 	defer cancel()
 	for _, d := range reg.Devices(func(d devices.Device) bool { return d.Disabled }) {
-		if err := ds.SetDeviceEnabled(ctx, d.ID, false); err != nil {
-			log.Warn().Err(err).Str("device_id", d.ID).Msg("disabled device not disabled at the reconnected broker; its next reconnect or start tries again")
+		err := ds.SetDeviceEnabled(ctx, d.ID, false)
+		if errors.Is(err, devices.ErrAccountTaken) {
+			continue // not carehub's account: nothing of carehub's to disable
+		}
+		if err != nil {
+			// The broker is likely gone again: its next reconnect, or the
+			// next start, goes through the list again.
+			log.Warn().Err(err).Str("device_id", d.ID).Msg("disabled devices not all disabled at the reconnected broker; its next reconnect or start tries again")
+			return
 		}
 	}
 }
