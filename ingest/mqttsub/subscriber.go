@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,9 +24,20 @@ import (
 	"github.com/carehub/carehub/internal/redact"
 )
 
+// ConnectionStride separates the client ids of one instance's connections
+// to different brokers: broker k's telemetry connections are
+// {instance}-ingest-{k*ConnectionStride+i}, so that a changed connection
+// count never renames another broker's sessions. It is the most
+// connections an instance opens to one broker (CARE_MQTT_CONNECTIONS).
+const ConnectionStride = 64
+
 // Options configures the subscriber.
 type Options struct {
-	BrokerURL   string // tcp://host:port
+	BrokerURL string // tcp://host:port: the one broker when BrokerURLs is empty
+	// BrokerURLs are several brokers devices are partitioned across: the
+	// subscriber opens Connections+1 connections to each. Their order
+	// names the persistent sessions (ClientID): add brokers at the end.
+	BrokerURLs  []string
 	Username    string // carehub's own broker login
 	Password    string
 	ShareGroup  string // $share/{group}/...: instances of carehub split the load
@@ -57,7 +69,7 @@ type Subscriber struct {
 	wg      sync.WaitGroup
 
 	mu        sync.Mutex
-	connected map[int]bool
+	connected map[int]bool // by connection number: broker×(Connections+1)+i
 }
 
 // pending is one MQTT message whose normalized messages are on their way to
@@ -81,6 +93,12 @@ func New(o Options) (*Subscriber, error) {
 	if o.ShareGroup == "" {
 		o.ShareGroup = "carehub"
 	}
+	if len(o.BrokerURLs) == 0 {
+		o.BrokerURLs = []string{o.BrokerURL}
+	}
+	if o.Connections > ConnectionStride && len(o.BrokerURLs) > 1 {
+		return nil, fmt.Errorf("mqttsub: at most %d connections to each of several brokers", ConnectionStride)
+	}
 	return &Subscriber{o: o, connected: map[int]bool{}}, nil
 }
 
@@ -103,29 +121,56 @@ func (s *Subscriber) filter(kind string) string {
 	return "$share/" + s.o.ShareGroup + "/" + model.TopicPrefix + "+/" + kind
 }
 
+// ClientID names connection i (0..Connections) of broker k: telemetry
+// connections {instance}-ingest-{k*ConnectionStride+i}, the events
+// connection {instance}-ingest-events, on broker k > 0
+// {instance}-ingest-events-{k}. Broker 0's ids are those of a single
+// broker, so adding brokers keeps its sessions.
+func ClientID(instance string, broker, i, connections int) string {
+	if i == connections {
+		if broker == 0 {
+			return instance + "-ingest-events"
+		}
+		return instance + "-ingest-events-" + strconv.Itoa(broker)
+	}
+	return instance + "-ingest-" + strconv.Itoa(broker*ConnectionStride+i)
+}
+
 // Run connects the subscriber connections and processes messages until ctx
 // ends. Then it stops taking messages, waits for what is in flight to be
 // confirmed by JetStream and acknowledged, and disconnects.
 func (s *Subscriber) Run(ctx context.Context) error {
 	stop := make(chan struct{})
-	// Connections 0..n-1 take telemetry and status; connection n takes
-	// events alone.
-	for i := range s.o.Connections + 1 {
-		q := make(chan *pending, s.o.MaxInFlight)
-		c := s.newClient(ctx, i, q, i == s.o.Connections)
-		s.clients = append(s.clients, c)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.acker(ctx, q, stop)
-		}()
-		tok := c.Connect()
-		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-			err := tok.Error()
+	// To each broker, connections 0..n-1 take telemetry and status;
+	// connection n takes events alone. All connect at once, so that a
+	// broker that is down does not hold up the others.
+	type connecting struct {
+		tok       mqtt.Token
+		broker, i int
+	}
+	var toks []connecting
+	for k, url := range s.o.BrokerURLs {
+		for i := range s.o.Connections + 1 {
+			q := make(chan *pending, s.o.MaxInFlight)
+			c := s.newClient(ctx, url, k, i, q)
+			s.clients = append(s.clients, c)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.acker(ctx, q, stop)
+			}()
+			toks = append(toks, connecting{c.Connect(), k, i})
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, c := range toks {
+		if !c.tok.WaitTimeout(time.Until(deadline)) || c.tok.Error() != nil {
+			err := c.tok.Error()
 			if err == nil {
 				err = errors.New("timed out")
 			}
-			s.o.Log.Warn().Err(redact.Err(err)).Int("conn", i).Msg("mqtt connect failed; retrying in the background")
+			s.o.Log.Warn().Err(redact.Err(err)).Str("broker", redact.URL(s.o.BrokerURLs[c.broker])).Int("conn", c.i).
+				Msg("mqtt connect failed; retrying in the background")
 		}
 	}
 	<-ctx.Done()
@@ -142,38 +187,70 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether every subscriber connection is up.
+// Ready reports whether every subscriber connection is up; with several
+// brokers, the error names each broker that is not (its URL without a
+// password).
 func (s *Subscriber) Ready() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	up := 0
-	for _, ok := range s.connected {
-		if ok {
-			up++
+	per := s.o.Connections + 1
+	var down []string
+	for k, url := range s.o.BrokerURLs {
+		if up := s.up(k); up < per {
+			if len(s.o.BrokerURLs) == 1 {
+				return fmt.Errorf("mqtt: %d of %d subscriber connections up", up, per)
+			}
+			down = append(down, fmt.Sprintf("broker %s: %d of %d subscriber connections up", redact.URL(url), up, per))
 		}
 	}
-	if up < s.o.Connections+1 {
-		return fmt.Errorf("mqtt: %d of %d subscriber connections up", up, s.o.Connections+1)
+	if len(down) > 0 {
+		return fmt.Errorf("mqtt: %s", strings.Join(down, "; "))
 	}
 	return nil
 }
 
-func (s *Subscriber) setConnected(i int, up bool) {
+// Brokers is the number of brokers the subscriber drains.
+func (s *Subscriber) Brokers() int { return len(s.o.BrokerURLs) }
+
+// BrokerReady reports whether every connection to broker k (its position
+// in BrokerURLs) is up; the error names the broker without a password.
+func (s *Subscriber) BrokerReady(k int) error {
+	if up, per := s.up(k), s.o.Connections+1; up < per {
+		return fmt.Errorf("mqtt broker %s: %d of %d subscriber connections up", redact.URL(s.o.BrokerURLs[k]), up, per)
+	}
+	return nil
+}
+
+// up counts broker k's connections that are up.
+func (s *Subscriber) up(k int) int {
 	s.mu.Lock()
-	s.connected[i] = up
+	defer s.mu.Unlock()
+	per, n := s.o.Connections+1, 0
+	for i := range per {
+		if s.connected[k*per+i] {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *Subscriber) setConnected(broker, i int, up bool) {
+	s.mu.Lock()
+	s.connected[broker*(s.o.Connections+1)+i] = up
 	s.mu.Unlock()
 }
 
-func (s *Subscriber) newClient(ctx context.Context, i int, q chan<- *pending, events bool) mqtt.Client {
+func (s *Subscriber) newClient(ctx context.Context, url string, broker, i int, q chan<- *pending) mqtt.Client {
+	events := i == s.o.Connections
 	log := s.o.Log.With().Int("conn", i).Bool("events", events).Logger()
-	clientID := s.o.InstanceID + "-ingest-" + strconv.Itoa(i)
+	if len(s.o.BrokerURLs) > 1 {
+		log = log.With().Str("broker", redact.URL(url)).Logger()
+	}
+	clientID := ClientID(s.o.InstanceID, broker, i, s.o.Connections)
 	subs, unsubs := s.telemetryFilters(), s.eventFilters()
 	if events {
-		clientID = s.o.InstanceID + "-ingest-events"
 		subs, unsubs = unsubs, subs
 	}
 	opts := mqtt.NewClientOptions().
-		AddBroker(s.o.BrokerURL).
+		AddBroker(url).
 		SetClientID(clientID).
 		SetUsername(s.o.Username).
 		SetPassword(s.o.Password).
@@ -190,7 +267,7 @@ func (s *Subscriber) newClient(ctx context.Context, i int, q chan<- *pending, ev
 		SetKeepAlive(30 * time.Second).
 		SetResumeSubs(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { s.handle(ctx, m, q) })
-	if coalesce.PlainTCP(s.o.BrokerURL) {
+	if coalesce.PlainTCP(url) {
 		opts.SetCustomOpenConnectionFn(coalesce.DialMQTT)
 	}
 	if s.o.TLS != nil {
@@ -214,11 +291,11 @@ func (s *Subscriber) newClient(ctx context.Context, i int, q chan<- *pending, ev
 		if ut := c.Unsubscribe(old...); ut.Wait() && ut.Error() != nil {
 			log.Warn().Err(ut.Error()).Msg("mqtt unsubscribe of the other connections' filters failed")
 		}
-		s.setConnected(i, true)
+		s.setConnected(broker, i, true)
 		log.Info().Msg("mqtt subscriber connected")
 	})
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-		s.setConnected(i, false)
+		s.setConnected(broker, i, false)
 		log.Warn().Err(redact.Err(err)).Msg("mqtt subscriber connection lost")
 	})
 	return mqtt.NewClient(opts)

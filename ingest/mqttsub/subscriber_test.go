@@ -2,6 +2,8 @@ package mqttsub
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,3 +98,114 @@ type nopPresence struct{}
 
 func (nopPresence) Seen(string, time.Time)  {}
 func (nopPresence) Report(devices.Presence) {}
+
+// TestSeveralBrokers (issue 15 item 2): one subscriber drains two brokers,
+// each device's messages are stored once whichever broker it uses, and
+// with one broker stopped Ready names that broker while the other's
+// devices still flow.
+func TestSeveralBrokers(t *testing.T) {
+	a, b := testenv.StartMosquitto(t, ""), testenv.StartMosquitto(t, "")
+	nc, js := testenv.JetStream(t, testenv.NATS(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	devs := fakeDevices{
+		"sa": {ID: "sa", Kind: "sos", ResidentID: "ra", HomeID: "ha"},
+		"sb": {ID: "sb", Kind: "sos", ResidentID: "rb", HomeID: "hb"},
+	}
+	in, err := ingest.New(ingest.Options{NC: nc, Devices: devs, Presence: nopPresence{}, Metrics: metrics.New(), Log: zerolog.Nop(),
+		Limits: ingest.Limits{MaxPayload: 64 << 10, MaxAge: time.Hour, MaxFuture: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Options{BrokerURLs: []string{a.URL, b.URL}, ShareGroup: testenv.ID("g"), Connections: 2, InstanceID: testenv.ID("i"),
+		Intake: in, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testenv.WaitFor(t, 15*time.Second, "ingest subscribed to both brokers", func() bool { return p.Ready() == nil })
+
+	connect := func(url, id string) mqtt.Client {
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(id))
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect %s: %v", id, tok.Error())
+		}
+		t.Cleanup(func() { c.Disconnect(0) })
+		return c
+	}
+	events := func(resident, device string) uint64 {
+		st, err := js.Stream(ctx, model.StreamEvents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(model.EventSubject(resident, device)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, c := range info.State.Subjects {
+			n += c
+		}
+		return n
+	}
+	// Each press has a ts of its own: JetStream drops an event repeated
+	// with the same one as a device's resend.
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	press := func(c mqtt.Client, id string, n int) {
+		for range n {
+			ts++
+			if tok := c.Publish(model.DeviceTopic(id, model.TopicEvent), 1, false, fmt.Sprintf(`{"type":"sos","ts":%d}`, ts)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("publish %s: %v", id, tok.Error())
+			}
+		}
+	}
+	sa, sb := connect(a.URL, "sa"), connect(b.URL, "sb")
+	press(sa, "sa", 3)
+	press(sb, "sb", 2)
+	testenv.WaitFor(t, 10*time.Second, "both brokers' events stored", func() bool { return events("ra", "sa") >= 3 && events("rb", "sb") >= 2 })
+	if ga, gb := events("ra", "sa"), events("rb", "sb"); ga != 3 || gb != 2 {
+		t.Fatalf("stored %d and %d events, want 3 and 2: each once", ga, gb)
+	}
+
+	b.Stop()
+	testenv.WaitFor(t, 15*time.Second, "Ready to name the stopped broker", func() bool {
+		err := p.Ready()
+		return err != nil && strings.Contains(err.Error(), b.URL) && !strings.Contains(err.Error(), a.URL)
+	})
+	press(sa, "sa", 2)
+	testenv.WaitFor(t, 10*time.Second, "broker A's events stored with B down", func() bool { return events("ra", "sa") >= 5 })
+	if ga := events("ra", "sa"); ga != 5 {
+		t.Fatalf("stored %d events of the device on broker A, want 5", ga)
+	}
+}
+
+// TestClientIDs: broker 0 keeps a single broker's client ids; the others'
+// differ from them and from each other, whatever the connection count.
+func TestClientIDs(t *testing.T) {
+	if got := ClientID("c1", 0, 1, 2); got != "c1-ingest-1" {
+		t.Errorf("broker 0 telemetry = %q", got)
+	}
+	if got := ClientID("c1", 0, 2, 2); got != "c1-ingest-events" {
+		t.Errorf("broker 0 events = %q", got)
+	}
+	for _, n := range []int{1, 2, ConnectionStride} {
+		seen := map[string]bool{}
+		for k := range 3 {
+			for i := range n + 1 {
+				id := ClientID("c1", k, i, n)
+				if seen[id] {
+					t.Errorf("%d connections: client id %q twice", n, id)
+				}
+				seen[id] = true
+			}
+		}
+	}
+	if got := ClientID("c1", 1, 0, 2); got != "c1-ingest-64" {
+		t.Errorf("broker 1 telemetry = %q", got)
+	}
+	if got := ClientID("c1", 2, 2, 2); got != "c1-ingest-events-2" {
+		t.Errorf("broker 2 events = %q", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/carehub/carehub/alerts"
@@ -69,6 +70,24 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 	if p.broker.embedded != nil {
 		kicker = p.broker.embedded
 	}
+	ready := map[string]api.Check{
+		"mqtt": func(context.Context) error { return p.subscriber.Ready() },
+		"nats": func(ctx context.Context) error {
+			if !nc.IsConnected() {
+				return errors.New("not connected")
+			}
+			_, err := js.Stream(ctx, model.StreamReadings)
+			return err
+		},
+		"influxdb": func(ctx context.Context) error { return in.Ping(ctx) },
+	}
+	// With several brokers, /readyz names the one that is down: mqtt/1 is
+	// the first of CARE_MQTT_URL (its address stays in the log).
+	if n := p.subscriber.Brokers(); n > 1 {
+		for k := range n {
+			ready["mqtt/"+strconv.Itoa(k+1)] = func(context.Context) error { return p.subscriber.BrokerReady(k) }
+		}
+	}
 	trends := influx.NewDailyCache(in, baselineCacheTTL, clock)
 	// The console's pages read through the same query layer, scoping and
 	// audit as the API's JSON.
@@ -87,18 +106,8 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 		Erasure: &erasure.Eraser{Registry: reg, Tombstone: erasure.MarkThenFence(reg, p.writer), Engine: p.engine, Series: in, Alerts: mgr, Settings: p.settings, Chains: mgr.Chains(),
 			Presence: p.presence, Broker: kicker, Streams: js, Assignments: userStore, Clock: clock,
 			Retention: erasure.Retention{Buffers: p.nats.streams.BufferAge, Alerts: p.nats.streams.AlertsAge, Audit: p.nats.streams.AuditAge}},
-		Log: a.Log.With().Str("component", "api").Logger(),
-		Ready: map[string]api.Check{
-			"mqtt": func(context.Context) error { return p.subscriber.Ready() },
-			"nats": func(ctx context.Context) error {
-				if !nc.IsConnected() {
-					return errors.New("not connected")
-				}
-				_, err := js.Stream(ctx, model.StreamReadings)
-				return err
-			},
-			"influxdb": func(ctx context.Context) error { return in.Ping(ctx) },
-		},
+		Log:   a.Log.With().Str("component", "api").Logger(),
+		Ready: ready,
 	})
 
 	console.Register(srv.App(), srv.Login)

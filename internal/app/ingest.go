@@ -21,8 +21,10 @@ func (a *App) newIntake(n *natsParts, reg *devices.Registry, pres *devices.Prese
 		Limits: decode.Limits{MaxPayload: cfg.MaxPayload, MaxFuture: cfg.MaxFuture, MaxAge: cfg.RawRetention, MaxRecords: cfg.MaxRecords}, Clock: a.clock,
 		Quota: ingest.Quota{Rate: float64(cfg.DeviceRate), Burst: float64(cfg.DeviceBurst),
 			EventRate: float64(cfg.DeviceEventRate), EventBurst: float64(cfg.DeviceEventBurst)},
-		// Room for every subscriber connection's in-flight messages.
-		PublishWindow: ingest.DefaultMaxInFlight * max(cfg.MQTTConnections, 1),
+		// Room for every subscriber connection's in-flight messages, to
+		// every broker.
+		PublishWindow: ingest.DefaultMaxInFlight * max(cfg.MQTTConnections, 1) * max(len(cfg.MQTTURLs()), 1),
+		EventWindow:   ingest.DefaultMaxInFlight * max(len(cfg.MQTTURLs()), 1),
 		Metrics:       a.Metrics, Log: a.Log.With().Str("component", "ingest").Logger(),
 	})
 }
@@ -33,7 +35,7 @@ func (a *App) newIntake(n *natsParts, reg *devices.Registry, pres *devices.Prese
 func (a *App) newSubscriber(b *broker, clientTLS *tls.Config, intake *ingest.Intake) (*mqttsub.Subscriber, error) {
 	cfg := a.Config
 	return mqttsub.New(mqttsub.Options{
-		BrokerURL: b.url, Username: b.user, Password: b.password, ShareGroup: cfg.MQTTShareGroup,
+		BrokerURL: b.url, BrokerURLs: b.urls, Username: b.user, Password: b.password, ShareGroup: cfg.MQTTShareGroup,
 		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, TLS: clientTLS,
 		Intake: intake, Log: a.Log.With().Str("component", "ingest").Logger(),
 	})

@@ -83,7 +83,10 @@ const (
 type Config struct {
 	HTTPAddr string
 
-	MQTTURL         string // external broker; empty = embedded
+	// MQTTURL is the external broker, or a comma-separated list of
+	// brokers devices are partitioned across (see MQTTURLs); empty =
+	// embedded.
+	MQTTURL         string
 	MQTTUsername    string
 	MQTTPassword    string
 	MQTTListen      string // embedded broker's listener
@@ -223,6 +226,20 @@ func (c Config) EmbeddedMQTT() bool { return c.MQTTURL == "" }
 // EmbeddedNATS reports whether carehub runs its own NATS server.
 func (c Config) EmbeddedNATS() bool { return c.NATSURL == "" }
 
+// MQTTURLs are the brokers of CARE_MQTT_URL, a comma-separated list:
+// carehub subscribes to each, so devices may connect to any of them. Keep
+// their order when adding one (add it at the end): a broker's position
+// names carehub's persistent sessions on it.
+func (c Config) MQTTURLs() []string {
+	var out []string
+	for _, u := range strings.Split(c.MQTTURL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
 // NATSURLs are the servers of CARE_NATS_URL, a comma-separated list.
 func (c Config) NATSURLs() []string {
 	var out []string
@@ -361,11 +378,22 @@ func (c Config) validate() []error {
 			fail("%s=%q is not host:port: write it like 127.0.0.1:8780 or :8780", name, addr)
 		}
 	}
-	if c.MQTTURL != "" {
-		u, err := url.Parse(c.MQTTURL)
+	// Several brokers are a comma-separated list; carehub subscribes to
+	// each of them.
+	seen := map[string]bool{}
+	for _, raw := range c.MQTTURLs() {
+		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt" && u.Scheme != "ssl" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			fail("CARE_MQTT_URL=%q is not a broker URL: write it like tcp://127.0.0.1:1883 (or leave it unset for the embedded broker)", c.MQTTURL)
+			fail("CARE_MQTT_URL=%q is not a broker URL: write it like tcp://127.0.0.1:1883, several brokers as a comma-separated list of them (or leave it unset for the embedded broker)", redact.URL(raw))
+			continue
 		}
+		if seen[u.Host] {
+			fail("CARE_MQTT_URL names the broker %s twice: carehub's connections to it would take over each other's sessions", u.Host)
+		}
+		seen[u.Host] = true
+	}
+	if c.MQTTURL != "" && len(c.MQTTURLs()) == 0 {
+		fail("CARE_MQTT_URL=%q names no broker: write it like tcp://127.0.0.1:1883 (or leave it unset for the embedded broker)", c.MQTTURL)
 	}
 	// A cluster is a comma-separated list; carehub connects to any of its
 	// servers and moves to another when one goes away.

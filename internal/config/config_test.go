@@ -76,6 +76,10 @@ func TestInvalidSettingsSayHowToFix(t *testing.T) {
 		"replicas count":             {map[string]string{"CARE_NATS_REPLICAS": "2", "CARE_NATS_URL": "nats://a:4222"}, "or 3 on a NATS cluster"},
 		"replicas embedded":          {map[string]string{"CARE_NATS_REPLICAS": "3"}, "set CARE_NATS_URL to the cluster's servers"},
 		"nats url in a list":         {map[string]string{"CARE_NATS_URL": "nats://a:4222,b:4222"}, "comma-separated list"},
+		"mqtt url":                   {map[string]string{"CARE_MQTT_URL": "127.0.0.1:1883"}, "tcp://127.0.0.1:1883"},
+		"mqtt url in a list":         {map[string]string{"CARE_MQTT_URL": "tcp://a:1883,b:1883"}, "comma-separated list"},
+		"mqtt broker twice":          {map[string]string{"CARE_MQTT_URL": "tcp://a:1883, mqtt://a:1883"}, "names the broker a:1883 twice"},
+		"mqtt url only commas":       {map[string]string{"CARE_MQTT_URL": " , "}, "names no broker"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -88,6 +92,32 @@ func TestInvalidSettingsSayHowToFix(t *testing.T) {
 	_, err := Load(env(map[string]string{"CARE_LOG_LEVEL": "loud", "CARE_LOG_FORMAT": "xml"}))
 	if err == nil || !strings.Contains(err.Error(), "CARE_LOG_LEVEL") {
 		t.Errorf("all problems should be listed at once: %v", err)
+	}
+}
+
+// TestMQTTURLs: CARE_MQTT_URL is one broker or a comma-separated list of
+// them, in order; a password in a rejected entry is not repeated.
+func TestMQTTURLs(t *testing.T) {
+	c, err := Load(env(map[string]string{"CARE_MQTT_URL": "tcp://a:1883, ssl://b:8883 ,"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.MQTTURLs(); len(got) != 2 || got[0] != "tcp://a:1883" || got[1] != "ssl://b:8883" {
+		t.Errorf("MQTTURLs = %q", got)
+	}
+	if c.EmbeddedMQTT() {
+		t.Error("a broker list counts as the embedded broker")
+	}
+	one, err := Load(env(map[string]string{"CARE_MQTT_URL": "tcp://a:1883"}))
+	if err != nil || len(one.MQTTURLs()) != 1 {
+		t.Errorf("one broker: %q, %v", one.MQTTURLs(), err)
+	}
+	if d, err := Load(env(nil)); err != nil || d.MQTTURLs() != nil || !d.EmbeddedMQTT() {
+		t.Errorf("unset: %q, %v", d.MQTTURLs(), err)
+	}
+	_, err = Load(env(map[string]string{"CARE_MQTT_URL": "tcp://a:1883,ftp://u:s3cret@b:21"}))
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("err = %v, want a rejection without the password", err)
 	}
 }
 

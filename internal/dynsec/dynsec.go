@@ -33,6 +33,7 @@ import (
 
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/internal/redact"
 )
 
 const (
@@ -63,6 +64,10 @@ const (
 	errRoleAbsent   = "Role not found"
 )
 
+// reconnectInterval is the longest wait between attempts to reach a broker
+// that went away (paho's default is 10 minutes).
+const reconnectInterval = 10 * time.Second
+
 // Options configures the control connection.
 type Options struct {
 	BrokerURL string
@@ -86,6 +91,11 @@ type Options struct {
 	// (CARE_TLS_CA_FILE); nil = the system's CAs.
 	TLS *tls.Config
 	Log zerolog.Logger
+	// OnReconnect, when set, runs (on a goroutine of its own) each time
+	// the client is connected again after losing the broker, once it
+	// reads the plugin's answers: what the broker missed meanwhile can be
+	// sent again.
+	OnReconnect func(*Client)
 }
 
 // Client sends the plugin's commands and waits for their answers.
@@ -94,6 +104,8 @@ type Client struct {
 	c     mqtt.Client
 	nonce string // this client's part of every correlation id
 	seq   atomic.Uint64
+	// connects counts connections: the first is Dial's.
+	connects atomic.Uint64
 
 	mu      sync.Mutex
 	waiting map[string]chan []answer
@@ -128,6 +140,9 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	opts := mqtt.NewClientOptions().AddBroker(o.BrokerURL).SetClientID(o.ClientID).
 		SetUsername(o.Username).SetPassword(o.Password).
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(false).
+		// Back within seconds of the broker: OnReconnect's catching up
+		// waits for it.
+		SetMaxReconnectInterval(reconnectInterval).
 		SetConnectTimeout(o.Timeout).SetOrderMatters(false)
 	if o.TLS != nil {
 		opts.SetTLSConfig(o.TLS.Clone())
@@ -136,6 +151,9 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		if tok := c.Subscribe(responseTopic, 1, cl.onAnswer); tok.WaitTimeout(o.Timeout) && tok.Error() != nil {
 			o.Log.Error().Err(tok.Error()).Msg("dynsec: subscribing to the plugin's answers failed")
+		}
+		if cl.connects.Add(1) > 1 && o.OnReconnect != nil {
+			go o.OnReconnect(cl)
 		}
 	})
 	cl.c = mqtt.NewClient(opts)
@@ -588,3 +606,69 @@ func (cl *Client) DeleteDevice(ctx context.Context, id string) error {
 	}
 	return check(cmds, errs, errClientAbsent, errRoleAbsent)
 }
+
+// Brokers mirrors device credentials into several brokers, each through
+// its own client: a device may connect to any of them. Each change goes to
+// all of them at once and fails if one did not take it, as with one
+// broker, so the caller repeats it (devices.ErrBroker); a registration
+// that one broker refused is undone at the others, so that the device is
+// either registered everywhere or nowhere.
+type Brokers []*Client
+
+// each runs f on every broker at once and joins the errors.
+func (bs Brokers) each(f func(cl *Client) error) []error {
+	errs := make([]error, len(bs))
+	var wg sync.WaitGroup
+	for i, cl := range bs {
+		wg.Go(func() {
+			if err := f(cl); err != nil && len(bs) > 1 {
+				errs[i] = fmt.Errorf("broker %s: %w", redact.URL(cl.o.BrokerURL), err)
+			} else {
+				errs[i] = err
+			}
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// CreateDevice creates the device's account at every broker.
+func (bs Brokers) CreateDevice(ctx context.Context, id, password string) error {
+	errs := bs.each(func(cl *Client) error { return cl.CreateDevice(ctx, id, password) })
+	if err := errors.Join(errs...); err != nil {
+		for i, cl := range bs {
+			if errs[i] == nil {
+				if derr := cl.DeleteDevice(ctx, id); derr != nil {
+					cl.o.Log.Warn().Err(derr).Str("device_id", id).Msg("dynsec: a device another broker refused was not deleted again; it is deleted when the id is erased")
+				}
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+// SetDevicePassword changes the device's password at every broker; one
+// that failed keeps the old one until the caller rotates again.
+func (bs Brokers) SetDevicePassword(ctx context.Context, id, password string) error {
+	return errors.Join(bs.each(func(cl *Client) error { return cl.SetDevicePassword(ctx, id, password) })...)
+}
+
+// SetDeviceEnabled enables or disables the device at every broker.
+func (bs Brokers) SetDeviceEnabled(ctx context.Context, id string, enabled bool) error {
+	return errors.Join(bs.each(func(cl *Client) error { return cl.SetDeviceEnabled(ctx, id, enabled) })...)
+}
+
+// DeleteDevice deletes the device's account at every broker.
+func (bs Brokers) DeleteDevice(ctx context.Context, id string) error {
+	return errors.Join(bs.each(func(cl *Client) error { return cl.DeleteDevice(ctx, id) })...)
+}
+
+// Close closes every client.
+func (bs Brokers) Close() {
+	for _, cl := range bs {
+		cl.Close()
+	}
+}
+
+var _ devices.BrokerAccounts = Brokers(nil)

@@ -399,3 +399,67 @@ func TestNeverAdoptsForeignAccounts(t *testing.T) {
 		t.Fatalf("the repaired account: %v", err)
 	}
 }
+
+// TestBrokers (issue 15 item 2): a device's account, password and disable
+// reach every broker; a registration one broker refuses is undone at the
+// other, and the error names the broker that refused it.
+func TestBrokers(t *testing.T) {
+	ma, mb := testenv.StartDynsecMosquitto(t), testenv.StartDynsecMosquitto(t)
+	bs := Brokers{dial(t, ma), dial(t, mb)}
+	ctx := ctxT(t)
+	for _, cl := range bs {
+		if err := cl.EnsureService(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bs.CreateDevice(ctx, "dev-1", "pw-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*testenv.Mosquitto{ma, mb} {
+		if _, err := connect(t, m, "dev-1", "pw-1"); err != nil {
+			t.Fatalf("dev-1 on %s: %v", m.URL, err)
+		}
+	}
+	if err := bs.SetDevicePassword(ctx, "dev-1", "pw-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.SetDeviceEnabled(ctx, "dev-1", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*testenv.Mosquitto{ma, mb} {
+		if _, err := connect(t, m, "dev-1", "pw-2"); err == nil {
+			t.Fatalf("disabled dev-1 logged in to %s", m.URL)
+		}
+	}
+	if err := bs.SetDeviceEnabled(ctx, "dev-1", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*testenv.Mosquitto{ma, mb} {
+		if _, err := connect(t, m, "dev-1", "pw-2"); err != nil {
+			t.Fatalf("dev-1 with its new password on %s: %v", m.URL, err)
+		}
+	}
+
+	// Broker B has an operator's account of the id: the registration
+	// fails there, and A's account is deleted again.
+	setup := []command{{"command": "createClient", "username": "dev-2", "password": "operator-password"}}
+	if errs, err := bs[1].do(ctx, setup...); err != nil || check(setup, errs) != nil {
+		t.Fatalf("setup: %v %v", err, errs)
+	}
+	err := bs.CreateDevice(ctx, "dev-2", "pw-3")
+	if !errors.Is(err, devices.ErrAccountTaken) || !strings.Contains(err.Error(), mb.URL) {
+		t.Fatalf("CreateDevice(dev-2) = %v, want ErrAccountTaken naming %s", err, mb.URL)
+	}
+	if _, ok, err := bs[0].getClient(ctx, "dev-2"); err != nil || ok {
+		t.Fatalf("dev-2 left at broker A: %v %v", ok, err)
+	}
+
+	if err := bs.DeleteDevice(ctx, "dev-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*testenv.Mosquitto{ma, mb} {
+		if _, err := connect(t, m, "dev-1", "pw-2"); err == nil {
+			t.Fatalf("deleted dev-1 logged in to %s", m.URL)
+		}
+	}
+}

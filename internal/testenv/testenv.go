@@ -349,6 +349,15 @@ func (m *Mosquitto) Stop() {
 	_, _ = m.cmd.Process.Wait()
 }
 
+// Restart starts a stopped mosquitto again on the same port, with its
+// configuration and persistence file.
+func (m *Mosquitto) Restart() {
+	m.t.Helper()
+	m.Stop()
+	m.cmd = exec.Command(m.cmd.Path, m.cmd.Args[1:]...)
+	m.start()
+}
+
 // MachineMosquitto returns the URL of the machine's Mosquitto on
 // 127.0.0.1:1883, failing (not skipping) the test when it is not running.
 func MachineMosquitto(t testing.TB) string {
