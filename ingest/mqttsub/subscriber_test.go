@@ -113,7 +113,7 @@ func TestSeveralBrokers(t *testing.T) {
 		"sb": {ID: "sb", Kind: "sos", ResidentID: "rb", HomeID: "hb"},
 	}
 	in, err := ingest.New(ingest.Options{NC: nc, Devices: devs, Presence: nopPresence{}, Metrics: metrics.New(), Log: zerolog.Nop(),
-		Limits: ingest.Limits{MaxPayload: 64 << 10, MaxAge: time.Hour, MaxFuture: time.Minute}})
+		Limits: decode.Limits{MaxPayload: 64 << 10, MaxAge: time.Hour, MaxFuture: time.Minute}})
 	if err != nil {
 		t.Fatal(err)
 	}
