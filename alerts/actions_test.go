@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carehub/carehub/alerts/escalation"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
@@ -20,8 +21,8 @@ func TestCommentAndAssign(t *testing.T) {
 	m := e.manager(t, Options{Clock: clk.Now})
 	ctx := ctxT(t)
 	res := testenv.ID("r")
-	if err := m.Chains().Put(ctx, EscalationChain{ResidentID: res, Tiers: []Tier{
-		{Role: RoleCaregiver, UserIDs: []string{"u1"}}, {Role: RoleBackup, UserIDs: []string{"u2"}}}}); err != nil {
+	if err := m.Chains().Put(ctx, escalation.Chain{ResidentID: res, Tiers: []escalation.Tier{
+		{Role: escalation.RoleCaregiver, UserIDs: []string{"u1"}}, {Role: escalation.RoleBackup, UserIDs: []string{"u2"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	sub := e.subscribe(t, model.SubjectAlertsAll)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/carehub/carehub/alerts/escalation"
 	"github.com/carehub/carehub/alerts/rules"
 )
 
@@ -71,7 +72,7 @@ func ValidSeverity(s string) bool { return severityRank[s] > 0 }
 var (
 	ErrNotFound = errors.New("alert not found")
 	ErrConflict = errors.New("alert state conflict")
-	ErrInvalid  = errors.New("invalid alert request")
+	ErrInvalid  = escalation.ErrInvalid
 )
 
 // Alert is one alert as published and served (contract §3). Every contract

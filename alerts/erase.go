@@ -52,12 +52,3 @@ func (m *Manager) EraseResident(ctx context.Context, residentID string) (int, er
 	m.countPending()
 	return n, errors.Join(errs...)
 }
-
-// Erase removes a resident's escalation chain with all its stored revisions
-// (the bucket keeps 5): the chain names their caregivers and guardian.
-func (c *KVChains) Erase(ctx context.Context, residentID string) error {
-	if err := c.kv.Purge(ctx, residentID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("purge escalation chain of %s: %w", residentID, err)
-	}
-	return nil
-}

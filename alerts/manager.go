@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/alerts/escalation"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/kv"
@@ -72,7 +72,7 @@ type Manager struct {
 	js       jetstream.JetStream
 	nc       *nats.Conn
 	kv       jetstream.KeyValue
-	chains   *KVChains
+	chains   *escalation.Store
 	settings SettingsSource
 	clock    func() time.Time
 	log      zerolog.Logger
@@ -103,7 +103,7 @@ type record struct {
 	Alert Alert `json:"alert"`
 	// Chain is the escalation chain as it was at the raise, so a restart
 	// escalates along the same tiers.
-	Chain []Tier `json:"chain"`
+	Chain []escalation.Tier `json:"chain"`
 	// NextEscalationAt is when the next escalation step is due; nil when
 	// none is (acknowledged, resolved, top tier, or no escalation).
 	NextEscalationAt *time.Time `json:"next_escalation_at,omitempty"`
@@ -156,7 +156,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	chains, err := NewKVChains(ctx, o.JS)
+	chains, err := escalation.Open(ctx, o.JS)
 	if err != nil {
 		return nil, err
 	}
@@ -182,123 +182,7 @@ func (m *Manager) monitored(residentID string) bool {
 }
 
 // Chains is the store of escalation chains the Manager reads (care_assignments).
-func (m *Manager) Chains() *KVChains { return m.chains }
-
-func (m *Manager) load(ctx context.Context) error {
-	stored := 0
-	err := m.scan(ctx, func(r *record) {
-		stored++
-		// An earlier version kept published transitions for InfluxDB; the
-		// writer now takes their points from CARE_ALERTS. The flusher
-		// stores the shorter outbox.
-		n := len(r.Outbox)
-		r.Outbox = slices.DeleteFunc(r.Outbox, func(p pending) bool { return p.Published })
-		r.dirty = len(r.Outbox) != n
-		if len(r.Outbox) > 0 || r.dirty {
-			m.unsent[r.Alert.ID] = r
-		}
-		if r.Alert.Status == StatusResolved {
-			if len(r.Outbox) > 0 || r.dirty {
-				m.byID[r.Alert.ID] = r // until the flusher has delivered it
-			}
-			return
-		}
-		m.byID[r.Alert.ID] = r
-		ok := openKey(r.Alert.ResidentID, r.Alert.Rule)
-		if prev := m.open[ok]; prev == nil || prev.Alert.RaisedAt.Before(r.Alert.RaisedAt) {
-			m.open[ok] = r
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("load alerts: %w", err)
-	}
-	m.countOpen()
-	m.log.Info().Int("alerts", stored).Int("in_memory", len(m.byID)).Int("open", len(m.open)).Msg("alerts loaded")
-	return nil
-}
-
-// scan calls f with every alert record in the bucket, read in one pass (a
-// KV watcher delivers the current value of each key, then stops). It needs
-// no lock: the records are decoded copies, not the Manager's.
-func (m *Manager) scan(ctx context.Context, f func(r *record)) error {
-	w, err := m.kv.WatchFiltered(ctx, []string{"alert.>"}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("read %s: %w", model.BucketAlerts, err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("read %s: %w", model.BucketAlerts, ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("read %s: watcher stopped", model.BucketAlerts)
-			}
-			if e == nil {
-				return nil // every stored value seen
-			}
-			r := &record{}
-			if err := json.Unmarshal(e.Value(), r); err != nil {
-				m.log.Error().Err(err).Str("key", e.Key()).Msg("unreadable alert record skipped")
-				continue
-			}
-			r.rev = e.Revision()
-			f(r)
-		}
-	}
-}
-
-// lookup returns the live copy of an alert: from memory, or, for a
-// resolved alert memory no longer holds, from KV. Called with m.mu held; a
-// record read from KV is not kept (commit decides what stays).
-func (m *Manager) lookup(ctx context.Context, id string) (*record, error) {
-	if r := m.byID[id]; r != nil {
-		return r, nil
-	}
-	return m.stored(ctx, id)
-}
-
-// stored reads an alert's record from KV. It touches no Manager state.
-func (m *Manager) stored(ctx context.Context, id string) (*record, error) {
-	if id == "" || strings.IndexFunc(id, notKeyRune) >= 0 {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	e, err := m.kv.Get(ctx, kvKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read alert %s: %w", id, err)
-	}
-	r := &record{}
-	if err := json.Unmarshal(e.Value(), r); err != nil {
-		return nil, fmt.Errorf("read alert %s: %w", id, err)
-	}
-	r.rev = e.Revision()
-	return r, nil
-}
-
-// retire drops a resolved alert from memory once nothing about it waits
-// to be delivered or recorded; KV keeps it. Called with m.mu held.
-func (m *Manager) retire(r *record) {
-	if r.Alert.Status != StatusResolved || len(r.Outbox) > 0 || r.dirty {
-		return
-	}
-	if m.byID[r.Alert.ID] == r {
-		delete(m.byID, r.Alert.ID)
-	}
-	delete(m.unsent, r.Alert.ID)
-}
-
-// notKeyRune reports a rune that cannot be part of an alert id in a KV key
-// (a NATS subject token: no dots, wildcards or white space).
-func notKeyRune(c rune) bool {
-	return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=')
-}
-
-func openKey(residentID, rule string) string { return residentID + "/" + rule }
-
-func kvKey(id string) string { return "alert." + id }
+func (m *Manager) Chains() *escalation.Store { return m.chains }
 
 // Signal applies one rule signal: it raises, repeats, upgrades or
 // auto-clears the (resident, rule) alert. It returns after the transition is
@@ -346,7 +230,7 @@ func (m *Manager) raise(ctx context.Context, s rules.Signal, now time.Time) erro
 	chain, err := m.chains.Chain(ctx, s.ResidentID)
 	if err != nil {
 		m.log.Warn().Err(err).Str("resident_id", s.ResidentID).Msg("escalation chain unavailable; using the default chain")
-		chain = DefaultChain(s.ResidentID)
+		chain = escalation.Default(s.ResidentID)
 	}
 	n := len(chain.Tiers)
 	level := 1
@@ -362,7 +246,7 @@ func (m *Manager) raise(ctx context.Context, s rules.Signal, now time.Time) erro
 	}}
 	nr.Alert.Suppressed = m.suppression(ctx, &nr.Alert, s.AllTiers, now)
 	nr.NextEscalationAt = nextEscalation(s.Severity, level, n, now)
-	m.transition(nr, TransitionRaised, SystemActor, "", now, nr.tierRole(level) == RoleEmergency)
+	m.transition(nr, TransitionRaised, SystemActor, "", now, nr.tierRole(level) == escalation.RoleEmergency)
 	return m.commit(ctx, nil, nr)
 }
 
@@ -395,7 +279,7 @@ func (m *Manager) repeat(ctx context.Context, cur *record, s rules.Signal, now t
 	if s.AllTiers && a.Status == StatusOpen && a.EscalationLevel < len(nr.Chain) {
 		a.EscalationLevel = len(nr.Chain)
 		nr.NextEscalationAt = nil
-		to119 = nr.tierRole(a.EscalationLevel) == RoleEmergency
+		to119 = nr.tierRole(a.EscalationLevel) == escalation.RoleEmergency
 	}
 	a.Suppressed = m.suppression(ctx, a, s.AllTiers, now)
 	m.transition(nr, TransitionRepeated, SystemActor, "", now, to119)
@@ -567,7 +451,7 @@ func (m *Manager) escalate(ctx context.Context) (now time.Time, sweep bool, err 
 			due := *nr.NextEscalationAt
 			a.EscalationLevel++
 			nr.NextEscalationAt = nextEscalation(a.Severity, a.EscalationLevel, len(nr.Chain), due)
-			m.transition(nr, TransitionEscalated, SystemActor, "", now, nr.tierRole(a.EscalationLevel) == RoleEmergency)
+			m.transition(nr, TransitionEscalated, SystemActor, "", now, nr.tierRole(a.EscalationLevel) == escalation.RoleEmergency)
 		}
 		if err := m.commit(ctx, cur, nr); err != nil {
 			errs = append(errs, err)
@@ -597,7 +481,7 @@ func (m *Manager) sweep(ctx context.Context, now time.Time) error {
 	}
 	for _, r := range old {
 		err := m.kv.Delete(ctx, kvKey(r.Alert.ID), jetstream.LastRevision(r.rev))
-		if err != nil && !isWrongRev(err) {
+		if err != nil && !kv.WrongRevision(err) {
 			errs = append(errs, fmt.Errorf("delete alert %s: %w", r.Alert.ID, err))
 		}
 	}
@@ -711,68 +595,6 @@ func transitionOf(msgID string) string {
 	return parts[len(parts)-2]
 }
 
-// persist writes r to KV with optimistic concurrency (the revision of
-// prev), retrying transient failures briefly. A revision conflict means
-// another process wrote the alert: that is reported, not overwritten.
-func (m *Manager) persist(ctx context.Context, r, prev *record) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	var rev uint64
-	if prev != nil {
-		rev = prev.rev
-	}
-	key := kvKey(r.Alert.ID)
-	err = retry(ctx, 5, func() error {
-		var err error
-		var nrev uint64
-		if rev == 0 {
-			nrev, err = m.kv.Create(ctx, key, b)
-		} else {
-			nrev, err = m.kv.Update(ctx, key, b, rev)
-		}
-		if err == nil {
-			r.rev = nrev
-		}
-		return err
-	}, func(err error) bool { return !errors.Is(err, jetstream.ErrKeyExists) && !isWrongRev(err) })
-	if err != nil {
-		m.pubErrors.With("kv").Inc()
-		return fmt.Errorf("store alert %s: %w", r.Alert.ID, err)
-	}
-	r.dirty = false
-	m.countPending()
-	return nil
-}
-
-func isWrongRev(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
-
-// retry runs f up to n times with a doubling backoff from 20 ms while
-// retriable says the error may pass.
-func retry(ctx context.Context, n int, f func() error, retriable func(error) bool) error {
-	wait := 20 * time.Millisecond
-	var err error
-	for i := 0; i < n; i++ {
-		if err = f(); err == nil || !retriable(err) {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
-		}
-		wait *= 2
-	}
-	return err
-}
-
 func (m *Manager) countOpen() { m.openCount.Store(int64(len(m.open))) }
 
 func (m *Manager) countPending() {
@@ -816,7 +638,7 @@ func (r *record) recipients(level int) []string {
 func (r *record) clone() *record {
 	c := *r
 	c.Alert = r.Alert.copy()
-	c.Chain = append([]Tier(nil), r.Chain...)
+	c.Chain = append([]escalation.Tier(nil), r.Chain...)
 	c.Outbox = append([]pending(nil), r.Outbox...)
 	return &c
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/carehub/carehub/alerts/escalation"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
@@ -314,7 +315,7 @@ func TestEscalationSteps(t *testing.T) {
 	if level(warn) != 1 || level(acked) != 1 {
 		t.Fatalf("warning level %d, acknowledged level %d: neither escalates", level(warn), level(acked))
 	}
-	if a := onlyAlert(t, m, crit); a.Seq != 5 || a.Tier != RoleEmergency {
+	if a := onlyAlert(t, m, crit); a.Seq != 5 || a.Tier != escalation.RoleEmergency {
 		t.Fatalf("critical: seq %d tier %s, want 5 escalations-and-raise at the emergency tier", a.Seq, a.Tier)
 	}
 	testenv.WaitFor(t, 5*time.Second, "the 119 subject", func() bool { return em.count() == 1 })
@@ -325,9 +326,9 @@ func TestEscalationSteps(t *testing.T) {
 
 	// A stored chain of four tiers steps every 60 s and names its users.
 	four := testenv.ID("f")
-	if err := m.Chains().Put(ctx, EscalationChain{ResidentID: four, Tiers: []Tier{
-		{Role: RoleCaregiver, UserIDs: []string{"cw1"}}, {Role: RoleBackup, UserIDs: []string{"cw2"}},
-		{Role: RoleGuardian, UserIDs: []string{"g1"}}, {Role: RoleEmergency},
+	if err := m.Chains().Put(ctx, escalation.Chain{ResidentID: four, Tiers: []escalation.Tier{
+		{Role: escalation.RoleCaregiver, UserIDs: []string{"cw1"}}, {Role: escalation.RoleBackup, UserIDs: []string{"cw2"}},
+		{Role: escalation.RoleGuardian, UserIDs: []string{"g1"}}, {Role: escalation.RoleEmergency},
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +336,7 @@ func TestEscalationSteps(t *testing.T) {
 	if err := m.Signal(ctx, sig(four, "fall", "critical")); err != nil {
 		t.Fatal(err)
 	}
-	if a := onlyAlert(t, m, four); strings.Join(a.Recipients, ",") != "cw1" || a.Tier != RoleCaregiver {
+	if a := onlyAlert(t, m, four); strings.Join(a.Recipients, ",") != "cw1" || a.Tier != escalation.RoleCaregiver {
 		t.Fatalf("raised to %v (%s)", a.Recipients, a.Tier)
 	}
 	for i, want := range []int{2, 3, 4} {
@@ -347,7 +348,7 @@ func TestEscalationSteps(t *testing.T) {
 	if a := onlyAlert(t, m, four); strings.Join(a.Recipients, ",") != "cw1,cw2,g1" {
 		t.Fatalf("recipients at the top: %v", a.Recipients)
 	}
-	if err := m.Chains().Put(ctx, EscalationChain{ResidentID: four, Tiers: []Tier{{Role: RoleEmergency}, {Role: RoleCaregiver}}}); !errors.Is(err, ErrInvalid) {
+	if err := m.Chains().Put(ctx, escalation.Chain{ResidentID: four, Tiers: []escalation.Tier{{Role: escalation.RoleEmergency}, {Role: escalation.RoleCaregiver}}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("emergency before caregiver accepted: %v", err)
 	}
 }
@@ -389,7 +390,7 @@ func TestAllTiers(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := onlyAlert(t, m, res)
-	if a.EscalationLevel != 5 || a.Tier != RoleEmergency || a.Transition != TransitionRaised {
+	if a.EscalationLevel != 5 || a.Tier != escalation.RoleEmergency || a.Transition != TransitionRaised {
 		t.Fatalf("AllTiers raise: level %d tier %s transition %s", a.EscalationLevel, a.Tier, a.Transition)
 	}
 	testenv.WaitFor(t, 5*time.Second, "119 raise", func() bool { return em.count() == 1 })

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/alerts"
+	"github.com/carehub/carehub/alerts/escalation"
 	"github.com/carehub/carehub/internal/audit"
 )
 
@@ -15,8 +16,8 @@ import (
 // alerts raised afterwards are theirs.
 func (h *harness) chain(residentID string, userIDs ...string) {
 	h.t.Helper()
-	if err := h.mgr.Chains().Put(context.Background(), alerts.EscalationChain{ResidentID: residentID,
-		Tiers: []alerts.Tier{{Role: alerts.RoleCaregiver, UserIDs: userIDs}, {Role: alerts.RoleCoordinator}}}); err != nil {
+	if err := h.mgr.Chains().Put(context.Background(), escalation.Chain{ResidentID: residentID,
+		Tiers: []escalation.Tier{{Role: escalation.RoleCaregiver, UserIDs: userIDs}, {Role: escalation.RoleCoordinator}}}); err != nil {
 		h.t.Fatal(err)
 	}
 }

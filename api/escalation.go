@@ -3,15 +3,14 @@ package api
 import (
 	"context"
 
+	"github.com/carehub/carehub/alerts/escalation"
 	"github.com/gofiber/fiber/v2"
-
-	"github.com/carehub/carehub/alerts"
 )
 
-// ChainStore is what the API needs of alerts.KVChains.
+// ChainStore is what the API needs of escalation.Store.
 type ChainStore interface {
-	Chain(ctx context.Context, residentID string) (alerts.EscalationChain, error)
-	Put(ctx context.Context, ch alerts.EscalationChain) error
+	Chain(ctx context.Context, residentID string) (escalation.Chain, error)
+	Put(ctx context.Context, ch escalation.Chain) error
 }
 
 // getChain: GET /residents/{id}/escalation → the escalation chain (the
@@ -35,7 +34,7 @@ func (s *Server) getChain(c *fiber.Ctx) error {
 }
 
 type chainBody struct {
-	Tiers []alerts.Tier `json:"tiers"`
+	Tiers []escalation.Tier `json:"tiers"`
 }
 
 // putChain: PUT /residents/{id}/escalation {"tiers": [...]} (staff).
@@ -51,7 +50,7 @@ func (s *Server) putChain(c *fiber.Ctx) error {
 	if err := decode(c, &b); err != nil {
 		return err
 	}
-	ch := alerts.EscalationChain{ResidentID: r.ID, Tiers: b.Tiers}
+	ch := escalation.Chain{ResidentID: r.ID, Tiers: b.Tiers}
 	if err := ch.Validate(); err != nil {
 		return invalid("invalid_chain", err.Error())
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carehub/carehub/alerts"
+	"github.com/carehub/carehub/alerts/escalation"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/devices"
 )
@@ -141,7 +141,7 @@ func TestSettingsStatusAndEscalation(t *testing.T) {
 	}
 
 	// Escalation chain.
-	var ch alerts.EscalationChain
+	var ch escalation.Chain
 	h.expect(http.StatusOK, "GET", "/api/v1/residents/r1/escalation", care, nil, &ch)
 	if len(ch.Tiers) != 5 {
 		t.Fatalf("default chain: %+v", ch)

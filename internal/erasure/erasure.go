@@ -39,7 +39,7 @@ type AlertEraser interface {
 }
 
 // ResidentKeyEraser removes a resident's record from one KV store with its
-// history (settings.Store, alerts.KVChains).
+// history (settings.Store, escalation.Store).
 type ResidentKeyEraser interface {
 	Erase(ctx context.Context, residentID string) error
 }

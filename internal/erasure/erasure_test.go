@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/alerts"
+	"github.com/carehub/carehub/alerts/escalation"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/alerts/settings"
 	"github.com/carehub/carehub/devices"
@@ -146,7 +147,7 @@ func TestErase(t *testing.T) {
 		if err := ruleSettings.Put(ctx, rid, rules.Settings{Mode: rules.ModeHospital, ModeReason: "admitted for a fall", ModeBy: "admin"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := mgr.Chains().Put(ctx, alerts.EscalationChain{ResidentID: rid, Tiers: []alerts.Tier{{Role: "caregiver"}, {Role: "coordinator"}}}); err != nil {
+		if err := mgr.Chains().Put(ctx, escalation.Chain{ResidentID: rid, Tiers: []escalation.Tier{{Role: "caregiver"}, {Role: "coordinator"}}}); err != nil {
 			t.Fatal(err)
 		}
 		pres.Seen(did, now)
