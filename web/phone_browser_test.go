@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -92,9 +94,9 @@ func TestBrowserPhone(t *testing.T) {
 
 	// This phone: not receiving yet; the button subscribes.
 	do(t, ph, "this phone: not subscribed", chromedp.Navigate(base+"/m/phone"), chromedp.WaitVisible(`[data-testid="device"][data-state="no"]`))
-	shot(t, ph, "phone-device-ko-390")
+	phoneShot(t, ph, "phone-device-ko-390")
 	do(t, ph, "subscribe", chromedp.Click(`[data-testid="subscribe"]`), chromedp.WaitVisible(`[data-testid="device"][data-state="ok"]`))
-	shot(t, ph, "phone-device-ok-ko-390")
+	phoneShot(t, ph, "phone-device-ok-ko-390")
 	subs, err := h.push.Phones(context.Background(), "cg")
 	if err != nil || len(subs) != 1 || subs[0].Endpoint != phone.Endpoint {
 		t.Fatalf("the phone's subscription: %+v %v", subs, err)
@@ -129,7 +131,7 @@ func TestBrowserPhone(t *testing.T) {
 	if err != nil || first != a.ID {
 		t.Errorf("the first alert on the phone is %q, want the new critical %s", first, a.ID)
 	}
-	shot(t, ph, "phone-alerts-ko-390")
+	phoneShot(t, ph, "phone-alerts-ko-390")
 
 	// The push to the real service worker.
 	regs := chromedp.Events(ph, serviceworker.WorkerRegistrationUpdated)
@@ -175,7 +177,10 @@ func TestBrowserPhone(t *testing.T) {
 	// The alert page before the acknowledgement: masked, tap to reveal.
 	do(t, ph, "the phone's alert page", chromedp.Navigate(base+"/m/alerts/"+a.ID), chromedp.WaitVisible(`[data-testid="phone-alert"][data-state="open"]`),
 		chromedp.WaitVisible(`body[data-live="1"]`))
-	shot(t, ph, "phone-alert-ko-390")
+	phoneShot(t, ph, "phone-alert-ko-390")
+	do(t, ph, "scroll to the end", scroll("document.body.scrollHeight"))
+	phoneShot(t, ph, "phone-alert-resolve-ko-390")
+	do(t, ph, "scroll back", scroll("0"))
 	accessible(t, ph, "phone alert page")
 	checkTaps(t, ph, "phone alert page")
 	noHorizontalScroll(t, ph, "/m/alerts/"+a.ID)
@@ -198,9 +203,9 @@ func TestBrowserPhone(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("the notification's acknowledge: %d", resp.StatusCode)
 	}
-	do(t, ph, "the phone shows it acknowledged", chromedp.WaitVisible(`[data-testid="phone-alert"][data-state="acknowledged"]`))
+	do(t, ph, "the phone shows it acknowledged", chromedp.WaitVisible(`[data-testid="phone-alert"][data-state="acknowledged"]`), chromedp.WaitVisible(`[data-testid="acked-by"]`))
 	do(t, co, "the console inbox shows it acknowledged", chromedp.WaitVisible(`tr[data-alert="`+a.ID+`"][data-state="acknowledged"]`))
-	shot(t, ph, "phone-alert-acked-ko-390")
+	phoneShot(t, ph, "phone-alert-acked-ko-390")
 
 	// Resolve with an outcome, on the phone.
 	do(t, ph, "resolve as visited", chromedp.Click(`input[value="visited"]`), chromedp.Click(`.mresolve button[type="submit"]`),
@@ -217,11 +222,39 @@ func TestBrowserPhone(t *testing.T) {
 	// English.
 	b := h.raise("r1", "hr_high", "high", "heart rate 131/min", time.Now())
 	do(t, ph, "English list", chromedp.Navigate(base+"/m/?lang=en"), chromedp.WaitVisible(`[data-alert="`+b.ID+`"]`))
-	shot(t, ph, "phone-alerts-en-390")
+	phoneShot(t, ph, "phone-alerts-en-390")
 	do(t, ph, "English alert", chromedp.Navigate(base+"/m/alerts/"+b.ID), chromedp.WaitVisible(`[data-testid="phone-alert"]`))
-	shot(t, ph, "phone-alert-en-390")
+	phoneShot(t, ph, "phone-alert-en-390")
 	do(t, ph, "English phone", chromedp.Navigate(base+"/m/phone"), chromedp.WaitVisible(`[data-testid="device"][data-state="ok"]`))
-	shot(t, ph, "phone-device-en-390")
+	phoneShot(t, ph, "phone-device-en-390")
+}
+
+// phoneShot writes what the phone's screen shows (the viewport, not the
+// full page: the acknowledge button is fixed to the bottom of the screen,
+// and a full-page capture would draw it in the middle of the page).
+func phoneShot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("CAREHUB_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func scroll(y string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](`window.scrollTo(0, `+y+`); 0`)(ctx, t)
+		return err
+	})
 }
 
 func jsString(s string) string { b, _ := json.Marshal(s); return string(b) }

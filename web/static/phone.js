@@ -175,6 +175,7 @@
     fix("denied", f.permission === "denied");
     fix("support", !f.support && !f.ios);
     fix("server", !f.server);
+    fix("subscribe", f.support && f.server && !f.subscription && f.permission !== "denied" && !(f.ios && !f.installed));
     dev.querySelector("[data-subscribe]").hidden = ok || !f.support || !f.server || (f.ios && !f.installed);
   }
   function checkPush() { facts().then(show); }
