@@ -176,7 +176,10 @@
     fix("support", !f.support && !f.ios);
     fix("server", !f.server);
     fix("subscribe", f.support && f.server && !f.subscription && f.permission !== "denied" && !(f.ios && !f.installed));
-    dev.querySelector("[data-subscribe]").hidden = ok || !f.support || !f.server || (f.ios && !f.installed);
+    var fh = dev.querySelector(".fixhead");
+    fh.textContent = ok ? fh.dataset.ok : fh.dataset.no;
+    // The bar at the bottom goes with its button.
+    dev.querySelector("[data-subscribe]").closest(".thumb").hidden = ok || !f.support || !f.server || (f.ios && !f.installed);
   }
   function checkPush() { facts().then(show); }
 
