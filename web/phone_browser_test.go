@@ -174,6 +174,12 @@ func TestBrowserPhone(t *testing.T) {
 		t.Errorf("notification %+v: want tag %s, actions ack,open, the masked name only", n, a.ID)
 	}
 
+	// The worker reported the push shown (its receipt, with the push's token).
+	testenv.WaitFor(t, 10*time.Second, "the shown receipt", func() bool {
+		rs, err := h.push.Receipts(context.Background(), a.ID)
+		return err == nil && len(rs) == 1 && rs[0].ShownAt != nil
+	})
+
 	// The alert page before the acknowledgement: masked, tap to reveal.
 	do(t, ph, "the phone's alert page", chromedp.Navigate(base+"/m/alerts/"+a.ID), chromedp.WaitVisible(`[data-testid="phone-alert"][data-state="open"]`),
 		chromedp.WaitVisible(`body[data-live="1"]`))
@@ -204,6 +210,9 @@ func TestBrowserPhone(t *testing.T) {
 		t.Fatalf("the notification's acknowledge: %d", resp.StatusCode)
 	}
 	do(t, ph, "the phone shows it acknowledged", chromedp.WaitVisible(`[data-testid="phone-alert"][data-state="acknowledged"]`), chromedp.WaitVisible(`[data-testid="acked-by"]`))
+	if rs, err := h.push.Receipts(context.Background(), a.ID); err != nil || len(rs) != 1 || rs[0].AckedAt == nil {
+		t.Errorf("receipts after the acknowledge action: %+v %v", rs, err)
+	}
 	do(t, co, "the console inbox shows it acknowledged", chromedp.WaitVisible(`tr[data-alert="`+a.ID+`"][data-state="acknowledged"]`))
 	phoneShot(t, ph, "phone-alert-acked-ko-390")
 
