@@ -23,9 +23,11 @@ import (
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/influx"
 	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/notify"
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/testenv"
 	"github.com/carehub/carehub/internal/users"
+	"github.com/carehub/carehub/internal/webpush/webpushtest"
 	"github.com/carehub/carehub/web"
 )
 
@@ -90,9 +92,19 @@ type harness struct {
 	audit *recorder
 	srv   *api.Server
 	URL   string // set by listen
+	// push and fake: the phones backend and a fake push service
+	// (newPushHarness only).
+	push *notify.Service
+	fake *webpushtest.Service
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return buildHarness(t, false) }
+
+// newPushHarness is newHarness with the phones backend (Web Push against
+// a fake push service inside the test).
+func newPushHarness(t *testing.T) *harness { return buildHarness(t, true) }
+
+func buildHarness(t *testing.T, withPush bool) *harness {
 	t.Helper()
 	ns := testenv.NATS(t)
 	nc, js := testenv.JetStream(t, ns)
@@ -135,14 +147,30 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Options{
+	var (
+		push *notify.Service
+		fake *webpushtest.Service
+		opts api.Options
+	)
+	if withPush {
+		fake = webpushtest.NewService(t)
+		push, err = notify.New(ctx, notify.Options{JS: js, PublicURL: "http://127.0.0.1", Subject: "mailto:ops@example.org",
+			AllowedEndpoints: []string{fake.URL}, Clock: clock, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(push.Store.Close)
+		opts.Push = push
+	}
+	opts = api.Options{Push: opts.Push,
 		Session: console.Session, Registry: reg, Readings: seriesAdapter{in, seoul}, Audit: rec, AuditReader: rec.next.(*audit.Log),
 		Trends: trends, Metrics: metrics.New(), AdminToken: adminToken, Location: seoul, Clock: clock, Log: log,
 		Users: us, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: ruleSettings, Heartbeat: time.Second,
-	})
+	}
+	srv := api.New(opts)
 	console.Register(srv.App(), srv.Login)
 	t.Cleanup(func() { _ = srv.Shutdown(5 * time.Second) })
-	return &harness{t: t, now: now, seoul: seoul, reg: reg, users: us, mgr: mgr, in: in, audit: rec, srv: srv}
+	return &harness{t: t, now: now, seoul: seoul, reg: reg, users: us, mgr: mgr, in: in, audit: rec, srv: srv, push: push, fake: fake}
 }
 
 // listen serves the app on a loopback port (for the browser tests).

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -104,7 +105,20 @@ func (c *Console) auth(ctx *fiber.Ctx) error {
 	if ctx.Method() != fiber.MethodGet {
 		return ctx.SendStatus(http.StatusUnauthorized)
 	}
+	if strings.HasPrefix(ctx.Path(), "/m/") { // the phone app: back to it after login
+		return ctx.Redirect("/login?next="+url.QueryEscape(ctx.OriginalURL()), http.StatusSeeOther)
+	}
 	return ctx.Redirect("/login", http.StatusSeeOther)
+}
+
+// nextPage is where a login goes on to: a phone page the person asked
+// for, else the overview. Only /m/ paths, so no one can make the form
+// send people elsewhere.
+func nextPage(next string) string {
+	if strings.HasPrefix(next, "/m/") && !strings.ContainsAny(next, "\\\r\n") {
+		return next
+	}
+	return "/"
 }
 
 func (c *Console) secure(ctx *fiber.Ctx) bool { return c.o.SecureCookies || ctx.Protocol() == "https" }
@@ -121,10 +135,11 @@ func (c *Console) clearCookie(ctx *fiber.Ctx, name string) {
 type loginForm struct {
 	User    string
 	Problem string
+	Next    string // a /m/ page to go on to
 }
 
 func (c *Console) loginPage(ctx *fiber.Ctx) error {
-	return c.showLogin(ctx, http.StatusOK, loginForm{})
+	return c.showLogin(ctx, http.StatusOK, loginForm{Next: nextPage(ctx.Query("next"))})
 }
 
 // showLogin renders the login form with a fresh login CSRF token, kept in
@@ -148,21 +163,21 @@ func (c *Console) login(ctx *fiber.Ctx) error {
 	if !sameOrigin(ctx) || !sameToken(ctx.FormValue(csrfField), ctx.Cookies(loginCookie)) {
 		return c.refuseCSRF(ctx)
 	}
-	id := ctx.FormValue("user")
+	id, next := ctx.FormValue("user"), nextPage(ctx.FormValue("next"))
 	tok, exp, err := c.passwordLogin(ctx, id, ctx.FormValue("password"))
 	if err != nil {
 		var st interface{ StatusCode() int }
 		switch {
 		case errors.Is(err, users.ErrUnauthorized), errors.As(err, &st) && st.StatusCode() == http.StatusUnauthorized:
-			return c.showLogin(ctx, http.StatusUnauthorized, loginForm{User: id, Problem: "login.failed"})
+			return c.showLogin(ctx, http.StatusUnauthorized, loginForm{User: id, Problem: "login.failed", Next: next})
 		case errors.Is(err, users.ErrBusy), errors.As(err, &st) && st.StatusCode() == http.StatusTooManyRequests:
-			return c.showLogin(ctx, http.StatusTooManyRequests, loginForm{User: id, Problem: "login.busy"})
+			return c.showLogin(ctx, http.StatusTooManyRequests, loginForm{User: id, Problem: "login.busy", Next: next})
 		}
 		return c.fail(ctx, c.view(ctx, ""), errors.Join(query.ErrUnavailable, err))
 	}
 	c.clearCookie(ctx, loginCookie)
 	c.setCookie(ctx, sessionCookie, tok, exp)
-	return ctx.Redirect("/", http.StatusSeeOther)
+	return ctx.Redirect(next, http.StatusSeeOther)
 }
 
 // passwordLogin checks the password with the API's check (its limits,

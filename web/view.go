@@ -112,3 +112,6 @@ func (v *view) Badge(s string) template.HTML {
 	return template.HTML(`<span class="badge ` + sv.Class + `" data-severity="` + template.HTMLEscapeString(s) + `"><span class="shape" aria-hidden="true">` +
 		sv.Shape + `</span> ` + template.HTMLEscapeString(sv.Word) + `</span>`) //nolint:gosec // fixed markup, escaped text
 }
+
+// Num is a reading's value as the charts write it (one decimal at most).
+func (v *view) Num(f float64) string { return num(f) }

@@ -94,6 +94,9 @@ func New(o Options) (*Console, error) {
 		}
 		c.pages[name] = t
 	}
+	if err := c.loadPhonePages(tfs); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -118,6 +121,7 @@ func (c *Console) Register(app *fiber.App, login LoginFunc) {
 	app.Get("/alerts", h, c.auth, c.inbox)
 	app.Get("/alerts/rows", h, c.auth, c.inboxRows)
 	app.Get("/alerts/:id", h, c.auth, c.alertPage)
+	c.registerPhone(app)
 }
 
 // headers marks every page: the CSP, and no caching (pages hold personal
