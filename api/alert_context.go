@@ -6,14 +6,14 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/internal/catalog"
-	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 )
 
-// AlertContextSource answers the readings around an alert (influx.Client;
+// AlertContextSource answers the readings around an alert (flux.Reader;
 // Options.AlertContext): without it an alert shows the latest values
 // instead.
 type AlertContextSource interface {
-	Around(ctx context.Context, residentID, metric string, from, to time.Time, limit int) ([]influx.Point, bool, error)
+	Around(ctx context.Context, residentID, metric string, from, to time.Time, limit int) ([]flux.Point, bool, error)
 }
 
 // alertContextSpan: GET /alerts/{id} shows the alert's metric from 30 min
@@ -33,7 +33,7 @@ const alertLatestLookback = 24 * time.Hour
 const alertContextTimeout = 5 * time.Second
 
 // maxAlertContextPoints bounds the raw points of one alert view.
-const maxAlertContextPoints = influx.MaxAroundPoints
+const maxAlertContextPoints = flux.MaxAroundPoints
 
 // What a care worker reads when the context cannot be had; the cause goes
 // to the log, not to the phone.

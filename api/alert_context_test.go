@@ -13,6 +13,7 @@ import (
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -132,7 +133,7 @@ func TestAlertWithInfluxDown(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	in.Stop()
-	h := newHarness(t, func(o *api.Options) { o.Trends, o.AlertContext = c, c })
+	h := newHarness(t, func(o *api.Options) { q := flux.New(c); o.Trends, o.AlertContext = q, q })
 	h.resident("r1")
 	for _, id := range []string{h.raise("r1", "heart_rate", "high").ID, h.sos("r1")} {
 		var raw map[string]json.RawMessage

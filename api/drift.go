@@ -8,15 +8,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 )
 
-// BaselineSource answers the overview's baseline queries (influx.Client,
-// or influx.DailyCache to answer repeated overviews at once): one
+// BaselineSource answers the overview's baseline queries (flux.Reader,
+// or flux.DailyCache to answer repeated overviews at once): one
 // aggregate per day for every resident at once (Options.Baselines):
 // without it the overview shows no drift.
 type BaselineSource interface {
-	DailyAggregates(ctx context.Context, q influx.DailyQuery) (map[string][]influx.DayValue, error)
+	DailyAggregates(ctx context.Context, q flux.DailyQuery) (map[string][]flux.DayValue, error)
 }
 
 // A resident's last days are compared with their own previous two weeks
@@ -36,7 +36,7 @@ const (
 // daily aggregate, and when the last days are worse than the baseline.
 type driftRule struct {
 	metric string
-	fn     string // daily aggregate: min, max or mean (influx.DailyAggregates)
+	fn     string // daily aggregate: min, max or mean (flux.DailyAggregates)
 	night  bool   // a "day" is the night from 22:00 to 06:00 local
 	worse  func(baseline, recent float64) bool
 	reason func(baseline, recent float64) string
@@ -92,11 +92,11 @@ type driftJSON struct {
 // days' evenings (day n of the answer is the n-th, oldest first). Days
 // and nights are local: one with a daylight-saving change is an hour
 // longer or shorter.
-func driftQuery(r driftRule, now time.Time, loc *time.Location) influx.DailyQuery {
+func driftQuery(r driftRule, now time.Time, loc *time.Location) flux.DailyQuery {
 	const days = driftBaselineDays + driftRecentDays
 	today := localDay(now.In(loc), 0, loc)
 	first := localDay(now.In(loc), -days, loc)
-	q := influx.DailyQuery{Metric: r.metric, Fn: r.fn, From: first, To: today, Location: loc}
+	q := flux.DailyQuery{Metric: r.metric, Fn: r.fn, From: first, To: today, Location: loc}
 	if r.night {
 		q.From = time.Date(first.Year(), first.Month(), first.Day(), nightStartHour, 0, 0, 0, loc)
 		q.Period = time.Duration(24-nightStartHour+nightEndHour) * time.Hour
@@ -107,7 +107,7 @@ func driftQuery(r driftRule, now time.Time, loc *time.Location) influx.DailyQuer
 
 // judgeDrift compares the mean of the recent days with the mean of the
 // baseline days of one resident (days numbered as driftQuery's).
-func judgeDrift(r driftRule, values []influx.DayValue) (driftJSON, bool) {
+func judgeDrift(r driftRule, values []flux.DayValue) (driftJSON, bool) {
 	var base, recent []float64
 	for _, v := range values {
 		if v.Day < 0 || v.Day >= driftBaselineDays+driftRecentDays {
@@ -133,7 +133,7 @@ func judgeDrift(r driftRule, values []influx.DayValue) (driftJSON, bool) {
 // one query per rule, all at once (three goroutines per overview), so the
 // overview waits for the slowest query only.
 func (s *Server) drift(ctx context.Context, src BaselineSource, now time.Time) (map[string][]driftJSON, error) {
-	results := make([]map[string][]influx.DayValue, len(driftRules))
+	results := make([]map[string][]flux.DayValue, len(driftRules))
 	errs := make([]error, len(driftRules))
 	var wg sync.WaitGroup
 	for i, r := range driftRules {
@@ -171,7 +171,7 @@ func round1(x float64) float64 { return math.Round(x*10) / 10 }
 
 // WarmBaselines asks the overview's baseline queries now and then every
 // interval until ctx ends, so that their answers wait in the cache
-// (influx.DailyCache) before a coordinator asks: on InfluxDB 1.8 they take
+// (flux.DailyCache) before a coordinator asks: on InfluxDB 1.8 they take
 // seconds for 100 residents' minute data, which no request should wait
 // for. A new day's queries are asked within one interval after midnight.
 func (s *Server) WarmBaselines(ctx context.Context, every time.Duration) {

@@ -4,18 +4,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 )
 
 // driftDays gives 14 baseline days of b and 3 recent days of r.
-func driftDays(b, r float64) []influx.DayValue {
-	var out []influx.DayValue
+func driftDays(b, r float64) []flux.DayValue {
+	var out []flux.DayValue
 	for i := 0; i < driftBaselineDays+driftRecentDays; i++ {
 		v := b
 		if i >= driftBaselineDays {
 			v = r
 		}
-		out = append(out, influx.DayValue{Day: i, V: v})
+		out = append(out, flux.DayValue{Day: i, V: v})
 	}
 	return out
 }
@@ -31,7 +31,7 @@ func TestJudgeDriftThresholds(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		metric string
-		values []influx.DayValue
+		values []flux.DayValue
 		want   bool
 	}{
 		{"steps at 60 %", "steps", driftDays(5000, 3000), false},
@@ -47,7 +47,7 @@ func TestJudgeDriftThresholds(t *testing.T) {
 		{"7 baseline days", "steps", driftDays(5000, 100)[driftBaselineDays-7:], true},
 		{"1 recent day", "steps", driftDays(5000, 100)[:driftBaselineDays+1], false},
 		{"2 recent days", "steps", driftDays(5000, 100)[:driftBaselineDays+2], true},
-		{"days out of range are ignored", "steps", append(driftDays(5000, 5000), influx.DayValue{Day: 17, V: 0}, influx.DayValue{Day: -1, V: 0}), false},
+		{"days out of range are ignored", "steps", append(driftDays(5000, 5000), flux.DayValue{Day: 17, V: 0}, flux.DayValue{Day: -1, V: 0}), false},
 	} {
 		d, got := judgeDrift(rule[tc.metric], tc.values)
 		if got != tc.want {

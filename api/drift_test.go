@@ -14,6 +14,7 @@ import (
 
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -157,7 +158,7 @@ func (failingBaselines) LastReadings(context.Context, time.Time, time.Time) (map
 	return map[string]time.Time{}, nil
 }
 
-func (failingBaselines) DailyAggregates(context.Context, influx.DailyQuery) (map[string][]influx.DayValue, error) {
+func (failingBaselines) DailyAggregates(context.Context, flux.DailyQuery) (map[string][]flux.DayValue, error) {
 	return nil, errors.New("influx query: connection refused")
 }
 
@@ -174,7 +175,7 @@ func TestOverviewDriftUnavailable(t *testing.T) {
 // TestOverviewDrift100Residents is the overview at the size of a district
 // team's caseload: 100 residents, 17 days of hourly heart rate, night-time
 // SpO2 and a steps counter, through the real influxd. The right twenty are
-// flagged, and flagged again from the cached baselines (influx.DailyCache).
+// flagged, and flagged again from the cached baselines (flux.DailyCache).
 // How fast is measured by make bench-api, not here.
 func TestOverviewDrift100Residents(t *testing.T) {
 	in := testenv.SharedInflux(t)
@@ -190,7 +191,7 @@ func TestOverviewDrift100Residents(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, func(o *api.Options) {
-		cache := influx.NewDailyCache(c, time.Hour, nil)
+		cache := flux.NewDailyCache(flux.New(c), time.Hour, nil)
 		o.Trends, o.Baselines, o.Location = cache, cache, seoul
 	})
 	now := h.clk.now()
@@ -265,7 +266,7 @@ type countingBaselines struct {
 	n atomic.Int64
 }
 
-func (c *countingBaselines) DailyAggregates(context.Context, influx.DailyQuery) (map[string][]influx.DayValue, error) {
+func (c *countingBaselines) DailyAggregates(context.Context, flux.DailyQuery) (map[string][]flux.DayValue, error) {
 	c.n.Add(1)
 	return nil, nil
 }

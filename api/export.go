@@ -15,20 +15,20 @@ import (
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/catalog"
-	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 )
 
 // ExportSource streams every catalogue reading of a resident over a range
-// (influx.Client): CountPoints says beforehand how many there are, so the
+// (flux.Reader): CountPoints says beforehand how many there are, so the
 // answer's headers can say whether it will be cut; StreamPoints hands them
 // to emit one by one, in time order, and never holds them all.
 type ExportSource interface {
 	CountPoints(ctx context.Context, residentID string, from, to time.Time) (int64, error)
-	StreamPoints(ctx context.Context, residentID string, from, to time.Time, limit int, emit func(influx.MetricValue) error) (bool, error)
+	StreamPoints(ctx context.Context, residentID string, from, to time.Time, limit int, emit func(flux.MetricValue) error) (bool, error)
 }
 
-// maxExportWindow bounds one export's range (influx.MaxTrendRange).
-const maxExportWindow = influx.MaxTrendRange
+// maxExportWindow bounds one export's range (flux.MaxTrendRange).
+const maxExportWindow = flux.MaxTrendRange
 
 // maxReasonBytes bounds an export's stated reason.
 const maxReasonBytes = 500
@@ -125,7 +125,7 @@ func (s *Server) export(c *fiber.Ctx) error {
 		return ErrUnavailable.with("the time-series store did not answer; retry later")
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	if n > influx.MaxExportPoints {
+	if n > flux.MaxExportPoints {
 		c.Set("X-Carehub-Truncated", "true") // ask again for a shorter range
 	}
 	rid, now := r.ID, s.o.Clock().UTC()
@@ -153,7 +153,7 @@ func (s *Server) export(c *fiber.Ctx) error {
 		err := enc.begin()
 		written := 0
 		if err == nil {
-			_, err = s.o.Export.StreamPoints(ctx, rid, from, to, influx.MaxExportPoints, func(p influx.MetricValue) error {
+			_, err = s.o.Export.StreamPoints(ctx, rid, from, to, flux.MaxExportPoints, func(p flux.MetricValue) error {
 				if err := enc.point(p); err != nil {
 					return err
 				}
@@ -190,7 +190,7 @@ func (s *Server) export(c *fiber.Ctx) error {
 // pointEncoder writes one export format point by point.
 type pointEncoder interface {
 	begin() error
-	point(p influx.MetricValue) error
+	point(p flux.MetricValue) error
 	end() error
 }
 
@@ -206,7 +206,7 @@ func (e *csvEncoder) begin() error {
 	return e.w.Write([]string{"resident_id", "time", "metric", "value", "unit", "loinc"})
 }
 
-func (e *csvEncoder) point(p influx.MetricValue) error {
+func (e *csvEncoder) point(p flux.MetricValue) error {
 	m, ok := catalog.LookupMetric(p.Metric)
 	if !ok {
 		return nil // not in the catalogue: no unit or code to export it with
@@ -298,7 +298,7 @@ func (e *fhirEncoder) begin() error {
 	return err
 }
 
-func (e *fhirEncoder) point(p influx.MetricValue) error {
+func (e *fhirEncoder) point(p flux.MetricValue) error {
 	m, ok := catalog.LookupMetric(p.Metric)
 	if !ok {
 		return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -87,7 +88,7 @@ func manyPoints(t *testing.T, c *influx.Client, rid string, end time.Time, span 
 		}
 	}
 	testenv.WaitFor(t, 30*time.Second, "points stored", func() bool {
-		got, err := c.CountPoints(context.Background(), rid, end.Add(-span-time.Minute), end)
+		got, err := flux.New(c).CountPoints(context.Background(), rid, end.Add(-span-time.Minute), end)
 		return err == nil && got == int64(n)
 	})
 }

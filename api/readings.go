@@ -10,7 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/internal/catalog"
-	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 	"github.com/carehub/carehub/internal/query"
 )
 
@@ -24,7 +24,7 @@ const (
 	maxEvery              = 31 * 24 * time.Hour
 	// maxWindows bounds the points of an aggregated answer (and the
 	// windows carehub holds while aggregating): 2 years hourly fit.
-	maxWindows = influx.DefaultMaxPoints
+	maxWindows = flux.DefaultMaxPoints
 )
 
 type pointJSON struct {
@@ -80,7 +80,7 @@ func parseReadingsQuery(c *fiber.Ctx, residentID string, now time.Time) (Reading
 		q.Fn = "mean"
 	}
 	if v := c.Query("fn"); v != "" {
-		if !influx.ValidAggregate(v) {
+		if !flux.ValidAggregate(v) {
 			return q, m, invalid("invalid_fn", "fn must be one of mean, min, max, count, last")
 		}
 		if q.Every == 0 {
@@ -131,11 +131,11 @@ func (s *Server) readings(c *fiber.Ctx) error {
 		return err
 	}
 	pts, err := s.o.Readings.Readings(c.UserContext(), q)
-	if errors.Is(err, influx.ErrTooManyRows) {
+	if errors.Is(err, flux.ErrTooManyRows) {
 		if q.Every == 0 {
-			return invalid("too_many_points", "the range holds more than "+strconv.Itoa(influx.DefaultMaxPoints)+" raw points; ask for a shorter range or aggregate with every, e.g. every=1m")
+			return invalid("too_many_points", "the range holds more than "+strconv.Itoa(flux.DefaultMaxPoints)+" raw points; ask for a shorter range or aggregate with every, e.g. every=1m")
 		}
-		return invalid("too_many_points", "the range holds more than "+strconv.Itoa(influx.MaxScanRows)+" raw points to aggregate; ask for a shorter range")
+		return invalid("too_many_points", "the range holds more than "+strconv.Itoa(flux.MaxScanRows)+" raw points to aggregate; ask for a shorter range")
 	}
 	if err != nil {
 		s.log.Error().Err(err).Str("resident_id", id).Str("metric", q.Metric).Msg("readings query failed")

@@ -32,18 +32,18 @@ type Options struct {
 	Clock      func() time.Time
 	Log        zerolog.Logger
 	// Trends answers latest values, daily summaries and the overview
-	// (influx.Client); nil disables them.
+	// (flux.Reader); nil disables them.
 	Trends TrendsSource
 	// Baselines answers the overview's worsening baselines and is what
-	// WarmBaselines warms (influx.DailyCache); nil leaves them out.
+	// WarmBaselines warms (flux.DailyCache); nil leaves them out.
 	Baselines BaselineSource
 	// DayActivity answers a day summary's activity, night and steps
-	// figures (influx.Client); nil leaves them out.
+	// figures (flux.Reader); nil leaves them out.
 	DayActivity DayActivitySource
-	// AlertContext answers the readings around an alert (influx.Client);
+	// AlertContext answers the readings around an alert (flux.Reader);
 	// nil answers the latest values instead (through Trends).
 	AlertContext AlertContextSource
-	// Export reads a resident's readings for export (influx.Client).
+	// Export reads a resident's readings for export (flux.Reader).
 	Export ExportSource
 	// AuditReader answers GET /audit (audit.Log); nil disables it.
 	AuditReader AuditReader

@@ -8,16 +8,16 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/internal/catalog"
-	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 )
 
 // DayActivitySource answers the day summary's activity, routine and steps
-// figures (influx.Client; Options.DayActivity): without it the summary
+// figures (flux.Reader; Options.DayActivity): without it the summary
 // gives the vitals alone.
 type DayActivitySource interface {
-	ActivityCounts(ctx context.Context, residentID string, from, to time.Time) ([]influx.WindowValue, error)
+	ActivityCounts(ctx context.Context, residentID string, from, to time.Time) ([]flux.WindowValue, error)
 	EventCount(ctx context.Context, residentID, eventType string, from, to time.Time) (int64, error)
-	WindowMax(ctx context.Context, residentID, metric string, from, to time.Time) ([]influx.WindowValue, error)
+	WindowMax(ctx context.Context, residentID, metric string, from, to time.Time) ([]flux.WindowValue, error)
 }
 
 // The night whose bed exits a day's summary counts: 22:00 to 06:00 local,
@@ -152,12 +152,12 @@ func localDay(day time.Time, n int, loc *time.Location) time.Time {
 // windowStart is a time inside the window w summarises: its end less a
 // millisecond, so a window that ends at a local hour (or midnight) counts
 // in the hour (day) before it.
-func windowStart(w influx.WindowValue) time.Time { return w.End.Add(-time.Millisecond) }
+func windowStart(w flux.WindowValue) time.Time { return w.End.Add(-time.Millisecond) }
 
 // stepsVsBaseline takes the daily maximum of the steps counter per local
 // day: today's against the mean of the previous days' that have data (a
 // day without the wearable is not a day of zero steps).
-func stepsVsBaseline(windows []influx.WindowValue, today time.Time, loc *time.Location) *stepsJSON {
+func stepsVsBaseline(windows []flux.WindowValue, today time.Time, loc *time.Location) *stepsJSON {
 	todayKey := today.Format(time.DateOnly)
 	daily := map[string]float64{}
 	for _, w := range windows {

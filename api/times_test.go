@@ -7,16 +7,16 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/api"
-	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
 // influxReadings answers the API's readings from the real InfluxDB, as
 // internal/app's adapter does.
-type influxReadings struct{ c *influx.Client }
+type influxReadings struct{ c *flux.Reader }
 
 func (r influxReadings) Readings(ctx context.Context, q api.ReadingsQuery) ([]api.Point, error) {
-	pts, err := r.c.Readings(ctx, influx.ReadingsQuery{ResidentID: q.ResidentID, Metric: q.Metric, From: q.From, To: q.To, Every: q.Every, Fn: q.Fn})
+	pts, err := r.c.Readings(ctx, flux.ReadingsQuery{ResidentID: q.ResidentID, Metric: q.Metric, From: q.From, To: q.To, Every: q.Every, Fn: q.Fn})
 	out := make([]api.Point, len(pts))
 	for i, p := range pts {
 		out[i] = api.Point{T: p.T, V: p.V}
@@ -28,7 +28,7 @@ func (r influxReadings) Readings(ctx context.Context, q api.ReadingsQuery) ([]ap
 // back from readings, latest and an alert's context with the milliseconds
 // they were stored with, not cut to the same second.
 func TestReadingTimesKeepMilliseconds(t *testing.T) {
-	h, c, _ := trendsHarnessWith(t, func(o *api.Options) { o.Readings = influxReadings{o.Export.(*influx.Client)} })
+	h, c, _ := trendsHarnessWith(t, func(o *api.Options) { o.Readings = influxReadings{o.Export.(*flux.Reader)} })
 	h.resident("r1")
 	a := h.raise("r1", "heart_rate", "high")
 	sec := a.RaisedAt.Add(-10 * time.Minute).Truncate(time.Second)

@@ -9,18 +9,18 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/internal/catalog"
-	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 )
 
-// TrendsSource answers the trend queries (influx.Client).
+// TrendsSource answers the trend queries (flux.Reader).
 type TrendsSource interface {
-	Latest(ctx context.Context, residentID string, from, to time.Time) ([]influx.MetricValue, error)
-	Summary(ctx context.Context, residentID string, from, to time.Time) ([]influx.MetricStats, error)
+	Latest(ctx context.Context, residentID string, from, to time.Time) ([]flux.MetricValue, error)
+	Summary(ctx context.Context, residentID string, from, to time.Time) ([]flux.MetricStats, error)
 	LastReadings(ctx context.Context, from, to time.Time) (map[string]time.Time, error)
 }
 
 // latestWindow is how far back GET /latest looks: a value older than a
-// month is history, not the resident's current state (within influx.MaxTrendRange).
+// month is history, not the resident's current state (within flux.MaxTrendRange).
 const latestWindow = 30 * 24 * time.Hour
 
 // missingDataAfter: no reading for 24 h is "missing data" on the overview

@@ -13,6 +13,7 @@ import (
 
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -33,8 +34,9 @@ func trendsHarnessWith(t *testing.T, mods ...func(*api.Options)) (*harness, *inf
 		t.Fatal(err)
 	}
 	h := newHarness(t, func(o *api.Options) {
-		o.Trends, o.Export, o.Location = c, c, seoul
-		o.Baselines, o.DayActivity, o.AlertContext = c, c, c
+		q := flux.New(c)
+		o.Trends, o.Export, o.Location = q, q, seoul
+		o.Baselines, o.DayActivity, o.AlertContext = q, q, q
 		for _, mod := range mods {
 			mod(o)
 		}

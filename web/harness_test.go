@@ -22,6 +22,7 @@ import (
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/notify"
 	"github.com/carehub/carehub/internal/query"
@@ -62,12 +63,12 @@ func (r *recorder) since(n int) []audit.Entry {
 // seriesAdapter is internal/app's readingsAdapter: the query layer over the
 // real InfluxDB client.
 type seriesAdapter struct {
-	c   *influx.Client
+	c   *flux.Reader
 	loc *time.Location
 }
 
 func (s seriesAdapter) Readings(ctx context.Context, q query.ReadingsQuery) ([]query.Point, error) {
-	pts, err := s.c.Readings(ctx, influx.ReadingsQuery{ResidentID: q.ResidentID, Metric: q.Metric, From: q.From, To: q.To, Every: q.Every, Fn: q.Fn, Location: s.loc})
+	pts, err := s.c.Readings(ctx, flux.ReadingsQuery{ResidentID: q.ResidentID, Metric: q.Metric, From: q.From, To: q.To, Every: q.Every, Fn: q.Fn, Location: s.loc})
 	if err != nil {
 		return nil, err
 	}
@@ -141,9 +142,10 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 		t.Fatal(err)
 	}
 	rec := &recorder{next: audit.New(js, clock)}
-	trends := influx.NewDailyCache(in, time.Minute, clock)
+	queries := flux.New(in)
+	trends := flux.NewDailyCache(queries, time.Minute, clock)
 	console, err := web.New(web.Options{Users: us, Location: seoul, Clock: clock, Log: log,
-		Query: &query.Service{Registry: reg, Series: seriesAdapter{in, seoul}, Last: trends, Manager: mgr, Mode: query.ModeFrom(ruleSettings), Audit: rec, Clock: clock}})
+		Query: &query.Service{Registry: reg, Series: seriesAdapter{queries, seoul}, Last: trends, Manager: mgr, Mode: query.ModeFrom(ruleSettings), Audit: rec, Clock: clock}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +165,7 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 		opts.Push = push
 	}
 	opts = api.Options{Push: opts.Push,
-		Session: console.Session, Registry: reg, Readings: seriesAdapter{in, seoul}, Audit: rec, AuditReader: rec.next.(*audit.Log),
+		Session: console.Session, Registry: reg, Readings: seriesAdapter{queries, seoul}, Audit: rec, AuditReader: rec.next.(*audit.Log),
 		Trends: trends, Metrics: metrics.New(), AdminToken: adminToken, Location: seoul, Clock: clock, Log: log,
 		Users: us, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: ruleSettings, Heartbeat: time.Second,
 	}

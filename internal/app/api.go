@@ -18,6 +18,7 @@ import (
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/erasure"
 	"github.com/carehub/carehub/internal/influx"
+	"github.com/carehub/carehub/internal/influx/flux"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/users"
@@ -88,17 +89,18 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 			ready["mqtt/"+strconv.Itoa(k+1)] = func(context.Context) error { return p.subscriber.BrokerReady(k) }
 		}
 	}
-	trends := influx.NewDailyCache(in, baselineCacheTTL, clock)
+	queries := flux.New(in)
+	trends := flux.NewDailyCache(queries, baselineCacheTTL, clock)
 	// The console's pages read through the same query layer, scoping and
 	// audit as the API's JSON.
 	console, err := web.New(web.Options{Users: userStore, Location: cfg.Timezone, Clock: clock, Log: a.Log.With().Str("component", "web").Logger(),
-		Query: &query.Service{Registry: reg, Series: readingsAdapter{in, cfg.Timezone}, Last: trends, Manager: mgr, Mode: query.ModeFrom(p.settings), Audit: auditLog, Clock: clock}})
+		Query: &query.Service{Registry: reg, Series: readingsAdapter{queries, cfg.Timezone}, Last: trends, Manager: mgr, Mode: query.ModeFrom(p.settings), Audit: auditLog, Clock: clock}})
 	if err != nil {
 		return nil, "", nil, err
 	}
 	srv := api.New(api.Options{
 		Session:  console.Session,
-		Registry: reg, Readings: readingsAdapter{in, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Export: in, Metrics: a.Metrics,
+		Registry: reg, Readings: readingsAdapter{queries, cfg.Timezone}, Audit: auditLog, AuditReader: auditLog, Export: queries, Metrics: a.Metrics,
 		Trends: trends, Baselines: trends, DayActivity: trends, AlertContext: trends,
 		AdminToken: cfg.AdminToken, Location: cfg.Timezone, Clock: clock, TrustedProxies: cfg.TrustedProxies, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
 		QueryRate: cfg.QueryRate, QueryBurst: cfg.QueryBurst, MaxQueries: cfg.MaxQueries, MaxExports: cfg.MaxExports,
@@ -132,12 +134,12 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 // readingsAdapter answers the API's readings queries with Flux; whole-day
 // windows are calendar days in the program time zone.
 type readingsAdapter struct {
-	c   *influx.Client
+	c   *flux.Reader
 	loc *time.Location
 }
 
 func (r readingsAdapter) Readings(ctx context.Context, q api.ReadingsQuery) ([]api.Point, error) {
-	pts, err := r.c.Readings(ctx, influx.ReadingsQuery{ResidentID: q.ResidentID, Metric: q.Metric,
+	pts, err := r.c.Readings(ctx, flux.ReadingsQuery{ResidentID: q.ResidentID, Metric: q.Metric,
 		From: q.From, To: q.To, Every: q.Every, Fn: q.Fn, Location: r.loc})
 	if err != nil {
 		return nil, err

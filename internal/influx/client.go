@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -181,12 +182,6 @@ func (c *Client) WriteLines(ctx context.Context, body []byte) error {
 	return we
 }
 
-// Point is one (time, value) of a readings query.
-type Point struct {
-	T time.Time
-	V float64
-}
-
 // request sends a request to path through the SDK's HTTP service (which
 // adds the Authorization header); the caller must close the body.
 func (c *Client) request(ctx context.Context, method, path string, body []byte, contentType string) (*http.Response, error) {
@@ -218,3 +213,34 @@ func (c *Client) httpStatus(ctx context.Context, method, path string, body []byt
 // or 0. It lets consumers classify failures through a small interface of
 // their own instead of importing this type.
 func (e *WriteError) RetryDelay() time.Duration { return e.RetryAfter }
+
+// Query runs a Flux query and returns InfluxDB's annotated CSV answer (with
+// the datatype annotation), which the caller must close; a refused query is
+// an error carrying InfluxDB's message. Package flux builds the queries and
+// reads the answers.
+func (c *Client) Query(ctx context.Context, flux string) (io.ReadCloser, error) {
+	if flux == "" {
+		return nil, fmt.Errorf("influx query: empty query")
+	}
+	body, err := json.Marshal(map[string]any{
+		"query": flux, "type": "flux",
+		"dialect": map[string]any{"header": true, "delimiter": ",", "annotations": []string{"datatype"}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.request(ctx, http.MethodPost, "/api/v2/query?org="+url.QueryEscape(c.org), body, "application/json")
+	if err != nil {
+		return nil, fmt.Errorf("influx query: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e struct{ Message, Error string }
+		if json.Unmarshal(b, &e) == nil && (e.Message != "" || e.Error != "") {
+			return nil, fmt.Errorf("influx query: %s: %s%s", resp.Status, e.Message, e.Error)
+		}
+		return nil, fmt.Errorf("influx query: %s: %s", resp.Status, snippet(b))
+	}
+	return resp.Body, nil
+}

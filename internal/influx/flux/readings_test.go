@@ -1,4 +1,4 @@
-package influx
+package flux
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/internal/influx"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
@@ -80,7 +81,7 @@ func TestWindowAggregates(t *testing.T) {
 func BenchmarkReadingsWeek(b *testing.B) {
 	in := testenv.SharedInflux(b)
 	ctx := context.Background()
-	c, err := Open(ctx, Options{URL: in.URL, Bucket: testenv.ID("care"), RawRetention: 90 * 24 * time.Hour, Log: zerolog.Nop()})
+	c, err := openDB(ctx, influx.Options{URL: in.URL, Bucket: testenv.ID("care"), RawRetention: 90 * 24 * time.Hour, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func BenchmarkReadingsWeek(b *testing.B) {
 	from := to.Add(-7 * 24 * time.Hour)
 	var buf []byte
 	for t := from; t.Before(to); t = t.Add(time.Minute) {
-		buf = AppendReading(buf, model.Reading{ResidentID: "r1", HomeID: "h1", DeviceID: "w1", DeviceKind: "wearable", TS: t,
+		buf = influx.AppendReading(buf, model.Reading{ResidentID: "r1", HomeID: "h1", DeviceID: "w1", DeviceKind: "wearable", TS: t,
 			Values: map[string]float64{"heart_rate": 60 + float64(t.Minute()%20)}})
 	}
 	if err := c.WriteLines(ctx, buf); err != nil {

@@ -1,4 +1,4 @@
-package influx
+package flux
 
 import (
 	"context"
@@ -26,9 +26,9 @@ var ErrTooManyRows = errors.New("too many raw points to aggregate")
 // or one per window that has any (GET /residents/{id}/readings). A window
 // is labelled with its start, or with q.From for a first window that
 // starts before it.
-func (c *Client) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error) {
+func (r *Reader) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error) {
 	if q.Bucket == "" {
-		q.Bucket = c.bucket
+		q.Bucket = r.bucket
 	}
 	f, err := q.Flux()
 	if err != nil {
@@ -36,7 +36,7 @@ func (c *Client) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 	}
 	if q.Every == 0 {
 		var pts []Point
-		err = c.scan(ctx, f, func(_ string, t time.Time, v float64) { pts = append(pts, Point{T: t, V: v}) })
+		err = r.scan(ctx, f, func(_ string, t time.Time, v float64) { pts = append(pts, Point{T: t, V: v}) })
 		if err != nil {
 			return nil, err
 		}
@@ -59,7 +59,7 @@ func (c *Client) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 	if most <= 0 {
 		most = MaxScanRows
 	}
-	err = c.scanCSV(ctx, f, []string{"_field", "_time", "_value"}, func(vals []string) error {
+	err = r.scanCSV(ctx, f, []string{"_field", "_time", "_value"}, func(vals []string) error {
 		v, err := strconv.ParseFloat(vals[2], 64)
 		if err != nil {
 			return nil // not a number: not ours

@@ -1,4 +1,4 @@
-package influx
+package flux
 
 import (
 	"context"
@@ -53,14 +53,14 @@ const dailyEvery = 24 * time.Hour
 // the days after). One branch per local day was tried: 1.8's Flux slows
 // down more than linearly with the number of branches, 17 of them taking
 // three times as long as these windows for 100 residents' hourly data.
-func (c *Client) DailyAggregates(ctx context.Context, q DailyQuery) (map[string][]DayValue, error) {
-	fs, spans, err := c.dailyFluxes(q)
+func (r *Reader) DailyAggregates(ctx context.Context, q DailyQuery) (map[string][]DayValue, error) {
+	fs, spans, err := r.dailyFluxes(q)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string][]DayValue{}
 	for i, f := range fs {
-		if err := c.dailySpan(ctx, f, spans[i], out); err != nil {
+		if err := r.dailySpan(ctx, f, spans[i], out); err != nil {
 			return nil, err
 		}
 	}
@@ -71,8 +71,8 @@ func (c *Client) DailyAggregates(ctx context.Context, q DailyQuery) (map[string]
 }
 
 // dailySpan runs the query of one span and adds its days to out.
-func (c *Client) dailySpan(ctx context.Context, f Flux, sp dailySpan, out map[string][]DayValue) error {
-	return c.scanCSV(ctx, f, []string{"resident_id", "_start", "_value"}, func(vals []string) error {
+func (r *Reader) dailySpan(ctx context.Context, f Flux, sp dailySpan, out map[string][]DayValue) error {
+	return r.scanCSV(ctx, f, []string{"resident_id", "_start", "_value"}, func(vals []string) error {
 		rid := vals[0]
 		v, err := strconv.ParseFloat(vals[2], 64)
 		if rid == "" || err != nil {
@@ -137,14 +137,14 @@ func (q DailyQuery) spans() []dailySpan {
 }
 
 // dailyFluxes validates q and builds the query of each of its spans.
-func (c *Client) dailyFluxes(q DailyQuery) ([]Flux, []dailySpan, error) {
-	if err := c.checkDaily(q); err != nil {
+func (r *Reader) dailyFluxes(q DailyQuery) ([]Flux, []dailySpan, error) {
+	if err := r.checkDaily(q); err != nil {
 		return nil, nil, err
 	}
 	spans := q.spans()
 	fs := make([]Flux, len(spans))
 	for i, sp := range spans {
-		f, err := c.spanFlux(q, sp)
+		f, err := r.spanFlux(q, sp)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -153,7 +153,7 @@ func (c *Client) dailyFluxes(q DailyQuery) ([]Flux, []dailySpan, error) {
 	return fs, spans, nil
 }
 
-func (c *Client) checkDaily(q DailyQuery) error {
+func (r *Reader) checkDaily(q DailyQuery) error {
 	if _, ok := catalog.LookupMetric(q.Metric); !ok {
 		return fmt.Errorf("metric %q is not in the catalogue", q.Metric)
 	}
@@ -173,7 +173,7 @@ func (c *Client) checkDaily(q DailyQuery) error {
 // has them every 24 hours; a day alone (a daylight-saving change) is one
 // window of its own length. The range ends with StopLit: InfluxDB 1.8's
 // range() would return a point lying exactly on its stop.
-func (c *Client) spanFlux(q DailyQuery, sp dailySpan) (Flux, error) {
+func (r *Reader) spanFlux(q DailyQuery, sp dailySpan) (Flux, error) {
 	every := max(dailyEvery, sp.length)
 	off := time.Duration(sp.start.Add(sp.length).UnixMilli()%every.Milliseconds()) * time.Millisecond
 	everyLit, err := DurationLit(every)
@@ -199,11 +199,11 @@ func (c *Client) spanFlux(q DailyQuery, sp dailySpan) (Flux, error) {
   |> window(%s)
   |> %s()
   |> keep(columns: ["_start", "_value", "resident_id"])`,
-		StringLit(c.bucket), TimeLit(sp.start), StopLit(sp.stop), StringLit(q.Metric),
+		StringLit(r.bucket), TimeLit(sp.start), StopLit(sp.stop), StringLit(q.Metric),
 		Lit(window), Lit{text: dailyFns[q.Fn]}), nil
 }
 
-// DailyCache is a Client whose DailyAggregates answers are remembered. The
+// DailyCache is a Reader whose DailyAggregates answers are remembered. The
 // overview's baselines are whole past days, which change only when late
 // data arrives (a gateway's backlog after an outage), yet they cost
 // InfluxDB 1.8 seconds: for 100 residents' one-minute data the overview's
@@ -212,9 +212,9 @@ func (c *Client) spanFlux(q DailyQuery, sp dailySpan) (Flux, error) {
 // asked in the background (stale while revalidating), and only a query
 // never asked before waits for InfluxDB; api.Server.WarmBaselines asks the
 // day's queries before any coordinator does. Every other method is the
-// Client's.
+// Reader's.
 type DailyCache struct {
-	*Client
+	*Reader
 	ttl time.Duration
 	now func() time.Time
 
@@ -235,12 +235,12 @@ const dailyCacheMaxItems = 64
 // dailyRefreshTimeout bounds a background refresh.
 const dailyRefreshTimeout = 2 * time.Minute
 
-// NewDailyCache wraps c; answers are fresh for ttl by the clock now.
-func NewDailyCache(c *Client, ttl time.Duration, now func() time.Time) *DailyCache {
+// NewDailyCache wraps r; answers are fresh for ttl by the clock now.
+func NewDailyCache(r *Reader, ttl time.Duration, now func() time.Time) *DailyCache {
 	if now == nil {
 		now = time.Now
 	}
-	return &DailyCache{Client: c, ttl: ttl, now: now, items: map[string]*dailyCacheItem{}}
+	return &DailyCache{Reader: r, ttl: ttl, now: now, items: map[string]*dailyCacheItem{}}
 }
 
 // DailyAggregates answers from the cache when it holds an answer to the
@@ -264,7 +264,7 @@ func (c *DailyCache) DailyAggregates(ctx context.Context, q DailyQuery) (map[str
 		return out, nil
 	}
 	c.mu.Unlock()
-	out, err := c.Client.DailyAggregates(ctx, q)
+	out, err := c.Reader.DailyAggregates(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +283,7 @@ func (c *DailyCache) DailyAggregates(ctx context.Context, q DailyQuery) (map[str
 func (c *DailyCache) refresh(it *dailyCacheItem, q DailyQuery) {
 	ctx, cancel := context.WithTimeout(context.Background(), dailyRefreshTimeout)
 	defer cancel()
-	out, err := c.Client.DailyAggregates(ctx, q)
+	out, err := c.Reader.DailyAggregates(ctx, q)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil {

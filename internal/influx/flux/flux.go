@@ -1,4 +1,4 @@
-package influx
+package flux
 
 import (
 	"errors"
@@ -167,7 +167,7 @@ func ParseDuration(s string) (time.Duration, error) {
 }
 
 // Aggregate functions a readings query may apply per window (contract §4:
-// fn=mean|min|max|count|last); Client.Readings computes them (window.value).
+// fn=mean|min|max|count|last); Reader.Readings computes them (window.value).
 var aggregates = map[string]bool{"mean": true, "min": true, "max": true, "count": true, "last": true}
 
 // ValidAggregate reports whether fn may be used as ReadingsQuery.Fn.
@@ -230,7 +230,7 @@ func (q ReadingsQuery) Validate() error {
 
 // Flux validates q and builds its query: the raw points of the metric,
 // one table per series (a resident may have two heart-rate devices), the
-// raw ones cut to the limit per series. Client.Readings merges the series
+// raw ones cut to the limit per series. Reader.Readings merges the series
 // into one time line and, with Every, aggregates the windows itself: Flux
 // 0.65 (InfluxDB 1.8) cannot push window aggregates down to storage, and
 // its window() took 60-130 ms for one resident's week of one-minute

@@ -1,4 +1,4 @@
-package influx
+package flux
 
 import (
 	"fmt"
@@ -7,16 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carehub/carehub/internal/influx"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
 // writePoints writes one reading per (resident, device, time, metric, value).
-func writePoints(t *testing.T, c *Client, pts ...model.Reading) {
+func writePoints(t *testing.T, c *testDB, pts ...model.Reading) {
 	t.Helper()
 	var buf []byte
 	for _, p := range pts {
-		buf = AppendReading(buf, p)
+		buf = influx.AppendReading(buf, p)
 	}
 	if err := c.WriteLines(ctxT(t), buf); err != nil {
 		t.Fatal(err)
@@ -131,7 +132,7 @@ func TestDailyAggregatesDST(t *testing.T) {
 // TestDailyAggregatesRejects: everything that reaches the query text is
 // validated first.
 func TestDailyAggregatesRejects(t *testing.T) {
-	c := &Client{bucket: "care/autogen"}
+	c := &Reader{bucket: "care/autogen"}
 	d := time.Date(2026, 11, 20, 15, 0, 0, 0, time.UTC)
 	ok := DailyQuery{Metric: "steps", Fn: "max", From: d, To: d.Add(17 * 24 * time.Hour)}
 	for _, tc := range []struct {
@@ -216,7 +217,7 @@ func TestDailyCache(t *testing.T) {
 	var mu sync.Mutex
 	clock := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	sc := NewDailyCache(c, 10*time.Minute, now)
+	sc := NewDailyCache(c.Reader, 10*time.Minute, now)
 	d := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
 	q := DailyQuery{Metric: "heart_rate", Fn: "min", From: d, To: d.Add(2 * time.Hour)}
 	writePoints(t, c, reading("r1", "wear", d.Add(time.Minute), "heart_rate", 70))

@@ -1,4 +1,4 @@
-package influx
+package flux
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func exportFilter(residentID string) string {
 // CountPoints returns how many catalogue readings a resident has in
 // [from, to) (storage counts them; nothing is sent back but the counts),
 // so an export can say before its first byte whether it will be cut.
-func (c *Client) CountPoints(ctx context.Context, residentID string, from, to time.Time) (int64, error) {
+func (r *Reader) CountPoints(ctx context.Context, residentID string, from, to time.Time) (int64, error) {
 	if !catalog.ValidID(residentID) {
 		return 0, fmt.Errorf("resident id %q is not a valid id", residentID)
 	}
@@ -51,11 +51,11 @@ func (c *Client) CountPoints(ctx context.Context, residentID string, from, to ti
 	}
 	f := Flux{text: Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  `, StringLit(c.bucket), TimeLit(from), StopLit(to)).text + exportFilter(residentID) + `
+  `, StringLit(r.bucket), TimeLit(from), StopLit(to)).text + exportFilter(residentID) + `
   |> count()
   |> keep(columns: ["_value"])`}
 	var n int64
-	err := c.scanCSV(ctx, f, []string{"_value"}, func(vals []string) error {
+	err := r.scanCSV(ctx, f, []string{"_value"}, func(vals []string) error {
 		v, err := strconv.ParseInt(vals[0], 10, 64)
 		if err != nil {
 			return fmt.Errorf("influx query: count %q: %w", vals[0], err)
@@ -73,7 +73,7 @@ func (c *Client) CountPoints(ctx context.Context, residentID string, from, to ti
 // InfluxDB's answer into emit, so the memory one export costs does not grow
 // with the number of points (GET /residents/{id}/export). An error from
 // emit (the client went away) ends the export and is returned.
-func (c *Client) StreamPoints(ctx context.Context, residentID string, from, to time.Time, limit int, emit func(MetricValue) error) (bool, error) {
+func (r *Reader) StreamPoints(ctx context.Context, residentID string, from, to time.Time, limit int, emit func(MetricValue) error) (bool, error) {
 	if !catalog.ValidID(residentID) {
 		return false, fmt.Errorf("resident id %q is not a valid id", residentID)
 	}
@@ -91,11 +91,11 @@ func (c *Client) StreamPoints(ctx context.Context, residentID string, from, to t
 		}
 		f := Flux{text: Fluxf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
-  `, StringLit(c.bucket), TimeLit(start), StopLit(stop)).text + exportFilter(residentID) + `
+  `, StringLit(r.bucket), TimeLit(start), StopLit(stop)).text + exportFilter(residentID) + `
   |> group()
   |> sort(columns: ["_time", "_field"])
   |> keep(columns: ["_time", "_field", "_value"])`}
-		err := c.scanCSV(ctx, f, []string{"_field", "_time", "_value"}, func(vals []string) error {
+		err := r.scanCSV(ctx, f, []string{"_field", "_time", "_value"}, func(vals []string) error {
 			v, err := strconv.ParseFloat(vals[2], 64)
 			if err != nil {
 				return nil // not a number: not a reading

@@ -1,4 +1,4 @@
-package influx
+package flux
 
 import (
 	"context"
@@ -36,7 +36,7 @@ const activityFilter = `(r._measurement == "events" and (r.type == "motion" or r
 // ActivityCounts returns how many activity events and readings a resident
 // had in each ActivityWindow of [from, to) that had any (GET
 // /residents/{id}/summary: activity per hour).
-func (c *Client) ActivityCounts(ctx context.Context, residentID string, from, to time.Time) ([]WindowValue, error) {
+func (r *Reader) ActivityCounts(ctx context.Context, residentID string, from, to time.Time) ([]WindowValue, error) {
 	if err := checkSummary(residentID, from, to); err != nil {
 		return nil, err
 	}
@@ -48,14 +48,14 @@ func (c *Client) ActivityCounts(ctx context.Context, residentID string, from, to
   |> keep(columns: ["_time", "_value"])
   |> group()
   |> aggregateWindow(every: %s, fn: count, createEmpty: false)`,
-		StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID), every)
-	return c.windows(ctx, f)
+		StringLit(r.bucket), TimeLit(from), StopLit(to), StringLit(residentID), every)
+	return r.windows(ctx, f)
 }
 
 // WindowMax returns a metric's maximum in each ActivityWindow of [from, to)
 // that had a reading (steps: a wearable's counter of the day, whose daily
 // maximum is the day's steps).
-func (c *Client) WindowMax(ctx context.Context, residentID, metric string, from, to time.Time) ([]WindowValue, error) {
+func (r *Reader) WindowMax(ctx context.Context, residentID, metric string, from, to time.Time) ([]WindowValue, error) {
 	if err := checkSummary(residentID, from, to); err != nil {
 		return nil, err
 	}
@@ -69,14 +69,14 @@ func (c *Client) WindowMax(ctx context.Context, residentID, metric string, from,
   |> keep(columns: ["_time", "_value"])
   |> group()
   |> aggregateWindow(every: %s, fn: max, createEmpty: false)`,
-		StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID), StringLit(metric), every)
-	return c.windows(ctx, f)
+		StringLit(r.bucket), TimeLit(from), StopLit(to), StringLit(residentID), StringLit(metric), every)
+	return r.windows(ctx, f)
 }
 
 // EventCount returns how many events of one type a resident had in
 // [from, to) (bathroom visits are toilet_flush events, nights out of bed
 // bed_exit events).
-func (c *Client) EventCount(ctx context.Context, residentID, eventType string, from, to time.Time) (int64, error) {
+func (r *Reader) EventCount(ctx context.Context, residentID, eventType string, from, to time.Time) (int64, error) {
 	if err := checkSummary(residentID, from, to); err != nil {
 		return 0, err
 	}
@@ -89,9 +89,9 @@ func (c *Client) EventCount(ctx context.Context, residentID, eventType string, f
   |> keep(columns: ["_time", "_value"])
   |> group()
   |> count()`,
-		StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID), StringLit(eventType))
+		StringLit(r.bucket), TimeLit(from), StopLit(to), StringLit(residentID), StringLit(eventType))
 	var n int64
-	err := c.scan(ctx, f, func(_ string, _ time.Time, v float64) { n += int64(v) })
+	err := r.scan(ctx, f, func(_ string, _ time.Time, v float64) { n += int64(v) })
 	return n, err
 }
 
@@ -105,9 +105,9 @@ func checkSummary(residentID string, from, to time.Time) error {
 // windows runs an aggregateWindow query; aggregateWindow stamps each
 // window with its stop, the last one with the range's stop, which StopLit
 // puts 1 ns before a whole millisecond: that end is rounded up to it.
-func (c *Client) windows(ctx context.Context, f Flux) ([]WindowValue, error) {
+func (r *Reader) windows(ctx context.Context, f Flux) ([]WindowValue, error) {
 	var out []WindowValue
-	err := c.scan(ctx, f, func(_ string, t time.Time, v float64) {
+	err := r.scan(ctx, f, func(_ string, t time.Time, v float64) {
 		out = append(out, WindowValue{End: t.Add(time.Millisecond - 1).Truncate(time.Millisecond), V: v})
 	})
 	return out, err

@@ -1,4 +1,4 @@
-package influx
+package flux
 
 import (
 	"context"
@@ -14,7 +14,7 @@ const MaxAroundPoints = 2000
 // [from, to), in time order (several devices merged), at most limit of
 // them (0 or more than MaxAroundPoints = MaxAroundPoints); the bool says
 // whether more matched (GET /alerts/{id}: the readings around the alert).
-func (c *Client) Around(ctx context.Context, residentID, metric string, from, to time.Time, limit int) ([]Point, bool, error) {
+func (r *Reader) Around(ctx context.Context, residentID, metric string, from, to time.Time, limit int) ([]Point, bool, error) {
 	if err := checkSummary(residentID, from, to); err != nil {
 		return nil, false, err
 	}
@@ -22,7 +22,7 @@ func (c *Client) Around(ctx context.Context, residentID, metric string, from, to
 		limit = MaxAroundPoints
 	}
 	// One point more than the limit tells a full window from a cut one.
-	pts, err := c.Readings(ctx, ReadingsQuery{ResidentID: residentID, Metric: metric, From: from, To: to, MaxPoints: limit + 1})
+	pts, err := r.Readings(ctx, ReadingsQuery{ResidentID: residentID, Metric: metric, From: from, To: to, MaxPoints: limit + 1})
 	if err != nil {
 		return nil, false, err
 	}

@@ -1,4 +1,4 @@
-package influx
+package flux
 
 import (
 	"strings"
@@ -66,7 +66,7 @@ func TestReadingsQueryFlux(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No r._time filter (StopLit instead), nothing Flux 0.65 cannot push
-	// down to storage: the windows are Client.Readings' work.
+	// down to storage: the windows are Reader.Readings' work.
 	want := `from(bucket: "care/autogen")
   |> range(start: 2026-11-25T00:00:00Z, stop: 2026-11-25T23:59:59.999999999Z)
   |> filter(fn: (r) => r._measurement == "readings" and r.resident_id == "r1" and r._field == "heart_rate")

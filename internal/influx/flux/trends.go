@@ -1,4 +1,4 @@
-package influx
+package flux
 
 import (
 	"context"
@@ -41,7 +41,7 @@ func checkRange(from, to time.Time) error {
 // here ends its range with StopLit: Flux 0.65 on InfluxDB 1.8 would return
 // a point lying exactly on range()'s stop, which would count a reading at
 // the next local midnight in the wrong day.
-func (c *Client) latestFlux(residentID string, from, to time.Time) (Flux, error) {
+func (r *Reader) latestFlux(residentID string, from, to time.Time) (Flux, error) {
 	if !catalog.ValidID(residentID) {
 		return Flux{}, fmt.Errorf("resident id %q is not a valid id", residentID)
 	}
@@ -55,18 +55,18 @@ func (c *Client) latestFlux(residentID string, from, to time.Time) (Flux, error)
   |> sort(columns: ["_time"])
   |> last()
   |> keep(columns: ["_time", "_field", "_value"])`,
-		StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID)), nil
+		StringLit(r.bucket), TimeLit(from), StopLit(to), StringLit(residentID)), nil
 }
 
 // Latest returns the latest value of every metric of a resident in
 // [from, to), one per metric (whichever device sent it).
-func (c *Client) Latest(ctx context.Context, residentID string, from, to time.Time) ([]MetricValue, error) {
-	f, err := c.latestFlux(residentID, from, to)
+func (r *Reader) Latest(ctx context.Context, residentID string, from, to time.Time) ([]MetricValue, error) {
+	f, err := r.latestFlux(residentID, from, to)
 	if err != nil {
 		return nil, err
 	}
 	var out []MetricValue
-	err = c.scan(ctx, f, func(field string, t time.Time, v float64) {
+	err = r.scan(ctx, f, func(field string, t time.Time, v float64) {
 		out = append(out, MetricValue{Metric: field, T: t, V: v})
 	})
 	return out, err
@@ -78,7 +78,7 @@ var statsFns = []string{"min", "max", "mean", "count"}
 
 // Summary returns min, mean, max and count of every metric of a resident
 // in [from, to) (a calendar day for GET /residents/{id}/summary).
-func (c *Client) Summary(ctx context.Context, residentID string, from, to time.Time) ([]MetricStats, error) {
+func (r *Reader) Summary(ctx context.Context, residentID string, from, to time.Time) ([]MetricStats, error) {
 	if !catalog.ValidID(residentID) {
 		return nil, fmt.Errorf("resident id %q is not a valid id", residentID)
 	}
@@ -94,8 +94,8 @@ func (c *Client) Summary(ctx context.Context, residentID string, from, to time.T
   |> group(columns: ["_field"])
   |> %s()
   |> keep(columns: ["_field", "_value"])`,
-			StringLit(c.bucket), TimeLit(from), StopLit(to), StringLit(residentID), Lit{text: fn})
-		err := c.scan(ctx, f, func(field string, _ time.Time, v float64) {
+			StringLit(r.bucket), TimeLit(from), StopLit(to), StringLit(residentID), Lit{text: fn})
+		err := r.scan(ctx, f, func(field string, _ time.Time, v float64) {
 			s := byMetric[field]
 			if s == nil {
 				s = &MetricStats{Metric: field}
@@ -126,7 +126,7 @@ func (c *Client) Summary(ctx context.Context, residentID string, from, to time.T
 
 // LastReadings returns, for every resident with a reading in [from, to),
 // the time of their latest one (GET /overview: who has gone quiet).
-func (c *Client) LastReadings(ctx context.Context, from, to time.Time) (map[string]time.Time, error) {
+func (r *Reader) LastReadings(ctx context.Context, from, to time.Time) (map[string]time.Time, error) {
 	if err := checkRange(from, to); err != nil {
 		return nil, err
 	}
@@ -135,9 +135,9 @@ func (c *Client) LastReadings(ctx context.Context, from, to time.Time) (map[stri
   |> filter(fn: (r) => r._measurement == "readings")
   |> last()
   |> keep(columns: ["_time", "resident_id"])`,
-		StringLit(c.bucket), TimeLit(from), StopLit(to))
+		StringLit(r.bucket), TimeLit(from), StopLit(to))
 	out := map[string]time.Time{}
-	err := c.scanCSV(ctx, f, []string{"resident_id", "_time"}, func(vals []string) error {
+	err := r.scanCSV(ctx, f, []string{"resident_id", "_time"}, func(vals []string) error {
 		if vals[0] == "" {
 			return nil
 		}

@@ -1,4 +1,4 @@
-package influx
+package flux
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/carehub/carehub/internal/influx"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
@@ -34,11 +35,11 @@ func TestAggregatedReadingsBoundRowsScanned(t *testing.T) {
 
 // exportClient writes n one-minute heart rates (and a field outside the
 // catalogue) for r1 ending before the returned time.
-func exportClient(t *testing.T, n int) (*Client, time.Time) {
+func exportClient(t *testing.T, n int) (*testDB, time.Time) {
 	t.Helper()
 	in := testenv.SharedInflux(t)
 	ctx := context.Background()
-	c, err := Open(ctx, Options{URL: in.URL, Bucket: testenv.ID("care"), RawRetention: 90 * 24 * time.Hour, Log: zerolog.Nop()})
+	c, err := openDB(ctx, influx.Options{URL: in.URL, Bucket: testenv.ID("care"), RawRetention: 90 * 24 * time.Hour, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func exportClient(t *testing.T, n int) (*Client, time.Time) {
 	to := time.Now().UTC().Truncate(time.Minute)
 	var buf []byte
 	for i := range n {
-		buf = AppendReading(buf, model.Reading{ResidentID: "r1", HomeID: "h1", DeviceID: "w1", DeviceKind: "wearable", TS: to.Add(-time.Duration(n-i) * time.Minute),
+		buf = influx.AppendReading(buf, model.Reading{ResidentID: "r1", HomeID: "h1", DeviceID: "w1", DeviceKind: "wearable", TS: to.Add(-time.Duration(n-i) * time.Minute),
 			Values: map[string]float64{"heart_rate": float64(60 + i%30), "not_a_metric": 1}})
 	}
 	if err := c.WriteLines(ctx, buf); err != nil {
@@ -96,7 +97,7 @@ func TestStreamPointsPagesInTimeOrder(t *testing.T) {
 func TestRawReadingsRefuseMoreThanMax(t *testing.T) {
 	in := testenv.SharedInflux(t)
 	ctx := context.Background()
-	c, err := Open(ctx, Options{URL: in.URL, Bucket: testenv.ID("care"), RawRetention: 90 * 24 * time.Hour, Log: zerolog.Nop()})
+	c, err := openDB(ctx, influx.Options{URL: in.URL, Bucket: testenv.ID("care"), RawRetention: 90 * 24 * time.Hour, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestRawReadingsRefuseMoreThanMax(t *testing.T) {
 	from := to.Add(-time.Duration(DefaultMaxPoints+1) * time.Second)
 	var buf []byte
 	for i := range DefaultMaxPoints + 1 {
-		buf = AppendReading(buf, model.Reading{ResidentID: "r1", HomeID: "h1", DeviceID: "radar", DeviceKind: "radar", TS: from.Add(time.Duration(i) * time.Second),
+		buf = influx.AppendReading(buf, model.Reading{ResidentID: "r1", HomeID: "h1", DeviceID: "radar", DeviceKind: "radar", TS: from.Add(time.Duration(i) * time.Second),
 			Values: map[string]float64{"heart_rate": 70}})
 		if len(buf) > 1<<20 {
 			if err := c.WriteLines(ctx, buf); err != nil {

@@ -1,14 +1,11 @@
-package influx
+package flux
 
 import (
 	"bufio"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,8 +14,8 @@ import (
 
 // scan runs f and calls row for every record with a numeric _value, with
 // its _field and _time when the query kept them.
-func (c *Client) scan(ctx context.Context, f Flux, row func(field string, t time.Time, v float64)) error {
-	return c.scanCSV(ctx, f, []string{"_field", "_time", "_value"}, func(vals []string) error {
+func (r *Reader) scan(ctx context.Context, f Flux, row func(field string, t time.Time, v float64)) error {
+	return r.scanCSV(ctx, f, []string{"_field", "_time", "_value"}, func(vals []string) error {
 		v, err := strconv.ParseFloat(vals[2], 64)
 		if err != nil {
 			return nil // not a number (a string or boolean field): not ours
@@ -41,31 +38,16 @@ func (c *Client) scan(ctx context.Context, f Flux, row func(field string, t time
 // (BenchmarkReadingsWeek: 50 ms a query with it). An error row in the
 // answer (Flux reports errors met while streaming that way) is returned as
 // an error.
-func (c *Client) scanCSV(ctx context.Context, f Flux, cols []string, row func(vals []string) error) error {
+func (r *Reader) scanCSV(ctx context.Context, f Flux, cols []string, row func(vals []string) error) error {
 	if f.text == "" {
 		return fmt.Errorf("influx query: empty query")
 	}
-	body, err := json.Marshal(map[string]any{
-		"query": f.text, "type": "flux",
-		"dialect": map[string]any{"header": true, "delimiter": ",", "annotations": []string{"datatype"}},
-	})
+	body, err := r.in.Query(ctx, f.text)
 	if err != nil {
 		return err
 	}
-	resp, err := c.request(ctx, http.MethodPost, "/api/v2/query?org="+url.QueryEscape(c.org), body, "application/json")
-	if err != nil {
-		return fmt.Errorf("influx query: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e struct{ Message, Error string }
-		if json.Unmarshal(b, &e) == nil && (e.Message != "" || e.Error != "") {
-			return fmt.Errorf("influx query: %s: %s%s", resp.Status, e.Message, e.Error)
-		}
-		return fmt.Errorf("influx query: %s: %s", resp.Status, snippet(b))
-	}
-	return readCSV(resp.Body, cols, row)
+	defer body.Close()
+	return readCSV(body, cols, row)
 }
 
 // readCSV reads Flux's annotated CSV (with the datatype annotation): each
