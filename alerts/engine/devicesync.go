@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/alerts/rules/eval"
 	"github.com/carehub/carehub/devices"
 )
 
@@ -16,9 +16,9 @@ type DeviceDirectory interface {
 }
 
 // DeviceSetter takes a resident's complete device list
-// (rules.Evaluator.SetDevices).
+// (eval.Evaluator.SetDevices).
 type DeviceSetter interface {
-	SetDevices(residentID string, devs []rules.DeviceInfo)
+	SetDevices(residentID string, devs []eval.DeviceInfo)
 }
 
 // syncEvery is how often SyncDevices reads the registry again. Devices are
@@ -42,9 +42,9 @@ func SyncDevices(ctx context.Context, dir DeviceDirectory, ev DeviceSetter) {
 }
 
 func syncDevices(dir DeviceDirectory, ev DeviceSetter) {
-	byResident := map[string][]rules.DeviceInfo{}
+	byResident := map[string][]eval.DeviceInfo{}
 	for _, d := range dir.Devices(func(d devices.Device) bool { return !d.Disabled }) {
-		byResident[d.ResidentID] = append(byResident[d.ResidentID], rules.DeviceInfo{ID: d.ID, Kind: d.Kind, HomeID: d.HomeID})
+		byResident[d.ResidentID] = append(byResident[d.ResidentID], eval.DeviceInfo{ID: d.ID, Kind: d.Kind, HomeID: d.HomeID})
 	}
 	for _, r := range dir.Residents() {
 		ev.SetDevices(r.ID, byResident[r.ID])

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/alerts/rules/eval"
 	"github.com/carehub/carehub/devices"
 )
 
@@ -30,19 +30,19 @@ func (f fakeDirectory) Residents() []devices.Resident { return f.residents }
 
 type recordedDevices struct {
 	mu  sync.Mutex
-	got map[string][]rules.DeviceInfo
+	got map[string][]eval.DeviceInfo
 }
 
-func (r *recordedDevices) SetDevices(residentID string, devs []rules.DeviceInfo) {
+func (r *recordedDevices) SetDevices(residentID string, devs []eval.DeviceInfo) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got[residentID] = devs
 }
 
-func (r *recordedDevices) snapshot() map[string][]rules.DeviceInfo {
+func (r *recordedDevices) snapshot() map[string][]eval.DeviceInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string][]rules.DeviceInfo, len(r.got))
+	out := make(map[string][]eval.DeviceInfo, len(r.got))
 	for k, v := range r.got {
 		out[k] = v
 	}
@@ -62,12 +62,12 @@ func TestSyncDevices(t *testing.T) {
 		},
 		residents: []devices.Resident{{ID: "r1", HomeID: "h1"}, {ID: "r2", HomeID: "h2"}},
 	}
-	rec := &recordedDevices{got: map[string][]rules.DeviceInfo{}}
+	rec := &recordedDevices{got: map[string][]eval.DeviceInfo{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); SyncDevices(ctx, dir, rec) }()
 
-	want := map[string][]rules.DeviceInfo{
+	want := map[string][]eval.DeviceInfo{
 		"r1": {{ID: "d1", Kind: "bed", HomeID: "h1"}, {ID: "d3", Kind: "wearable", HomeID: "h1"}},
 		"r2": nil,
 	}

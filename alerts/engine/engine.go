@@ -390,7 +390,7 @@ func (e *Engine) EraseResident(ctx context.Context, residentID string) error {
 }
 
 // eventArrival is an evaluator that refuses to escalate stale events
-// (rules.Evaluator.EventAt): it needs the time the event reached carehub.
+// (eval.Evaluator.EventAt): it needs the time the event reached carehub.
 type eventArrival interface {
 	EventAt(ev model.Event, arrived time.Time) []rules.Signal
 }

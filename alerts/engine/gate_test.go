@@ -11,6 +11,7 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/alerts/rules/eval"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
@@ -44,7 +45,7 @@ func startGatedEngine(t *testing.T, e *env, clk *testClock, gate alerts.Resident
 	reg := metrics.New()
 	o := alerts.Options{Clock: clk.Now, Residents: gate, Metrics: reg}
 	m := e.manager(t, o)
-	eng, err := New(context.Background(), Options{JS: e.js, Evaluator: rules.NewEvaluator(time.UTC, settingsDefaults{}),
+	eng, err := New(context.Background(), Options{JS: e.js, Evaluator: eval.New(time.UTC, settingsDefaults{}),
 		Clock: clk.Now, Log: zerolog.Nop(), Residents: gate, Metrics: reg}, m)
 	if err != nil {
 		t.Fatal(err)

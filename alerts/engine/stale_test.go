@@ -6,6 +6,7 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/alerts/rules/eval"
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/testenv"
 )
@@ -17,7 +18,7 @@ import (
 func TestEngineStaleEvent(t *testing.T) {
 	e := newEnv(t)
 	clk := newClock()
-	ev := rules.NewEvaluator(time.UTC, staticSettings{})
+	ev := eval.New(time.UTC, staticSettings{})
 	m, stop := startEngine(t, e, clk, ev)
 	defer stop()
 	res, dev := testenv.ID("r"), testenv.ID("d")

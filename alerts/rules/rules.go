@@ -92,47 +92,11 @@ func kindOf(rule string) (ruleKind, bool) {
 	return 0, false
 }
 
-// thresholdRules are the metric rules in the order a reading is evaluated,
-// so that the signals of one reading come out in a stable order. The rule
-// name is the metric name.
-var thresholdRules = []string{
-	RuleHeartRate, RuleRespRate, RuleSpO2, RuleSystolicBP, RuleDiastolicBP, RuleBodyTemp,
-	RuleGlucose, RuleRoomTemp, RuleHumidity, RuleCO2, RulePM25, RuleCO,
-}
-
-// perDeviceMetric reports whether a metric's threshold state is kept per
-// device rather than per resident: room climate and air quality differ from
-// room to room, while vitals belong to one body whichever device measured
-// them. The rule's severity is the highest over its devices.
-func perDeviceMetric(metric string) bool {
-	switch metric {
-	case RuleRoomTemp, RuleHumidity, RuleCO2, RulePM25, RuleCO:
+// validSeverity reports whether s is one of the Severity names.
+func validSeverity(s string) bool {
+	switch s {
+	case SeverityInfo, SeverityWarning, SeverityHigh, SeverityCritical:
 		return true
 	}
 	return false
-}
-
-// Severity ranks: 0 is "no condition".
-const (
-	sevNone int8 = iota
-	sevInfo
-	sevWarning
-	sevHigh
-	sevCritical
-)
-
-var sevNames = [...]string{"", SeverityInfo, SeverityWarning, SeverityHigh, SeverityCritical}
-
-func sevRank(s string) int8 {
-	switch s {
-	case SeverityInfo:
-		return sevInfo
-	case SeverityWarning:
-		return sevWarning
-	case SeverityHigh:
-		return sevHigh
-	case SeverityCritical:
-		return sevCritical
-	}
-	return sevNone
 }

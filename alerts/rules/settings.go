@@ -22,9 +22,9 @@ type Band struct {
 	Repeat   int           `json:"repeat,omitempty"` // consecutive readings; 0 or 1 = one
 }
 
-func (b Band) low() bool { return b.Op == "<" || b.Op == "<=" }
+func (b Band) Low() bool { return b.Op == "<" || b.Op == "<=" }
 
-func (b Band) crossed(v float64) bool {
+func (b Band) Crossed(v float64) bool {
 	switch b.Op {
 	case "<":
 		return v < b.Value
@@ -69,18 +69,18 @@ type Limit struct {
 	To        string        `json:"to,omitempty"`
 }
 
-func (l Limit) hasLow() bool {
+func (l Limit) HasLow() bool {
 	for _, b := range l.Bands {
-		if b.low() {
+		if b.Low() {
 			return true
 		}
 	}
 	return false
 }
 
-func (l Limit) hasHigh() bool {
+func (l Limit) HasHigh() bool {
 	for _, b := range l.Bands {
-		if !b.low() {
+		if !b.Low() {
 			return true
 		}
 	}
@@ -153,7 +153,7 @@ func (s Settings) Limit(rule string) Limit {
 }
 
 // modeActive reports whether a pausing mode is in force at t.
-func (s Settings) modeActive(t time.Time) bool {
+func (s Settings) ModeActive(t time.Time) bool {
 	switch s.Mode {
 	case ModeAway, ModeHospital, ModeQuiet:
 		return s.ModeUntil.IsZero() || t.Before(s.ModeUntil)
@@ -161,12 +161,12 @@ func (s Settings) modeActive(t time.Time) bool {
 	return false
 }
 
-func (s Settings) snoozed(rule string, t time.Time) bool {
+func (s Settings) SnoozedAt(rule string, t time.Time) bool {
 	z, ok := s.Snoozed[rule]
 	return ok && t.Before(z.Until)
 }
 
-func (s Settings) bathroom(deviceID string) bool {
+func (s Settings) Bathroom(deviceID string) bool {
 	for _, id := range s.BathroomDeviceIDs {
 		if id == deviceID {
 			return true
@@ -176,7 +176,7 @@ func (s Settings) bathroom(deviceID string) bool {
 }
 
 // reportInterval is how often a device is expected to report.
-func (s Settings) reportInterval(deviceID, kind string) time.Duration {
+func (s Settings) ReportInterval(deviceID, kind string) time.Duration {
 	if d, ok := s.ReportIntervals[deviceID]; ok {
 		return d
 	}
@@ -428,7 +428,7 @@ func validateLimit(rule string, kind ruleKind, l Limit) []error {
 			bad("bands: at least one band is required")
 		}
 		for i, b := range l.Bands {
-			if sevRank(b.Severity) == sevNone {
+			if !validSeverity(b.Severity) {
 				bad("bands[%d].severity: %q is not info, warning, high or critical", i, b.Severity)
 			}
 			if !strings.Contains(ops, " "+b.Op+" ") {
@@ -450,10 +450,10 @@ func validateLimit(rule string, kind ruleKind, l Limit) []error {
 	clearSides := func(lowAllowed bool) {
 		for i, b := range l.Bands {
 			switch {
-			case b.low() && !lowAllowed:
-			case b.low() && (l.ClearLow < b.Value || (b.Op == "<=" && l.ClearLow == b.Value)):
+			case b.Low() && !lowAllowed:
+			case b.Low() && (l.ClearLow < b.Value || (b.Op == "<=" && l.ClearLow == b.Value)):
 				bad("clear_low: %g is on the raise side of bands[%d] (%s %g); it must be above it", l.ClearLow, i, b.Op, b.Value)
-			case !b.low() && (l.ClearHigh > b.Value || (b.Op == ">=" && l.ClearHigh == b.Value)):
+			case !b.Low() && (l.ClearHigh > b.Value || (b.Op == ">=" && l.ClearHigh == b.Value)):
 				bad("clear_high: %g is on the raise side of bands[%d] (%s %g); it must be below it", l.ClearHigh, i, b.Op, b.Value)
 			}
 		}
@@ -478,7 +478,7 @@ func validateLimit(rule string, kind ruleKind, l Limit) []error {
 		}
 		var prev time.Duration
 		for i, b := range l.Bands {
-			if sevRank(b.Severity) == sevNone {
+			if !validSeverity(b.Severity) {
 				bad("bands[%d].severity: %q is not info, warning, high or critical", i, b.Severity)
 			}
 			if b.For <= 0 {
@@ -494,10 +494,10 @@ func validateLimit(rule string, kind ruleKind, l Limit) []error {
 			bad("window: must be positive")
 		}
 	case kindNightExit:
-		if _, err := parseClock(l.From); err != nil {
+		if _, err := ParseClock(l.From); err != nil {
 			bad("from: %v", err)
 		}
-		if _, err := parseClock(l.To); err != nil {
+		if _, err := ParseClock(l.To); err != nil {
 			bad("to: %v", err)
 		}
 		if l.Window <= 0 {
@@ -576,7 +576,7 @@ func checkFloors(rule string, kind ruleKind, l Limit) []error {
 }
 
 // parseClock parses a local "HH:MM" into minutes after midnight.
-func parseClock(s string) (int, error) {
+func ParseClock(s string) (int, error) {
 	h, m, ok := strings.Cut(s, ":")
 	if !ok || len(h) != 2 || len(m) != 2 {
 		return 0, fmt.Errorf("%q is not HH:MM", s)
@@ -587,4 +587,21 @@ func parseClock(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not HH:MM", s)
 	}
 	return hh*60 + mm, nil
+}
+
+// WillGrace is how long after a device's Last Will the device_offline rule
+// waits for it to come back before it raises: the device_offline limit's
+// Window (2 min by default), and a quarter of it (30 s) for the devices
+// whose silence is an emergency unseen: SOS buttons and smoke, gas and CO
+// detectors.
+func WillGrace(st Settings, kind string) time.Duration {
+	g := st.Limit(RuleDeviceOffline).Window
+	if g <= 0 {
+		g = defaultWillGrace
+	}
+	switch kind {
+	case catalog.KindSOS, catalog.KindSmoke, catalog.KindGas, catalog.KindCO:
+		return g / 4
+	}
+	return g
 }

@@ -7,6 +7,9 @@ import (
 	"time"
 )
 
+// t0 is 12:00 in Seoul.
+var t0 = time.Date(2025, 3, 10, 3, 0, 0, 0, time.UTC)
+
 func TestRuleNamesAndDefaults(t *testing.T) {
 	names := RuleNames()
 	seen := map[string]bool{}

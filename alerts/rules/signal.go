@@ -1,7 +1,9 @@
-// Package rules decides, per resident, whether an alert condition holds: the
-// threshold, NEWS2, event, inactivity, routine and device rules of domain.md.
-// It is pure logic over readings, events, device status and a clock; the
-// alerts package turns its signals into alerts with a lifecycle.
+// Package rules says what carehub's alert rules are: their names and
+// severities, a resident's settings (bands, modes, snoozes, durations with
+// their floors) and their validation, the defaults of domain.md, the NEWS2
+// scoring tables, and the Signal a rule emits. Package rules/eval applies
+// them to readings, events, device status and a clock; the alerts package
+// turns the signals into alerts with a lifecycle.
 package rules
 
 import "time"

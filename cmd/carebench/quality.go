@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/alerts/rules/eval"
 	"github.com/carehub/carehub/ingest/decode"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/model"
@@ -121,7 +122,7 @@ type scripted struct {
 }
 
 type qualityRun struct {
-	ev       *rules.Evaluator
+	ev       *eval.Evaluator
 	settings *qSettings
 	book     alertBook
 	rng      *rand.Rand
@@ -221,13 +222,13 @@ func runQuality(ctx context.Context, homes, days int, seed int64) (qualityResult
 	t0 := time.Date(2025, 3, 10, 0, 0, 0, 0, loc)
 	end := t0.Add(time.Duration(days) * 24 * time.Hour)
 	q := &qualityRun{settings: &qSettings{m: map[string]rules.Settings{}}, rng: rand.New(rand.NewSource(seed)), cancels: map[string][]time.Time{}}
-	q.ev = rules.NewEvaluator(loc, q.settings)
+	q.ev = eval.New(loc, q.settings)
 	hs := make([]*qHome, len(specs))
 	for i, sp := range specs {
 		h := &qHome{h: sim.NewHome(sp, sim.Options{Seed: seed, Location: loc}, t0), spec: sp, kinds: map[string]string{}}
-		var devs []rules.DeviceInfo
+		var devs []eval.DeviceInfo
 		for _, d := range sp.Devices {
-			devs = append(devs, rules.DeviceInfo{ID: d.ID, Kind: d.Kind, HomeID: sp.HomeID})
+			devs = append(devs, eval.DeviceInfo{ID: d.ID, Kind: d.Kind, HomeID: sp.HomeID})
 			h.kinds[d.ID] = d.Kind
 		}
 		q.ev.SetDevices(sp.ResidentID, devs)

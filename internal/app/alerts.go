@@ -7,7 +7,7 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/engine"
-	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/alerts/rules/eval"
 	"github.com/carehub/carehub/alerts/settings"
 	"github.com/carehub/carehub/devices"
 )
@@ -41,7 +41,7 @@ func (a *App) startAlertManager(ctx context.Context, o alerts.Options) (*alerts.
 // registry. It runs on the manager's connection, clock, log, metrics and
 // residents gate (o). Its stop saves the rules' state.
 func (a *App) startAlertEngine(ctx context.Context, o alerts.Options, st *settings.Store, m *alerts.Manager, reg *devices.Registry) (*engine.Engine, func(context.Context), error) {
-	evaluator := rules.NewEvaluator(a.Config.Timezone, st)
+	evaluator := eval.New(a.Config.Timezone, st)
 	eng, err := engine.New(ctx, engine.Options{JS: o.JS, Evaluator: evaluator, Clock: o.Clock, Log: o.Log,
 		Metrics: o.Metrics, Residents: o.Residents}, m)
 	if err != nil {

@@ -1,4 +1,4 @@
-package rules
+package eval
 
 import (
 	"encoding/json"

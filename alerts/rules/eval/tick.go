@@ -1,9 +1,10 @@
-package rules
+package eval
 
 import (
 	"slices"
 	"time"
 
+	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 )
 
@@ -15,17 +16,17 @@ import (
 // re-reports threshold conditions, so a snooze ending or a rule being
 // disabled takes effect without waiting for a reading. Call it every few
 // seconds; the rules' resolution is the tick interval.
-func (e *Evaluator) Tick(now time.Time) []Signal {
+func (e *Evaluator) Tick(now time.Time) []rules.Signal {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []Signal
+	var out []rules.Signal
 	for _, rs := range e.residents {
 		out = e.tick(rs, e.settings.Settings(rs.ID), now, out)
 	}
 	return out
 }
 
-func (e *Evaluator) tick(rs *resident, st Settings, now time.Time, out []Signal) []Signal {
+func (e *Evaluator) tick(rs *resident, st rules.Settings, now time.Time, out []rules.Signal) []rules.Signal {
 	if rs.FirstSeen.IsZero() {
 		rs.FirstSeen = now
 	}
@@ -37,9 +38,9 @@ func (e *Evaluator) tick(rs *resident, st Settings, now time.Time, out []Signal)
 
 	// Activity and routine rules, paused by a mode. The pause moves the
 	// inactivity and bathroom clocks: back from hospital is not 3 days idle.
-	if st.modeActive(now) {
+	if st.ModeActive(now) {
 		rs.PausedAt, rs.DoorAt, rs.NightExit = now, time.Time{}, false
-		for _, r := range [...]string{RuleInactivity, RuleNightExit, RuleBathroomStay} {
+		for _, r := range [...]string{rules.RuleInactivity, rules.RuleNightExit, rules.RuleBathroomStay} {
 			if e.changes(rs, st, now, r, "", sevNone) {
 				out = e.report(rs, st, now, cond{rule: r, msg: "paused: " + st.Mode + " mode"}, out)
 			}
@@ -48,8 +49,8 @@ func (e *Evaluator) tick(rs *resident, st Settings, now time.Time, out []Signal)
 		if rs.hasMotionDevice() {
 			base := latest(rs.LastActivity, rs.FirstSeen, rs.PausedAt)
 			idle := now.Sub(base)
-			c := cond{rule: RuleInactivity}
-			for _, b := range st.Limit(RuleInactivity).Bands {
+			c := cond{rule: rules.RuleInactivity}
+			for _, b := range st.Limit(rules.RuleInactivity).Bands {
 				if idle >= b.For && sevRank(b.Severity) > c.sev {
 					c.sev, c.threshold = sevRank(b.Severity), b.For.Hours()
 				}
@@ -60,32 +61,32 @@ func (e *Evaluator) tick(rs *resident, st Settings, now time.Time, out []Signal)
 				out = e.report(rs, st, now, c, out)
 			}
 		}
-		nl := st.Limit(RuleNightExit)
+		nl := st.Limit(rules.RuleNightExit)
 		if !rs.DoorAt.IsZero() && now.Sub(rs.DoorAt) >= nl.Window {
 			rs.NightExit, rs.DoorAt = true, time.Time{}
-			out = e.report(rs, st, now, cond{rule: RuleNightExit, src: rs.DoorDev, sev: sevHigh,
+			out = e.report(rs, st, now, cond{rule: rules.RuleNightExit, src: rs.DoorDev, sev: sevHigh,
 				msg: "door opened at night, no motion inside since"}, out)
 		}
-		if !rs.BathSince.IsZero() && now.Sub(latest(rs.BathSince, rs.PausedAt)) > st.Limit(RuleBathroomStay).Window {
-			out = e.report(rs, st, now, cond{rule: RuleBathroomStay, sev: sevHigh,
-				value: now.Sub(rs.BathSince).Minutes(), msg: "in the bathroom for over " + st.Limit(RuleBathroomStay).Window.String()}, out)
+		if !rs.BathSince.IsZero() && now.Sub(latest(rs.BathSince, rs.PausedAt)) > st.Limit(rules.RuleBathroomStay).Window {
+			out = e.report(rs, st, now, cond{rule: rules.RuleBathroomStay, sev: sevHigh,
+				value: now.Sub(rs.BathSince).Minutes(), msg: "in the bathroom for over " + st.Limit(rules.RuleBathroomStay).Window.String()}, out)
 		}
 	}
 
-	if !rs.FallAt.IsZero() && now.Sub(rs.FallAt) >= st.Limit(RuleFall).Window {
-		out = e.fire(rs, st, now, cond{rule: RuleFall, src: rs.FallDev, sev: sevCritical,
+	if !rs.FallAt.IsZero() && now.Sub(rs.FallAt) >= st.Limit(rules.RuleFall).Window {
+		out = e.fire(rs, st, now, cond{rule: rules.RuleFall, src: rs.FallDev, sev: sevCritical,
 			msg: "fall detected, not cancelled"}, false, out)
 		rs.FallAt, rs.FallDev = time.Time{}, ""
 	}
 
 	// Devices.
-	missed := st.Limit(RuleDeviceOffline).Count
-	worn := st.Limit(RuleWearableNotWorn).Window
+	missed := st.Limit(rules.RuleDeviceOffline).Count
+	worn := st.Limit(rules.RuleWearableNotWorn).Window
 	for _, d := range rs.Devs {
-		iv := st.reportInterval(d.ID, d.Kind)
+		iv := st.ReportInterval(d.ID, d.Kind)
 		base := latest(d.LastSeen, d.KnownSince)
-		d.Off = (d.LWT && now.Sub(d.LWTAt) >= WillGrace(st, d.Kind)) || (iv > 0 && now.Sub(base) > time.Duration(missed)*iv)
-		c := cond{rule: RuleDeviceOffline, dev: d.ID, msg: "device reporting again"}
+		d.Off = (d.LWT && now.Sub(d.LWTAt) >= rules.WillGrace(st, d.Kind)) || (iv > 0 && now.Sub(base) > time.Duration(missed)*iv)
+		c := cond{rule: rules.RuleDeviceOffline, dev: d.ID, msg: "device reporting again"}
 		if d.Off {
 			c.sev = sevHigh
 		}
@@ -96,7 +97,7 @@ func (e *Evaluator) tick(rs *resident, st Settings, now time.Time, out []Signal)
 			out = e.report(rs, st, now, c, out)
 		}
 		if d.Kind == catalog.KindWearable {
-			c := cond{rule: RuleWearableNotWorn, dev: d.ID, msg: "wearable worn again"}
+			c := cond{rule: rules.RuleWearableNotWorn, dev: d.ID, msg: "wearable worn again"}
 			if !d.Off && now.Sub(latest(d.LastHR, d.KnownSince)) > worn {
 				c.sev = sevInfo
 			}
@@ -126,10 +127,10 @@ func (e *Evaluator) tick(rs *resident, st Settings, now time.Time, out []Signal)
 			out = e.reportThr(rs, st, s.Rule, now, "", out)
 		}
 	}
-	if !e.changes(rs, st, now, RuleNEWS2, "", rs.News2Sev) {
+	if !e.changes(rs, st, now, rules.RuleNEWS2, "", rs.News2Sev) {
 		return out
 	}
-	return e.report(rs, st, now, cond{rule: RuleNEWS2, metric: RuleNEWS2, sev: rs.News2Sev,
+	return e.report(rs, st, now, cond{rule: rules.RuleNEWS2, metric: rules.RuleNEWS2, sev: rs.News2Sev,
 		value: float64(rs.News2Total), msg: news2Msg(rs.News2Total, false, 0)}, out)
 }
 

@@ -1,6 +1,10 @@
-package rules
+package eval
 
-import "time"
+import (
+	"time"
+
+	"github.com/carehub/carehub/alerts/rules"
+)
 
 // bandState tracks how long, and on how many consecutive readings, one band
 // has been crossed.
@@ -36,7 +40,7 @@ type thrState struct {
 // sleeping pulse in the 40s is common and benign in older people (NEWS2
 // scores 41–50 as 1, like 91–110, which is a warning here); ≤ 40 stays
 // critical.
-func (s *thrState) apply(v float64, ts time.Time, l Limit, heatWave, inBed bool) {
+func (s *thrState) apply(v float64, ts time.Time, l rules.Limit, heatWave, inBed bool) {
 	if !s.Last.IsZero() && !ts.After(s.Last) {
 		return
 	}
@@ -51,7 +55,7 @@ func (s *thrState) apply(v float64, ts time.Time, l Limit, heatWave, inBed bool)
 	want, op, thr, held := sevNone, "", 0.0, time.Duration(0)
 	for i, b := range l.Bands {
 		bs := &s.Bands[i]
-		if !b.crossed(v) {
+		if !b.Crossed(v) {
 			*bs = bandState{}
 			continue
 		}
@@ -63,10 +67,10 @@ func (s *thrState) apply(v float64, ts time.Time, l Limit, heatWave, inBed bool)
 			continue
 		}
 		sev := sevRank(b.Severity)
-		if heatWave && s.Rule == RuleRoomTemp && !b.low() && sev == sevWarning {
+		if heatWave && s.Rule == rules.RuleRoomTemp && !b.Low() && sev == sevWarning {
 			sev = sevHigh
 		}
-		if inBed && s.Rule == RuleHeartRate && b.low() && sev == sevHigh {
+		if inBed && s.Rule == rules.RuleHeartRate && b.Low() && sev == sevHigh {
 			sev = sevWarning
 		}
 		if sev > want {
@@ -81,7 +85,7 @@ func (s *thrState) apply(v float64, ts time.Time, l Limit, heatWave, inBed bool)
 	if s.Sev == sevNone {
 		return
 	}
-	past := (!l.hasLow() || v >= l.ClearLow) && (!l.hasHigh() || v <= l.ClearHigh)
+	past := (!l.HasLow() || v >= l.ClearLow) && (!l.HasHigh() || v <= l.ClearHigh)
 	if !past {
 		s.ClearSince = time.Time{}
 		return

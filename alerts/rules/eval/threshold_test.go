@@ -1,8 +1,10 @@
-package rules
+package eval
 
 import (
 	"testing"
 	"time"
+
+	"github.com/carehub/carehub/alerts/rules"
 )
 
 // TestThresholdRules runs every threshold rule of domain.md's table through
@@ -17,64 +19,64 @@ func TestThresholdRules(t *testing.T) {
 	m := time.Minute
 	cases := []struct {
 		name, metric, kind string
-		set                Settings
+		set                rules.Settings
 		steps              []step
 	}{
-		{"hr warning after 5 min, not before", "heart_rate", "wearable", Settings{}, []step{
+		{"hr warning after 5 min, not before", "heart_rate", "wearable", rules.Settings{}, []step{
 			{0, 95, ""}, {2 * m, 96, ""}, {4*m + 59*time.Second, 95, ""}, {5 * m, 95, "warning"}, {6 * m, 97, ""}}},
-		{"hr escalates warning→high→critical", "heart_rate", "wearable", Settings{}, []step{
+		{"hr escalates warning→high→critical", "heart_rate", "wearable", rules.Settings{}, []step{
 			{0, 115, ""}, {4 * m, 112, ""}, {5 * m, 115, "high"}, {6 * m, 135, ""}, {10 * m, 140, ""}, {11 * m, 135, "critical"}}},
-		{"hr high side first reaches warning band", "heart_rate", "wearable", Settings{}, []step{
+		{"hr high side first reaches warning band", "heart_rate", "wearable", rules.Settings{}, []step{
 			{0, 95, ""}, {5 * m, 95, "warning"}, {6 * m, 115, ""}, {11 * m, 115, "high"}}},
-		{"hr low bands", "heart_rate", "radar", Settings{}, []step{
+		{"hr low bands", "heart_rate", "radar", rules.Settings{}, []step{
 			{0, 45, ""}, {5 * m, 48, "high"}, {6 * m, 38, ""}, {11 * m, 40, "critical"}}},
-		{"hr hysteresis: clears below 85 after 2 min", "heart_rate", "wearable", Settings{}, []step{
+		{"hr hysteresis: clears below 85 after 2 min", "heart_rate", "wearable", rules.Settings{}, []step{
 			{0, 95, ""}, {5 * m, 95, "warning"}, {6 * m, 88, ""}, {7 * m, 84, ""}, {8 * m, 86, ""}, {9 * m, 84, ""}, {11 * m, 80, "clear"}}},
-		{"hr severity stays at its peak until cleared", "heart_rate", "wearable", Settings{}, []step{
+		{"hr severity stays at its peak until cleared", "heart_rate", "wearable", rules.Settings{}, []step{
 			{0, 135, ""}, {5 * m, 135, "critical"}, {6 * m, 95, ""}, {12 * m, 95, ""}, {13 * m, 70, ""}, {15 * m, 70, "clear"}}},
-		{"hr interrupted persistence restarts", "heart_rate", "wearable", Settings{}, []step{
+		{"hr interrupted persistence restarts", "heart_rate", "wearable", rules.Settings{}, []step{
 			{0, 95, ""}, {3 * m, 80, ""}, {4 * m, 95, ""}, {8 * m, 95, ""}, {9 * m, 95, "warning"}}},
-		{"hr gap over 10 min restarts persistence", "heart_rate", "wearable", Settings{}, []step{
+		{"hr gap over 10 min restarts persistence", "heart_rate", "wearable", rules.Settings{}, []step{
 			{0, 95, ""}, {11 * m, 95, ""}, {16 * m, 95, "warning"}}},
-		{"hr stale or repeated reading ignored", "heart_rate", "wearable", Settings{}, []step{
+		{"hr stale or repeated reading ignored", "heart_rate", "wearable", rules.Settings{}, []step{
 			{0, 95, ""}, {5 * m, 95, "warning"}, {4 * m, 60, ""}, {5 * m, 60, ""}}},
-		{"hr override", "heart_rate", "wearable", Settings{Limits: map[string]Limit{"heart_rate": {
-			Bands: []Band{{Severity: "high", Op: ">=", Value: 100, For: time.Minute}}, ClearHigh: 90}}}, []step{
+		{"hr override", "heart_rate", "wearable", rules.Settings{Limits: map[string]rules.Limit{"heart_rate": {
+			Bands: []rules.Band{{Severity: "high", Op: ">=", Value: 100, For: time.Minute}}, ClearHigh: 90}}}, []step{
 			{0, 100, ""}, {m, 101, "high"}, {2 * m, 90, "clear"}}},
-		{"resp high 21-24", "resp_rate", "radar", Settings{}, []step{{0, 22, ""}, {5 * m, 23, "high"}, {6 * m, 20, ""}, {8 * m, 18, "clear"}}},
-		{"resp warning 9-11", "resp_rate", "radar", Settings{}, []step{{0, 10, ""}, {5 * m, 11, "warning"}, {6 * m, 8, ""}, {11 * m, 8, "critical"}}},
-		{"resp critical ≥25", "resp_rate", "radar", Settings{}, []step{{0, 25, ""}, {5 * m, 30, "critical"}}},
-		{"spo2 scale 1 bands", "spo2", "wearable", Settings{}, []step{
+		{"resp high 21-24", "resp_rate", "radar", rules.Settings{}, []step{{0, 22, ""}, {5 * m, 23, "high"}, {6 * m, 20, ""}, {8 * m, 18, "clear"}}},
+		{"resp warning 9-11", "resp_rate", "radar", rules.Settings{}, []step{{0, 10, ""}, {5 * m, 11, "warning"}, {6 * m, 8, ""}, {11 * m, 8, "critical"}}},
+		{"resp critical ≥25", "resp_rate", "radar", rules.Settings{}, []step{{0, 25, ""}, {5 * m, 30, "critical"}}},
+		{"spo2 scale 1 bands", "spo2", "wearable", rules.Settings{}, []step{
 			{0, 95, ""}, {5 * m, 95, "warning"}, {6 * m, 93, ""}, {11 * m, 92, "high"}, {12 * m, 91, ""}, {17 * m, 90, "critical"}}},
-		{"spo2 scale 1 clears at 96", "spo2", "wearable", Settings{}, []step{
+		{"spo2 scale 1 clears at 96", "spo2", "wearable", rules.Settings{}, []step{
 			{0, 93, ""}, {5 * m, 93, "high"}, {6 * m, 95, ""}, {7 * m, 96, ""}, {9 * m, 97, "clear"}}},
-		{"spo2 scale 2: 88-92 is the target", "spo2", "wearable", Settings{SpO2Scale: 2}, []step{
+		{"spo2 scale 2: 88-92 is the target", "spo2", "wearable", rules.Settings{SpO2Scale: 2}, []step{
 			{0, 89, ""}, {5 * m, 88, ""}, {10 * m, 92, ""}}},
-		{"spo2 scale 2 bands", "spo2", "wearable", Settings{SpO2Scale: 2}, []step{
+		{"spo2 scale 2 bands", "spo2", "wearable", rules.Settings{SpO2Scale: 2}, []step{
 			{0, 87, ""}, {5 * m, 86, "warning"}, {6 * m, 85, ""}, {11 * m, 84, "high"}, {12 * m, 83, ""}, {17 * m, 80, "critical"}, {18 * m, 88, ""}, {20 * m, 89, "clear"}}},
-		{"systolic ≤90 critical at once", "systolic_bp", "bp", Settings{}, []step{{0, 88, "critical"}}},
-		{"systolic 91-100 high at once", "systolic_bp", "bp", Settings{}, []step{{0, 95, "high"}, {10 * m, 103, ""}, {20 * m, 106, "clear"}}},
-		{"systolic ≥220 critical", "systolic_bp", "bp", Settings{}, []step{{0, 225, "critical"}}},
-		{"systolic ≥180 only on a repeat", "systolic_bp", "bp", Settings{}, []step{{0, 185, ""}, {10 * m, 182, "high"}}},
-		{"systolic ≥180 repeat next day is no repeat", "systolic_bp", "bp", Settings{}, []step{{0, 185, ""}, {2 * time.Hour, 185, ""}}},
-		{"diastolic ≥120 on a repeat", "diastolic_bp", "bp", Settings{}, []step{{0, 125, ""}, {5 * m, 121, "high"}, {30 * m, 95, "clear"}}},
-		{"temp >37.8 once", "body_temp", "wearable", Settings{}, []step{{0, 37.9, "warning"}, {time.Hour, 37.3, ""}, {2 * time.Hour, 37.2, "clear"}}},
-		{"temp >37.2 repeated", "body_temp", "wearable", Settings{}, []step{{0, 37.5, ""}, {4 * time.Hour, 37.4, "warning"}}},
-		{"temp ≥39.1 high, ≤35 critical", "body_temp", "wearable", Settings{}, []step{{0, 39.1, "high"}, {time.Hour, 34.9, "critical"}}},
-		{"glucose bands", "glucose", "glucometer", Settings{}, []step{{0, 65, "high"}, {m, 50, "critical"}, {20 * m, 75, ""}, {30 * m, 85, "clear"}}},
-		{"glucose >300 warning", "glucose", "glucometer", Settings{}, []step{{0, 300, ""}, {m, 310, "warning"}}},
-		{"room temp warning after 30 min", "room_temp", "env", Settings{}, []step{
+		{"systolic ≤90 critical at once", "systolic_bp", "bp", rules.Settings{}, []step{{0, 88, "critical"}}},
+		{"systolic 91-100 high at once", "systolic_bp", "bp", rules.Settings{}, []step{{0, 95, "high"}, {10 * m, 103, ""}, {20 * m, 106, "clear"}}},
+		{"systolic ≥220 critical", "systolic_bp", "bp", rules.Settings{}, []step{{0, 225, "critical"}}},
+		{"systolic ≥180 only on a repeat", "systolic_bp", "bp", rules.Settings{}, []step{{0, 185, ""}, {10 * m, 182, "high"}}},
+		{"systolic ≥180 repeat next day is no repeat", "systolic_bp", "bp", rules.Settings{}, []step{{0, 185, ""}, {2 * time.Hour, 185, ""}}},
+		{"diastolic ≥120 on a repeat", "diastolic_bp", "bp", rules.Settings{}, []step{{0, 125, ""}, {5 * m, 121, "high"}, {30 * m, 95, "clear"}}},
+		{"temp >37.8 once", "body_temp", "wearable", rules.Settings{}, []step{{0, 37.9, "warning"}, {time.Hour, 37.3, ""}, {2 * time.Hour, 37.2, "clear"}}},
+		{"temp >37.2 repeated", "body_temp", "wearable", rules.Settings{}, []step{{0, 37.5, ""}, {4 * time.Hour, 37.4, "warning"}}},
+		{"temp ≥39.1 high, ≤35 critical", "body_temp", "wearable", rules.Settings{}, []step{{0, 39.1, "high"}, {time.Hour, 34.9, "critical"}}},
+		{"glucose bands", "glucose", "glucometer", rules.Settings{}, []step{{0, 65, "high"}, {m, 50, "critical"}, {20 * m, 75, ""}, {30 * m, 85, "clear"}}},
+		{"glucose >300 warning", "glucose", "glucometer", rules.Settings{}, []step{{0, 300, ""}, {m, 310, "warning"}}},
+		{"room temp warning after 30 min", "room_temp", "env", rules.Settings{}, []step{
 			{0, 27, ""}, {29 * m, 27, ""}, {30 * m, 26, "warning"}, {40 * m, 28, ""}, {70 * m, 29, "high"}, {80 * m, 25, "clear"}}},
-		{"room temp cold", "room_temp", "env", Settings{}, []step{{0, 17, ""}, {30 * m, 18, "warning"}, {40 * m, 15, ""}, {70 * m, 16, "high"}}},
-		{"room temp heat wave raises to high", "room_temp", "env", Settings{HeatWave: true}, []step{{0, 27, ""}, {30 * m, 27, "high"}}},
-		{"humidity bands", "humidity", "env", Settings{}, []step{
+		{"room temp cold", "room_temp", "env", rules.Settings{}, []step{{0, 17, ""}, {30 * m, 18, "warning"}, {40 * m, 15, ""}, {70 * m, 16, "high"}}},
+		{"room temp heat wave raises to high", "room_temp", "env", rules.Settings{HeatWave: true}, []step{{0, 27, ""}, {30 * m, 27, "high"}}},
+		{"humidity bands", "humidity", "env", rules.Settings{}, []step{
 			{0, 72, ""}, {30 * m, 71, "warning"}, {40 * m, 80, ""}, {70 * m, 76, "high"}, {80 * m, 68, "clear"}}},
-		{"humidity dry", "humidity", "env", Settings{}, []step{{0, 28, ""}, {30 * m, 29, "warning"}, {40 * m, 20, ""}, {70 * m, 24, "high"}}},
-		{"co2 >1000 for 15 min", "co2", "env", Settings{}, []step{{0, 1000, ""}, {15 * m, 1100, ""}, {30 * m, 1200, "warning"}, {40 * m, 900, "clear"}}},
-		{"pm2.5 >35", "pm2_5", "env", Settings{}, []step{{0, 40, ""}, {30 * m, 36, "warning"}, {40 * m, 30, "clear"}}},
-		{"co ≥50 for 15 min, ≥200 at once", "co", "co", Settings{}, []step{
+		{"humidity dry", "humidity", "env", rules.Settings{}, []step{{0, 28, ""}, {30 * m, 29, "warning"}, {40 * m, 20, ""}, {70 * m, 24, "high"}}},
+		{"co2 >1000 for 15 min", "co2", "env", rules.Settings{}, []step{{0, 1000, ""}, {15 * m, 1100, ""}, {30 * m, 1200, "warning"}, {40 * m, 900, "clear"}}},
+		{"pm2.5 >35", "pm2_5", "env", rules.Settings{}, []step{{0, 40, ""}, {30 * m, 36, "warning"}, {40 * m, 30, "clear"}}},
+		{"co ≥50 for 15 min, ≥200 at once", "co", "co", rules.Settings{}, []step{
 			{0, 60, ""}, {14 * m, 55, ""}, {15 * m, 50, "high"}, {16 * m, 210, "critical"}, {20 * m, 30, ""}, {30 * m, 20, "clear"}}},
-		{"co ≥200 critical at once", "co", "co", Settings{}, []step{{0, 250, "critical"}}},
+		{"co ≥200 critical at once", "co", "co", rules.Settings{}, []step{{0, 250, "critical"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,21 +152,21 @@ func TestHeartRateLowWhileInBed(t *testing.T) {
 	e := newEval(t, nil)
 	e.Reading(reading("bed", "bed", t0, "in_bed", 0), "")
 	e.Reading(reading("bed", "bed", t0.Add(m), "in_bed", 1), "")
-	var sigs []Signal
+	var sigs []rules.Signal
 	for i := 2; i <= 8; i++ {
 		sigs = append(sigs, e.Reading(reading("rad", "radar", t0.Add(time.Duration(i)*m), "heart_rate", 48), "")...)
 	}
-	expect(t, "asleep at 48/min", only(sigs, RuleHeartRate), "heart_rate:warning")
+	expect(t, "asleep at 48/min", only(sigs, rules.RuleHeartRate), "heart_rate:warning")
 	sigs = nil
 	for i := 9; i <= 15; i++ {
 		sigs = append(sigs, e.Reading(reading("rad", "radar", t0.Add(time.Duration(i)*m), "heart_rate", 38), "")...)
 	}
-	expect(t, "asleep at 38/min", only(sigs, RuleHeartRate), "heart_rate:critical")
+	expect(t, "asleep at 38/min", only(sigs, rules.RuleHeartRate), "heart_rate:critical")
 
 	e2 := newEval(t, nil)
 	sigs = nil
 	for i := 0; i <= 6; i++ {
 		sigs = append(sigs, e2.Reading(reading("w", "wearable", t0.Add(time.Duration(i)*m), "heart_rate", 48), "")...)
 	}
-	expect(t, "awake at 48/min", only(sigs, RuleHeartRate), "heart_rate:high")
+	expect(t, "awake at 48/min", only(sigs, rules.RuleHeartRate), "heart_rate:high")
 }

@@ -1,8 +1,10 @@
-package rules
+package eval
 
 import (
 	"testing"
 	"time"
+
+	"github.com/carehub/carehub/alerts/rules"
 )
 
 func TestInactivityTiers(t *testing.T) {
@@ -25,7 +27,7 @@ func TestInactivityTiers(t *testing.T) {
 	for _, s := range steps {
 		// Keep the sensor alive so only inactivity speaks.
 		e.Status(status("pir", "motion", t0.Add(s.at-time.Minute), true))
-		expect(t, "tick "+s.at.String(), only(e.Tick(t0.Add(s.at)), RuleInactivity), s.want)
+		expect(t, "tick "+s.at.String(), only(e.Tick(t0.Add(s.at)), rules.RuleInactivity), s.want)
 	}
 	expect(t, "motion clears", e.Reading(reading("pir", "motion", t0.Add(38*h), "motion", 1), ""), "inactivity:clear")
 }
@@ -51,13 +53,13 @@ func TestInactivityActivitySources(t *testing.T) {
 			e := newEval(t, settingsMap{res: {ReportIntervals: map[string]time.Duration{"motion": 0, "radar": 0, "bed": 0, "door": 0}}})
 			e.Reading(reading("radar", "radar", t0, "presence", 1), "")
 			e.Reading(reading("bed", "bed", t0, "in_bed", 1), "")
-			expect(t, "8h", only(e.Tick(t0.Add(8*h)), RuleInactivity), "inactivity:info")
+			expect(t, "8h", only(e.Tick(t0.Add(8*h)), rules.RuleInactivity), "inactivity:info")
 			tc.feed(e, t0.Add(9*h))
 			want := ""
 			if !tc.acts {
 				want = "inactivity:warning"
 			}
-			expect(t, "12h", only(e.Tick(t0.Add(12*h)), RuleInactivity), want)
+			expect(t, "12h", only(e.Tick(t0.Add(12*h)), rules.RuleInactivity), want)
 		})
 	}
 }
@@ -67,13 +69,13 @@ func TestInactivityPausedInAwayMode(t *testing.T) {
 	set := settingsMap{res: {ReportIntervals: map[string]time.Duration{"motion": 0}}}
 	e := newEval(t, set)
 	e.Reading(reading("pir", "motion", t0, "motion", 1), "")
-	expect(t, "12h", only(e.Tick(t0.Add(12*h)), RuleInactivity), "inactivity:warning")
-	set[res] = Settings{Mode: ModeAway, ModeUntil: t0.Add(40 * h), ReportIntervals: map[string]time.Duration{"motion": 0}}
-	expect(t, "away clears", only(e.Tick(t0.Add(13*h)), RuleInactivity), "inactivity:clear")
-	expect(t, "away 39h", only(e.Tick(t0.Add(39*h)), RuleInactivity), "")
+	expect(t, "12h", only(e.Tick(t0.Add(12*h)), rules.RuleInactivity), "inactivity:warning")
+	set[res] = rules.Settings{Mode: rules.ModeAway, ModeUntil: t0.Add(40 * h), ReportIntervals: map[string]time.Duration{"motion": 0}}
+	expect(t, "away clears", only(e.Tick(t0.Add(13*h)), rules.RuleInactivity), "inactivity:clear")
+	expect(t, "away 39h", only(e.Tick(t0.Add(39*h)), rules.RuleInactivity), "")
 	// The mode has ended (ModeUntil): the clock restarts from the last paused tick.
-	expect(t, "back, 7h later", only(e.Tick(t0.Add(46*h)), RuleInactivity), "")
-	expect(t, "back, 8h later", only(e.Tick(t0.Add(47*h)), RuleInactivity), "inactivity:info")
+	expect(t, "back, 7h later", only(e.Tick(t0.Add(46*h)), rules.RuleInactivity), "")
+	expect(t, "back, 8h later", only(e.Tick(t0.Add(47*h)), rules.RuleInactivity), "inactivity:info")
 }
 
 func TestNightExit(t *testing.T) {
@@ -104,10 +106,10 @@ func TestNightExit(t *testing.T) {
 				e.Event(event("pir", "motion", "motion", tc.open.Add(tc.motion), ""))
 			}
 			e.Event(event("door", "door", "door_close", tc.open.Add(20*time.Second), ""))
-			expect(t, "14 min", only(e.Tick(tc.open.Add(14*m)), RuleNightExit), "")
-			expect(t, "15 min", only(e.Tick(tc.open.Add(15*m)), RuleNightExit), tc.want)
+			expect(t, "14 min", only(e.Tick(tc.open.Add(14*m)), rules.RuleNightExit), "")
+			expect(t, "15 min", only(e.Tick(tc.open.Add(15*m)), rules.RuleNightExit), tc.want)
 			if tc.want != "" {
-				expect(t, "motion clears", only(e.Event(event("pir", "motion", "motion", tc.open.Add(40*m), "")), RuleNightExit), "night_exit:clear")
+				expect(t, "motion clears", only(e.Event(event("pir", "motion", "motion", tc.open.Add(40*m), "")), rules.RuleNightExit), "night_exit:clear")
 			}
 		})
 	}
@@ -115,12 +117,12 @@ func TestNightExit(t *testing.T) {
 		e := newEval(t, quiet)
 		e.Reading(reading("door", "door", night.Add(-time.Hour), "door_open", 0), "")
 		e.Reading(reading("door", "door", night, "door_open", 1), "")
-		expect(t, "15 min", only(e.Tick(night.Add(15*m)), RuleNightExit), "night_exit:high")
+		expect(t, "15 min", only(e.Tick(night.Add(15*m)), rules.RuleNightExit), "night_exit:high")
 	})
 	t.Run("paused in hospital mode", func(t *testing.T) {
-		e := newEval(t, settingsMap{res: {Mode: ModeHospital}})
+		e := newEval(t, settingsMap{res: {Mode: rules.ModeHospital}})
 		e.Event(event("door", "door", "door_open", night, ""))
-		expect(t, "15 min", only(e.Tick(night.Add(15*m)), RuleNightExit), "")
+		expect(t, "15 min", only(e.Tick(night.Add(15*m)), rules.RuleNightExit), "")
 	})
 }
 
@@ -133,14 +135,14 @@ func TestBathroomStay(t *testing.T) {
 	for i := 1; i <= 6; i++ { // the radar keeps saying "present"
 		e.Reading(reading("bath", "radar", t0.Add(time.Duration(i)*10*m), "presence", 1), "")
 	}
-	expect(t, "60 min", only(e.Tick(t0.Add(60*m)), RuleBathroomStay), "")
-	expect(t, "61 min", only(e.Tick(t0.Add(61*m)), RuleBathroomStay), "bathroom_stay:high")
-	expect(t, "left", only(e.Reading(reading("bath", "radar", t0.Add(70*m), "presence", 0), ""), RuleBathroomStay), "bathroom_stay:clear")
+	expect(t, "60 min", only(e.Tick(t0.Add(60*m)), rules.RuleBathroomStay), "")
+	expect(t, "61 min", only(e.Tick(t0.Add(61*m)), rules.RuleBathroomStay), "bathroom_stay:high")
+	expect(t, "left", only(e.Reading(reading("bath", "radar", t0.Add(70*m), "presence", 0), ""), rules.RuleBathroomStay), "bathroom_stay:clear")
 
 	// Motion elsewhere ends a stay too.
 	e.Reading(reading("bath", "radar", t0.Add(80*m), "presence", 1), "")
 	e.Event(event("pir", "motion", "motion", t0.Add(90*m), ""))
-	expect(t, "moved elsewhere", only(e.Tick(t0.Add(150*m)), RuleBathroomStay), "")
+	expect(t, "moved elsewhere", only(e.Tick(t0.Add(150*m)), rules.RuleBathroomStay), "")
 }
 
 // Found by the alert-quality benchmark: the bathroom PIR reports its motion
@@ -156,16 +158,16 @@ func TestBathroomStayNotWhileInBed(t *testing.T) {
 	e.Event(event("bed", "bed", "bed_enter", t0.Add(2*m), ""))
 	e.Reading(reading("bed", "bed", t0.Add(2*m), "in_bed", 1), "")
 	e.Reading(reading("bath", "motion", t0.Add(3*m), "motion", 2), "") // the count of the minutes before bed
-	var sigs []Signal
+	var sigs []rules.Signal
 	for i := 5; i <= 120; i += 5 {
 		e.Reading(reading("bed", "bed", t0.Add(time.Duration(i)*m), "in_bed", 1), "")
 		sigs = append(sigs, e.Tick(t0.Add(time.Duration(i)*m))...)
 	}
-	expect(t, "asleep after the bathroom", only(sigs, RuleBathroomStay), "")
+	expect(t, "asleep after the bathroom", only(sigs, rules.RuleBathroomStay), "")
 
 	// Out of bed to the bathroom at night, and staying there, still pages.
 	e.Event(event("bed", "bed", "bed_exit", t0.Add(130*m), ""))
 	e.Reading(reading("bed", "bed", t0.Add(130*m), "in_bed", 0), "")
 	e.Reading(reading("bath", "motion", t0.Add(131*m), "motion", 3), "")
-	expect(t, "night trip over 60 min", only(e.Tick(t0.Add(192*m)), RuleBathroomStay), "bathroom_stay:high")
+	expect(t, "night trip over 60 min", only(e.Tick(t0.Add(192*m)), rules.RuleBathroomStay), "bathroom_stay:high")
 }

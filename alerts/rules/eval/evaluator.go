@@ -1,9 +1,14 @@
-package rules
+// Package eval decides, per resident, whether an alert condition holds: the
+// threshold, NEWS2, event, inactivity, routine and device rules of domain.md,
+// as package rules defines them and a resident's rules.Settings tune them.
+// It is pure logic over readings, events, device status and a clock.
+package eval
 
 import (
 	"sync"
 	"time"
 
+	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 )
 
@@ -17,7 +22,7 @@ import (
 // the resident's devices and rules, whatever the input rate.
 type Evaluator struct {
 	loc      *time.Location
-	settings SettingsSource
+	settings rules.SettingsSource
 
 	mu        sync.Mutex
 	residents map[string]*resident
@@ -31,10 +36,10 @@ type DeviceInfo struct {
 	HomeID string
 }
 
-// NewEvaluator returns an evaluator that reads local times (night exit) in
+// New returns an evaluator that reads local times (night exit) in
 // loc, Asia/Seoul when nil (contract §5 CARE_TIMEZONE default), and asks
 // settings for each resident's limits.
-func NewEvaluator(loc *time.Location, settings SettingsSource) *Evaluator {
+func New(loc *time.Location, settings rules.SettingsSource) *Evaluator {
 	if loc == nil {
 		var err error
 		if loc, err = time.LoadLocation("Asia/Seoul"); err != nil {
@@ -227,7 +232,7 @@ type cond struct {
 // changes reports whether report would signal anything for a condition at
 // sev, so callers build a message only when one is needed (Tick visits
 // every resident every few seconds).
-func (e *Evaluator) changes(rs *resident, st Settings, at time.Time, rule, dev string, sev int8) bool {
+func (e *Evaluator) changes(rs *resident, st rules.Settings, at time.Time, rule, dev string, sev int8) bool {
 	if st.Disabled[rule] {
 		sev = sevNone
 	}
@@ -237,7 +242,7 @@ func (e *Evaluator) changes(rs *resident, st Settings, at time.Time, rule, dev s
 	}
 	switch {
 	case sev > cur:
-		return sev >= sevCritical || !st.snoozed(rule, at)
+		return sev >= sevCritical || !st.SnoozedAt(rule, at)
 	case sev == sevNone && cur > sevNone:
 		return true
 	}
@@ -249,7 +254,7 @@ func (e *Evaluator) changes(rs *resident, st Settings, at time.Time, rule, dev s
 // condition is treated as ended. A snoozed rule raises nothing new below
 // critical until the snooze ends (then the next tick raises it), but still
 // clears.
-func (e *Evaluator) report(rs *resident, st Settings, at time.Time, c cond, out []Signal) []Signal {
+func (e *Evaluator) report(rs *resident, st rules.Settings, at time.Time, c cond, out []rules.Signal) []rules.Signal {
 	if st.Disabled[c.rule] {
 		c.sev = sevNone
 	}
@@ -260,7 +265,7 @@ func (e *Evaluator) report(rs *resident, st Settings, at time.Time, c cond, out 
 	}
 	switch {
 	case c.sev > cur:
-		if c.sev < sevCritical && st.snoozed(c.rule, at) {
+		if c.sev < sevCritical && st.SnoozedAt(c.rule, at) {
 			return out
 		}
 		if i >= 0 {
@@ -280,15 +285,15 @@ func (e *Evaluator) report(rs *resident, st Settings, at time.Time, c cond, out 
 // water_leak). Each occurrence is a signal: the lifecycle counts a repeat
 // of an open alert. Snooze holds back only what is neither critical nor
 // all-tiers.
-func (e *Evaluator) fire(rs *resident, st Settings, at time.Time, c cond, allTiers bool, out []Signal) []Signal {
-	if st.Disabled[c.rule] || (c.sev < sevCritical && !allTiers && st.snoozed(c.rule, at)) {
+func (e *Evaluator) fire(rs *resident, st rules.Settings, at time.Time, c cond, allTiers bool, out []rules.Signal) []rules.Signal {
+	if st.Disabled[c.rule] || (c.sev < sevCritical && !allTiers && st.SnoozedAt(c.rule, at)) {
 		return out
 	}
 	return append(out, e.signal(rs, at, c, true, allTiers))
 }
 
-func (e *Evaluator) signal(rs *resident, at time.Time, c cond, active, allTiers bool) Signal {
-	s := Signal{
+func (e *Evaluator) signal(rs *resident, at time.Time, c cond, active, allTiers bool) rules.Signal {
+	s := rules.Signal{
 		ResidentID: rs.ID, HomeID: rs.Home, DeviceID: c.dev, Rule: c.rule, Active: active,
 		Metric: c.metric, Value: c.value, Threshold: c.threshold, Message: c.msg,
 		AllTiers: allTiers, At: at,

@@ -1,4 +1,4 @@
-package rules
+package eval
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/model"
 )
 
@@ -45,7 +46,7 @@ func heapAlloc() uint64 {
 func TestMemoryPerResidentBounded(t *testing.T) {
 	const n = 2000
 	before := heapAlloc()
-	e := NewEvaluator(time.UTC, settingsMap{})
+	e := New(time.UTC, settingsMap{})
 	populate(e, n)
 	per := float64(heapAlloc()-before) / n
 	runtime.KeepAlive(e)
@@ -61,7 +62,7 @@ func BenchmarkResidentMemory(b *testing.B) {
 	const n = 10000
 	for b.Loop() {
 		before := heapAlloc()
-		e := NewEvaluator(time.UTC, settingsMap{})
+		e := New(time.UTC, settingsMap{})
 		populate(e, n)
 		b.ReportMetric(float64(heapAlloc()-before)/n, "bytes/resident")
 		runtime.KeepAlive(e)
@@ -72,7 +73,7 @@ func BenchmarkResidentMemory(b *testing.B) {
 // SpO2 over 10,000 residents, round robin, time moving a second per round.
 func BenchmarkReading(b *testing.B) {
 	const n = 10000
-	e := NewEvaluator(time.UTC, settingsMap{})
+	e := New(time.UTC, settingsMap{})
 	populate(e, n)
 	rs := make([]model.Reading, n)
 	for i := range rs {
@@ -92,7 +93,7 @@ func BenchmarkReading(b *testing.B) {
 
 // BenchmarkTick measures one tick over 10,000 residents with 8 devices.
 func BenchmarkTick(b *testing.B) {
-	e := NewEvaluator(time.UTC, settingsMap{})
+	e := New(time.UTC, settingsMap{})
 	populate(e, 10000)
 	b.ReportAllocs()
 	i := 0
@@ -106,7 +107,7 @@ func BenchmarkTick(b *testing.B) {
 // goroutines (run with -race) and checks every resident's heart-rate rule
 // raised exactly once.
 func TestConcurrentUse(t *testing.T) {
-	e := NewEvaluator(time.UTC, settingsMap{})
+	e := New(time.UTC, settingsMap{})
 	const n, workers = 200, 4
 	done := make(chan int, workers)
 	for w := 0; w < workers; w++ {
@@ -117,7 +118,7 @@ func TestConcurrentUse(t *testing.T) {
 				for k := 0; k <= 5; k++ {
 					r := model.Reading{ResidentID: id, DeviceID: "w", DeviceKind: "wearable", TS: t0.Add(time.Duration(k) * time.Minute),
 						Values: map[string]float64{"heart_rate": 120}}
-					raised += len(only(e.Reading(r, ""), RuleHeartRate))
+					raised += len(only(e.Reading(r, ""), rules.RuleHeartRate))
 				}
 				e.Event(model.Event{ResidentID: id, DeviceID: "pir", DeviceKind: "motion", TS: t0, Type: "motion"})
 				e.Tick(t0.Add(time.Second))

@@ -1,8 +1,10 @@
-package rules
+package eval
 
 import (
 	"testing"
 	"time"
+
+	"github.com/carehub/carehub/alerts/rules"
 )
 
 // TestSnapshotRestore stops an evaluator mid-duration (a heart rate 3 min
@@ -38,8 +40,8 @@ func TestSnapshotRestore(t *testing.T) {
 	// night exit complete; the motion sensor still reports hourly.
 	expect(t, "tick", got, "night_exit:high fall:critical")
 	// The last activity was the door, before the snapshot.
-	expect(t, "inactivity before 8 h", only(b.Tick(night.Add(3*m+8*time.Hour-time.Second)), RuleInactivity), "")
-	expect(t, "inactivity kept", only(b.Tick(night.Add(3*m+8*time.Hour)), RuleInactivity), "inactivity:info")
+	expect(t, "inactivity before 8 h", only(b.Tick(night.Add(3*m+8*time.Hour-time.Second)), rules.RuleInactivity), "")
+	expect(t, "inactivity kept", only(b.Tick(night.Add(3*m+8*time.Hour)), rules.RuleInactivity), "inactivity:info")
 	expect(t, "offline clears", b.Status(status("env", "env", night.Add(9*time.Hour), true)), "device_offline:clear")
 
 	// The same snapshot twice gives the same state.

@@ -1,8 +1,9 @@
-package rules
+package eval
 
 import (
 	"time"
 
+	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/model"
 )
@@ -10,25 +11,8 @@ import (
 // Devices: who is online, the registry's device list, and whether the
 // home can be monitored at all.
 
-// WillGrace is how long after a device's Last Will the device_offline rule
-// waits for it to come back before it raises: the device_offline limit's
-// Window (2 min by default), and a quarter of it (30 s) for the devices
-// whose silence is an emergency unseen: SOS buttons and smoke, gas and CO
-// detectors.
-func WillGrace(st Settings, kind string) time.Duration {
-	g := st.Limit(RuleDeviceOffline).Window
-	if g <= 0 {
-		g = defaultWillGrace
-	}
-	switch kind {
-	case catalog.KindSOS, catalog.KindSmoke, catalog.KindGas, catalog.KindCO:
-		return g / 4
-	}
-	return g
-}
-
 // seen records that a device reported: it is online again.
-func (e *Evaluator) seen(rs *resident, st Settings, d *devState, at time.Time, out []Signal) []Signal {
+func (e *Evaluator) seen(rs *resident, st rules.Settings, d *devState, at time.Time, out []rules.Signal) []rules.Signal {
 	if at.After(d.LastSeen) {
 		d.LastSeen = at
 	}
@@ -36,14 +20,14 @@ func (e *Evaluator) seen(rs *resident, st Settings, d *devState, at time.Time, o
 		return out
 	}
 	d.Off, d.LWT = false, false
-	out = e.report(rs, st, at, cond{rule: RuleDeviceOffline, dev: d.ID, msg: "device reporting again"}, out)
+	out = e.report(rs, st, at, cond{rule: rules.RuleDeviceOffline, dev: d.ID, msg: "device reporting again"}, out)
 	return e.monitor(rs, st, at, out)
 }
 
 // monitor raises "cannot monitor" when every motion-type device of the
 // resident's home is offline or out of battery: nothing could then see an
 // inactivity or a fall-to-the-floor, and only people can fix that.
-func (e *Evaluator) monitor(rs *resident, st Settings, at time.Time, out []Signal) []Signal {
+func (e *Evaluator) monitor(rs *resident, st rules.Settings, at time.Time, out []rules.Signal) []rules.Signal {
 	n, down := 0, 0
 	for _, d := range rs.Devs {
 		if !catalog.MotionType(d.Kind) {
@@ -54,7 +38,7 @@ func (e *Evaluator) monitor(rs *resident, st Settings, at time.Time, out []Signa
 			down++
 		}
 	}
-	c := cond{rule: RuleCannotMonitor, msg: "a motion sensor is working again"}
+	c := cond{rule: rules.RuleCannotMonitor, msg: "a motion sensor is working again"}
 	if n > 0 && down == n {
 		c.sev = sevHigh
 		c.value = float64(n)
@@ -68,13 +52,13 @@ func (e *Evaluator) monitor(rs *resident, st Settings, at time.Time, out []Signa
 // out in the grace minute) and a bathroom stay (unless it is the bathroom).
 
 // Status applies a device's status report or Last Will.
-func (e *Evaluator) Status(s model.Status) []Signal {
+func (e *Evaluator) Status(s model.Status) []rules.Signal {
 	st := e.settings.Settings(s.ResidentID)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	rs := e.resident(s.ResidentID, s.HomeID, s.TS)
 	d := rs.device(s.DeviceID, s.DeviceKind, s.TS)
-	var out []Signal
+	var out []rules.Signal
 	if s.Online {
 		out = e.seen(rs, st, d, s.TS, out)
 	} else if !s.TS.Before(d.LastSeen) && !d.LWT {

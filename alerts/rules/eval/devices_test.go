@@ -1,8 +1,10 @@
-package rules
+package eval
 
 import (
 	"testing"
 	"time"
+
+	"github.com/carehub/carehub/alerts/rules"
 )
 
 func TestDeviceOfflineByMissedReports(t *testing.T) {
@@ -89,7 +91,7 @@ func TestWearableNotWorn(t *testing.T) {
 	m := time.Minute
 	e := newEval(t, nil)
 	e.Reading(reading("ring", "wearable", t0, "heart_rate", 70), "")
-	var got []Signal
+	var got []rules.Signal
 	// The ring stays online (steps, battery) but measures no heart rate.
 	for at := 30 * m; at <= 12*time.Hour+30*m; at += 30 * m {
 		e.Reading(reading("ring", "wearable", t0.Add(at-m), "steps", 10), "")
@@ -115,7 +117,7 @@ func TestWearableNotWorn(t *testing.T) {
 func TestLastWillReconnectWithinGrace(t *testing.T) {
 	e := newEval(t, nil)
 	e.Reading(reading("pir", "motion", t0, "motion", 1), "")
-	var sigs []Signal
+	var sigs []rules.Signal
 	sigs = append(sigs, e.Status(status("pir", "motion", t0.Add(time.Minute), false))...)
 	sigs = append(sigs, e.Tick(t0.Add(time.Minute+time.Second))...)
 	sigs = append(sigs, e.Status(status("pir", "motion", t0.Add(time.Minute+3*time.Second), true))...)
@@ -143,8 +145,8 @@ func TestLastWillGraceByKind(t *testing.T) {
 	expect(t, "1 min 59 s", e.Tick(t0.Add(2*time.Minute)), "")
 	expect(t, "2 min", e.Tick(t0.Add(2*time.Minute+time.Second)), "device_offline:high cannot_monitor:high")
 
-	long := Limit{Count: 3, Window: 10 * time.Minute}
-	e2 := newEval(t, settingsMap{res: {Limits: map[string]Limit{RuleDeviceOffline: long}}})
+	long := rules.Limit{Count: 3, Window: 10 * time.Minute}
+	e2 := newEval(t, settingsMap{res: {Limits: map[string]rules.Limit{rules.RuleDeviceOffline: long}}})
 	e2.Status(status("sos1", "sos", t0, true))
 	e2.Status(status("sos1", "sos", t0, false))
 	expect(t, "override: 2 min 29 s", e2.Tick(t0.Add(2*time.Minute+29*time.Second)), "")

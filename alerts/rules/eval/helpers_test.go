@@ -1,4 +1,4 @@
-package rules
+package eval
 
 import (
 	"encoding/json"
@@ -7,17 +7,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/model"
 )
 
 // settingsMap is a SettingsSource the tests change between calls.
-type settingsMap map[string]Settings
+type settingsMap map[string]rules.Settings
 
-func (m settingsMap) Settings(id string) Settings {
+func (m settingsMap) Settings(id string) rules.Settings {
 	if s, ok := m[id]; ok {
 		return s
 	}
-	return DefaultSettings()
+	return rules.DefaultSettings()
 }
 
 // t0 is 12:00 in Seoul.
@@ -37,7 +38,7 @@ func newEval(t *testing.T, s settingsMap) *Evaluator {
 	if s == nil {
 		s = settingsMap{}
 	}
-	return NewEvaluator(seoul(t), s)
+	return New(seoul(t), s)
 }
 
 const res = "r1"
@@ -77,7 +78,7 @@ func status(dev, kind string, ts time.Time, online bool, battery ...float64) mod
 }
 
 // brief renders signals as "rule:severity" or "rule:clear", in order.
-func brief(sigs []Signal) string {
+func brief(sigs []rules.Signal) string {
 	var parts []string
 	for _, s := range sigs {
 		if s.Active {
@@ -89,7 +90,7 @@ func brief(sigs []Signal) string {
 	return strings.Join(parts, " ")
 }
 
-func expect(t *testing.T, what string, got []Signal, want string) {
+func expect(t *testing.T, what string, got []rules.Signal, want string) {
 	t.Helper()
 	if b := brief(got); b != want {
 		t.Fatalf("%s: signals %q, want %q", what, b, want)
@@ -97,8 +98,8 @@ func expect(t *testing.T, what string, got []Signal, want string) {
 }
 
 // only returns the signals of one rule.
-func only(sigs []Signal, rule string) []Signal {
-	var out []Signal
+func only(sigs []rules.Signal, rule string) []rules.Signal {
+	var out []rules.Signal
 	for _, s := range sigs {
 		if s.Rule == rule {
 			out = append(out, s)

@@ -1,18 +1,19 @@
-package rules
+package eval
 
 import (
 	"time"
 
+	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 )
 
 // Activity: movement that ends inactivity, night-exit and bathroom watches.
 
-func (e *Evaluator) activity(rs *resident, st Settings, d *devState, ts time.Time, presenceLike bool, out []Signal) []Signal {
+func (e *Evaluator) activity(rs *resident, st rules.Settings, d *devState, ts time.Time, presenceLike bool, out []rules.Signal) []rules.Signal {
 	if ts.After(rs.LastActivity) {
 		rs.LastActivity = ts
 	}
-	out = e.report(rs, st, ts, cond{rule: RuleInactivity, msg: "activity seen"}, out)
+	out = e.report(rs, st, ts, cond{rule: rules.RuleInactivity, msg: "activity seen"}, out)
 	inside := d.Kind != catalog.KindDoor && d.ID != rs.DoorDev
 	if inside {
 		if !rs.DoorAt.IsZero() && ts.Sub(rs.DoorAt) >= nightExitGrace {
@@ -20,16 +21,16 @@ func (e *Evaluator) activity(rs *resident, st Settings, d *devState, ts time.Tim
 		}
 		if rs.NightExit {
 			rs.NightExit = false
-			out = e.report(rs, st, ts, cond{rule: RuleNightExit, msg: "motion inside after the night exit"}, out)
+			out = e.report(rs, st, ts, cond{rule: rules.RuleNightExit, msg: "motion inside after the night exit"}, out)
 		}
 	}
-	if st.bathroom(d.ID) {
+	if st.Bathroom(d.ID) {
 		if presenceLike {
 			e.enterBathroom(rs, d, ts)
 		}
 	} else if !rs.BathSince.IsZero() && ts.After(rs.BathSince) {
 		rs.BathSince = time.Time{}
-		out = e.report(rs, st, ts, cond{rule: RuleBathroomStay, msg: "activity outside the bathroom"}, out)
+		out = e.report(rs, st, ts, cond{rule: rules.RuleBathroomStay, msg: "activity outside the bathroom"}, out)
 	}
 	return out
 }
@@ -49,13 +50,13 @@ func (e *Evaluator) enterBathroom(rs *resident, d *devState, ts time.Time) {
 
 // doorOpened starts a night-exit watch when the door opens inside the
 // night window (local time).
-func (e *Evaluator) doorOpened(rs *resident, st Settings, d *devState, ts time.Time) {
-	if st.modeActive(ts) {
+func (e *Evaluator) doorOpened(rs *resident, st rules.Settings, d *devState, ts time.Time) {
+	if st.ModeActive(ts) {
 		return
 	}
-	l := st.Limit(RuleNightExit)
-	from, err1 := parseClock(l.From)
-	to, err2 := parseClock(l.To)
+	l := st.Limit(rules.RuleNightExit)
+	from, err1 := rules.ParseClock(l.From)
+	to, err2 := rules.ParseClock(l.To)
 	if err1 != nil || err2 != nil {
 		return
 	}

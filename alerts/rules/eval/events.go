@@ -1,9 +1,10 @@
-package rules
+package eval
 
 import (
 	"encoding/json"
 	"time"
 
+	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/model"
 )
@@ -23,7 +24,7 @@ const StaleEventAge = 5 * time.Minute
 
 // Event applies one device event, as EventAt without an arrival time (no
 // staleness check).
-func (e *Evaluator) Event(ev model.Event) []Signal { return e.EventAt(ev, time.Time{}) }
+func (e *Evaluator) Event(ev model.Event) []rules.Signal { return e.EventAt(ev, time.Time{}) }
 
 // EventAt applies one device event that reached carehub at arrived. An
 // event older than StaleEventAge at arrival raises nothing: it still
@@ -31,7 +32,7 @@ func (e *Evaluator) Event(ev model.Event) []Signal { return e.EventAt(ev, time.T
 // still cancels, but it starts no alert, fall window or night-exit watch.
 // Cancels (sos_cancel, fall_cancel) count only from the device that raised
 // the alert: a cancel from another device of the home is ignored.
-func (e *Evaluator) EventAt(ev model.Event, arrived time.Time) []Signal {
+func (e *Evaluator) EventAt(ev model.Event, arrived time.Time) []rules.Signal {
 	st := e.settings.Settings(ev.ResidentID)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -53,20 +54,20 @@ func (e *Evaluator) EventAt(ev model.Event, arrived time.Time) []Signal {
 	switch ev.Type {
 	case catalog.EventSOS:
 		rs.SOSAt, rs.SOSDev = ts, d.ID
-		c := cond{rule: RuleSOS, src: d.ID, sev: sevCritical, msg: "SOS button pressed"}
+		c := cond{rule: rules.RuleSOS, src: d.ID, sev: sevCritical, msg: "SOS button pressed"}
 		before := len(out)
 		out = e.fire(rs, st, ts, c, true, out)
-		if len(out) > before && rs.open(RuleSOS, "") < 0 {
-			rs.Open = append(rs.Open, openCond{Rule: RuleSOS, Sev: sevCritical})
+		if len(out) > before && rs.open(rules.RuleSOS, "") < 0 {
+			rs.Open = append(rs.Open, openCond{Rule: rules.RuleSOS, Sev: sevCritical})
 		}
 	case catalog.EventSOSCancel:
 		// domain.md: cancelled by sos_cancel within 30 s → auto-cleared. A
 		// later cancel changes nothing: a person must resolve the alert.
 		// Only the button that raised it can cancel it (an older snapshot
 		// without SOSDev accepts any).
-		w := st.Limit(RuleSOS).Window
+		w := st.Limit(rules.RuleSOS).Window
 		if !rs.SOSAt.IsZero() && !ts.Before(rs.SOSAt) && ts.Sub(rs.SOSAt) <= w && (rs.SOSDev == "" || rs.SOSDev == d.ID) {
-			out = e.report(rs, st, ts, cond{rule: RuleSOS, src: d.ID, msg: "SOS cancelled at the button"}, out)
+			out = e.report(rs, st, ts, cond{rule: rules.RuleSOS, src: d.ID, msg: "SOS cancelled at the button"}, out)
 			rs.SOSAt, rs.SOSDev = time.Time{}, ""
 		}
 	case catalog.EventFall:
@@ -74,21 +75,21 @@ func (e *Evaluator) EventAt(ev model.Event, arrived time.Time) []Signal {
 			rs.FallAt, rs.FallDev = ts, d.ID
 		}
 	case catalog.EventFallCancel:
-		if !rs.FallAt.IsZero() && !ts.Before(rs.FallAt) && ts.Sub(rs.FallAt) <= st.Limit(RuleFall).Window && d.ID == rs.FallDev {
+		if !rs.FallAt.IsZero() && !ts.Before(rs.FallAt) && ts.Sub(rs.FallAt) <= st.Limit(rules.RuleFall).Window && d.ID == rs.FallDev {
 			rs.FallAt, rs.FallDev = time.Time{}, ""
 		}
 	case catalog.EventSmoke:
-		out = e.fire(rs, st, ts, cond{rule: RuleSmoke, src: d.ID, sev: sevCritical, msg: "smoke detected"}, true, out)
+		out = e.fire(rs, st, ts, cond{rule: rules.RuleSmoke, src: d.ID, sev: sevCritical, msg: "smoke detected"}, true, out)
 	case catalog.EventGas:
-		out = e.fire(rs, st, ts, cond{rule: RuleGas, src: d.ID, sev: sevCritical, msg: "gas detected"}, true, out)
+		out = e.fire(rs, st, ts, cond{rule: rules.RuleGas, src: d.ID, sev: sevCritical, msg: "gas detected"}, true, out)
 	case catalog.EventWaterLeak:
 		// Design choice: a leak is property damage and a slip hazard, worth
 		// a look today, not a page at night: warning.
-		out = e.fire(rs, st, ts, cond{rule: RuleWaterLeak, src: d.ID, sev: sevWarning, msg: "water leak detected"}, false, out)
+		out = e.fire(rs, st, ts, cond{rule: rules.RuleWaterLeak, src: d.ID, sev: sevWarning, msg: "water leak detected"}, false, out)
 	case catalog.EventCO:
-		sev, v, thr := coEventSeverity(ev.Data, st.Limit(RuleCO))
-		rs.thr(RuleCO, d.ID).force(sev, v, thr)
-		out = e.reportThr(rs, st, RuleCO, ts, d.ID, out)
+		sev, v, thr := coEventSeverity(ev.Data, st.Limit(rules.RuleCO))
+		rs.thr(rules.RuleCO, d.ID).force(sev, v, thr)
+		out = e.reportThr(rs, st, rules.RuleCO, ts, d.ID, out)
 	case catalog.EventDoorOpen:
 		out = e.activity(rs, st, d, ts, false, out)
 		d.Door = 1
@@ -110,7 +111,7 @@ func (e *Evaluator) EventAt(ev model.Event, arrived time.Time) []Signal {
 
 // coEventSeverity reads a CO detector's alarm: high, or the CO bands'
 // severity for the ppm in data ({"ppm": 250} or {"value": 250}) when higher.
-func coEventSeverity(data json.RawMessage, l Limit) (sev int8, v, thr float64) {
+func coEventSeverity(data json.RawMessage, l rules.Limit) (sev int8, v, thr float64) {
 	sev = sevHigh
 	var d struct {
 		PPM   *float64 `json:"ppm"`
@@ -128,7 +129,7 @@ func coEventSeverity(data json.RawMessage, l Limit) (sev int8, v, thr float64) {
 	}
 	v = *p
 	for _, b := range l.Bands {
-		if b.crossed(v) && sevRank(b.Severity) >= sev {
+		if b.Crossed(v) && sevRank(b.Severity) >= sev {
 			sev, thr = sevRank(b.Severity), b.Value
 		}
 	}

@@ -1,8 +1,9 @@
-package rules
+package eval
 
 import (
 	"time"
 
+	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/model"
 )
@@ -11,7 +12,7 @@ import (
 
 // Reading applies one normalized reading. devKind is the device's registry
 // kind (the reading's own DeviceKind when empty).
-func (e *Evaluator) Reading(r model.Reading, devKind string) []Signal {
+func (e *Evaluator) Reading(r model.Reading, devKind string) []rules.Signal {
 	st := e.settings.Settings(r.ResidentID)
 	if devKind == "" {
 		devKind = r.DeviceKind
@@ -31,12 +32,12 @@ func (e *Evaluator) Reading(r model.Reading, devKind string) []Signal {
 		if perDeviceMetric(rule) {
 			dev = d.ID
 		}
-		rs.thr(rule, dev).apply(v, r.TS, st.Limit(rule), st.HeatWave, rule == RuleHeartRate && rs.inBed())
+		rs.thr(rule, dev).apply(v, r.TS, st.Limit(rule), st.HeatWave, rule == rules.RuleHeartRate && rs.inBed())
 		out = e.reportThr(rs, st, rule, r.TS, d.ID, out)
 	}
 
 	fresh := false
-	nl := st.Limit(RuleNEWS2)
+	nl := st.Limit(rules.RuleNEWS2)
 	for i, p := range news2Params {
 		if v, ok := r.Values[p]; ok && r.TS.After(rs.Vitals[i].TS) {
 			rs.Vitals[i].record(v, r.TS, news2Score(i, v, st.SpO2Scale), nl.Window)
@@ -51,7 +52,7 @@ func (e *Evaluator) Reading(r model.Reading, devKind string) []Signal {
 	}
 	if _, ok := r.Values["heart_rate"]; ok && d.Kind == catalog.KindWearable && r.TS.After(d.LastHR) {
 		d.LastHR = r.TS
-		out = e.report(rs, st, r.TS, cond{rule: RuleWearableNotWorn, dev: d.ID, msg: "wearable worn again"}, out)
+		out = e.report(rs, st, r.TS, cond{rule: rules.RuleWearableNotWorn, dev: d.ID, msg: "wearable worn again"}, out)
 	}
 
 	// Activity: motion, or a change of presence, door or bed (domain.md
@@ -68,9 +69,9 @@ func (e *Evaluator) Reading(r model.Reading, devKind string) []Signal {
 		}
 		d.Presence = p
 		bath = bath || p == 1
-		if p == 0 && st.bathroom(d.ID) && rs.BathDev == d.ID {
+		if p == 0 && st.Bathroom(d.ID) && rs.BathDev == d.ID {
 			rs.BathSince = time.Time{}
-			out = e.report(rs, st, r.TS, cond{rule: RuleBathroomStay, msg: "left the bathroom"}, out)
+			out = e.report(rs, st, r.TS, cond{rule: rules.RuleBathroomStay, msg: "left the bathroom"}, out)
 		}
 	}
 	if v, ok := r.Values["door_open"]; ok {
@@ -90,7 +91,7 @@ func (e *Evaluator) Reading(r model.Reading, devKind string) []Signal {
 	}
 	if activity {
 		out = e.activity(rs, st, d, r.TS, bath, out)
-	} else if bath && st.bathroom(d.ID) {
+	} else if bath && st.Bathroom(d.ID) {
 		e.enterBathroom(rs, d, r.TS)
 	}
 	if doorOpened {
@@ -111,7 +112,7 @@ func bit(v float64) int8 {
 // is keyed by the rule alone, one per resident as the lifecycle keeps one
 // alert per (resident, rule); the signal names the device: the one whose
 // state is highest, or src, whose reading it was, for vitals.
-func (e *Evaluator) reportThr(rs *resident, st Settings, rule string, at time.Time, src string, out []Signal) []Signal {
+func (e *Evaluator) reportThr(rs *resident, st rules.Settings, rule string, at time.Time, src string, out []rules.Signal) []rules.Signal {
 	var top *thrState
 	for _, s := range rs.Thr {
 		if s.Rule == rule && (top == nil || s.Sev > top.Sev) {
@@ -144,8 +145,8 @@ func (e *Evaluator) reportThr(rs *resident, st Settings, rule string, at time.Ti
 // limit's persistence (news2Persist), like the vital-sign rules; the alert
 // clears on the latest readings' score (hysteresis: a single better
 // reading does not end it unless it brings the total to ClearHigh).
-func (e *Evaluator) news2(rs *resident, st Settings, at time.Time, src string, out []Signal) []Signal {
-	l := st.Limit(RuleNEWS2)
+func (e *Evaluator) news2(rs *resident, st rules.Settings, at time.Time, src string, out []rules.Signal) []rules.Signal {
+	l := st.Limit(rules.RuleNEWS2)
 	persist := news2Persist(l)
 	var newest time.Time
 	for _, v := range rs.Vitals {
@@ -172,7 +173,7 @@ func (e *Evaluator) news2(rs *resident, st Settings, at time.Time, src string, o
 	}
 	want, thr := sevNone, 0.0
 	for _, b := range l.Bands {
-		if b.crossed(float64(total)) && sevRank(b.Severity) > want {
+		if b.Crossed(float64(total)) && sevRank(b.Severity) > want {
 			want, thr = sevRank(b.Severity), b.Value
 		}
 	}
@@ -188,10 +189,10 @@ func (e *Evaluator) news2(rs *resident, st Settings, at time.Time, src string, o
 		shown = raw
 	}
 	rs.News2Total = shown
-	if !e.changes(rs, st, at, RuleNEWS2, "", rs.News2Sev) {
+	if !e.changes(rs, st, at, rules.RuleNEWS2, "", rs.News2Sev) {
 		return out
 	}
-	c := cond{rule: RuleNEWS2, src: src, metric: RuleNEWS2, sev: rs.News2Sev, value: float64(shown), threshold: thr}
+	c := cond{rule: rules.RuleNEWS2, src: src, metric: rules.RuleNEWS2, sev: rs.News2Sev, value: float64(shown), threshold: thr}
 	c.msg = news2Msg(shown, single3, n)
 	return e.report(rs, st, at, c, out)
 }
@@ -199,7 +200,7 @@ func (e *Evaluator) news2(rs *resident, st Settings, at time.Time, src string, o
 // news2Persist is how long a parameter's score must hold before it counts:
 // the largest For of the NEWS2 bands (5 min by default, as the continuous
 // vital-sign rules).
-func news2Persist(l Limit) time.Duration {
+func news2Persist(l rules.Limit) time.Duration {
 	var d time.Duration
 	for _, b := range l.Bands {
 		d = max(d, b.For)
@@ -208,12 +209,12 @@ func news2Persist(l Limit) time.Duration {
 }
 
 // battery applies a battery level from a reading or a status report.
-func (e *Evaluator) battery(rs *resident, st Settings, d *devState, v float64, at time.Time, out []Signal) []Signal {
+func (e *Evaluator) battery(rs *resident, st rules.Settings, d *devState, v float64, at time.Time, out []rules.Signal) []rules.Signal {
 	d.Battery = v
-	l := st.Limit(RuleLowBattery)
+	l := st.Limit(rules.RuleLowBattery)
 	want, thr := sevNone, 0.0
 	for _, b := range l.Bands {
-		if b.crossed(v) && sevRank(b.Severity) > want {
+		if b.Crossed(v) && sevRank(b.Severity) > want {
 			want, thr = sevRank(b.Severity), b.Value
 		}
 	}
@@ -223,8 +224,8 @@ func (e *Evaluator) battery(rs *resident, st Settings, d *devState, v float64, a
 	case d.LowBatt > sevNone && v >= l.ClearLow:
 		d.LowBatt = sevNone
 	}
-	if e.changes(rs, st, at, RuleLowBattery, d.ID, d.LowBatt) {
-		c := cond{rule: RuleLowBattery, dev: d.ID, metric: "battery_pct", sev: d.LowBatt, value: v, threshold: thr}
+	if e.changes(rs, st, at, rules.RuleLowBattery, d.ID, d.LowBatt) {
+		c := cond{rule: rules.RuleLowBattery, dev: d.ID, metric: "battery_pct", sev: d.LowBatt, value: v, threshold: thr}
 		c.msg = batteryMsg(v, d.LowBatt > sevNone)
 		out = e.report(rs, st, at, c, out)
 	}

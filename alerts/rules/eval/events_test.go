@@ -1,8 +1,10 @@
-package rules
+package eval
 
 import (
 	"testing"
 	"time"
+
+	"github.com/carehub/carehub/alerts/rules"
 )
 
 func TestSOS(t *testing.T) {
@@ -59,39 +61,39 @@ func TestFall(t *testing.T) {
 	t.Run("not cancelled: critical from the tick 60 s later", func(t *testing.T) {
 		e := newEval(t, nil)
 		expect(t, "fall", e.Event(event("w", "wearable", "fall", t0, "")), "")
-		expect(t, "tick 59s", only(e.Tick(t0.Add(59*s)), RuleFall), "")
-		got := only(e.Tick(t0.Add(60*s)), RuleFall)
+		expect(t, "tick 59s", only(e.Tick(t0.Add(59*s)), rules.RuleFall), "")
+		got := only(e.Tick(t0.Add(60*s)), rules.RuleFall)
 		expect(t, "tick 60s", got, "fall:critical")
 		if got[0].DeviceID != "w" {
 			t.Fatalf("device %q", got[0].DeviceID)
 		}
-		expect(t, "once", only(e.Tick(t0.Add(90*s)), RuleFall), "")
+		expect(t, "once", only(e.Tick(t0.Add(90*s)), rules.RuleFall), "")
 	})
 	t.Run("cancelled within 60 s: nothing", func(t *testing.T) {
 		e := newEval(t, nil)
 		e.Event(event("w", "wearable", "fall", t0, ""))
 		expect(t, "cancel", e.Event(event("w", "wearable", "fall_cancel", t0.Add(45*s), "")), "")
-		expect(t, "tick", only(e.Tick(t0.Add(2*time.Minute)), RuleFall), "")
+		expect(t, "tick", only(e.Tick(t0.Add(2*time.Minute)), rules.RuleFall), "")
 	})
 	t.Run("cancel after 60 s is too late", func(t *testing.T) {
 		e := newEval(t, nil)
 		e.Event(event("w", "wearable", "fall", t0, ""))
 		e.Event(event("w", "wearable", "fall_cancel", t0.Add(61*s), ""))
-		expect(t, "tick", only(e.Tick(t0.Add(62*s)), RuleFall), "fall:critical")
+		expect(t, "tick", only(e.Tick(t0.Add(62*s)), rules.RuleFall), "fall:critical")
 	})
 }
 
 func TestSnoozeAndDisable(t *testing.T) {
 	m := time.Minute
-	set := settingsMap{res: {Snoozed: map[string]Snooze{"heart_rate": {Until: t0.Add(20 * m), Reason: "known tachycardia"}}}}
+	set := settingsMap{res: {Snoozed: map[string]rules.Snooze{"heart_rate": {Until: t0.Add(20 * m), Reason: "known tachycardia"}}}}
 	e := newEval(t, set)
 	e.Reading(reading("w", "wearable", t0, "heart_rate", 115), "")
 	expect(t, "snoozed high", e.Reading(reading("w", "wearable", t0.Add(5*m), "heart_rate", 115), ""), "")
-	expect(t, "still snoozed", only(e.Tick(t0.Add(19*m)), RuleHeartRate), "")
-	expect(t, "snooze over", only(e.Tick(t0.Add(20*m)), RuleHeartRate), "heart_rate:high")
+	expect(t, "still snoozed", only(e.Tick(t0.Add(19*m)), rules.RuleHeartRate), "")
+	expect(t, "snooze over", only(e.Tick(t0.Add(20*m)), rules.RuleHeartRate), "heart_rate:high")
 
 	// Critical is never held back by a snooze.
-	e2 := newEval(t, settingsMap{res: {Snoozed: map[string]Snooze{"heart_rate": {Until: t0.Add(time.Hour), Reason: "x"}}}})
+	e2 := newEval(t, settingsMap{res: {Snoozed: map[string]rules.Snooze{"heart_rate": {Until: t0.Add(time.Hour), Reason: "x"}}}})
 	e2.Reading(reading("w", "wearable", t0, "heart_rate", 140), "")
 	expect(t, "critical through snooze", e2.Reading(reading("w", "wearable", t0.Add(5*m), "heart_rate", 140), ""), "heart_rate:critical")
 
@@ -102,8 +104,8 @@ func TestSnoozeAndDisable(t *testing.T) {
 	e3.Event(event("det", "smoke", "water_leak", t0, ""))
 	e3.Reading(reading("w", "wearable", t0, "heart_rate", 115), "")
 	expect(t, "raise", e3.Reading(reading("w", "wearable", t0.Add(5*m), "heart_rate", 115), ""), "heart_rate:high")
-	set2[res] = Settings{Disabled: map[string]bool{"heart_rate": true, "water_leak": true}}
-	expect(t, "disabled clears", only(e3.Tick(t0.Add(6*m)), RuleHeartRate), "heart_rate:clear")
+	set2[res] = rules.Settings{Disabled: map[string]bool{"heart_rate": true, "water_leak": true}}
+	expect(t, "disabled clears", only(e3.Tick(t0.Add(6*m)), rules.RuleHeartRate), "heart_rate:clear")
 	expect(t, "disabled raises nothing", e3.Reading(reading("w", "wearable", t0.Add(7*m), "heart_rate", 140), ""), "")
 	expect(t, "disabled event", e3.Event(event("det", "smoke", "water_leak", t0.Add(8*m), "")), "")
 }
@@ -119,11 +121,11 @@ func TestCancelOnlyFromTheRaisingDevice(t *testing.T) {
 
 	e.Event(event("w", "wearable", "fall", t0, ""))
 	e.Event(event("radar", "radar", "fall_cancel", t0.Add(10*time.Second), ""))
-	expect(t, "fall cancelled by another device", only(e.Tick(t0.Add(61*time.Second)), RuleFall), "fall:critical")
+	expect(t, "fall cancelled by another device", only(e.Tick(t0.Add(61*time.Second)), rules.RuleFall), "fall:critical")
 
 	e.Event(event("w", "wearable", "fall", t0.Add(time.Hour), ""))
 	e.Event(event("w", "wearable", "fall_cancel", t0.Add(time.Hour+10*time.Second), ""))
-	expect(t, "fall cancelled by its wearable", only(e.Tick(t0.Add(time.Hour+61*time.Second)), RuleFall), "")
+	expect(t, "fall cancelled by its wearable", only(e.Tick(t0.Add(time.Hour+61*time.Second)), rules.RuleFall), "")
 }
 
 // An event older than StaleEventAge when it reaches carehub (queued through
@@ -132,7 +134,7 @@ func TestCancelOnlyFromTheRaisingDevice(t *testing.T) {
 func TestStaleEventRaisesNothing(t *testing.T) {
 	e := newEval(t, nil)
 	arrived := t0.Add(StaleEventAge + time.Second)
-	var sigs []Signal
+	var sigs []rules.Signal
 	for _, ev := range []struct{ dev, kind, typ string }{
 		{"btn", "sos", "sos"}, {"det", "smoke", "smoke"}, {"gas", "gas", "gas"}, {"w", "wearable", "fall"}, {"door", "door", "door_open"},
 	} {
@@ -140,7 +142,7 @@ func TestStaleEventRaisesNothing(t *testing.T) {
 	}
 	sigs = append(sigs, e.Tick(arrived.Add(20*time.Minute))...)
 	for _, s := range sigs {
-		if s.Active && s.Rule != RuleInactivity {
+		if s.Active && s.Rule != rules.RuleInactivity {
 			t.Fatalf("stale event raised %s:%s", s.Rule, s.Severity)
 		}
 	}
