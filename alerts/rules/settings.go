@@ -22,8 +22,10 @@ type Band struct {
 	Repeat   int           `json:"repeat,omitempty"` // consecutive readings; 0 or 1 = one
 }
 
+// Low reports whether the band raises below its value (< or <=).
 func (b Band) Low() bool { return b.Op == "<" || b.Op == "<=" }
 
+// Crossed reports whether v is on the band's raise side.
 func (b Band) Crossed(v float64) bool {
 	switch b.Op {
 	case "<":
@@ -69,6 +71,7 @@ type Limit struct {
 	To        string        `json:"to,omitempty"`
 }
 
+// HasLow reports whether any band raises below its value.
 func (l Limit) HasLow() bool {
 	for _, b := range l.Bands {
 		if b.Low() {
@@ -78,6 +81,7 @@ func (l Limit) HasLow() bool {
 	return false
 }
 
+// HasHigh reports whether any band raises above its value.
 func (l Limit) HasHigh() bool {
 	for _, b := range l.Bands {
 		if !b.Low() {
@@ -152,7 +156,7 @@ func (s Settings) Limit(rule string) Limit {
 	return defaultLimits[rule]
 }
 
-// modeActive reports whether a pausing mode is in force at t.
+// ModeActive reports whether a pausing mode is in force at t.
 func (s Settings) ModeActive(t time.Time) bool {
 	switch s.Mode {
 	case ModeAway, ModeHospital, ModeQuiet:
@@ -161,11 +165,13 @@ func (s Settings) ModeActive(t time.Time) bool {
 	return false
 }
 
+// SnoozedAt reports whether rule is snoozed at t.
 func (s Settings) SnoozedAt(rule string, t time.Time) bool {
 	z, ok := s.Snoozed[rule]
 	return ok && t.Before(z.Until)
 }
 
+// Bathroom reports whether deviceID is one of the bathroom devices.
 func (s Settings) Bathroom(deviceID string) bool {
 	for _, id := range s.BathroomDeviceIDs {
 		if id == deviceID {
@@ -175,7 +181,7 @@ func (s Settings) Bathroom(deviceID string) bool {
 	return false
 }
 
-// reportInterval is how often a device is expected to report.
+// ReportInterval is how often a device is expected to report.
 func (s Settings) ReportInterval(deviceID, kind string) time.Duration {
 	if d, ok := s.ReportIntervals[deviceID]; ok {
 		return d
@@ -575,7 +581,7 @@ func checkFloors(rule string, kind ruleKind, l Limit) []error {
 	return errs
 }
 
-// parseClock parses a local "HH:MM" into minutes after midnight.
+// ParseClock parses a local "HH:MM" into minutes after midnight.
 func ParseClock(s string) (int, error) {
 	h, m, ok := strings.Cut(s, ":")
 	if !ok || len(h) != 2 || len(m) != 2 {
