@@ -203,13 +203,24 @@ type StatsQuery struct {
 // raised in [q.From, q.To), their total and groups, audited as alerts.stats
 // naming the residents whose alerts were counted.
 func (s *Service) AlertStats(ctx context.Context, p Principal, q StatsQuery) (StatsGroup, []StatsGroup, error) {
+	total, groups, err := s.AlertStatsBy(ctx, p, q.From, q.To, q.Key)
+	if err != nil {
+		return StatsGroup{}, nil, err
+	}
+	return total, groups[0], nil
+}
+
+// AlertStatsBy is AlertStats grouped several ways at once (a page showing
+// weeks and care workers): one alerts.stats entry, the groups of each key
+// in keys' order.
+func (s *Service) AlertStatsBy(ctx context.Context, p Principal, from, to time.Time, keys ...func(alerts.Alert) string) (StatsGroup, [][]StatsGroup, error) {
 	if s.Manager == nil {
 		return StatsGroup{}, nil, ErrUnavailable
 	}
 	var in []alerts.Alert
 	var ids []string
 	for _, a := range s.Manager.List(alerts.Filter{Limit: math.MaxInt32}) {
-		if CanSee(p, a.ResidentID) && !a.RaisedAt.Before(q.From) && a.RaisedAt.Before(q.To) {
+		if CanSee(p, a.ResidentID) && !a.RaisedAt.Before(from) && a.RaisedAt.Before(to) {
 			in = append(in, a)
 			ids = append(ids, a.ResidentID)
 		}
@@ -218,6 +229,11 @@ func (s *Service) AlertStats(ctx context.Context, p Principal, q StatsQuery) (St
 	if err := s.Record(ctx, p, audit.Entry{Action: "alerts.stats", Residents: slices.Compact(ids)}); err != nil {
 		return StatsGroup{}, nil, err
 	}
-	total, groups := ComputeAlertStats(in, q.Key, s.now().UTC())
+	now := s.now().UTC()
+	var total StatsGroup
+	groups := make([][]StatsGroup, len(keys))
+	for i, k := range keys {
+		total, groups[i] = ComputeAlertStats(in, k, now)
+	}
 	return total, groups, nil
 }
