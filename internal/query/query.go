@@ -113,7 +113,8 @@ type Service struct {
 	Last     LastReadings
 	Manager  AlertLister
 	Mode     ModeSource
-	Drift    DriftSource // nil leaves worsening baselines out of the overview
+	Drift    DriftSource    // nil leaves worsening baselines out of the overview
+	Presence PresenceSource // nil: every device shows as never seen
 	Audit    Auditor
 	Clock    func() time.Time
 }
