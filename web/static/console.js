@@ -78,8 +78,31 @@
     }).then(function (html) {
       document.getElementById("rows").innerHTML = html;
       tick();
+      ring();
       done();
     }, done);
+  }
+  // Duty-station sound: when this browser's user switched it on (kept in
+  // localStorage), an open critical alert sounds until it is acknowledged.
+  var sound = document.getElementById("sound"), alarm = document.getElementById("alarm");
+  function ring() {
+    if (!sound || !alarm) { return; }
+    var due = sound.checked && document.querySelector("#rows .sev-critical.st-open") !== null;
+    if (due && alarm.paused) {
+      var p = alarm.play();
+      if (p && p.catch) { p.catch(function () {}); } // autoplay refused until the user interacts
+    } else if (!due && !alarm.paused) {
+      alarm.pause();
+      alarm.currentTime = 0;
+    }
+  }
+  if (sound) {
+    try { sound.checked = localStorage.getItem("carehub.sound") === "1"; } catch (e) { /* storage off */ }
+    sound.addEventListener("change", function () {
+      try { localStorage.setItem("carehub.sound", sound.checked ? "1" : "0"); } catch (e) { /* storage off */ }
+      ring();
+    });
+    ring();
   }
   if (inbox && window.EventSource) {
     var live = inbox.querySelector(".live");
