@@ -21,6 +21,7 @@ import (
 func TestDevicesPage(t *testing.T) {
 	h := newHarness(t)
 	h.resident("r1", "김영희")
+	h.resident("r2", "박철수") // no device: cannot be monitored either
 	h.user("co", "최코디", users.RoleCoordinator)
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
 	if _, _, err := h.reg.RegisterDevice(context.Background(), "band-r1", "wearable", "r1"); err != nil {
@@ -51,10 +52,13 @@ func TestDevicesPage(t *testing.T) {
 		t.Errorf("GET /devices: audit actions %v, want [devices.list] (its API twin)", got)
 	}
 	for _, want := range []string{`data-device="band-r1"`, `data-testid="offline"`, `data-testid="notworn"`, `data-testid="cannot-monitor"`,
-		"기기 상태", "착용 안 함", "모니터링 불가", "⊘", `href="/devices" aria-current="page"`} {
+		`data-home="h-r2"`, "이 가정에는 기기가 없습니다", "기기 상태", "착용 안 함", "모니터링 불가", "⊘", `href="/devices" aria-current="page"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("devices page lacks %q", want)
 		}
+	}
+	if n := strings.Count(body, `data-testid="cannot-monitor"`); n != 2 {
+		t.Errorf("%d homes marked cannot be monitored, want 2 (h-r1 offline, h-r2 no device)", n)
 	}
 	if _, en := co.do("GET", "/devices?lang=en", nil); !strings.Contains(en, "Not worn") || !strings.Contains(en, "Cannot be monitored") {
 		t.Errorf("English devices page: %.300s", en)

@@ -35,7 +35,8 @@ type DeviceHealth struct {
 func (d DeviceHealth) Problem() bool { return d.Offline || d.LowBattery || d.NotWorn }
 
 // HomeHealth is one home's devices. A home cannot be monitored when none
-// of its enabled devices is online: nothing there would raise an alert.
+// of its enabled devices is online, or it has none: nothing there would
+// raise an alert.
 type HomeHealth struct {
 	HomeID        string
 	Devices       []DeviceHealth
@@ -88,6 +89,13 @@ func (s *Service) DevicesHealth(ctx context.Context, p Principal) ([]HomeHealth,
 			h.CannotMonitor = false
 		}
 		h.Devices = append(h.Devices, dh)
+	}
+	// A home whose residents have no device at all cannot be monitored
+	// either.
+	for _, r := range s.Registry.Residents() {
+		if homes[r.HomeID] == nil {
+			homes[r.HomeID] = &HomeHealth{HomeID: r.HomeID, CannotMonitor: true}
+		}
 	}
 	out := make([]HomeHealth, 0, len(homes))
 	for _, h := range homes {
