@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/internal/query"
+	"github.com/carehub/carehub/internal/users"
 )
 
 // statsWeeks is how far back the statistics page looks: four whole weeks
@@ -24,7 +26,8 @@ type statsPage struct {
 	Weeks    []query.StatsGroup
 	Workers  []query.StatsGroup
 	Chart    template.HTML
-	Target   float64 // the 60 s target share, in %
+	Target   float64           // the 60 s target share, in %
+	Names    map[string]string // care workers' names by user id
 }
 
 // stats is GET /stats (staff only, as GET /alerts/stats): a caregiver gets
@@ -44,9 +47,19 @@ func (c *Console) stats(ctx *fiber.Ctx) error {
 		return c.fail(ctx, v, err)
 	}
 	weeks, workers := groups[0], groups[1]
+	names := map[string]string{}
+	if g, ok := c.o.Users.(interface {
+		Get(ctx context.Context, id string) (users.User, error)
+	}); ok {
+		for _, w := range workers {
+			if u, err := g.Get(ctx.UserContext(), w.Key); err == nil && u.Name != "" {
+				names[w.Key] = u.Name
+			}
+		}
+	}
 	v.Title = v.T("stats.title")
 	v.Data = statsPage{From: from, To: to, Total: total, Weeks: weeks, Workers: workers,
-		Chart: shareChart(weeks, v.T("stats.chart")), Target: 100 * query.AnswerTarget1Pct}
+		Chart: shareChart(weeks, v.T("stats.chart")), Target: 100 * query.AnswerTarget1Pct, Names: names}
 	return c.render(ctx, http.StatusOK, "stats", v)
 }
 

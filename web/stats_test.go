@@ -51,7 +51,7 @@ func TestStatsPage(t *testing.T) {
 		t.Errorf("GET /stats: audit actions %v, want [alerts.stats] (its API twin)", got)
 	}
 	for _, want := range []string{`data-testid="stats-week"`, `data-testid="stats-worker"`, `data-testid="stats-chart"`, "대응 통계", "요양보호사별",
-		"<th scope=\"row\">cg</th>", "응답 없음", `class="bar"`, `class="target"`, `href="/stats" aria-current="page"`} {
+		"<th scope=\"row\">정요양</th>", "응답 없음", `class="bar"`, `class="target"`, `href="/stats" aria-current="page"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("stats page lacks %q", want)
 		}
