@@ -14,6 +14,7 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/users"
 )
 
@@ -122,41 +123,26 @@ func (s *Server) listAlerts(c *fiber.Ctx) error {
 	if f.Severity != "" && !alerts.ValidSeverity(f.Severity) {
 		return invalid("invalid_severity", "severity must be one of info, warning, high, critical")
 	}
-	if f.ResidentID != "" {
-		if _, ok := s.o.Registry.Resident(f.ResidentID); !ok || !s.canSee(c, f.ResidentID) {
-			return ErrNotFound.with("no resident " + truncate(f.ResidentID, 64))
-		}
-	}
 	limit, err := pageLimit(c)
 	if err != nil {
 		return err
 	}
-	var cur *alertCursor
+	aq := query.AlertsQuery{Filter: f, Limit: limit}
 	if v := c.Query("cursor"); v != "" {
 		k, err := parseAlertCursor(v)
 		if err != nil {
 			return err
 		}
-		cur = &k
+		aq.After = &query.AlertCursor{RaisedAt: k.raised, ID: k.id}
 	}
-	out := alertsPage{Alerts: []alerts.Alert{}}
-	for _, a := range s.o.Alerts.List(f) {
-		if !s.canSee(c, a.ResidentID) || (cur != nil && !cur.after(a)) {
-			continue
-		}
-		if len(out.Alerts) == limit {
-			last := out.Alerts[limit-1]
-			out.NextCursor = alertCursor{raised: last.RaisedAt, id: last.ID}.encode()
-			break
-		}
-		out.Alerts = append(out.Alerts, a)
+	q, p := s.query(c)
+	list, next, err := q.AlertsPage(c.UserContext(), p, aq)
+	if err != nil {
+		return queryError(err, "no resident "+truncate(f.ResidentID, 64))
 	}
-	ids := make([]string, 0, len(out.Alerts))
-	for _, a := range out.Alerts {
-		ids = append(ids, a.ResidentID)
-	}
-	if err := s.auditDisclosed(c, "alerts.list", uniqueIDs(ids)); err != nil {
-		return err
+	out := alertsPage{Alerts: list}
+	if next != nil {
+		out.NextCursor = alertCursor{raised: next.RaisedAt, id: next.ID}.encode()
 	}
 	return c.JSON(out)
 }
@@ -167,12 +153,16 @@ func (s *Server) listAlerts(c *fiber.Ctx) error {
 // alert without a metric, the latest value of each metric. When InfluxDB
 // fails the answer is still 200, with context null and context_error.
 func (s *Server) getAlert(c *fiber.Ctx) error {
-	a, err := s.visibleAlert(c)
-	if err != nil {
+	if err := s.needAlerts(); err != nil {
 		return err
 	}
-	if err := s.audit(c, a.ResidentID, "alert.read", ""); err != nil {
-		return err
+	q, p := s.query(c)
+	a, err := q.Alert(c.UserContext(), p, c.Params("id"))
+	if err != nil {
+		if errors.Is(err, alerts.ErrInvalid) {
+			return alertError(err, "invalid_field")
+		}
+		return queryError(err, "no such alert")
 	}
 	return c.JSON(s.withContext(c.UserContext(), a))
 }

@@ -230,3 +230,27 @@ func TestAlertStreamResume(t *testing.T) {
 
 	h.expect(400, "GET", "/api/v1/alerts/stream", care, nil, nil, "Last-Event-ID", "abc")
 }
+
+// TestAlertStreamNoGap: a transition published as soon as a fresh stream's
+// response headers arrive reaches it (the console opens its inbox stream
+// and must not miss what happens while it connects).
+func TestAlertStreamNoGap(t *testing.T) {
+	h := newHarness(t, func(o *api.Options) { o.Heartbeat = 10 * time.Second })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = h.srv.App().Listener(ln) }()
+	base := "http://" + ln.Addr().String()
+	h.resident("mine")
+	care := h.user("care", "caregiver", "mine")
+	for i := range 5 {
+		events, _, stop := openStream(t, base, care, "")
+		a := h.raise("mine", "heart_rate", "high")
+		e := next(t, events)
+		if e.event != a.Transition || e.alert.ID != a.ID || e.alert.Seq != a.Seq {
+			t.Fatalf("connection %d: first event %+v, want %s %s", i, e, a.ID, a.Transition)
+		}
+		stop()
+	}
+}

@@ -46,15 +46,14 @@ func (s *Server) viewDevice(d devices.Device) deviceView {
 // residentDevices: GET /residents/{id}/devices → the resident's devices
 // with health (online, last_seen, battery).
 func (s *Server) residentDevices(c *fiber.Ctx) error {
-	r, err := s.visibleResident(c)
+	q, p := s.query(c)
+	id := c.Params("id")
+	ds, err := q.Devices(c.UserContext(), p, id)
 	if err != nil {
-		return err
-	}
-	if err := s.audit(c, r.ID, "devices.read", ""); err != nil {
-		return err
+		return queryError(err, "no resident "+truncate(id, 64))
 	}
 	out := []deviceView{}
-	for _, d := range s.o.Registry.Devices(func(d devices.Device) bool { return d.ResidentID == r.ID }) {
+	for _, d := range ds {
 		out = append(out, s.viewDevice(d))
 	}
 	return c.JSON(fiber.Map{"devices": out})

@@ -127,10 +127,15 @@ func (s *Server) readings(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.audit(c, id, "readings.read", ""); err != nil {
+	qs, p := s.query(c)
+	pts, err := qs.Readings(c.UserContext(), p, q)
+	if err != nil {
+		err = queryError(err, "no resident "+truncate(id, 64))
+	}
+	var answer *Error
+	if errors.As(err, &answer) {
 		return err
 	}
-	pts, err := s.o.Readings.Readings(c.UserContext(), q)
 	if errors.Is(err, flux.ErrTooManyRows) {
 		if q.Every == 0 {
 			return invalid("too_many_points", "the range holds more than "+strconv.Itoa(flux.DefaultMaxPoints)+" raw points; ask for a shorter range or aggregate with every, e.g. every=1m")

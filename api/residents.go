@@ -94,12 +94,11 @@ func (s *Server) listResidents(c *fiber.Ctx) error {
 
 // getResident: GET /residents/{id}.
 func (s *Server) getResident(c *fiber.Ctx) error {
-	r, err := s.visibleResident(c)
+	q, p := s.query(c)
+	id := c.Params("id")
+	r, err := q.Resident(c.UserContext(), p, id)
 	if err != nil {
-		return err
-	}
-	if err := s.audit(c, r.ID, "resident.read", ""); err != nil {
-		return err
+		return queryError(err, "no resident "+truncate(id, 64))
 	}
 	// The ETag is the KV revision, which PATCH checks (resident_edit.go).
 	if cur, rev, ok := s.o.Registry.ResidentRevision(r.ID); ok {

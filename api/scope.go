@@ -1,11 +1,12 @@
 package api
 
 import (
+	"errors"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/devices"
-	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/query"
 )
 
@@ -29,7 +30,7 @@ func (p Principal) staff() bool { return p.Role == RoleAdmin || p.Role == RoleCo
 // CanSee reports whether p may see a resident's data: the query layer's
 // rule (query.CanSee), the one the console's pages follow too.
 func (p Principal) CanSee(residentID string) bool {
-	return query.CanSee(query.Principal{ID: p.ID, Role: p.Role, Residents: p.Residents}, residentID)
+	return query.CanSee(queryPrincipal(p), residentID)
 }
 
 func principal(c *fiber.Ctx) Principal {
@@ -62,8 +63,8 @@ func (s *Server) visibleResident(c *fiber.Ctx) (devices.Resident, error) {
 
 // residentFor returns resident id as p may see it, or the 404 answer.
 func (s *Server) residentFor(p Principal, id string) (devices.Resident, error) {
-	r, ok := s.o.Registry.Resident(id)
-	if !catalog.ValidID(id) || !ok || !p.CanSee(id) {
+	r, err := s.q.Visible(queryPrincipal(p), id)
+	if err != nil {
 		return devices.Resident{}, ErrNotFound.with("no resident " + truncate(id, 64))
 	}
 	return r, nil
@@ -75,12 +76,12 @@ func (s *Server) visibleAlert(c *fiber.Ctx) (alerts.Alert, error) {
 	if err := s.needAlerts(); err != nil {
 		return alerts.Alert{}, err
 	}
-	a, err := s.o.Alerts.Get(c.Params("id"))
+	a, err := s.q.VisibleAlert(queryPrincipal(principal(c)), c.Params("id"))
+	if errors.Is(err, query.ErrNotFound) {
+		return alerts.Alert{}, ErrNotFound.with("no such alert")
+	}
 	if err != nil {
 		return alerts.Alert{}, alertError(err, "invalid_field")
-	}
-	if !s.canSee(c, a.ResidentID) {
-		return alerts.Alert{}, ErrNotFound.with("no such alert")
 	}
 	return a, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/metrics"
+	"github.com/carehub/carehub/internal/query"
 )
 
 // Options are the API's dependencies, built by cmd/carehub.
@@ -105,6 +106,7 @@ type Options struct {
 // Server is the Fiber application with its dependencies.
 type Server struct {
 	o   Options
+	q   query.Service // the query layer over o's sources (query.go)
 	app *fiber.App
 	log zerolog.Logger
 
@@ -161,6 +163,7 @@ func New(o Options) *Server {
 		o.MaxExports = defaultMaxExports
 	}
 	s.o = o
+	s.q = s.newQueryService()
 	s.exports = make(chan struct{}, o.MaxExports)
 	s.queries = newQueryLimiter(o.Clock, o.QueryRate, o.QueryBurst, o.MaxQueries)
 	s.ctx, s.stop = context.WithCancel(context.Background())

@@ -2,12 +2,12 @@ package api
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/influx/flux"
 )
@@ -22,10 +22,6 @@ type TrendsSource interface {
 // latestWindow is how far back GET /latest looks: a value older than a
 // month is history, not the resident's current state (within flux.MaxTrendRange).
 const latestWindow = 30 * 24 * time.Hour
-
-// missingDataAfter: no reading for 24 h is "missing data" on the overview
-// (domain.md inactivity tiers: 24 h = alarm).
-const missingDataAfter = 24 * time.Hour
 
 func (s *Server) needTrends() error {
 	if s.o.Trends == nil {
@@ -107,84 +103,33 @@ func (s *Server) overview(c *fiber.Ctx) error {
 	if err := s.needTrends(); err != nil {
 		return err
 	}
-	now := s.o.Clock()
-	last, err := s.o.Trends.LastReadings(c.UserContext(), now.Add(-missingDataAfter), now.Add(time.Second))
+	q, p := s.query(c)
+	ans, err := q.OverviewDrift(c.UserContext(), p)
 	if err != nil {
+		if errors.Is(err, errAuditFailed) {
+			return queryError(err, "")
+		}
 		s.log.Error().Err(err).Msg("overview query failed")
 		return ErrUnavailable.with("the time-series store did not answer; retry later")
 	}
-	rows := map[string]*overviewRow{}
-	for _, r := range s.o.Registry.Residents() {
-		if !s.canSee(c, r.ID) {
-			continue
-		}
-		row := &overviewRow{ResidentID: r.ID, Drifting: []driftJSON{}, Mode: s.activeMode(r.ID, now)}
-		if t, ok := last[r.ID]; ok {
-			t = t.UTC()
-			row.LastReading = &t
-		} else {
-			row.MissingData = true
-		}
-		rows[r.ID] = row
-	}
-	if s.o.Alerts != nil {
-		// Open and acknowledged alerts are in the Manager's memory; the
-		// resolved history (in KV) is not needed here.
-		open := s.o.Alerts.List(alerts.Filter{Status: alerts.StatusOpen, Limit: 1 << 30})
-		open = append(open, s.o.Alerts.List(alerts.Filter{Status: alerts.StatusAcknowledged, Limit: 1 << 30})...)
-		for _, a := range open {
-			row := rows[a.ResidentID]
-			if row == nil {
-				continue
-			}
-			row.OpenAlerts++
-			if severityOrder[a.Severity] > severityOrder[row.HighestSeverity] {
-				row.HighestSeverity = a.Severity
-			}
-		}
-	}
 	resp := fiber.Map{}
-	if src := s.o.Baselines; src != nil {
-		drift, err := s.drift(c.UserContext(), src, now)
-		if err != nil {
-			s.log.Error().Err(err).Msg("overview baseline query failed")
-			resp["drift_error"] = "worsening baselines are not shown: the time-series store did not answer"
-		}
-		for rid, d := range drift {
-			if row := rows[rid]; row != nil {
-				row.Drifting = d
-			}
-		}
+	if ans.DriftErr != nil {
+		s.log.Error().Err(ans.DriftErr).Msg("overview baseline query failed")
+		resp["drift_error"] = "worsening baselines are not shown: the time-series store did not answer"
 	}
-	out := []overviewRow{}
-	for _, r := range rows {
-		if r.OpenAlerts > 0 || r.MissingData || len(r.Drifting) > 0 || r.Mode != nil {
-			out = append(out, *r)
+	now := s.o.Clock()
+	out := make([]overviewRow, len(ans.Rows))
+	for i, r := range ans.Rows {
+		row := overviewRow{ResidentID: r.Resident.ID, OpenAlerts: r.OpenAlerts, HighestSeverity: r.Highest,
+			LastReading: r.LastReading, MissingData: r.MissingData, Drifting: make([]driftJSON, len(r.Drifting))}
+		for j, d := range r.Drifting {
+			row.Drifting[j] = driftJSON(d)
 		}
+		if r.Mode != "" {
+			row.Mode = s.activeMode(r.Resident.ID, now)
+		}
+		out[i] = row
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if x, y := severityOrder[a.HighestSeverity], severityOrder[b.HighestSeverity]; x != y {
-			return x > y
-		}
-		if a.MissingData != b.MissingData {
-			return a.MissingData
-		}
-		if a.OpenAlerts != b.OpenAlerts {
-			return a.OpenAlerts > b.OpenAlerts
-		}
-		if len(a.Drifting) != len(b.Drifting) {
-			return len(a.Drifting) > len(b.Drifting)
-		}
-		return a.ResidentID < b.ResidentID
-	})
 	resp["residents"] = out
-	ids := make([]string, len(out))
-	for i, r := range out {
-		ids[i] = r.ResidentID
-	}
-	if err := s.auditDisclosed(c, "overview.read", ids); err != nil {
-		return err
-	}
 	return c.JSON(resp)
 }

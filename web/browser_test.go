@@ -142,6 +142,16 @@ func TestBrowser(t *testing.T) {
 	shot(t, co, "alert-ko-1280")
 	accessible(t, co, "alert page")
 
+	// Response statistics and device health (staff pages), then at 320 px.
+	for _, p := range []string{"stats", "devices"} {
+		do(t, co, p, chromedp.Navigate(base+"/"+p), chromedp.WaitVisible(`main h1`))
+		shot(t, co, p+"-ko-1280")
+		accessible(t, co, p)
+		do(t, co, "320 px /"+p, chromedp.EmulateViewport(320, 640), chromedp.Navigate(base+"/"+p), chromedp.WaitVisible(`main h1`))
+		noHorizontalScroll(t, co, "/"+p)
+		do(t, co, "1280 px again", chromedp.EmulateViewport(1280, 900))
+	}
+
 	// Reflow at 320 px: no horizontal scroll.
 	for _, p := range []string{"/", "/alerts", "/residents/r1", "/alerts/" + a.ID} {
 		do(t, cg, "320 px "+p, chromedp.EmulateViewport(320, 640), chromedp.Navigate(base+p), chromedp.WaitVisible(`main h1`))

@@ -61,7 +61,7 @@ type Console struct {
 
 // pageNames are the templates under templates/ that are whole pages; each
 // defines "content" inside layout.html.
-var pageNames = []string{"login", "overview", "resident", "inbox", "alert", "error"}
+var pageNames = []string{"login", "overview", "resident", "inbox", "alert", "error", "stats", "devices"}
 
 // New loads the catalogues, assets and templates; an error here is a
 // build mistake (a template that does not parse).
@@ -121,6 +121,8 @@ func (c *Console) Register(app *fiber.App, login LoginFunc) {
 	app.Get("/alerts", h, c.auth, c.inbox)
 	app.Get("/alerts/rows", h, c.auth, c.inboxRows)
 	app.Get("/alerts/:id", h, c.auth, c.alertPage)
+	app.Get("/stats", h, c.auth, c.stats)
+	app.Get("/devices", h, c.auth, c.devices)
 	c.registerPhone(app)
 }
 

@@ -93,8 +93,9 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 	trends := flux.NewDailyCache(queries, baselineCacheTTL, clock)
 	// The console's pages read through the same query layer, scoping and
 	// audit as the API's JSON.
+	consoleQuery := &query.Service{Registry: reg, Series: readingsAdapter{queries, cfg.Timezone}, Last: trends, Manager: mgr, Mode: query.ModeFrom(p.settings), Presence: p.presence, Audit: auditLog, Clock: clock}
 	console, err := web.New(web.Options{Users: userStore, Location: cfg.Timezone, Clock: clock, Log: a.Log.With().Str("component", "web").Logger(),
-		Query: &query.Service{Registry: reg, Series: readingsAdapter{queries, cfg.Timezone}, Last: trends, Manager: mgr, Mode: query.ModeFrom(p.settings), Audit: auditLog, Clock: clock}})
+		Query: consoleQuery})
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -111,6 +112,7 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 		Log:   a.Log.With().Str("component", "api").Logger(),
 		Ready: ready,
 	})
+	consoleQuery.Drift = srv.DriftSource() // the overview's worsening baselines, as GET /overview's
 
 	console.Register(srv.App(), srv.Login)
 

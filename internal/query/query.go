@@ -113,6 +113,8 @@ type Service struct {
 	Last     LastReadings
 	Manager  AlertLister
 	Mode     ModeSource
+	Drift    DriftSource    // nil leaves worsening baselines out of the overview
+	Presence PresenceSource // nil: every device shows as never seen
 	Audit    Auditor
 	Clock    func() time.Time
 }
@@ -182,41 +184,101 @@ func (s *Service) Readings(ctx context.Context, p Principal, q ReadingsQuery) ([
 	return s.Series.Readings(ctx, q)
 }
 
-// Alert is GET /alerts/{id}: audited as alert.read; an alert of a resident
-// p may not see is ErrNotFound.
-func (s *Service) Alert(ctx context.Context, p Principal, id string) (alerts.Alert, error) {
+// VisibleAlert returns alert id when p may see it; it records nothing
+// (callers audit the action they then take). An alert of a resident p may
+// not see is ErrNotFound; the Manager's own errors (alerts.ErrNotFound,
+// alerts.ErrInvalid) are returned as they are.
+func (s *Service) VisibleAlert(p Principal, id string) (alerts.Alert, error) {
 	if s.Manager == nil {
 		return alerts.Alert{}, ErrUnavailable
 	}
 	a, err := s.Manager.Get(id)
-	if err != nil || !CanSee(p, a.ResidentID) {
+	if err != nil {
+		return alerts.Alert{}, err
+	}
+	if !CanSee(p, a.ResidentID) {
 		return alerts.Alert{}, ErrNotFound
+	}
+	return a, nil
+}
+
+// Alert is GET /alerts/{id}: audited as alert.read; an alert of a resident
+// p may not see is ErrNotFound, like one that does not exist.
+func (s *Service) Alert(ctx context.Context, p Principal, id string) (alerts.Alert, error) {
+	a, err := s.VisibleAlert(p, id)
+	if errors.Is(err, ErrUnavailable) {
+		return a, err
+	}
+	if err != nil {
+		return alerts.Alert{}, errors.Join(ErrNotFound, err)
 	}
 	return a, s.Record(ctx, p, audit.Entry{ResidentID: a.ResidentID, Action: "alert.read"})
 }
 
-// Alerts is GET /alerts: the alerts p may see matching f, newest first,
-// audited as alerts.list naming every resident disclosed.
-func (s *Service) Alerts(ctx context.Context, p Principal, f alerts.Filter) ([]alerts.Alert, error) {
+// AlertCursor is the position after the last alert of a page, in the
+// Manager's List order (raised_at descending, then id descending).
+type AlertCursor struct {
+	RaisedAt time.Time
+	ID       string
+}
+
+// after reports whether a comes after the cursor in List's order.
+func (k AlertCursor) after(a alerts.Alert) bool {
+	if !a.RaisedAt.Equal(k.RaisedAt) {
+		return a.RaisedAt.Before(k.RaisedAt)
+	}
+	return a.ID < k.ID
+}
+
+// AlertsQuery is one page of GET /alerts: the filter, at most Limit alerts
+// (0 = all), after the cursor when one is given.
+type AlertsQuery struct {
+	Filter alerts.Filter
+	Limit  int
+	After  *AlertCursor
+}
+
+// AlertsPage is GET /alerts: the alerts p may see matching q, newest first,
+// and the cursor of the next page when there is one; audited as
+// alerts.list naming every resident the page discloses. A resident filter
+// naming a resident that does not exist or p may not see is ErrNotFound.
+func (s *Service) AlertsPage(ctx context.Context, p Principal, q AlertsQuery) ([]alerts.Alert, *AlertCursor, error) {
 	if s.Manager == nil {
-		return nil, ErrUnavailable
+		return nil, nil, ErrUnavailable
 	}
-	if f.ResidentID != "" && !CanSee(p, f.ResidentID) {
-		return nil, ErrNotFound
-	}
-	var out []alerts.Alert
-	var ids []string
-	for _, a := range s.Manager.List(f) {
-		if CanSee(p, a.ResidentID) {
-			out = append(out, a)
-			ids = append(ids, a.ResidentID)
+	if rid := q.Filter.ResidentID; rid != "" {
+		if _, ok := s.Registry.Resident(rid); !ok || !CanSee(p, rid) {
+			return nil, nil, ErrNotFound
 		}
+	}
+	out := []alerts.Alert{}
+	var next *AlertCursor
+	for _, a := range s.Manager.List(q.Filter) {
+		if !CanSee(p, a.ResidentID) || (q.After != nil && !q.After.after(a)) {
+			continue
+		}
+		if q.Limit > 0 && len(out) == q.Limit {
+			last := out[q.Limit-1]
+			next = &AlertCursor{RaisedAt: last.RaisedAt, ID: last.ID}
+			break
+		}
+		out = append(out, a)
+	}
+	ids := make([]string, 0, len(out))
+	for _, a := range out {
+		ids = append(ids, a.ResidentID)
 	}
 	slices.Sort(ids)
 	if err := s.Record(ctx, p, audit.Entry{Action: "alerts.list", Residents: slices.Compact(ids)}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, next, nil
+}
+
+// Alerts is AlertsPage without paging: every alert p may see matching f.
+func (s *Service) Alerts(ctx context.Context, p Principal, f alerts.Filter) ([]alerts.Alert, error) {
+	out, _, err := s.AlertsPage(ctx, p, AlertsQuery{Filter: f})
+	return out, err
 }
 
 // MissingDataAfter: no reading for 24 h is "missing data" (domain.md
@@ -233,20 +295,51 @@ type OverviewRow struct {
 	Highest     string // highest severity among open alerts, "" when none
 	LastReading *time.Time
 	MissingData bool
-	Mode        string // away, hospital or quiet when in force
+	Mode        string  // away, hospital or quiet when in force
+	Drifting    []Drift // the baselines the resident is worsening from
 }
 
-// Overview is GET /overview without the drift baselines: the residents p
-// may see that need attention (open alerts, missing data, a mode in force),
-// most urgent first, audited as overview.read naming those residents.
+// Drift is one baseline a resident is worsening from (api's drift rules):
+// Change is Recent − Baseline in the metric's unit.
+type Drift struct {
+	Metric   string
+	Baseline float64
+	Recent   float64
+	Change   float64
+	Reason   string
+}
+
+// DriftSource answers which residents are worsening from a baseline now,
+// and how.
+type DriftSource interface {
+	Drift(ctx context.Context, now time.Time) (map[string][]Drift, error)
+}
+
+// Overview is GET /overview: the residents p may see that need attention
+// (open alerts, missing data, worsening baselines, a mode in force), most
+// urgent first, audited as overview.read naming those residents. When the
+// baseline queries fail the rest is still answered (OverviewDrift says so).
 func (s *Service) Overview(ctx context.Context, p Principal) ([]OverviewRow, error) {
+	a, err := s.OverviewDrift(ctx, p)
+	return a.Rows, err
+}
+
+// OverviewAnswer is an overview with the baseline queries' error, when
+// they failed and the rows show no drift.
+type OverviewAnswer struct {
+	Rows     []OverviewRow
+	DriftErr error
+}
+
+// OverviewDrift is Overview that also says when the baselines are missing.
+func (s *Service) OverviewDrift(ctx context.Context, p Principal) (OverviewAnswer, error) {
 	if s.Last == nil {
-		return nil, ErrUnavailable
+		return OverviewAnswer{}, ErrUnavailable
 	}
 	now := s.now()
 	last, err := s.Last.LastReadings(ctx, now.Add(-MissingDataAfter), now.Add(time.Second))
 	if err != nil {
-		return nil, errors.Join(ErrUnavailable, err)
+		return OverviewAnswer{}, errors.Join(ErrUnavailable, err)
 	}
 	rows := map[string]*OverviewRow{}
 	for _, r := range s.Registry.Residents() {
@@ -266,9 +359,9 @@ func (s *Service) Overview(ctx context.Context, p Principal) ([]OverviewRow, err
 		rows[r.ID] = row
 	}
 	if s.Manager != nil {
-		for _, a := range s.Manager.List(alerts.Filter{Limit: 1 << 30}) {
+		for _, a := range s.openAlerts() {
 			row := rows[a.ResidentID]
-			if row == nil || a.Status == alerts.StatusResolved {
+			if row == nil {
 				continue
 			}
 			row.OpenAlerts++
@@ -277,9 +370,19 @@ func (s *Service) Overview(ctx context.Context, p Principal) ([]OverviewRow, err
 			}
 		}
 	}
+	var driftErr error
+	if s.Drift != nil {
+		var drift map[string][]Drift
+		drift, driftErr = s.Drift.Drift(ctx, now)
+		for rid, d := range drift {
+			if row := rows[rid]; row != nil {
+				row.Drifting = d
+			}
+		}
+	}
 	out := []OverviewRow{}
 	for _, r := range rows {
-		if r.OpenAlerts > 0 || r.MissingData || r.Mode != "" {
+		if r.OpenAlerts > 0 || r.MissingData || len(r.Drifting) > 0 || r.Mode != "" {
 			out = append(out, *r)
 		}
 	}
@@ -294,6 +397,9 @@ func (s *Service) Overview(ctx context.Context, p Principal) ([]OverviewRow, err
 		if a.OpenAlerts != b.OpenAlerts {
 			return a.OpenAlerts > b.OpenAlerts
 		}
+		if len(a.Drifting) != len(b.Drifting) {
+			return len(a.Drifting) > len(b.Drifting)
+		}
 		return a.Resident.ID < b.Resident.ID
 	})
 	ids := make([]string, len(out))
@@ -301,9 +407,9 @@ func (s *Service) Overview(ctx context.Context, p Principal) ([]OverviewRow, err
 		ids[i] = r.Resident.ID
 	}
 	if err := s.Record(ctx, p, audit.Entry{Action: "overview.read", Residents: ids}); err != nil {
-		return nil, err
+		return OverviewAnswer{}, err
 	}
-	return out, nil
+	return OverviewAnswer{Rows: out, DriftErr: driftErr}, nil
 }
 
 // ReadingsSet answers several readings queries about one resident for one
@@ -388,4 +494,11 @@ func ModeFrom(src SettingsSource) ModeSource {
 		}
 		return st.Mode
 	}
+}
+
+// openAlerts are the open and acknowledged alerts: the Manager keeps them in
+// memory, while a list with resolved ones reads the whole history from KV.
+func (s *Service) openAlerts() []alerts.Alert {
+	open := s.Manager.List(alerts.Filter{Status: alerts.StatusOpen, Limit: 1 << 30})
+	return append(open, s.Manager.List(alerts.Filter{Status: alerts.StatusAcknowledged, Limit: 1 << 30})...)
 }

@@ -59,18 +59,50 @@
   setInterval(tick, 15000);
 
   var inbox = document.querySelector(".inbox");
-  var pending = false;
+  // A transition that arrives while the rows are being read may have
+  // happened after the server read them: it is not dropped but read again
+  // as soon as the current read ends.
+  var pending = false, again = false;
   function refresh() {
-    if (!inbox || pending) { return; }
+    if (!inbox) { return; }
+    if (pending) { again = true; return; }
     pending = true;
+    again = false;
+    function done() {
+      pending = false;
+      if (again) { refresh(); }
+    }
     fetch(inbox.dataset.rows, { credentials: "same-origin" }).then(function (r) {
       if (!r.ok) { throw new Error(String(r.status)); }
       return r.text();
     }).then(function (html) {
-      pending = false;
       document.getElementById("rows").innerHTML = html;
       tick();
-    }, function () { pending = false; });
+      ring();
+      done();
+    }, done);
+  }
+  // Duty-station sound: when this browser's user switched it on (kept in
+  // localStorage), an open critical alert sounds until it is acknowledged.
+  var sound = document.getElementById("sound"), alarm = document.getElementById("alarm");
+  function ring() {
+    if (!sound || !alarm) { return; }
+    var due = sound.checked && document.querySelector("#rows .sev-critical.st-open") !== null;
+    if (due && alarm.paused) {
+      var p = alarm.play();
+      if (p && p.catch) { p.catch(function () {}); } // autoplay refused until the user interacts
+    } else if (!due && !alarm.paused) {
+      alarm.pause();
+      alarm.currentTime = 0;
+    }
+  }
+  if (sound) {
+    try { sound.checked = localStorage.getItem("carehub.sound") === "1"; } catch (e) { /* storage off */ }
+    sound.addEventListener("change", function () {
+      try { localStorage.setItem("carehub.sound", sound.checked ? "1" : "0"); } catch (e) { /* storage off */ }
+      ring();
+    });
+    ring();
   }
   if (inbox && window.EventSource) {
     var live = inbox.querySelector(".live");
@@ -80,10 +112,6 @@
     ["raised", "repeated", "escalated", "acknowledged", "resolved", "auto_cleared"].forEach(function (name) {
       es.addEventListener(name, refresh);
     });
-    // A safety net: a transition published while the stream was
-    // (re)connecting is not replayed to a fresh connection, so the rows
-    // are also re-read every 15 s.
-    setInterval(refresh, 15000);
     inbox.dataset.ready = "1";
   }
 })();

@@ -1,4 +1,4 @@
-package api
+package query
 
 import (
 	"testing"
@@ -17,11 +17,11 @@ func TestStatsWeekAndWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	raised := time.Date(2027, 1, 3, 16, 0, 0, 0, time.UTC) // Mon 4 Jan 01:00 in Seoul
-	week := statsKeys(seoul)["week"]
+	week := StatsKeys(seoul)["week"]
 	if k := week(alerts.Alert{RaisedAt: raised}); k != "2027-W01" {
 		t.Fatalf("Seoul week %s", k)
 	}
-	if k := statsKeys(time.UTC)["week"](alerts.Alert{RaisedAt: raised}); k != "2026-W53" {
+	if k := StatsKeys(time.UTC)["week"](alerts.Alert{RaisedAt: raised}); k != "2026-W53" {
 		t.Fatalf("UTC week %s", k)
 	}
 
@@ -31,7 +31,7 @@ func TestStatsWeekAndWindow(t *testing.T) {
 		{Severity: "critical", RaisedAt: now.Add(-30 * time.Second)},      // within both windows: in neither denominator
 		{Severity: "critical", RaisedAt: raised, Outcome: "auto_cleared"}, // device cancel: needs no answer
 	}
-	total, _ := computeAlertStats(as, statsKeys(time.UTC)["severity"], now)
+	total, _ := ComputeAlertStats(as, StatsKeys(time.UTC)["severity"], now)
 	c := total.Critical
 	if c.Count != 2 || c.Share60s == nil || *c.Share60s != 0 || c.Share3m != nil {
 		t.Fatalf("critical: %+v share60 %v share3m %v", c, c.Share60s, c.Share3m)
