@@ -224,7 +224,7 @@ func sig(resident, rule, severity string) rules.Signal {
 		Active: true, Metric: "heart_rate", Value: 135, Threshold: 131, Message: "heart rate 135 /min for 5 min"}
 }
 
-func clear(resident, rule string) rules.Signal {
+func clearSig(resident, rule string) rules.Signal {
 	return rules.Signal{ResidentID: resident, Rule: rule}
 }
 

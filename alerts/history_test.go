@@ -34,7 +34,7 @@ func TestMemoryHoldsOpenAlertsOnly(t *testing.T) {
 		a := onlyOpen(t, m, res)
 		clk.Advance(time.Second)
 		if i%2 == 0 {
-			if err := m.Signal(ctx, clear(res, "spo2")); err != nil {
+			if err := m.Signal(ctx, clearSig(res, "spo2")); err != nil {
 				t.Fatal(err)
 			}
 		} else if _, err := m.Resolve(ctx, a.ID, "u1", OutcomeFalseAlarm, ""); err != nil {

@@ -94,8 +94,8 @@ type Manager struct {
 	lastSweep time.Time
 	lastIDMs  int64
 
-	kick     chan struct{}
-	retryMin time.Duration // tests shorten it
+	kick         chan struct{}
+	minRetryWait time.Duration // tests shorten it
 }
 
 // record is what the KV bucket holds per alert.
@@ -164,7 +164,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 		js: o.JS, nc: o.NC, kv: bucket, chains: chains, settings: o.Settings,
 		clock: o.Clock, log: o.Log.With().Str("component", "alerts").Logger(), gate: o.Residents,
 		byID: map[string]*record{}, open: map[string]*record{}, unsent: map[string]*record{},
-		kick: make(chan struct{}, 1), retryMin: retryMin,
+		kick: make(chan struct{}, 1), minRetryWait: minRetryWait,
 	}
 	m.transitions = o.Metrics.Counter("carehub_alert_transitions_total", "Alert transitions committed, by transition and severity.", "transition", "severity")
 	m.pubErrors = o.Metrics.Counter("carehub_alert_delivery_errors_total", "Failed attempts to publish or store an alert transition (retried), by sink: nats, kv.", "sink")

@@ -39,7 +39,7 @@ func TestLifecycle(t *testing.T) {
 	const R = "RES" // replaced by the case's resident
 	act := func(sev string) step { s := sig(R, "heart_rate", sev); return step{signal: &s} }
 	actRule := func(rule, sev string) step { s := sig(R, rule, sev); return step{signal: &s} }
-	clr := func(rule string) step { s := clear(R, rule); return step{signal: &s} }
+	clr := func(rule string) step { s := clearSig(R, rule); return step{signal: &s} }
 	cases := []struct {
 		name                      string
 		steps                     []step
@@ -537,7 +537,7 @@ func TestPublishRetry(t *testing.T) {
 	if n := m.pendingOut.Load(); n != 2 {
 		t.Fatalf("%d transitions waiting, want 2", n)
 	}
-	m.retryMin = 10 * time.Millisecond
+	m.minRetryWait = 10 * time.Millisecond
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(runCtx) }()

@@ -15,12 +15,12 @@ import (
 )
 
 // Delivery limits. A publish waits for JetStream's ack at most
-// publishTimeout. Retries back off from retryMin to retryMax: an alert is
+// publishTimeout. Retries back off from minRetryWait to maxRetryWait: an alert is
 // never dropped, it waits in the outbox (and in KV) until published.
 const (
 	publishTimeout = 2 * time.Second
-	retryMin       = time.Second
-	retryMax       = 30 * time.Second
+	minRetryWait   = time.Second
+	maxRetryWait   = 30 * time.Second
 )
 
 // publishOutbox publishes r's outbox in seq order, each transition on
@@ -111,7 +111,7 @@ func (m *Manager) Flush(ctx context.Context) error {
 // transition was left unpublished, otherwise every second, backing off to
 // 30 s while NATS keeps failing.
 func (m *Manager) Run(ctx context.Context) error {
-	wait := m.retryMin
+	wait := m.minRetryWait
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	m.wake() // deliver what a previous run left behind
@@ -126,9 +126,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		if err := m.Flush(ctx); err != nil && ctx.Err() == nil {
-			wait = min(wait*2, retryMax)
+			wait = min(wait*2, maxRetryWait)
 		} else {
-			wait = m.retryMin
+			wait = m.minRetryWait
 		}
 		if !t.Stop() {
 			select {

@@ -71,8 +71,8 @@ type logLimiter struct {
 	last   map[string]time.Time
 }
 
-func newLogLimiter(period time.Duration, max int) *logLimiter {
-	return &logLimiter{period: period, max: max, last: map[string]time.Time{}}
+func newLogLimiter(period time.Duration, most int) *logLimiter {
+	return &logLimiter{period: period, max: most, last: map[string]time.Time{}}
 }
 
 func (l *logLimiter) allow(key string, now time.Time) bool {

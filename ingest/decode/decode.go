@@ -69,16 +69,16 @@ type msgDecoder struct {
 
 // precheck applies the checks made before any parsing (contract §1): empty,
 // too large, not JSON. It reports whether parsing may go on.
-func (d *msgDecoder) precheck(payload []byte, max int) bool {
-	if max <= 0 {
-		max = model.MaxPayloadBytes
+func (d *msgDecoder) precheck(payload []byte, maxBytes int) bool {
+	if maxBytes <= 0 {
+		maxBytes = model.MaxPayloadBytes
 	}
 	switch {
 	case len(payload) == 0:
 		d.rj.add(model.ReasonEmpty, "", "the payload is empty")
 		return false
-	case len(payload) > max:
-		d.rj.add(model.ReasonTooLarge, "", fmt.Sprintf("the payload is %d bytes; at most %d are accepted", len(payload), max))
+	case len(payload) > maxBytes:
+		d.rj.add(model.ReasonTooLarge, "", fmt.Sprintf("the payload is %d bytes; at most %d are accepted", len(payload), maxBytes))
 		return false
 	case !json.Valid(payload):
 		d.rj.add(model.ReasonMalformed, "", jsonError(payload))

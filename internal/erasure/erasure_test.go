@@ -341,7 +341,7 @@ func (r fakeRegistry) SetDeviceDisabled(_ context.Context, id string, _ bool) (d
 	return devices.Device{}, r.do("disable " + id)
 }
 
-func (r fakeRegistry) EraseResident(_ context.Context, id string, kick func(string)) ([]string, error) {
+func (r fakeRegistry) EraseResident(_ context.Context, id string, _ func(string)) ([]string, error) {
 	// d9 was registered while the erasure ran.
 	return []string{"d1", "d9"}, r.do("registry " + id)
 }

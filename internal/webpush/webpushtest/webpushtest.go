@@ -233,7 +233,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 func VerifyVAPID(header, origin string, now time.Time) error {
 	rest, ok := strings.CutPrefix(header, "vapid ")
 	if !ok {
-		return fmt.Errorf("Authorization %q is not the vapid scheme", header)
+		return fmt.Errorf("authorization %q is not the vapid scheme", header)
 	}
 	var tok, k string
 	for _, part := range strings.Split(rest, ",") {
