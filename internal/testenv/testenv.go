@@ -208,23 +208,18 @@ func (in *Influx) CreateDB(t testing.TB) string {
 // returns the raw JSON answer.
 func (in *Influx) Query(t testing.TB, q string) string {
 	t.Helper()
-	resp, err := http.PostForm(in.URL+"/query", url.Values{"q": {q}})
-	if err != nil {
-		t.Fatalf("influx query %q: %v", q, err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("influx query %q: %s: %s", q, resp.Status, b.String())
-	}
-	return b.String()
+	return in.query(t, q, url.Values{"q": {q}})
 }
 
 // QueryDB runs an InfluxQL statement against database db.
 func (in *Influx) QueryDB(t testing.TB, db, q string) string {
 	t.Helper()
-	resp, err := http.PostForm(in.URL+"/query", url.Values{"q": {q}, "db": {db}, "epoch": {"ms"}})
+	return in.query(t, q, url.Values{"q": {q}, "db": {db}, "epoch": {"ms"}})
+}
+
+func (in *Influx) query(t testing.TB, q string, form url.Values) string {
+	t.Helper()
+	resp, err := http.PostForm(in.URL+"/query", form)
 	if err != nil {
 		t.Fatalf("influx query %q: %v", q, err)
 	}
