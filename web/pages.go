@@ -12,6 +12,7 @@ import (
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/query"
+	"github.com/carehub/carehub/web/chart"
 )
 
 // sparkDays is the overview's sparkline span (issue 12: 14 days).
@@ -40,7 +41,7 @@ func (c *Console) overview(ctx *fiber.Ctx) error {
 		if len(series[i]) == 0 {
 			title = v.T("spark.nodata")
 		}
-		out[i] = overviewRow{OverviewRow: r, Spark: sparkline(series[i], from, sparkDays, title)}
+		out[i] = overviewRow{OverviewRow: r, Spark: chart.Sparkline(series[i], from, sparkDays, title)}
 	}
 	v.Title = v.T("overview.title")
 	v.Data = out

@@ -15,6 +15,7 @@ import (
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/notify"
 	"github.com/carehub/carehub/internal/query"
+	"github.com/carehub/carehub/web/chart"
 )
 
 // The phone app (issue 13): /m/, made for one hand and a small screen. It
@@ -119,7 +120,7 @@ func (c *Console) phoneAlert(ctx *fiber.Ctx) error {
 		t := v.trendChart(a.Metric, nil, from, to, 5*time.Minute)
 		pts := series[0]
 		for i := len(pts) - 1; i >= 0 && len(page.Readings) < phoneLatest; i-- {
-			page.Readings = append(page.Readings, phoneReading{Label: t.Label, Value: num(pts[i].V), Unit: t.Unit, At: pts[i].T})
+			page.Readings = append(page.Readings, phoneReading{Label: t.Label, Value: chart.Num(pts[i].V), Unit: t.Unit, At: pts[i].T})
 		}
 	}
 	v.Title = v.T("alert.title", v.T("severity."+a.Severity))

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/carehub/carehub/web/chart"
 )
 
 // TestCatalogueParity: ko and en have the same keys, and each text the
@@ -138,7 +140,7 @@ func TestDateFormats(t *testing.T) {
 // TestCharts: NEWS2 bands come from the rules' scoring; a hole in the data
 // breaks the line.
 func TestCharts(t *testing.T) {
-	bands := news2Bands("heart_rate", 30, 140)
+	bands := chart.News2Bands("heart_rate", 30, 140)
 	var scores []int
 	for _, b := range bands {
 		scores = append(scores, b.Score)

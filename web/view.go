@@ -8,6 +8,7 @@ import (
 
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/users"
+	"github.com/carehub/carehub/web/chart"
 )
 
 // view is what every template gets: the language, the signed-in user, the
@@ -114,4 +115,4 @@ func (v *view) Badge(s string) template.HTML {
 }
 
 // Num is a reading's value as the charts write it (one decimal at most).
-func (v *view) Num(f float64) string { return num(f) }
+func (v *view) Num(f float64) string { return chart.Num(f) }
