@@ -94,14 +94,6 @@ func parseAlertCursor(v string) (alertCursor, error) {
 	return alertCursor{raised: time.Unix(0, n).UTC(), id: id}, nil
 }
 
-// after reports whether a comes after the cursor in List's order.
-func (k alertCursor) after(a alerts.Alert) bool {
-	if !a.RaisedAt.Equal(k.raised) {
-		return a.RaisedAt.Before(k.raised)
-	}
-	return a.ID < k.id
-}
-
 type alertsPage struct {
 	Alerts     []alerts.Alert `json:"alerts"`
 	NextCursor string         `json:"next_cursor,omitempty"`

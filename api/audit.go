@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"slices"
 	"strconv"
 	"time"
 
@@ -136,12 +135,6 @@ func (s *Server) recordEntry(c *fiber.Ctx, e audit.Entry) error {
 		return ErrUnavailable.with("the access could not be audited; retry later")
 	}
 	return nil
-}
-
-// uniqueIDs returns ids sorted, each once.
-func uniqueIDs(ids []string) []string {
-	slices.Sort(ids)
-	return slices.Compact(ids)
 }
 
 // localAudited holds the entry s.audit recorded for this request.

@@ -91,8 +91,6 @@ type overviewRow struct {
 	Mode *modeJSON `json:"mode,omitempty"`
 }
 
-var severityOrder = map[string]int{"info": 1, "warning": 2, "high": 3, "critical": 4}
-
 // overview: GET /overview → the caller's residents that need attention
 // (issue 4: "who is drifting"): open (or acknowledged) alerts, no reading
 // for 24 h, or a worsening baseline (drift.go); the most urgent first

@@ -124,7 +124,12 @@ func TestSeveralBrokers(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); _ = <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Log(err)
+		}
+	}()
 	testenv.WaitFor(t, 15*time.Second, "ingest subscribed to both brokers", func() bool { return p.Ready() == nil })
 
 	connect := func(url, id string) mqtt.Client {
