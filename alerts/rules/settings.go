@@ -203,10 +203,6 @@ func DefaultLimit(rule string, spo2Scale int) (Limit, bool) {
 	return l, true
 }
 
-// DefaultReportInterval is how often a device of a kind is expected to send
-// something (a reading, an event or a status); 0 = not checked.
-func DefaultReportInterval(kind string) time.Duration { return defaultReportIntervals[kind] }
-
 // defaultReportIntervals: the device_offline rule raises after Count (3) of
 // these pass in silence. They are heartbeat periods, not measurement periods:
 // a PIR sensor or a door contact is quiet while nothing moves and checks in
@@ -546,10 +542,6 @@ var windowFloor = map[string]time.Duration{
 	RuleNEWS2:           5 * time.Minute,
 	RuleDeviceOffline:   time.Minute, // the Will's grace (SOS and detectors: a quarter)
 }
-
-// WindowFloor is the least window (inactivity: tier) rule accepts, 0 when it
-// has none; for the docs and the API.
-func WindowFloor(rule string) time.Duration { return windowFloor[rule] }
 
 func checkFloors(rule string, kind ruleKind, l Limit) []error {
 	var errs []error

@@ -204,15 +204,3 @@ func KindEmits(kind, t string) bool {
 	}
 	return false
 }
-
-// KindEvents returns the event types a device of kind may send.
-func KindEvents(kind string) []string {
-	var out []string
-	for _, t := range []string{EventSOS, EventSOSCancel, EventFall, EventFallCancel, EventSmoke, EventGas, EventCO,
-		EventWaterLeak, EventDoorOpen, EventDoorClose, EventMotion, EventBedExit, EventBedEnter, EventTamper, EventToilet} {
-		if KindEmits(kind, t) {
-			out = append(out, t)
-		}
-	}
-	return out
-}

@@ -353,18 +353,6 @@ func (m *Mosquitto) Restart() {
 	m.start()
 }
 
-// MachineMosquitto returns the URL of the machine's Mosquitto on
-// 127.0.0.1:1883, failing (not skipping) the test when it is not running.
-func MachineMosquitto(t testing.TB) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", "127.0.0.1:1883", 2*time.Second)
-	if err != nil {
-		t.Fatalf("the machine's Mosquitto is not on 127.0.0.1:1883 (%v): start it with `mosquitto -d -c /etc/mosquitto/mosquitto.conf`", err)
-	}
-	c.Close()
-	return "tcp://127.0.0.1:1883"
-}
-
 // JetStream connects to ns and declares carehub's streams, as carehub does
 // at start; the connection closes with the test.
 func JetStream(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) {
