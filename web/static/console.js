@@ -15,18 +15,61 @@
     el.textContent = ok ? el.dataset.done : el.dataset.failed.replace("%s", msg);
   }
 
-  function call(path, body) {
+  function call(path, body, method, headers) {
+    var h = { "Content-Type": "application/json", "X-CSRF-Token": csrf };
+    Object.keys(headers || {}).forEach(function (k) { h[k] = headers[k]; });
     return fetch(path, {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: JSON.stringify(body || {})
+      method: method || "POST", credentials: "same-origin", headers: h,
+      body: body === null ? undefined : JSON.stringify(body || {})
     }).then(function (r) {
+      if (r.status === 204) { return {}; }
       if (r.ok) { return r.json(); }
       return r.json().then(function (e) { throw new Error((e.error && e.error.message) || r.status); },
         function () { throw new Error(String(r.status)); });
     });
   }
 
+  // formBody turns a form into the JSON body of its API call. A field's
+  // data-type says its JSON type: "int", "float", "bool" (a checkbox),
+  // "list" (comma- or space-separated text), "set" (the checked boxes of
+  // that name, as an array), "json"; others are strings. A field marked
+  // data-optional is left out when empty.
+  function formBody(f) {
+    var body = {};
+    Array.prototype.forEach.call(f.elements, function (el) {
+      var k = el.name, t = el.dataset.type || "";
+      if (!k || el.disabled) { return; }
+      if (t === "set") {
+        if (!body[k]) { body[k] = []; }
+        if (el.checked) { body[k].push(el.value); }
+        return;
+      }
+      if (t === "bool") { body[k] = el.checked; return; }
+      if ((el.type === "checkbox" || el.type === "radio") && !el.checked) { return; }
+      var v = el.value;
+      if (v === "" && el.dataset.optional !== undefined) { return; }
+      if (t === "int" || k === "minutes") { v = parseInt(v, 10); }
+      else if (t === "float") { v = parseFloat(v); }
+      else if (t === "list") { v = v.split(/[\s,]+/).filter(function (x) { return x !== ""; }); }
+      else if (t === "json") { v = JSON.parse(v); }
+      body[k] = v;
+    });
+    return body;
+  }
+
+  // show fills the element a form names in data-show with the answer:
+  // each [data-field] inside gets the answer's value at that dotted path.
+  // Used for what is shown once (a device's MQTT password).
+  function show(id, answer) {
+    var box = document.getElementById(id);
+    if (!box) { return; }
+    box.querySelectorAll("[data-field]").forEach(function (el) {
+      var v = el.dataset.field.split(".").reduce(function (o, k) { return o == null ? o : o[k]; }, answer);
+      el.textContent = v == null ? "" : String(v);
+    });
+    box.hidden = false;
+    box.focus();
+  }
   function after() {
     if (document.querySelector(".inbox")) { refresh(); } else { location.reload(); }
   }
@@ -39,14 +82,24 @@
       .then(function () { status("", true); after(); }, function (e) { b.disabled = false; status(e.message, false); });
   });
 
+  // A form.apiform calls the JSON API: data-path and data-method (default
+  // POST) name the endpoint, or data-id and data-act an alert action;
+  // data-if-match sends If-Match; data-show names where the answer is shown
+  // (otherwise the page reloads); data-confirm asks first.
   document.addEventListener("submit", function (ev) {
     var f = ev.target.closest("form.apiform");
     if (!f) { return; }
     ev.preventDefault();
-    var body = {};
-    new FormData(f).forEach(function (v, k) { body[k] = k === "minutes" ? parseInt(v, 10) : v; });
-    call("/api/v1/alerts/" + encodeURIComponent(f.dataset.id) + "/" + f.dataset.act, body)
-      .then(function () { status("", true); after(); }, function (e) { status(e.message, false); });
+    if (f.dataset.confirm && !window.confirm(f.dataset.confirm)) { return; }
+    var path = f.dataset.path || ("/api/v1/alerts/" + encodeURIComponent(f.dataset.id) + "/" + f.dataset.act);
+    var method = f.dataset.method || "POST", body;
+    try { body = formBody(f); } catch (e) { status(e.message, false); return; }
+    if (method === "DELETE") { body = null; }
+    var headers = f.dataset.ifMatch ? { "If-Match": f.dataset.ifMatch } : {};
+    call(path, body, method, headers).then(function (answer) {
+      status("", true);
+      if (f.dataset.show) { show(f.dataset.show, answer); } else { after(); }
+    }, function (e) { status(e.message, false); });
   });
 
   function tick() {
