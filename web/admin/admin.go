@@ -178,6 +178,7 @@ func (p *pages) settings(ctx *fiber.Ctx) error {
 }
 
 type tierRow struct {
+	N     int // 1 for the first tier
 	Role  string
 	Users []users.User // by id; a user the viewer may not list shows as its id
 }
@@ -220,8 +221,8 @@ func (p *pages) escalation(ctx *fiber.Ctx) error {
 		return p.c.Fail(ctx, err)
 	}
 	page := escalationPage{Resident: r, JSON: string(b), Staff: staff}
-	for _, t := range tiers {
-		row := tierRow{Role: t.Role}
+	for i, t := range tiers {
+		row := tierRow{N: i + 1, Role: t.Role}
 		for _, id := range t.UserIDs {
 			u := users.User{ID: id}
 			if i := slices.IndexFunc(staff, func(s users.User) bool { return s.ID == id }); i >= 0 {
