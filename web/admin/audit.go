@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"html/template"
 	"net/http"
 	"net/url"
 	"time"
@@ -31,8 +32,8 @@ type auditFilter struct {
 type auditPage struct {
 	Filter  auditFilter
 	Entries []audit.Entry
-	Next    string // the next page's query string; empty on the last page
-	Problem string // catalogue key of what is wrong with the filter
+	Next    template.URL // the next page; empty on the last page
+	Problem string       // catalogue key of what is wrong with the filter
 }
 
 // audit is GET /audit?resident_id=&from=&to=&after=: the audit trail,
@@ -97,7 +98,8 @@ func (p *pages) audit(ctx *fiber.Ctx) error {
 		if f.To != "" {
 			v.Set("to", f.To)
 		}
-		page.Next = v.Encode()
+		page.Next = template.URL("/audit?" + v.Encode()) //nolint:gosec // built here from url.Values
+
 	}
 	return p.c.Page(ctx, http.StatusOK, "audit", page, "audit.title")
 }
