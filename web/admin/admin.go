@@ -160,7 +160,7 @@ func (p *pages) settings(ctx *fiber.Ctx) error {
 	if err != nil {
 		return p.c.Fail(ctx, err)
 	}
-	b, err := json.MarshalIndent(st, "", "  ")
+	b, err := settingsJSON(st)
 	if err != nil {
 		return p.c.Fail(ctx, err)
 	}
@@ -175,6 +175,24 @@ func (p *pages) settings(ctx *fiber.Ctx) error {
 		page.Rules = append(page.Rules, row)
 	}
 	return p.c.Page(ctx, http.StatusOK, "settings", page, "settings.title", r.Name)
+}
+
+// settingsJSON is the settings as the form shows them: the API's JSON
+// without a zero mode_until (a time's omitempty keeps it), which would
+// only puzzle whoever edits it.
+func settingsJSON(st rules.Settings) ([]byte, error) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if st.ModeUntil.IsZero() {
+		delete(m, "mode_until")
+	}
+	return json.MarshalIndent(m, "", "  ")
 }
 
 type tierRow struct {
