@@ -253,6 +253,10 @@ func TestAuditPage(t *testing.T) {
 			t.Errorf("GET /audit?%s: a refused filter recorded a read", q)
 		}
 	}
+	// Each refused filter is counted, as every answer is, by route and class.
+	if _, m := ad.do("GET", "/metrics", nil); !strings.Contains(m, `carehub_http_requests_total{route="/audit",status="4xx"} 5`) {
+		t.Error("the refused audit filters are not counted in carehub_http_requests_total")
+	}
 }
 
 // TestAdminBrowser: in chromium an admin creates a caregiver on the users
