@@ -230,9 +230,10 @@ func (p *pages) escalation(ctx *fiber.Ctx) error {
 	if err != nil {
 		return p.c.Fail(ctx, errors.Join(query.ErrUnavailable, err))
 	}
-	tiers := ch.Tiers
-	if tiers == nil {
-		tiers = []escalation.Tier{}
+	// The form shows [] for a tier without people, not null.
+	tiers := make([]escalation.Tier, len(ch.Tiers))
+	for i, t := range ch.Tiers {
+		tiers[i] = escalation.Tier{Role: t.Role, UserIDs: append([]string{}, t.UserIDs...)}
 	}
 	b, err := json.MarshalIndent(tiers, "", "  ")
 	if err != nil {
