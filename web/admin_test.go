@@ -319,8 +319,15 @@ func TestAdminBrowser(t *testing.T) {
 	shot(t, b, "settings-ko-1280")
 	do(t, b, "chain page", chromedp.Navigate(base+"/residents/r1/escalation"), chromedp.WaitVisible(`[data-testid="chain-form"]`))
 	accessible(t, b, "chain page")
+	do(t, b, "name cg9 in the first tier",
+		chromedp.SetValue(`#chain-json`, `[{"role": "caregiver", "user_ids": ["cg9"]}, {"role": "emergency", "user_ids": []}]`),
+		chromedp.Click(`[data-testid="chain-form"] button[type="submit"]`))
+	testenv.WaitFor(t, 10*time.Second, "the chain page shows the saved chain", func() bool {
+		got, err := chromedp.Run(b, chromedp.Evaluate[string](`(document.querySelector('[data-testid="tiers"] tbody') || {}).textContent || ""`))
+		return err == nil && strings.Contains(got, "나새봄") && !strings.Contains(got, "보호자")
+	})
 	shot(t, b, "escalation-ko-1280")
-	do(t, b, "audit page", chromedp.Navigate(base+"/audit?resident_id=r1"), chromedp.WaitVisible(`tr[data-action="settings.update"]`))
+	do(t, b, "audit page", chromedp.Navigate(base+"/audit?resident_id=r1"), chromedp.WaitVisible(`tr[data-action="escalation.update"]`))
 	accessible(t, b, "audit page")
 	shot(t, b, "audit-ko-1280")
 	for _, p := range []string{"/users", "/assignments", "/residents/r1/settings", "/residents/r1/escalation", "/audit"} {
