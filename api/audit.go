@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/query"
 )
 
 // AuditReader answers audit trail queries (audit.Log).
@@ -57,12 +59,14 @@ func (s *Server) auditTrail(c *fiber.Ctx) error {
 		}
 		q.Limit = n
 	}
-	if err := s.audit(c, q.ResidentID, "audit.read", ""); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 20*time.Second)
 	defer cancel()
-	res, err := s.o.AuditReader.Query(ctx, q)
+	// Through the query layer, as the console's audit page reads it.
+	qs, p := s.query(c)
+	res, err := qs.AuditTrail(ctx, p, q)
+	if errors.Is(err, errAuditFailed) || errors.Is(err, query.ErrNotFound) {
+		return queryError(err, "no audit trail")
+	}
 	if err != nil {
 		s.log.Error().Err(err).Msg("audit query failed")
 		return ErrUnavailable.with("the audit trail did not answer; retry later")

@@ -14,21 +14,16 @@ type ChainStore interface {
 }
 
 // getChain: GET /residents/{id}/escalation → the escalation chain (the
-// default one when none is stored).
+// default one when none is stored); through the query layer, as the
+// console's chain page reads it.
 func (s *Server) getChain(c *fiber.Ctx) error {
 	if s.o.Chains == nil {
 		return ErrUnavailable.with("escalation chains are not configured on this instance")
 	}
-	r, err := s.visibleResident(c)
+	q, p := s.query(c)
+	ch, err := q.Chain(c.UserContext(), p, c.Params("id"))
 	if err != nil {
-		return err
-	}
-	if err := s.audit(c, r.ID, "escalation.read", ""); err != nil {
-		return err
-	}
-	ch, err := s.o.Chains.Chain(c.UserContext(), r.ID)
-	if err != nil {
-		return err
+		return queryError(err, "no resident "+truncate(c.Params("id"), 64))
 	}
 	return c.JSON(ch)
 }

@@ -30,6 +30,15 @@ func (s *Server) newQueryService() query.Service {
 	if s.o.Alerts != nil {
 		q.Manager = s.o.Alerts
 	}
+	if s.o.Settings != nil {
+		q.RuleSettings = s.o.Settings
+	}
+	if s.o.Chains != nil {
+		q.Chains = s.o.Chains
+	}
+	if s.o.AuditReader != nil {
+		q.AuditLog = s.o.AuditReader
+	}
 	if s.o.Baselines != nil {
 		q.Drift = driftSource{s}
 	}

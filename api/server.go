@@ -302,6 +302,7 @@ func (s *Server) routes(v1 fiber.Router) {
 	v1.Post("/alerts/:id/snooze", s.snoozeAlert)
 
 	v1.Post("/users", admin, s.createUser)
+	v1.Get("/users", staff, s.listUsers)
 	v1.Get("/users/:id", admin, s.getUser)
 	v1.Put("/users/:id/residents", staff, s.setUserResidents)
 	v1.Post("/users/:id/revoke-tokens", admin, s.revokeUserTokens)

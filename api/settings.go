@@ -2,9 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -12,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/internal/query"
 )
 
 // SettingsStore is what the API needs of settings.Store: the
@@ -31,29 +29,22 @@ func (s *Server) needSettings() error {
 	return nil
 }
 
-// settingsETag is a strong ETag of settings' content: the store keeps no
-// revision the API could see, and equal content is the same representation.
-func settingsETag(st rules.Settings) string {
-	b, _ := json.Marshal(st)
-	h := sha256.Sum256(b)
-	return `"` + hex.EncodeToString(h[:12]) + `"`
-}
+// settingsETag is query.SettingsETag, shared with the console.
+var settingsETag = query.SettingsETag
 
 // getSettings: GET /residents/{id}/settings → the resident's rule settings
-// (defaults when none are stored) with an ETag.
+// (defaults when none are stored) with an ETag; through the query layer,
+// as the console's settings page reads them.
 func (s *Server) getSettings(c *fiber.Ctx) error {
 	if err := s.needSettings(); err != nil {
 		return err
 	}
-	r, err := s.visibleResident(c)
+	q, p := s.query(c)
+	st, err := q.Settings(c.UserContext(), p, c.Params("id"))
 	if err != nil {
-		return err
+		return queryError(err, "no resident "+truncate(c.Params("id"), 64))
 	}
-	if err := s.audit(c, r.ID, "settings.read", ""); err != nil {
-		return err
-	}
-	st := s.o.Settings.Settings(r.ID)
-	c.Set(fiber.HeaderETag, settingsETag(st))
+	c.Set(fiber.HeaderETag, query.SettingsETag(st))
 	return c.JSON(st)
 }
 

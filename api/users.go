@@ -18,6 +18,7 @@ import (
 type UserStore interface {
 	Create(ctx context.Context, n users.NewUser) (users.User, error)
 	Get(ctx context.Context, id string) (users.User, error)
+	List(ctx context.Context, role string) ([]users.User, error)
 	SetResidents(ctx context.Context, id string, residentIDs []string) (users.User, error)
 	RevokeAll(ctx context.Context, id string) error
 	Issue(ctx context.Context, userID string, ttl time.Duration) (string, time.Time, error)
@@ -119,6 +120,41 @@ func (s *Server) getUser(c *fiber.Ctx) error {
 		return userError(err)
 	}
 	return c.JSON(viewUser(u))
+}
+
+type usersList struct {
+	Users []userView `json:"users"`
+}
+
+// listUsers: GET /users?role= → {"users": [...]} sorted by id, without
+// secrets. Admins list everyone (role filters). Coordinators list
+// caregivers only, which is what they need to assign residents (PUT
+// /users/{id}/residents is theirs too); asking for another role is 403.
+// Not paged: a care centre has tens to hundreds of staff. Not audited, as
+// GET /users/{id} is not: it shows no resident's data beyond assignment ids.
+func (s *Server) listUsers(c *fiber.Ctx) error {
+	if err := s.needUsers(); err != nil {
+		return err
+	}
+	role := c.Query("role")
+	if role != "" && !users.ValidRole(role) {
+		return invalid("invalid_field", "role must be admin, coordinator or caregiver")
+	}
+	if principal(c).Role != RoleAdmin {
+		if role != "" && role != users.RoleCaregiver {
+			return ErrForbidden
+		}
+		role = users.RoleCaregiver
+	}
+	list, err := s.o.Users.List(c.UserContext(), role)
+	if err != nil {
+		return userError(err)
+	}
+	out := usersList{Users: make([]userView, len(list))}
+	for i, u := range list {
+		out.Users[i] = viewUser(u)
+	}
+	return c.JSON(out)
 }
 
 type residentsBody struct {

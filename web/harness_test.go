@@ -30,6 +30,7 @@ import (
 	"github.com/carehub/carehub/internal/users"
 	"github.com/carehub/carehub/internal/webpush/webpushtest"
 	"github.com/carehub/carehub/web"
+	"github.com/carehub/carehub/web/admin"
 )
 
 const adminToken = "admin-test-token-0123456789abcdef"
@@ -144,8 +145,9 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 	rec := &recorder{next: audit.New(js, clock)}
 	queries := flux.New(in)
 	trends := flux.NewDailyCache(queries, time.Minute, clock)
-	console, err := web.New(web.Options{Users: us, Location: seoul, Clock: clock, Log: log,
-		Query: &query.Service{Registry: reg, Series: seriesAdapter{queries, seoul}, Last: trends, Manager: mgr, Mode: query.ModeFrom(ruleSettings), Audit: rec, Clock: clock}})
+	consoleQuery := &query.Service{Registry: reg, Series: seriesAdapter{queries, seoul}, Last: trends, Manager: mgr, Mode: query.ModeFrom(ruleSettings), Audit: rec, Clock: clock,
+		RuleSettings: ruleSettings, Chains: mgr.Chains(), AuditLog: rec.next.(*audit.Log)}
+	console, err := web.New(web.Options{Users: us, Location: seoul, Clock: clock, Log: log, Query: consoleQuery})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +173,9 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 	}
 	srv := api.New(opts)
 	console.Register(srv.App(), srv.Login)
+	if err := admin.Register(srv.App(), console, admin.Options{Query: consoleQuery, Users: us, Location: seoul, Clock: clock}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = srv.Shutdown(5 * time.Second) })
 	return &harness{t: t, now: now, seoul: seoul, reg: reg, users: us, mgr: mgr, in: in, audit: rec, srv: srv, push: push, fake: fake}
 }

@@ -44,12 +44,7 @@ func (c *Console) view(ctx *fiber.Ctx, csrf string) *view {
 	return v
 }
 
-func (v *view) principal(ctx *fiber.Ctx) query.Principal {
-	if v.User == nil {
-		return query.Principal{Source: ctx.IP()}
-	}
-	return query.Principal{ID: v.User.ID, Role: v.User.Role, Residents: v.User.ResidentIDs, Source: ctx.IP()}
-}
+func (v *view) principal(ctx *fiber.Ctx) query.Principal { return Principal(ctx) }
 
 // T is the catalogue text of key in the page's language.
 func (v *view) T(key string, args ...any) string { return v.c.cat.T(v.Lang, key, args...) }

@@ -61,7 +61,8 @@ type Console struct {
 
 // pageNames are the templates under templates/ that are whole pages; each
 // defines "content" inside layout.html.
-var pageNames = []string{"login", "overview", "resident", "inbox", "alert", "error", "stats", "devices"}
+var pageNames = []string{"login", "overview", "resident", "inbox", "alert", "error", "stats", "devices",
+	"users", "assignments", "settings", "escalation", "audit"} // the last five: web/admin
 
 // New loads the catalogues, assets and templates; an error here is a
 // build mistake (a template that does not parse).

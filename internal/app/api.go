@@ -23,6 +23,7 @@ import (
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/users"
 	"github.com/carehub/carehub/web"
+	"github.com/carehub/carehub/web/admin"
 	"github.com/carehub/carehub/writer"
 )
 
@@ -93,7 +94,8 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 	trends := flux.NewDailyCache(queries, baselineCacheTTL, clock)
 	// The console's pages read through the same query layer, scoping and
 	// audit as the API's JSON.
-	consoleQuery := &query.Service{Registry: reg, Series: readingsAdapter{queries, cfg.Timezone}, Last: trends, Manager: mgr, Mode: query.ModeFrom(p.settings), Presence: p.presence, Audit: auditLog, Clock: clock}
+	consoleQuery := &query.Service{Registry: reg, Series: readingsAdapter{queries, cfg.Timezone}, Last: trends, Manager: mgr, Mode: query.ModeFrom(p.settings), Presence: p.presence, Audit: auditLog, Clock: clock,
+		RuleSettings: p.settings, Chains: mgr.Chains(), AuditLog: auditLog}
 	console, err := web.New(web.Options{Users: userStore, Location: cfg.Timezone, Clock: clock, Log: a.Log.With().Str("component", "web").Logger(),
 		Query: consoleQuery})
 	if err != nil {
@@ -115,6 +117,10 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 	consoleQuery.Drift = srv.DriftSource() // the overview's worsening baselines, as GET /overview's
 
 	console.Register(srv.App(), srv.Login)
+	// The management pages (users, assignments, chains, settings, audit).
+	if err := admin.Register(srv.App(), console, admin.Options{Query: consoleQuery, Users: userStore, Location: cfg.Timezone, Clock: clock}); err != nil {
+		return nil, "", nil, err
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -115,8 +115,13 @@ type Service struct {
 	Mode     ModeSource
 	Drift    DriftSource    // nil leaves worsening baselines out of the overview
 	Presence PresenceSource // nil: every device shows as never seen
-	Audit    Auditor
-	Clock    func() time.Time
+	// RuleSettings, Chains and AuditLog answer the settings, escalation
+	// and audit trail reads (admin.go); nil makes those ErrUnavailable.
+	RuleSettings SettingsSource
+	Chains       ChainSource
+	AuditLog     AuditReader
+	Audit        Auditor
+	Clock        func() time.Time
 }
 
 func (s *Service) now() time.Time {

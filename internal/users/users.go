@@ -264,6 +264,33 @@ func (s *Store) get(ctx context.Context, id string) (User, uint64, error) {
 	return u, e.Revision(), nil
 }
 
+// List returns every user, sorted by id, without password hashes (nobody
+// who lists users needs them). role, when not empty, keeps that role only.
+func (s *Store) List(ctx context.Context, role string) ([]User, error) {
+	keys, err := s.users.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer func() { _ = keys.Stop() }()
+	out := []User{}
+	for id := range keys.Keys() {
+		u, err := s.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted since the key was listed
+		}
+		if err != nil {
+			return nil, err
+		}
+		if role != "" && u.Role != role {
+			continue
+		}
+		u.PasswordHash = ""
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b User) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
 // update applies change on the latest revision, retrying on a concurrent write.
 func (s *Store) update(ctx context.Context, id string, change func(*User) error) (User, error) {
 	for range 5 {

@@ -143,3 +143,41 @@ func TestValidationAndAssignment(t *testing.T) {
 		t.Fatalf("unknown user: %v", err)
 	}
 }
+
+// TestList: every user, sorted by id, never with a password hash; an
+// empty store lists nobody; the role filter keeps that role only.
+func TestList(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	if got, err := s.List(ctx, ""); err != nil || len(got) != 0 {
+		t.Fatalf("empty store: %v, %v", got, err)
+	}
+	for _, n := range []users.NewUser{
+		{ID: "cg-b", Name: "B", Role: users.RoleCaregiver, Password: "password-b"},
+		{ID: "ad", Name: "A", Role: users.RoleAdmin, Password: "password-a"},
+		{ID: "cg-a", Name: "C", Role: users.RoleCaregiver},
+	} {
+		if _, err := s.Create(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete(ctx, "cg-a"); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].ID != "ad" || all[1].ID != "cg-b" {
+		t.Fatalf("List: %+v, want ad, cg-b", all)
+	}
+	for _, u := range all {
+		if u.PasswordHash != "" {
+			t.Errorf("List shows %s's password hash", u.ID)
+		}
+	}
+	cg, err := s.List(ctx, users.RoleCaregiver)
+	if err != nil || len(cg) != 1 || cg[0].ID != "cg-b" {
+		t.Fatalf("List(caregiver): %+v, %v", cg, err)
+	}
+}

@@ -33,12 +33,15 @@
   // data-type says its JSON type: "int", "float", "bool" (a checkbox),
   // "list" (comma- or space-separated text), "set" (the checked boxes of
   // that name, as an array), "json"; others are strings. A field marked
-  // data-optional is left out when empty.
+  // data-optional is left out when empty. A field marked data-body is the
+  // whole body, its text parsed as JSON (a resident's rule settings).
   function formBody(f) {
-    var body = {};
+    var body = {}, whole;
     Array.prototype.forEach.call(f.elements, function (el) {
       var k = el.name, t = el.dataset.type || "";
-      if (!k || el.disabled) { return; }
+      if (el.disabled) { return; }
+      if (el.dataset.body !== undefined) { whole = JSON.parse(el.value); return; }
+      if (!k) { return; }
       if (t === "set") {
         if (!body[k]) { body[k] = []; }
         if (el.checked) { body[k].push(el.value); }
@@ -54,7 +57,7 @@
       else if (t === "json") { v = JSON.parse(v); }
       body[k] = v;
     });
-    return body;
+    return whole === undefined ? body : whole;
   }
 
   // show fills the element a form names in data-show with the answer:
