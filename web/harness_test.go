@@ -144,7 +144,7 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 	rec := &recorder{next: audit.New(js, clock)}
 	queries := flux.New(in)
 	trends := flux.NewDailyCache(queries, time.Minute, clock)
-	console, err := web.New(web.Options{Users: us, Location: seoul, Clock: clock, Log: log,
+	console, err := web.New(web.Options{Users: us, Registry: reg, Location: seoul, Clock: clock, Log: log,
 		Query: &query.Service{Registry: reg, Series: seriesAdapter{queries, seoul}, Last: trends, Manager: mgr, Mode: query.ModeFrom(ruleSettings), Audit: rec, Clock: clock}})
 	if err != nil {
 		t.Fatal(err)

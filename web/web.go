@@ -22,6 +22,7 @@ import (
 
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/users"
+	"github.com/carehub/carehub/web/registry"
 )
 
 // SessionStore is what the console needs of internal/users.Store.
@@ -35,7 +36,8 @@ type SessionStore interface {
 type Options struct {
 	Query    *query.Service
 	Users    SessionStore
-	Location *time.Location // CARE_TIMEZONE: every time on a page is shown in it
+	Registry registry.Reader // the registry pages' ETags (devices.Registry)
+	Location *time.Location  // CARE_TIMEZONE: every time on a page is shown in it
 	Clock    func() time.Time
 	Log      zerolog.Logger
 	// SecureCookies marks the session cookie Secure (HTTPS deployments);
@@ -61,7 +63,8 @@ type Console struct {
 
 // pageNames are the templates under templates/ that are whole pages; each
 // defines "content" inside layout.html.
-var pageNames = []string{"login", "overview", "resident", "inbox", "alert", "error", "stats", "devices"}
+var pageNames = []string{"login", "overview", "resident", "inbox", "alert", "error", "stats", "devices",
+	"reg_homes", "reg_residents", "reg_resident", "reg_devices"}
 
 // New loads the catalogues, assets and templates; an error here is a
 // build mistake (a template that does not parse).
@@ -88,7 +91,7 @@ func New(o Options) (*Console, error) {
 		return nil, err
 	}
 	for _, name := range pageNames {
-		t, err := template.New("layout.html").ParseFS(tfs, "layout.html", name+".html")
+		t, err := template.New("layout.html").ParseFS(tfs, "layout.html", "parts_*.html", name+".html")
 		if err != nil {
 			return nil, err
 		}
@@ -123,6 +126,19 @@ func (c *Console) Register(app *fiber.App, login LoginFunc) {
 	app.Get("/alerts/:id", h, c.auth, c.alertPage)
 	app.Get("/stats", h, c.auth, c.stats)
 	app.Get("/devices", h, c.auth, c.devices)
+	rp := registry.Pages{Query: c.o.Query, Registry: c.o.Registry}
+	app.Get("/registry/homes", h, c.auth, c.registryPage("reg_homes", func(ctx *fiber.Ctx, p query.Principal) (titled, error) {
+		return rp.Homes(ctx.UserContext(), p)
+	}))
+	app.Get("/registry/residents", h, c.auth, c.registryPage("reg_residents", func(ctx *fiber.Ctx, p query.Principal) (titled, error) {
+		return rp.Residents(ctx.UserContext(), p, ctx.Query("home_id"))
+	}))
+	app.Get("/registry/residents/:id", h, c.auth, c.registryPage("reg_resident", func(ctx *fiber.Ctx, p query.Principal) (titled, error) {
+		return rp.Resident(ctx.UserContext(), p, ctx.Params("id"))
+	}))
+	app.Get("/registry/devices", h, c.auth, c.registryPage("reg_devices", func(ctx *fiber.Ctx, p query.Principal) (titled, error) {
+		return rp.Devices(ctx.UserContext(), p, ctx.Query("home_id"), ctx.Query("resident_id"))
+	}))
 	c.registerPhone(app)
 }
 
@@ -161,4 +177,22 @@ func (c *Console) fail(ctx *fiber.Ctx, v *view, err error) error {
 	v.Title = v.T("error.title")
 	v.Data = v.T(key)
 	return c.render(ctx, status, "error", v)
+}
+
+// titled is a page's data that names its title (web/registry's pages).
+type titled interface{ Heading() (string, []any) }
+
+// registryPage renders a page whose data build makes (web/registry: staff
+// only, read through the query layer).
+func (c *Console) registryPage(page string, build func(*fiber.Ctx, query.Principal) (titled, error)) fiber.Handler {
+	return func(ctx *fiber.Ctx) error {
+		v := c.view(ctx, "")
+		data, err := build(ctx, v.principal(ctx))
+		if err != nil {
+			return c.fail(ctx, v, err)
+		}
+		key, args := data.Heading()
+		v.Title, v.Data = v.T(key, args...), data
+		return c.render(ctx, http.StatusOK, page, v)
+	}
 }

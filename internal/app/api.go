@@ -94,7 +94,7 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 	// The console's pages read through the same query layer, scoping and
 	// audit as the API's JSON.
 	consoleQuery := &query.Service{Registry: reg, Series: readingsAdapter{queries, cfg.Timezone}, Last: trends, Manager: mgr, Mode: query.ModeFrom(p.settings), Presence: p.presence, Audit: auditLog, Clock: clock}
-	console, err := web.New(web.Options{Users: userStore, Location: cfg.Timezone, Clock: clock, Log: a.Log.With().Str("component", "web").Logger(),
+	console, err := web.New(web.Options{Users: userStore, Registry: reg, Location: cfg.Timezone, Clock: clock, Log: a.Log.With().Str("component", "web").Logger(),
 		Query: consoleQuery})
 	if err != nil {
 		return nil, "", nil, err

@@ -33,12 +33,14 @@
   // data-type says its JSON type: "int", "float", "bool" (a checkbox),
   // "list" (comma- or space-separated text), "set" (the checked boxes of
   // that name, as an array), "json"; others are strings. A field marked
-  // data-optional is left out when empty.
+  // data-optional is left out when empty; in a form marked data-changed
+  // (a PATCH) a text field left as the page showed it is left out.
   function formBody(f) {
-    var body = {};
+    var body = {}, changed = f.dataset.changed !== undefined;
     Array.prototype.forEach.call(f.elements, function (el) {
       var k = el.name, t = el.dataset.type || "";
       if (!k || el.disabled) { return; }
+      if (changed && el.type !== "hidden" && el.value === el.defaultValue) { return; }
       if (t === "set") {
         if (!body[k]) { body[k] = []; }
         if (el.checked) { body[k].push(el.value); }
