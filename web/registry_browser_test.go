@@ -24,7 +24,7 @@ func credentials(t *testing.T, ctx context.Context) (id, password string) {
 
 // acceptConfirm answers the page's confirm() dialogs with yes (a headless
 // browser has no one to click them).
-var acceptConfirm = chromedp.Evaluate[any](`window.confirm = function () { return true; }; 0`)
+var acceptConfirm = chromedp.Evaluate[chromedp.Void](`window.confirm = function () { return true; }`)
 
 // TestBrowserRegistry drives the registry pages in chromium as a
 // coordinator: add a resident, edit the profile with If-Match, record
@@ -57,8 +57,12 @@ func TestBrowserRegistry(t *testing.T) {
 
 	// Its page: change the name (If-Match), record consent.
 	do(t, co, "resident registry page", chromedp.Click(`tr[data-resident="r2"] a[href="/registry/residents/r2"]`), chromedp.WaitVisible(`[data-testid="edit-profile"]`))
+	etag, err := chromedp.Run(co, chromedp.Evaluate[string](`document.querySelector('[data-testid="profile"]').dataset.etag`))
+	if err != nil || etag == "" {
+		t.Fatalf("the page's ETag: %q %v", etag, err)
+	}
 	do(t, co, "edit the name", chromedp.SetValue("#pname", "박철순"), chromedp.Click(`[data-testid="edit-profile"] button[type="submit"]`),
-		chromedp.WaitVisible(`//h1[contains(., "박철순")]`, chromedp.BySearch))
+		chromedp.WaitVisible(`[data-testid="profile"]:not([data-etag='`+etag+`'])`)) // reloaded at the new revision
 	if r, _ := h.reg.Resident("r2"); r.Name != "박철순" || r.BirthYear != 1939 {
 		t.Fatalf("after the edit: %+v", r)
 	}
@@ -108,6 +112,11 @@ func TestBrowserRegistry(t *testing.T) {
 	shot(t, co, "registry-devices-ko-1280")
 	accessible(t, co, "devices registry")
 	do(t, co, "homes registry", chromedp.Navigate(base+"/registry/homes"), chromedp.WaitVisible(`tr[data-home="h-r2"]`))
+	do(t, co, "add a home", chromedp.SetValue("#hname", "302호"), chromedp.SendKeys("#hid", "h-302"),
+		chromedp.Click(`[data-testid="new-home"] button[type="submit"]`), chromedp.WaitVisible(`tr[data-home="h-302"]`))
+	if hm, ok := h.reg.Home("h-302"); !ok || hm.Name != "302호" {
+		t.Fatalf("home h-302 as stored: %+v %v", hm, ok)
+	}
 	shot(t, co, "registry-homes-ko-1280")
 	accessible(t, co, "homes registry")
 
