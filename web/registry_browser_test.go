@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/users"
 )
 
@@ -72,6 +73,18 @@ func TestBrowserRegistry(t *testing.T) {
 	if r, _ := h.reg.Resident("r2"); r.Consent == nil || !r.Consent.Given || r.Consent.Scope != "monitoring+export" || r.Consent.RecordedBy != "최코디" || r.Consent.DocumentRef != "form-2026-12" {
 		t.Fatalf("consent as stored: %+v", r.Consent)
 	}
+
+	// Someone else changes the resident meanwhile: this page's edit is
+	// refused (412, in the page's words), nothing overwritten.
+	if _, _, err := h.reg.UpdateResident(context.Background(), "r2", 0, func(r *devices.Resident) error { r.BirthYear = 1938; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	do(t, co, "a stale edit", chromedp.SetValue("#pname", "박철수"), chromedp.Click(`[data-testid="edit-profile"] button[type="submit"]`),
+		chromedp.Poll[chromedp.Void](`document.querySelector(".status").textContent === document.querySelector(".status").dataset.failed412`))
+	if r, _ := h.reg.Resident("r2"); r.Name != "박철순" || r.BirthYear != 1938 {
+		t.Fatalf("a stale edit was saved: %+v", r)
+	}
+	do(t, co, "reload", chromedp.Reload(), chromedp.WaitVisible(`[data-testid="new-device"]`))
 
 	// A device: its password is shown once.
 	do(t, co, "add a device", chromedp.SetValue("#dkind", "bed"), chromedp.SendKeys("#did", "bed-r2"),

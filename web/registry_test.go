@@ -199,6 +199,14 @@ func TestRegistryPages(t *testing.T) {
 		t.Error("resident page: the new device is missing, or its password is shown again")
 	}
 
+	// The resident's trends page links staff to the registry page, not a caregiver.
+	if _, body := co.do("GET", "/residents/r1", nil); !strings.Contains(body, `href="/registry/residents/r1"`) {
+		t.Error("the resident page does not link a coordinator to the registry page")
+	}
+	if _, body := cg.do("GET", "/residents/r1", nil); strings.Contains(body, "/registry/") {
+		t.Error("the resident page links a caregiver to the registry")
+	}
+
 	// English.
 	if _, en := co.do("GET", "/registry/residents/r1?lang=en", nil); !strings.Contains(en, "Consent to monitoring") || !strings.Contains(en, "Registry") {
 		t.Errorf("English resident registry page: %.300s", en)

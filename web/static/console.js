@@ -9,10 +9,13 @@
   "use strict";
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
-  function status(msg, ok) {
+  // status says how a call went; a failure with an HTTP status the page
+  // has its own words for (data-failed412 on the status line) says those.
+  function status(msg, ok, code) {
     var el = document.querySelector(".status");
     if (!el) { return; }
-    el.textContent = ok ? el.dataset.done : el.dataset.failed.replace("%s", msg);
+    var own = code && el.dataset["failed" + code];
+    el.textContent = ok ? el.dataset.done : (own || el.dataset.failed.replace("%s", msg));
   }
 
   function call(path, body, method, headers) {
@@ -24,8 +27,9 @@
     }).then(function (r) {
       if (r.status === 204) { return {}; }
       if (r.ok) { return r.json(); }
-      return r.json().then(function (e) { throw new Error((e.error && e.error.message) || r.status); },
-        function () { throw new Error(String(r.status)); });
+      function fail(m) { var e = new Error(m); e.status = r.status; throw e; }
+      return r.json().then(function (e) { fail((e.error && e.error.message) || r.status); },
+        function () { fail(String(r.status)); });
     });
   }
 
@@ -101,7 +105,7 @@
     call(path, body, method, headers).then(function (answer) {
       status("", true);
       if (f.dataset.show) { show(f.dataset.show, answer); } else { after(); }
-    }, function (e) { status(e.message, false); });
+    }, function (e) { status(e.message, false, e.status); });
   });
 
   function tick() {
