@@ -76,7 +76,7 @@ bench-quality: build ## false alarms per resident-day and emergency detection vs
 security-check: deps build ## black-box attacks on a running carehub (flood, oversized CONNECT, NATS forgery, takeover, logins, export memory)
 	@$(BIN)/carebench security
 
-screenshots: deps ## the console's and the phone app's pages (390 px) in Korean and English, as PNGs in screenshots/ (chromium, real NATS and InfluxDB)
+screenshots: deps ## the console's pages (registry included) and the phone app's (390 px) in Korean and English, as PNGs in screenshots/ (chromium, real NATS and InfluxDB)
 	CAREHUB_SCREENSHOTS=$(CURDIR)/screenshots go test -count=1 -run TestBrowser ./web
 
 clean: ## remove build output and local run data

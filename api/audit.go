@@ -99,13 +99,6 @@ func (s *Server) auditOutcome(c *fiber.Ctx, residents []string, action, reason, 
 	return nil
 }
 
-// auditDisclosed records a read that disclosed several residents (a list,
-// the overview, statistics): which ones, so that a resident's trail shows
-// every answer that named them. An empty list is recorded too (who asked).
-func (s *Server) auditDisclosed(c *fiber.Ctx, action string, residents []string) error {
-	return s.recordEntry(c, audit.Entry{Action: action, Residents: residents, Outcome: OutcomeOK})
-}
-
 // AuditUserAction records a user administration action (create, disable,
 // delete, role change, password reset, token revocation, assignment) on
 // user target by the caller, with its outcome; apiauth's handlers call it.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/query"
 )
 
 // PresenceSource is what the API needs of devices.PresenceTracker.
@@ -69,21 +70,16 @@ func (s *Server) listDevices(c *fiber.Ctx) error {
 	if after != "" && !catalog.ValidID(after) {
 		return badRequest("invalid_cursor", "cursor is not one this API returned; start again without it")
 	}
-	if err := s.audit(c, rid, "devices.list", ""); err != nil {
-		return err
+	q, p := s.query(c)
+	list, next, err := q.DeviceList(c.UserContext(), p, rid, home, query.Page{After: after, Limit: limit})
+	if err != nil {
+		return queryError(err, "")
 	}
-	list := s.o.Registry.Devices(func(d devices.Device) bool {
-		return d.ID > after && (rid == "" || d.ResidentID == rid) && (home == "" || d.HomeID == home)
-	})
 	out := struct {
 		Devices    []deviceView `json:"devices"`
 		NextCursor string       `json:"next_cursor,omitempty"`
-	}{Devices: []deviceView{}}
+	}{Devices: []deviceView{}, NextCursor: next}
 	for _, d := range list {
-		if len(out.Devices) == limit {
-			out.NextCursor = out.Devices[limit-1].ID
-			break
-		}
 		out.Devices = append(out.Devices, s.viewDevice(d))
 	}
 	return c.JSON(out)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/query"
 )
 
 type createHomeBody struct {
@@ -48,21 +49,12 @@ func (s *Server) listHomes(c *fiber.Ctx) error {
 	if after != "" && !catalog.ValidID(after) {
 		return badRequest("invalid_cursor", "cursor is not one this API returned; start again without it")
 	}
-	if err := s.audit(c, "", "homes.list", ""); err != nil {
-		return err
+	q, p := s.query(c)
+	list, next, err := q.Homes(c.UserContext(), p, query.Page{After: after, Limit: limit})
+	if err != nil {
+		return queryError(err, "")
 	}
-	visible := s.homeResidents(c)
-	out := homesPage{Homes: []devices.Home{}}
-	for _, h := range s.o.Registry.Homes() { // sorted by id
-		if h.ID <= after || !s.canSeeHome(c, visible, h.ID) {
-			continue
-		}
-		if len(out.Homes) == limit {
-			out.NextCursor = out.Homes[limit-1].ID
-			break
-		}
-		out.Homes = append(out.Homes, h)
-	}
+	out := homesPage{Homes: list, NextCursor: next}
 	return c.JSON(out)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/catalog"
+	"github.com/carehub/carehub/internal/query"
 )
 
 // Registry is what the API needs of the device registry.
@@ -70,25 +71,12 @@ func (s *Server) listResidents(c *fiber.Ctx) error {
 	if after != "" && !catalog.ValidID(after) {
 		return badRequest("invalid_cursor", "cursor is not one this API returned; start again without it")
 	}
-	out := residentsPage{Residents: []devices.Resident{}}
-	for _, r := range s.o.Registry.Residents() { // sorted by id
-		if r.ID <= after || (home != "" && r.HomeID != home) || !s.canSee(c, r.ID) {
-			continue
-		}
-		if len(out.Residents) == limit {
-			out.NextCursor = out.Residents[limit-1].ID
-			break
-		}
-		out.Residents = append(out.Residents, r)
+	q, p := s.query(c)
+	list, next, err := q.Residents(c.UserContext(), p, home, query.Page{After: after, Limit: limit})
+	if err != nil {
+		return queryError(err, "")
 	}
-	// Recorded once the page is known: which residents it disclosed.
-	ids := make([]string, len(out.Residents))
-	for i, r := range out.Residents {
-		ids[i] = r.ID
-	}
-	if err := s.auditDisclosed(c, "residents.list", ids); err != nil {
-		return err
-	}
+	out := residentsPage{Residents: list, NextCursor: next}
 	return c.JSON(out)
 }
 

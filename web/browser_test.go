@@ -59,7 +59,10 @@ func loginSteps(base, id string) []chromedp.Action[chromedp.Void] {
 		chromedp.SendKeys("#user", id),
 		chromedp.SendKeys("#password", "pass-"+id+"-long"),
 		chromedp.Click(`button[type="submit"]`),
-		chromedp.WaitVisible(`main h1`),
+		// Only a signed-in page has the logout form: waiting for "main h1"
+		// let the login page itself pass, and the next navigation then
+		// raced the login's POST (ERR_ABORTED, or a refused login).
+		chromedp.WaitVisible(`header form[action="/logout"] button`),
 	}
 }
 

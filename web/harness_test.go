@@ -31,6 +31,7 @@ import (
 	"github.com/carehub/carehub/internal/webpush/webpushtest"
 	"github.com/carehub/carehub/web"
 	"github.com/carehub/carehub/web/admin"
+	"github.com/carehub/carehub/web/registry"
 )
 
 const adminToken = "admin-test-token-0123456789abcdef"
@@ -174,6 +175,9 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 	srv := api.New(opts)
 	console.Register(srv.App(), srv.Login)
 	if err := admin.Register(srv.App(), console, admin.Options{Query: consoleQuery, Users: us, Location: seoul, Clock: clock}); err != nil {
+		t.Fatal(err)
+	}
+	if err := registry.Register(srv.App(), console, registry.Pages{Query: consoleQuery, Registry: reg}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Shutdown(5 * time.Second) })

@@ -62,7 +62,8 @@ type Console struct {
 // pageNames are the templates under templates/ that are whole pages; each
 // defines "content" inside layout.html.
 var pageNames = []string{"login", "overview", "resident", "inbox", "alert", "error", "stats", "devices",
-	"users", "assignments", "settings", "escalation", "audit"} // the last five: web/admin
+	"users", "assignments", "settings", "escalation", "audit", // web/admin
+	"reg_homes", "reg_residents", "reg_resident", "reg_devices"} // web/registry
 
 // New loads the catalogues, assets and templates; an error here is a
 // build mistake (a template that does not parse).
@@ -89,7 +90,7 @@ func New(o Options) (*Console, error) {
 		return nil, err
 	}
 	for _, name := range pageNames {
-		t, err := template.New("layout.html").ParseFS(tfs, "layout.html", name+".html")
+		t, err := template.New("layout.html").ParseFS(tfs, "layout.html", "parts_*.html", name+".html")
 		if err != nil {
 			return nil, err
 		}

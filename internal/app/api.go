@@ -24,6 +24,7 @@ import (
 	"github.com/carehub/carehub/internal/users"
 	"github.com/carehub/carehub/web"
 	"github.com/carehub/carehub/web/admin"
+	"github.com/carehub/carehub/web/registry"
 	"github.com/carehub/carehub/writer"
 )
 
@@ -119,6 +120,10 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 	console.Register(srv.App(), srv.Login)
 	// The management pages (users, assignments, chains, settings, audit).
 	if err := admin.Register(srv.App(), console, admin.Options{Query: consoleQuery, Users: userStore, Location: cfg.Timezone, Clock: clock}); err != nil {
+		return nil, "", nil, err
+	}
+	// The registry pages (homes, residents with consent, devices).
+	if err := registry.Register(srv.App(), console, registry.Pages{Query: consoleQuery, Registry: reg}); err != nil {
 		return nil, "", nil, err
 	}
 

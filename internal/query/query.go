@@ -78,6 +78,7 @@ type Registry interface {
 	Resident(id string) (devices.Resident, bool)
 	Residents() []devices.Resident
 	Devices(keep func(devices.Device) bool) []devices.Device
+	Homes() []devices.Home
 }
 
 // ReadingsSource answers readings queries (InfluxDB through Flux).

@@ -9,10 +9,13 @@
   "use strict";
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
-  function status(msg, ok) {
+  // status says how a call went; a failure with an HTTP status the page
+  // has its own words for (data-failed412 on the status line) says those.
+  function status(msg, ok, code) {
     var el = document.querySelector(".status");
     if (!el) { return; }
-    el.textContent = ok ? el.dataset.done : el.dataset.failed.replace("%s", msg);
+    var own = code && el.dataset["failed" + code];
+    el.textContent = ok ? el.dataset.done : (own || el.dataset.failed.replace("%s", msg));
   }
 
   function call(path, body, method, headers) {
@@ -24,8 +27,9 @@
     }).then(function (r) {
       if (r.status === 204) { return {}; }
       if (r.ok) { return r.json(); }
-      return r.json().then(function (e) { throw new Error((e.error && e.error.message) || r.status); },
-        function () { throw new Error(String(r.status)); });
+      function fail(m) { var e = new Error(m); e.status = r.status; throw e; }
+      return r.json().then(function (e) { fail((e.error && e.error.message) || r.status); },
+        function () { fail(String(r.status)); });
     });
   }
 
@@ -33,15 +37,18 @@
   // data-type says its JSON type: "int", "float", "bool" (a checkbox),
   // "list" (comma- or space-separated text), "set" (the checked boxes of
   // that name, as an array), "json"; others are strings. A field marked
-  // data-optional is left out when empty. A field marked data-body is the
-  // whole body, its text parsed as JSON (a resident's rule settings).
+  // data-optional is left out when empty; in a form marked data-changed
+  // (a PATCH) a text field left as the page showed it is left out. A field
+  // marked data-body is the whole body, its text parsed as JSON (a
+  // resident's rule settings).
   function formBody(f) {
-    var body = {}, whole;
+    var body = {}, whole, changed = f.dataset.changed !== undefined;
     Array.prototype.forEach.call(f.elements, function (el) {
       var k = el.name, t = el.dataset.type || "";
       if (el.disabled) { return; }
       if (el.dataset.body !== undefined) { whole = JSON.parse(el.value); return; }
       if (!k) { return; }
+      if (changed && el.type !== "hidden" && el.value === el.defaultValue) { return; }
       if (t === "set") {
         if (!body[k]) { body[k] = []; }
         if (el.checked) { body[k].push(el.value); }
@@ -102,7 +109,7 @@
     call(path, body, method, headers).then(function (answer) {
       status("", true);
       if (f.dataset.show) { show(f.dataset.show, answer); } else { after(); }
-    }, function (e) { status(e.message, false); });
+    }, function (e) { status(e.message, false, e.status); });
   });
 
   function tick() {
