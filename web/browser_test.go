@@ -111,7 +111,7 @@ func TestBrowser(t *testing.T) {
 	h.user("co", "최코디", users.RoleCoordinator)
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
 	h.writeWeek("r1")
-	h.raise("r2", "inactivity", "warning", "no motion for 12 h", time.Now().Add(-40*time.Minute))
+	h.raise("r2", "inactivity", "warning", "no activity for 12h36m0s", time.Now().Add(-40*time.Minute))
 	base := h.listen()
 
 	co := browser(t)

@@ -42,7 +42,7 @@ const (
 // line, the line broken where windows are missing.
 func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, every time.Duration) trend {
 	m, _ := catalog.LookupMetric(metric)
-	t := trend{Metric: metric, Label: v.T("metric." + metric), Unit: m.Unit}
+	t := trend{Metric: metric, Label: v.T("metric." + metric), Unit: v.Unit(m.Unit)}
 	if len(pts) == 0 {
 		t.Empty = true
 		t.Summary = v.T("chart.nodata", t.Label)
@@ -58,7 +58,7 @@ func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, 
 	if to.Sub(pts[len(pts)-1].T) > every*3/2 {
 		gaps++
 	}
-	t.Summary = v.T("chart.summary", t.Label, chart.Num(mean), m.Unit, chart.Num(lo), chart.Num(hi), v.DT(maxAt), len(pts), gaps)
+	t.Summary = v.T("chart.summary", t.Label, chart.Num(mean), t.Unit, chart.Num(lo), chart.Num(hi), v.DT(maxAt), len(pts), gaps)
 	for _, p := range pts {
 		t.Rows = append(t.Rows, trendRow{Time: v.DT(p.T), RFC: v.RFC(p.T), Value: chart.Num(p.V)})
 	}

@@ -213,11 +213,39 @@ func (h *harness) user(id, name, role string, residents ...string) {
 	}
 }
 
-// raise raises an alert through the real manager.
+// ruleParams are what the rule engine (alerts/rules/eval) puts in a
+// signal of each rule the tests raise: the metric, the value that tripped
+// it and the limit it crossed (inactivity: hours), or nothing.
+var ruleParams = map[string]struct {
+	metric           string
+	value, threshold float64
+}{
+	rules.RuleHeartRate:     {"heart_rate", 135, 131},
+	rules.RuleSpO2:          {"spo2", 89, 91},
+	rules.RuleSystolicBP:    {"systolic_bp", 182, 180},
+	rules.RuleBodyTemp:      {"body_temp", 38.6, 38},
+	rules.RuleInactivity:    {"", 12.6, 12},
+	rules.RuleNEWS2:         {"news2", 7, 7},
+	rules.RuleLowBattery:    {"battery_pct", 12, 15},
+	rules.RuleSOS:           {},
+	rules.RuleFall:          {},
+	rules.RuleNightExit:     {},
+	rules.RuleSmoke:         {},
+	rules.RuleWaterLeak:     {},
+	rules.RuleCannotMonitor: {},
+}
+
+// raise raises an alert of a rule through the real manager, with the
+// parameters the rule engine would give it; message is the engine's
+// stored English text.
 func (h *harness) raise(residentID, rule, severity, message string, at time.Time) alerts.Alert {
 	h.t.Helper()
+	p, ok := ruleParams[rule]
+	if !ok {
+		h.t.Fatalf("raise: no parameters for rule %q (see ruleParams)", rule)
+	}
 	if err := h.mgr.Signal(context.Background(), rules.Signal{ResidentID: residentID, HomeID: "h-" + residentID, Rule: rule,
-		Severity: severity, Active: true, Metric: "heart_rate", Value: 135, Threshold: 131, Message: message, At: at}); err != nil {
+		Severity: severity, Active: true, Metric: p.metric, Value: p.value, Threshold: p.threshold, Message: message, At: at}); err != nil {
 		h.t.Fatal(err)
 	}
 	for _, a := range h.mgr.List(alerts.Filter{ResidentID: residentID}) {

@@ -100,6 +100,7 @@ func (c *Console) phoneAlert(ctx *fiber.Ctx) error {
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
+	c.lookupNames(ctx.UserContext(), v, people(a)...)
 	page := phoneAlertPage{Alert: a, Resident: r, Masked: notify.MaskName(r.Name), Address: r.HomeID, Outcomes: []string{
 		alerts.OutcomeFalseAlarm, alerts.OutcomeOKByPhone, alerts.OutcomeVisited, alerts.OutcomeEmergencyServices, alerts.OutcomeHospital,
 	}}

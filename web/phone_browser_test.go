@@ -69,7 +69,7 @@ func TestBrowserPhone(t *testing.T) {
 	h.user("co", "최코디", users.RoleCoordinator)
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
 	h.writeWeek("r1")
-	h.raise("r1", "inactivity", "warning", "no motion for 12 h", time.Now().Add(-40*time.Minute))
+	h.raise("r1", "inactivity", "warning", "no activity for 12h36m0s", time.Now().Add(-40*time.Minute))
 	base := h.listen()
 	phone := h.fake.NewSubscriber()
 
@@ -229,7 +229,7 @@ func TestBrowserPhone(t *testing.T) {
 	}
 
 	// English.
-	b := h.raise("r1", "hr_high", "high", "heart rate 131/min", time.Now())
+	b := h.raise("r1", "heart_rate", "high", "heart_rate 135 /min for 5m0s (≥ 131)", time.Now())
 	do(t, ph, "English list", chromedp.Navigate(base+"/m/?lang=en"), chromedp.WaitVisible(`[data-alert="`+b.ID+`"]`))
 	phoneShot(t, ph, "phone-alerts-en-390")
 	do(t, ph, "English alert", chromedp.Navigate(base+"/m/alerts/"+b.ID), chromedp.WaitVisible(`[data-testid="phone-alert"]`))

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/internal/query"
-	"github.com/carehub/carehub/internal/users"
 )
 
 // statsWeeks is how far back the statistics page looks: four whole weeks
@@ -26,8 +24,7 @@ type statsPage struct {
 	Weeks    []query.StatsGroup
 	Workers  []query.StatsGroup
 	Chart    template.HTML
-	Target   float64           // the 60 s target share, in %
-	Names    map[string]string // care workers' names by user id
+	Target   float64 // the 60 s target share, in %
 }
 
 // stats is GET /stats (staff only, as GET /alerts/stats): a caregiver gets
@@ -47,19 +44,12 @@ func (c *Console) stats(ctx *fiber.Ctx) error {
 		return c.fail(ctx, v, err)
 	}
 	weeks, workers := groups[0], groups[1]
-	names := map[string]string{}
-	if g, ok := c.o.Users.(interface {
-		Get(ctx context.Context, id string) (users.User, error)
-	}); ok {
-		for _, w := range workers {
-			if u, err := g.Get(ctx.UserContext(), w.Key); err == nil && u.Name != "" {
-				names[w.Key] = u.Name
-			}
-		}
+	for _, w := range workers {
+		c.lookupNames(ctx.UserContext(), v, w.Key)
 	}
 	v.Title = v.T("stats.title")
 	v.Data = statsPage{From: from, To: to, Total: total, Weeks: weeks, Workers: workers,
-		Chart: shareChart(weeks, v.T("stats.chart")), Target: 100 * query.AnswerTarget1Pct, Names: names}
+		Chart: shareChart(weeks, v.T("stats.chart")), Target: 100 * query.AnswerTarget1Pct}
 	return c.render(ctx, http.StatusOK, "stats", v)
 }
 
@@ -84,12 +74,13 @@ func (v *view) Pct(s *float64) string {
 	return fmt.Sprintf("%.0f %%", 100**s)
 }
 
-// Worker names a care worker group: the unanswered group in words.
+// Worker names a care worker group: the unanswered group in words, a
+// care worker by name.
 func (v *view) Worker(key string) string {
 	if key == query.UnansweredGroup {
 		return v.T("stats.unanswered")
 	}
-	return key
+	return v.Who(key)
 }
 
 // shareChart is a bar per week of the share of critical alerts answered

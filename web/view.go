@@ -1,14 +1,17 @@
 package web
 
 import (
+	"context"
 	"html/template"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/users"
 	"github.com/carehub/carehub/web/chart"
+	"github.com/carehub/carehub/web/rulemsg"
 )
 
 // view is what every template gets: the language, the signed-in user, the
@@ -24,6 +27,7 @@ type view struct {
 	Title string
 	Path  string
 	Data  any
+	names map[string]string // people's display names by user id (Who)
 }
 
 // view builds the data of a page for the request; csrf is the token the
@@ -112,6 +116,41 @@ func (v *view) Badge(s string) template.HTML {
 	}
 	return template.HTML(`<span class="badge ` + sv.Class + `" data-severity="` + template.HTMLEscapeString(s) + `"><span class="shape" aria-hidden="true">` +
 		sv.Shape + `</span> ` + template.HTMLEscapeString(sv.Word) + `</span>`) //nolint:gosec // fixed markup, escaped text
+}
+
+// Msg is what an alert is about, in the page's language (rulemsg).
+func (v *view) Msg(a alerts.Alert) string { return rulemsg.Text(v.T, a) }
+
+// Unit is a UCUM unit as people write it ("mm[Hg]" as "mmHg").
+func (v *view) Unit(ucum string) string { return rulemsg.Unit(v.T, ucum) }
+
+// Who names a person by user id: their display name when the page looked
+// it up (Console.lookupNames), the system in words, else the id.
+func (v *view) Who(id string) string {
+	if id == alerts.SystemActor {
+		return v.T("actor.system")
+	}
+	if n := v.names[id]; n != "" {
+		return n
+	}
+	return id
+}
+
+// lookupNames finds the display names of the people ids name, for Who
+// (the users store's Get); one that cannot be read shows as its id.
+func (c *Console) lookupNames(ctx context.Context, v *view, ids ...string) {
+	g, ok := c.o.Users.(interface {
+		Get(ctx context.Context, id string) (users.User, error)
+	})
+	if v.names == nil {
+		v.names = map[string]string{}
+	}
+	for _, id := range ids {
+		if _, done := v.names[id]; ok && !done && id != "" && id != alerts.SystemActor {
+			u, _ := g.Get(ctx, id)
+			v.names[id] = u.Name
+		}
+	}
 }
 
 // Num is a reading's value as the charts write it (one decimal at most).
