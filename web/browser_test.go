@@ -106,8 +106,7 @@ func noHorizontalScroll(t *testing.T, ctx context.Context, what string) {
 // pages reflow at 320 px; screenshots in Korean and English.
 func TestBrowser(t *testing.T) {
 	h := newHarness(t)
-	h.resident("r1", "김영희")
-	h.resident("r2", "박철수")
+	h.careHomes()
 	h.user("co", "최코디", users.RoleCoordinator)
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
 	h.writeWeek("r1")

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/query"
 )
 
@@ -12,6 +13,7 @@ type devicesPage struct {
 	Homes         []query.HomeHealth
 	CannotMonitor int
 	Problems      int
+	Names         map[string]string // homes' labels by id, where they have one
 }
 
 // devices is GET /devices: device health across homes (offline, battery,
@@ -23,8 +25,15 @@ func (c *Console) devices(ctx *fiber.Ctx) error {
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
-	page := devicesPage{Homes: homes}
+	page := devicesPage{Homes: homes, Names: map[string]string{}}
+	reg, _ := c.o.Query.Registry.(interface {
+		Home(id string) (devices.Home, bool)
+	})
 	for _, h := range homes {
+		if reg != nil {
+			hm, _ := reg.Home(h.HomeID)
+			page.Names[h.HomeID] = hm.Name
+		}
 		if h.CannotMonitor {
 			page.CannotMonitor++
 		}
@@ -37,4 +46,12 @@ func (c *Console) devices(ctx *fiber.Ctx) error {
 	v.Title = v.T("devices.title")
 	v.Data = page
 	return c.render(ctx, http.StatusOK, "devices", v)
+}
+
+// Battery is a battery level ("12 %"), "–" when the device sent none.
+func (v *view) Battery(pct *float64) string {
+	if pct == nil {
+		return "–"
+	}
+	return v.T("devices.pct", *pct)
 }

@@ -87,6 +87,7 @@ type harness struct {
 	now   time.Time
 	seoul *time.Location
 	reg   *devices.Registry
+	pres  *devices.PresenceTracker
 	users *users.Store
 	mgr   *alerts.Manager
 	in    *influx.Client
@@ -123,6 +124,10 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(reg.Close)
+	pres, err := devices.NewPresenceTracker(ctx, js, reg, log, devices.PresenceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	us, err := users.Open(ctx, js, clock)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +150,7 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 	queries := flux.New(in)
 	trends := flux.NewDailyCache(queries, time.Minute, clock)
 	console, err := web.New(web.Options{Users: us, Location: seoul, Clock: clock, Log: log,
-		Query: &query.Service{Registry: reg, Series: seriesAdapter{queries, seoul}, Last: trends, Manager: mgr, Mode: query.ModeFrom(ruleSettings), Audit: rec, Clock: clock}})
+		Query: &query.Service{Registry: reg, Series: seriesAdapter{queries, seoul}, Last: trends, Manager: mgr, Mode: query.ModeFrom(ruleSettings), Presence: pres, Audit: rec, Clock: clock}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +172,12 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 	opts = api.Options{Push: opts.Push,
 		Session: console.Session, Registry: reg, Readings: seriesAdapter{queries, seoul}, Audit: rec, AuditReader: rec.next.(*audit.Log),
 		Trends: trends, Metrics: metrics.New(), AdminToken: adminToken, Location: seoul, Clock: clock, Log: log,
-		Users: us, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: ruleSettings, Heartbeat: time.Second,
+		Users: us, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: ruleSettings, Heartbeat: time.Second, Presence: pres,
 	}
 	srv := api.New(opts)
 	console.Register(srv.App(), srv.Login)
 	t.Cleanup(func() { _ = srv.Shutdown(5 * time.Second) })
-	return &harness{t: t, now: now, seoul: seoul, reg: reg, users: us, mgr: mgr, in: in, audit: rec, srv: srv, push: push, fake: fake}
+	return &harness{t: t, now: now, seoul: seoul, reg: reg, pres: pres, users: us, mgr: mgr, in: in, audit: rec, srv: srv, push: push, fake: fake}
 }
 
 // listen serves the app on a loopback port (for the browser tests).
@@ -226,7 +231,7 @@ var ruleParams = map[string]struct {
 	rules.RuleBodyTemp:      {"body_temp", 38.6, 38},
 	rules.RuleInactivity:    {"", 12.6, 12},
 	rules.RuleNEWS2:         {"news2", 7, 7},
-	rules.RuleLowBattery:    {"battery_pct", 12, 15},
+	rules.RuleLowBattery:    {"battery_pct", 12, 20},
 	rules.RuleSOS:           {},
 	rules.RuleFall:          {},
 	rules.RuleNightExit:     {},

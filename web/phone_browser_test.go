@@ -65,7 +65,7 @@ const tapTargets = `JSON.stringify([...document.querySelectorAll('button, a, [ro
 // no horizontal scroll; screenshots in Korean and English.
 func TestBrowserPhone(t *testing.T) {
 	h := newPushHarness(t)
-	h.resident("r1", "김영희")
+	h.careHomes()
 	h.user("co", "최코디", users.RoleCoordinator)
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
 	h.writeWeek("r1")

@@ -124,6 +124,14 @@ func (v *view) Msg(a alerts.Alert) string { return rulemsg.Text(v.T, a) }
 // Unit is a UCUM unit as people write it ("mm[Hg]" as "mmHg").
 func (v *view) Unit(ucum string) string { return rulemsg.Unit(v.T, ucum) }
 
+// Kind is a device kind in words ("motion" as "움직임 센서").
+func (v *view) Kind(kind string) string {
+	if s := v.T("kind." + kind); s != "kind."+kind {
+		return s
+	}
+	return kind
+}
+
 // Who names a person by user id: their display name when the page looked
 // it up (Console.lookupNames), the system in words, else the id.
 func (v *view) Who(id string) string {
