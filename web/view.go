@@ -124,7 +124,7 @@ func (v *view) Msg(a alerts.Alert) string { return rulemsg.Text(v.T, a) }
 // Unit is a UCUM unit as people write it ("mm[Hg]" as "mmHg").
 func (v *view) Unit(ucum string) string { return rulemsg.Unit(v.T, ucum) }
 
-// Kind is a device kind in words ("motion" as "움직임 센서").
+// Kind is a device kind in words (the catalogue's "kind.<kind>").
 func (v *view) Kind(kind string) string {
 	if s := v.T("kind." + kind); s != "kind."+kind {
 		return s

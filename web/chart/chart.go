@@ -135,3 +135,26 @@ func Sparkline(pts []query.Point, from time.Time, days int, title string) templa
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) //nolint:gosec // built above
 }
+
+// ShareBars is (the statistics page) a bar per week of the share of critical alerts answered
+// within 60 s, with the target as a line; a week without critical alerts
+// has no bar (a dashed outline), not a zero one.
+func ShareBars(weeks []query.StatsGroup, title string) template.HTML {
+	const w, h, pad, bar = 320, 120, 20, 40
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="bars" viewBox="0 0 %d %d" role="img" aria-label="%s">`, w, h+pad, template.HTMLEscapeString(title))
+	step := float64(w-pad) / float64(max(len(weeks), 1))
+	for i, g := range weeks {
+		x := float64(pad) + float64(i)*step + (step-bar)/2
+		if s := g.Critical.Share60s; s != nil {
+			bh := *s * h
+			fmt.Fprintf(&b, `<rect class="bar" x="%.1f" y="%.1f" width="%d" height="%.1f"></rect>`, x, h-bh, bar, bh)
+		} else {
+			fmt.Fprintf(&b, `<rect class="bar-none" x="%.1f" y="0" width="%d" height="%d"></rect>`, x, bar, h)
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+bar/2, h+pad-4, template.HTMLEscapeString(g.Key[len(g.Key)-3:]))
+	}
+	ty := h - query.AnswerTarget1Pct*h
+	fmt.Fprintf(&b, `<line class="target" x1="%d" x2="%d" y1="%.1f" y2="%.1f"></line></svg>`, pad, w, ty, ty)
+	return template.HTML(b.String()) // #nosec G203 -- built here from numbers and escaped keys
+}

@@ -95,7 +95,7 @@ func compare(a alerts.Alert) string {
 	return "cmp.ge"
 }
 
-// duration writes minutes as words: "45분", "12시간", "12시간 20분"
+// duration writes minutes as words: "45 min", "12 h", "12 h 20 min"
 // ("dur.*" keys).
 func duration(t T, minutes float64) string {
 	m := int(math.Round(minutes))
