@@ -109,6 +109,8 @@ func TestBrowser(t *testing.T) {
 	h.careHomes()
 	h.user("co", "최코디", users.RoleCoordinator)
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
+	h.user("kb", "김보람", users.RoleCaregiver, "r2")
+	h.pastWeeks()
 	h.writeWeek("r1")
 	h.raise("r2", "inactivity", "warning", "no activity for 12h36m0s", time.Now().Add(-40*time.Minute))
 	base := h.listen()

@@ -98,18 +98,16 @@ func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, 
 		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/><text class="tick" x="%d" y="%.1f" text-anchor="end">%s</text>`,
 			padLeft, chartW-padRight, y(val), y(val), padLeft-4, y(val)+4, chart.Num(val))
 	}
-	for i := 0; i <= 4; i++ {
-		at := from.Add(time.Duration(float64(to.Sub(from)) * float64(i) / 4))
+	for _, at := range timeTicks(from, to, v.c.o.Location) {
 		label := v.c.cat.ShortDate(v.Lang, at, v.c.o.Location)
 		if to.Sub(from) <= 36*time.Hour {
-			lt := at.In(v.c.o.Location)
-			label = fmt.Sprintf("%02d:%02d", lt.Hour(), lt.Minute())
+			label = at.In(v.c.o.Location).Format("15:04")
 		}
 		anchor := "middle"
-		switch i {
-		case 0:
+		switch {
+		case x(at) < padLeft+24:
 			anchor = "start"
-		case 4:
+		case x(at) > chartW-padRight-24:
 			anchor = "end"
 		}
 		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" text-anchor="%s">%s</text>`, x(at), chartH-8, anchor, template.HTMLEscapeString(label))
@@ -132,4 +130,28 @@ func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, 
 	b.WriteString(`</svg>`)
 	t.SVG = template.HTML(b.String()) //nolint:gosec // built above; the only text is escaped
 	return t
+}
+
+// timeTicks are where the time axis is labelled: local midnights (every
+// day over a week, every 7th day over a month) or, over a day, every six
+// hours, so a label stands where its day or hour begins.
+func timeTicks(from, to time.Time, loc *time.Location) []time.Time {
+	step := 7
+	switch span := to.Sub(from); {
+	case span <= 36*time.Hour:
+		var out []time.Time
+		for t := from.In(loc).Truncate(time.Hour); !t.After(to); t = t.Add(time.Hour) {
+			if t.Hour()%6 == 0 && !t.Before(from) {
+				out = append(out, t)
+			}
+		}
+		return out
+	case span <= 8*24*time.Hour:
+		step = 1
+	}
+	var out []time.Time
+	for t := startOfDay(from, loc).AddDate(0, 0, 1); !t.After(to); t = t.AddDate(0, 0, step) {
+		out = append(out, t)
+	}
+	return out
 }

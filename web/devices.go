@@ -26,14 +26,8 @@ func (c *Console) devices(ctx *fiber.Ctx) error {
 		return c.fail(ctx, v, err)
 	}
 	page := devicesPage{Homes: homes, Names: map[string]string{}}
-	reg, _ := c.o.Query.Registry.(interface {
-		Home(id string) (devices.Home, bool)
-	})
 	for _, h := range homes {
-		if reg != nil {
-			hm, _ := reg.Home(h.HomeID)
-			page.Names[h.HomeID] = hm.Name
-		}
+		page.Names[h.HomeID] = c.homeName(h.HomeID)
 		if h.CannotMonitor {
 			page.CannotMonitor++
 		}
@@ -46,6 +40,17 @@ func (c *Console) devices(ctx *fiber.Ctx) error {
 	v.Title = v.T("devices.title")
 	v.Data = page
 	return c.render(ctx, http.StatusOK, "devices", v)
+}
+
+// homeName is a home's label ("Unit 302"), "" when it has none.
+func (c *Console) homeName(id string) string {
+	if reg, ok := c.o.Query.Registry.(interface {
+		Home(id string) (devices.Home, bool)
+	}); ok {
+		h, _ := reg.Home(id)
+		return h.Name
+	}
+	return ""
 }
 
 // Battery is a battery level ("12 %"), "–" when the device sent none.

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,6 +99,9 @@ type harness struct {
 	// (newPushHarness only).
 	push *notify.Service
 	fake *webpushtest.Service
+	// back is how far the alert manager's clock runs behind the real one
+	// while a test raises an alert in the past (signal).
+	back *atomic.Int64
 }
 
 func newHarness(t *testing.T) *harness { return buildHarness(t, false) }
@@ -137,7 +141,9 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(ruleSettings.Close)
-	mgr, err := alerts.NewManager(ctx, alerts.Options{JS: js, NC: nc, Settings: ruleSettings, Clock: clock, Log: log})
+	back := new(atomic.Int64)
+	mgrClock := func() time.Time { return time.Now().Add(-time.Duration(back.Load())) }
+	mgr, err := alerts.NewManager(ctx, alerts.Options{JS: js, NC: nc, Settings: ruleSettings, Clock: mgrClock, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +183,7 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 	srv := api.New(opts)
 	console.Register(srv.App(), srv.Login)
 	t.Cleanup(func() { _ = srv.Shutdown(5 * time.Second) })
-	return &harness{t: t, now: now, seoul: seoul, reg: reg, pres: pres, users: us, mgr: mgr, in: in, audit: rec, srv: srv, push: push, fake: fake}
+	return &harness{t: t, now: now, seoul: seoul, reg: reg, pres: pres, users: us, mgr: mgr, in: in, audit: rec, srv: srv, push: push, fake: fake, back: back}
 }
 
 // listen serves the app on a loopback port (for the browser tests).
@@ -249,10 +255,8 @@ func (h *harness) raise(residentID, rule, severity, message string, at time.Time
 	if !ok {
 		h.t.Fatalf("raise: no parameters for rule %q (see ruleParams)", rule)
 	}
-	if err := h.mgr.Signal(context.Background(), rules.Signal{ResidentID: residentID, HomeID: "h-" + residentID, Rule: rule,
-		Severity: severity, Active: true, Metric: p.metric, Value: p.value, Threshold: p.threshold, Message: message, At: at}); err != nil {
-		h.t.Fatal(err)
-	}
+	h.signal(rules.Signal{ResidentID: residentID, HomeID: "h-" + residentID, Rule: rule,
+		Severity: severity, Active: true, Metric: p.metric, Value: p.value, Threshold: p.threshold, Message: message, At: at})
 	for _, a := range h.mgr.List(alerts.Filter{ResidentID: residentID}) {
 		if a.Rule == rule && a.Status != alerts.StatusResolved {
 			return a
@@ -260,6 +264,18 @@ func (h *harness) raise(residentID, rule, severity, message string, at time.Time
 	}
 	h.t.Fatalf("alert %s/%s not raised", residentID, rule)
 	return alerts.Alert{}
+}
+
+// signal hands the manager a rule's signal as if it arrived at s.At: the
+// manager stamps alerts with its own clock, which runs that far behind
+// meanwhile, so an alert raised 40 minutes ago says so.
+func (h *harness) signal(s rules.Signal) {
+	h.t.Helper()
+	h.back.Store(int64(max(time.Since(s.At), 0)))
+	defer h.back.Store(0)
+	if err := h.mgr.Signal(context.Background(), s); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // writeWeek writes a week of hourly heart rate, SpO2 and steps for a

@@ -72,6 +72,7 @@ var activityFn = map[string]string{"steps": "max", "motion": "count", "sleep_min
 
 type residentPage struct {
 	Resident devices.Resident
+	Home     string // the home's label, if it has one
 	Devices  []devices.Device
 	Mode     string
 	Range    string
@@ -113,7 +114,7 @@ func (c *Console) resident(ctx *fiber.Ctx) error {
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
-	page := residentPage{Resident: r, Devices: devs, Range: rng, Ranges: []string{"day", "week", "month"}}
+	page := residentPage{Resident: r, Home: c.homeName(r.HomeID), Devices: devs, Range: rng, Ranges: []string{"day", "week", "month"}}
 	if c.o.Query.Mode != nil {
 		page.Mode = c.o.Query.Mode(r.ID, v.Now)
 	}

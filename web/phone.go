@@ -104,12 +104,8 @@ func (c *Console) phoneAlert(ctx *fiber.Ctx) error {
 	page := phoneAlertPage{Alert: a, Resident: r, Masked: notify.MaskName(r.Name), Address: r.HomeID, Outcomes: []string{
 		alerts.OutcomeFalseAlarm, alerts.OutcomeOKByPhone, alerts.OutcomeVisited, alerts.OutcomeEmergencyServices, alerts.OutcomeHospital,
 	}}
-	if homes, ok := c.o.Query.Registry.(interface {
-		Home(id string) (devices.Home, bool)
-	}); ok {
-		if hm, ok := homes.Home(r.HomeID); ok && hm.Name != "" {
-			page.Address = hm.Name
-		}
+	if n := c.homeName(r.HomeID); n != "" {
+		page.Address = n
 	}
 	if a.Metric != "" {
 		to := v.Now

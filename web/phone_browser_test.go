@@ -229,7 +229,7 @@ func TestBrowserPhone(t *testing.T) {
 	}
 
 	// English.
-	b := h.raise("r1", "heart_rate", "high", "heart_rate 135 /min for 5m0s (≥ 131)", time.Now())
+	b := h.raise("r1", "night_exit", "high", "door opened at night, no motion inside since", time.Now().Add(-4*time.Minute))
 	do(t, ph, "English list", chromedp.Navigate(base+"/m/?lang=en"), chromedp.WaitVisible(`[data-alert="`+b.ID+`"]`))
 	phoneShot(t, ph, "phone-alerts-en-390")
 	do(t, ph, "English alert", chromedp.Navigate(base+"/m/alerts/"+b.ID), chromedp.WaitVisible(`[data-testid="phone-alert"]`))

@@ -136,10 +136,11 @@ func Sparkline(pts []query.Point, from time.Time, days int, title string) templa
 	return template.HTML(b.String()) //nolint:gosec // built above
 }
 
-// ShareBars is (the statistics page) a bar per week of the share of critical alerts answered
-// within 60 s, with the target as a line; a week without critical alerts
-// has no bar (a dashed outline), not a zero one.
-func ShareBars(weeks []query.StatsGroup, title string) template.HTML {
+// ShareBars is the statistics page's chart: a bar per week (labels[i]
+// under weeks[i]) of the share of critical alerts answered within 60 s,
+// with the target as a line; a week without critical alerts has no bar (a
+// dashed outline), not a zero one.
+func ShareBars(weeks []query.StatsGroup, labels []string, title string) template.HTML {
 	const w, h, pad, bar = 320, 120, 20, 40
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="bars" viewBox="0 0 %d %d" role="img" aria-label="%s">`, w, h+pad, template.HTMLEscapeString(title))
@@ -152,7 +153,7 @@ func ShareBars(weeks []query.StatsGroup, title string) template.HTML {
 		} else {
 			fmt.Fprintf(&b, `<rect class="bar-none" x="%.1f" y="0" width="%d" height="%d"></rect>`, x, bar, h)
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+bar/2, h+pad-4, template.HTMLEscapeString(g.Key[len(g.Key)-3:]))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+bar/2, h+pad-4, template.HTMLEscapeString(labels[i]))
 	}
 	ty := h - query.AnswerTarget1Pct*h
 	fmt.Fprintf(&b, `<line class="target" x1="%d" x2="%d" y1="%.1f" y2="%.1f"></line></svg>`, pad, w, ty, ty)
