@@ -26,6 +26,7 @@ func TestAlertTextsInLanguage(t *testing.T) {
 		Active: true, Message: "a rule from a newer engine", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	h.raise("r1", rules.RuleInactivity, "warning", "no activity for 12h36m0s", time.Now().Add(-125*time.Minute))
 	if _, err := h.mgr.Acknowledge(context.Background(), a.ID, "cg", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +45,9 @@ func TestAlertTextsInLanguage(t *testing.T) {
 		{co, "/alerts", "✓ 확인됨 · 정요양"},
 		{co, "/alerts", "a rule from a newer engine"},
 		{co, "/alerts/rows", ko},
+		{co, "/alerts", "2시간 5분째 미확인"},
+		{co, "/alerts", "12시간 36분 동안 움직임 없음 (기준 12시간)"},
+		{cg, "/m/", "2시간 5분째 미확인"},
 		{co, "/alerts/" + a.ID, ko},
 		{co, "/alerts/" + a.ID, "확인 · 정요양"},
 		{cg, "/m/", ko},

@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/web/chart"
+	"github.com/carehub/carehub/web/rulemsg"
 )
 
 // trend is one metric's chart with its text for screen readers.
@@ -42,7 +44,7 @@ const (
 // line, the line broken where windows are missing.
 func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, every time.Duration) trend {
 	m, _ := catalog.LookupMetric(metric)
-	t := trend{Metric: metric, Label: v.T("metric." + metric), Unit: v.Unit(m.Unit)}
+	t := trend{Metric: metric, Label: v.T("metric." + metric), Unit: rulemsg.Unit(v.T, m.Unit)}
 	if len(pts) == 0 {
 		t.Empty = true
 		t.Summary = v.T("chart.nodata", t.Label)
@@ -68,7 +70,10 @@ func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, 
 		ylo, yhi = ylo-1, yhi+1
 	}
 	pad := (yhi - ylo) * 0.08
-	ylo, yhi = math.Max(ylo-pad, m.Min), math.Min(yhi+pad, m.Max)
+	ticks := chart.NiceTicks(math.Max(ylo-pad, m.Min), math.Min(yhi+pad, m.Max))
+	// No tick beyond what the metric can be (SpO2 over 100 %).
+	ticks = slices.DeleteFunc(ticks, func(t float64) bool { return t < m.Min || t > m.Max })
+	ylo, yhi = math.Min(ticks[0], lo), math.Max(ticks[len(ticks)-1], hi)
 	span := to.Sub(from).Seconds()
 	x := func(at time.Time) float64 {
 		return padLeft + at.Sub(from).Seconds()/span*(chartW-padLeft-padRight)
@@ -94,11 +99,11 @@ func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, 
 		fmt.Fprintf(&b, `<rect class="normal" x="%d" y="%.1f" width="%d" height="%.1f"/>`,
 			padLeft, y(nhi), chartW-padLeft-padRight, y(nlo)-y(nhi))
 	}
-	for _, val := range []float64{ylo, (ylo + yhi) / 2, yhi} {
+	for _, val := range ticks {
 		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/><text class="tick" x="%d" y="%.1f" text-anchor="end">%s</text>`,
 			padLeft, chartW-padRight, y(val), y(val), padLeft-4, y(val)+4, chart.Num(val))
 	}
-	for _, at := range timeTicks(from, to, v.c.o.Location) {
+	for _, at := range chart.TimeTicks(from, to, v.c.o.Location) {
 		label := v.c.cat.ShortDate(v.Lang, at, v.c.o.Location)
 		if to.Sub(from) <= 36*time.Hour {
 			label = at.In(v.c.o.Location).Format("15:04")
@@ -130,28 +135,4 @@ func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, 
 	b.WriteString(`</svg>`)
 	t.SVG = template.HTML(b.String()) //nolint:gosec // built above; the only text is escaped
 	return t
-}
-
-// timeTicks are where the time axis is labelled: local midnights (every
-// day over a week, every 7th day over a month) or, over a day, every six
-// hours, so a label stands where its day or hour begins.
-func timeTicks(from, to time.Time, loc *time.Location) []time.Time {
-	step := 7
-	switch span := to.Sub(from); {
-	case span <= 36*time.Hour:
-		var out []time.Time
-		for t := from.In(loc).Truncate(time.Hour); !t.After(to); t = t.Add(time.Hour) {
-			if t.Hour()%6 == 0 && !t.Before(from) {
-				out = append(out, t)
-			}
-		}
-		return out
-	case span <= 8*24*time.Hour:
-		step = 1
-	}
-	var out []time.Time
-	for t := startOfDay(from, loc).AddDate(0, 0, 1); !t.After(to); t = t.AddDate(0, 0, step) {
-		out = append(out, t)
-	}
-	return out
 }

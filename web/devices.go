@@ -5,7 +5,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/query"
 )
 
@@ -27,7 +26,7 @@ func (c *Console) devices(ctx *fiber.Ctx) error {
 	}
 	page := devicesPage{Homes: homes, Names: map[string]string{}}
 	for _, h := range homes {
-		page.Names[h.HomeID] = c.homeName(h.HomeID)
+		page.Names[h.HomeID] = c.o.Query.HomeName(h.HomeID)
 		if h.CannotMonitor {
 			page.CannotMonitor++
 		}
@@ -40,17 +39,6 @@ func (c *Console) devices(ctx *fiber.Ctx) error {
 	v.Title = v.T("devices.title")
 	v.Data = page
 	return c.render(ctx, http.StatusOK, "devices", v)
-}
-
-// homeName is a home's label ("Unit 302"), "" when it has none.
-func (c *Console) homeName(id string) string {
-	if reg, ok := c.o.Query.Registry.(interface {
-		Home(id string) (devices.Home, bool)
-	}); ok {
-		h, _ := reg.Home(id)
-		return h.Name
-	}
-	return ""
 }
 
 // Battery is a battery level ("12 %"), "–" when the device sent none.

@@ -114,7 +114,7 @@ func (c *Console) resident(ctx *fiber.Ctx) error {
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
-	page := residentPage{Resident: r, Home: c.homeName(r.HomeID), Devices: devs, Range: rng, Ranges: []string{"day", "week", "month"}}
+	page := residentPage{Resident: r, Home: c.o.Query.HomeName(r.HomeID), Devices: devs, Range: rng, Ranges: []string{"day", "week", "month"}}
 	if c.o.Query.Mode != nil {
 		page.Mode = c.o.Query.Mode(r.ID, v.Now)
 	}

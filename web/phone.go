@@ -104,7 +104,7 @@ func (c *Console) phoneAlert(ctx *fiber.Ctx) error {
 	page := phoneAlertPage{Alert: a, Resident: r, Masked: notify.MaskName(r.Name), Address: r.HomeID, Outcomes: []string{
 		alerts.OutcomeFalseAlarm, alerts.OutcomeOKByPhone, alerts.OutcomeVisited, alerts.OutcomeEmergencyServices, alerts.OutcomeHospital,
 	}}
-	if n := c.homeName(r.HomeID); n != "" {
+	if n := c.o.Query.HomeName(r.HomeID); n != "" {
 		page.Address = n
 	}
 	if a.Metric != "" {

@@ -49,7 +49,7 @@ func (c *Console) stats(ctx *fiber.Ctx) error {
 	}
 	v.Title = v.T("stats.title")
 	v.Data = statsPage{From: from, To: to, Total: total, Weeks: weeks, Workers: workers,
-		Chart: chart.ShareBars(weeks, v.weekLabels(weeks), v.T("stats.chart")), Target: 100 * query.AnswerTarget1Pct}
+		Chart: chart.ShareBars(weeks, v.WeekStart, v.T("stats.chart")), Target: 100 * query.AnswerTarget1Pct}
 	return c.render(ctx, http.StatusOK, "stats", v)
 }
 
@@ -63,39 +63,28 @@ func (v *view) Secs(s *float64) string {
 	if d < time.Minute {
 		return v.T("stats.seconds", int(d/time.Second))
 	}
+	if d >= time.Hour {
+		return v.T("stats.hours", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	}
 	return v.T("stats.minutes", int(d/time.Minute), int(d%time.Minute/time.Second))
 }
 
 // Week writes an ISO week key ("2026-W49") as its days, Monday to
 // Sunday ("11. 30. ~ 12. 6."); a key it cannot read stays as it is.
 func (v *view) Week(key string) string {
-	mon, ok := weekStart(key, v.c.o.Location)
+	mon, ok := query.WeekStart(key, v.c.o.Location)
 	if !ok {
 		return key
 	}
 	return v.T("stats.week", v.c.cat.ShortDate(v.Lang, mon, v.c.o.Location), v.c.cat.ShortDate(v.Lang, mon.AddDate(0, 0, 6), v.c.o.Location))
 }
 
-// weekLabels are the chart's labels: each week's Monday.
-func (v *view) weekLabels(weeks []query.StatsGroup) []string {
-	out := make([]string, len(weeks))
-	for i, g := range weeks {
-		out[i] = g.Key
-		if mon, ok := weekStart(g.Key, v.c.o.Location); ok {
-			out[i] = v.c.cat.ShortDate(v.Lang, mon, v.c.o.Location)
-		}
+// WeekStart writes a week key as its Monday ("11. 30."), for the chart.
+func (v *view) WeekStart(key string) string {
+	if mon, ok := query.WeekStart(key, v.c.o.Location); ok {
+		return v.c.cat.ShortDate(v.Lang, mon, v.c.o.Location)
 	}
-	return out
-}
-
-// weekStart is the Monday of an ISO week key (query.StatsKeys' "week").
-func weekStart(key string, loc *time.Location) (time.Time, bool) {
-	var y, w int
-	if n, err := fmt.Sscanf(key, "%d-W%d", &y, &w); n != 2 || err != nil || w < 1 || w > 53 {
-		return time.Time{}, false
-	}
-	jan4 := time.Date(y, 1, 4, 0, 0, 0, 0, loc)
-	return jan4.AddDate(0, 0, (w-1)*7-(int(jan4.Weekday())+6)%7), true
+	return key
 }
 
 // Pct formats a share as a percentage: "–" when there is none.

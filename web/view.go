@@ -75,8 +75,16 @@ func (v *view) Since(t time.Time) string { return v.c.cat.Since(v.Lang, t, v.Now
 // RFC is t for <time datetime>, in UTC.
 func (v *view) RFC(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// Minutes is how many whole minutes have passed since t.
-func (v *view) Minutes(t time.Time) int { return int(v.Now.Sub(t) / time.Minute) }
+// Unacked says how long an alert raised at t has waited: minutes
+// ("alerts.unacked"), from an hour on hours and minutes
+// ("alerts.unacked.h"); console.js and phone.js count on from there.
+func (v *view) Unacked(t time.Time) string {
+	m := int(v.Now.Sub(t) / time.Minute)
+	if m >= 60 {
+		return v.T("alerts.unacked.h", m/60, m%60)
+	}
+	return v.T("alerts.unacked", m)
+}
 
 // Asset is the checksummed URL of a static file.
 func (v *view) Asset(name string) string { return v.c.assetURL(name) }
@@ -120,9 +128,6 @@ func (v *view) Badge(s string) template.HTML {
 
 // Msg is what an alert is about, in the page's language (rulemsg).
 func (v *view) Msg(a alerts.Alert) string { return rulemsg.Text(v.T, a) }
-
-// Unit is a UCUM unit as people write it ("mm[Hg]" as "mmHg").
-func (v *view) Unit(ucum string) string { return rulemsg.Unit(v.T, ucum) }
 
 // Kind is a device kind in words (the catalogue's "kind.<kind>").
 func (v *view) Kind(kind string) string {
