@@ -30,6 +30,7 @@ func TestAlertTextsInLanguage(t *testing.T) {
 	if _, err := h.mgr.Acknowledge(context.Background(), a.ID, "cg", ""); err != nil {
 		t.Fatal(err)
 	}
+	h.raise("r1", rules.RuleSOS, "critical", "SOS button pressed", time.Now())
 	co := h.client()
 	co.login("co")
 	cg := h.client()
@@ -48,6 +49,7 @@ func TestAlertTextsInLanguage(t *testing.T) {
 		{co, "/alerts", "2시간 5분째 미확인"},
 		{co, "/alerts", "12시간 36분 동안 움직임 없음 (기준 12시간)"},
 		{cg, "/m/", "2시간 5분째 미확인"},
+		{co, "/alerts", "방금 발생 · 미확인"},
 		{co, "/alerts/" + a.ID, ko},
 		{co, "/alerts/" + a.ID, "확인 · 정요양"},
 		{cg, "/m/", ko},
@@ -61,7 +63,7 @@ func TestAlertTextsInLanguage(t *testing.T) {
 		if !strings.Contains(body, p.want) {
 			t.Errorf("GET %s lacks %q", p.path, p.want)
 		}
-		for _, bad := range []string{stored, "· cg<", "· cg ·", ">cg · "} {
+		for _, bad := range []string{stored, "· cg<", "· cg ·", ">cg · ", ">0분째"} {
 			if strings.Contains(body, bad) {
 				t.Errorf("GET %s shows %q", p.path, bad)
 			}

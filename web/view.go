@@ -75,15 +75,19 @@ func (v *view) Since(t time.Time) string { return v.c.cat.Since(v.Lang, t, v.Now
 // RFC is t for <time datetime>, in UTC.
 func (v *view) RFC(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// Unacked says how long an alert raised at t has waited: minutes
-// ("alerts.unacked"), from an hour on hours and minutes
-// ("alerts.unacked.h"); console.js and phone.js count on from there.
+// Unacked says how long an alert raised at t has waited: under a minute
+// "just raised" ("alerts.unacked.now"), then minutes ("alerts.unacked"),
+// from an hour on hours and minutes ("alerts.unacked.h"); console.js and
+// phone.js count on from there.
 func (v *view) Unacked(t time.Time) string {
-	m := int(v.Now.Sub(t) / time.Minute)
-	if m >= 60 {
+	switch m := int(v.Now.Sub(t) / time.Minute); {
+	case m < 1:
+		return v.T("alerts.unacked.now")
+	case m >= 60:
 		return v.T("alerts.unacked.h", m/60, m%60)
+	default:
+		return v.T("alerts.unacked", m)
 	}
-	return v.T("alerts.unacked", m)
 }
 
 // Asset is the checksummed URL of a static file.
