@@ -49,7 +49,7 @@ func TestAlertTextsInLanguage(t *testing.T) {
 		{co, "/alerts", "2시간 5분째 미확인"},
 		{co, "/alerts", "12시간 36분 동안 움직임 없음 (기준 12시간)"},
 		{cg, "/m/", "2시간 5분째 미확인"},
-		{co, "/alerts", "방금 발생 · 미확인"},
+		{co, "/alerts", "새 알림 · 미확인"},
 		{co, "/alerts/" + a.ID, ko},
 		{co, "/alerts/" + a.ID, "확인 · 정요양"},
 		{cg, "/m/", ko},
