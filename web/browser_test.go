@@ -109,12 +109,13 @@ func noHorizontalScroll(t *testing.T, ctx context.Context, what string) {
 // pages reflow at 320 px; screenshots in Korean and English.
 func TestBrowser(t *testing.T) {
 	h := newHarness(t)
-	h.resident("r1", "김영희")
-	h.resident("r2", "박철수")
+	h.careHomes()
 	h.user("co", "최코디", users.RoleCoordinator)
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
+	h.user("kb", "김보람", users.RoleCaregiver, "r2")
+	h.pastWeeks()
 	h.writeWeek("r1")
-	h.raise("r2", "inactivity", "warning", "no motion for 12 h", time.Now().Add(-40*time.Minute))
+	h.raise("r2", "inactivity", "warning", "no activity for 12h36m0s", time.Now().Add(-40*time.Minute))
 	base := h.listen()
 
 	co := browser(t)

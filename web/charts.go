@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/web/chart"
+	"github.com/carehub/carehub/web/rulemsg"
 )
 
 // trend is one metric's chart with its text for screen readers.
@@ -42,7 +44,7 @@ const (
 // line, the line broken where windows are missing.
 func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, every time.Duration) trend {
 	m, _ := catalog.LookupMetric(metric)
-	t := trend{Metric: metric, Label: v.T("metric." + metric), Unit: m.Unit}
+	t := trend{Metric: metric, Label: v.T("metric." + metric), Unit: rulemsg.Unit(v.T, m.Unit)}
 	if len(pts) == 0 {
 		t.Empty = true
 		t.Summary = v.T("chart.nodata", t.Label)
@@ -58,7 +60,7 @@ func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, 
 	if to.Sub(pts[len(pts)-1].T) > every*3/2 {
 		gaps++
 	}
-	t.Summary = v.T("chart.summary", t.Label, chart.Num(mean), m.Unit, chart.Num(lo), chart.Num(hi), v.DT(maxAt), len(pts), gaps)
+	t.Summary = v.T("chart.summary", t.Label, chart.Num(mean), t.Unit, chart.Num(lo), chart.Num(hi), v.DT(maxAt), len(pts), gaps)
 	for _, p := range pts {
 		t.Rows = append(t.Rows, trendRow{Time: v.DT(p.T), RFC: v.RFC(p.T), Value: chart.Num(p.V)})
 	}
@@ -68,7 +70,10 @@ func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, 
 		ylo, yhi = ylo-1, yhi+1
 	}
 	pad := (yhi - ylo) * 0.08
-	ylo, yhi = math.Max(ylo-pad, m.Min), math.Min(yhi+pad, m.Max)
+	ticks := chart.NiceTicks(math.Max(ylo-pad, m.Min), math.Min(yhi+pad, m.Max))
+	// No tick beyond what the metric can be (SpO2 over 100 %).
+	ticks = slices.DeleteFunc(ticks, func(t float64) bool { return t < m.Min || t > m.Max })
+	ylo, yhi = math.Min(ticks[0], lo), math.Max(ticks[len(ticks)-1], hi)
 	span := to.Sub(from).Seconds()
 	x := func(at time.Time) float64 {
 		return padLeft + at.Sub(from).Seconds()/span*(chartW-padLeft-padRight)
@@ -94,22 +99,20 @@ func (v *view) trendChart(metric string, pts []query.Point, from, to time.Time, 
 		fmt.Fprintf(&b, `<rect class="normal" x="%d" y="%.1f" width="%d" height="%.1f"/>`,
 			padLeft, y(nhi), chartW-padLeft-padRight, y(nlo)-y(nhi))
 	}
-	for _, val := range []float64{ylo, (ylo + yhi) / 2, yhi} {
+	for _, val := range ticks {
 		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/><text class="tick" x="%d" y="%.1f" text-anchor="end">%s</text>`,
 			padLeft, chartW-padRight, y(val), y(val), padLeft-4, y(val)+4, chart.Num(val))
 	}
-	for i := 0; i <= 4; i++ {
-		at := from.Add(time.Duration(float64(to.Sub(from)) * float64(i) / 4))
+	for _, at := range chart.TimeTicks(from, to, v.c.o.Location) {
 		label := v.c.cat.ShortDate(v.Lang, at, v.c.o.Location)
 		if to.Sub(from) <= 36*time.Hour {
-			lt := at.In(v.c.o.Location)
-			label = fmt.Sprintf("%02d:%02d", lt.Hour(), lt.Minute())
+			label = at.In(v.c.o.Location).Format("15:04")
 		}
 		anchor := "middle"
-		switch i {
-		case 0:
+		switch {
+		case x(at) < padLeft+24:
 			anchor = "start"
-		case 4:
+		case x(at) > chartW-padRight-24:
 			anchor = "end"
 		}
 		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" text-anchor="%s">%s</text>`, x(at), chartH-8, anchor, template.HTMLEscapeString(label))

@@ -12,6 +12,7 @@ type devicesPage struct {
 	Homes         []query.HomeHealth
 	CannotMonitor int
 	Problems      int
+	Names         map[string]string // homes' labels by id, where they have one
 }
 
 // devices is GET /devices: device health across homes (offline, battery,
@@ -23,8 +24,9 @@ func (c *Console) devices(ctx *fiber.Ctx) error {
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
-	page := devicesPage{Homes: homes}
+	page := devicesPage{Homes: homes, Names: map[string]string{}}
 	for _, h := range homes {
+		page.Names[h.HomeID] = c.o.Query.HomeName(h.HomeID)
 		if h.CannotMonitor {
 			page.CannotMonitor++
 		}
@@ -37,4 +39,12 @@ func (c *Console) devices(ctx *fiber.Ctx) error {
 	v.Title = v.T("devices.title")
 	v.Data = page
 	return c.render(ctx, http.StatusOK, "devices", v)
+}
+
+// Battery is a battery level ("12 %"), "–" when the device sent none.
+func (v *view) Battery(pct *float64) string {
+	if pct == nil {
+		return "–"
+	}
+	return v.T("devices.pct", *pct)
 }

@@ -72,3 +72,33 @@ func TestDevicesPage(t *testing.T) {
 		t.Errorf("caregiver GET /devices recorded %d entries, want 0", n)
 	}
 }
+
+// TestDevicesPageStates: with the screenshots' homes (careHomes), the
+// device health page tells every state apart (online, offline, low
+// battery, not worn, homes that cannot be monitored) and names homes by
+// their labels and devices by their kind in words, in Korean.
+func TestDevicesPageStates(t *testing.T) {
+	h := newHarness(t)
+	h.careHomes()
+	h.user("co", "최코디", users.RoleCoordinator)
+	co := h.client()
+	co.login("co")
+	_, body := co.do("GET", "/devices", nil)
+	for _, want := range []string{"모니터링할 수 없는 가정: 2곳 · 확인이 필요한 기기: 5대", "행복빌라 201호", "새봄주택 2층", "움직임 센서", "손목 밴드",
+		`data-device="band-r1"`, "연결됨", "<td>12 %</td>", "<td>78 %</td>", `data-testid="lowbattery"`, `data-testid="notworn"`, `data-testid="offline"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("devices page lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"(wearable)", "(motion)", "가정 h-r1", "%!"} {
+		if strings.Contains(body, bad) {
+			t.Errorf("devices page shows %q", bad)
+		}
+	}
+	if n := strings.Count(body, `data-testid="cannot-monitor"`); n != 2 {
+		t.Errorf("%d homes marked cannot be monitored, want 2 (h-r3 offline, h-r4 no device)", n)
+	}
+	if n := strings.Count(body, `<span class="chip ok-chip">`); n != 5 {
+		t.Errorf("%d devices shown online, want 5", n)
+	}
+}

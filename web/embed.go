@@ -6,5 +6,5 @@ import "embed"
 // binary: `go build` from a fresh clone is enough, and no page needs the
 // internet.
 //
-//go:embed templates static i18n
+//go:embed templates static i18n/*.json
 var files embed.FS

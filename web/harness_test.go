@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +90,7 @@ type harness struct {
 	now   time.Time
 	seoul *time.Location
 	reg   *devices.Registry
+	pres  *devices.PresenceTracker
 	users *users.Store
 	mgr   *alerts.Manager
 	in    *influx.Client
@@ -99,6 +101,9 @@ type harness struct {
 	// (newPushHarness only).
 	push *notify.Service
 	fake *webpushtest.Service
+	// back is how far the alert manager's clock runs behind the real one
+	// while a test raises an alert in the past (signal).
+	back *atomic.Int64
 }
 
 func newHarness(t *testing.T) *harness { return buildHarness(t, false) }
@@ -125,6 +130,10 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(reg.Close)
+	pres, err := devices.NewPresenceTracker(ctx, js, reg, log, devices.PresenceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	us, err := users.Open(ctx, js, clock)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +143,9 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(ruleSettings.Close)
-	mgr, err := alerts.NewManager(ctx, alerts.Options{JS: js, NC: nc, Settings: ruleSettings, Clock: clock, Log: log})
+	back := new(atomic.Int64)
+	mgrClock := func() time.Time { return time.Now().Add(-time.Duration(back.Load())) }
+	mgr, err := alerts.NewManager(ctx, alerts.Options{JS: js, NC: nc, Settings: ruleSettings, Clock: mgrClock, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +157,7 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 	rec := &recorder{next: audit.New(js, clock)}
 	queries := flux.New(in)
 	trends := flux.NewDailyCache(queries, time.Minute, clock)
-	consoleQuery := &query.Service{Registry: reg, Series: seriesAdapter{queries, seoul}, Last: trends, Manager: mgr, Mode: query.ModeFrom(ruleSettings), Audit: rec, Clock: clock,
+	consoleQuery := &query.Service{Registry: reg, Series: seriesAdapter{queries, seoul}, Last: trends, Manager: mgr, Mode: query.ModeFrom(ruleSettings), Presence: pres, Audit: rec, Clock: clock,
 		RuleSettings: ruleSettings, Chains: mgr.Chains(), AuditLog: rec.next.(*audit.Log)}
 	console, err := web.New(web.Options{Users: us, Location: seoul, Clock: clock, Log: log, Query: consoleQuery})
 	if err != nil {
@@ -170,7 +181,7 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 	opts = api.Options{Push: opts.Push,
 		Session: console.Session, Registry: reg, Readings: seriesAdapter{queries, seoul}, Audit: rec, AuditReader: rec.next.(*audit.Log),
 		Trends: trends, Metrics: metrics.New(), AdminToken: adminToken, Location: seoul, Clock: clock, Log: log,
-		Users: us, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: ruleSettings, Heartbeat: time.Second,
+		Users: us, Alerts: mgr, AlertStream: js, Chains: mgr.Chains(), Settings: ruleSettings, Heartbeat: time.Second, Presence: pres,
 	}
 	srv := api.New(opts)
 	console.Register(srv.App(), srv.Login)
@@ -181,7 +192,7 @@ func buildHarness(t *testing.T, withPush bool) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Shutdown(5 * time.Second) })
-	return &harness{t: t, now: now, seoul: seoul, reg: reg, users: us, mgr: mgr, in: in, audit: rec, srv: srv, push: push, fake: fake}
+	return &harness{t: t, now: now, seoul: seoul, reg: reg, pres: pres, users: us, mgr: mgr, in: in, audit: rec, srv: srv, push: push, fake: fake, back: back}
 }
 
 // listen serves the app on a loopback port (for the browser tests).
@@ -222,13 +233,39 @@ func (h *harness) user(id, name, role string, residents ...string) {
 	}
 }
 
-// raise raises an alert through the real manager.
+// ruleParams are what the rule engine (alerts/rules/eval) puts in a
+// signal of each rule the tests raise: the metric, the value that tripped
+// it and the limit it crossed (inactivity: hours), or nothing.
+var ruleParams = map[string]struct {
+	metric           string
+	value, threshold float64
+}{
+	rules.RuleHeartRate:     {"heart_rate", 135, 131},
+	rules.RuleSpO2:          {"spo2", 89, 91},
+	rules.RuleSystolicBP:    {"systolic_bp", 182, 180},
+	rules.RuleBodyTemp:      {"body_temp", 38.6, 38},
+	rules.RuleInactivity:    {"", 12.6, 12},
+	rules.RuleNEWS2:         {"news2", 7, 7},
+	rules.RuleLowBattery:    {"battery_pct", 12, 20},
+	rules.RuleSOS:           {},
+	rules.RuleFall:          {},
+	rules.RuleNightExit:     {},
+	rules.RuleSmoke:         {},
+	rules.RuleWaterLeak:     {},
+	rules.RuleCannotMonitor: {},
+}
+
+// raise raises an alert of a rule through the real manager, with the
+// parameters the rule engine would give it; message is the engine's
+// stored English text.
 func (h *harness) raise(residentID, rule, severity, message string, at time.Time) alerts.Alert {
 	h.t.Helper()
-	if err := h.mgr.Signal(context.Background(), rules.Signal{ResidentID: residentID, HomeID: "h-" + residentID, Rule: rule,
-		Severity: severity, Active: true, Metric: "heart_rate", Value: 135, Threshold: 131, Message: message, At: at}); err != nil {
-		h.t.Fatal(err)
+	p, ok := ruleParams[rule]
+	if !ok {
+		h.t.Fatalf("raise: no parameters for rule %q (see ruleParams)", rule)
 	}
+	h.signal(rules.Signal{ResidentID: residentID, HomeID: "h-" + residentID, Rule: rule,
+		Severity: severity, Active: true, Metric: p.metric, Value: p.value, Threshold: p.threshold, Message: message, At: at})
 	for _, a := range h.mgr.List(alerts.Filter{ResidentID: residentID}) {
 		if a.Rule == rule && a.Status != alerts.StatusResolved {
 			return a
@@ -236,6 +273,18 @@ func (h *harness) raise(residentID, rule, severity, message string, at time.Time
 	}
 	h.t.Fatalf("alert %s/%s not raised", residentID, rule)
 	return alerts.Alert{}
+}
+
+// signal hands the manager a rule's signal as if it arrived at s.At: the
+// manager stamps alerts with its own clock, which runs that far behind
+// meanwhile, so an alert raised 40 minutes ago says so.
+func (h *harness) signal(s rules.Signal) {
+	h.t.Helper()
+	h.back.Store(int64(max(time.Since(s.At), 0)))
+	defer h.back.Store(0)
+	if err := h.mgr.Signal(context.Background(), s); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // writeWeek writes a week of hourly heart rate, SpO2 and steps for a

@@ -72,6 +72,7 @@ var activityFn = map[string]string{"steps": "max", "motion": "count", "sleep_min
 
 type residentPage struct {
 	Resident devices.Resident
+	Home     string // the home's label, if it has one
 	Devices  []devices.Device
 	Mode     string
 	Range    string
@@ -113,7 +114,7 @@ func (c *Console) resident(ctx *fiber.Ctx) error {
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
-	page := residentPage{Resident: r, Devices: devs, Range: rng, Ranges: []string{"day", "week", "month"}}
+	page := residentPage{Resident: r, Home: c.o.Query.HomeName(r.HomeID), Devices: devs, Range: rng, Ranges: []string{"day", "week", "month"}}
 	if c.o.Query.Mode != nil {
 		page.Mode = c.o.Query.Mode(r.ID, v.Now)
 	}
@@ -161,6 +162,7 @@ func (c *Console) inboxAlerts(ctx *fiber.Ctx, v *view) (inboxPage, error) {
 		if a.Status == alerts.StatusOpen {
 			page.Open++
 		}
+		c.lookupNames(ctx.UserContext(), v, a.AcknowledgedBy)
 		// The alerts.list entry names these residents already.
 		if r, err := c.o.Query.Visible(v.principal(ctx), a.ResidentID); err == nil {
 			page.Names[a.ResidentID] = r.Name
@@ -220,6 +222,7 @@ func (c *Console) alertPage(ctx *fiber.Ctx) error {
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
+	c.lookupNames(ctx.UserContext(), v, people(a)...)
 	page := alertPage{Alert: a, Resident: r, Outcomes: []string{
 		alerts.OutcomeFalseAlarm, alerts.OutcomeOKByPhone, alerts.OutcomeVisited, alerts.OutcomeEmergencyServices, alerts.OutcomeHospital,
 	}}
@@ -240,4 +243,14 @@ func (c *Console) alertPage(ctx *fiber.Ctx) error {
 	v.Title = v.T("alert.title", v.T("severity."+a.Severity))
 	v.Data = page
 	return c.render(ctx, http.StatusOK, "alert", v)
+}
+
+// people are the user ids an alert's page names: who acknowledged,
+// resolved, was assigned, was notified or wrote in its timeline.
+func people(a alerts.Alert) []string {
+	ids := append([]string{a.AcknowledgedBy, a.ResolvedBy, a.AssignedTo}, a.Recipients...)
+	for _, n := range a.Notes {
+		ids = append(ids, n.By)
+	}
+	return ids
 }

@@ -24,8 +24,8 @@ func TestPages(t *testing.T) {
 	h.user("co", "최코디", users.RoleCoordinator)
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
 	h.writeWeek("r1")
-	a1 := h.raise("r1", "hr_high", "critical", "heart rate 135/min", time.Now().Add(-12*time.Minute))
-	a2 := h.raise("r2", "hr_high", "high", "heart rate 131/min", time.Now().Add(-3*time.Minute))
+	a1 := h.raise("r1", "heart_rate", "critical", "heart_rate 135 /min for 5m0s (≥ 131)", time.Now().Add(-12*time.Minute))
+	a2 := h.raise("r2", "heart_rate", "high", "heart_rate 135 /min for 5m0s (≥ 131)", time.Now().Add(-3*time.Minute))
 
 	co := h.client()
 	co.login("co")
@@ -147,7 +147,7 @@ func TestSessionAndCSRF(t *testing.T) {
 	h := newHarness(t)
 	h.resident("r1", "김영희")
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
-	a := h.raise("r1", "hr_high", "critical", "heart rate 135/min", time.Now())
+	a := h.raise("r1", "heart_rate", "critical", "heart_rate 135 /min for 5m0s (≥ 131)", time.Now())
 
 	anon := h.client()
 	if resp, _ := anon.do("GET", "/", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {

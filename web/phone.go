@@ -16,6 +16,7 @@ import (
 	"github.com/carehub/carehub/internal/notify"
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/web/chart"
+	"github.com/carehub/carehub/web/i18n"
 )
 
 // The phone app (issue 13): /m/, made for one hand and a small screen. It
@@ -100,15 +101,12 @@ func (c *Console) phoneAlert(ctx *fiber.Ctx) error {
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
+	c.lookupNames(ctx.UserContext(), v, people(a)...)
 	page := phoneAlertPage{Alert: a, Resident: r, Masked: notify.MaskName(r.Name), Address: r.HomeID, Outcomes: []string{
 		alerts.OutcomeFalseAlarm, alerts.OutcomeOKByPhone, alerts.OutcomeVisited, alerts.OutcomeEmergencyServices, alerts.OutcomeHospital,
 	}}
-	if homes, ok := c.o.Query.Registry.(interface {
-		Home(id string) (devices.Home, bool)
-	}); ok {
-		if hm, ok := homes.Home(r.HomeID); ok && hm.Name != "" {
-			page.Address = hm.Name
-		}
+	if n := c.o.Query.HomeName(r.HomeID); n != "" {
+		page.Address = n
 	}
 	if a.Metric != "" {
 		to := v.Now
@@ -185,7 +183,7 @@ func (c *Console) serviceWorker(ctx *fiber.Ctx) error {
 		return ctx.SendStatus(http.StatusNotFound)
 	}
 	texts := map[string]map[string]string{}
-	for _, lang := range languages {
+	for _, lang := range i18n.Languages {
 		texts[lang] = map[string]string{}
 		for _, k := range swTexts {
 			texts[lang][strings.TrimPrefix(k, "m.sw.")] = c.cat.T(lang, k)

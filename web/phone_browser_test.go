@@ -65,11 +65,11 @@ const tapTargets = `JSON.stringify([...document.querySelectorAll('button, a, [ro
 // no horizontal scroll; screenshots in Korean and English.
 func TestBrowserPhone(t *testing.T) {
 	h := newPushHarness(t)
-	h.resident("r1", "김영희")
+	h.careHomes()
 	h.user("co", "최코디", users.RoleCoordinator)
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
 	h.writeWeek("r1")
-	h.raise("r1", "inactivity", "warning", "no motion for 12 h", time.Now().Add(-40*time.Minute))
+	h.raise("r1", "inactivity", "warning", "no activity for 12h36m0s", time.Now().Add(-40*time.Minute))
 	base := h.listen()
 	phone := h.fake.NewSubscriber()
 
@@ -229,7 +229,7 @@ func TestBrowserPhone(t *testing.T) {
 	}
 
 	// English.
-	b := h.raise("r1", "hr_high", "high", "heart rate 131/min", time.Now())
+	b := h.raise("r1", "night_exit", "high", "door opened at night, no motion inside since", time.Now().Add(-4*time.Minute))
 	do(t, ph, "English list", chromedp.Navigate(base+"/m/?lang=en"), chromedp.WaitVisible(`[data-alert="`+b.ID+`"]`))
 	phoneShot(t, ph, "phone-alerts-en-390")
 	do(t, ph, "English alert", chromedp.Navigate(base+"/m/alerts/"+b.ID), chromedp.WaitVisible(`[data-testid="phone-alert"]`))

@@ -25,8 +25,8 @@ func TestPhonePages(t *testing.T) {
 	h.user("co", "최코디", users.RoleCoordinator)
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
 	h.writeWeek("r1")
-	a1 := h.raise("r1", "hr_high", "critical", "heart rate 135/min", time.Now().Add(-12*time.Minute))
-	a2 := h.raise("r2", "hr_high", "high", "heart rate 131/min", time.Now().Add(-3*time.Minute))
+	a1 := h.raise("r1", "heart_rate", "critical", "heart_rate 135 /min for 5m0s (≥ 131)", time.Now().Add(-12*time.Minute))
+	a2 := h.raise("r2", "heart_rate", "high", "heart_rate 135 /min for 5m0s (≥ 131)", time.Now().Add(-3*time.Minute))
 
 	co := h.client()
 	co.login("co")

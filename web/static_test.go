@@ -13,12 +13,13 @@ import (
 	"unicode"
 
 	"github.com/carehub/carehub/web/chart"
+	"github.com/carehub/carehub/web/i18n"
 )
 
 // TestCatalogueParity: ko and en have the same keys, and each text the
 // same formatting verbs, so no page shows a key or a broken format.
 func TestCatalogueParity(t *testing.T) {
-	cs, err := loadCatalogs(files)
+	cs, err := i18n.Load(files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestNoExternalURL(t *testing.T) {
 
 // TestDateFormats with a fixed clock, in CARE_TIMEZONE (Asia/Seoul).
 func TestDateFormats(t *testing.T) {
-	cs, err := loadCatalogs(files)
+	cs, err := i18n.Load(files)
 	if err != nil {
 		t.Fatal(err)
 	}

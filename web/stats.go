@@ -1,17 +1,15 @@
 package web
 
 import (
-	"context"
 	"fmt"
 	"html/template"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/carehub/carehub/internal/query"
-	"github.com/carehub/carehub/internal/users"
+	"github.com/carehub/carehub/web/chart"
 )
 
 // statsWeeks is how far back the statistics page looks: four whole weeks
@@ -26,8 +24,7 @@ type statsPage struct {
 	Weeks    []query.StatsGroup
 	Workers  []query.StatsGroup
 	Chart    template.HTML
-	Target   float64           // the 60 s target share, in %
-	Names    map[string]string // care workers' names by user id
+	Target   float64 // the 60 s target share, in %
 }
 
 // stats is GET /stats (staff only, as GET /alerts/stats): a caregiver gets
@@ -47,19 +44,12 @@ func (c *Console) stats(ctx *fiber.Ctx) error {
 		return c.fail(ctx, v, err)
 	}
 	weeks, workers := groups[0], groups[1]
-	names := map[string]string{}
-	if g, ok := c.o.Users.(interface {
-		Get(ctx context.Context, id string) (users.User, error)
-	}); ok {
-		for _, w := range workers {
-			if u, err := g.Get(ctx.UserContext(), w.Key); err == nil && u.Name != "" {
-				names[w.Key] = u.Name
-			}
-		}
+	for _, w := range workers {
+		c.lookupNames(ctx.UserContext(), v, w.Key)
 	}
 	v.Title = v.T("stats.title")
 	v.Data = statsPage{From: from, To: to, Total: total, Weeks: weeks, Workers: workers,
-		Chart: shareChart(weeks, v.T("stats.chart")), Target: 100 * query.AnswerTarget1Pct, Names: names}
+		Chart: chart.ShareBars(weeks, v.WeekStart, v.T("stats.chart")), Target: 100 * query.AnswerTarget1Pct}
 	return c.render(ctx, http.StatusOK, "stats", v)
 }
 
@@ -73,7 +63,28 @@ func (v *view) Secs(s *float64) string {
 	if d < time.Minute {
 		return v.T("stats.seconds", int(d/time.Second))
 	}
+	if d >= time.Hour {
+		return v.T("stats.hours", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	}
 	return v.T("stats.minutes", int(d/time.Minute), int(d%time.Minute/time.Second))
+}
+
+// Week writes an ISO week key ("2026-W49") as its days, Monday to
+// Sunday ("11. 30. ~ 12. 6."); a key it cannot read stays as it is.
+func (v *view) Week(key string) string {
+	mon, ok := query.WeekStart(key, v.c.o.Location)
+	if !ok {
+		return key
+	}
+	return v.T("stats.week", v.c.cat.ShortDate(v.Lang, mon, v.c.o.Location), v.c.cat.ShortDate(v.Lang, mon.AddDate(0, 0, 6), v.c.o.Location))
+}
+
+// WeekStart writes a week key as its Monday ("11. 30."), for the chart.
+func (v *view) WeekStart(key string) string {
+	if mon, ok := query.WeekStart(key, v.c.o.Location); ok {
+		return v.c.cat.ShortDate(v.Lang, mon, v.c.o.Location)
+	}
+	return key
 }
 
 // Pct formats a share as a percentage: "–" when there is none.
@@ -84,33 +95,11 @@ func (v *view) Pct(s *float64) string {
 	return fmt.Sprintf("%.0f %%", 100**s)
 }
 
-// Worker names a care worker group: the unanswered group in words.
+// Worker names a care worker group: the unanswered group in words, a
+// care worker by name.
 func (v *view) Worker(key string) string {
 	if key == query.UnansweredGroup {
 		return v.T("stats.unanswered")
 	}
-	return key
-}
-
-// shareChart is a bar per week of the share of critical alerts answered
-// within 60 s, with the target as a line; a week without critical alerts
-// has no bar (a dashed outline), not a zero one.
-func shareChart(weeks []query.StatsGroup, title string) template.HTML {
-	const w, h, pad, bar = 320, 120, 20, 40
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="bars" viewBox="0 0 %d %d" role="img" aria-label="%s">`, w, h+pad, template.HTMLEscapeString(title))
-	step := float64(w-pad) / float64(max(len(weeks), 1))
-	for i, g := range weeks {
-		x := float64(pad) + float64(i)*step + (step-bar)/2
-		if s := g.Critical.Share60s; s != nil {
-			bh := *s * h
-			fmt.Fprintf(&b, `<rect class="bar" x="%.1f" y="%.1f" width="%d" height="%.1f"></rect>`, x, h-bh, bar, bh)
-		} else {
-			fmt.Fprintf(&b, `<rect class="bar-none" x="%.1f" y="0" width="%d" height="%d"></rect>`, x, bar, h)
-		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+bar/2, h+pad-4, template.HTMLEscapeString(g.Key[len(g.Key)-3:]))
-	}
-	ty := h - query.AnswerTarget1Pct*h
-	fmt.Fprintf(&b, `<line class="target" x1="%d" x2="%d" y1="%.1f" y2="%.1f"></line></svg>`, pad, w, ty, ty)
-	return template.HTML(b.String()) // #nosec G203 -- built here from numbers and escaped keys
+	return v.Who(key)
 }

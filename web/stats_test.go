@@ -21,11 +21,11 @@ func TestStatsPage(t *testing.T) {
 	h.resident("r1", "김영희")
 	h.user("co", "최코디", users.RoleCoordinator)
 	h.user("cg", "정요양", users.RoleCaregiver, "r1")
-	a := h.raise("r1", "hr_high", "critical", "heart rate 135/min", time.Now().Add(-10*time.Minute))
+	a := h.raise("r1", "heart_rate", "critical", "heart_rate 135 /min for 5m0s (≥ 131)", time.Now().Add(-10*time.Minute))
 	if _, err := h.mgr.Acknowledge(context.Background(), a.ID, "cg", ""); err != nil {
 		t.Fatal(err)
 	}
-	h.raise("r1", "spo2_low", "high", "SpO2 88 %", time.Now().Add(-5*time.Minute))
+	h.raise("r1", "spo2", "high", "spo2 89 % for 5m0s (≤ 91)", time.Now().Add(-5*time.Minute))
 
 	co := h.client()
 	co.login("co")

@@ -1,14 +1,18 @@
 package web
 
 import (
+	"context"
 	"html/template"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/users"
 	"github.com/carehub/carehub/web/chart"
+	"github.com/carehub/carehub/web/i18n"
+	"github.com/carehub/carehub/web/rulemsg"
 )
 
 // view is what every template gets: the language, the signed-in user, the
@@ -24,6 +28,7 @@ type view struct {
 	Title string
 	Path  string
 	Data  any
+	names map[string]string // people's display names by user id (Who)
 }
 
 // view builds the data of a page for the request; csrf is the token the
@@ -31,10 +36,10 @@ type view struct {
 func (c *Console) view(ctx *fiber.Ctx, csrf string) *view {
 	lang := ctx.Cookies(langCookie)
 	if q := ctx.Query("lang"); q != "" {
-		lang = pickLang(q)
+		lang = i18n.Pick(q)
 		ctx.Cookie(&fiber.Cookie{Name: langCookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 3600, SameSite: fiber.CookieSameSiteLaxMode})
 	}
-	v := &view{c: c, Lang: pickLang(lang), Now: c.o.Clock(), Path: ctx.Path(), CSRF: csrf}
+	v := &view{c: c, Lang: i18n.Pick(lang), Now: c.o.Clock(), Path: ctx.Path(), CSRF: csrf}
 	if u, ok := ctx.Locals(localUser).(users.User); ok {
 		v.User = &u
 		if tok, ok := ctx.Locals(localToken).(string); ok && csrf == "" {
@@ -66,8 +71,20 @@ func (v *view) Since(t time.Time) string { return v.c.cat.Since(v.Lang, t, v.Now
 // RFC is t for <time datetime>, in UTC.
 func (v *view) RFC(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// Minutes is how many whole minutes have passed since t.
-func (v *view) Minutes(t time.Time) int { return int(v.Now.Sub(t) / time.Minute) }
+// Unacked says how long an alert raised at t has waited: under a minute
+// "just raised" ("alerts.unacked.now"), then minutes ("alerts.unacked"),
+// from an hour on hours and minutes ("alerts.unacked.h"); console.js and
+// phone.js count on from there.
+func (v *view) Unacked(t time.Time) string {
+	switch m := int(v.Now.Sub(t) / time.Minute); {
+	case m < 1:
+		return v.T("alerts.unacked.now")
+	case m >= 60:
+		return v.T("alerts.unacked.h", m/60, m%60)
+	default:
+		return v.T("alerts.unacked", m)
+	}
+}
 
 // Asset is the checksummed URL of a static file.
 func (v *view) Asset(name string) string { return v.c.assetURL(name) }
@@ -107,6 +124,46 @@ func (v *view) Badge(s string) template.HTML {
 	}
 	return template.HTML(`<span class="badge ` + sv.Class + `" data-severity="` + template.HTMLEscapeString(s) + `"><span class="shape" aria-hidden="true">` +
 		sv.Shape + `</span> ` + template.HTMLEscapeString(sv.Word) + `</span>`) //nolint:gosec // fixed markup, escaped text
+}
+
+// Msg is what an alert is about, in the page's language (rulemsg).
+func (v *view) Msg(a alerts.Alert) string { return rulemsg.Text(v.T, a) }
+
+// Kind is a device kind in words (the catalogue's "kind.<kind>").
+func (v *view) Kind(kind string) string {
+	if s := v.T("kind." + kind); s != "kind."+kind {
+		return s
+	}
+	return kind
+}
+
+// Who names a person by user id: their display name when the page looked
+// it up (Console.lookupNames), the system in words, else the id.
+func (v *view) Who(id string) string {
+	if id == alerts.SystemActor {
+		return v.T("actor.system")
+	}
+	if n := v.names[id]; n != "" {
+		return n
+	}
+	return id
+}
+
+// lookupNames finds the display names of the people ids name, for Who
+// (the users store's Get); one that cannot be read shows as its id.
+func (c *Console) lookupNames(ctx context.Context, v *view, ids ...string) {
+	g, ok := c.o.Users.(interface {
+		Get(ctx context.Context, id string) (users.User, error)
+	})
+	if v.names == nil {
+		v.names = map[string]string{}
+	}
+	for _, id := range ids {
+		if _, done := v.names[id]; ok && !done && id != "" && id != alerts.SystemActor {
+			u, _ := g.Get(ctx, id)
+			v.names[id] = u.Name
+		}
+	}
 }
 
 // Num is a reading's value as the charts write it (one decimal at most).

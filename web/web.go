@@ -22,6 +22,7 @@ import (
 
 	"github.com/carehub/carehub/internal/query"
 	"github.com/carehub/carehub/internal/users"
+	"github.com/carehub/carehub/web/i18n"
 )
 
 // SessionStore is what the console needs of internal/users.Store.
@@ -52,7 +53,7 @@ const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 // Console renders the pages.
 type Console struct {
 	o      Options
-	cat    catalogs
+	cat    i18n.Catalogs
 	assets map[string]asset
 	pages  map[string]*template.Template
 	// checkLogin is the API's password check (Register).
@@ -79,7 +80,7 @@ func New(o Options) (*Console, error) {
 	}
 	c := &Console{o: o, pages: map[string]*template.Template{}}
 	var err error
-	if c.cat, err = loadCatalogs(files); err != nil {
+	if c.cat, err = i18n.Load(files); err != nil {
 		return nil, err
 	}
 	if c.assets, err = loadAssets(files); err != nil {

@@ -109,3 +109,15 @@ func (s *Service) DevicesHealth(ctx context.Context, p Principal) ([]HomeHealth,
 	})
 	return out, nil
 }
+
+// HomeName is a home's label ("Unit 302"), "" when it has none or the
+// registry keeps no homes.
+func (s *Service) HomeName(id string) string {
+	if reg, ok := s.Registry.(interface {
+		Home(id string) (devices.Home, bool)
+	}); ok {
+		h, _ := reg.Home(id)
+		return h.Name
+	}
+	return ""
+}

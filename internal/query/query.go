@@ -298,7 +298,8 @@ var SeverityRank = map[string]int{"info": 1, "warning": 2, "high": 3, "critical"
 type OverviewRow struct {
 	Resident    devices.Resident
 	OpenAlerts  int
-	Highest     string // highest severity among open alerts, "" when none
+	Highest     string       // highest severity among open alerts, "" when none
+	Top         alerts.Alert // the open alert to look at first: the most severe, then the oldest; zero when none
 	LastReading *time.Time
 	MissingData bool
 	Mode        string  // away, hospital or quiet when in force
@@ -373,6 +374,10 @@ func (s *Service) OverviewDrift(ctx context.Context, p Principal) (OverviewAnswe
 			row.OpenAlerts++
 			if SeverityRank[a.Severity] > SeverityRank[row.Highest] {
 				row.Highest = a.Severity
+			}
+			if t := row.Top; t.ID == "" || SeverityRank[a.Severity] > SeverityRank[t.Severity] ||
+				(a.Severity == t.Severity && a.RaisedAt.Before(t.RaisedAt)) {
+				row.Top = a
 			}
 		}
 	}

@@ -237,3 +237,14 @@ func (s *Service) AlertStatsBy(ctx context.Context, p Principal, from, to time.T
 	}
 	return total, groups, nil
 }
+
+// WeekStart is the Monday, in loc, of a "week" key of StatsKeys
+// ("2026-W49"), and false for anything else.
+func WeekStart(key string, loc *time.Location) (time.Time, bool) {
+	var y, w int
+	if n, err := fmt.Sscanf(key, "%d-W%d", &y, &w); n != 2 || err != nil || w < 1 || w > 53 {
+		return time.Time{}, false
+	}
+	jan4 := time.Date(y, 1, 4, 0, 0, 0, 0, loc)
+	return jan4.AddDate(0, 0, (w-1)*7-(int(jan4.Weekday())+6)%7), true
+}

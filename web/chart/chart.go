@@ -135,3 +135,82 @@ func Sparkline(pts []query.Point, from time.Time, days int, title string) templa
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) //nolint:gosec // built above
 }
+
+// ShareBars is the statistics page's chart: a bar per week (labelled
+// label(key)) of the share of critical alerts answered within 60 s,
+// with the target as a line and the share written above the bar; a week
+// without critical alerts has no bar (a dashed outline and "–"), not a
+// zero one.
+func ShareBars(weeks []query.StatsGroup, label func(key string) string, title string) template.HTML {
+	const w, h, pad, top, bar = 320, 120, 20, 16, 40
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="bars" viewBox="0 0 %d %d" role="img" aria-label="%s">`, w, top+h+pad, template.HTMLEscapeString(title))
+	step := float64(w-pad) / float64(max(len(weeks), 1))
+	for i, g := range weeks {
+		x := float64(pad) + float64(i)*step + (step-bar)/2
+		value := "–"
+		if s := g.Critical.Share60s; s != nil {
+			bh := max(*s*h, 1.5) // 0 % is a line on the axis, not nothing
+			fmt.Fprintf(&b, `<rect class="bar" x="%.1f" y="%.1f" width="%d" height="%.1f"></rect>`, x, top+h-bh, bar, bh)
+			value = Num(100**s) + " %"
+		} else {
+			fmt.Fprintf(&b, `<rect class="bar-none" x="%.1f" y="%d" width="%d" height="%d"></rect>`, x, top, bar, h)
+		}
+		fmt.Fprintf(&b, `<text class="val" x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+bar/2, top-4, value)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+bar/2, top+h+pad-4, template.HTMLEscapeString(label(g.Key)))
+	}
+	ty := top + h - query.AnswerTarget1Pct*h
+	fmt.Fprintf(&b, `<line class="target" x1="%d" x2="%d" y1="%.1f" y2="%.1f"></line></svg>`, pad, w, ty, ty)
+	return template.HTML(b.String()) // #nosec G203 -- built here from numbers and escaped keys
+}
+
+// NiceTicks are the value axis' labels for [lo, hi]: three to six round
+// values (steps of 1, 2, 2.5 or 5 times a power of ten) from at or below
+// lo to at or above hi, so a scale reads 60, 80, 100 and not 54.9, 81.8.
+func NiceTicks(lo, hi float64) []float64 {
+	if hi <= lo {
+		hi = lo + 1
+	}
+	raw := (hi - lo) / 4
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := 10 * mag
+	for _, f := range []float64{1, 2, 2.5, 5} {
+		if f*mag >= raw {
+			step = f * mag
+			break
+		}
+	}
+	first := math.Floor(lo / step)
+	var out []float64
+	for i := 0.0; ; i++ {
+		v := (first + i) * step
+		out = append(out, v)
+		if v >= hi-step*1e-9 {
+			return out
+		}
+	}
+}
+
+// TimeTicks are where the time axis is labelled: local midnights (every
+// day over a week, every 7th day over a month) or, over a day, every six
+// hours, so a label stands where its day or hour begins.
+func TimeTicks(from, to time.Time, loc *time.Location) []time.Time {
+	step := 7
+	switch span := to.Sub(from); {
+	case span <= 36*time.Hour:
+		var out []time.Time
+		for t := from.In(loc).Truncate(time.Hour); !t.After(to); t = t.Add(time.Hour) {
+			if t.Hour()%6 == 0 && !t.Before(from) {
+				out = append(out, t)
+			}
+		}
+		return out
+	case span <= 8*24*time.Hour:
+		step = 1
+	}
+	var out []time.Time
+	for t := time.Date(from.In(loc).Year(), from.In(loc).Month(), from.In(loc).Day(), 0, 0, 0, 0, loc).AddDate(0, 0, 1); !t.After(to); t = t.AddDate(0, 0, step) {
+		out = append(out, t)
+	}
+	return out
+}

@@ -84,7 +84,9 @@
     var now = Date.now();
     document.querySelectorAll(".unacked[data-since]").forEach(function (el) {
       var m = Math.max(0, Math.floor((now - Date.parse(el.dataset.since)) / 60000));
-      el.textContent = el.dataset.fmt.replace("%d", m);
+      el.textContent = m < 1 && el.dataset.fmtn ? el.dataset.fmtn
+        : m >= 60 && el.dataset.fmth ? el.dataset.fmth.replace("%d", Math.floor(m / 60)).replace("%d", m % 60)
+        : el.dataset.fmt.replace("%d", m);
     });
   }
   setInterval(tick, 15000);

@@ -1,6 +1,10 @@
-package web
+// Package i18n is the console's catalogue: every string a person reads, by
+// language and key (ko.json, en.json beside this file, embedded by package
+// web), and the language's way of writing dates and times.
+package i18n
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -11,20 +15,21 @@ import (
 
 // Languages the console speaks; the first is the default (Korean first:
 // the users are Korean care workers; English second).
-var languages = []string{"ko", "en"}
+var Languages = []string{"ko", "en"}
 
-// catalogs holds every string a person reads, by language and key.
-type catalogs map[string]map[string]string
+// Catalogs holds every string a person reads, by language and key.
+type Catalogs map[string]map[string]string
 
-func loadCatalogs(fsys fs.FS) (catalogs, error) {
-	cs := catalogs{}
-	for _, lang := range languages {
+// Load reads i18n/<lang>.json from fsys for every language.
+func Load(fsys fs.FS) (Catalogs, error) {
+	cs := Catalogs{}
+	for _, lang := range Languages {
 		b, err := fs.ReadFile(fsys, "i18n/"+lang+".json")
 		if err != nil {
 			return nil, err
 		}
-		m := map[string]string{}
-		if err := json.Unmarshal(b, &m); err != nil {
+		m, err := parse(b)
+		if err != nil {
 			return nil, fmt.Errorf("i18n/%s.json: %w", lang, err)
 		}
 		cs[lang] = m
@@ -32,9 +37,39 @@ func loadCatalogs(fsys fs.FS) (catalogs, error) {
 	return cs, nil
 }
 
+// parse reads one catalogue: a flat JSON object of strings. A key given
+// twice is an error, not "the last one wins": two pages' texts under one
+// key would silently show one page the other's words.
+func parse(b []byte) (map[string]string, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object (%v)", err)
+	}
+	m := map[string]string{}
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		k, _ := tok.(string)
+		var v string
+		if err := d.Decode(&v); err != nil {
+			return nil, fmt.Errorf("%q: %w", k, err)
+		}
+		if _, dup := m[k]; dup {
+			return nil, fmt.Errorf("key %q given twice", k)
+		}
+		m[k] = v
+	}
+	if _, err := d.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	return m, nil
+}
+
 // T returns the text of key in lang with args formatted into it; a missing
 // key shows as the key itself (the parity test keeps that from shipping).
-func (cs catalogs) T(lang, key string, args ...any) string {
+func (cs Catalogs) T(lang, key string, args ...any) string {
 	s, ok := cs[lang][key]
 	if !ok {
 		return key
@@ -48,7 +83,7 @@ func (cs catalogs) T(lang, key string, args ...any) string {
 // DateTime formats t in loc the way the language writes a date and time:
 // Korean public-document style "2026. 12. 3.(Thu) 15:05" with the weekday in Korean (24-hour, no
 // leading zeros in the date), English "3 Dec 2026 (Thu) 15:05".
-func (cs catalogs) DateTime(lang string, t time.Time, loc *time.Location) string {
+func (cs Catalogs) DateTime(lang string, t time.Time, loc *time.Location) string {
 	t = t.In(loc)
 	return cs.T(lang, "date.format", t.Year(), int(t.Month()), t.Day(),
 		cs.T(lang, "date.wd."+strconv.Itoa(int(t.Weekday()))), t.Hour(), t.Minute(),
@@ -56,7 +91,7 @@ func (cs catalogs) DateTime(lang string, t time.Time, loc *time.Location) string
 }
 
 // ShortDate is the day and month only ("12. 3.", "3 Dec").
-func (cs catalogs) ShortDate(lang string, t time.Time, loc *time.Location) string {
+func (cs Catalogs) ShortDate(lang string, t time.Time, loc *time.Location) string {
 	t = t.In(loc)
 	return cs.T(lang, "date.short", t.Year(), int(t.Month()), t.Day(), "", 0, 0,
 		cs.T(lang, "date.mon."+strconv.Itoa(int(t.Month()))))
@@ -64,7 +99,7 @@ func (cs catalogs) ShortDate(lang string, t time.Time, loc *time.Location) strin
 
 // Since says how long ago t was: just now, minutes, hours (time.* keys),
 // "yesterday 14:20", then the full date.
-func (cs catalogs) Since(lang string, t, now time.Time, loc *time.Location) string {
+func (cs Catalogs) Since(lang string, t, now time.Time, loc *time.Location) string {
 	d := now.Sub(t)
 	switch {
 	case d < time.Minute:
@@ -82,14 +117,14 @@ func (cs catalogs) Since(lang string, t, now time.Time, loc *time.Location) stri
 	return cs.DateTime(lang, t, loc)
 }
 
-// pickLang returns a supported language from a request's choice, or the
+// Pick returns a supported language from a request's choice, or the
 // default.
-func pickLang(v string) string {
+func Pick(v string) string {
 	v = strings.ToLower(strings.TrimSpace(v))
-	for _, l := range languages {
+	for _, l := range Languages {
 		if v == l {
 			return l
 		}
 	}
-	return languages[0]
+	return Languages[0]
 }
