@@ -72,7 +72,13 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		o.Clock = time.Now
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: webpush.DefaultSendTimeout}
+		// A fan-out sends to one push service (FCM for most phones) from
+		// up to DispatcherOptions.Concurrency goroutines: keep that many
+		// connections for reuse, not net/http's 2 per host, or most pushes
+		// pay a new TCP and TLS handshake.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		o.HTTPClient = &http.Client{Timeout: webpush.DefaultSendTimeout, Transport: tr}
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()
