@@ -68,8 +68,8 @@ bench-api: deps build ## readings and overview latency on a week of data, SSE fa
 	@$(BIN)/carebench api
 
 bench-push: deps build ## Web Push: SOS press to encrypted push p99 < 1 s and 500 phones in < 2 s under bench-alerts' load, carehub's heap sampled flat (PUSH_ARGS="-duration 5m")
-	@CAREHUB_PUSH_SLA=1 $(GO) test -count=1 -run TestFanOut500Phones ./internal/notify
-	@$(BIN)/carebench push $(PUSH_ARGS)
+	@CAREHUB_PUSH_SLA=1 $(GO) test -count=1 -run TestFanOut500Phones -v ./internal/notify; a=$$?; \
+	$(BIN)/carebench push $(PUSH_ARGS); b=$$?; exit $$((a | b))
 
 bench-quality: build ## false alarms per resident-day and emergency detection vs SLA on homesim homes (in-process, simulated clock)
 	@$(BIN)/carebench quality
