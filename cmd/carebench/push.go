@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -432,20 +433,13 @@ func parallel(n int, items []string, f func(string) error) error {
 			defer func() { <-sem; wg.Done() }()
 			if err := f(it); err != nil {
 				mu.Lock()
-				first = cmpOr(first, err)
+				first = cmp.Or(first, err)
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	return first
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // series prints every labelled value of a metric: name{a="b"} 3 → a=b 3.
