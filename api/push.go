@@ -7,6 +7,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/internal/audit"
 	"github.com/carehub/carehub/internal/notify/phones"
 	"github.com/carehub/carehub/internal/users"
@@ -19,7 +20,8 @@ type PushService interface {
 	Subscribe(ctx context.Context, userID string, sub phones.Subscription) (phones.Subscription, error)
 	Unsubscribe(ctx context.Context, userID, endpoint string) error
 	Phones(ctx context.Context, userID string) ([]phones.Subscription, error)
-	UseActionToken(ctx context.Context, token, alertID string) (phones.TokenClaims, error)
+	UseActionToken(ctx context.Context, token, alertID string, authorize func(phones.TokenClaims) error) (phones.TokenClaims, error)
+	ReleaseActionToken(ctx context.Context, c phones.TokenClaims) error
 	CheckReceiptToken(token, alertID string) (phones.TokenClaims, error)
 	Confirm(ctx context.Context, alertID string, seq uint64, subKey, event string) (phones.Receipt, error)
 	Receipts(ctx context.Context, alertID string) ([]phones.Receipt, error)
@@ -221,9 +223,13 @@ func tokenError(err error) error {
 
 // pushAck: POST /push/alerts/{id}/ack with X-Care-Action-Token → 200
 // alert. The notification's acknowledge button: the token names this
-// alert, one user and the ack action, is spent on first use (a replay is
-// 409) and expires after phones.ActionTokenLifetime (401). The ack is
-// made and audited as that user, with reason via=push_action.
+// alert, one user and the ack action, and expires after
+// phones.ActionTokenLifetime (401). It is checked first, then its user as
+// they are now (enabled: else 401; still able to see the resident: else
+// 404), and only then spent (a replay is 409): a refused token stays
+// usable by its rightful use. An ack that then fails for a reason that may
+// pass (a store that did not answer) gives the token back. The ack is made
+// and audited as that user, with reason via=push_action.
 func (s *Server) pushAck(c *fiber.Ctx) error {
 	if err := s.needPush(); err != nil {
 		return err
@@ -235,32 +241,29 @@ func (s *Server) pushAck(c *fiber.Ctx) error {
 	if tok == "" {
 		return errTokenInvalid.with("the " + ActionTokenHeader + " header is required")
 	}
-	id := c.Params("id")
-	claims, err := s.o.Push.UseActionToken(c.UserContext(), tok, id)
+	var (
+		p Principal
+		a alerts.Alert
+	)
+	claims, err := s.o.Push.UseActionToken(c.UserContext(), tok, c.Params("id"), func(cl phones.TokenClaims) error {
+		var err error
+		if p, err = s.actionPrincipal(c, cl.UserID); err != nil {
+			return err
+		}
+		c.Locals(localPrincipal, p)
+		a, err = s.visibleAlert(c)
+		return err
+	})
 	if err != nil {
 		return tokenError(err)
 	}
-	p := Principal{ID: claims.UserID, Role: RoleCaregiver}
-	if s.o.Users != nil {
-		u, err := s.o.Users.Get(c.UserContext(), claims.UserID)
-		if errors.Is(err, users.ErrNotFound) || err == nil && u.Disabled {
-			return errTokenInvalid.with("the user of this action token can no longer act")
-		}
-		if err != nil {
-			return ErrUnavailable.with("the user store did not answer; retry later")
-		}
-		p = Principal{ID: u.ID, Role: u.Role, Residents: u.ResidentIDs}
-	}
-	c.Locals(localPrincipal, p)
-	a, err := s.visibleAlert(c)
+	out, err := s.pushAckAs(c, a, p)
 	if err != nil {
-		return err
-	}
-	if err := s.audit(c, a.ResidentID, "alert.ack", "via=push_action"); err != nil {
-		return err
-	}
-	out, err := s.o.Alerts.Acknowledge(c.UserContext(), a.ID, p.ID, "")
-	if err != nil {
+		if !errors.Is(err, alerts.ErrConflict) && !errors.Is(err, alerts.ErrNotFound) && !errors.Is(err, alerts.ErrInvalid) {
+			if rerr := s.o.Push.ReleaseActionToken(c.UserContext(), claims); rerr != nil {
+				s.log.Warn().Err(rerr).Str("alert_id", a.ID).Msg("action token not released after a failed ack")
+			}
+		}
 		return alertError(err, "invalid_field")
 	}
 	if claims.Sub != "" {
@@ -269,6 +272,30 @@ func (s *Server) pushAck(c *fiber.Ctx) error {
 		}
 	}
 	return c.JSON(out)
+}
+
+// actionPrincipal is an action token's user as they are now: a removed or
+// disabled user's token no longer acts.
+func (s *Server) actionPrincipal(c *fiber.Ctx, userID string) (Principal, error) {
+	if s.o.Users == nil {
+		return Principal{ID: userID, Role: RoleCaregiver}, nil
+	}
+	u, err := s.o.Users.Get(c.UserContext(), userID)
+	if errors.Is(err, users.ErrNotFound) || err == nil && u.Disabled {
+		return Principal{}, errTokenInvalid.with("the user of this action token can no longer act")
+	}
+	if err != nil {
+		return Principal{}, ErrUnavailable.with("the user store did not answer; retry later")
+	}
+	return Principal{ID: u.ID, Role: u.Role, Residents: u.ResidentIDs}, nil
+}
+
+// pushAckAs audits and makes the acknowledgement.
+func (s *Server) pushAckAs(c *fiber.Ctx, a alerts.Alert, p Principal) (alerts.Alert, error) {
+	if err := s.audit(c, a.ResidentID, "alert.ack", "via=push_action"); err != nil {
+		return alerts.Alert{}, err
+	}
+	return s.o.Alerts.Acknowledge(c.UserContext(), a.ID, p.ID, "")
 }
 
 // pushReceipt: POST /push/receipts {alert_id, event} with the push's

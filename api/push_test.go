@@ -71,14 +71,34 @@ func TestPushSubscribeAndActionToken(t *testing.T) {
 	ack := "/api/v1/push/alerts/" + a.ID + "/ack"
 
 	// Refused: no token, another alert's token, a bearer token in its place,
-	// a receipt-only token.
+	// a receipt-only token. None of these spends tok (its use below works).
 	h.expect(http.StatusUnauthorized, "POST", ack, "", nil, nil)
 	h.expect(http.StatusUnauthorized, "POST", "/api/v1/push/alerts/"+other.ID+"/ack", "", nil, nil, api.ActionTokenHeader, tok)
 	h.expect(http.StatusUnauthorized, "POST", ack, "", nil, nil, api.ActionTokenHeader, lee)
 	h.expect(http.StatusUnauthorized, "POST", ack, "", nil, nil, api.ActionTokenHeader, svc.Tokens.Mint(a.ID, "cw-lee", phones.ActionReceipt, ph.ID, a.Seq))
-	// A user who cannot see the resident gets nothing from a token either.
-	h.expect(http.StatusNotFound, "POST", ack, "", nil, nil, api.ActionTokenHeader, svc.Tokens.Mint(a.ID, "cw-kim", phones.ActionAck, "", a.Seq))
+	// A user who cannot see the resident gets nothing from a token either,
+	// and the refusal does not spend it: assigned to the resident within
+	// the token's life, the care worker's button works.
+	kimTok := svc.Tokens.Mint(other.ID, "cw-kim", phones.ActionAck, "", other.Seq)
+	otherAck := "/api/v1/push/alerts/" + other.ID + "/ack"
+	h.expect(http.StatusNotFound, "POST", otherAck, "", nil, nil, api.ActionTokenHeader, kimTok)
+	h.expect(http.StatusNotFound, "POST", otherAck, "", nil, nil, api.ActionTokenHeader, kimTok)
+	h.expect(http.StatusOK, "PUT", "/api/v1/users/cw-kim/residents", adminToken, map[string]any{"resident_ids": []string{"r1"}}, nil)
+	var byKim alerts.Alert
+	h.expect(http.StatusOK, "POST", otherAck, "", nil, &byKim, api.ActionTokenHeader, kimTok)
+	if byKim.AcknowledgedBy != "cw-kim" {
+		t.Fatalf("kim's ack: %+v", byKim)
+	}
 	_ = kim
+	// A disabled user's token is refused, and not spent either.
+	third := h.raise("r1", "spo2_low", "critical")
+	kimTok3 := svc.Tokens.Mint(third.ID, "cw-kim", phones.ActionAck, "", third.Seq)
+	h.expect(http.StatusOK, "POST", "/api/v1/users/cw-kim/disable", adminToken, nil, nil)
+	if b := h.expect(http.StatusUnauthorized, "POST", "/api/v1/push/alerts/"+third.ID+"/ack", "", nil, nil, api.ActionTokenHeader, kimTok3); errCode(b) != "invalid_action_token" {
+		t.Fatalf("disabled user's token: %s", b)
+	}
+	h.expect(http.StatusOK, "POST", "/api/v1/users/cw-kim/enable", adminToken, nil, nil)
+	h.expect(http.StatusOK, "POST", "/api/v1/push/alerts/"+third.ID+"/ack", "", nil, nil, api.ActionTokenHeader, kimTok3)
 
 	var out alerts.Alert
 	h.expect(http.StatusOK, "POST", ack, "", nil, &out, api.ActionTokenHeader, tok)

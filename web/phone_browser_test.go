@@ -62,7 +62,8 @@ const tapTargets = `JSON.stringify([...document.querySelectorAll('button, a, [ro
 // acknowledgement is replayed as the service worker sends it (the
 // headless browser cannot click a notification) and shows on the phone
 // page and in an open console inbox. Accessibility, tap targets ≥ 44 px,
-// no horizontal scroll; screenshots in Korean and English.
+// no horizontal scroll; screenshots in Korean and English. Logging out on
+// the phone unsubscribes it.
 func TestBrowserPhone(t *testing.T) {
 	h := newPushHarness(t)
 	h.careHomes()
@@ -236,6 +237,17 @@ func TestBrowserPhone(t *testing.T) {
 	phoneShot(t, ph, "phone-alert-en-390")
 	do(t, ph, "English phone", chromedp.Navigate(base+"/m/phone"), chromedp.WaitVisible(`[data-testid="device"][data-state="ok"]`))
 	phoneShot(t, ph, "phone-device-en-390")
+
+	// Logging out on this phone ends its alerts: the subscription is gone
+	// on the server and in the browser, and the session is over.
+	do(t, ph, "log out on the phone", chromedp.Click(`[data-testid="logout"] button`), chromedp.WaitVisible("#user"))
+	if subs, err := h.push.Phones(context.Background(), "cg"); err != nil || len(subs) != 0 {
+		t.Errorf("after logout the server still has %d phones for cg (%v)", len(subs), err)
+	}
+	if left, err := chromedp.Run(ph, chromedp.Evaluate[string](`localStorage.getItem("stub-sub") || ""`)); err != nil || left != "" {
+		t.Errorf("after logout the browser still holds its push subscription (%q, %v)", left, err)
+	}
+	do(t, ph, "the phone pages want a login again", chromedp.Navigate(base+"/m/"), chromedp.WaitVisible("#user"))
 }
 
 // phoneShot writes what the phone's screen shows (the viewport, not the

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -23,7 +24,7 @@ func (a *App) startPush(ctx context.Context, js jetstream.JetStream, reg *device
 	w := cfg.WebPush
 	svc, err := notify.New(ctx, notify.Options{JS: js, PublicURL: cfg.PublicURL, Subject: w.Subject,
 		VAPIDPrivateKey: w.VAPIDPrivateKey, VAPIDPublicKey: w.VAPIDPublicKey, AllowedEndpoints: w.AllowedEndpoints,
-		TTLCritical: w.TTLCritical, WebhookURL: w.WebhookURL, WebhookSecret: w.WebhookSecret,
+		TTLCritical: w.TTLCritical, PruneAfter: time.Duration(w.PruneDays) * 24 * time.Hour, WebhookURL: w.WebhookURL, WebhookSecret: w.WebhookSecret,
 		Names: func(id string) string { r, _ := reg.Resident(id); return r.Name },
 		Current: func(id string) (uint64, bool) {
 			al, err := mgr.Get(id)

@@ -15,6 +15,10 @@ import (
 // alert has escalated far past that phone.
 const DefaultWebPushTTLCritical = time.Hour
 
+// DefaultWebPushPruneDays is how many days a phone may show no sign of use
+// (no app open, no receipt) before its subscription is dropped.
+const DefaultWebPushPruneDays = 60
+
 // WebPush configures notifications to care workers' phones (docs/push.md).
 type WebPush struct {
 	// Enabled is CARE_WEBPUSH=on|off; unset, push is on when a subject or
@@ -32,6 +36,8 @@ type WebPush struct {
 	AllowedEndpoints []string
 	// TTLCritical is the push TTL of critical and high alerts.
 	TTLCritical time.Duration
+	// PruneDays drops a phone unseen for that many days; 0 never does.
+	PruneDays int
 	// WebhookURL, when set, adds the generic webhook channel (an SMS or
 	// messenger gateway); WebhookSecret signs its requests.
 	WebhookURL    string
@@ -46,6 +52,7 @@ func (p *parser) loadWebPush(c *Config) {
 		VAPIDPublicKey:  p.str("CARE_WEBPUSH_VAPID_PUBLIC_KEY", ""),
 		VAPIDPrivateKey: p.secret("CARE_WEBPUSH_VAPID_PRIVATE_KEY"),
 		TTLCritical:     p.duration("CARE_WEBPUSH_TTL_CRITICAL", DefaultWebPushTTLCritical),
+		PruneDays:       p.int("CARE_WEBPUSH_PRUNE_DAYS", DefaultWebPushPruneDays),
 		WebhookURL:      p.str("CARE_NOTIFY_WEBHOOK_URL", ""),
 		WebhookSecret:   p.secret("CARE_NOTIFY_WEBHOOK_SECRET"),
 	}
@@ -106,6 +113,9 @@ func (c Config) validateWebPush() []error {
 	}
 	if w.TTLCritical <= 0 || w.TTLCritical > 24*time.Hour {
 		fail("CARE_WEBPUSH_TTL_CRITICAL=%s: use a duration between 1s and 24h (0 makes a push service drop pushes to an offline phone)", w.TTLCritical)
+	}
+	if w.PruneDays < 0 || w.PruneDays > 3650 {
+		fail("CARE_WEBPUSH_PRUNE_DAYS=%d: use a number of days from 1 to 3650, or 0 to never drop unseen phones", w.PruneDays)
 	}
 	return errs
 }

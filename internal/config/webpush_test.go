@@ -35,6 +35,9 @@ func TestWebPushSettings(t *testing.T) {
 		{"bad key", map[string]string{"CARE_PUBLIC_URL": "https://care.example.org", "CARE_WEBPUSH_VAPID_PRIVATE_KEY": "xyz"}, "webpush keys"},
 		{"bad switch", map[string]string{"CARE_WEBPUSH": "maybe"}, "use on or off"},
 		{"zero ttl", map[string]string{"CARE_PUBLIC_URL": "https://care.example.org", "CARE_WEBPUSH_SUBJECT": "mailto:a@b.c", "CARE_WEBPUSH_TTL_CRITICAL": "0s"}, "CARE_WEBPUSH_TTL_CRITICAL"},
+		{"negative prune days", map[string]string{"CARE_PUBLIC_URL": "https://care.example.org", "CARE_WEBPUSH_SUBJECT": "mailto:a@b.c", "CARE_WEBPUSH_PRUNE_DAYS": "-1"}, "CARE_WEBPUSH_PRUNE_DAYS"},
+		{"prune days not a number", map[string]string{"CARE_PUBLIC_URL": "https://care.example.org", "CARE_WEBPUSH_SUBJECT": "mailto:a@b.c", "CARE_WEBPUSH_PRUNE_DAYS": "30d"}, "CARE_WEBPUSH_PRUNE_DAYS"},
+		{"never prune", map[string]string{"CARE_PUBLIC_URL": "https://care.example.org", "CARE_WEBPUSH_SUBJECT": "mailto:a@b.c", "CARE_WEBPUSH_PRUNE_DAYS": "0"}, ""},
 		{"webhook without secret", map[string]string{"CARE_NOTIFY_WEBHOOK_URL": "https://gw.example.org/hook"}, "CARE_NOTIFY_WEBHOOK_SECRET"},
 	} {
 		cfg, err := Load(env(c.env))
@@ -44,7 +47,7 @@ func TestWebPushSettings(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%s: error %v, want one mentioning %q", c.name, err, c.want)
 		}
-		if c.name == "on, complete" && (!cfg.WebPush.Enabled || cfg.PublicURL != "https://care.example.org") {
+		if c.name == "on, complete" && (!cfg.WebPush.Enabled || cfg.PublicURL != "https://care.example.org" || cfg.WebPush.PruneDays != DefaultWebPushPruneDays) {
 			t.Errorf("%s: %+v", c.name, cfg.WebPush)
 		}
 	}

@@ -42,9 +42,15 @@ type Options struct {
 	Clock      func() time.Time
 	Log        zerolog.Logger
 	Metrics    *metrics.Registry
+	// PruneAfter drops the subscription of a phone that showed no sign of
+	// use for this long (phones.Subscription.LastSign); 0 never prunes.
+	PruneAfter time.Duration
 	// Tune adjusts the dispatcher before it is built (tests).
 	Tune func(*DispatcherOptions)
 }
+
+// PruneEvery is how often Run looks for phones unseen for PruneAfter.
+const PruneEvery = time.Hour
 
 // Service is the phones backend: subscriptions, action tokens, receipts
 // and the dispatcher. The API calls its methods; Run is the dispatcher.
@@ -55,6 +61,9 @@ type Service struct {
 	Dispatcher *Dispatcher
 	allowed    []string
 	now        func() time.Time
+	pruneAfter time.Duration
+	pruned     *metrics.CounterVec
+	log        zerolog.Logger
 }
 
 // New binds the buckets, loads or creates the keys and builds the channels.
@@ -63,7 +72,16 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		o.Clock = time.Now
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: webpush.DefaultSendTimeout}
+		// A fan-out sends to one push service (FCM for most phones) from
+		// up to DispatcherOptions.Concurrency goroutines: keep that many
+		// connections for reuse, not net/http's 2 per host, or most pushes
+		// pay a new TCP and TLS handshake.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		o.HTTPClient = &http.Client{Timeout: webpush.DefaultSendTimeout, Transport: tr}
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
 	}
 	store, err := phones.OpenStore(ctx, o.JS, o.Clock)
 	if err != nil {
@@ -125,14 +143,50 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		allowed = phones.DefaultAllowedEndpoints
 	}
 	log.Info().Str("vapid_public_key", vapid.PublicKey()).Int("channels", len(channels)).Msg("phones backend ready")
-	return &Service{Store: store, Tokens: tokens, VAPID: vapid, Dispatcher: d, allowed: allowed, now: o.Clock}, nil
+	return &Service{Store: store, Tokens: tokens, VAPID: vapid, Dispatcher: d, allowed: allowed, now: o.Clock,
+		pruneAfter: o.PruneAfter, log: log,
+		pruned: o.Metrics.Counter("carehub_push_subscriptions_pruned_total", "Phones whose subscription was dropped after CARE_WEBPUSH_PRUNE_DAYS without a sign of use.")}, nil
 }
 
-// Run dispatches alert transitions until ctx ends, then stops the
-// subscription watcher.
+// Run dispatches alert transitions and prunes unseen phones (at start,
+// then every PruneEvery) until ctx ends, then stops the subscription
+// watcher.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.Store.Close()
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(PruneEvery)
+		defer t.Stop()
+		for {
+			s.Prune(pctx)
+			select {
+			case <-pctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() { stop(); <-done }()
 	return s.Dispatcher.Run(ctx)
+}
+
+// Prune drops the subscriptions of phones unseen for PruneAfter, logs
+// each (user and endpoint hash, never the endpoint) and counts them.
+func (s *Service) Prune(ctx context.Context) {
+	if s.pruneAfter <= 0 {
+		return
+	}
+	gone, err := s.Store.Prune(ctx, s.pruneAfter)
+	for _, sub := range gone {
+		s.pruned.With().Inc()
+		s.log.Info().Str("user_id", sub.UserID).Str("sub", phones.EndpointHash(sub.Endpoint)).Time("last_sign", sub.LastSign()).
+			Msg("phone unseen for CARE_WEBPUSH_PRUNE_DAYS; subscription pruned")
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn().Err(err).Msg("pruning unseen phones")
+	}
 }
 
 // PublicKey is the applicationServerKey for pushManager.subscribe.
@@ -171,9 +225,16 @@ func (s *Service) Phones(ctx context.Context, userID string) ([]phones.Subscript
 	return s.Store.ForUser(ctx, userID)
 }
 
-// UseActionToken spends an ack token for alertID.
-func (s *Service) UseActionToken(ctx context.Context, token, alertID string) (phones.TokenClaims, error) {
-	return s.Tokens.Use(ctx, token, alertID, phones.ActionAck)
+// UseActionToken spends an ack token for alertID once authorize accepts
+// its claims (see phones.Tokens.Use).
+func (s *Service) UseActionToken(ctx context.Context, token, alertID string, authorize func(phones.TokenClaims) error) (phones.TokenClaims, error) {
+	return s.Tokens.Use(ctx, token, alertID, phones.ActionAck, authorize)
+}
+
+// ReleaseActionToken makes a spent token usable again after its action
+// failed for a reason that may pass.
+func (s *Service) ReleaseActionToken(ctx context.Context, c phones.TokenClaims) error {
+	return s.Tokens.Release(ctx, c)
 }
 
 // CheckReceiptToken verifies the token a service worker sends with a receipt.

@@ -7,7 +7,8 @@
 // - "this phone": permission, subscription, home-screen install, and the
 //   subscribe button (VAPID key from /api/v1/push/config); every other
 //   page re-posts the subscription (the server refreshes last_seen_at) and
-//   warns when this phone would not receive alerts.
+//   warns when this phone would not receive alerts; logging out there
+//   unsubscribes this phone.
 // All text comes from the page (data-* attributes filled from the catalogue).
 (function () {
   "use strict";
@@ -67,6 +68,21 @@
       return;
     }
     if (ev.target.closest("button[data-subscribe]")) { subscribe(ev.target.closest("button")); }
+  });
+
+  // Logging out of the phone app ends this phone's alerts: the
+  // subscription is deleted on the server (while the session still
+  // allows it) and in the browser (the push service then answers 404/410
+  // should a push still come); the logout goes ahead whatever fails.
+  document.addEventListener("submit", function (ev) {
+    var f = ev.target.closest("form[data-unsubscribe]");
+    if (!f || !supported) { return; }
+    ev.preventDefault();
+    withTimeout(ready(), 3000).then(function (reg) { return reg.pushManager.getSubscription(); }).then(function (sub) {
+      if (!sub) { return null; }
+      return api("DELETE", "/api/v1/push/subscriptions", { endpoint: sub.endpoint }).then(null, function () { return null; })
+        .then(function () { return sub.unsubscribe(); });
+    }).then(null, function () { return null; }).then(function () { f.submit(); });
   });
 
   document.addEventListener("submit", function (ev) {

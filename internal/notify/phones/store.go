@@ -510,6 +510,11 @@ func (s *Store) useToken(ctx context.Context, nonce string) (bool, error) {
 	return err == nil, err
 }
 
+// releaseToken forgets that a nonce was used.
+func (s *Store) releaseToken(ctx context.Context, nonce string) error {
+	return s.tokens.Delete(ctx, nonce)
+}
+
 // Secret returns the named secret from BucketKeys, creating it with gen
 // the first time; concurrent instances agree on the first one stored.
 func (s *Store) Secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {

@@ -122,11 +122,22 @@ func (t *Tokens) Check(tok, alertID, action string) (TokenClaims, error) {
 	return c, nil
 }
 
-// Use verifies tok like Check and spends it: a second use is ErrTokenUsed.
-func (t *Tokens) Use(ctx context.Context, tok, alertID, action string) (TokenClaims, error) {
+// Use verifies tok like Check, lets authorize refuse it, and only then
+// spends it: a second use is ErrTokenUsed. authorize (nil: none) is where
+// the caller checks the token's recipient as they are now (still enabled,
+// still assigned to the resident); its error is returned as is. A token
+// refused by Check or authorize is not spent, so a token presented for
+// another alert, or while its user was briefly out of scope, still works
+// for its own alert and user later, until it expires.
+func (t *Tokens) Use(ctx context.Context, tok, alertID, action string, authorize func(TokenClaims) error) (TokenClaims, error) {
 	c, err := t.Check(tok, alertID, action)
 	if err != nil {
 		return c, err
+	}
+	if authorize != nil {
+		if err := authorize(c); err != nil {
+			return c, err
+		}
 	}
 	fresh, err := t.store.useToken(ctx, c.Nonce)
 	if err != nil {
@@ -136,6 +147,13 @@ func (t *Tokens) Use(ctx context.Context, tok, alertID, action string) (TokenCla
 		return c, ErrTokenUsed
 	}
 	return c, nil
+}
+
+// Release makes a spent token usable again, for an action that failed
+// after Use for a reason that may pass (a store that did not answer): the
+// care worker can press the notification's button again.
+func (t *Tokens) Release(ctx context.Context, c TokenClaims) error {
+	return t.store.releaseToken(ctx, c.Nonce)
 }
 
 // CheckReceipt verifies a token a service worker presents with a receipt:

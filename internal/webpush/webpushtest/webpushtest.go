@@ -63,7 +63,9 @@ type Answer struct {
 // Service is the fake push service.
 type Service struct {
 	*httptest.Server
-	t testing.TB
+	// Observe, when set before the first push, is called with every
+	// accepted push as it arrives (carebench times pushes with it).
+	Observe func(Push)
 
 	mu       sync.Mutex
 	subs     map[string]*Subscriber // by path
@@ -77,9 +79,15 @@ type Service struct {
 
 // NewService starts the fake service; it stops with the test.
 func NewService(t testing.TB) *Service {
-	s := &Service{t: t, subs: map[string]*Subscriber{}, scripts: map[string][]Answer{}, attempts: map[string]int{}, notify: make(chan struct{}, 1)}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	s := Start()
 	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts the fake service outside a test (carebench); Close stops it.
+func Start() *Service {
+	s := &Service{subs: map[string]*Subscriber{}, scripts: map[string][]Answer{}, attempts: map[string]int{}, notify: make(chan struct{}, 1)}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
 
@@ -88,7 +96,7 @@ func NewService(t testing.TB) *Service {
 func (s *Service) NewSubscriber() *Subscriber {
 	key, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
-		s.t.Fatal(err)
+		panic(err) // crypto/rand does not fail (Go 1.24)
 	}
 	auth := make([]byte, 16)
 	_, _ = rand.Read(auth)
@@ -214,9 +222,13 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusCreated
 	}
+	p := Push{Subscriber: sub, Headers: r.Header.Clone(), Payload: pt, Status: status, At: time.Now()}
 	s.mu.Lock()
-	s.received = append(s.received, Push{Subscriber: sub, Headers: r.Header.Clone(), Payload: pt, Status: status, At: time.Now()})
+	s.received = append(s.received, p)
 	s.mu.Unlock()
+	if s.Observe != nil && status/100 == 2 {
+		s.Observe(p)
+	}
 	select {
 	case s.notify <- struct{}{}:
 	default:
