@@ -19,7 +19,7 @@ import (
 // TestCatalogueParity: ko and en have the same keys, and each text the
 // same formatting verbs, so no page shows a key or a broken format.
 func TestCatalogueParity(t *testing.T) {
-	cs, err := i18n.Load(files)
+	cs, err := i18n.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestNoExternalURL(t *testing.T) {
 
 // TestDateFormats with a fixed clock, in CARE_TIMEZONE (Asia/Seoul).
 func TestDateFormats(t *testing.T) {
-	cs, err := i18n.Load(files)
+	cs, err := i18n.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func New(o Options) (*Console, error) {
 	}
 	c := &Console{o: o, pages: map[string]*template.Template{}}
 	var err error
-	if c.cat, err = i18n.Load(files); err != nil {
+	if c.cat, err = i18n.Builtin(); err != nil {
 		return nil, err
 	}
 	if c.assets, err = loadAssets(files); err != nil {

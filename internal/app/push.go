@@ -10,6 +10,7 @@ import (
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/devices"
 	"github.com/carehub/carehub/internal/notify"
+	"github.com/carehub/carehub/web/i18n"
 )
 
 // startPush builds the phones backend (issue 13) when CARE_WEBPUSH is on
@@ -22,6 +23,10 @@ func (a *App) startPush(ctx context.Context, js jetstream.JetStream, reg *device
 		return nil, func(context.Context) {}, nil
 	}
 	w := cfg.WebPush
+	cat, err := i18n.Builtin()
+	if err != nil {
+		return nil, nil, err
+	}
 	svc, err := notify.New(ctx, notify.Options{JS: js, PublicURL: cfg.PublicURL, Subject: w.Subject,
 		VAPIDPrivateKey: w.VAPIDPrivateKey, VAPIDPublicKey: w.VAPIDPublicKey, AllowedEndpoints: w.AllowedEndpoints,
 		TTLCritical: w.TTLCritical, PruneAfter: time.Duration(w.PruneDays) * 24 * time.Hour, WebhookURL: w.WebhookURL, WebhookSecret: w.WebhookSecret,
@@ -30,7 +35,7 @@ func (a *App) startPush(ctx context.Context, js jetstream.JetStream, reg *device
 			al, err := mgr.Get(id)
 			return al.Seq, err == nil
 		},
-		Clock: clock, Log: log, Metrics: a.Metrics})
+		RuleName: cat.RuleName, Clock: clock, Log: log, Metrics: a.Metrics})
 	if err != nil {
 		return nil, nil, err
 	}

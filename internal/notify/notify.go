@@ -114,10 +114,12 @@ var texts = map[string]map[string]string{
 }
 
 // render returns a notification's title and body in locale (ko default).
-func render(n Notification, locale string) (title, body string) {
+// ruleName names the rule in that language (the console's catalogue,
+// i18n.Catalogs.RuleName); nil shows the rule id.
+func render(n Notification, locale string, ruleName func(locale, rule string) string) (title, body string) {
 	t, ok := texts[locale]
 	if !ok {
-		t = texts["ko"]
+		locale, t = "ko", texts["ko"]
 	}
 	sev := t[n.Severity]
 	if sev == "" {
@@ -126,7 +128,11 @@ func render(n Notification, locale string) (title, body string) {
 	if n.EscalationLevel > 1 {
 		sev = fmt.Sprintf(t["level"], sev, n.EscalationLevel)
 	}
-	title = "[" + sev + "] " + n.Rule
+	rule := n.Rule
+	if ruleName != nil {
+		rule = ruleName(locale, n.Rule)
+	}
+	title = "[" + sev + "] " + rule
 	f := t[n.Transition]
 	if f == "" {
 		f = t["raised"]

@@ -39,6 +39,11 @@ type PushChannel struct {
 	MaxInlineWait time.Duration
 	// Concurrency bounds the sends for one recipient's phones (default 4).
 	Concurrency int
+	// RuleName names a rule in the phone's language for the title (the
+	// console's catalogue); nil shows the rule id. The title says what
+	// kind of alert it is, never a value or a full name: it shows on a
+	// lock screen.
+	RuleName func(locale, rule string) string
 
 	once    sync.Once
 	results *metrics.CounterVec
@@ -181,7 +186,7 @@ func (p *PushChannel) sendOne(ctx context.Context, n Notification, sub phones.Su
 	if r, _, err := p.Store.Receipt(bg, n.AlertID, n.Seq, key); err == nil && (r.AcceptedAt != nil || r.Outcome == webpush.Gone.String() || r.Outcome == webpush.Rejected.String()) {
 		return nil // settled before a restart or retry: delivered, gone or refused for good
 	}
-	title, body := render(n, sub.Locale)
+	title, body := render(n, sub.Locale, p.RuleName)
 	pl := Payload{V: 1, Type: "alert", AlertID: n.AlertID, Seq: n.Seq, Severity: n.Severity, Transition: n.Transition,
 		EscalationLevel: n.EscalationLevel, Rule: n.Rule, Resident: n.ResidentMasked, Title: title, Body: body,
 		Tag: n.AlertID, Silent: n.Quiet, URL: n.URL, RaisedAt: n.RaisedAt, ReceiptURL: ReceiptPath}

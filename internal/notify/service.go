@@ -30,6 +30,9 @@ type Options struct {
 	// TTLCritical is the TTL of critical and high pushes (DefaultTTL's hour
 	// when 0).
 	TTLCritical time.Duration
+	// RuleName names a rule in a phone's language for a push's title
+	// (PushChannel.RuleName).
+	RuleName func(locale, rule string) string
 	// WebhookURL and WebhookSecret add the generic webhook channel.
 	WebhookURL    string
 	WebhookSecret string
@@ -125,7 +128,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	log := o.Log.With().Str("component", "webpush").Logger()
 	channels := []Channel{&PushChannel{Store: store, Sender: &webpush.Sender{VAPID: vapid, Client: o.HTTPClient}, Tokens: tokens,
-		TTL: ttl, Log: log, Metrics: o.Metrics}}
+		TTL: ttl, Log: log, Metrics: o.Metrics, RuleName: o.RuleName}}
 	if o.WebhookURL != "" {
 		channels = append(channels, &Webhook{URL: o.WebhookURL, Secret: []byte(o.WebhookSecret), Client: o.HTTPClient, Now: o.Clock})
 	}

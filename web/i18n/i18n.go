@@ -5,11 +5,13 @@ package i18n
 
 import (
 	"bytes"
+	"embed"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -20,11 +22,30 @@ var Languages = []string{"ko", "en"}
 // Catalogs holds every string a person reads, by language and key.
 type Catalogs map[string]map[string]string
 
-// Load reads i18n/<lang>.json from fsys for every language.
+//go:embed *.json
+var files embed.FS
+
+var builtin = sync.OnceValues(func() (Catalogs, error) { return Load(files) })
+
+// Builtin is the catalogue carehub ships (ko.json and en.json beside this
+// file), read once: the console's pages and the texts of a push (the
+// rule's name on a lock screen) come from the same words.
+func Builtin() (Catalogs, error) { return builtin() }
+
+// RuleName is the catalogue's name for rule in lang ("rulename.<rule>"), the
+// rule id itself when the catalogue has none.
+func (cs Catalogs) RuleName(lang, rule string) string {
+	if s, ok := cs[lang]["rulename."+rule]; ok {
+		return s
+	}
+	return rule
+}
+
+// Load reads <lang>.json from fsys for every language.
 func Load(fsys fs.FS) (Catalogs, error) {
 	cs := Catalogs{}
 	for _, lang := range Languages {
-		b, err := fs.ReadFile(fsys, "i18n/"+lang+".json")
+		b, err := fs.ReadFile(fsys, lang+".json")
 		if err != nil {
 			return nil, err
 		}
