@@ -166,7 +166,7 @@ func New(o Options) (*Writer, error) {
 		}
 	}
 	w.streams = []*streamWriter{
-		{w: w, stream: model.StreamReadings, measurement: influx.MeasurementReadings, encode: readingLine},
+		{w: w, stream: model.StreamReadings, measurement: influx.MeasurementReadings, encode: readingLines(o.Erased)},
 		{w: w, stream: model.StreamEvents, measurement: influx.MeasurementEvents, encode: eventLine},
 		{w: w, stream: model.StreamStatus, measurement: influx.MeasurementStatus, encode: statusLine},
 		{w: w, stream: model.StreamAlerts, measurement: influx.MeasurementAlerts, encode: alertLine, matches: alertSubjectMatches},
@@ -263,10 +263,13 @@ type streamWriter struct {
 // encoding overlap InfluxDB's write instead of waiting for it, and memory
 // stays bounded.
 type batch struct {
-	msgs      []jetstream.Msg
-	ends      []int    // ends[i] is where msgs[i]'s line ends in buf
-	times     []int64  // the point time (Unix ns) of msgs[i]
-	rids      []string // the resident of msgs[i]
+	msgs  []jetstream.Msg
+	ends  []int    // ends[i] is where msgs[i]'s line ends in buf
+	times []int64  // the point time (Unix ns) of msgs[i]
+	rids  []string // the resident of msgs[i]
+	// others[i] are the other residents of msgs[i], a partition batch;
+	// nil for most messages.
+	others    map[int][]string
 	buf       []byte
 	first     time.Time // when the batch's first message arrived
 	keepalive time.Time // last InProgress for the batch
@@ -275,6 +278,7 @@ type batch struct {
 func (b *batch) reset() {
 	clear(b.msgs) // let the messages go
 	b.msgs, b.ends, b.times, b.buf, b.rids = b.msgs[:0], b.ends[:0], b.times[:0], b.buf[:0], b.rids[:0]
+	clear(b.others)
 }
 
 // batchesPerStream: one filling, one queued, one being written.
@@ -394,6 +398,12 @@ func (s *streamWriter) add(ctx context.Context, m jetstream.Msg, fetchStart time
 	b.ends = append(b.ends, len(b.buf))
 	b.times = append(b.times, lineTime(b.buf[before:]))
 	b.rids = append(b.rids, ids.resident)
+	if len(ids.others) > 0 {
+		if b.others == nil {
+			b.others = map[int][]string{}
+		}
+		b.others[len(b.msgs)-1] = ids.others
+	}
 }
 
 // lineTime reads the timestamp (ms) at the end of a line-protocol line.
@@ -514,13 +524,34 @@ const (
 
 // pointIDs are the ids a message's body names that its subject names too:
 // the resident and device of a reading, event or status; the resident and
-// severity of an alert transition.
-type pointIDs struct{ resident, device, severity string }
+// severity of an alert transition. A batch of readings may hold several
+// devices' (manyDevices) and, on a partition's subject, several
+// residents' (others).
+type pointIDs struct {
+	resident, device, severity string
+	others                     []string
+	manyDevices                bool
+}
 
 // deviceSubjectMatches checks a reading, event or status subject
-// (care.{readings|events|status}.{resident}.{device}, or a batch's).
+// (care.{readings|events|status}.{resident}.{device}, or a batch's: a
+// resident's, or a partition's, which every resident must belong to).
 func deviceSubjectMatches(subject string, ids pointIDs) bool {
-	return model.SubjectMatchesIDs(subject, ids.resident, ids.device)
+	if !model.SubjectMatchesIDs(subject, ids.resident, ids.device) {
+		return false
+	}
+	if !ids.manyDevices {
+		return true
+	}
+	if !strings.HasPrefix(subject, model.PrefixReadingsBatch) {
+		return false
+	}
+	for _, r := range ids.others {
+		if !model.SubjectMatchesIDs(subject, r, ids.device) {
+			return false
+		}
+	}
+	return true
 }
 
 // alertSubjectMatches checks an alert subject, care.alerts.{resident}.{severity}.
@@ -560,13 +591,25 @@ func (s *streamWriter) drop(m jetstream.Msg, reason string) {
 	_ = m.Ack()
 }
 
-// anyErased reports whether a message of msgs[lo:hi] belongs to a resident
-// erased since it was added to the batch.
+// anyErased reports whether a message of msgs[lo:hi] holds a reading of a
+// resident erased since it was added to the batch.
 func (s *streamWriter) anyErased(b *batch, lo, hi int) bool {
 	if s.w.o.Erased == nil {
 		return false
 	}
-	for _, rid := range b.rids[lo:hi] {
+	for i := lo; i < hi; i++ {
+		if s.erasedIn(b, i) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *streamWriter) erasedIn(b *batch, i int) bool {
+	if s.w.o.Erased(b.rids[i]) {
+		return true
+	}
+	for _, rid := range b.others[i] {
 		if s.w.o.Erased(rid) {
 			return true
 		}
@@ -575,11 +618,13 @@ func (s *streamWriter) anyErased(b *batch, lo, hi int) bool {
 }
 
 // writeWithoutErased drops the erased residents' messages of msgs[lo:hi]
-// and writes the runs between them.
+// and writes the runs between them. A partition batch that also holds
+// others' readings is not dropped but handed back (Nak): redelivered, it
+// is encoded again without the erased resident's readings.
 func (s *streamWriter) writeWithoutErased(ctx context.Context, b *batch, lo, hi int) error {
 	run := lo
 	for i := lo; i <= hi; i++ {
-		if i < hi && !s.w.o.Erased(b.rids[i]) {
+		if i < hi && !s.erasedIn(b, i) {
 			continue
 		}
 		if run < i {
@@ -588,7 +633,11 @@ func (s *streamWriter) writeWithoutErased(ctx context.Context, b *batch, lo, hi 
 			}
 		}
 		if i < hi {
-			s.drop(b.msgs[i], DropErasedResident)
+			if len(b.others[i]) > 0 {
+				_ = b.msgs[i].Nak()
+			} else {
+				s.drop(b.msgs[i], DropErasedResident)
+			}
 		}
 		run = i + 1
 	}
