@@ -253,6 +253,8 @@ type streamWriter struct {
 	written     *metrics.Counter
 	lag         *metrics.Gauge
 
+	perMsg float64 // points per message, a moving average
+
 	cur  *batch      // the batch being filled
 	full chan *batch // batches handed to the write loop
 	free chan *batch // written batches, for reuse
@@ -267,6 +269,8 @@ type batch struct {
 	ends  []int    // ends[i] is where msgs[i]'s line ends in buf
 	times []int64  // the point time (Unix ns) of msgs[i]
 	rids  []string // the resident of msgs[i]
+	// points counts the lines in buf: a batch of readings makes several.
+	points int
 	// others[i] are the other residents of msgs[i], a partition batch;
 	// nil for most messages.
 	others    map[int][]string
@@ -279,6 +283,7 @@ func (b *batch) reset() {
 	clear(b.msgs) // let the messages go
 	b.msgs, b.ends, b.times, b.buf, b.rids = b.msgs[:0], b.ends[:0], b.times[:0], b.buf[:0], b.rids[:0]
 	clear(b.others)
+	b.points = 0
 }
 
 // batchesPerStream: one filling, one queued, one being written.
@@ -302,7 +307,7 @@ func (s *streamWriter) run(ctx context.Context) {
 		defer close(written)
 		for b := range s.full {
 			if s.writeBatch(drainCtx, b) == nil {
-				s.w.batchPts.Observe(float64(len(b.msgs)))
+				s.w.batchPts.Observe(float64(b.points))
 			}
 			b.reset()
 			s.free <- b
@@ -333,7 +338,9 @@ func (s *streamWriter) run(ctx context.Context) {
 		// client has already given up on (it would sit un-acked until
 		// AckWait). Shutdown waits at most one BatchInterval for it.
 		fetchStart := time.Now()
-		fetched, err := s.cons.Fetch(bs-len(s.cur.msgs), jetstream.FetchMaxWait(wait))
+		// BatchSize counts points: messages that are batches of readings
+		// fill it faster, so fetch as many as should make up the rest.
+		fetched, err := s.cons.Fetch(max(1, int(float64(bs-s.cur.points)/max(s.perMsg, 1))), jetstream.FetchMaxWait(wait))
 		if err == nil {
 			for m := range fetched.Messages() {
 				s.add(ctx, m, fetchStart)
@@ -347,7 +354,7 @@ func (s *streamWriter) run(ctx context.Context) {
 		} else {
 			fetchFailures = 0
 		}
-		if len(s.cur.msgs) >= bs || (len(s.cur.msgs) > 0 && time.Since(s.cur.first) >= s.w.o.BatchInterval) {
+		if s.cur.points >= bs || (len(s.cur.msgs) > 0 && time.Since(s.cur.first) >= s.w.o.BatchInterval) {
 			s.flush(ctx)
 		}
 	}
@@ -397,6 +404,9 @@ func (s *streamWriter) add(ctx context.Context, m jetstream.Msg, fetchStart time
 	b.msgs = append(b.msgs, m)
 	b.ends = append(b.ends, len(b.buf))
 	b.times = append(b.times, lineTime(b.buf[before:]))
+	lines := bytes.Count(b.buf[before:], []byte{'\n'})
+	b.points += lines
+	s.perMsg += (float64(lines) - s.perMsg) / 16
 	b.rids = append(b.rids, ids.resident)
 	if len(ids.others) > 0 {
 		if b.others == nil {
@@ -589,59 +599,6 @@ func (s *streamWriter) drop(m jetstream.Msg, reason string) {
 	}
 	ev.Str("stream", s.stream).Str("reason", reason).Msg("message dropped by the influx writer")
 	_ = m.Ack()
-}
-
-// anyErased reports whether a message of msgs[lo:hi] holds a reading of a
-// resident erased since it was added to the batch.
-func (s *streamWriter) anyErased(b *batch, lo, hi int) bool {
-	if s.w.o.Erased == nil {
-		return false
-	}
-	for i := lo; i < hi; i++ {
-		if s.erasedIn(b, i) {
-			return true
-		}
-	}
-	return false
-}
-
-func (s *streamWriter) erasedIn(b *batch, i int) bool {
-	if s.w.o.Erased(b.rids[i]) {
-		return true
-	}
-	for _, rid := range b.others[i] {
-		if s.w.o.Erased(rid) {
-			return true
-		}
-	}
-	return false
-}
-
-// writeWithoutErased drops the erased residents' messages of msgs[lo:hi]
-// and writes the runs between them. A partition batch that also holds
-// others' readings is not dropped but handed back (Nak): redelivered, it
-// is encoded again without the erased resident's readings.
-func (s *streamWriter) writeWithoutErased(ctx context.Context, b *batch, lo, hi int) error {
-	run := lo
-	for i := lo; i <= hi; i++ {
-		if i < hi && !s.erasedIn(b, i) {
-			continue
-		}
-		if run < i {
-			if err := s.write(ctx, b, run, i); err != nil {
-				return err
-			}
-		}
-		if i < hi {
-			if len(b.others[i]) > 0 {
-				_ = b.msgs[i].Nak()
-			} else {
-				s.drop(b.msgs[i], DropErasedResident)
-			}
-		}
-		run = i + 1
-	}
-	return nil
 }
 
 // Fence returns once every InfluxDB write that began before it was called
