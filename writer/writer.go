@@ -478,7 +478,7 @@ func (s *streamWriter) write(ctx context.Context, b *batch, lo, hi int) error {
 					s.w.stored.Observe(float64(now-t) / 1e9)
 				}
 			}
-			s.written.Add(float64(hi - lo))
+			s.written.Add(float64(bytes.Count(body, []byte{'\n'}))) // points: a batch of readings is several
 			return nil
 		}
 		if ctx.Err() != nil {
