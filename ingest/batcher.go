@@ -77,7 +77,7 @@ func (b *batcher) add(ctx context.Context, rs []model.Reading) *readingBatch {
 	defer p.mu.Unlock()
 	cb := p.cur
 	if cb == nil {
-		cb = &readingBatch{part: n, rs: make([]model.Reading, 0, b.max), done: make(chan struct{})}
+		cb = &readingBatch{part: n, rs: make([]model.Reading, 0, min(b.max, 16)), done: make(chan struct{})}
 		p.cur = cb
 		cb.timer = time.AfterFunc(b.delay, func() {
 			p.mu.Lock()
