@@ -63,6 +63,10 @@ const (
 	DefaultBufferAge = 7 * 24 * time.Hour
 	// DefaultAuditRetention is the legal minimum for the access trail.
 	DefaultAuditRetention = 2 * 365 * 24 * time.Hour
+	// DefaultIngestBatch is the most readings the intake puts into one
+	// JetStream message of a partition (CARE_INGEST_BATCH; issue 14 item 2,
+	// docs/performance.md).
+	DefaultIngestBatch = 256
 	// DefaultMaxRecords is the most records one telemetry message may hold
 	// (docs/device-protocol.md): a device a minute apart catching up on
 	// 16 hours, or one sending 4 metrics a minute as SenML on 4 hours.
@@ -340,7 +344,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxExports:        p.int("CARE_MAX_EXPORTS", 2),
 	}
 	c.MaxRecords = p.int("CARE_MAX_RECORDS", DefaultMaxRecords)
-	c.IngestBatch = p.int("CARE_INGEST_BATCH", 0)
+	c.IngestBatch = p.int("CARE_INGEST_BATCH", DefaultIngestBatch)
 	c.IngestBatchDelay = p.duration("CARE_INGEST_BATCH_DELAY", 2*time.Millisecond)
 	c.DeviceRate = p.int("CARE_DEVICE_RATE", DefaultDeviceRate)
 	c.DeviceBurst = p.int("CARE_DEVICE_BURST", DefaultDeviceBurst)
