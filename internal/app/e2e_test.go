@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
@@ -87,7 +86,7 @@ func TestReadingEndToEnd(t *testing.T) {
 	// device's subject, or, with CARE_INGEST_BATCH, a batch on the
 	// resident's partition (contract §3).
 	want := model.ReadingSubject(d.ResidentID, d.ID)
-	if os.Getenv("CARE_INGEST_BATCH") != "" && os.Getenv("CARE_INGEST_BATCH") != "0" {
+	if a.Config.IngestBatch > 0 {
 		want = model.ReadingPartitionSubject(model.ReadingPartition(d.ResidentID))
 	}
 	sub, err := a.NC.SubscribeSync(want)
