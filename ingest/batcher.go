@@ -57,13 +57,13 @@ type readingBatch struct {
 	err   error
 }
 
-func newBatcher(in *Intake, max int, delay time.Duration) *batcher {
+func newBatcher(in *Intake, size int, delay time.Duration) *batcher {
 	if delay <= 0 {
 		delay = DefaultBatchDelay
 	}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	return &batcher{in: in, max: max, delay: delay, idPfx: "rb-" + hex.EncodeToString(id[:]) + "-"}
+	return &batcher{in: in, max: size, delay: delay, idPfx: "rb-" + hex.EncodeToString(id[:]) + "-"}
 }
 
 // add puts one device message's readings, all of one resident, into their

@@ -19,7 +19,7 @@ import (
 
 // batchIntake is an intake that batches, over real JetStream, with one
 // wearable per resident id given.
-func batchIntake(t *testing.T, max int, delay time.Duration, residents ...string) (*Intake, jetstream.JetStream) {
+func batchIntake(t *testing.T, size int, delay time.Duration, residents ...string) (*Intake, jetstream.JetStream) {
 	t.Helper()
 	nc, js := testenv.JetStream(t, testenv.NATS(t))
 	devs := fakeDevices{}
@@ -28,7 +28,7 @@ func batchIntake(t *testing.T, max int, delay time.Duration, residents ...string
 	}
 	in, err := New(Options{NC: nc, Devices: devs, Presence: nopPresence{}, Metrics: metrics.New(), Log: zerolog.Nop(),
 		Limits: decode.Limits{MaxPayload: 64 << 10, MaxAge: time.Hour, MaxFuture: time.Minute, MaxRecords: 100},
-		Quota:  Quota{Rate: 1e6, Burst: 1e6, EventRate: 1e6, EventBurst: 1e6}, BatchReadings: max, BatchDelay: delay})
+		Quota:  Quota{Rate: 1e6, Burst: 1e6, EventRate: 1e6, EventBurst: 1e6}, BatchReadings: size, BatchDelay: delay})
 	if err != nil {
 		t.Fatal(err)
 	}
