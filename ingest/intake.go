@@ -59,6 +59,15 @@ type Options struct {
 	// window makes Take wait: back-pressure towards whoever feeds the
 	// intake. <= 0 means DefaultMaxInFlight.
 	PublishWindow, EventWindow int
+
+	// BatchReadings, when > 0, makes the intake collect the readings of
+	// many device messages into one JetStream message per partition
+	// (model.ReadingPartitionSubject), flushed at BatchReadings readings or
+	// BatchDelay after its first (<= 0: DefaultBatchDelay). Each device
+	// message is acknowledged once its batch is stored. 0 publishes one
+	// JetStream message per device message.
+	BatchReadings int
+	BatchDelay    time.Duration
 }
 
 // DefaultMaxInFlight fits Mosquitto's production setting of
@@ -80,6 +89,7 @@ type Intake struct {
 	evQuota *buckets            // everyday events and status reports, in messages
 	m       intakeMetrics
 	limiter *logLimiter
+	batch   *batcher // nil: one JetStream message per device message
 }
 
 type intakeMetrics struct {
@@ -89,6 +99,8 @@ type intakeMetrics struct {
 	publishLat *metrics.Histogram
 	lag        *metrics.Histogram
 	retries    *metrics.Counter
+	// batchReadings is the size of the cross-device batches.
+	batchReadings *metrics.Histogram
 }
 
 // New builds the intake from its options.
@@ -133,6 +145,11 @@ func New(o Options) (*Intake, error) {
 		publishLat: r.Histogram("carehub_ingest_jetstream_publish_seconds", "MQTT arrival to JetStream confirmation.", metrics.DefBuckets).With(),
 		lag:        r.Histogram("carehub_ingest_device_lag_seconds", "Reading timestamp to JetStream confirmation (device clock permitting).", metrics.DefBuckets).With(),
 		retries:    r.Counter("carehub_ingest_jetstream_retries_total", "JetStream publishes retried after a failure.").With(),
+		batchReadings: r.Histogram("carehub_ingest_batch_readings", "Readings per cross-device JetStream batch (CARE_INGEST_BATCH).",
+			[]float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}).With(),
+	}
+	if o.BatchReadings > 0 {
+		in.batch = newBatcher(in, o.BatchReadings, o.BatchDelay)
 	}
 	for _, reason := range model.RejectReasons {
 		in.m.rejected.With(reason) // present at zero, so dashboards see every reason
@@ -147,6 +164,7 @@ type Pending struct {
 	in    *Intake
 	js    jetstream.JetStream // the publish window the messages went into
 	pubs  []pendingPub
+	batch *readingBatch // the batch holding the message's readings, if any
 	start time.Time
 }
 
@@ -185,6 +203,11 @@ func (pd *Pending) Confirm(ctx context.Context) error {
 	for i := range pd.pubs {
 		if !pd.in.confirm(ctx, pd.js, &pd.pubs[i]) {
 			return context.Cause(ctx)
+		}
+	}
+	if pd.batch != nil {
+		if err := pd.batch.wait(); err != nil {
+			return err
 		}
 	}
 	pd.in.m.publishLat.Observe(time.Since(pd.start).Seconds())

@@ -75,12 +75,13 @@ func (in *Intake) Take(ctx context.Context, topic string, payload []byte, conten
 
 	pd := &Pending{in: in, js: in.js, start: now}
 	var rejects []decode.Reject
+	var readings []model.Reading
 	switch kind {
 	case model.TopicTelemetry:
 		samples, rej := decode.Telemetry(deviceID, payload, contentType, now, in.o.Limits)
 		rejects = rej
 		var latest time.Time
-		readings := make([]model.Reading, 0, len(samples))
+		readings = make([]model.Reading, 0, len(samples))
 		for _, s := range samples {
 			readings = append(readings, model.Reading{ResidentID: dev.ResidentID, HomeID: dev.HomeID, DeviceID: dev.ID, DeviceKind: dev.Kind, TS: s.TS, Values: s.Values})
 			in.m.values.Add(float64(len(s.Values)))
@@ -88,7 +89,9 @@ func (in *Intake) Take(ctx context.Context, topic string, payload []byte, conten
 				latest = s.TS
 			}
 		}
-		pd.pubs = readingMsgs(pd.pubs, readings)
+		if in.batch == nil {
+			pd.pubs = readingMsgs(pd.pubs, readings)
+		}
 		if !latest.IsZero() {
 			in.o.Presence.Seen(deviceID, now)
 		}
@@ -135,8 +138,9 @@ func (in *Intake) Take(ctx context.Context, topic string, payload []byte, conten
 	for _, r := range rejects {
 		in.reject(deviceID, topic, kind, r, now)
 	}
+	batched := in.batch != nil && len(readings) > 0
 	switch {
-	case len(pd.pubs) == 0:
+	case len(pd.pubs) == 0 && !batched:
 		in.m.messages.With(kind, "rejected").Inc()
 		return nil
 	case len(rejects) > 0:
@@ -146,6 +150,9 @@ func (in *Intake) Take(ctx context.Context, topic string, payload []byte, conten
 	}
 	for i := range pd.pubs {
 		pd.pubs[i].fut = in.publish(ctx, pd.js, pd.pubs[i].msg)
+	}
+	if batched {
+		pd.batch = in.batch.add(ctx, readings)
 	}
 	return pd
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -39,36 +40,51 @@ func decodeJSONObject(data []byte, v any) error {
 	return json.Unmarshal(data, v)
 }
 
-// readingLine encodes a message of CARE_READINGS, a single reading or a
-// batch (contract §3), as one line per reading. A batch is stored or set
-// aside whole: one reading of it that makes no point dead-letters the
-// message, as the message is what JetStream acks. Ingest publishes one
-// batch per device message, so its readings name one resident and device;
-// a batch that mixes them names none, and admit drops it as forged.
-func readingLine(buf, data []byte, _ nats.Header) ([]byte, pointIDs, error) {
-	if len(data) == 0 || data[0] != '{' {
-		return buf, pointIDs{}, errNotJSONObject
-	}
-	rs, err := model.UnmarshalReadings(data, nil)
-	if err != nil {
-		return buf, pointIDs{}, err
-	}
-	start := len(buf)
-	var ids pointIDs
-	for i, r := range rs {
-		if err := checkPointIDs(r.ResidentID, r.HomeID, r.DeviceID); err != nil {
-			return buf[:start], pointIDs{}, err
+// readingLines returns the encoder of CARE_READINGS messages, a single
+// reading or a batch (contract §3), as one line per reading. A batch is
+// stored or set aside whole: one reading of it that makes no point
+// dead-letters the message, as the message is what JetStream acks. The
+// readings of residents erased says are left out (a partition batch holds
+// several residents'); a message left with none names its first resident,
+// whom admit then drops as erased. The ids name the first reading kept;
+// ids.others the other residents, and ids.manyDevices says whether several
+// devices' readings are in it, which only a batch subject admits.
+func readingLines(erased func(string) bool) func(buf, data []byte, _ nats.Header) ([]byte, pointIDs, error) {
+	return func(buf, data []byte, _ nats.Header) ([]byte, pointIDs, error) {
+		if len(data) == 0 || data[0] != '{' {
+			return buf, pointIDs{}, errNotJSONObject
 		}
-		if i == 0 {
-			ids = pointIDs{resident: r.ResidentID, device: r.DeviceID}
-		} else if ids != (pointIDs{resident: r.ResidentID, device: r.DeviceID}) {
-			ids = pointIDs{}
+		rs, err := model.UnmarshalReadings(data, nil)
+		if err != nil {
+			return buf, pointIDs{}, err
 		}
-		if buf, err = influx.EncodeReading(buf, r); err != nil {
-			return buf[:start], pointIDs{}, err
+		start := len(buf)
+		var ids pointIDs
+		for _, r := range rs {
+			if err := checkPointIDs(r.ResidentID, r.HomeID, r.DeviceID); err != nil {
+				return buf[:start], pointIDs{}, err
+			}
+			if erased != nil && erased(r.ResidentID) {
+				continue
+			}
+			switch {
+			case ids.resident == "":
+				ids.resident, ids.device = r.ResidentID, r.DeviceID
+			case r.ResidentID != ids.resident && !slices.Contains(ids.others, r.ResidentID):
+				ids.others = append(ids.others, r.ResidentID)
+				ids.manyDevices = true
+			case r.DeviceID != ids.device:
+				ids.manyDevices = true
+			}
+			if buf, err = influx.EncodeReading(buf, r); err != nil {
+				return buf[:start], pointIDs{}, err
+			}
 		}
+		if ids.resident == "" && len(rs) > 0 { // every reading was an erased resident's
+			ids.resident, ids.device = rs[0].ResidentID, rs[0].DeviceID
+		}
+		return buf, ids, nil
 	}
-	return buf, ids, nil
 }
 
 func eventLine(buf, data []byte, _ nats.Header) ([]byte, pointIDs, error) {

@@ -166,7 +166,7 @@ func New(o Options) (*Writer, error) {
 		}
 	}
 	w.streams = []*streamWriter{
-		{w: w, stream: model.StreamReadings, measurement: influx.MeasurementReadings, encode: readingLine},
+		{w: w, stream: model.StreamReadings, measurement: influx.MeasurementReadings, encode: readingLines(o.Erased)},
 		{w: w, stream: model.StreamEvents, measurement: influx.MeasurementEvents, encode: eventLine},
 		{w: w, stream: model.StreamStatus, measurement: influx.MeasurementStatus, encode: statusLine},
 		{w: w, stream: model.StreamAlerts, measurement: influx.MeasurementAlerts, encode: alertLine, matches: alertSubjectMatches},
@@ -253,6 +253,8 @@ type streamWriter struct {
 	written     *metrics.Counter
 	lag         *metrics.Gauge
 
+	perMsg float64 // points per message, a moving average
+
 	cur  *batch      // the batch being filled
 	full chan *batch // batches handed to the write loop
 	free chan *batch // written batches, for reuse
@@ -263,10 +265,15 @@ type streamWriter struct {
 // encoding overlap InfluxDB's write instead of waiting for it, and memory
 // stays bounded.
 type batch struct {
-	msgs      []jetstream.Msg
-	ends      []int    // ends[i] is where msgs[i]'s line ends in buf
-	times     []int64  // the point time (Unix ns) of msgs[i]
-	rids      []string // the resident of msgs[i]
+	msgs  []jetstream.Msg
+	ends  []int    // ends[i] is where msgs[i]'s line ends in buf
+	times []int64  // the point time (Unix ns) of msgs[i]
+	rids  []string // the resident of msgs[i]
+	// points counts the lines in buf: a batch of readings makes several.
+	points int
+	// others[i] are the other residents of msgs[i], a partition batch;
+	// nil for most messages.
+	others    map[int][]string
 	buf       []byte
 	first     time.Time // when the batch's first message arrived
 	keepalive time.Time // last InProgress for the batch
@@ -275,6 +282,8 @@ type batch struct {
 func (b *batch) reset() {
 	clear(b.msgs) // let the messages go
 	b.msgs, b.ends, b.times, b.buf, b.rids = b.msgs[:0], b.ends[:0], b.times[:0], b.buf[:0], b.rids[:0]
+	clear(b.others)
+	b.points = 0
 }
 
 // batchesPerStream: one filling, one queued, one being written.
@@ -298,7 +307,7 @@ func (s *streamWriter) run(ctx context.Context) {
 		defer close(written)
 		for b := range s.full {
 			if s.writeBatch(drainCtx, b) == nil {
-				s.w.batchPts.Observe(float64(len(b.msgs)))
+				s.w.batchPts.Observe(float64(b.points))
 			}
 			b.reset()
 			s.free <- b
@@ -329,7 +338,9 @@ func (s *streamWriter) run(ctx context.Context) {
 		// client has already given up on (it would sit un-acked until
 		// AckWait). Shutdown waits at most one BatchInterval for it.
 		fetchStart := time.Now()
-		fetched, err := s.cons.Fetch(bs-len(s.cur.msgs), jetstream.FetchMaxWait(wait))
+		// BatchSize counts points: messages that are batches of readings
+		// fill it faster, so fetch as many as should make up the rest.
+		fetched, err := s.cons.Fetch(max(1, int(float64(bs-s.cur.points)/max(s.perMsg, 1))), jetstream.FetchMaxWait(wait))
 		if err == nil {
 			for m := range fetched.Messages() {
 				s.add(ctx, m, fetchStart)
@@ -343,7 +354,7 @@ func (s *streamWriter) run(ctx context.Context) {
 		} else {
 			fetchFailures = 0
 		}
-		if len(s.cur.msgs) >= bs || (len(s.cur.msgs) > 0 && time.Since(s.cur.first) >= s.w.o.BatchInterval) {
+		if s.cur.points >= bs || (len(s.cur.msgs) > 0 && time.Since(s.cur.first) >= s.w.o.BatchInterval) {
 			s.flush(ctx)
 		}
 	}
@@ -393,7 +404,16 @@ func (s *streamWriter) add(ctx context.Context, m jetstream.Msg, fetchStart time
 	b.msgs = append(b.msgs, m)
 	b.ends = append(b.ends, len(b.buf))
 	b.times = append(b.times, lineTime(b.buf[before:]))
+	lines := bytes.Count(b.buf[before:], []byte{'\n'})
+	b.points += lines
+	s.perMsg += (float64(lines) - s.perMsg) / 16
 	b.rids = append(b.rids, ids.resident)
+	if len(ids.others) > 0 {
+		if b.others == nil {
+			b.others = map[int][]string{}
+		}
+		b.others[len(b.msgs)-1] = ids.others
+	}
 }
 
 // lineTime reads the timestamp (ms) at the end of a line-protocol line.
@@ -458,7 +478,7 @@ func (s *streamWriter) write(ctx context.Context, b *batch, lo, hi int) error {
 					s.w.stored.Observe(float64(now-t) / 1e9)
 				}
 			}
-			s.written.Add(float64(hi - lo))
+			s.written.Add(float64(bytes.Count(body, []byte{'\n'}))) // points: a batch of readings is several
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -514,13 +534,34 @@ const (
 
 // pointIDs are the ids a message's body names that its subject names too:
 // the resident and device of a reading, event or status; the resident and
-// severity of an alert transition.
-type pointIDs struct{ resident, device, severity string }
+// severity of an alert transition. A batch of readings may hold several
+// devices' (manyDevices) and, on a partition's subject, several
+// residents' (others).
+type pointIDs struct {
+	resident, device, severity string
+	others                     []string
+	manyDevices                bool
+}
 
 // deviceSubjectMatches checks a reading, event or status subject
-// (care.{readings|events|status}.{resident}.{device}, or a batch's).
+// (care.{readings|events|status}.{resident}.{device}, or a batch's: a
+// resident's, or a partition's, which every resident must belong to).
 func deviceSubjectMatches(subject string, ids pointIDs) bool {
-	return model.SubjectMatchesIDs(subject, ids.resident, ids.device)
+	if !model.SubjectMatchesIDs(subject, ids.resident, ids.device) {
+		return false
+	}
+	if !ids.manyDevices {
+		return true
+	}
+	if !strings.HasPrefix(subject, model.PrefixReadingsBatch) {
+		return false
+	}
+	for _, r := range ids.others {
+		if !model.SubjectMatchesIDs(subject, r, ids.device) {
+			return false
+		}
+	}
+	return true
 }
 
 // alertSubjectMatches checks an alert subject, care.alerts.{resident}.{severity}.
@@ -558,41 +599,6 @@ func (s *streamWriter) drop(m jetstream.Msg, reason string) {
 	}
 	ev.Str("stream", s.stream).Str("reason", reason).Msg("message dropped by the influx writer")
 	_ = m.Ack()
-}
-
-// anyErased reports whether a message of msgs[lo:hi] belongs to a resident
-// erased since it was added to the batch.
-func (s *streamWriter) anyErased(b *batch, lo, hi int) bool {
-	if s.w.o.Erased == nil {
-		return false
-	}
-	for _, rid := range b.rids[lo:hi] {
-		if s.w.o.Erased(rid) {
-			return true
-		}
-	}
-	return false
-}
-
-// writeWithoutErased drops the erased residents' messages of msgs[lo:hi]
-// and writes the runs between them.
-func (s *streamWriter) writeWithoutErased(ctx context.Context, b *batch, lo, hi int) error {
-	run := lo
-	for i := lo; i <= hi; i++ {
-		if i < hi && !s.w.o.Erased(b.rids[i]) {
-			continue
-		}
-		if run < i {
-			if err := s.write(ctx, b, run, i); err != nil {
-				return err
-			}
-		}
-		if i < hi {
-			s.drop(b.msgs[i], DropErasedResident)
-		}
-		run = i + 1
-	}
-	return nil
 }
 
 // Fence returns once every InfluxDB write that began before it was called

@@ -277,13 +277,26 @@ func (e *Engine) evaluate(msg jetstream.Msg) ([]rules.Signal, error) {
 		var sigs []rules.Signal
 		for _, r := range rs {
 			// Every reading of a batch must belong to the subject's
-			// resident: one forged element drops the whole message.
-			if err := e.admit(subj, r.ResidentID, r.DeviceID); err != nil {
-				return nil, err
+			// resident or partition: one forged element drops the whole
+			// message.
+			if !model.SubjectMatchesIDs(subj, r.ResidentID, r.DeviceID) {
+				return nil, dropError(DropSubjectMismatch)
 			}
 		}
+		// A partition batch holds many residents' readings: an erased
+		// resident's are skipped, the others' evaluated, in the order
+		// they were published (one resident's readings are in one
+		// partition, in arrival order).
+		evaluated := 0
 		for _, r := range rs {
+			if !e.monitored(r.ResidentID) {
+				continue
+			}
+			evaluated++
 			sigs = append(sigs, e.ev.Reading(r, r.DeviceKind)...)
+		}
+		if evaluated == 0 {
+			return nil, dropError(DropUnknownResident)
 		}
 		return sigs, nil
 	case strings.HasPrefix(subj, model.PrefixEvents):

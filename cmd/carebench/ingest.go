@@ -27,6 +27,7 @@ type ingestFlags struct {
 	compare                          string
 	storm                            bool
 	sampleEvery                      time.Duration
+	ingestBatch                      int
 }
 
 // benchIngest measures messages stored per second end to end, device lag
@@ -39,6 +40,7 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&f.conns, "conns", 4, "loader connections")
 	fs.IntVar(&f.values, "values", 3, "values per message")
 	fs.IntVar(&f.mqttConns, "carehub-conns", 4, "carehub's subscriber connections (CARE_MQTT_CONNECTIONS)")
+	fs.IntVar(&f.ingestBatch, "ingest-batch", -1, "readings per cross-device JetStream batch (CARE_INGEST_BATCH; 0 = off, -1 = carehub's default)")
 	fs.BoolVar(&f.embedded, "embedded", false, "devices publish to carehub's embedded broker (one connection each) instead of Mosquitto; no broker-only run")
 	fs.Float64Var(&f.pacedRate, "paced-rate", 0, "then a steady load at this many msgs/s, to measure lag without a backlog (0 = half the rate measured, -1 = skip)")
 	fs.DurationVar(&f.pacedFor, "paced-for", 15*time.Second, "how long the steady load lasts (0 = skip it)")
@@ -101,6 +103,9 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// them, far over a real device's quota (CARE_DEVICE_RATE): the bench
 	// measures carehub's throughput, not the quota.
 	vars := map[string]string{"CARE_MQTT_CONNECTIONS": fmt.Sprint(f.mqttConns), "CARE_DEVICE_RATE": "1000000", "CARE_DEVICE_BURST": "1000000"}
+	if f.ingestBatch >= 0 {
+		vars["CARE_INGEST_BATCH"] = fmt.Sprint(f.ingestBatch)
+	}
 	external := broker
 	if f.embedded {
 		listen := fmt.Sprintf("127.0.0.1:%d", freePort())

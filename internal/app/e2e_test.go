@@ -82,19 +82,28 @@ func TestReadingEndToEnd(t *testing.T) {
 		p, ok := a.Presence.Presence(d.ID)
 		return ok && p.Online && p.BatteryPct != nil && *p.BatteryPct == 81
 	})
-	// The contract's JetStream message shape.
-	sub, err := a.NC.SubscribeSync(model.ReadingSubject(d.ResidentID, d.ID))
+	// The contract's JetStream message shape: a single reading on the
+	// device's subject, or, with CARE_INGEST_BATCH, a batch on the
+	// resident's partition (contract §3).
+	want := model.ReadingSubject(d.ResidentID, d.ID)
+	if a.Config.IngestBatch > 0 {
+		want = model.ReadingPartitionSubject(model.ReadingPartition(d.ResidentID))
+	}
+	sub, err := a.NC.SubscribeSync(want)
 	if err != nil {
 		t.Fatal(err)
 	}
 	publish(t, c, d.MQTT.TopicPrefix+"telemetry", []byte(`{"values":{"heart_rate":70}}`))
 	msg, err := sub.NextMsg(10 * time.Second)
 	if err != nil {
-		t.Fatalf("no message on care.readings: %v", err)
+		t.Fatalf("no message on %s: %v", want, err)
 	}
 	var r map[string]any
 	if err := json.Unmarshal(msg.Data, &r); err != nil {
 		t.Fatal(err)
+	}
+	if b, ok := r["readings"].([]any); ok && len(b) > 0 {
+		r, _ = b[0].(map[string]any)
 	}
 	for _, k := range []string{"resident_id", "home_id", "device_id", "device_kind", "ts", "values"} {
 		if _, ok := r[k]; !ok {

@@ -43,6 +43,11 @@ func env(t *testing.T, influxURL, db string, extra map[string]string) map[string
 		"CARE_BATCH_INTERVAL":   "50ms",
 		"CARE_LOG_LEVEL":        "warn",
 	}
+	// CARE_INGEST_BATCH in the tests' environment runs them with
+	// cross-device batching (issue 14 item 2).
+	if v := os.Getenv("CARE_INGEST_BATCH"); v != "" {
+		m["CARE_INGEST_BATCH"] = v
+	}
 	for k, v := range extra {
 		m[k] = v
 	}

@@ -25,7 +25,8 @@ func (a *App) newIntake(n *natsParts, reg *devices.Registry, pres *devices.Prese
 		// every broker.
 		PublishWindow: ingest.DefaultMaxInFlight * max(cfg.MQTTConnections, 1) * max(len(cfg.MQTTURLs()), 1),
 		EventWindow:   ingest.DefaultMaxInFlight * max(len(cfg.MQTTURLs()), 1),
-		Metrics:       a.Metrics, Log: a.Log.With().Str("component", "ingest").Logger(),
+		BatchReadings: cfg.IngestBatch, BatchDelay: cfg.IngestBatchDelay,
+		Metrics: a.Metrics, Log: a.Log.With().Str("component", "ingest").Logger(),
 	})
 }
 

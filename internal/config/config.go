@@ -63,6 +63,10 @@ const (
 	DefaultBufferAge = 7 * 24 * time.Hour
 	// DefaultAuditRetention is the legal minimum for the access trail.
 	DefaultAuditRetention = 2 * 365 * 24 * time.Hour
+	// DefaultIngestBatch is the most readings the intake puts into one
+	// JetStream message of a partition (CARE_INGEST_BATCH; issue 14 item 2,
+	// docs/performance.md).
+	DefaultIngestBatch = 256
 	// DefaultMaxRecords is the most records one telemetry message may hold
 	// (docs/device-protocol.md): a device a minute apart catching up on
 	// 16 hours, or one sending 4 metrics a minute as SenML on 4 hours.
@@ -182,6 +186,11 @@ type Config struct {
 	// MaxRecords is the most records a telemetry message may hold; a
 	// larger array is rejected whole (too_many_records).
 	MaxRecords int
+	// IngestBatch, when > 0, batches the readings of many device messages
+	// into one JetStream message per partition, flushed at IngestBatch
+	// readings or IngestBatchDelay after the first (ingest.Options).
+	IngestBatch      int
+	IngestBatchDelay time.Duration
 	// DeviceRate and DeviceBurst are each device's telemetry quota in
 	// records per second and bucket size; DeviceEventRate and
 	// DeviceEventBurst its quota of everyday events. Past them messages
@@ -335,6 +344,8 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxExports:        p.int("CARE_MAX_EXPORTS", 2),
 	}
 	c.MaxRecords = p.int("CARE_MAX_RECORDS", DefaultMaxRecords)
+	c.IngestBatch = p.int("CARE_INGEST_BATCH", DefaultIngestBatch)
+	c.IngestBatchDelay = p.duration("CARE_INGEST_BATCH_DELAY", 2*time.Millisecond)
 	c.DeviceRate = p.int("CARE_DEVICE_RATE", DefaultDeviceRate)
 	c.DeviceBurst = p.int("CARE_DEVICE_BURST", DefaultDeviceBurst)
 	c.DeviceEventRate = p.int("CARE_DEVICE_EVENT_RATE", DefaultDeviceEventRate)
@@ -425,6 +436,9 @@ func (c Config) validate() []error {
 	}
 	if c.MQTTShareGroup == "" || strings.ContainsAny(c.MQTTShareGroup, "/+#") {
 		fail("CARE_MQTT_SHARE_GROUP=%q: use a plain name without / + #", c.MQTTShareGroup)
+	}
+	if c.IngestBatch < 0 || c.IngestBatch > 10000 || c.IngestBatchDelay <= 0 || c.IngestBatchDelay > time.Second {
+		fail("CARE_INGEST_BATCH=%d, CARE_INGEST_BATCH_DELAY=%s: use 0 (off) to 10000 readings and a delay above 0 and at most 1s", c.IngestBatch, c.IngestBatchDelay)
 	}
 	if c.MQTTConnections < 1 || c.MQTTConnections > 64 {
 		fail("CARE_MQTT_CONNECTIONS=%d: use 1 to 64", c.MQTTConnections)

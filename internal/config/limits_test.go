@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/natsx"
@@ -14,6 +15,9 @@ func TestIngestLimits(t *testing.T) {
 	c, err := Load(env(nil))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.IngestBatch != DefaultIngestBatch || c.IngestBatchDelay != 2*time.Millisecond {
+		t.Errorf("batch defaults: %d, %s", c.IngestBatch, c.IngestBatchDelay)
 	}
 	if c.MaxRecords != 1000 || c.DeviceRate != 20 || c.DeviceBurst != 2000 || c.DeviceEventRate != 2 || c.DeviceEventBurst != 60 || c.NATSMaxStore != 0 || c.StreamMaxBytes != nil {
 		t.Errorf("defaults: %+v", c)
@@ -45,6 +49,8 @@ func TestIngestLimits(t *testing.T) {
 		"burst below the cap":  {map[string]string{"CARE_DEVICE_BURST": "999"}, "a burst of at least CARE_MAX_RECORDS"},
 		"rate zero":            {map[string]string{"CARE_DEVICE_RATE": "0"}, "at least 1 record/s"},
 		"event rate not a num": {map[string]string{"CARE_DEVICE_EVENT_RATE": "fast"}, "whole number"},
+		"batch negative":       {map[string]string{"CARE_INGEST_BATCH": "-1"}, "use 0 (off) to 10000 readings"},
+		"batch delay zero":     {map[string]string{"CARE_INGEST_BATCH_DELAY": "0s"}, "a delay above 0 and at most 1s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(env(tt.env))

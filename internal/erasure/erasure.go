@@ -109,7 +109,15 @@ type Eraser struct {
 	Assignments AssignmentRemover
 	Retention   Retention
 	Clock       func() time.Time // time.Now when nil
+	// BatchWait bounds how long an erasure waits for the consumers of
+	// CARE_READINGS to pass the resident's reading partition
+	// (purgePartition); 0 means DefaultBatchWait.
+	BatchWait time.Duration
 }
+
+// DefaultBatchWait is Eraser.BatchWait's default: the writer's batch
+// interval and the engine's fetch many times over.
+const DefaultBatchWait = 10 * time.Second
 
 // Result is what one erasure did and what it left, and why.
 type Result struct {
@@ -130,6 +138,8 @@ type Result struct {
 	// RetainedUntil is when the last copy of each retained kind is gone,
 	// by stream name.
 	RetainedUntil map[string]time.Time
+
+	batchesLeft bool // partition batches not yet consumed by every consumer
 }
 
 // Retained is one kind of data an erasure leaves, why, and until when.
@@ -198,6 +208,16 @@ func (e *Eraser) Erase(ctx context.Context, rid string) (Result, error) {
 			return res, err
 		}
 		res.Messages = n
+		wait := e.BatchWait
+		if wait <= 0 {
+			wait = DefaultBatchWait
+		}
+		n, left, err := purgePartition(ctx, e.Streams, rid, wait)
+		if err != nil {
+			return res, err
+		}
+		res.Messages += n
+		res.batchesLeft = left
 	} else {
 		res.Skipped = append(res.Skipped, "buffered_messages")
 	}
@@ -273,6 +293,12 @@ func (e *Eraser) retained(res *Result) {
 	}
 	res.RetainedUntil = map[string]time.Time{
 		model.StreamAudit: at.Add(ret.Audit), model.StreamDeadLetter: at.Add(ret.Buffers),
+	}
+	if res.batchesLeft {
+		res.Retained = append(res.Retained, Retained{What: "reading batches of the resident's partition not yet consumed (" + model.StreamReadings + ")",
+			Why:   "they hold other residents' readings a consumer has not yet acknowledged; the writer and the alert engine drop the erased resident's readings (tombstone), and the batches age out",
+			Until: at.Add(ret.Buffers)})
+		res.RetainedUntil[model.StreamReadings] = at.Add(ret.Buffers)
 	}
 	if e.Streams == nil {
 		// Not purged: the buffers age out.

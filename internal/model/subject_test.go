@@ -26,6 +26,9 @@ func TestSubjectMatchesIDs(t *testing.T) {
 		{"care.readings.batch.r1", "r2", "d1", false},
 		{"care.readings.batch.r1.x", "r1", "d1", false},
 		{"care.events.batch.r1", "r1", "d1", false},
+		{ReadingPartitionSubject(ReadingPartition("r1")), "r1", "d1", true},
+		{ReadingPartitionSubject((ReadingPartition("r1") + 1) % ReadingPartitions), "r1", "d1", false},
+		{"care.readings.batch._p99", "r1", "d1", false},
 	} {
 		if got := SubjectMatchesIDs(c.subject, c.rid, c.did); got != c.want {
 			t.Errorf("SubjectMatchesIDs(%q, %q, %q) = %v, want %v", c.subject, c.rid, c.did, got, c.want)
@@ -98,4 +101,22 @@ func matches(filter, subject string) bool {
 		}
 	}
 	return len(f) == len(s)
+}
+
+func TestReadingPartition(t *testing.T) {
+	seen := map[int]bool{}
+	for i := 0; i < 1000; i++ {
+		rid := "r" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + string(rune('a'+i/26%26))
+		p := ReadingPartition(rid)
+		if p < 0 || p >= ReadingPartitions || ReadingPartition(rid) != p {
+			t.Fatalf("ReadingPartition(%q) = %d", rid, p)
+		}
+		seen[p] = true
+	}
+	if len(seen) != ReadingPartitions {
+		t.Errorf("1000 ids use %d of %d partitions", len(seen), ReadingPartitions)
+	}
+	if s := ReadingPartitionSubject(7); s != "care.readings.batch._p7" {
+		t.Error(s)
+	}
 }

@@ -1,6 +1,9 @@
 package model
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // This file is the one home of carehub's NATS names: every subject, subject
 // filter and subject parser, every stream and every key-value bucket
@@ -104,6 +107,35 @@ func ReadingBatchSubject(residentID string) string {
 	return PrefixReadingsBatch + residentID
 }
 
+// ReadingPartitions is how many partitions carehub's cross-device reading
+// batches use (ReadingPartition). Changing it moves residents between
+// partitions: consumers check a batch's readings against the partition of
+// its subject, so a new count needs the streams drained first.
+const ReadingPartitions = 16
+
+// ReadingPartition is the partition of a resident's readings when the
+// intake batches the readings of many devices (contract §3: derived from
+// the resident id, so one resident's readings stay in order in one
+// partition): FNV-1a of the id, modulo ReadingPartitions.
+func ReadingPartition(residentID string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(residentID); i++ {
+		h ^= uint32(residentID[i])
+		h *= 16777619
+	}
+	return int(h % ReadingPartitions)
+}
+
+// ReadingPartitionSubject is care.readings.batch._p{n}: the batches of
+// every resident of partition n. "_p{n}" is no valid resident id (ids begin
+// with [a-z0-9]), so it never meets ReadingBatchSubject's subjects, and
+// erasing a resident never purges a partition by accident.
+func ReadingPartitionSubject(partition int) string {
+	return PrefixReadingsBatch + partitionToken(partition)
+}
+
+func partitionToken(partition int) string { return "_p" + strconv.Itoa(partition) }
+
 // EventSubject is where a resident's device events are published.
 func EventSubject(residentID, deviceID string) string {
 	return PrefixEvents + residentID + "." + deviceID
@@ -194,8 +226,10 @@ func SubjectMatchesIDs(subject, residentID, deviceID string) bool {
 	}
 	// A batch (care.readings.batch.{resident}) names its resident only;
 	// "batch" is a reserved resident id, so the two shapes cannot meet.
+	// A partition batch (care.readings.batch._p{n}) holds the readings of
+	// every resident whose partition is n.
 	if batchOf, ok := strings.CutPrefix(subject, PrefixReadingsBatch); ok {
-		return batchOf == residentID
+		return batchOf == residentID || batchOf == partitionToken(ReadingPartition(residentID))
 	}
 	return rest == residentID+"."+deviceID
 }
