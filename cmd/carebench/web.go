@@ -123,14 +123,6 @@ func benchWeb(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		js = append(js, fmt.Sprintf("%-30s %6.1f KB gzip  (target <= %d KB) %s  %s", p, kb, webJSTargetKB, verdict(kb <= webJSTargetKB), strings.Join(files, " ")))
 	}
-	var sos []time.Duration
-	if *probes > 0 {
-		sos, err = e.sosInBrowser(ctx, base, broker, coordinator, password, *probes, *rate, *devices, stdout)
-		if err != nil {
-			return err
-		}
-	}
-
 	fmt.Fprintf(stdout, "\n== bench-web: %d residents, %s of one-minute data ==\n", len(residents), *week)
 	fmt.Fprintf(stdout, "page time = request time on loopback (sent to last byte read, keep-alive), one request at a time\n")
 	for _, t := range timings {
@@ -143,6 +135,14 @@ func benchWeb(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, l := range js {
 		fmt.Fprintf(stdout, "  %s\n", l)
 	}
+	var sos []time.Duration
+	if *probes > 0 {
+		sos, err = e.sosInBrowser(ctx, base, broker, coordinator, password, *probes, *rate, *devices, stdout)
+		if err != nil {
+			return err
+		}
+	}
+
 	if *probes > 0 {
 		p95 := quantile(sos, 0.95)
 		fmt.Fprintf(stdout, "SOS press -> row in an open inbox (chromium) under %d readings/s: p50 %6.1f ms  p95 %6.1f ms  max %6.1f ms  (target p95 < %d ms) %s  (%d presses)\n",
@@ -270,6 +270,11 @@ func (e *env) sosInBrowser(ctx context.Context, base, broker, user, password str
 	defer cancelAlloc()
 	tab, cancelTab := chromedp.NewContext(alloc)
 	defer cancelTab()
+	// The browser starts with the tab's own context: a step's timeout
+	// context ending would otherwise end the browser with it.
+	if err := chromedp.Do(tab); err != nil {
+		return nil, fmt.Errorf("browser: start chromium: %w", err)
+	}
 	step := func(what string, actions ...chromedp.Action[chromedp.Void]) error {
 		c, cancel := context.WithTimeout(tab, 60*time.Second)
 		defer cancel()
