@@ -93,7 +93,7 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 	trends := flux.NewDailyCache(queries, baselineCacheTTL, clock)
 	// The console's pages read through the same query layer, scoping and
 	// audit as the API's JSON.
-	consoleQuery := &query.Service{Registry: reg, Series: readingsAdapter{queries, cfg.Timezone}, Last: trends, Manager: mgr, Mode: query.ModeFrom(p.settings), Presence: p.presence, Audit: auditLog, Clock: clock,
+	consoleQuery := &query.Service{Registry: reg, Series: readingsAdapter{queries, cfg.Timezone}, Last: &lastReadingsCache{src: trends, ttl: lastReadingsTTL, now: clock}, Manager: mgr, Mode: query.ModeFrom(p.settings), Presence: p.presence, Audit: auditLog, Clock: clock,
 		Daily: dailyMeans{past: trends, today: flux.NewDailyCache(queries, sparklineTodayTTL, clock), loc: cfg.Timezone}}
 	console, err := web.New(web.Options{Users: userStore, Location: cfg.Timezone, Clock: clock, Log: a.Log.With().Str("component", "web").Logger(),
 		Query: consoleQuery})

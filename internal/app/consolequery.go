@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/carehub/carehub/api"
@@ -75,3 +76,64 @@ func (d dailyMeans) DailyMeans(ctx context.Context, metric string, from, to time
 }
 
 var _ query.ReadingsSetSource = readingsAdapter{}
+
+// lastReadingsTTL: the console overview's "last reading" of each resident
+// is at most this old, plus a background refresh.
+const lastReadingsTTL = 15 * time.Second
+
+// lastReadingsCache answers the console overview's last reading of every
+// resident (query.LastReadings) from an answer at most ttl old, asking
+// InfluxDB again in the background once it is older (stale while
+// revalidating): the query reads the last day of every series, 0.05-0.8 s
+// for 100 residents on a busy machine, while "missing data" means no
+// reading for 24 hours, which a quarter of a minute does not change. A
+// reading older than the range asked for is left out of a cached answer,
+// as InfluxDB would leave it out; only the first ask waits for InfluxDB.
+type lastReadingsCache struct {
+	src query.LastReadings
+	ttl time.Duration
+	now func() time.Time
+
+	mu         sync.Mutex
+	at         time.Time
+	last       map[string]time.Time
+	refreshing bool
+}
+
+func (c *lastReadingsCache) LastReadings(ctx context.Context, from, to time.Time) (map[string]time.Time, error) {
+	c.mu.Lock()
+	if c.last == nil {
+		c.mu.Unlock()
+		last, err := c.src.LastReadings(ctx, from, to)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		c.at, c.last = c.now(), last
+	} else if c.now().Sub(c.at) >= c.ttl && !c.refreshing {
+		c.refreshing = true
+		go c.refresh(from, to)
+	}
+	out := make(map[string]time.Time, len(c.last))
+	for rid, t := range c.last {
+		if !t.Before(from) {
+			out[rid] = t
+		}
+	}
+	c.mu.Unlock()
+	return out, nil
+}
+
+// refresh asks again, the range moved on by the answer's age; on an error
+// the stale answer stays and the next ask after the TTL tries again.
+func (c *lastReadingsCache) refresh(from, to time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	last, err := c.src.LastReadings(ctx, from, to)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.at, c.last = c.now(), last
+	}
+	c.refreshing = false
+}

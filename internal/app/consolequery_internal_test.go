@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,3 +77,68 @@ func TestDailyMeansAreSparklines(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+type countedLast struct {
+	mu    sync.Mutex
+	asked int
+	last  map[string]time.Time
+}
+
+func (c *countedLast) LastReadings(context.Context, time.Time, time.Time) (map[string]time.Time, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.asked++
+	out := map[string]time.Time{}
+	for k, v := range c.last {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (c *countedLast) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asked
+}
+
+// TestLastReadingsCache: the first ask waits for the source, asks within
+// the TTL do not ask again, an older answer is given at once while a fresh
+// one is asked in the background, and a reading before the range is left
+// out of a cached answer.
+func TestLastReadingsCache(t *testing.T) {
+	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	src := &countedLast{last: map[string]time.Time{"r1": now.Add(-time.Minute), "r2": now.Add(-24*time.Hour + 5*time.Second)}}
+	c := &lastReadingsCache{src: src, ttl: 15 * time.Second, now: clock}
+	ctx := context.Background()
+	got, err := c.LastReadings(ctx, now.Add(-24*time.Hour), now)
+	if err != nil || len(got) != 2 || src.count() != 1 {
+		t.Fatalf("first ask: %v, %v, asked %d", got, err, src.count())
+	}
+	now = now.Add(10 * time.Second)
+	got, _ = c.LastReadings(ctx, now.Add(-24*time.Hour), now)
+	if src.count() != 1 || len(got) != 1 || got["r1"].IsZero() {
+		t.Fatalf("within the TTL: %v, asked %d (r2's reading is now older than a day)", got, src.count())
+	}
+	src.mu.Lock()
+	src.last["r3"] = now
+	src.mu.Unlock()
+	now = now.Add(10 * time.Second)
+	if got, _ = c.LastReadings(ctx, now.Add(-24*time.Hour), now); len(got) != 1 {
+		t.Fatalf("stale answer: %v", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ = c.LastReadings(ctx, now.Add(-24*time.Hour), now)
+		if !got["r3"].IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the background refresh never arrived: %v, asked %d", got, src.count())
+		}
+		time.Sleep(5 * time.Millisecond) // polling for the refresh, with a deadline
+	}
+	if n := src.count(); n != 2 {
+		t.Errorf("asked %d times, want 2", n)
+	}
+}
