@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: help deps build test check depcheck fmt vet lint demo stop-demo bench-ingest bench-ingest-telegraf bench-ingest-embedded bench-steady bench-storm bench-alerts bench-api bench-push bench-quality security-check screenshots clean
+.PHONY: help deps build test check depcheck fmt vet lint demo stop-demo bench-ingest bench-ingest-telegraf bench-ingest-embedded bench-steady bench-storm bench-alerts bench-api bench-web bench-push bench-quality security-check screenshots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench-alerts: deps build ## device publish to alert at a NATS subscriber, under 
 
 bench-api: deps build ## readings and overview latency on a week of data, SSE fan-out
 	@$(BIN)/carebench api
+
+bench-web: deps build ## console pages' time (overview, resident day/week/month) on a week of data, their JavaScript, SOS to inbox row in chromium under ingest load
+	@$(BIN)/carebench web $(WEB_ARGS)
 
 bench-push: deps build ## Web Push: SOS press to encrypted push p99 < 1 s and 500 phones in < 2 s under bench-alerts' load, carehub's heap sampled flat (PUSH_ARGS="-duration 5m")
 	@CAREHUB_PUSH_SLA=1 $(GO) test -count=1 -run TestFanOut500Phones -v ./internal/notify; a=$$?; \

@@ -82,6 +82,26 @@ func (s seriesAdapter) Readings(ctx context.Context, q query.ReadingsQuery) ([]q
 	return out, nil
 }
 
+// ReadingsSet is readingsAdapter's too: a resident page's charts in one
+// Flux query.
+func (s seriesAdapter) ReadingsSet(ctx context.Context, qs []query.ReadingsQuery) ([][]query.Point, error) {
+	fq := make([]flux.ReadingsQuery, len(qs))
+	for i, q := range qs {
+		fq[i] = flux.ReadingsQuery{ResidentID: q.ResidentID, Metric: q.Metric, From: q.From, To: q.To, Every: q.Every, Fn: q.Fn, Location: s.loc}
+	}
+	sets, err := s.c.ReadingsSet(ctx, fq)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]query.Point, len(sets))
+	for i, pts := range sets {
+		for _, p := range pts {
+			out[i] = append(out[i], query.Point{T: p.T, V: p.V})
+		}
+	}
+	return out, nil
+}
+
 // harness is carehub's HTTP side as internal/app wires it: the API and the
 // console on one Fiber app, on real NATS (registry, users, alerts, audit)
 // and a real influxd.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"html/template"
 	"net/http"
 	"slices"
@@ -32,9 +33,9 @@ func (c *Console) overview(ctx *fiber.Ctx) error {
 	if err != nil {
 		return c.fail(ctx, v, err)
 	}
-	day := startOfDay(v.Now, c.o.Location)
-	from := day.AddDate(0, 0, -(sparkDays - 1))
-	series := c.o.Query.OverviewTrends(ctx.UserContext(), rows, query.ReadingsQuery{Metric: sparkMetric, From: from, To: v.Now, Every: 24 * time.Hour, Fn: "mean"})
+	sq := c.sparkQuery(v.Now)
+	from := sq.From
+	series := c.o.Query.OverviewTrends(ctx.UserContext(), rows, sq)
 	out := make([]overviewRow, len(rows))
 	for i, r := range rows {
 		title := v.T("spark.title", r.Resident.Name)
@@ -46,6 +47,36 @@ func (c *Console) overview(ctx *fiber.Ctx) error {
 	v.Title = v.T("overview.title")
 	v.Data = out
 	return c.render(ctx, http.StatusOK, "overview", v)
+}
+
+// sparkQuery asks for the overview's sparklines: daily means of the last
+// sparkDays calendar days, today's so far included.
+func (c *Console) sparkQuery(now time.Time) query.ReadingsQuery {
+	from := startOfDay(now, c.o.Location).AddDate(0, 0, -(sparkDays - 1))
+	return query.ReadingsQuery{Metric: sparkMetric, From: from, To: now, Every: 24 * time.Hour, Fn: "mean"}
+}
+
+// WarmOverview asks for the overview's sparklines now and every so often,
+// until ctx ends, so that no coordinator waits for them: the first
+// overview of a day would otherwise read two weeks of every resident's
+// heart rate. It does nothing without a DailySource.
+func (c *Console) WarmOverview(ctx context.Context, every time.Duration) {
+	if c.o.Query.Daily == nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		q := c.sparkQuery(c.o.Clock())
+		if _, err := c.o.Query.Daily.DailyMeans(ctx, q.Metric, q.From, q.To); err != nil && ctx.Err() == nil {
+			c.o.Log.Warn().Err(err).Msg("sparkline warm-up failed; the next overview asks InfluxDB itself")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func startOfDay(t time.Time, loc *time.Location) time.Time {

@@ -2,7 +2,7 @@
 // it starts the real services (Mosquitto with the project's production
 // configuration, InfluxDB 1.8, carehub itself), drives them with homesim's
 // load mode and prints what it measured. The make targets bench-ingest,
-// bench-alerts, bench-push and bench-api call it.
+// bench-alerts, bench-push, bench-api and bench-web call it.
 package main
 
 import (
@@ -22,7 +22,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: carebench ingest|alerts|push|api|quality|security [flags]")
+		fmt.Fprintln(stderr, "usage: carebench ingest|alerts|push|api|web|quality|security [flags]")
 		return 2
 	}
 	var err error
@@ -35,6 +35,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = benchPush(ctx, args[1:], stdout, stderr)
 	case "api":
 		err = benchAPI(ctx, args[1:], stdout, stderr)
+	case "web":
+		err = benchWeb(ctx, args[1:], stdout, stderr)
 	case "quality":
 		err = benchQuality(ctx, args[1:], stdout, stderr)
 	case "security":

@@ -95,8 +95,9 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 	trends := flux.NewDailyCache(queries, baselineCacheTTL, clock)
 	// The console's pages read through the same query layer, scoping and
 	// audit as the API's JSON.
-	consoleQuery := &query.Service{Registry: reg, Series: readingsAdapter{queries, cfg.Timezone}, Last: trends, Manager: mgr, Mode: query.ModeFrom(p.settings), Presence: p.presence, Audit: auditLog, Clock: clock,
-		RuleSettings: p.settings, Chains: mgr.Chains(), AuditLog: auditLog}
+	consoleQuery := &query.Service{Registry: reg, Series: readingsAdapter{queries, cfg.Timezone}, Last: &lastReadingsCache{src: trends, ttl: lastReadingsTTL, now: clock}, Manager: mgr, Mode: query.ModeFrom(p.settings), Presence: p.presence, Audit: auditLog, Clock: clock,
+		RuleSettings: p.settings, Chains: mgr.Chains(), AuditLog: auditLog,
+		Daily: dailyMeans{past: trends, today: flux.NewDailyCache(queries, sparklineTodayTTL, clock), loc: cfg.Timezone}}
 	console, err := web.New(web.Options{Users: userStore, Location: cfg.Timezone, Clock: clock, Log: a.Log.With().Str("component", "web").Logger(),
 		Query: consoleQuery})
 	if err != nil {
@@ -141,6 +142,9 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 	warmCtx, warmCancel := context.WithCancel(context.Background())
 	warmDone := a.goRun("baselines", func() error { srv.WarmBaselines(warmCtx, baselineWarmEvery); return nil })
 	st.push(func(ctx context.Context) { warmCancel(); waitDone(ctx, warmDone) })
+	sparkCtx, sparkCancel := context.WithCancel(context.Background())
+	sparkDone := a.goRun("sparklines", func() error { console.WarmOverview(sparkCtx, baselineWarmEvery); return nil })
+	st.push(func(ctx context.Context) { sparkCancel(); waitDone(ctx, sparkDone) })
 	return srv, addr, st.stop, nil
 }
 

@@ -83,6 +83,12 @@ func (r *Reader) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 	if err != nil {
 		return nil, err
 	}
+	return windowPoints(acc, w, q), nil
+}
+
+// windowPoints are the windows of acc in time order, each labelled with
+// its start, or with q.From for a first window that starts before it.
+func windowPoints(acc map[int64]*window, w windowing, q ReadingsQuery) []Point {
 	keys := make([]int64, 0, len(acc))
 	for k := range acc {
 		keys = append(keys, k)
@@ -96,7 +102,7 @@ func (r *Reader) Readings(ctx context.Context, q ReadingsQuery) ([]Point, error)
 		}
 		pts[i] = Point{T: t, V: acc[k].value(q.Fn)}
 	}
-	return pts, nil
+	return pts
 }
 
 // window accumulates the points of one aggregation window.
