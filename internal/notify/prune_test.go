@@ -40,7 +40,12 @@ func TestServicePrunesUnseenPhones(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Logf("Run after cancel: %v", err)
+		}
+	})
 	testenv.WaitFor(t, 10*time.Second, "the unseen phone pruned", func() bool {
 		_, err := r.store.Get(context.Background(), old.Key())
 		return err != nil

@@ -56,7 +56,7 @@ func (s *series) Readings(_ context.Context, q query.ReadingsQuery) ([]query.Poi
 
 type setSeries struct{ *series }
 
-func (s setSeries) ReadingsSet(ctx context.Context, qs []query.ReadingsQuery) ([][]query.Point, error) {
+func (s setSeries) ReadingsSet(_ context.Context, qs []query.ReadingsQuery) ([][]query.Point, error) {
 	s.mu.Lock()
 	s.sets = append(s.sets, qs)
 	s.mu.Unlock()
@@ -67,7 +67,7 @@ func (s setSeries) ReadingsSet(ctx context.Context, qs []query.ReadingsQuery) ([
 	return out, nil
 }
 
-func (s *series) DailyMeans(_ context.Context, metric string, from, _ time.Time) (map[string][]query.Point, error) {
+func (s *series) DailyMeans(_ context.Context, _ string, from, _ time.Time) (map[string][]query.Point, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dailyCalled++
