@@ -3,9 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,27 +13,6 @@ import (
 	"github.com/carehub/carehub/internal/users"
 	"github.com/carehub/carehub/web"
 )
-
-// api calls the JSON API as console.js does: the session cookie, a JSON
-// body, and the session's CSRF token when given.
-func (c *client) api(method, path, body string, hdr ...string) (*http.Response, string) {
-	c.h.t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range c.cookies {
-		req.AddCookie(&http.Cookie{Name: k, Value: v})
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := c.h.srv.App().Test(req, 20000)
-	if err != nil {
-		c.h.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
-}
 
 // trail is what a request recorded: each entry's action, resident and
 // the residents it named.
@@ -90,7 +67,7 @@ func TestRegistryPages(t *testing.T) {
 		for _, p := range pages {
 			mark := h.audit.mark()
 			for _, api := range p.twin {
-				if resp, body := who.c.api("GET", api, ""); resp.StatusCode != http.StatusOK {
+				if resp, body := who.c.doJSON("GET", api, ""); resp.StatusCode != http.StatusOK {
 					t.Fatalf("%s GET %s: %d %s", who.name, api, resp.StatusCode, body)
 				}
 			}
@@ -166,7 +143,7 @@ func TestRegistryPages(t *testing.T) {
 	}
 
 	// The resident page's ETag is the API's; the page's forms use it.
-	resp, _ := co.api("GET", "/api/v1/residents/r1", "")
+	resp, _ := co.doJSON("GET", "/api/v1/residents/r1", "")
 	etag := resp.Header.Get("ETag")
 	_, rp := co.do("GET", "/registry/residents/r1", nil)
 	if etag == "" || !strings.Contains(rp, `data-etag="`+strings.ReplaceAll(etag, `"`, "&#34;")+`"`) ||
@@ -175,12 +152,12 @@ func TestRegistryPages(t *testing.T) {
 	}
 	tok := csrf(t, rp)
 	// What the consent form sends, with the page's If-Match.
-	if resp, body := co.api("PUT", "/api/v1/residents/r1/consent", `{"given":true,"scope":"monitoring","recorded_by":"최코디"}`,
+	if resp, body := co.doJSON("PUT", "/api/v1/residents/r1/consent", `{"given":true,"scope":"monitoring","recorded_by":"최코디"}`,
 		web.CSRFHeader, tok, "If-Match", etag); resp.StatusCode != http.StatusOK {
 		t.Fatalf("consent with the page's ETag: %d %s", resp.StatusCode, body)
 	}
 	// The page's old ETag is now stale: an edit made from it is refused.
-	if resp, _ := co.api("PATCH", "/api/v1/residents/r1", `{"name":"김영순"}`, web.CSRFHeader, tok, "If-Match", etag); resp.StatusCode != http.StatusPreconditionFailed {
+	if resp, _ := co.doJSON("PATCH", "/api/v1/residents/r1", `{"name":"김영순"}`, web.CSRFHeader, tok, "If-Match", etag); resp.StatusCode != http.StatusPreconditionFailed {
 		t.Errorf("PATCH with a stale ETag: %d, want 412", resp.StatusCode)
 	}
 	_, rp = co.do("GET", "/registry/residents/r1", nil)
@@ -190,7 +167,7 @@ func TestRegistryPages(t *testing.T) {
 	var created struct {
 		MQTT struct{ Password string } `json:"mqtt"`
 	}
-	resp, body := co.api("POST", "/api/v1/devices", `{"id":"bed-r1","kind":"bed","resident_id":"r1"}`, web.CSRFHeader, tok)
+	resp, body := co.doJSON("POST", "/api/v1/devices", `{"id":"bed-r1","kind":"bed","resident_id":"r1"}`, web.CSRFHeader, tok)
 	if err := json.Unmarshal([]byte(body), &created); err != nil || resp.StatusCode != http.StatusCreated || created.MQTT.Password == "" {
 		t.Fatalf("POST /devices: %d %s", resp.StatusCode, body)
 	}
