@@ -235,7 +235,10 @@ func TestAlertStreamResume(t *testing.T) {
 // response headers arrive reaches it (the console opens its inbox stream
 // and must not miss what happens while it connects).
 func TestAlertStreamNoGap(t *testing.T) {
-	h := newHarness(t, func(o *api.Options) { o.Heartbeat = 10 * time.Second })
+	// Room for all five connections: a closed stream frees its slot only
+	// when the server next writes to it, and the per-user cap is not what
+	// this test is about (TestStreamCapPerUser is).
+	h := newHarness(t, func(o *api.Options) { o.Heartbeat = 10 * time.Second; o.MaxStreamsPerUser = 8 })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
