@@ -35,10 +35,15 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 			checks[name] = "ok"
 		}
 	}
-	if len(failed) > 0 {
-		return c.Status(http.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "failed": failed, "checks": checks})
+	body := fiber.Map{"status": "ready", "checks": checks}
+	if s.o.AlertLeader != nil {
+		body["alert_leader"] = s.o.AlertLeader()
 	}
-	return c.JSON(fiber.Map{"status": "ready", "checks": checks})
+	if len(failed) > 0 {
+		body["status"], body["failed"] = "unavailable", failed
+		return c.Status(http.StatusServiceUnavailable).JSON(body)
+	}
+	return c.JSON(body)
 }
 
 func (s *Server) metrics(c *fiber.Ctx) error {

@@ -23,15 +23,19 @@ import (
 
 // Options are the API's dependencies, built by cmd/carehub.
 type Options struct {
-	Registry   Registry
-	Readings   ReadingsSource
-	Audit      Auditor
-	Metrics    *metrics.Registry
-	Ready      map[string]Check // "mqtt", "nats", "influxdb"
-	AdminToken string
-	Location   *time.Location
-	Clock      func() time.Time
-	Log        zerolog.Logger
+	Registry Registry
+	Readings ReadingsSource
+	Audit    Auditor
+	Metrics  *metrics.Registry
+	Ready    map[string]Check // "mqtt", "nats", "influxdb"
+	// AlertLeader, when set, says whether this instance is the alert
+	// leader (it runs the rules' timers and escalation); /readyz reports
+	// it as "alert_leader". Either answer is ready.
+	AlertLeader func() bool
+	AdminToken  string
+	Location    *time.Location
+	Clock       func() time.Time
+	Log         zerolog.Logger
 	// Trends answers latest values, daily summaries and the overview
 	// (flux.Reader); nil disables them.
 	Trends TrendsSource

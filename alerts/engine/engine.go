@@ -20,6 +20,7 @@ import (
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
+	"github.com/carehub/carehub/internal/kv"
 	"github.com/carehub/carehub/internal/metrics"
 	"github.com/carehub/carehub/internal/model"
 )
@@ -97,6 +98,13 @@ type Engine struct {
 
 	mu  sync.Mutex // one message (or tick) evaluated and delivered at a time
 	ctx context.Context
+
+	// snapMu orders snapshot writes; snapRev is the revision of the
+	// snapshot this engine restored or wrote last (0: none), so a write
+	// that finds another instance's newer snapshot fails instead of
+	// overwriting it (an engine that lost the alert lease).
+	snapMu  sync.Mutex
+	snapRev uint64
 }
 
 // New creates (or binds to) the durable consumers and restores the
@@ -162,6 +170,7 @@ func (e *Engine) restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("evaluator snapshot: %w", err)
 	}
+	e.snapRev = entry.Revision()
 	if err := e.ev.Restore(entry.Value()); err != nil {
 		// A snapshot from an incompatible version must not stop alerting:
 		// rules start fresh, which at worst delays duration-based alerts.
@@ -450,6 +459,25 @@ func (e *Engine) snapshot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = e.kv.Put(ctx, snapshotKey, b)
-	return err
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	var rev uint64
+	if e.snapRev == 0 {
+		rev, err = e.kv.Create(ctx, snapshotKey, b)
+	} else {
+		rev, err = e.kv.Update(ctx, snapshotKey, b, e.snapRev)
+	}
+	if kv.WrongRevision(err) || errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("%w: another instance saved the rules' state since this one read it", ErrSnapshotTaken)
+	}
+	if err != nil {
+		return err
+	}
+	e.snapRev = rev
+	return nil
 }
+
+// ErrSnapshotTaken: the evaluator's snapshot was written by another engine
+// (the alert leader after this instance lost the lease); it is not
+// overwritten.
+var ErrSnapshotTaken = errors.New("evaluator snapshot not saved")

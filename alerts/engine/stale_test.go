@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/alerts"
 	"github.com/carehub/carehub/alerts/rules"
@@ -41,3 +45,45 @@ func TestEngineStaleEvent(t *testing.T) {
 type staticSettings struct{}
 
 func (staticSettings) Settings(string) rules.Settings { return rules.DefaultSettings() }
+
+// TestSnapshotNotOverwrittenByADeposedEngine: two engines on one bucket, as
+// an instance that lost the alert lease and the one that took it: once the
+// new one has saved the rules' state, the old one's save fails with
+// ErrSnapshotTaken and leaves the new state in place.
+func TestSnapshotNotOverwrittenByADeposedEngine(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock()
+	m := e.manager(t, alerts.Options{Clock: clk.Now})
+	open := func() *Engine {
+		eng, err := New(context.Background(), Options{JS: e.js, Evaluator: eval.New(time.UTC, settingsDefaults{}), Clock: clk.Now, Log: zerolog.Nop()}, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
+	}
+	old := open()
+	if err := old.snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	successor := open() // restores what old saved
+	if err := successor.snapshot(context.Background()); err != nil {
+		t.Fatalf("the successor's save: %v", err)
+	}
+	entry, err := successor.kv.Get(context.Background(), snapshotKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.snapshot(context.Background()); !errors.Is(err, ErrSnapshotTaken) {
+		t.Fatalf("the deposed engine's save: %v, want ErrSnapshotTaken", err)
+	}
+	after, err := successor.kv.Get(context.Background(), snapshotKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Revision() != entry.Revision() {
+		t.Fatalf("the snapshot was overwritten (revision %d → %d)", entry.Revision(), after.Revision())
+	}
+	if err := successor.snapshot(context.Background()); err != nil {
+		t.Fatalf("the successor's next save: %v", err)
+	}
+}

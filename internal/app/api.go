@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/alerts"
-	"github.com/carehub/carehub/alerts/engine"
 	"github.com/carehub/carehub/alerts/settings"
 	"github.com/carehub/carehub/api"
 	"github.com/carehub/carehub/devices"
@@ -37,7 +36,7 @@ type apiParts struct {
 	writer     *writer.Writer
 	alerts     *alerts.Manager
 	settings   *settings.Store
-	engine     *engine.Engine
+	engine     *leaderEngine
 	broker     *broker
 	subscriber *mqttsub.Subscriber
 	push       api.PushService // nil when push is off
@@ -114,7 +113,7 @@ func (a *App) startAPI(ctx context.Context, serverTLS *tls.Config, p apiParts) (
 			Presence: p.presence, Broker: kicker, Streams: js, Assignments: userStore, Clock: clock,
 			Retention: erasure.Retention{Buffers: p.nats.streams.BufferAge, Alerts: p.nats.streams.AlertsAge, Audit: p.nats.streams.AuditAge}},
 		Log:   a.Log.With().Str("component", "api").Logger(),
-		Ready: ready,
+		Ready: ready, AlertLeader: p.engine.Leads,
 	})
 	consoleQuery.Drift = srv.DriftSource() // the overview's worsening baselines, as GET /overview's
 

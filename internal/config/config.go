@@ -59,6 +59,9 @@ const (
 	// 5,000 points keep a request near 1 MB, InfluxDB's sweet spot.
 	DefaultBatchSize     = 5000
 	DefaultBatchInterval = 200 * time.Millisecond
+	// DefaultAlertLeaseTTL: a dead alert leader is replaced within 10 to
+	// 14 s, while a NATS leader election (about 2 s) does not depose it.
+	DefaultAlertLeaseTTL = 10 * time.Second
 	// DefaultBufferAge covers a long weekend of InfluxDB being down.
 	DefaultBufferAge = 7 * 24 * time.Hour
 	// DefaultAuditRetention is the legal minimum for the access trail.
@@ -207,6 +210,11 @@ type Config struct {
 	// key-value bucket carehub creates (CARE_NATS_REPLICAS): 1, or 3 on a
 	// NATS cluster of three or more servers.
 	NATSReplicas int
+	// AlertLeaseTTL is how long the alert leader's lease outlives its last
+	// renewal (CARE_ALERT_LEASE_TTL): with several instances, another one
+	// takes the alert engine and escalation over within this and a third
+	// of it after the leader dies.
+	AlertLeaseTTL time.Duration
 	// MQTTMaxConnections and MQTTMaxConnectionsPerAddr cap the embedded
 	// broker's connections, logged in or not, in total and from one
 	// source address (a home gateway or a care home's NAT is one address).
@@ -335,6 +343,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxPayload:        p.int("CARE_MAX_PAYLOAD", DefaultMaxPayload),
 		BatchSize:         p.int("CARE_BATCH_SIZE", DefaultBatchSize),
 		BatchInterval:     p.duration("CARE_BATCH_INTERVAL", DefaultBatchInterval),
+		AlertLeaseTTL:     p.duration("CARE_ALERT_LEASE_TTL", DefaultAlertLeaseTTL),
 		BufferAge:         p.duration("CARE_BUFFER_AGE", DefaultBufferAge),
 		AuditRetention:    p.duration("CARE_AUDIT_RETENTION", DefaultAuditRetention),
 		MemoryLimit:       p.size("CARE_MEMORY_LIMIT", DefaultMemoryLimit),
@@ -492,6 +501,9 @@ func (c Config) validate() []error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
 		fail("CARE_BATCH_SIZE=%d: use 1 to 100000 points", c.BatchSize)
+	}
+	if c.AlertLeaseTTL < time.Second || c.AlertLeaseTTL > 5*time.Minute {
+		fail("CARE_ALERT_LEASE_TTL=%s: use 1s to 5m", c.AlertLeaseTTL)
 	}
 	if c.BatchInterval < time.Millisecond || c.BatchInterval > time.Minute {
 		fail("CARE_BATCH_INTERVAL=%s: use 1ms to 1m", c.BatchInterval)

@@ -91,6 +91,10 @@ const (
 	BucketAssignments = "care_assignments"
 	BucketUsers       = "care_users"
 	BucketTokens      = "care_tokens"
+	// BucketLeases holds the roles only one carehub instance may hold at
+	// a time (key "alerts": the alert leader), each value the holder's
+	// CARE_INSTANCE_ID, expiring unless renewed.
+	BucketLeases = "care_leases"
 )
 
 // ReadingSubject is where a resident's device readings are published.

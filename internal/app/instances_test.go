@@ -1,0 +1,100 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/carehub/carehub/internal/app"
+	"github.com/carehub/carehub/internal/testenv"
+)
+
+// TestSeveralInstances (issue 15 item 3): two carehub instances on one
+// NATS and one broker, sharing its subscription. Exactly one is the alert
+// leader; a device's readings are stored exactly once whichever instance
+// takes them, and an SOS is raised exactly once. When the leader stops,
+// the other leads within the lease's TTL and raises the next SOS.
+func TestSeveralInstances(t *testing.T) {
+	in := testenv.SharedInflux(t)
+	db := in.CreateDB(t)
+	ns := testenv.NATS(t)
+	broker := testenv.StartMosquitto(t, "max_inflight_messages 1000\nmax_queued_messages 100000\n")
+	group := testenv.ID("g")
+	instance := func(id string) *app.App {
+		return startApp(t, env(t, in.URL, db, map[string]string{
+			"CARE_NATS_URL": ns.ClientURL(), "CARE_MQTT_URL": broker.URL, "CARE_MQTT_SHARE_GROUP": group,
+			"CARE_INSTANCE_ID": id, "CARE_ALERT_LEASE_TTL": "1s",
+		}))
+	}
+	a := instance(testenv.ID("a"))
+	b := instance(testenv.ID("b"))
+	baseA, baseB := "http://"+a.HTTPAddr(), "http://"+b.HTTPAddr()
+	if la, lb := alertLeader(t, baseA), alertLeader(t, baseB); !la || lb {
+		t.Fatalf("alert_leader: first instance %v, second %v; want the first only", la, lb)
+	}
+
+	// A device registered through A, known to B before it publishes: its
+	// messages may reach either instance.
+	watchAlerts := func(d deviceCreds) chan alertMsg { return phone(t, ns.ClientURL(), d.ResidentID) }
+	known := func(d deviceCreds) {
+		testenv.WaitFor(t, 5*time.Second, "both instances to know "+d.ID, func() bool {
+			var got struct {
+				Devices []struct {
+					ID string `json:"id"`
+				} `json:"devices"`
+			}
+			return apiCall(t, baseB, "GET", "/api/v1/residents/"+d.ResidentID+"/devices", nil, &got) == http.StatusOK &&
+				len(got.Devices) == 1 && got.Devices[0].ID == d.ID
+		})
+	}
+	d := register(t, baseA, "wearable")
+	sos := register(t, baseA, "sos")
+	known(d)
+	known(sos)
+	c, cs := deviceClient(t, broker.URL, d), deviceClient(t, broker.URL, sos)
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Millisecond)
+	for i := range 200 {
+		publish(t, c, d.MQTT.TopicPrefix+"telemetry", fmt.Appendf(nil, `{"ts":%d,"values":{"heart_rate":%d}}`, start.Add(time.Duration(i)*time.Second).UnixMilli(), 60+i%30))
+	}
+	ph := watchAlerts(sos)
+	publish(t, cs, sos.MQTT.TopicPrefix+"event", []byte(`{"type":"sos"}`))
+	expectTransition(t, ph, "sos", "raised")
+	testenv.WaitFor(t, 30*time.Second, "200 readings in InfluxDB", func() bool {
+		return countPoints(t, in, db, "readings", "heart_rate", d.ID) >= 200
+	})
+	if n := countPoints(t, in, db, "readings", "heart_rate", d.ID); n != 200 {
+		t.Fatalf("stored %d readings, want 200 exactly", n)
+	}
+	expectNone(t, ph, "sos", time.Second) // raised once, not once per instance
+
+	// The leader stops: the other instance takes the rules over.
+	stopped := time.Now()
+	a.Close()
+	testenv.WaitFor(t, 3*time.Second, "the second instance to lead", func() bool { return alertLeader(t, baseB) })
+	t.Logf("alert leader handed over %s after a clean stop", time.Since(stopped).Round(time.Millisecond))
+	sos2 := register(t, baseB, "sos")
+	cs2 := deviceClient(t, broker.URL, sos2)
+	ph2 := watchAlerts(sos2)
+	publish(t, cs2, sos2.MQTT.TopicPrefix+"event", []byte(`{"type":"sos"}`))
+	expectTransition(t, ph2, "sos", "raised")
+	expectNone(t, ph2, "sos", time.Second)
+}
+
+// alertLeader is /readyz's alert_leader.
+func alertLeader(t *testing.T, base string) bool {
+	t.Helper()
+	resp, err := testClient().Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AlertLeader *bool `json:"alert_leader"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AlertLeader == nil {
+		t.Fatalf("/readyz without alert_leader: %v", err)
+	}
+	return *body.AlertLeader
+}
