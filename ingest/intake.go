@@ -166,6 +166,9 @@ type Pending struct {
 	pubs  []pendingPub
 	batch *readingBatch // the batch holding the message's readings, if any
 	start time.Time
+	// latest is the newest reading's timestamp (zero for events and
+	// status): carehub_ingest_device_lag_seconds measures from it.
+	latest time.Time
 }
 
 type pendingPub struct {
@@ -211,6 +214,13 @@ func (pd *Pending) Confirm(ctx context.Context) error {
 		}
 	}
 	pd.in.m.publishLat.Observe(time.Since(pd.start).Seconds())
+	if !pd.latest.IsZero() {
+		// A device clock ahead of carehub's would make a negative lag:
+		// it is not observed rather than counted as zero.
+		if lag := pd.in.o.Clock().Sub(pd.latest); lag >= 0 {
+			pd.in.m.lag.Observe(lag.Seconds())
+		}
+	}
 	return nil
 }
 

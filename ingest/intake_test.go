@@ -118,6 +118,11 @@ func TestIntakeQuotasAndShapes(t *testing.T) {
 	if n := count(model.StreamEvents, model.EventSubject("r2", "s2")); n != 1 {
 		t.Errorf("%d events of s2 stored, want 1", n)
 	}
+	// Device lag: once per stored telemetry message, from its newest
+	// reading (11 s before the clock); events and refusals are not lag.
+	if n, sum := p.m.lag.Count(), p.m.lag.Sum(); n != 1 || sum != 11 {
+		t.Errorf("device lag: %d observations summing %v s, want 1 of 11 s", n, sum)
+	}
 	want := []string{model.ReasonRateLimited, model.ReasonEventNotForKind, model.ReasonRateLimited, model.ReasonRateLimited}
 	testenv.WaitFor(t, 5*time.Second, "the rejection reports", func() bool {
 		mu.Lock()

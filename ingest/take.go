@@ -95,6 +95,7 @@ func (in *Intake) Take(ctx context.Context, topic string, payload []byte, conten
 		if !latest.IsZero() {
 			in.o.Presence.Seen(deviceID, now)
 		}
+		pd.latest = latest
 	case model.TopicEvent:
 		ev, rej := decode.Event(payload, now, in.o.Limits)
 		rejects = rej
