@@ -98,28 +98,16 @@ func (m *Manager) RecordSnooze(ctx context.Context, id, by string, until time.Ti
 }
 
 // annotate applies change to a copy of the alert and stores it like any
-// other alert change: in KV, checked against the revision it was read at
-// (persist), then made the live copy. It adds no transition, so commit
+// other alert change (Manager.change). It adds no transition, so commit
 // publishes nothing new.
 func (m *Manager) annotate(ctx context.Context, id string, change func(a *Alert, now time.Time) error) (Alert, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, err := m.lookup(ctx, id)
-	if err != nil {
-		return Alert{}, err
-	}
-	if len(cur.Alert.Notes) >= MaxNotes {
-		return Alert{}, fmt.Errorf("%w: alert %s has %d notes, the most it keeps", ErrInvalid, id, MaxNotes)
-	}
-	now := m.clock().UTC()
-	nr := cur.clone()
-	if err := change(&nr.Alert, now); err != nil {
-		return Alert{}, err
-	}
-	if err := m.commit(ctx, cur, nr); err != nil {
-		return Alert{}, err
-	}
-	return nr.Alert.copy(), nil
+	return m.change(ctx, id, func(cur *record, now time.Time) (*record, error) {
+		if len(cur.Alert.Notes) >= MaxNotes {
+			return nil, fmt.Errorf("%w: alert %s has %d notes, the most it keeps", ErrInvalid, id, MaxNotes)
+		}
+		nr := cur.clone()
+		return nr, change(&nr.Alert, now)
+	})
 }
 
 // withAssignee puts the assignee first among the recipients, once.

@@ -61,13 +61,20 @@ type Options struct {
 	// raised or escalated for a resident it does not accept. Nil accepts
 	// everyone (unit tests without a registry).
 	Residents ResidentGate
+	// Leads says whether this instance is the alert leader (one per
+	// cluster, internal/lease): only the leader escalates, sweeps, and
+	// publishes transitions other instances left unsent. Nil means always
+	// (a single instance).
+	Leads func() bool
 }
 
 // Manager owns the alert lifecycle. It is safe for concurrent use; one mutex
-// orders transitions, so each alert's seq is a gap-free counter. Run must be
-// running (the app starts it as its own component) for failed publications
-// to be retried. The writer package stores the published transitions in
-// InfluxDB.
+// orders this instance's transitions, and KV revisions order those of
+// several instances sharing the bucket (fresh), so each alert's seq is a
+// gap-free counter. Run must be running (the app starts it as its own
+// component) for failed publications to be retried and for other
+// instances' writes to be followed. The writer package stores the published
+// transitions in InfluxDB.
 type Manager struct {
 	js       jetstream.JetStream
 	nc       *nats.Conn
@@ -77,9 +84,11 @@ type Manager struct {
 	clock    func() time.Time
 	log      zerolog.Logger
 	gate     ResidentGate // nil: every resident
+	leads    func() bool
 
 	transitions *metrics.CounterVec
 	pubErrors   *metrics.CounterVec
+	staleWrites *metrics.Counter
 	openCount   atomic.Int64
 	pendingOut  atomic.Int64
 
@@ -93,9 +102,15 @@ type Manager struct {
 	unsent    map[string]*record // by id: records with a non-empty outbox
 	lastSweep time.Time
 	lastIDMs  int64
+	// gone holds the revision at which an alert left memory (retired, or
+	// math.MaxUint64 when erased) until the watch has passed it, so a late
+	// echo of an earlier write does not bring the alert back.
+	gone    map[string]uint64
+	watched uint64 // the newest revision load saw: the watch resumes after it
 
 	kick         chan struct{}
 	minRetryWait time.Duration // tests shorten it
+	adoptAfter   time.Duration // see adoptGrace; tests shorten it
 }
 
 // record is what the KV bucket holds per alert.
@@ -114,8 +129,10 @@ type record struct {
 	// a restart publishes them under the same Nats-Msg-Id.
 	Outbox []pending `json:"outbox,omitempty"`
 
-	rev   uint64 // KV revision this copy was read or written at
-	dirty bool   // outbox changed since the last KV write
+	rev   uint64    // KV revision this copy was read or written at
+	dirty bool      // outbox changed since the last KV write
+	mine  bool      // this Manager wrote it: its outbox is this Manager's to publish
+	seen  time.Time // when this copy was read from KV (adoptGrace)
 }
 
 // pending is one transition waiting to be published.
@@ -163,11 +180,15 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	m := &Manager{
 		js: o.JS, nc: o.NC, kv: bucket, chains: chains, settings: o.Settings,
 		clock: o.Clock, log: o.Log.With().Str("component", "alerts").Logger(), gate: o.Residents,
-		byID: map[string]*record{}, open: map[string]*record{}, unsent: map[string]*record{},
-		kick: make(chan struct{}, 1), minRetryWait: minRetryWait,
+		leads: o.Leads, byID: map[string]*record{}, open: map[string]*record{}, unsent: map[string]*record{},
+		gone: map[string]uint64{}, kick: make(chan struct{}, 1), minRetryWait: minRetryWait,
+	}
+	if o.Leads != nil {
+		m.adoptAfter = adoptGrace // nobody else publishes when there is one instance
 	}
 	m.transitions = o.Metrics.Counter("carehub_alert_transitions_total", "Alert transitions committed, by transition and severity.", "transition", "severity")
 	m.pubErrors = o.Metrics.Counter("carehub_alert_delivery_errors_total", "Failed attempts to publish or store an alert transition (retried), by sink: nats, kv.", "sink")
+	m.staleWrites = o.Metrics.Counter("carehub_alert_stale_writes_total", "Alert changes refused by KV because another instance wrote the alert first; each is decided again on the fresh record.").With()
 	o.Metrics.GaugeFunc("carehub_alerts_open", "Alerts open or acknowledged.", func() float64 { return float64(m.openCount.Load()) })
 	o.Metrics.GaugeFunc("carehub_alert_outbox_pending", "Alert transitions stored but not yet published.", func() float64 { return float64(m.pendingOut.Load()) })
 	if err := m.load(ctx); err != nil {
@@ -201,6 +222,12 @@ func (m *Manager) Signal(ctx context.Context, s rules.Signal) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.clock().UTC()
+	return m.fresh(ctx, func() error { return m.signal(ctx, s, now) })
+}
+
+// signal decides a signal on the alert memory has for its (resident, rule).
+// Called with m.mu held.
+func (m *Manager) signal(ctx context.Context, s rules.Signal, now time.Time) error {
 	cur := m.open[openKey(s.ResidentID, s.Rule)]
 	if s.Active {
 		if cur == nil {
@@ -293,25 +320,17 @@ func (m *Manager) Acknowledge(ctx context.Context, id, by, note string) (Alert, 
 	if !catalog.ValidActor(by) {
 		return Alert{}, fmt.Errorf("%w: acknowledged_by must be a user id", ErrInvalid)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, err := m.lookup(ctx, id)
-	if err != nil {
-		return Alert{}, err
-	}
-	if cur.Alert.Status != StatusOpen {
-		return Alert{}, fmt.Errorf("%w: alert %s is %s", ErrConflict, id, cur.Alert.Status)
-	}
-	now := m.clock().UTC()
-	nr := cur.clone()
-	a := &nr.Alert
-	a.Status, a.AcknowledgedAt, a.AcknowledgedBy = StatusAcknowledged, &now, by
-	nr.NextEscalationAt = nil
-	m.transition(nr, TransitionAcknowledged, by, note, now, false)
-	if err := m.commit(ctx, cur, nr); err != nil {
-		return Alert{}, err
-	}
-	return nr.Alert.copy(), nil
+	return m.change(ctx, id, func(cur *record, now time.Time) (*record, error) {
+		if cur.Alert.Status != StatusOpen {
+			return nil, fmt.Errorf("%w: alert %s is %s", ErrConflict, id, cur.Alert.Status)
+		}
+		nr := cur.clone()
+		a := &nr.Alert
+		a.Status, a.AcknowledgedAt, a.AcknowledgedBy = StatusAcknowledged, &now, by
+		nr.NextEscalationAt = nil
+		m.transition(nr, TransitionAcknowledged, by, note, now, false)
+		return nr, nil
+	})
 }
 
 // Resolve closes the alert with an outcome a person chose (contract §3,
@@ -324,25 +343,17 @@ func (m *Manager) Resolve(ctx context.Context, id, by, outcome, note string) (Al
 	if !catalog.ValidActor(by) {
 		return Alert{}, fmt.Errorf("%w: resolved_by must be a user id", ErrInvalid)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, err := m.lookup(ctx, id)
-	if err != nil {
-		return Alert{}, err
-	}
-	if cur.Alert.Status == StatusResolved {
-		return Alert{}, fmt.Errorf("%w: alert %s is already resolved", ErrConflict, id)
-	}
-	now := m.clock().UTC()
-	nr := cur.clone()
-	a := &nr.Alert
-	a.Status, a.ResolvedAt, a.ResolvedBy, a.Outcome = StatusResolved, &now, by, outcome
-	nr.NextEscalationAt = nil
-	m.transition(nr, TransitionResolved, by, note, now, false)
-	if err := m.commit(ctx, cur, nr); err != nil {
-		return Alert{}, err
-	}
-	return nr.Alert.copy(), nil
+	return m.change(ctx, id, func(cur *record, now time.Time) (*record, error) {
+		if cur.Alert.Status == StatusResolved {
+			return nil, fmt.Errorf("%w: alert %s is already resolved", ErrConflict, id)
+		}
+		nr := cur.clone()
+		a := &nr.Alert
+		a.Status, a.ResolvedAt, a.ResolvedBy, a.Outcome = StatusResolved, &now, by, outcome
+		nr.NextEscalationAt = nil
+		m.transition(nr, TransitionResolved, by, note, now, false)
+		return nr, nil
+	})
 }
 
 // Get returns one alert: an open one from memory, a resolved one from KV.
@@ -415,8 +426,12 @@ func (m *Manager) List(f Filter) []Alert {
 // Tick takes every escalation step that is due by the Manager's clock, one
 // `escalated` transition per step, and drops resolved alerts older than
 // ResolvedRetention. The deadlines are stored with the alerts, so after a
-// restart each step is taken once, when due.
+// restart each step is taken once, when due. Only the leader (Options.Leads)
+// does this; on other instances Tick does nothing.
 func (m *Manager) Tick(ctx context.Context) error {
+	if !m.leading() {
+		return nil
+	}
 	now, sweep, err := m.escalate(ctx)
 	if sweep {
 		err = errors.Join(err, m.sweep(ctx, now))
@@ -424,36 +439,23 @@ func (m *Manager) Tick(ctx context.Context) error {
 	return err
 }
 
+func (m *Manager) leading() bool { return m.leads == nil || m.leads() }
+
 // escalate takes the due escalation steps and says whether the hourly
 // sweep of old resolved alerts is due.
 func (m *Manager) escalate(ctx context.Context) (now time.Time, sweep bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now = m.clock().UTC()
-	var errs []error
+	var due []string
 	for _, cur := range m.open {
-		if cur.Alert.Status != StatusOpen || cur.NextEscalationAt == nil || now.Before(*cur.NextEscalationAt) {
-			continue
+		if cur.dueAt(now) {
+			due = append(due, cur.Alert.ID)
 		}
-		if !m.monitored(cur.Alert.ResidentID) {
-			// Being erased (the alert goes with the resident): never
-			// escalate, above all not to 119.
-			continue
-		}
-		sup := m.suppression(ctx, &cur.Alert, false, now)
-		if sup != nil {
-			continue // held until the suppression ends (see SettingsSource)
-		}
-		nr := cur.clone()
-		a := &nr.Alert
-		a.Suppressed = nil
-		for nr.NextEscalationAt != nil && !now.Before(*nr.NextEscalationAt) {
-			due := *nr.NextEscalationAt
-			a.EscalationLevel++
-			nr.NextEscalationAt = nextEscalation(a.Severity, a.EscalationLevel, len(nr.Chain), due)
-			m.transition(nr, TransitionEscalated, SystemActor, "", now, nr.tierRole(a.EscalationLevel) == escalation.RoleEmergency)
-		}
-		if err := m.commit(ctx, cur, nr); err != nil {
+	}
+	var errs []error
+	for _, id := range due {
+		if err := m.fresh(ctx, func() error { return m.step(ctx, id, now) }); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -462,6 +464,34 @@ func (m *Manager) escalate(ctx context.Context) (now time.Time, sweep bool, err 
 		sweep = true
 	}
 	return now, sweep, errors.Join(errs...)
+}
+
+func (r *record) dueAt(now time.Time) bool {
+	return r.Alert.Status == StatusOpen && r.NextEscalationAt != nil && !now.Before(*r.NextEscalationAt)
+}
+
+// step takes the escalation steps of alert id due at now, if it is still
+// open and due in memory. Called with m.mu held.
+func (m *Manager) step(ctx context.Context, id string, now time.Time) error {
+	cur := m.byID[id]
+	if cur == nil || !cur.dueAt(now) || !m.monitored(cur.Alert.ResidentID) {
+		// Resolved or acknowledged meanwhile, or being erased (the alert
+		// goes with the resident): never escalate, above all not to 119.
+		return nil
+	}
+	if m.suppression(ctx, &cur.Alert, false, now) != nil {
+		return nil // held until the suppression ends (see SettingsSource)
+	}
+	nr := cur.clone()
+	a := &nr.Alert
+	a.Suppressed = nil
+	for nr.NextEscalationAt != nil && !now.Before(*nr.NextEscalationAt) {
+		due := *nr.NextEscalationAt
+		a.EscalationLevel++
+		nr.NextEscalationAt = nextEscalation(a.Severity, a.EscalationLevel, len(nr.Chain), due)
+		m.transition(nr, TransitionEscalated, SystemActor, "", now, nr.tierRole(a.EscalationLevel) == escalation.RoleEmergency)
+	}
+	return m.commit(ctx, cur, nr)
 }
 
 // sweep deletes resolved alerts older than ResolvedRetention from KV. It
@@ -537,20 +567,8 @@ func (m *Manager) commit(ctx context.Context, cur, nr *record) error {
 	if err := m.persist(ctx, nr, cur); err != nil {
 		return err
 	}
-	m.byID[nr.Alert.ID] = nr
-	if len(nr.Outbox) > 0 {
-		m.unsent[nr.Alert.ID] = nr
-	} else {
-		delete(m.unsent, nr.Alert.ID) // cur's outbox, if any, is nr's now
-	}
-	ok := openKey(nr.Alert.ResidentID, nr.Alert.Rule)
-	if nr.Alert.Status == StatusResolved {
-		if m.open[ok] == cur {
-			delete(m.open, ok)
-		}
-	} else {
-		m.open[ok] = nr
-	}
+	nr.mine = true // cur's outbox, if any, is nr's now
+	m.place(nr)
 	m.countOpen()
 	for i := range nr.Outbox {
 		p := &nr.Outbox[i]

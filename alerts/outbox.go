@@ -62,10 +62,7 @@ func (m *Manager) publish(ctx context.Context, p *pending) error {
 	if p.To119 == "" {
 		return nil
 	}
-	nc := m.nc
-	if nc == nil {
-		nc = m.js.Conn()
-	}
+	nc := m.conn()
 	em := nats.NewMsg(p.To119)
 	em.Data = p.Data
 	em.Header.Set(jetstream.MsgIDHeader, p.MsgID)
@@ -76,9 +73,26 @@ func (m *Manager) publish(ctx context.Context, p *pending) error {
 	return nc.FlushWithContext(ctx)
 }
 
+func (m *Manager) conn() *nats.Conn {
+	if m.nc != nil {
+		return m.nc
+	}
+	return m.js.Conn()
+}
+
 // Flush publishes what waits in the outboxes and stores the outcome, so a
 // restart does not publish delivered transitions again. Run calls it; tests
 // may too.
+//
+// Each instance publishes what it committed. The leader also adopts what
+// other instances stored but left unsent (an instance that died between
+// store and publish must not strand a transition), once it has been
+// waiting adoptAfter: an instance that is alive records its publication
+// well before that. An instance slower than that (a NATS outage) and the
+// leader may then both publish a transition. CARE_ALERTS keeps it once
+// (Nats-Msg-Id), but the 119 subject is core NATS and has no such
+// deduplication: the bridge may get that message twice, with the same
+// Nats-Msg-Id header, by which it must drop the second.
 func (m *Manager) Flush(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -89,10 +103,20 @@ func (m *Manager) Flush(ctx context.Context) error {
 			// than reach the stream after it was purged.
 			continue
 		}
+		if !r.mine && (!m.leading() || time.Since(r.seen) < m.adoptAfter) {
+			continue // its author's, for now
+		}
 		m.publishOutbox(ctx, r)
 		if r.dirty {
 			if err := m.persist(ctx, r, r); err != nil {
-				errs = append(errs, err)
+				if errors.As(err, new(*staleError)) {
+					// Written by another instance meanwhile: follow its
+					// record, whose outbox is now its author's.
+					err = m.refresh(ctx, id)
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
 				continue // stays in unsent until KV knows it was delivered
 			}
 		}
@@ -107,10 +131,14 @@ func (m *Manager) Flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Run retries delivery of the outboxes until ctx ends: at once when a
+// Run follows the other instances' writes to the bucket (follow) and
+// retries delivery of the outboxes until ctx ends: at once when a
 // transition was left unpublished, otherwise every second, backing off to
 // 30 s while NATS keeps failing.
 func (m *Manager) Run(ctx context.Context) error {
+	followed := make(chan struct{})
+	go func() { defer close(followed); m.follow(ctx) }()
+	defer func() { <-followed }()
 	wait := m.minRetryWait
 	t := time.NewTimer(wait)
 	defer t.Stop()

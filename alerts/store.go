@@ -25,26 +25,14 @@ func (m *Manager) load(ctx context.Context) error {
 	stored := 0
 	err := m.scan(ctx, func(r *record) {
 		stored++
+		m.watched = max(m.watched, r.rev)
 		// An earlier version kept published transitions for InfluxDB; the
 		// writer now takes their points from CARE_ALERTS. The flusher
 		// stores the shorter outbox.
 		n := len(r.Outbox)
 		r.Outbox = slices.DeleteFunc(r.Outbox, func(p pending) bool { return p.Published })
 		r.dirty = len(r.Outbox) != n
-		if len(r.Outbox) > 0 || r.dirty {
-			m.unsent[r.Alert.ID] = r
-		}
-		if r.Alert.Status == StatusResolved {
-			if len(r.Outbox) > 0 || r.dirty {
-				m.byID[r.Alert.ID] = r // until the flusher has delivered it
-			}
-			return
-		}
-		m.byID[r.Alert.ID] = r
-		ok := openKey(r.Alert.ResidentID, r.Alert.Rule)
-		if prev := m.open[ok]; prev == nil || prev.Alert.RaisedAt.Before(r.Alert.RaisedAt) {
-			m.open[ok] = r
-		}
+		m.place(r)
 	})
 	if err != nil {
 		return fmt.Errorf("load alerts: %w", err)
@@ -123,6 +111,7 @@ func (m *Manager) retire(r *record) {
 	}
 	if m.byID[r.Alert.ID] == r {
 		delete(m.byID, r.Alert.ID)
+		m.gone[r.Alert.ID] = r.rev
 	}
 	delete(m.unsent, r.Alert.ID)
 }
@@ -139,7 +128,8 @@ func kvKey(id string) string { return "alert." + id }
 
 // persist writes r to KV with optimistic concurrency (the revision of
 // prev), retrying transient failures briefly. A revision conflict means
-// another process wrote the alert: that is reported, not overwritten.
+// another instance wrote the alert: that is reported as a *staleError, not
+// overwritten (Manager.fresh decides again on the fresh record).
 func (m *Manager) persist(ctx context.Context, r, prev *record) error {
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -163,6 +153,10 @@ func (m *Manager) persist(ctx context.Context, r, prev *record) error {
 		}
 		return err
 	}, func(err error) bool { return !errors.Is(err, jetstream.ErrKeyExists) && !kv.WrongRevision(err) })
+	if errors.Is(err, jetstream.ErrKeyExists) || kv.WrongRevision(err) {
+		m.staleWrites.Inc()
+		return &staleError{id: r.Alert.ID, err: err}
+	}
 	if err != nil {
 		m.pubErrors.With("kv").Inc()
 		return fmt.Errorf("store alert %s: %w", r.Alert.ID, err)
