@@ -3,10 +3,10 @@ package alerts
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/carehub/carehub/alerts/escalation"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 )
@@ -63,7 +63,7 @@ func (m *Manager) Assign(ctx context.Context, id, by, userID string) (Alert, err
 			return fmt.Errorf("%w: alert %s is resolved", ErrConflict, a.ID)
 		}
 		a.AssignedTo = userID
-		a.Recipients = withAssignee(a.Recipients, userID)
+		a.Recipients = escalation.WithAssignee(a.Recipients, userID)
 		a.Notes = append(a.Notes, Note{At: now, By: by, Transition: NoteAssigned, Text: userID})
 		return nil
 	})
@@ -108,19 +108,4 @@ func (m *Manager) annotate(ctx context.Context, id string, change func(a *Alert,
 		nr := cur.clone()
 		return nr, change(&nr.Alert, now)
 	})
-}
-
-// withAssignee puts the assignee first among the recipients, once.
-func withAssignee(recipients []string, assignee string) []string {
-	if assignee == "" {
-		return recipients
-	}
-	out := make([]string, 0, len(recipients)+1)
-	out = append(out, assignee)
-	for _, u := range recipients {
-		if u != assignee {
-			out = append(out, u)
-		}
-	}
-	return slices.Clip(out)
 }

@@ -63,6 +63,17 @@ func inStream(t *testing.T, js jetstream.JetStream, subject string) uint64 {
 	return info.State.Subjects[subject]
 }
 
+// flush makes sure what was published on each connection in turn has
+// reached the server, and what it delivered has reached the next.
+func flush(t *testing.T, envs ...*env) {
+	t.Helper()
+	for _, e := range envs {
+		if err := e.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // idsOf returns the Nats-Msg-Ids sub received for alert id, in order.
 func idsOf(sub *collector, id string) []string {
 	var out []string
@@ -167,9 +178,7 @@ func TestAckOnStaleCopy(t *testing.T) {
 	}
 	want := id + ":raised:1 " + id + ":escalated:2 " + id + ":acknowledged:3"
 	testenv.WaitFor(t, 5*time.Second, "3 transitions", func() bool { return sub.count() >= 3 })
-	if err := ea.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	flush(t, eb, ea)
 	if got := strings.Join(sub.ids(), " "); got != want {
 		t.Fatalf("published %s, want %s", got, want)
 	}
@@ -254,9 +263,7 @@ func TestConcurrentAckAndEscalation(t *testing.T) {
 		}
 		return true
 	})
-	if err := ea.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	flush(t, eb, ea)
 	for _, id := range ids {
 		got := idsOf(sub, id)
 		final, _ := a.Get(id)
@@ -316,9 +323,8 @@ func TestOnlyLeaderEscalates(t *testing.T) {
 	if err := a.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := ea.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.WaitFor(t, 5*time.Second, "the escalation message", func() bool { return sub.count() >= 2 })
+	flush(t, eb, ea)
 	if got, want := strings.Join(idsOf(sub, id), " "), id+":raised:1 "+id+":escalated:2"; got != want {
 		t.Fatalf("published %s, want %s", got, want)
 	}
@@ -349,9 +355,7 @@ func TestLeaderAdoptsStrandedOutbox(t *testing.T) {
 	if err := b.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := ea.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	flush(t, eb, ea)
 	if sub.count() != 0 {
 		t.Fatalf("a follower published another instance's transition: %v", sub.ids())
 	}
@@ -374,9 +378,7 @@ func TestLeaderAdoptsStrandedOutbox(t *testing.T) {
 	if err := b.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := ea.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	flush(t, eb, ea)
 	if got := sub.ids(); len(got) != 1 || got[0] != id+":raised:1" {
 		t.Fatalf("published %v, want %s:raised:1 once", got, id)
 	}

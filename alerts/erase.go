@@ -44,7 +44,6 @@ func (m *Manager) EraseResident(ctx context.Context, residentID string) (int, er
 		m.gone[id] = math.MaxUint64 // until the watch brings the purge
 		n++
 	}
-	m.countOpen()
-	m.countPending()
+	m.count()
 	return n, errors.Join(errs...)
 }

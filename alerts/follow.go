@@ -2,30 +2,19 @@ package alerts
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/carehub/carehub/internal/retry"
 )
 
-// Several carehub instances share the alerts bucket: the leader raises and
-// escalates, any instance records what people do. Each Manager follows the
-// others' writes (follow) and, when a write finds its copy stale, decides
-// the change again on the fresh record (fresh).
-
 const (
 	// staleAttempts bounds how often one change is decided again: each
 	// retry means another instance changed the same alert meanwhile.
 	staleAttempts = 5
-	// retryWatch is the pause before the bucket is watched again after
-	// the watch failed or ended by itself.
-	retryWatch = 500 * time.Millisecond
 	// adoptGrace is how long the leader leaves another instance's unsent
 	// transitions to their author before publishing them itself (Flush):
 	// longer than a publish and the KV write that records it.
@@ -38,18 +27,13 @@ var drainWait = retry.Policy{Attempts: 6, Initial: 20 * time.Millisecond}
 
 var errUndelivered = errors.New("transitions of another instance not yet published")
 
-// staleError is a KV write refused because another instance wrote the
-// alert since this Manager's copy was read.
-type staleError struct {
-	id  string
-	err error
-}
+// staleError is a KV write refused because another instance wrote alert
+// id since this Manager's copy was read.
+type staleError struct{ id string }
 
-func (e *staleError) Error() string {
-	return fmt.Sprintf("store alert %s: written by another instance meanwhile: %v", e.id, e.err)
+func (e staleError) Error() string {
+	return "alert " + e.id + " was written by another instance meanwhile"
 }
-
-func (e *staleError) Unwrap() error { return e.err }
 
 // fresh runs op, a change decided on memory's copy of an alert, and when
 // its write finds that copy stale reads the alert again and runs op anew,
@@ -58,7 +42,7 @@ func (e *staleError) Unwrap() error { return e.err }
 func (m *Manager) fresh(ctx context.Context, op func() error) error {
 	for n := 1; ; n++ {
 		err := op()
-		var se *staleError
+		var se staleError
 		if !errors.As(err, &se) || n == staleAttempts {
 			return err
 		}
@@ -115,87 +99,29 @@ func (m *Manager) refresh(ctx context.Context, id string) error {
 	default:
 		m.adopt(r)
 	}
-	m.countOpen()
-	m.countPending()
+	m.count()
 	return nil
-}
-
-// follow keeps memory current with what other instances write, until ctx
-// ends. The first watch resumes after the newest revision load saw, so
-// nothing written since is missed. The bucket is watched again when the
-// watch ends and whenever the NATS connection comes back (after a server
-// restart or a change of stream leader the watch's consumer may be gone,
-// which nats.go takes tens of seconds to notice). A new watch replays the
-// latest value or delete marker of every key: a fresh scan that reconciles
-// whatever went stale meanwhile.
-func (m *Manager) follow(ctx context.Context) {
-	nc := m.conn()
-	back := nc.StatusChanged(nats.CONNECTED)
-	defer nc.RemoveStatusListener(back)
-	from := m.watched + 1
-	for ctx.Err() == nil && !nc.IsClosed() {
-		var opts []jetstream.WatchOpt
-		if from > 0 {
-			opts = append(opts, jetstream.ResumeFromRevision(from))
-		}
-		w, err := m.kv.WatchFiltered(ctx, []string{"alert.>"}, opts...)
-		if err != nil {
-			m.log.Warn().Err(err).Msg("alerts watch failed; retrying")
-			_ = retry.Sleep(ctx, retryWatch)
-			continue
-		}
-		from = 0
-		if m.consume(ctx, w, back) {
-			_ = retry.Sleep(ctx, retryWatch) // ended by itself: do not spin
-		}
-		_ = w.Stop()
-	}
-}
-
-// consume applies w's updates until ctx ends, the connection comes back,
-// or w ends by itself (true).
-func (m *Manager) consume(ctx context.Context, w jetstream.KeyWatcher, back <-chan nats.Status) (ended bool) {
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-back:
-			m.log.Info().Msg("NATS connection back; watching the alerts bucket again")
-			return false
-		case e, ok := <-w.Updates():
-			if !ok {
-				return true
-			}
-			if e != nil { // nil: the end of the replayed values
-				m.apply(e)
-			}
-		}
-	}
 }
 
 // apply makes one update of the bucket memory's: a put is adopted, a
 // delete or purge (a sweep, an erasure) takes the alert out of memory.
 func (m *Manager) apply(e jetstream.KeyValueEntry) {
-	r := &record{}
-	put := e.Operation() == jetstream.KeyValuePut
-	if put {
-		if err := json.Unmarshal(e.Value(), r); err != nil {
-			m.log.Error().Err(err).Str("key", e.Key()).Msg("unreadable alert record skipped")
+	var r *record
+	if e.Operation() == jetstream.KeyValuePut {
+		if r = m.decode(e); r == nil {
 			return
 		}
 	}
-	r.rev = e.Revision()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if put {
+	if r != nil {
 		m.adopt(r)
 	} else {
 		id := strings.TrimPrefix(e.Key(), "alert.")
 		m.drop(id)
 		delete(m.gone, id)
 	}
-	m.countOpen()
-	m.countPending()
+	m.count()
 }
 
 // adopt makes r, read from KV, memory's copy of its alert, unless memory

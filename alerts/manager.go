@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/alerts/escalation"
+	"github.com/carehub/carehub/alerts/outbox"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/kv"
@@ -136,17 +137,7 @@ type record struct {
 }
 
 // pending is one transition waiting to be published.
-type pending struct {
-	Seq     uint64          `json:"seq"`
-	MsgID   string          `json:"msg_id"`
-	Subject string          `json:"subject"`
-	Data    json.RawMessage `json:"data"`
-	PointMs int64           `json:"point_ms"`         // its model.HeaderPointTime
-	To119   string          `json:"to_119,omitempty"` // the 119 subject, when this transition reached the emergency tier
-	// Published is set only in records of earlier versions, which kept a
-	// published transition until InfluxDB had its point; load drops them.
-	Published bool `json:"published,omitempty"`
-}
+type pending = outbox.Entry
 
 // NewManager opens the alert and assignment buckets (creating them when
 // missing) and loads every stored alert, so open alerts, their escalation
@@ -272,7 +263,7 @@ func (m *Manager) raise(ctx context.Context, s rules.Signal, now time.Time) erro
 		Occurrences: 1, EscalationLevel: level, RaisedAt: now,
 	}}
 	nr.Alert.Suppressed = m.suppression(ctx, &nr.Alert, s.AllTiers, now)
-	nr.NextEscalationAt = nextEscalation(s.Severity, level, n, now)
+	nr.NextEscalationAt = escalation.Next(s.Severity, level, n, now)
 	m.transition(nr, TransitionRaised, SystemActor, "", now, nr.tierRole(level) == escalation.RoleEmergency)
 	return m.commit(ctx, nil, nr)
 }
@@ -297,7 +288,7 @@ func (m *Manager) repeat(ctx context.Context, cur *record, s rules.Signal, now t
 		a.Severity = s.Severity
 		if a.Status == StatusOpen {
 			// A faster schedule applies from now; an earlier deadline stays.
-			next := nextEscalation(a.Severity, a.EscalationLevel, len(nr.Chain), now)
+			next := escalation.Next(a.Severity, a.EscalationLevel, len(nr.Chain), now)
 			if next != nil && (nr.NextEscalationAt == nil || next.Before(*nr.NextEscalationAt)) {
 				nr.NextEscalationAt = next
 			}
@@ -488,7 +479,7 @@ func (m *Manager) step(ctx context.Context, id string, now time.Time) error {
 	for nr.NextEscalationAt != nil && !now.Before(*nr.NextEscalationAt) {
 		due := *nr.NextEscalationAt
 		a.EscalationLevel++
-		nr.NextEscalationAt = nextEscalation(a.Severity, a.EscalationLevel, len(nr.Chain), due)
+		nr.NextEscalationAt = escalation.Next(a.Severity, a.EscalationLevel, len(nr.Chain), due)
 		m.transition(nr, TransitionEscalated, SystemActor, "", now, nr.tierRole(a.EscalationLevel) == escalation.RoleEmergency)
 	}
 	return m.commit(ctx, cur, nr)
@@ -540,7 +531,7 @@ func (m *Manager) transition(r *record, kind, by, note string, now time.Time, to
 	a.Transition = kind
 	a.UpdatedAt = now
 	a.Tier = r.tierRole(a.EscalationLevel)
-	a.Recipients = withAssignee(r.recipients(a.EscalationLevel), a.AssignedTo)
+	a.Recipients = escalation.WithAssignee(escalation.Recipients(r.Chain, a.EscalationLevel), a.AssignedTo)
 	if kind != TransitionRepeated { // repeats are counted in occurrences, not noted
 		a.Notes = append(a.Notes, Note{At: now, By: by, Transition: kind, Text: note})
 	}
@@ -569,10 +560,13 @@ func (m *Manager) commit(ctx context.Context, cur, nr *record) error {
 	}
 	nr.mine = true // cur's outbox, if any, is nr's now
 	m.place(nr)
-	m.countOpen()
+	var prev uint64 // cur's seq: what nr adds comes after
+	if cur != nil {
+		prev = cur.Alert.Seq
+	}
 	for i := range nr.Outbox {
 		p := &nr.Outbox[i]
-		if p.Seq > prevSeq(cur) {
+		if p.Seq > prev {
 			m.transitions.With(transitionOf(p.MsgID), nr.Alert.Severity).Inc()
 			m.log.Info().Str("alert_id", nr.Alert.ID).Str("resident_id", nr.Alert.ResidentID).
 				Str("rule", nr.Alert.Rule).Str("severity", nr.Alert.Severity).
@@ -594,15 +588,8 @@ func (m *Manager) commit(ctx context.Context, cur, nr *record) error {
 	} else {
 		m.wake() // the flusher retries what is left
 	}
-	m.countPending()
+	m.count()
 	return nil
-}
-
-func prevSeq(r *record) uint64 {
-	if r == nil {
-		return 0
-	}
-	return r.Alert.Seq
 }
 
 func transitionOf(msgID string) string {
@@ -613,9 +600,9 @@ func transitionOf(msgID string) string {
 	return parts[len(parts)-2]
 }
 
-func (m *Manager) countOpen() { m.openCount.Store(int64(len(m.open))) }
-
-func (m *Manager) countPending() {
+// count updates the gauges of open alerts and of pending transitions.
+func (m *Manager) count() {
+	m.openCount.Store(int64(len(m.open)))
 	n := 0
 	for _, r := range m.unsent {
 		n += len(r.Outbox)
@@ -630,28 +617,7 @@ func (m *Manager) wake() {
 	}
 }
 
-func (r *record) tierRole(level int) string {
-	if level < 1 || level > len(r.Chain) {
-		return ""
-	}
-	return r.Chain[level-1].Role
-}
-
-// recipients are the users of tiers 1..level: escalation adds people, it
-// does not take the alert away from the first ones.
-func (r *record) recipients(level int) []string {
-	var out []string
-	seen := map[string]bool{}
-	for i := 0; i < level && i < len(r.Chain); i++ {
-		for _, u := range r.Chain[i].UserIDs {
-			if !seen[u] {
-				seen[u] = true
-				out = append(out, u)
-			}
-		}
-	}
-	return out
-}
+func (r *record) tierRole(level int) string { return escalation.Role(r.Chain, level) }
 
 func (r *record) clone() *record {
 	c := *r

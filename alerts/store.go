@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/internal/kv"
-	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/retry"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -37,40 +36,31 @@ func (m *Manager) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load alerts: %w", err)
 	}
-	m.countOpen()
+	m.count()
 	m.log.Info().Int("alerts", stored).Int("in_memory", len(m.byID)).Int("open", len(m.open)).Msg("alerts loaded")
 	return nil
 }
 
-// scan calls f with every alert record in the bucket, read in one pass (a
-// KV watcher delivers the current value of each key, then stops). It needs
-// no lock: the records are decoded copies, not the Manager's.
+// scan calls f with every alert record in the bucket, read in one pass
+// (kv.Scan). It needs no lock: the records are decoded copies, not the
+// Manager's.
 func (m *Manager) scan(ctx context.Context, f func(r *record)) error {
-	w, err := m.kv.WatchFiltered(ctx, []string{"alert.>"}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("read %s: %w", model.BucketAlerts, err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("read %s: %w", model.BucketAlerts, ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("read %s: watcher stopped", model.BucketAlerts)
-			}
-			if e == nil {
-				return nil // every stored value seen
-			}
-			r := &record{}
-			if err := json.Unmarshal(e.Value(), r); err != nil {
-				m.log.Error().Err(err).Str("key", e.Key()).Msg("unreadable alert record skipped")
-				continue
-			}
-			r.rev = e.Revision()
+	return kv.Scan(ctx, m.kv, "alert.>", func(e jetstream.KeyValueEntry) {
+		if r := m.decode(e); r != nil {
 			f(r)
 		}
+	})
+}
+
+// decode reads a stored record with its revision; nil (logged) when it
+// does not parse.
+func (m *Manager) decode(e jetstream.KeyValueEntry) *record {
+	r := &record{rev: e.Revision()}
+	if err := json.Unmarshal(e.Value(), r); err != nil {
+		m.log.Error().Err(err).Str("key", e.Key()).Msg("unreadable alert record skipped")
+		return nil
 	}
+	return r
 }
 
 // lookup returns the live copy of an alert: from memory, or, for a
@@ -95,12 +85,10 @@ func (m *Manager) stored(ctx context.Context, id string) (*record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read alert %s: %w", id, err)
 	}
-	r := &record{}
-	if err := json.Unmarshal(e.Value(), r); err != nil {
-		return nil, fmt.Errorf("read alert %s: %w", id, err)
+	if r := m.decode(e); r != nil {
+		return r, nil
 	}
-	r.rev = e.Revision()
-	return r, nil
+	return nil, fmt.Errorf("read alert %s: unreadable record", id)
 }
 
 // retire drops a resolved alert from memory once nothing about it waits
@@ -155,14 +143,14 @@ func (m *Manager) persist(ctx context.Context, r, prev *record) error {
 	}, func(err error) bool { return !errors.Is(err, jetstream.ErrKeyExists) && !kv.WrongRevision(err) })
 	if errors.Is(err, jetstream.ErrKeyExists) || kv.WrongRevision(err) {
 		m.staleWrites.Inc()
-		return &staleError{id: r.Alert.ID, err: err}
+		return staleError{id: r.Alert.ID}
 	}
 	if err != nil {
 		m.pubErrors.With("kv").Inc()
 		return fmt.Errorf("store alert %s: %w", r.Alert.ID, err)
 	}
 	r.dirty = false
-	m.countPending()
+	m.count()
 	return nil
 }
 
