@@ -65,7 +65,8 @@ type Options struct {
 	// Leads says whether this instance is the alert leader (one per
 	// cluster, internal/lease): only the leader escalates, sweeps, and
 	// publishes transitions other instances left unsent. Nil means always
-	// (a single instance).
+	// (a single instance). It is asked under the Manager's lock on every
+	// Tick and flush, so it must answer from memory.
 	Leads func() bool
 }
 
