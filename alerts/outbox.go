@@ -53,9 +53,9 @@ func (m *Manager) conn() *nats.Conn {
 //
 // Each instance publishes what it committed. The leader also adopts what
 // other instances stored but left unsent (an instance that died between
-// store and publish must not strand a transition), once it has been
-// waiting adoptAfter: an instance that is alive records its publication
-// well before that. An instance slower than that (a NATS outage) and the
+// store and publish must not strand a transition), once they have waited
+// adoptGrace: an instance that is alive records its publication well
+// before that. An instance slower than that (a NATS outage) and the
 // leader may then both publish a transition. CARE_ALERTS keeps it once
 // (Nats-Msg-Id), but the 119 subject is core NATS and has no such
 // deduplication: the bridge may get that message twice, with the same
