@@ -252,6 +252,17 @@ func TestConcurrentAckAndEscalation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, id := range ids {
+			ga, errA := a.Get(id)
+			gb, errB := b.Get(id)
+			t.Logf("%s A seq %d %s lvl %d (%v) B seq %d %s lvl %d (%v) msgs %v", id, ga.Seq, ga.Status, ga.EscalationLevel, errA, gb.Seq, gb.Status, gb.EscalationLevel, errB, idsOf(sub, id))
+		}
+		t.Logf("stale A %v B %v pending A %d B %d", a.staleWrites.Value(), b.staleWrites.Value(), a.pendingOut.Load(), b.pendingOut.Load())
+	})
 	testenv.WaitFor(t, 10*time.Second, "both Managers to agree", func() bool {
 		for _, id := range ids {
 			ga, errA := a.Get(id)

@@ -22,8 +22,9 @@ const (
 )
 
 // drainWait is how long refresh waits for another instance's transitions
-// to leave a record's outbox: 20+40+80+160+320 ms.
-var drainWait = retry.Policy{Attempts: 6, Initial: 20 * time.Millisecond}
+// to leave a record's outbox: 2.1 s in all, about as long as their
+// author's publish may take (publishTimeout).
+var drainWait = retry.Policy{Attempts: 9, Initial: 20 * time.Millisecond, Max: 500 * time.Millisecond}
 
 var errUndelivered = errors.New("transitions of another instance not yet published")
 
@@ -80,8 +81,8 @@ func (m *Manager) change(ctx context.Context, id string, decide func(cur *record
 // refresh replaces memory's copy of alert id with KV's. A stored outbox
 // means its author is most likely publishing it: refresh waits for that
 // (drainWait), so the next change does not publish those transitions a
-// second time; past the wait they go out with this instance's own.
-// Called with m.mu held.
+// second time; past the wait they are this instance's to publish, with its
+// own. Called with m.mu held.
 func (m *Manager) refresh(ctx context.Context, id string) error {
 	var r *record
 	err := drainWait.Do(ctx, func(int) error {
@@ -98,6 +99,9 @@ func (m *Manager) refresh(ctx context.Context, id string) error {
 		return err
 	default:
 		m.adopt(r)
+		if cur := m.byID[id]; cur != nil && errors.Is(err, errUndelivered) {
+			cur.mine = true
+		}
 	}
 	m.count()
 	return nil

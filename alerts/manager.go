@@ -556,6 +556,11 @@ func (m *Manager) transition(r *record, kind, by, note string, now time.Time, to
 // an ack of the causing message safe, and a crash before publishing
 // harmless: the outbox is sent again at start.
 func (m *Manager) commit(ctx context.Context, cur, nr *record) error {
+	if cur != nil && m.leads != nil && !cur.mine && len(cur.Outbox) > 0 {
+		// Another instance may be publishing cur's outbox right now:
+		// wait for it (fresh, refresh) rather than publish it too.
+		return staleError{id: cur.Alert.ID}
+	}
 	if err := m.persist(ctx, nr, cur); err != nil {
 		return err
 	}
