@@ -147,8 +147,9 @@ func TestFollowOtherInstance(t *testing.T) {
 
 // TestAckOnStaleCopy: the leader A escalates an alert B's copy does not
 // know of yet; B's acknowledgement is refused by KV, then decided again on
-// the escalated record, with the next seq. Each transition is published
-// once, and both Managers end with the same record.
+// the escalated record, with the next seq. A double action on a stale copy
+// is the conflict a local one is. Each transition is published once, and
+// both Managers end with the same record.
 func TestAckOnStaleCopy(t *testing.T) {
 	ea := newEnv(t)
 	eb := envOn(t, ea.ns)
@@ -185,18 +186,30 @@ func TestAckOnStaleCopy(t *testing.T) {
 	if n := inStream(t, ea.js, model.AlertSubject(res, "critical")); n != 3 {
 		t.Fatalf("CARE_ALERTS holds %d messages, want 3", n)
 	}
-	run(t, a)
-	testenv.WaitFor(t, 5*time.Second, "A to follow B's acknowledgement", func() bool {
-		ga, err := a.Get(id)
-		return err == nil && ga.Seq == 3 && ga.Status == StatusAcknowledged && ga.AcknowledgedBy == "u2"
-	})
-	// A double action across instances is the error a local one gives,
-	// whether A's copy already follows B's write or is found stale.
+	// A's copy (A's Run is not running) is still the escalated, open
+	// alert. Acting on it meets B's writes in KV and ends as the same
+	// action on a fresh copy would: ErrConflict, nothing published.
+	if _, err := a.Acknowledge(ctx, id, "u1", ""); !errors.Is(err, ErrConflict) {
+		t.Fatalf("A acknowledged an alert B had acknowledged: %v", err)
+	}
 	if _, err := b.Resolve(ctx, id, "u2", OutcomeVisited, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Acknowledge(ctx, id, "u1", ""); !errors.Is(err, ErrConflict) {
-		t.Fatalf("A acknowledged an alert B had resolved: %v", err)
+	if _, err := a.Resolve(ctx, id, "u1", OutcomeFalseAlarm, ""); !errors.Is(err, ErrConflict) {
+		t.Fatalf("A resolved an alert B had resolved: %v", err)
+	}
+	if n := a.staleWrites.Value(); n != 2 {
+		t.Fatalf("A found its copy stale %v times, want 2", n)
+	}
+	run(t, a)
+	testenv.WaitFor(t, 5*time.Second, "A to agree with B", func() bool {
+		ga, err := a.Get(id)
+		return err == nil && ga.Seq == 4 && ga.Outcome == OutcomeVisited && !a.holds(id)
+	})
+	testenv.WaitFor(t, 5*time.Second, "4 transitions", func() bool { return sub.count() >= 4 })
+	flush(t, eb, ea)
+	if got := strings.Join(sub.ids(), " "); got != want+" "+id+":resolved:4" {
+		t.Fatalf("published %s", got)
 	}
 }
 
