@@ -3,10 +3,10 @@ package alerts
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/carehub/carehub/alerts/escalation"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 )
@@ -63,7 +63,7 @@ func (m *Manager) Assign(ctx context.Context, id, by, userID string) (Alert, err
 			return fmt.Errorf("%w: alert %s is resolved", ErrConflict, a.ID)
 		}
 		a.AssignedTo = userID
-		a.Recipients = withAssignee(a.Recipients, userID)
+		a.Recipients = escalation.WithAssignee(a.Recipients, userID)
 		a.Notes = append(a.Notes, Note{At: now, By: by, Transition: NoteAssigned, Text: userID})
 		return nil
 	})
@@ -98,41 +98,14 @@ func (m *Manager) RecordSnooze(ctx context.Context, id, by string, until time.Ti
 }
 
 // annotate applies change to a copy of the alert and stores it like any
-// other alert change: in KV, checked against the revision it was read at
-// (persist), then made the live copy. It adds no transition, so commit
+// other alert change (Manager.change). It adds no transition, so commit
 // publishes nothing new.
 func (m *Manager) annotate(ctx context.Context, id string, change func(a *Alert, now time.Time) error) (Alert, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, err := m.lookup(ctx, id)
-	if err != nil {
-		return Alert{}, err
-	}
-	if len(cur.Alert.Notes) >= MaxNotes {
-		return Alert{}, fmt.Errorf("%w: alert %s has %d notes, the most it keeps", ErrInvalid, id, MaxNotes)
-	}
-	now := m.clock().UTC()
-	nr := cur.clone()
-	if err := change(&nr.Alert, now); err != nil {
-		return Alert{}, err
-	}
-	if err := m.commit(ctx, cur, nr); err != nil {
-		return Alert{}, err
-	}
-	return nr.Alert.copy(), nil
-}
-
-// withAssignee puts the assignee first among the recipients, once.
-func withAssignee(recipients []string, assignee string) []string {
-	if assignee == "" {
-		return recipients
-	}
-	out := make([]string, 0, len(recipients)+1)
-	out = append(out, assignee)
-	for _, u := range recipients {
-		if u != assignee {
-			out = append(out, u)
+	return m.change(ctx, id, func(cur *record, now time.Time) (*record, error) {
+		if len(cur.Alert.Notes) >= MaxNotes {
+			return nil, fmt.Errorf("%w: alert %s has %d notes, the most it keeps", ErrInvalid, id, MaxNotes)
 		}
-	}
-	return slices.Clip(out)
+		nr := cur.clone()
+		return nr, change(&nr.Alert, now)
+	})
 }

@@ -82,15 +82,16 @@ func TestCommentAndAssign(t *testing.T) {
 	}
 
 	// Revision-checked: m changed nothing since m2 loaded, so m2 may write;
-	// then m's copy is stale and its write is refused, not overwritten.
+	// then m's copy is stale: its write is refused by KV, and the comment
+	// is added again to the fresh record, keeping m2's.
 	if _, err := m2.Comment(ctx, id, "u2", "on my way"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Comment(ctx, id, "u1", "stale"); err == nil {
-		t.Fatal("a comment on a stale copy overwrote another instance's write")
+	if got, err := m.Comment(ctx, id, "u1", "later"); err != nil || len(got.Notes) != 6 {
+		t.Fatalf("comment on a stale copy: %+v, %v", got, err)
 	}
 	m3 := e.manager(t, Options{Clock: clk.Now})
-	if got, _ := m3.Get(id); got.Notes[len(got.Notes)-1].Text != "on my way" {
+	if got, _ := m3.Get(id); len(got.Notes) != 6 || got.Notes[4].Text != "on my way" || got.Notes[5].Text != "later" {
 		t.Fatalf("stored notes: %+v", got.Notes)
 	}
 }

@@ -51,6 +51,14 @@ const (
 // mistaken for a person.
 const SystemActor = "@carehub"
 
+// Escalation timing (domain.md), as escalation.Next applies it.
+const (
+	CriticalStep  = escalation.CriticalStep
+	CriticalReach = escalation.CriticalReach
+	HighFirst     = escalation.HighFirst
+	HighSecond    = escalation.HighSecond
+)
+
 // humanOutcomes are the outcomes a person may record (contract §3).
 var humanOutcomes = map[string]bool{
 	OutcomeFalseAlarm: true, OutcomeOKByPhone: true, OutcomeVisited: true,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -39,16 +40,10 @@ func (m *Manager) EraseResident(ctx context.Context, residentID string) (int, er
 			errs = append(errs, fmt.Errorf("purge alert %s: %w", id, err))
 			continue
 		}
-		if r := m.byID[id]; r != nil {
-			delete(m.byID, id)
-			if ok := openKey(r.Alert.ResidentID, r.Alert.Rule); m.open[ok] == r {
-				delete(m.open, ok)
-			}
-		}
-		delete(m.unsent, id)
+		m.drop(id)
+		m.gone[id] = math.MaxUint64 // until the watch brings the purge
 		n++
 	}
-	m.countOpen()
-	m.countPending()
+	m.count()
 	return n, errors.Join(errs...)
 }

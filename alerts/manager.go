@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/carehub/carehub/alerts/escalation"
+	"github.com/carehub/carehub/alerts/outbox"
 	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/kv"
@@ -61,13 +62,21 @@ type Options struct {
 	// raised or escalated for a resident it does not accept. Nil accepts
 	// everyone (unit tests without a registry).
 	Residents ResidentGate
+	// Leads says whether this instance is the alert leader (one per
+	// cluster, internal/lease): only the leader escalates, sweeps, and
+	// publishes transitions other instances left unsent. Nil means always
+	// (a single instance). It is asked under the Manager's lock on every
+	// Tick and flush, so it must answer from memory.
+	Leads func() bool
 }
 
 // Manager owns the alert lifecycle. It is safe for concurrent use; one mutex
-// orders transitions, so each alert's seq is a gap-free counter. Run must be
-// running (the app starts it as its own component) for failed publications
-// to be retried. The writer package stores the published transitions in
-// InfluxDB.
+// orders this instance's transitions, and KV revisions order those of
+// several instances sharing the bucket (fresh), so each alert's seq is a
+// gap-free counter. Run must be running (the app starts it as its own
+// component) for failed publications to be retried and for other
+// instances' writes to be followed. The writer package stores the published
+// transitions in InfluxDB.
 type Manager struct {
 	js       jetstream.JetStream
 	nc       *nats.Conn
@@ -77,9 +86,11 @@ type Manager struct {
 	clock    func() time.Time
 	log      zerolog.Logger
 	gate     ResidentGate // nil: every resident
+	leads    func() bool
 
 	transitions *metrics.CounterVec
 	pubErrors   *metrics.CounterVec
+	staleWrites *metrics.Counter
 	openCount   atomic.Int64
 	pendingOut  atomic.Int64
 
@@ -93,9 +104,15 @@ type Manager struct {
 	unsent    map[string]*record // by id: records with a non-empty outbox
 	lastSweep time.Time
 	lastIDMs  int64
+	// gone holds the revision at which an alert left memory (retired, or
+	// math.MaxUint64 when erased) until the watch has passed it, so a late
+	// echo of an earlier write does not bring the alert back.
+	gone    map[string]uint64
+	watched uint64 // the newest revision load saw: the watch resumes after it
 
 	kick         chan struct{}
 	minRetryWait time.Duration // tests shorten it
+	adoptAfter   time.Duration // see adoptGrace; tests shorten it
 }
 
 // record is what the KV bucket holds per alert.
@@ -114,22 +131,14 @@ type record struct {
 	// a restart publishes them under the same Nats-Msg-Id.
 	Outbox []pending `json:"outbox,omitempty"`
 
-	rev   uint64 // KV revision this copy was read or written at
-	dirty bool   // outbox changed since the last KV write
+	rev   uint64    // KV revision this copy was read or written at
+	dirty bool      // outbox changed since the last KV write
+	mine  bool      // this Manager wrote it: its outbox is this Manager's to publish
+	seen  time.Time // when this copy was read from KV (adoptGrace)
 }
 
 // pending is one transition waiting to be published.
-type pending struct {
-	Seq     uint64          `json:"seq"`
-	MsgID   string          `json:"msg_id"`
-	Subject string          `json:"subject"`
-	Data    json.RawMessage `json:"data"`
-	PointMs int64           `json:"point_ms"`         // its model.HeaderPointTime
-	To119   string          `json:"to_119,omitempty"` // the 119 subject, when this transition reached the emergency tier
-	// Published is set only in records of earlier versions, which kept a
-	// published transition until InfluxDB had its point; load drops them.
-	Published bool `json:"published,omitempty"`
-}
+type pending = outbox.Entry
 
 // NewManager opens the alert and assignment buckets (creating them when
 // missing) and loads every stored alert, so open alerts, their escalation
@@ -163,11 +172,15 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	m := &Manager{
 		js: o.JS, nc: o.NC, kv: bucket, chains: chains, settings: o.Settings,
 		clock: o.Clock, log: o.Log.With().Str("component", "alerts").Logger(), gate: o.Residents,
-		byID: map[string]*record{}, open: map[string]*record{}, unsent: map[string]*record{},
-		kick: make(chan struct{}, 1), minRetryWait: minRetryWait,
+		leads: o.Leads, byID: map[string]*record{}, open: map[string]*record{}, unsent: map[string]*record{},
+		gone: map[string]uint64{}, kick: make(chan struct{}, 1), minRetryWait: minRetryWait,
+	}
+	if o.Leads != nil {
+		m.adoptAfter = adoptGrace // nobody else publishes when there is one instance
 	}
 	m.transitions = o.Metrics.Counter("carehub_alert_transitions_total", "Alert transitions committed, by transition and severity.", "transition", "severity")
 	m.pubErrors = o.Metrics.Counter("carehub_alert_delivery_errors_total", "Failed attempts to publish or store an alert transition (retried), by sink: nats, kv.", "sink")
+	m.staleWrites = o.Metrics.Counter("carehub_alert_stale_writes_total", "Alert changes refused by KV because another instance wrote the alert first; each is decided again on the fresh record.").With()
 	o.Metrics.GaugeFunc("carehub_alerts_open", "Alerts open or acknowledged.", func() float64 { return float64(m.openCount.Load()) })
 	o.Metrics.GaugeFunc("carehub_alert_outbox_pending", "Alert transitions stored but not yet published.", func() float64 { return float64(m.pendingOut.Load()) })
 	if err := m.load(ctx); err != nil {
@@ -201,6 +214,12 @@ func (m *Manager) Signal(ctx context.Context, s rules.Signal) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.clock().UTC()
+	return m.fresh(ctx, func() error { return m.signal(ctx, s, now) })
+}
+
+// signal decides a signal on the alert memory has for its (resident, rule).
+// Called with m.mu held.
+func (m *Manager) signal(ctx context.Context, s rules.Signal, now time.Time) error {
 	cur := m.open[openKey(s.ResidentID, s.Rule)]
 	if s.Active {
 		if cur == nil {
@@ -245,7 +264,7 @@ func (m *Manager) raise(ctx context.Context, s rules.Signal, now time.Time) erro
 		Occurrences: 1, EscalationLevel: level, RaisedAt: now,
 	}}
 	nr.Alert.Suppressed = m.suppression(ctx, &nr.Alert, s.AllTiers, now)
-	nr.NextEscalationAt = nextEscalation(s.Severity, level, n, now)
+	nr.NextEscalationAt = escalation.Next(s.Severity, level, n, now)
 	m.transition(nr, TransitionRaised, SystemActor, "", now, nr.tierRole(level) == escalation.RoleEmergency)
 	return m.commit(ctx, nil, nr)
 }
@@ -270,7 +289,7 @@ func (m *Manager) repeat(ctx context.Context, cur *record, s rules.Signal, now t
 		a.Severity = s.Severity
 		if a.Status == StatusOpen {
 			// A faster schedule applies from now; an earlier deadline stays.
-			next := nextEscalation(a.Severity, a.EscalationLevel, len(nr.Chain), now)
+			next := escalation.Next(a.Severity, a.EscalationLevel, len(nr.Chain), now)
 			if next != nil && (nr.NextEscalationAt == nil || next.Before(*nr.NextEscalationAt)) {
 				nr.NextEscalationAt = next
 			}
@@ -293,25 +312,17 @@ func (m *Manager) Acknowledge(ctx context.Context, id, by, note string) (Alert, 
 	if !catalog.ValidActor(by) {
 		return Alert{}, fmt.Errorf("%w: acknowledged_by must be a user id", ErrInvalid)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, err := m.lookup(ctx, id)
-	if err != nil {
-		return Alert{}, err
-	}
-	if cur.Alert.Status != StatusOpen {
-		return Alert{}, fmt.Errorf("%w: alert %s is %s", ErrConflict, id, cur.Alert.Status)
-	}
-	now := m.clock().UTC()
-	nr := cur.clone()
-	a := &nr.Alert
-	a.Status, a.AcknowledgedAt, a.AcknowledgedBy = StatusAcknowledged, &now, by
-	nr.NextEscalationAt = nil
-	m.transition(nr, TransitionAcknowledged, by, note, now, false)
-	if err := m.commit(ctx, cur, nr); err != nil {
-		return Alert{}, err
-	}
-	return nr.Alert.copy(), nil
+	return m.change(ctx, id, func(cur *record, now time.Time) (*record, error) {
+		if cur.Alert.Status != StatusOpen {
+			return nil, fmt.Errorf("%w: alert %s is %s", ErrConflict, id, cur.Alert.Status)
+		}
+		nr := cur.clone()
+		a := &nr.Alert
+		a.Status, a.AcknowledgedAt, a.AcknowledgedBy = StatusAcknowledged, &now, by
+		nr.NextEscalationAt = nil
+		m.transition(nr, TransitionAcknowledged, by, note, now, false)
+		return nr, nil
+	})
 }
 
 // Resolve closes the alert with an outcome a person chose (contract §3,
@@ -324,25 +335,17 @@ func (m *Manager) Resolve(ctx context.Context, id, by, outcome, note string) (Al
 	if !catalog.ValidActor(by) {
 		return Alert{}, fmt.Errorf("%w: resolved_by must be a user id", ErrInvalid)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, err := m.lookup(ctx, id)
-	if err != nil {
-		return Alert{}, err
-	}
-	if cur.Alert.Status == StatusResolved {
-		return Alert{}, fmt.Errorf("%w: alert %s is already resolved", ErrConflict, id)
-	}
-	now := m.clock().UTC()
-	nr := cur.clone()
-	a := &nr.Alert
-	a.Status, a.ResolvedAt, a.ResolvedBy, a.Outcome = StatusResolved, &now, by, outcome
-	nr.NextEscalationAt = nil
-	m.transition(nr, TransitionResolved, by, note, now, false)
-	if err := m.commit(ctx, cur, nr); err != nil {
-		return Alert{}, err
-	}
-	return nr.Alert.copy(), nil
+	return m.change(ctx, id, func(cur *record, now time.Time) (*record, error) {
+		if cur.Alert.Status == StatusResolved {
+			return nil, fmt.Errorf("%w: alert %s is already resolved", ErrConflict, id)
+		}
+		nr := cur.clone()
+		a := &nr.Alert
+		a.Status, a.ResolvedAt, a.ResolvedBy, a.Outcome = StatusResolved, &now, by, outcome
+		nr.NextEscalationAt = nil
+		m.transition(nr, TransitionResolved, by, note, now, false)
+		return nr, nil
+	})
 }
 
 // Get returns one alert: an open one from memory, a resolved one from KV.
@@ -415,8 +418,12 @@ func (m *Manager) List(f Filter) []Alert {
 // Tick takes every escalation step that is due by the Manager's clock, one
 // `escalated` transition per step, and drops resolved alerts older than
 // ResolvedRetention. The deadlines are stored with the alerts, so after a
-// restart each step is taken once, when due.
+// restart each step is taken once, when due. Only the leader (Options.Leads)
+// does this; on other instances Tick does nothing.
 func (m *Manager) Tick(ctx context.Context) error {
+	if !m.leading() {
+		return nil
+	}
 	now, sweep, err := m.escalate(ctx)
 	if sweep {
 		err = errors.Join(err, m.sweep(ctx, now))
@@ -424,36 +431,23 @@ func (m *Manager) Tick(ctx context.Context) error {
 	return err
 }
 
+func (m *Manager) leading() bool { return m.leads == nil || m.leads() }
+
 // escalate takes the due escalation steps and says whether the hourly
 // sweep of old resolved alerts is due.
 func (m *Manager) escalate(ctx context.Context) (now time.Time, sweep bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now = m.clock().UTC()
-	var errs []error
+	var due []string
 	for _, cur := range m.open {
-		if cur.Alert.Status != StatusOpen || cur.NextEscalationAt == nil || now.Before(*cur.NextEscalationAt) {
-			continue
+		if cur.dueAt(now) {
+			due = append(due, cur.Alert.ID)
 		}
-		if !m.monitored(cur.Alert.ResidentID) {
-			// Being erased (the alert goes with the resident): never
-			// escalate, above all not to 119.
-			continue
-		}
-		sup := m.suppression(ctx, &cur.Alert, false, now)
-		if sup != nil {
-			continue // held until the suppression ends (see SettingsSource)
-		}
-		nr := cur.clone()
-		a := &nr.Alert
-		a.Suppressed = nil
-		for nr.NextEscalationAt != nil && !now.Before(*nr.NextEscalationAt) {
-			due := *nr.NextEscalationAt
-			a.EscalationLevel++
-			nr.NextEscalationAt = nextEscalation(a.Severity, a.EscalationLevel, len(nr.Chain), due)
-			m.transition(nr, TransitionEscalated, SystemActor, "", now, nr.tierRole(a.EscalationLevel) == escalation.RoleEmergency)
-		}
-		if err := m.commit(ctx, cur, nr); err != nil {
+	}
+	var errs []error
+	for _, id := range due {
+		if err := m.fresh(ctx, func() error { return m.step(ctx, id, now) }); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -462,6 +456,34 @@ func (m *Manager) escalate(ctx context.Context) (now time.Time, sweep bool, err 
 		sweep = true
 	}
 	return now, sweep, errors.Join(errs...)
+}
+
+func (r *record) dueAt(now time.Time) bool {
+	return r.Alert.Status == StatusOpen && r.NextEscalationAt != nil && !now.Before(*r.NextEscalationAt)
+}
+
+// step takes the escalation steps of alert id due at now, if it is still
+// open and due in memory. Called with m.mu held.
+func (m *Manager) step(ctx context.Context, id string, now time.Time) error {
+	cur := m.byID[id]
+	if cur == nil || !cur.dueAt(now) || !m.monitored(cur.Alert.ResidentID) {
+		// Resolved or acknowledged meanwhile, or being erased (the alert
+		// goes with the resident): never escalate, above all not to 119.
+		return nil
+	}
+	if m.suppression(ctx, &cur.Alert, false, now) != nil {
+		return nil // held until the suppression ends (see SettingsSource)
+	}
+	nr := cur.clone()
+	a := &nr.Alert
+	a.Suppressed = nil
+	for nr.NextEscalationAt != nil && !now.Before(*nr.NextEscalationAt) {
+		due := *nr.NextEscalationAt
+		a.EscalationLevel++
+		nr.NextEscalationAt = escalation.Next(a.Severity, a.EscalationLevel, len(nr.Chain), due)
+		m.transition(nr, TransitionEscalated, SystemActor, "", now, nr.tierRole(a.EscalationLevel) == escalation.RoleEmergency)
+	}
+	return m.commit(ctx, cur, nr)
 }
 
 // sweep deletes resolved alerts older than ResolvedRetention from KV. It
@@ -510,7 +532,7 @@ func (m *Manager) transition(r *record, kind, by, note string, now time.Time, to
 	a.Transition = kind
 	a.UpdatedAt = now
 	a.Tier = r.tierRole(a.EscalationLevel)
-	a.Recipients = withAssignee(r.recipients(a.EscalationLevel), a.AssignedTo)
+	a.Recipients = escalation.WithAssignee(escalation.Recipients(r.Chain, a.EscalationLevel), a.AssignedTo)
 	if kind != TransitionRepeated { // repeats are counted in occurrences, not noted
 		a.Notes = append(a.Notes, Note{At: now, By: by, Transition: kind, Text: note})
 	}
@@ -534,27 +556,23 @@ func (m *Manager) transition(r *record, kind, by, note string, now time.Time, to
 // an ack of the causing message safe, and a crash before publishing
 // harmless: the outbox is sent again at start.
 func (m *Manager) commit(ctx context.Context, cur, nr *record) error {
+	if cur != nil && m.leads != nil && !cur.mine && len(cur.Outbox) > 0 {
+		// Another instance may be publishing cur's outbox right now:
+		// wait for it (fresh, refresh) rather than publish it too.
+		return staleError{id: cur.Alert.ID}
+	}
 	if err := m.persist(ctx, nr, cur); err != nil {
 		return err
 	}
-	m.byID[nr.Alert.ID] = nr
-	if len(nr.Outbox) > 0 {
-		m.unsent[nr.Alert.ID] = nr
-	} else {
-		delete(m.unsent, nr.Alert.ID) // cur's outbox, if any, is nr's now
+	nr.mine = true // cur's outbox, if any, is nr's now
+	m.place(nr)
+	var prev uint64 // cur's seq: what nr adds comes after
+	if cur != nil {
+		prev = cur.Alert.Seq
 	}
-	ok := openKey(nr.Alert.ResidentID, nr.Alert.Rule)
-	if nr.Alert.Status == StatusResolved {
-		if m.open[ok] == cur {
-			delete(m.open, ok)
-		}
-	} else {
-		m.open[ok] = nr
-	}
-	m.countOpen()
 	for i := range nr.Outbox {
 		p := &nr.Outbox[i]
-		if p.Seq > prevSeq(cur) {
+		if p.Seq > prev {
 			m.transitions.With(transitionOf(p.MsgID), nr.Alert.Severity).Inc()
 			m.log.Info().Str("alert_id", nr.Alert.ID).Str("resident_id", nr.Alert.ResidentID).
 				Str("rule", nr.Alert.Rule).Str("severity", nr.Alert.Severity).
@@ -576,15 +594,8 @@ func (m *Manager) commit(ctx context.Context, cur, nr *record) error {
 	} else {
 		m.wake() // the flusher retries what is left
 	}
-	m.countPending()
+	m.count()
 	return nil
-}
-
-func prevSeq(r *record) uint64 {
-	if r == nil {
-		return 0
-	}
-	return r.Alert.Seq
 }
 
 func transitionOf(msgID string) string {
@@ -595,9 +606,9 @@ func transitionOf(msgID string) string {
 	return parts[len(parts)-2]
 }
 
-func (m *Manager) countOpen() { m.openCount.Store(int64(len(m.open))) }
-
-func (m *Manager) countPending() {
+// count updates the gauges of open alerts and of pending transitions.
+func (m *Manager) count() {
+	m.openCount.Store(int64(len(m.open)))
 	n := 0
 	for _, r := range m.unsent {
 		n += len(r.Outbox)
@@ -612,28 +623,7 @@ func (m *Manager) wake() {
 	}
 }
 
-func (r *record) tierRole(level int) string {
-	if level < 1 || level > len(r.Chain) {
-		return ""
-	}
-	return r.Chain[level-1].Role
-}
-
-// recipients are the users of tiers 1..level: escalation adds people, it
-// does not take the alert away from the first ones.
-func (r *record) recipients(level int) []string {
-	var out []string
-	seen := map[string]bool{}
-	for i := 0; i < level && i < len(r.Chain); i++ {
-		for _, u := range r.Chain[i].UserIDs {
-			if !seen[u] {
-				seen[u] = true
-				out = append(out, u)
-			}
-		}
-	}
-	return out
-}
+func (r *record) tierRole(level int) string { return escalation.Role(r.Chain, level) }
 
 func (r *record) clone() *record {
 	c := *r

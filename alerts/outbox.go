@@ -5,40 +5,31 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/carehub/carehub/internal/model"
+	"github.com/carehub/carehub/alerts/outbox"
+	"github.com/carehub/carehub/internal/kv"
 )
 
 // Delivery limits. A publish waits for JetStream's ack at most
 // publishTimeout. Retries back off from minRetryWait to maxRetryWait: an alert is
 // never dropped, it waits in the outbox (and in KV) until published.
 const (
-	publishTimeout = 2 * time.Second
+	publishTimeout = outbox.Timeout
 	minRetryWait   = time.Second
 	maxRetryWait   = 30 * time.Second
 )
 
-// publishOutbox publishes r's outbox in seq order, each transition on
-// care.alerts.{resident_id}.{severity} with Nats-Msg-Id (contract §3) and
-// the time of its InfluxDB point (model.HeaderPointTime), and on the 119
-// subject when the transition reached the emergency tier; a published
-// transition leaves the outbox. It stops at the first failure so a phone
-// never sees seq n+1 before n; the flusher tries again. Called with m.mu
-// held.
+// publishOutbox publishes r's outbox in seq order (outbox.Publish); a
+// published transition leaves the outbox. It stops at the first failure;
+// the flusher tries again. Called with m.mu held.
 func (m *Manager) publishOutbox(ctx context.Context, r *record) {
-	n := 0
-	for i := range r.Outbox {
-		if err := m.publish(ctx, &r.Outbox[i]); err != nil {
-			m.pubErrors.With("nats").Inc()
-			m.log.Warn().Err(err).Str("alert_id", r.Alert.ID).Uint64("seq", r.Outbox[i].Seq).Msg("alert publish failed; will retry")
-			break
-		}
-		n++
+	n, err := outbox.Publish(ctx, m.js, m.conn(), r.Outbox)
+	if err != nil {
+		m.pubErrors.With("nats").Inc()
+		m.log.Warn().Err(err).Str("alert_id", r.Alert.ID).Msg("alert publish failed; will retry")
 	}
 	if n > 0 {
 		r.Outbox = slices.Delete(r.Outbox, 0, n)
@@ -49,36 +40,26 @@ func (m *Manager) publishOutbox(ctx context.Context, r *record) {
 	}
 }
 
-func (m *Manager) publish(ctx context.Context, p *pending) error {
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
-	msg := nats.NewMsg(p.Subject)
-	msg.Data = p.Data
-	msg.Header.Set(jetstream.MsgIDHeader, p.MsgID)
-	msg.Header.Set(model.HeaderPointTime, strconv.FormatInt(p.PointMs, 10))
-	if _, err := m.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s: %w", p.Subject, err)
+func (m *Manager) conn() *nats.Conn {
+	if m.nc != nil {
+		return m.nc
 	}
-	if p.To119 == "" {
-		return nil
-	}
-	nc := m.nc
-	if nc == nil {
-		nc = m.js.Conn()
-	}
-	em := nats.NewMsg(p.To119)
-	em.Data = p.Data
-	em.Header.Set(jetstream.MsgIDHeader, p.MsgID)
-	if err := nc.PublishMsg(em); err != nil {
-		return fmt.Errorf("publish to 119 subject: %w", err)
-	}
-	// Flush so the message has left this process before it counts as sent.
-	return nc.FlushWithContext(ctx)
+	return m.js.Conn()
 }
 
 // Flush publishes what waits in the outboxes and stores the outcome, so a
 // restart does not publish delivered transitions again. Run calls it; tests
 // may too.
+//
+// Each instance publishes what it committed. The leader also adopts what
+// other instances stored but left unsent (an instance that died between
+// store and publish must not strand a transition), once they have waited
+// adoptGrace: an instance that is alive records its publication well
+// before that. An instance slower than that (a NATS outage) and the
+// leader may then both publish a transition. CARE_ALERTS keeps it once
+// (Nats-Msg-Id), but the 119 subject is core NATS and has no such
+// deduplication: the bridge may get that message twice, with the same
+// Nats-Msg-Id header, by which it must drop the second.
 func (m *Manager) Flush(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -89,10 +70,20 @@ func (m *Manager) Flush(ctx context.Context) error {
 			// than reach the stream after it was purged.
 			continue
 		}
+		if !r.mine && (!m.leading() || time.Since(r.seen) < m.adoptAfter) {
+			continue // its author's, for now
+		}
 		m.publishOutbox(ctx, r)
 		if r.dirty {
 			if err := m.persist(ctx, r, r); err != nil {
-				errs = append(errs, err)
+				if errors.As(err, new(staleError)) {
+					// Written by another instance meanwhile: follow its
+					// record, whose outbox is now its author's.
+					err = m.refresh(ctx, id)
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
 				continue // stays in unsent until KV knows it was delivered
 			}
 		}
@@ -103,14 +94,23 @@ func (m *Manager) Flush(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("alert %s seq %d not yet published", r.Alert.ID, r.Outbox[0].Seq))
 		}
 	}
-	m.countPending()
+	m.count()
 	return errors.Join(errs...)
 }
 
-// Run retries delivery of the outboxes until ctx ends: at once when a
-// transition was left unpublished, otherwise every second, backing off to
-// 30 s while NATS keeps failing.
+// Run follows the other instances' writes to the bucket and retries
+// delivery of the outboxes until ctx ends: at once when a transition was
+// left unpublished, otherwise every second, backing off to 30 s while NATS
+// keeps failing. The watch resumes after the newest revision load saw, so
+// nothing written since is missed; when it is made again (kv.Follow) it
+// replays every key, which apply takes by revision.
 func (m *Manager) Run(ctx context.Context) error {
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		kv.Follow(ctx, m.conn(), m.kv, "alert.>", m.watched+1, m.apply, m.log)
+	}()
+	defer func() { <-followed }()
 	wait := m.minRetryWait
 	t := time.NewTimer(wait)
 	defer t.Stop()

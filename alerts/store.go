@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/carehub/carehub/internal/kv"
-	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/retry"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -25,64 +24,43 @@ func (m *Manager) load(ctx context.Context) error {
 	stored := 0
 	err := m.scan(ctx, func(r *record) {
 		stored++
+		m.watched = max(m.watched, r.rev)
 		// An earlier version kept published transitions for InfluxDB; the
 		// writer now takes their points from CARE_ALERTS. The flusher
 		// stores the shorter outbox.
 		n := len(r.Outbox)
 		r.Outbox = slices.DeleteFunc(r.Outbox, func(p pending) bool { return p.Published })
 		r.dirty = len(r.Outbox) != n
-		if len(r.Outbox) > 0 || r.dirty {
-			m.unsent[r.Alert.ID] = r
-		}
-		if r.Alert.Status == StatusResolved {
-			if len(r.Outbox) > 0 || r.dirty {
-				m.byID[r.Alert.ID] = r // until the flusher has delivered it
-			}
-			return
-		}
-		m.byID[r.Alert.ID] = r
-		ok := openKey(r.Alert.ResidentID, r.Alert.Rule)
-		if prev := m.open[ok]; prev == nil || prev.Alert.RaisedAt.Before(r.Alert.RaisedAt) {
-			m.open[ok] = r
-		}
+		m.place(r)
 	})
 	if err != nil {
 		return fmt.Errorf("load alerts: %w", err)
 	}
-	m.countOpen()
+	m.count()
 	m.log.Info().Int("alerts", stored).Int("in_memory", len(m.byID)).Int("open", len(m.open)).Msg("alerts loaded")
 	return nil
 }
 
-// scan calls f with every alert record in the bucket, read in one pass (a
-// KV watcher delivers the current value of each key, then stops). It needs
-// no lock: the records are decoded copies, not the Manager's.
+// scan calls f with every alert record in the bucket, read in one pass
+// (kv.Scan). It needs no lock: the records are decoded copies, not the
+// Manager's.
 func (m *Manager) scan(ctx context.Context, f func(r *record)) error {
-	w, err := m.kv.WatchFiltered(ctx, []string{"alert.>"}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("read %s: %w", model.BucketAlerts, err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("read %s: %w", model.BucketAlerts, ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("read %s: watcher stopped", model.BucketAlerts)
-			}
-			if e == nil {
-				return nil // every stored value seen
-			}
-			r := &record{}
-			if err := json.Unmarshal(e.Value(), r); err != nil {
-				m.log.Error().Err(err).Str("key", e.Key()).Msg("unreadable alert record skipped")
-				continue
-			}
-			r.rev = e.Revision()
+	return kv.Scan(ctx, m.kv, "alert.>", func(e jetstream.KeyValueEntry) {
+		if r := m.decode(e); r != nil {
 			f(r)
 		}
+	})
+}
+
+// decode reads a stored record with its revision; nil (logged) when it
+// does not parse.
+func (m *Manager) decode(e jetstream.KeyValueEntry) *record {
+	r := &record{rev: e.Revision()}
+	if err := json.Unmarshal(e.Value(), r); err != nil {
+		m.log.Error().Err(err).Str("key", e.Key()).Msg("unreadable alert record skipped")
+		return nil
 	}
+	return r
 }
 
 // lookup returns the live copy of an alert: from memory, or, for a
@@ -107,12 +85,10 @@ func (m *Manager) stored(ctx context.Context, id string) (*record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read alert %s: %w", id, err)
 	}
-	r := &record{}
-	if err := json.Unmarshal(e.Value(), r); err != nil {
-		return nil, fmt.Errorf("read alert %s: %w", id, err)
+	if r := m.decode(e); r != nil {
+		return r, nil
 	}
-	r.rev = e.Revision()
-	return r, nil
+	return nil, fmt.Errorf("read alert %s: unreadable record", id)
 }
 
 // retire drops a resolved alert from memory once nothing about it waits
@@ -123,6 +99,7 @@ func (m *Manager) retire(r *record) {
 	}
 	if m.byID[r.Alert.ID] == r {
 		delete(m.byID, r.Alert.ID)
+		m.gone[r.Alert.ID] = r.rev
 	}
 	delete(m.unsent, r.Alert.ID)
 }
@@ -139,7 +116,8 @@ func kvKey(id string) string { return "alert." + id }
 
 // persist writes r to KV with optimistic concurrency (the revision of
 // prev), retrying transient failures briefly. A revision conflict means
-// another process wrote the alert: that is reported, not overwritten.
+// another instance wrote the alert: that is reported as a *staleError, not
+// overwritten (Manager.fresh decides again on the fresh record).
 func (m *Manager) persist(ctx context.Context, r, prev *record) error {
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -163,12 +141,16 @@ func (m *Manager) persist(ctx context.Context, r, prev *record) error {
 		}
 		return err
 	}, func(err error) bool { return !errors.Is(err, jetstream.ErrKeyExists) && !kv.WrongRevision(err) })
+	if errors.Is(err, jetstream.ErrKeyExists) || kv.WrongRevision(err) {
+		m.staleWrites.Inc()
+		return staleError{id: r.Alert.ID}
+	}
 	if err != nil {
 		m.pubErrors.With("kv").Inc()
 		return fmt.Errorf("store alert %s: %w", r.Alert.ID, err)
 	}
 	r.dirty = false
-	m.countPending()
+	m.count()
 	return nil
 }
 
