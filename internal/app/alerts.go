@@ -37,6 +37,17 @@ func (a *App) startAlertManager(ctx context.Context, o alerts.Options) (*alerts.
 	return m, func(ctx context.Context) { cancel(); waitDone(ctx, done) }, nil
 }
 
+// openAlertLease is this instance's claim on the alert leader's role
+// (startAlertEngine campaigns for it); the Manager asks it whether to
+// escalate and to adopt other instances' unsent transitions.
+func (a *App) openAlertLease(ctx context.Context, js jetstream.JetStream) (*lease.Lease, error) {
+	bucket, err := lease.Open(ctx, js, a.Config.AlertLeaseTTL)
+	if err != nil {
+		return nil, err
+	}
+	return lease.New(bucket, alertLease, a.Config.InstanceID, a.Config.AlertLeaseTTL, a.Log), nil
+}
+
 // startAlertEngine campaigns for the alert lease (internal/lease) and,
 // while this instance holds it, runs the rules with the residents'
 // settings: the engine feeds them readings, events and status from
@@ -50,12 +61,7 @@ func (a *App) startAlertManager(ctx context.Context, o alerts.Options) (*alerts.
 // The engine runs on the manager's connection, clock, log, metrics and
 // residents gate (o). Its stop ends the term, which saves the rules' state
 // and releases the lease.
-func (a *App) startAlertEngine(ctx context.Context, o alerts.Options, st *settings.Store, m *alerts.Manager, reg *devices.Registry) (*leaderEngine, func(context.Context), error) {
-	bucket, err := lease.Open(ctx, o.JS, a.Config.AlertLeaseTTL)
-	if err != nil {
-		return nil, nil, err
-	}
-	l := lease.New(bucket, alertLease, a.Config.InstanceID, a.Config.AlertLeaseTTL, a.Log)
+func (a *App) startAlertEngine(ctx context.Context, l *lease.Lease, o alerts.Options, st *settings.Store, m *alerts.Manager, reg *devices.Registry) (*leaderEngine, func(context.Context), error) {
 	le := &leaderEngine{lease: l, started: make(chan struct{}, 1)}
 	a.Metrics.GaugeFunc("carehub_alert_leader", "1 while this instance is the alert leader: it runs the alert rules, their timers and escalation.", func() float64 {
 		if l.Held() {

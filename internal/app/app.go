@@ -168,19 +168,25 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 
 	// The alert engine is another durable consumer of the same streams; it
 	// hands its signals to the manager, which owns alerts and delivers
-	// their transitions. The engine stops first, so the manager delivers
-	// what the engine raised last.
+	// their transitions. Of several instances only the alert leader (the
+	// holder of the lease) runs the engine and escalates; every instance's
+	// manager serves reads and people's actions. The engine stops first,
+	// so the manager delivers what the engine raised last.
 	if a.Settings, stop, err = a.openSettings(ctx, n.js); err != nil {
 		return nil, err
 	}
 	a.onStop(stop)
+	alertLease, err := a.openAlertLease(ctx, n.js)
+	if err != nil {
+		return nil, err
+	}
 	alertOpts := alerts.Options{JS: n.js, NC: n.nc, Settings: a.Settings, Clock: a.clock,
-		Log: log.With().Str("component", "alerts").Logger(), Metrics: a.Metrics, Residents: a.Registry}
+		Log: log.With().Str("component", "alerts").Logger(), Metrics: a.Metrics, Residents: a.Registry, Leads: alertLease.Held}
 	if a.Alerts, stop, err = a.startAlertManager(ctx, alertOpts); err != nil {
 		return nil, err
 	}
 	a.onStop(stop)
-	engine, stop, err := a.startAlertEngine(ctx, alertOpts, a.Settings, a.Alerts, a.Registry)
+	engine, stop, err := a.startAlertEngine(ctx, alertLease, alertOpts, a.Settings, a.Alerts, a.Registry)
 	if err != nil {
 		return nil, err
 	}

@@ -60,7 +60,22 @@ func TestSeveralInstances(t *testing.T) {
 	}
 	ph := watchAlerts(sos)
 	publish(t, cs, sos.MQTT.TopicPrefix+"event", []byte(`{"type":"sos"}`))
-	expectTransition(t, ph, "sos", "raised")
+	raised := expectTransition(t, ph, "sos", "raised")
+	// The follower serves the leader's alert and takes a person's action
+	// on it: one acknowledged transition, whichever instance stored it.
+	testenv.WaitFor(t, 5*time.Second, "the follower to list the SOS", func() bool {
+		var got struct {
+			Alerts []struct {
+				ID string `json:"id"`
+			} `json:"alerts"`
+		}
+		return apiCall(t, baseB, "GET", "/api/v1/alerts?resident_id="+sos.ResidentID, nil, &got) == http.StatusOK &&
+			len(got.Alerts) == 1 && got.Alerts[0].ID == raised.ID
+	})
+	if code := apiCall(t, baseB, "POST", "/api/v1/alerts/"+raised.ID+"/ack", map[string]any{}, nil); code != http.StatusOK {
+		t.Fatalf("ack on the follower: HTTP %d", code)
+	}
+	expectTransition(t, ph, "sos", "acknowledged")
 	testenv.WaitFor(t, 30*time.Second, "200 readings in InfluxDB", func() bool {
 		return countPoints(t, in, db, "readings", "heart_rate", d.ID) >= 200
 	})
