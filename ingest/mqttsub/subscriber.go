@@ -51,6 +51,12 @@ type Options struct {
 	Intake *ingest.Intake
 	Log    zerolog.Logger
 
+	// Adopted marks the sessions of another instance (InstanceID) that
+	// is down, drained by this one until it is back: its connections do
+	// not reconnect, so that the owner's return, which takes each session
+	// over at the broker, is not fought over.
+	Adopted bool
+
 	// MaxInFlight bounds the messages per connection that were handed to
 	// the intake but not yet confirmed. When it is reached the MQTT handler
 	// waits, paho stops reading, and the broker holds further messages:
@@ -260,8 +266,8 @@ func (s *Subscriber) newClient(ctx context.Context, url string, broker, i int, q
 		SetCleanSession(false).
 		SetAutoAckDisabled(true).
 		SetOrderMatters(true). // one handler goroutine per connection, never one per message
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
+		SetAutoReconnect(!s.o.Adopted).
+		SetConnectRetry(!s.o.Adopted).
 		SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(5 * time.Second).
 		SetKeepAlive(30 * time.Second).

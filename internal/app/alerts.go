@@ -45,6 +45,7 @@ func (a *App) openAlertLease(ctx context.Context, js jetstream.JetStream) (*leas
 	if err != nil {
 		return nil, err
 	}
+	a.leases = bucket
 	return lease.New(bucket, alertLease, a.Config.InstanceID, a.Config.AlertLeaseTTL, a.Log), nil
 }
 

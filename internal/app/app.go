@@ -53,6 +53,7 @@ type App struct {
 	natsServer *natsx.Embedded
 	broker     *broker
 	httpAddr   string
+	leases     jetstream.KeyValue // model.BucketLeases
 
 	// stops run in reverse order of start-up.
 	mu    sync.Mutex
@@ -225,6 +226,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, stdout io
 	a.onStop(stop)
 
 	a.onStop(a.startSubscriber(intakeCtx, sub, stopIntake))
+	// With several instances on shared brokers, the alert leader drains
+	// the MQTT sessions of those that are down (adopt.go).
+	if stop, err = a.startSessionAdoption(ctx, n.js, alertLease, a.broker, clientTLS, a.Intake); err != nil {
+		return nil, err
+	}
+	a.onStop(stop)
 
 	log.Info().Str("http", a.httpAddr).Bool("https", serverTLS != nil).Str("mqtt", redact.URL(a.MQTTURL())).Str("nats", a.NATSURL()).
 		Str("influxdb", redact.URL(cfg.InfluxURL)).Str("bucket", a.Influx.Bucket()).Msg("carehub started")

@@ -113,3 +113,74 @@ func alertLeader(t *testing.T, base string) bool {
 	}
 	return *body.AlertLeader
 }
+
+// TestDeadInstancesSessionsAreDrained: Mosquitto holds a stopped
+// instance's share of the shared subscription in its persistent sessions.
+// While that instance is down the alert leader drains them, so every
+// reading is stored and every SOS raised without waiting for it; when it
+// is back it takes its sessions over, and nothing is stored twice.
+func TestDeadInstancesSessionsAreDrained(t *testing.T) {
+	in := testenv.SharedInflux(t)
+	db := in.CreateDB(t)
+	ns := testenv.NATS(t)
+	broker := testenv.StartMosquitto(t, "max_inflight_messages 1000\nmax_queued_messages 100000\n")
+	group := testenv.ID("g")
+	vars := func(id string) map[string]string {
+		return env(t, in.URL, db, map[string]string{
+			"CARE_NATS_URL": ns.ClientURL(), "CARE_MQTT_URL": broker.URL, "CARE_MQTT_SHARE_GROUP": group,
+			"CARE_INSTANCE_ID": id, "CARE_ALERT_LEASE_TTL": "1s", "CARE_MQTT_CONNECTIONS": "2",
+		})
+	}
+	idB := testenv.ID("b")
+	a := startApp(t, vars(testenv.ID("a")))
+	b := startApp(t, vars(idB))
+	baseA := "http://" + a.HTTPAddr()
+	if !alertLeader(t, baseA) {
+		t.Fatal("the first instance does not lead")
+	}
+	d := register(t, baseA, "wearable")
+	c := deviceClient(t, broker.URL, d)
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Millisecond)
+	send := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			publish(t, c, d.MQTT.TopicPrefix+"telemetry", fmt.Appendf(nil, `{"ts":%d,"values":{"heart_rate":%d}}`, start.Add(time.Duration(i)*time.Second).UnixMilli(), 60+i%30))
+		}
+	}
+	stored := func(n int) {
+		t.Helper()
+		testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d readings in InfluxDB", n), func() bool {
+			return countPoints(t, in, db, "readings", "heart_rate", d.ID) >= n
+		})
+		if got := countPoints(t, in, db, "readings", "heart_rate", d.ID); got != n {
+			t.Fatalf("stored %d readings, want %d exactly", got, n)
+		}
+	}
+	send(0, 50)
+	stored(50)
+
+	// B stops: its sessions stay at the broker and get their share.
+	b.Close()
+	send(50, 100)
+	sos := make([]deviceCreds, 4)
+	phones := make([]chan alertMsg, len(sos))
+	for i := range sos {
+		sos[i] = register(t, baseA, "sos")
+		phones[i] = phone(t, ns.ClientURL(), sos[i].ResidentID)
+		publish(t, deviceClient(t, broker.URL, sos[i]), sos[i].MQTT.TopicPrefix+"event", []byte(`{"type":"sos"}`))
+	}
+	stored(150)
+	for i := range sos {
+		expectTransition(t, phones[i], "sos", "raised")
+	}
+	if n := metricValue(t, baseA, "carehub_mqtt_adopted_instances"); n != 1 {
+		t.Fatalf("carehub_mqtt_adopted_instances = %v, want 1", n)
+	}
+
+	// B is back and takes its sessions over.
+	startApp(t, vars(idB))
+	testenv.WaitFor(t, 10*time.Second, "the leader to let B's sessions go", func() bool {
+		return metricValue(t, baseA, "carehub_mqtt_adopted_instances") == 0
+	})
+	send(150, 100)
+	stored(250)
+}

@@ -95,6 +95,10 @@ const (
 	// a time (key "alerts": the alert leader), each value the holder's
 	// CARE_INSTANCE_ID, expiring unless renewed.
 	BucketLeases = "care_leases"
+	// BucketInstances names every carehub instance that has run on this
+	// NATS, with what others need to drain its MQTT sessions while it is
+	// down (its subscriber connection count).
+	BucketInstances = "care_instances"
 )
 
 // ReadingSubject is where a resident's device readings are published.
