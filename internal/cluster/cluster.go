@@ -70,6 +70,8 @@ type Topology struct {
 	AdminToken      string
 	GatewayPassword string
 
+	Extra           []*Proc // processes started with Run (homesim)
+
 	opts    Options
 	secrets secrets
 	ownDir  bool
@@ -205,9 +207,24 @@ func cleanEnv() []string {
 	return env
 }
 
-// Close stops every process (SIGTERM, carehub first) and removes the
-// directory when Start made it.
+// Run starts another process beside the topology (a simulator, a load
+// generator), its log in the directory as name.log; Close stops it first.
+func (t *Topology) Run(ctx context.Context, name, bin string, args ...string) (*Proc, error) {
+	dir := filepath.Join(t.Dir, name)
+	if err := mkdirs(dir); err != nil {
+		return nil, err
+	}
+	p := newProc(name, dir, bin, args, cleanEnv(), nil)
+	t.Extra = append(t.Extra, p)
+	return p, p.Start(ctx, 0)
+}
+
+// Close stops every process (SIGTERM; extra processes, then carehub) and
+// removes the directory when Start made it.
 func (t *Topology) Close() {
+	for _, p := range t.Extra {
+		p.Stop()
+	}
 	for i := len(t.Carehubs) - 1; i >= 0; i-- {
 		if t.Carehubs[i] != nil {
 			t.Carehubs[i].Stop()

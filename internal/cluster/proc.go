@@ -31,6 +31,7 @@ type Proc struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has been waited for
+	exit error         // cmd.Wait's answer, set before done closes
 }
 
 // Start starts the process and waits until ready says it is, or timeout
@@ -51,15 +52,24 @@ func (p *Proc) Start(ctx context.Context, timeout time.Duration) error {
 	cmd.Dir = p.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Our children die with us: an interrupted test or demo leaves no
-	// NATS node or broker holding a port.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// NATS node or broker holding a port. Their own process group keeps a
+	// terminal's Ctrl-C from reaching them all at once: Close stops them
+	// in order, carehub before the NATS it drains to.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
 		logf.Close()
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		p.mu.Lock()
+		p.exit = err
+		p.mu.Unlock()
+		close(done)
+	}()
 	p.cmd, p.done = cmd, done
 	p.mu.Unlock()
 	return p.waitReady(ctx, timeout)
@@ -110,6 +120,28 @@ func (p *Proc) PID() int {
 		return 0
 	}
 	return p.cmd.Process.Pid
+}
+
+// Wait waits until the process started last exits (a load generator that
+// runs to completion) and returns how it ended.
+func (p *Proc) Wait(ctx context.Context) error {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return fmt.Errorf("%s was never started", p.Name)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exit != nil {
+		return fmt.Errorf("%s: %w; its log %s ends:\n%s", p.Name, p.exit, p.Log, Tail(p.Log, 2000))
+	}
+	return nil
 }
 
 // Kill sends SIGKILL, the crash the fault tests inject (no shutdown hook
