@@ -70,7 +70,7 @@ type Topology struct {
 	AdminToken      string
 	GatewayPassword string
 
-	Extra           []*Proc // processes started with Run (homesim)
+	Extra []*Proc // processes started with Run (homesim)
 
 	opts    Options
 	secrets secrets
