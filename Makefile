@@ -67,6 +67,9 @@ bench-steady: deps build ## steady load (STEADY_RATE msgs/s for STEADY_FOR, defa
 bench-storm: deps build ## alert storm (STORM_RATE msgs/s for STORM_FOR, default 3500 for 10m: systolic_bp crossing its threshold and back, about 0.3 transitions a message): CPU, RSS and alerts over time
 	@$(BIN)/carebench ingest -storm -messages 20000 -paced-rate $(STORM_RATE) -paced-for $(STORM_FOR) $(INGEST_ARGS)
 
+bench-cluster: deps build ## bench-ingest's 200,000 messages through 3 carehub instances on 3 NATS nodes and 2 brokers, then through 1; recovery from a killed NATS node and instance (CLUSTER_ARGS="-messages 20000")
+	@$(BIN)/carebench cluster $(CLUSTER_ARGS)
+
 bench-alerts: deps build ## device publish to alert at a NATS subscriber, under ingest load
 	@$(BIN)/carebench alerts
 
