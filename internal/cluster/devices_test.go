@@ -76,8 +76,8 @@ func newDevice(t *testing.T, top *cluster.Topology, base, prefix, kind string, h
 		t.Fatalf("create device: HTTP %d", code)
 	}
 	opts := mqtt.NewClientOptions().SetClientID(d.ID).SetUsername(d.ID).SetPassword(d.MQTT.Password).
-		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
-		SetMaxReconnectInterval(time.Second).SetConnectTimeout(2 * time.Second).SetWriteTimeout(2 * time.Second).
+		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200*time.Millisecond).
+		SetMaxReconnectInterval(time.Second).SetConnectTimeout(2*time.Second).SetWriteTimeout(2*time.Second).
 		SetWill("care/v1/dev/"+d.ID+"/status", `{"online":false}`, 1, true)
 	for k := range top.BrokerURLs {
 		opts.AddBroker(top.BrokerURLs[(home+k)%len(top.BrokerURLs)])
