@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -217,37 +216,49 @@ func firstStoredFrom(ctx context.Context, top *cluster.Topology, s *stream, from
 	return time.Time{}, fmt.Errorf("no reading numbered %d or later stored within %s", from, timeout)
 }
 
-// checkExactlyOnce waits until every acknowledged reading is stored, then
-// asserts each device's points are exactly the values it sent.
+// checkExactlyOnce waits (up to a minute in all) until every acknowledged
+// reading is stored, then asserts each device's points are exactly the
+// values it sent.
 func checkExactlyOnce(t *testing.T, ctx context.Context, top *cluster.Topology, s *stream) {
 	t.Helper()
+	want := make([]int64, len(s.devs))
 	total := int64(0)
-	for k, d := range s.devs {
-		want := s.sent[k].Load()
-		total += want
-		var points int
-		var distinct map[int64]bool
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			var err error
-			points, distinct, err = stored(ctx, top, d.ID)
-			if err == nil && int64(len(distinct)) >= want || time.Now().After(deadline) {
-				break
+	for k := range s.devs {
+		want[k] = s.sent[k].Load()
+		total += want[k]
+	}
+	points := make([]int, len(s.devs))
+	distinct := make([]map[int64]bool, len(s.devs))
+	complete := func() bool {
+		all := true
+		for k, d := range s.devs {
+			if distinct[k] != nil && int64(len(distinct[k])) >= want[k] {
+				continue
 			}
-			time.Sleep(200 * time.Millisecond)
+			var err error
+			if points[k], distinct[k], err = stored(ctx, top, d.ID); err != nil || int64(len(distinct[k])) < want[k] {
+				all = false
+			}
 		}
-		missing := []int64{}
-		for i := range want {
-			if !distinct[i] {
+		return all
+	}
+	waitFor(time.Minute, complete)
+	ok := true
+	for k, d := range s.devs {
+		var missing []int64
+		for i := range want[k] {
+			if !distinct[k][i] {
 				missing = append(missing, i)
 			}
 		}
-		if points != int(want) || len(distinct) != int(want) || len(missing) > 0 {
-			sort.Slice(missing, func(a, b int) bool { return missing[a] < missing[b] })
-			t.Errorf("device %s: %d points, %d distinct values, want %d of each (missing %v)", d.ID, points, len(distinct), want, head(missing, 20))
+		if points[k] != int(want[k]) || len(distinct[k]) != int(want[k]) || len(missing) > 0 {
+			ok = false
+			t.Errorf("device %s: %d points, %d distinct values, want %d of each (missing %d: %v ...)", d.ID, points[k], len(distinct[k]), want[k], len(missing), head(missing, 12))
 		}
 	}
-	t.Logf("%d QoS 1 readings from %d devices, each stored exactly once", total, len(s.devs))
+	if ok {
+		t.Logf("%d QoS 1 readings from %d devices, each stored exactly once", total, len(s.devs))
+	}
 }
 
 func head(xs []int64, n int) []int64 {
