@@ -64,7 +64,11 @@ func benchCluster(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "ratio 3 instances / 1                   %6.2f\n", results[0].rate/results[1].rate)
 	}
 	for _, f := range results[0].faults {
-		fmt.Fprintf(stdout, "recovery, %-44s %6.1f s (steady %0.f msgs/s stored again)\n", f.what+":", f.recovery.Seconds(), *pacedRate)
+		if f.recovery < 0 {
+			fmt.Fprintf(stdout, "recovery, %-44s not within %s: at worst %.0f%% of %.0f msgs/s stored (the rest waits for the restart)\n", f.what+":", faultWindow, f.worst*100, *pacedRate)
+			continue
+		}
+		fmt.Fprintf(stdout, "recovery, %-44s %6.1f s to store 90%% of %.0f msgs/s again (±1 s); at worst %.0f%% meanwhile\n", f.what+":", f.recovery.Seconds(), *pacedRate, f.worst*100)
 	}
 	if *pacedRate > 0 {
 		fmt.Fprintln(stdout, "recovery, kill -9 a Mosquitto: see make test-cluster (fault c); the loader does not reconnect")
@@ -87,8 +91,13 @@ type clusterResult struct {
 
 type faultResult struct {
 	what     string
-	recovery time.Duration
+	recovery time.Duration // -1: not within faultWindow
+	worst    float64       // the lowest stored rate seen, as a fraction of the offered one
 }
+
+// faultWindow is how long a fault's recovery is awaited under the steady
+// load (which lasts 30 s).
+const faultWindow = 18 * time.Second
 
 // run starts a topology of n instances, registers the devices, loads it
 // and measures; with 3 instances, then the faults.
@@ -109,7 +118,7 @@ func (l clusterLoad) run(ctx context.Context, n int, pacedRate float64, stdout, 
 	perBroker := l.devices / len(top.BrokerURLs)
 	fmt.Fprintf(stdout, "registering %d devices through the API ...\n", perBroker*len(top.BrokerURLs))
 	for k := range top.BrokerURLs {
-		api := top.Carehubs[k%n].Base
+		api := l.api(top, k)
 		p, err := top.Run(ctx, fmt.Sprintf("register-%d", k+1), l.bin.Homesim, "-load", "-register-only", "-devices", fmt.Sprint(perBroker),
 			"-api", api, "-token", top.AdminToken, "-state", l.state(top, k), "-id-prefix", l.prefix(k), "-log-level", "warn")
 		if err != nil {
@@ -160,6 +169,12 @@ func (l clusterLoad) run(ctx context.Context, n int, pacedRate float64, stdout, 
 	return r, err
 }
 
+// api is the instance broker k's devices register through; homesim's
+// state file names it, so the loads name it too.
+func (l clusterLoad) api(top *cluster.Topology, k int) string {
+	return top.Carehubs[k%len(top.Carehubs)].Base
+}
+
 func (l clusterLoad) prefix(k int) string { return fmt.Sprintf("bench%d", k+1) }
 
 func (l clusterLoad) state(top *cluster.Topology, k int) string {
@@ -175,7 +190,7 @@ func (l clusterLoad) load(ctx context.Context, top *cluster.Topology, name strin
 		args := []string{"-load", "-mqtt", broker, "-devices", fmt.Sprint(l.devices / nb), "-conns", fmt.Sprint(l.conns),
 			"-count", fmt.Sprint(count / nb), "-values", fmt.Sprint(l.values), "-per-device-conns=false",
 			"-gateway", cluster.GatewayUser + ":" + top.GatewayPassword,
-			"-api", top.Carehubs[0].Base, "-token", top.AdminToken, "-state", l.state(top, k), "-id-prefix", l.prefix(k), "-log-level", "warn"}
+			"-api", l.api(top, k), "-token", top.AdminToken, "-state", l.state(top, k), "-id-prefix", l.prefix(k), "-log-level", "warn"}
 		if rate > 0 {
 			args = append(args, "-rate", fmt.Sprint(rate/float64(nb)))
 		}
@@ -245,7 +260,7 @@ func (l clusterLoad) faults(ctx context.Context, top *cluster.Topology, bases []
 		}},
 	} {
 		fmt.Fprintf(stdout, "fault under %.0f msgs/s: %s ...\n", rate, f.what)
-		const steady = 20 * time.Second
+		const steady = 30 * time.Second
 		loadDone := make(chan error, 1)
 		go func() { loadDone <- l.load(ctx, top, "steady", int(rate*steady.Seconds()), rate) }()
 		if err := waitFor(ctx, 30*time.Second, "the steady load to be stored", func() bool { return storedRate(bases, time.Second) >= rate/2 }); err != nil {
@@ -263,12 +278,21 @@ func (l clusterLoad) faults(ctx context.Context, top *cluster.Topology, bases []
 				alive = append(alive, c.Base)
 			}
 		}
-		var rec time.Duration
-		if err := waitFor(ctx, 60*time.Second, "the stored rate to recover", func() bool { return storedRate(alive, 500*time.Millisecond) >= rate/2 }); err != nil {
-			return out, err
+		// Recovered: the survivors store 90 % of the offered rate again
+		// over a second. What they store meanwhile is the fraction of the
+		// load that still flows (a dead instance's share of the shared
+		// subscription waits in its broker sessions until it is back).
+		res := faultResult{what: f.what, recovery: -1, worst: 1}
+		deadline := time.Now().Add(faultWindow)
+		for time.Now().Before(deadline) {
+			r := storedRate(alive, time.Second)
+			res.worst = min(res.worst, r/rate)
+			if r >= 0.9*rate {
+				res.recovery = time.Since(t0)
+				break
+			}
 		}
-		rec = time.Since(t0)
-		out = append(out, faultResult{f.what, rec})
+		out = append(out, res)
 		if err := <-loadDone; err != nil {
 			return out, err
 		}
