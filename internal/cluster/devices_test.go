@@ -276,6 +276,19 @@ type transition struct {
 	seen                                       time.Time // when the test received it
 }
 
+func (x transition) String() string {
+	return fmt.Sprintf("%s %s level %d (alert %s, msg %s, at %s)", x.rule, x.transition, x.level, x.alertID, x.msgID, x.at.Format("15:04:05.000"))
+}
+
+// alertIDs is the distinct alerts among ts.
+func alertIDs(ts []transition) map[string]bool {
+	ids := map[string]bool{}
+	for _, x := range ts {
+		ids[x.alertID] = true
+	}
+	return ids
+}
+
 // alertWatch reads CARE_ALERTS from its start for some residents through
 // an ordered consumer, which resumes across NATS nodes dying: every
 // message the stream holds is seen once.

@@ -82,7 +82,7 @@ func (p *phase) run(t *testing.T, ctx context.Context, fault func()) *stream {
 	// within seconds; the watch has been reading all along.
 	time.Sleep(2 * time.Second) // the window in which a duplicate would show, not a wait for luck
 	if raised := p.watch.of("sos", "raised"); len(raised) != 1 {
-		t.Errorf("the SOS raised %d alerts, want exactly 1: %+v", len(raised), raised)
+		t.Errorf("the SOS raised %d alerts, want exactly 1: %v", len(raised), raised)
 	}
 	return s
 }
@@ -161,8 +161,11 @@ func TestFaults(t *testing.T) {
 		}
 		for level, n := range steps {
 			if n != 1 {
-				t.Errorf("the critical SpO2 alert escalated to level %d %d times, want exactly once: %+v", level, n, p.watch.of("spo2", "escalated"))
+				t.Errorf("the critical SpO2 alert escalated to level %d %d times, want exactly once: %v", level, n, p.watch.of("spo2", "escalated"))
 			}
+		}
+		if ids := alertIDs(p.watch.of("spo2", "")); len(ids) != 1 {
+			t.Errorf("one resident's falling SpO2 made %d alerts, want 1 (raised by more than one instance?): %v", len(ids), p.watch.of("spo2", ""))
 		}
 		if steps[2] != 1 {
 			t.Errorf("escalations by level %v, want one to level 2 at the %s step", steps, alerts.CriticalStep)
