@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 TEST_TIMEOUT ?= 30m
 
-.PHONY: help deps build test check depcheck fmt vet lint demo stop-demo bench-ingest bench-ingest-telegraf bench-ingest-embedded bench-steady bench-storm bench-alerts bench-api bench-web bench-push bench-quality security-check screenshots clean
+.PHONY: help deps build test check depcheck fmt vet lint demo stop-demo cluster-demo test-cluster bench-cluster bench-ingest bench-ingest-telegraf bench-ingest-embedded bench-steady bench-storm bench-alerts bench-api bench-web bench-push bench-quality security-check screenshots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ deps: ## install Mosquitto (Debian) and build InfluxDB 1.8 into the cache, once
 	@deploy/dev/setup.sh
 
 build: ## build carehub and homesim into bin/
-	$(GO) build -o $(BIN)/ ./cmd/carehub ./cmd/homesim ./cmd/carebench
+	$(GO) build -o $(BIN)/ ./cmd/carehub ./cmd/homesim ./cmd/carebench ./cmd/carecluster
 
 fmt: ## fail when a file is not gofmt-ed
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -40,6 +40,12 @@ demo: deps build ## carehub on its embedded broker and NATS, InfluxDB, and homes
 stop-demo: ## stop what `make demo` started
 	@deploy/dev/demo.sh stop
 
+cluster-demo: deps build ## carehub scaled out: 3 NATS nodes, 2 Mosquitto, InfluxDB, 3 carehub instances and homesim on both brokers (Ctrl-C stops all)
+	@$(BIN)/carecluster
+
+test-cluster: deps ## fault tests on that topology: kill -9 a NATS node, a carehub, a broker; nothing lost or doubled (about 5 min)
+	$(GO) test -race -count=1 -timeout 12m -tags cluster -v -run . ./internal/cluster/
+
 bench-ingest: deps build ## ingest throughput and lag through Mosquitto into InfluxDB (INGEST_ARGS="-compare telegraf" adds Telegraf)
 	@$(BIN)/carebench ingest $(INGEST_ARGS)
 
@@ -60,6 +66,9 @@ bench-steady: deps build ## steady load (STEADY_RATE msgs/s for STEADY_FOR, defa
 
 bench-storm: deps build ## alert storm (STORM_RATE msgs/s for STORM_FOR, default 3500 for 10m: systolic_bp crossing its threshold and back, about 0.3 transitions a message): CPU, RSS and alerts over time
 	@$(BIN)/carebench ingest -storm -messages 20000 -paced-rate $(STORM_RATE) -paced-for $(STORM_FOR) $(INGEST_ARGS)
+
+bench-cluster: deps build ## bench-ingest's 200,000 messages through 3 carehub instances on 3 NATS nodes and 2 brokers, then through 1; recovery from a killed NATS node and instance (CLUSTER_ARGS="-messages 20000")
+	@$(BIN)/carebench cluster $(CLUSTER_ARGS)
 
 bench-alerts: deps build ## device publish to alert at a NATS subscriber, under ingest load
 	@$(BIN)/carebench alerts

@@ -2,7 +2,7 @@
 // it starts the real services (Mosquitto with the project's production
 // configuration, InfluxDB 1.8, carehub itself), drives them with homesim's
 // load mode and prints what it measured. The make targets bench-ingest,
-// bench-alerts, bench-push, bench-api and bench-web call it.
+// bench-cluster, bench-alerts, bench-push, bench-api and bench-web call it.
 package main
 
 import (
@@ -22,13 +22,15 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: carebench ingest|alerts|push|api|web|quality|security [flags]")
+		fmt.Fprintln(stderr, "usage: carebench ingest|cluster|alerts|push|api|web|quality|security [flags]")
 		return 2
 	}
 	var err error
 	switch args[0] {
 	case "ingest":
 		err = benchIngest(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		err = benchCluster(ctx, args[1:], stdout, stderr)
 	case "alerts":
 		err = benchAlerts(ctx, args[1:], stdout, stderr)
 	case "push":
