@@ -259,6 +259,14 @@ func (t *Topology) Logs(n int) string {
 	for _, p := range procs {
 		fmt.Fprintf(&b, "==== %s (%s) ====\n%s\n", p.Name, p.Log, Tail(p.Log, n))
 	}
+	// carehub's warnings, errors and role changes over the whole run, less
+	// the retries every fault repeats: what explains a failure is rarely
+	// in the last lines.
+	for _, c := range t.Carehubs {
+		if c != nil {
+			fmt.Fprintf(&b, "==== %s: warnings, errors, leases, alerts ====\n%s\n", c.Name, Notable(c.Log, 200))
+		}
+	}
 	return b.String()
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -187,6 +188,30 @@ func Tail(path string, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// Notable is the last n lines of carehub's JSON log at path that are
+// warnings or errors, lease changes or alert transitions, without the
+// lines every fault repeats many times (readiness checks, publish retries).
+func Notable(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	var keep []string
+	for _, line := range strings.Split(string(b), "\n") {
+		noisy := strings.Contains(line, "readiness check failed") || strings.Contains(line, "publish failed; retrying") ||
+			strings.Contains(line, "fetch from jetstream failed")
+		notable := strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) ||
+			strings.Contains(line, "lease") || strings.Contains(line, "alert transition")
+		if notable && !noisy {
+			keep = append(keep, line)
+		}
+	}
+	if len(keep) > n {
+		keep = keep[len(keep)-n:]
+	}
+	return strings.Join(keep, "\n")
 }
 
 // poll calls cond every 50 ms until it is true, ctx ends or timeout passes.
