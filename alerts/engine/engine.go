@@ -35,11 +35,19 @@ const ConsumerName = "alerts-engine"
 // evaluator's state every 30 s, and has at most maxAckPending unacked
 // messages per stream: the broker holds the rest (back-pressure, no
 // unbounded queue here).
+//
+// An SOS must not wait long for a NATS node's death: a message delivered
+// to a connection that died comes back after ackWait, and a pull whose
+// server died is noticed when two heartbeats (half of pullExpiry each)
+// are missed. Both are 10 s, not nats.go's 30 s, so a NATS fault delays an
+// alarm by seconds, not a minute (internal/cluster's fault a); handling
+// one message takes milliseconds, or a nak when a store is away.
 const (
 	tickEvery     = time.Second
 	snapshotEvery = 30 * time.Second
 	maxAckPending = 1024
-	ackWait       = 30 * time.Second
+	ackWait       = 10 * time.Second
+	pullExpiry    = 10 * time.Second
 	nakDelay      = time.Second
 	snapshotKey   = "engine.evaluator"
 )
@@ -202,7 +210,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for stream, c := range e.consumers {
 		stream := stream
 		cc, err := c.Consume(func(msg jetstream.Msg) { e.handle(stream, msg) },
-			jetstream.PullMaxMessages(256),
+			jetstream.PullMaxMessages(256), jetstream.PullExpiry(pullExpiry),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 				if ctx.Err() == nil {
 					e.log.Warn().Err(err).Str("stream", stream).Msg("consume")
