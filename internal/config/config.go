@@ -62,6 +62,11 @@ const (
 	// DefaultAlertLeaseTTL: a dead alert leader is replaced within 10 to
 	// 14 s, while a NATS leader election (about 2 s) does not depose it.
 	DefaultAlertLeaseTTL = 10 * time.Second
+	// DefaultIngestBatchDelay: a cross-device batch of readings waits this
+	// long for more after its first. 10 ms cost 8 % less CPU a message
+	// than 2 ms (41 against 46 µs, docs/performance.md) with the same lag
+	// p99; alarms do not go through these batches.
+	DefaultIngestBatchDelay = 10 * time.Millisecond
 	// DefaultBufferAge covers a long weekend of InfluxDB being down.
 	DefaultBufferAge = 7 * 24 * time.Hour
 	// DefaultAuditRetention is the legal minimum for the access trail.
@@ -354,7 +359,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.MaxRecords = p.int("CARE_MAX_RECORDS", DefaultMaxRecords)
 	c.IngestBatch = p.int("CARE_INGEST_BATCH", DefaultIngestBatch)
-	c.IngestBatchDelay = p.duration("CARE_INGEST_BATCH_DELAY", 2*time.Millisecond)
+	c.IngestBatchDelay = p.duration("CARE_INGEST_BATCH_DELAY", DefaultIngestBatchDelay)
 	c.DeviceRate = p.int("CARE_DEVICE_RATE", DefaultDeviceRate)
 	c.DeviceBurst = p.int("CARE_DEVICE_BURST", DefaultDeviceBurst)
 	c.DeviceEventRate = p.int("CARE_DEVICE_EVENT_RATE", DefaultDeviceEventRate)

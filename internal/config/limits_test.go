@@ -3,7 +3,6 @@ package config
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/carehub/carehub/internal/model"
 	"github.com/carehub/carehub/internal/natsx"
@@ -16,7 +15,7 @@ func TestIngestLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.IngestBatch != DefaultIngestBatch || c.IngestBatchDelay != 2*time.Millisecond {
+	if c.IngestBatch != DefaultIngestBatch || c.IngestBatchDelay != DefaultIngestBatchDelay {
 		t.Errorf("batch defaults: %d, %s", c.IngestBatch, c.IngestBatchDelay)
 	}
 	if c.MaxRecords != 1000 || c.DeviceRate != 20 || c.DeviceBurst != 2000 || c.DeviceEventRate != 2 || c.DeviceEventBurst != 60 || c.NATSMaxStore != 0 || c.StreamMaxBytes != nil {
