@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/carehub/carehub/internal/model"
@@ -27,6 +29,18 @@ type leader struct{ v atomic.Bool }
 func leads(v bool) *leader { l := &leader{}; l.v.Store(v); return l }
 
 func (l *leader) Leads() bool { return l.v.Load() }
+
+// runningPair is two instances' Managers on one NATS server, each on its
+// own connection and running: A with leadsA (nil: always leads), B with
+// leadsB; both on clk.
+func runningPair(t *testing.T, ns *server.Server, clk *testClock, leadsA, leadsB func() bool) (a, b *Manager) {
+	t.Helper()
+	a = envOn(t, ns).manager(t, Options{Clock: clk.Now, Leads: leadsA})
+	b = envOn(t, ns).manager(t, Options{Clock: clk.Now, Leads: leadsB})
+	run(t, a)
+	run(t, b)
+	return a, b
+}
 
 // run runs m.Run until the test ends.
 func run(t *testing.T, m *Manager) {
@@ -90,14 +104,9 @@ func idsOf(sub *collector, id string) []string {
 // resolution (the alert leaves the open set and memory, Get still finds
 // it in KV), and an erasure (the alert leaves memory).
 func TestFollowOtherInstance(t *testing.T) {
-	ea := newEnv(t)
-	eb := envOn(t, ea.ns)
 	clk := newClock()
 	ctx := ctxT(t)
-	a := ea.manager(t, Options{Clock: clk.Now})
-	b := eb.manager(t, Options{Clock: clk.Now, Leads: leads(false).Leads})
-	run(t, a)
-	run(t, b)
+	a, b := runningPair(t, testenv.NATS(t), clk, nil, leads(false).Leads)
 	res := testenv.ID("r")
 
 	if err := a.Signal(ctx, sig(res, "spo2", "high")); err != nil {
@@ -413,14 +422,9 @@ func TestLeaderAdoptsStrandedOutbox(t *testing.T) {
 func TestFollowAfterServerRestart(t *testing.T) {
 	port, dir := testenv.FreePort(t), t.TempDir()
 	ns := testenv.NATSAt(t, port, dir)
-	ea := envOn(t, ns)
-	eb := envOn(t, ns)
 	clk := newClock()
 	ctx := ctxT(t)
-	a := ea.manager(t, Options{Clock: clk.Now})
-	b := eb.manager(t, Options{Clock: clk.Now, Leads: leads(false).Leads})
-	run(t, a)
-	run(t, b)
+	a, b := runningPair(t, ns, clk, nil, leads(false).Leads)
 	res := testenv.ID("r")
 	if err := a.Signal(ctx, sig(res, "spo2", "high")); err != nil {
 		t.Fatal(err)
