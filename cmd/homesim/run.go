@@ -157,7 +157,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "homesim: -log-level:", err)
 		return 2
 	}
-	log := zerolog.New(stderr).Level(level).With().Timestamp().Str("app", "homesim").Logger()
+	// The simulation's workers log at once; stderr may be a buffer (tests).
+	log := zerolog.New(zerolog.SyncWriter(stderr)).Level(level).With().Timestamp().Str("app", "homesim").Logger()
 	if err := runMode(ctx, o, log, stdout); err != nil {
 		log.Error().Err(err).Msg("homesim failed")
 		return 1

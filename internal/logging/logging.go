@@ -23,6 +23,11 @@ func New(w io.Writer, format, level string) zerolog.Logger {
 	if format == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
+	// A file takes each event in one write(2); any other writer (a buffer in
+	// a test, a pipe wrapper) may not be safe for goroutines logging at once.
+	if _, ok := w.(*os.File); !ok {
+		w = zerolog.SyncWriter(w)
+	}
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
 		lvl = zerolog.InfoLevel
