@@ -19,7 +19,8 @@ import (
 // TestStreamAndStoreLimits (issue 9 item 7): the embedded server runs with
 // a JetStream store limit; every stream carehub creates has MaxBytes, an
 // existing stream without it gets it at start, a full stream drops its
-// oldest messages (CARE_AUDIT refuses new ones), a stream that does not fit
+// oldest messages (CARE_AUDIT refuses new ones), no duplicate window is
+// longer than 2 minutes, a stream that does not fit
 // the store is refused, CARE_READINGS holds the batch subject, and
 // StoreWatch reports the fill and warns past 80 %.
 func TestStreamAndStoreLimits(t *testing.T) {
@@ -63,6 +64,12 @@ func TestStreamAndStoreLimits(t *testing.T) {
 		}
 		if got := st.CachedInfo().Config.MaxBytes; got != 2<<20 {
 			t.Errorf("%s MaxBytes %d, want %d", name, got, 2<<20)
+		}
+		// The server keeps every message id of the duplicate window in
+		// memory: CARE_ALERTS' hour-long window grew carehub's heap all
+		// through an alert storm (make bench-storm).
+		if got := st.CachedInfo().Config.Duplicates; got <= 0 || got > 2*time.Minute {
+			t.Errorf("%s duplicate window %v, want at most 2m", name, got)
 		}
 	}
 	for _, cfg := range natsx.StreamConfigs(natsx.DefaultStreamOptions) {

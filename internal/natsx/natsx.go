@@ -333,10 +333,15 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 	// the access trail must be kept (PIPA), and the store metric warns
 	// long before (WatchStore).
 	audit.Discard = jetstream.DiscardNew
-	// Alert transitions may be re-published from the outbox after a long
-	// NATS outage: a longer window keeps the stream free of duplicates.
+	// The same 2-minute window as the other streams, not longer: the server
+	// keeps every id of the window in memory, and an alert storm of 800
+	// transitions a second held 2.9 million of them with an hour's window
+	// (carehub's heap grew all through make bench-storm, and its collector
+	// with it). A transition the outbox re-publishes after a longer NATS
+	// outage is a duplicate its consumers absorb: InfluxDB overwrites the
+	// same point, a push replaces its notification by tag, the console
+	// shows an alert by id.
 	alertsCfg := base(model.StreamAlerts, model.SubjectAlertsAll, "alert lifecycle transitions", o.AlertsAge)
-	alertsCfg.Duplicates = time.Hour
 	// care.readings.> covers the batches on care.readings.batch.{resident}
 	// (model.ReadingBatchSubject): a second, overlapping subject would only
 	// be refused by the server.
