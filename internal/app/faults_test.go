@@ -1,9 +1,11 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -275,7 +277,8 @@ func startProcess(t *testing.T, bin string, vars map[string]string) *exec.Cmd {
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "carehub.log"))
+	logPath := filepath.Join(t.TempDir(), "carehub.log")
+	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,15 +290,54 @@ func startProcess(t *testing.T, bin string, vars map[string]string) *exec.Cmd {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	})
-	testenv.WaitFor(t, 60*time.Second, "carehub process to answer /readyz", func() bool {
+	// Ready, or why not: a process that exits (a port another test took
+	// since FreePort, a bad setting) or never gets ready fails the test
+	// with the end of its log and the last /readyz answer, which the
+	// temporary directory would otherwise take with it.
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for {
 		resp, err := http.Get("http://" + vars["CARE_HTTP_ADDR"] + "/readyz")
-		if err != nil {
-			return false
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return cmd
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return cmd
+		exited := processGone(cmd)
+		if exited || time.Now().After(deadline) {
+			t.Fatalf("carehub not ready (exited: %v) after %s; last /readyz: %s\nend of its log:\n%s",
+				exited, 60*time.Second-time.Until(deadline).Round(time.Second), last, logTail(logPath, 4096))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processGone reports whether the child has exited: it is a zombie until
+// someone waits for it, and a signal 0 would still reach it, so ask /proc.
+func processGone(cmd *exec.Cmd) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X'
+}
+
+// logTail returns the last n bytes of the file at path.
+func logTail(path string, n int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if int64(len(b)) > n {
+		b = b[int64(len(b))-n:]
+	}
+	return string(b)
 }
 
 // TestAlertSurvivesKill kills carehub with SIGKILL while a critical alert is
