@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -287,34 +286,26 @@ func startProcess(t *testing.T, bin string, vars map[string]string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// The log goes with the temporary directory: show its end when
+		// the test failed, whatever failed.
+		if t.Failed() {
+			t.Logf("end of carehub's log:\n%s", logTail(logPath, 4096))
+		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	})
-	// Ready, or why not: a process that exits (a port another test took
-	// since FreePort, a bad setting) or never gets ready fails the test
-	// with the end of its log and the last /readyz answer, which the
-	// temporary directory would otherwise take with it.
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for {
+	testenv.WaitFor(t, 60*time.Second, "carehub process to answer /readyz", func() bool {
+		if processGone(cmd) { // a port another test took since FreePort, a bad setting
+			t.Fatal("carehub exited before it was ready")
+		}
 		resp, err := http.Get("http://" + vars["CARE_HTTP_ADDR"] + "/readyz")
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return cmd
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
-		} else {
-			last = err.Error()
+		if err != nil {
+			return false
 		}
-		exited := processGone(cmd)
-		if exited || time.Now().After(deadline) {
-			t.Fatalf("carehub not ready (exited: %v) after %s; last /readyz: %s\nend of its log:\n%s",
-				exited, 60*time.Second-time.Until(deadline).Round(time.Second), last, logTail(logPath, 4096))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return cmd
 }
 
 // processGone reports whether the child has exited: it is a zombie until
