@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -132,5 +134,44 @@ func TestSweepDeletesOldResolved(t *testing.T) {
 	}
 	if _, err := m.Get(ids[1]); err != nil {
 		t.Fatalf("young resolved alert: %v", err)
+	}
+}
+
+// TestSweepLeavesNoMarkers: the markers of swept and erased alerts go too
+// once they are older than markerAge, so an alert's key does not stay in
+// the NATS server after the alert has gone.
+func TestSweepLeavesNoMarkers(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock()
+	ctx := ctxT(t)
+	m := e.manager(t, Options{Clock: clk.Now})
+	m.markerAge = 0
+	raise := func(res string) string {
+		t.Helper()
+		if err := m.Signal(ctx, sig(res, "spo2", "high")); err != nil {
+			t.Fatal(err)
+		}
+		return onlyOpen(t, m, res).ID
+	}
+	old, erased, young := raise(testenv.ID("r")), testenv.ID("r"), testenv.ID("r")
+	if _, err := m.Resolve(ctx, old, "u1", OutcomeVisited, ""); err != nil {
+		t.Fatal(err)
+	}
+	erasedID := raise(erased)
+	if n, err := m.EraseResident(ctx, erased); err != nil || n != 1 {
+		t.Fatalf("erased %d, %v", n, err)
+	}
+	clk.Advance(ResolvedRetention + time.Hour)
+	youngID := raise(young)
+	if err := m.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{old, erasedID} {
+		if _, err := m.kv.History(ctx, kvKey(id)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Fatalf("alert %s after the sweep: %v, want no key left", id, err)
+		}
+	}
+	if _, err := m.Get(youngID); err != nil {
+		t.Fatalf("open alert: %v", err)
 	}
 }

@@ -112,6 +112,7 @@ type Manager struct {
 
 	kick         chan struct{}
 	minRetryWait time.Duration // tests shorten it
+	markerAge    time.Duration // see markerAge; tests shorten it
 	adoptAfter   time.Duration // see adoptGrace; tests shorten it
 }
 
@@ -173,7 +174,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 		js: o.JS, nc: o.NC, kv: bucket, chains: chains, settings: o.Settings,
 		clock: o.Clock, log: o.Log.With().Str("component", "alerts").Logger(), gate: o.Residents,
 		leads: o.Leads, byID: map[string]*record{}, open: map[string]*record{}, unsent: map[string]*record{},
-		gone: map[string]uint64{}, kick: make(chan struct{}, 1), minRetryWait: minRetryWait,
+		gone: map[string]uint64{}, kick: make(chan struct{}, 1), minRetryWait: minRetryWait, markerAge: markerAge,
 	}
 	if o.Leads != nil {
 		m.adoptAfter = adoptGrace // nobody else publishes when there is one instance
@@ -486,6 +487,10 @@ func (m *Manager) step(ctx context.Context, id string, now time.Time) error {
 	return m.commit(ctx, cur, nr)
 }
 
+// markerAge is how long the delete and purge markers of swept and erased
+// alerts stay in the bucket before a sweep removes them (kv.PurgeMarkers).
+const markerAge = 24 * time.Hour
+
 // sweep deletes resolved alerts older than ResolvedRetention from KV. It
 // reads the bucket without holding m.mu; a delete names the revision it
 // read, so an alert changed meanwhile (a late comment) is left for the
@@ -506,6 +511,12 @@ func (m *Manager) sweep(ctx context.Context, now time.Time) error {
 		if err != nil && !kv.WrongRevision(err) {
 			errs = append(errs, fmt.Errorf("delete alert %s: %w", r.Alert.ID, err))
 		}
+	}
+	// The markers those deletes (and erasures) leave would keep every
+	// alert's key in the NATS server for ever; a day on, every follower's
+	// watch has seen them.
+	if _, err := kv.PurgeMarkers(ctx, m.js, m.kv, "alert.>", m.markerAge); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
