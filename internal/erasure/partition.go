@@ -45,7 +45,7 @@ func purgePartition(ctx context.Context, js StreamSource, rid string, wait time.
 	deadline := time.Now().Add(wait)
 	var floor uint64
 	for {
-		if floor, err = ackFloor(ctx, st); err != nil {
+		if floor, err = ackFloor(ctx, st, last.Sequence); err != nil {
 			return 0, false, err
 		}
 		if floor >= last.Sequence || time.Now().After(deadline) {
@@ -75,10 +75,15 @@ func purgePartition(ctx context.Context, js StreamSource, rid string, wait time.
 
 // ackFloor is the lowest stream sequence below which every consumer of st
 // that acknowledges has acknowledged everything. A consumer with nothing
-// pending and nothing unacknowledged needs nothing in the stream, and does
-// not hold it back (math.MaxUint64 when none does). 0: there is no such
-// consumer, and nothing is known to be consumed.
-func ackFloor(ctx context.Context, st jetstream.Stream) (uint64, error) {
+// pending and nothing unacknowledged that has been delivered last (the
+// stream's newest message of interest) needs nothing in the stream, and
+// does not hold it back (math.MaxUint64 when none does). 0: there is no
+// such consumer, and nothing is known to be consumed. The delivered check
+// matters: the server counts a consumer's pending messages after the
+// publish is acknowledged, so for a moment a consumer that has not seen a
+// new batch shows nothing pending (an erasure under load purged two
+// unconsumed batches that way).
+func ackFloor(ctx context.Context, st jetstream.Stream, last uint64) (uint64, error) {
 	var floor uint64
 	found := false
 	cl := st.ListConsumers(ctx)
@@ -87,7 +92,7 @@ func ackFloor(ctx context.Context, st jetstream.Stream) (uint64, error) {
 			continue
 		}
 		f := ci.AckFloor.Stream
-		if ci.NumPending == 0 && ci.NumAckPending == 0 {
+		if ci.NumPending == 0 && ci.NumAckPending == 0 && ci.Delivered.Stream >= last {
 			f = math.MaxUint64
 		}
 		if !found || f < floor {
