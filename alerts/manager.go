@@ -487,8 +487,7 @@ func (m *Manager) step(ctx context.Context, id string, now time.Time) error {
 	return m.commit(ctx, cur, nr)
 }
 
-// markerAge is how long the delete and purge markers of swept and erased
-// alerts stay in the bucket before a sweep removes them (kv.PurgeMarkers).
+// markerAge: how long a swept or erased alert's marker stays (kv.PurgeMarkers).
 const markerAge = 24 * time.Hour
 
 // sweep deletes resolved alerts older than ResolvedRetention from KV. It
@@ -512,9 +511,8 @@ func (m *Manager) sweep(ctx context.Context, now time.Time) error {
 			errs = append(errs, fmt.Errorf("delete alert %s: %w", r.Alert.ID, err))
 		}
 	}
-	// The markers those deletes (and erasures) leave would keep every
-	// alert's key in the NATS server for ever; a day on, every follower's
-	// watch has seen them.
+	// Their markers (and erasures') would keep each alert's key in the
+	// server for ever; a day on, every follower's watch has seen them.
 	if _, err := kv.PurgeMarkers(ctx, m.js, m.kv, "alert.>", m.markerAge); err != nil {
 		errs = append(errs, err)
 	}
