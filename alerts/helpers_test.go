@@ -84,12 +84,7 @@ func (e *env) startWriter(t *testing.T, store writer.Store) {
 // writerSettled reports whether the writer acked every message of CARE_ALERTS.
 func (e *env) writerSettled(t *testing.T) bool {
 	t.Helper()
-	c, err := e.js.Consumer(t.Context(), model.StreamAlerts, writer.DefaultDurable)
-	if err != nil {
-		return false
-	}
-	info, err := c.Info(t.Context())
-	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	return testenv.ConsumerDone(t.Context(), e.js, model.StreamAlerts, writer.DefaultDurable)
 }
 
 // fakeSettings suppresses whatever its map says, by resident.

@@ -97,14 +97,7 @@ func influxCount(t testing.TB, in *testenv.Influx, db, q string) int {
 // writerSettled reports whether every message of the writer's consumer on
 // stream was acked.
 func writerSettled(_ testing.TB, js jetstream.JetStream, stream string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := js.Consumer(ctx, stream, DefaultDurable)
-	if err != nil {
-		return false
-	}
-	info, err := c.Info(ctx)
-	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	return testenv.ConsumerDone(context.Background(), js, stream, DefaultDurable)
 }
 
 func fetchDeadLetters(t testing.TB, js jetstream.JetStream, want int) []InfluxDeadLetter {

@@ -203,9 +203,11 @@ func TestEngine(t *testing.T) {
 			t.Fatal(err)
 		}
 		testenv.WaitFor(t, 5*time.Second, stream+" fully acked", func() bool {
-			info, err := c.Info(context.Background())
-			return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
+			return testenv.ConsumerDone(context.Background(), e.js, stream, ConsumerName)
 		})
+		if info, err := c.Info(context.Background()); err != nil || info.NumRedelivered != 0 {
+			t.Errorf("%s: redelivered %+v (%v)", stream, info, err)
+		}
 	}
 
 	stop()

@@ -58,13 +58,8 @@ func startGatedEngine(t *testing.T, e *env, clk *testClock, gate alerts.Resident
 func waitAcked(t *testing.T, e *env, streams ...string) {
 	t.Helper()
 	for _, stream := range streams {
-		c, err := e.js.Consumer(context.Background(), stream, ConsumerName)
-		if err != nil {
-			t.Fatal(err)
-		}
 		testenv.WaitFor(t, 5*time.Second, stream+" fully acked", func() bool {
-			info, err := c.Info(context.Background())
-			return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+			return testenv.ConsumerDone(context.Background(), e.js, stream, ConsumerName)
 		})
 	}
 }

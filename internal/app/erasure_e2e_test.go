@@ -61,12 +61,7 @@ func consumersSettled(t *testing.T, js jetstream.JetStream) {
 		}
 		for _, name := range names {
 			testenv.WaitFor(t, 20*time.Second, name+" on "+stream+" settled", func() bool {
-				c, err := js.Consumer(t.Context(), stream, name)
-				if err != nil {
-					return false
-				}
-				info, err := c.Info(t.Context())
-				return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+				return testenv.ConsumerDone(t.Context(), js, stream, name)
 			})
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -372,4 +373,46 @@ func JetStream(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream
 		t.Fatal(err)
 	}
 	return nc, js
+}
+
+// ConsumerDone reports whether the durable consumer on stream has acked
+// every message of interest to it: nothing pending, nothing unacked, and
+// delivered up to the newest message its filter matches. The last check
+// matters: the server counts a consumer's pending messages only after a
+// publish is acknowledged, so for a moment a consumer that has not seen a
+// new message (or is still being created) shows nothing pending.
+func ConsumerDone(ctx context.Context, js jetstream.JetStream, stream, durable string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, stream, durable)
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(ctx)
+	if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
+		return false
+	}
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return false
+	}
+	filters := info.Config.FilterSubjects
+	if info.Config.FilterSubject != "" {
+		filters = append(filters, info.Config.FilterSubject)
+	}
+	if len(filters) == 0 {
+		filters = []string{">"}
+	}
+	var last uint64
+	for _, f := range filters {
+		m, err := st.GetLastMsgForSubject(ctx, f)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return false
+		case m.Sequence > last:
+			last = m.Sequence
+		}
+	}
+	return info.Delivered.Stream >= last
 }
