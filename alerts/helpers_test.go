@@ -84,7 +84,8 @@ func (e *env) startWriter(t *testing.T, store writer.Store) {
 // writerSettled reports whether the writer acked every message of CARE_ALERTS.
 func (e *env) writerSettled(t *testing.T) bool {
 	t.Helper()
-	return testenv.ConsumerDone(t.Context(), e.js, model.StreamAlerts, writer.DefaultDurable)
+	_, done := testenv.ConsumerDone(t.Context(), e.js, model.StreamAlerts, writer.DefaultDurable)
+	return done
 }
 
 // fakeSettings suppresses whatever its map says, by resident.

@@ -97,7 +97,8 @@ func influxCount(t testing.TB, in *testenv.Influx, db, q string) int {
 // writerSettled reports whether every message of the writer's consumer on
 // stream was acked.
 func writerSettled(_ testing.TB, js jetstream.JetStream, stream string) bool {
-	return testenv.ConsumerDone(context.Background(), js, stream, DefaultDurable)
+	_, done := testenv.ConsumerDone(context.Background(), js, stream, DefaultDurable)
+	return done
 }
 
 func fetchDeadLetters(t testing.TB, js jetstream.JetStream, want int) []InfluxDeadLetter {

@@ -59,7 +59,8 @@ func waitAcked(t *testing.T, e *env, streams ...string) {
 	t.Helper()
 	for _, stream := range streams {
 		testenv.WaitFor(t, 5*time.Second, stream+" fully acked", func() bool {
-			return testenv.ConsumerDone(context.Background(), e.js, stream, ConsumerName)
+			_, done := testenv.ConsumerDone(context.Background(), e.js, stream, ConsumerName)
+			return done
 		})
 	}
 }

@@ -61,7 +61,8 @@ func consumersSettled(t *testing.T, js jetstream.JetStream) {
 		}
 		for _, name := range names {
 			testenv.WaitFor(t, 20*time.Second, name+" on "+stream+" settled", func() bool {
-				return testenv.ConsumerDone(t.Context(), js, stream, name)
+				_, done := testenv.ConsumerDone(t.Context(), js, stream, name)
+				return done
 			})
 		}
 	}

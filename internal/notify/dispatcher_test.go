@@ -126,15 +126,8 @@ func (r *rig) publish(a alerts.Alert) {
 func (r *rig) settled() {
 	r.t.Helper()
 	testenv.WaitFor(r.t, 10*time.Second, "consumer settled", func() bool {
-		if !testenv.ConsumerDone(context.Background(), r.js, "CARE_ALERTS", r.durable) {
-			return false
-		}
-		c, err := r.js.Consumer(context.Background(), "CARE_ALERTS", r.durable)
-		if err != nil {
-			return false
-		}
-		ci, err := c.Info(context.Background())
-		return err == nil && ci.NumRedelivered == 0
+		ci, done := testenv.ConsumerDone(context.Background(), r.js, "CARE_ALERTS", r.durable)
+		return done && ci.NumRedelivered == 0
 	})
 }
 

@@ -381,20 +381,21 @@ func JetStream(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream
 // matters: the server counts a consumer's pending messages only after a
 // publish is acknowledged, so for a moment a consumer that has not seen a
 // new message (or is still being created) shows nothing pending.
-func ConsumerDone(ctx context.Context, js jetstream.JetStream, stream, durable string) bool {
+// The consumer's info comes with the answer, for callers that check more.
+func ConsumerDone(ctx context.Context, js jetstream.JetStream, stream, durable string) (*jetstream.ConsumerInfo, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	c, err := js.Consumer(ctx, stream, durable)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	info, err := c.Info(ctx)
 	if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
-		return false
+		return info, false
 	}
 	st, err := js.Stream(ctx, stream)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	filters := info.Config.FilterSubjects
 	if info.Config.FilterSubject != "" {
@@ -409,10 +410,10 @@ func ConsumerDone(ctx context.Context, js jetstream.JetStream, stream, durable s
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:
-			return false
+			return nil, false
 		case m.Sequence > last:
 			last = m.Sequence
 		}
 	}
-	return info.Delivered.Stream >= last
+	return info, info.Delivered.Stream >= last
 }
