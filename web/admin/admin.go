@@ -11,7 +11,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -135,19 +134,27 @@ type ruleRow struct {
 	Rule     string
 	Disabled bool
 	Override bool
-	Snoozed  *rules.Snooze
+	Snoozed  *rules.Snooze // in force now
+	Snooze   string        // the stored snooze (in force or ended) as JSON, kept unless unticked
+	Limit    *limitForm
 }
 
 type settingsPage struct {
-	Resident devices.Resident
-	Settings rules.Settings
-	Rules    []ruleRow
-	ETag     string
-	JSON     string
+	Resident   devices.Resident
+	Settings   rules.Settings
+	Rules      []ruleRow
+	Intervals  []interval
+	ETag       string
+	Until      string // mode_until in the console's time zone, for datetime-local
+	TZ         string // that zone's offset now ("+09:00"), which the form appends
+	Scales     []int
+	Modes      []string
+	Severities []string
+	Units      []string
 }
 
-// settings is GET /residents/{id}/settings: the resident's rule settings,
-// rule by rule, and a form that replaces them (PUT with If-Match, so a
+// settings is GET /residents/{id}/settings: the resident's rule settings
+// as a form, rule by rule, that replaces them (PUT with If-Match, so a
 // change someone made meanwhile is not overwritten). Recorded as
 // settings.read, as its API twin.
 func (p *pages) settings(ctx *fiber.Ctx) error {
@@ -160,58 +167,55 @@ func (p *pages) settings(ctx *fiber.Ctx) error {
 	if err != nil {
 		return p.c.Fail(ctx, err)
 	}
-	b, err := settingsJSON(st)
-	if err != nil {
-		return p.c.Fail(ctx, err)
-	}
-	page := settingsPage{Resident: r, Settings: st, ETag: query.SettingsETag(st), JSON: string(b)}
 	now := p.o.Clock()
+	page := settingsPage{Resident: r, Settings: st, ETag: query.SettingsETag(st), Intervals: intervalsOf(st),
+		TZ: now.In(p.o.Location).Format("-07:00"), Scales: scales, Modes: modes, Severities: severities, Units: units}
+	if !st.ModeUntil.IsZero() {
+		page.Until = st.ModeUntil.In(p.o.Location).Format("2006-01-02T15:04")
+	}
 	for _, name := range rules.RuleNames() {
-		row := ruleRow{Rule: name, Disabled: st.Disabled[name]}
+		row := ruleRow{Rule: name, Disabled: st.Disabled[name], Limit: limitFormOf(name, st)}
 		_, row.Override = st.Limits[name]
-		if z, ok := st.Snoozed[name]; ok && now.Before(z.Until) {
-			row.Snoozed = &z
+		if z, ok := st.Snoozed[name]; ok {
+			row.Snooze = snoozeJSON(z)
+			if now.Before(z.Until) {
+				row.Snoozed = &z
+			}
 		}
 		page.Rules = append(page.Rules, row)
 	}
 	return p.c.Page(ctx, http.StatusOK, "settings", page, "settings.title", r.Name)
 }
 
-// settingsJSON is the settings as the form shows them: the API's JSON
-// without a zero mode_until (a time's omitempty keeps it), which would
-// only puzzle whoever edits it.
-func settingsJSON(st rules.Settings) ([]byte, error) {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	if st.ModeUntil.IsZero() {
-		delete(m, "mode_until")
-	}
-	return json.MarshalIndent(m, "", "  ")
+type tierRow struct {
+	N       int // 1 for the first tier
+	Role    string
+	Users   []users.User // by id; a user the viewer may not list shows as its id
+	Choices []choice     // who the form offers: the viewer's staff, then anyone else named
 }
 
-type tierRow struct {
-	N     int // 1 for the first tier
-	Role  string
-	Users []users.User // by id; a user the viewer may not list shows as its id
+// choice is one person a tier's form offers, ticked when named.
+type choice struct {
+	users.User
+	On bool
 }
 
 type escalationPage struct {
-	Resident devices.Resident
-	Tiers    []tierRow
-	JSON     string
-	Staff    []users.User // who the viewer may name in a tier
+	Resident   devices.Resident
+	Tiers      []tierRow // without the emergency tier, and one empty tier to add
+	Emergency  bool      // the chain ends with the emergency tier
+	EmergencyN int       // its number
+	Last       int       // its index in the form's field names: after every other
+	Roles      []string  // the roles a tier other than the emergency one may have
+	Staff      []users.User
 }
 
 // escalation is GET /residents/{id}/escalation: who is told, tier by tier,
-// and a form that replaces the chain. Recorded as escalation.read, as its
-// API twin. Names come from the users the viewer may list (GET
-// /api/v1/users: admins everyone, coordinators caregivers).
+// and a form that replaces the chain: a fieldset per tier with its role and
+// the people named, an empty one to add a tier, and whether 119 is called
+// last. Recorded as escalation.read, as its API twin. Names come from the
+// users the viewer may list (GET /api/v1/users: admins everyone,
+// coordinators caregivers).
 func (p *pages) escalation(ctx *fiber.Ctx) error {
 	pr := web.Principal(ctx)
 	ch, err := p.o.Query.Chain(ctx.UserContext(), pr, ctx.Params("id"))
@@ -230,22 +234,23 @@ func (p *pages) escalation(ctx *fiber.Ctx) error {
 	if err != nil {
 		return p.c.Fail(ctx, errors.Join(query.ErrUnavailable, err))
 	}
-	// The form shows [] for a tier without people, not null.
-	tiers := make([]escalation.Tier, len(ch.Tiers))
-	for i, t := range ch.Tiers {
-		tiers[i] = escalation.Tier{Role: t.Role, UserIDs: append([]string{}, t.UserIDs...)}
-	}
-	b, err := json.MarshalIndent(tiers, "", "  ")
-	if err != nil {
-		return p.c.Fail(ctx, err)
-	}
-	page := escalationPage{Resident: r, JSON: string(b), Staff: staff}
-	for i, t := range tiers {
+	page := escalationPage{Resident: r, Staff: staff, Last: len(ch.Tiers) + 2, EmergencyN: len(ch.Tiers),
+		Roles: []string{escalation.RoleCaregiver, escalation.RoleBackup, escalation.RoleCoordinator, escalation.RoleGuardian}}
+	for i, t := range append(ch.Tiers, escalation.Tier{}) {
+		if t.Role == escalation.RoleEmergency {
+			page.Emergency = true
+			continue
+		}
 		row := tierRow{N: i + 1, Role: t.Role}
+		for _, s := range staff {
+			row.Choices = append(row.Choices, choice{s, slices.Contains(t.UserIDs, s.ID)})
+		}
 		for _, id := range t.UserIDs {
 			u := users.User{ID: id}
 			if i := slices.IndexFunc(staff, func(s users.User) bool { return s.ID == id }); i >= 0 {
 				u = staff[i]
+			} else {
+				row.Choices = append(row.Choices, choice{u, true})
 			}
 			row.Users = append(row.Users, u)
 		}

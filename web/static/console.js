@@ -34,38 +34,76 @@
   }
 
   // formBody turns a form into the JSON body of its API call. A field's
-  // data-type says its JSON type: "int", "float", "bool" (a checkbox),
-  // "list" (comma- or space-separated text), "set" (the checked boxes of
-  // that name, as an array), "json"; others are strings. A field marked
-  // data-optional is left out when empty; in a form marked data-changed
-  // (a PATCH) a text field left as the page showed it is left out. A field
-  // marked data-body is the whole body, its text parsed as JSON (a
-  // resident's rule settings).
+  // name is its path in the body: "a.b" sets b of object a, a number
+  // segment an array's element ("tiers.0.role"); "*" in it is the value of
+  // the field data-key names (a map key typed by hand). A field's data-type
+  // says its JSON type: "int", "float", "bool" (a checkbox), "off" (a
+  // checkbox that sends true when not ticked, nothing when ticked), "dur"
+  // (a number and the unit select beside it: "15m"), "local" (a
+  // datetime-local, sent with the zone offset in data-tz), "list" (comma-
+  // or space-separated text), "set" (the checked boxes of that name, as an
+  // array), "json"; others are strings. A field marked data-optional is
+  // left out when empty; one marked data-drop leaves out, when empty, the
+  // whole object it belongs to (an empty row). Fields a disabled fieldset
+  // holds are left out. In a form marked data-changed (a PATCH) a text
+  // field left as the page showed it is left out.
   function formBody(f) {
-    var body = {}, whole, changed = f.dataset.changed !== undefined;
+    var body = {}, dropped = [], changed = f.dataset.changed !== undefined;
+    function at(path, make) {
+      var ks = path.split("."), o = body;
+      for (var i = 0; i < ks.length - 1; i++) {
+        if (o[ks[i]] === undefined) { o[ks[i]] = /^\d+$/.test(ks[i + 1]) ? [] : {}; }
+        o = o[ks[i]];
+      }
+      var k = ks[ks.length - 1];
+      if (make && o[k] === undefined) { o[k] = []; }
+      return { o: o, k: k };
+    }
     Array.prototype.forEach.call(f.elements, function (el) {
       var k = el.name, t = el.dataset.type || "";
-      if (el.disabled) { return; }
-      if (el.dataset.body !== undefined) { whole = JSON.parse(el.value); return; }
-      if (!k) { return; }
+      if (!k || el.matches(":disabled")) { return; }
+      if (k.indexOf("*") >= 0) {
+        var key = (document.getElementById(el.dataset.key) || {}).value || "";
+        if (key === "") { return; }
+        k = k.replace("*", key);
+      }
+      if (dropped.some(function (p) { return k.indexOf(p) === 0; })) { return; }
+      if (el.dataset.drop !== undefined && el.value === "") { dropped.push(k.replace(/[^.]*$/, "")); return; }
       if (changed && el.type !== "hidden" && el.value === el.defaultValue) { return; }
       if (t === "set") {
-        if (!body[k]) { body[k] = []; }
-        if (el.checked) { body[k].push(el.value); }
+        var s = at(k, true);
+        if (el.checked) { s.o[s.k].push(el.value); }
         return;
       }
-      if (t === "bool") { body[k] = el.checked; return; }
-      if ((el.type === "checkbox" || el.type === "radio") && !el.checked) { return; }
       var v = el.value;
-      if (v === "" && el.dataset.optional !== undefined) { return; }
-      if (t === "int" || k === "minutes") { v = parseInt(v, 10); }
+      if (t === "bool") { v = el.checked; }
+      else if (t === "off") { if (el.checked) { return; } v = true; }
+      else if ((el.type === "checkbox" || el.type === "radio") && !el.checked) { return; }
+      else if (v === "" && el.dataset.optional !== undefined) { return; }
+      else if (t === "int" || k === "minutes") { v = parseInt(v, 10); }
       else if (t === "float") { v = parseFloat(v); }
+      else if (t === "dur") { v = v + el.parentNode.querySelector("select").value; }
+      else if (t === "local") { v = v + ":00" + el.dataset.tz; }
       else if (t === "list") { v = v.split(/[\s,]+/).filter(function (x) { return x !== ""; }); }
       else if (t === "json") { v = JSON.parse(v); }
-      body[k] = v;
+      var a = at(k);
+      a.o[a.k] = v;
     });
-    return whole === undefined ? body : whole;
+    return compact(body);
   }
+  // compact closes the gaps left in arrays by rows left out.
+  function compact(v) {
+    if (Array.isArray(v)) { return v.filter(function (x) { return x !== undefined; }).map(compact); }
+    if (v && typeof v === "object") { Object.keys(v).forEach(function (k) { v[k] = compact(v[k]); }); }
+    return v;
+  }
+  // A checkbox marked data-toggle in a fieldset's legend enables the rest
+  // of the fieldset (a rule's own limits: off, the defaults are shown and
+  // not sent).
+  document.addEventListener("change", function (ev) {
+    var c = ev.target;
+    if (c.matches && c.matches("input[data-toggle]")) { c.closest("fieldset").disabled = !c.checked; }
+  });
 
   // show fills the element a form names in data-show with the answer:
   // each [data-field] inside gets the answer's value at that dotted path.
