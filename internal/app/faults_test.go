@@ -151,6 +151,11 @@ func TestKillAndRestartEmbedded(t *testing.T) {
 		// One device sends as fast as the broker takes it: far over a
 		// real device's quota, which is not what this test is about.
 		"CARE_DEVICE_RATE": "1000000", "CARE_DEVICE_BURST": "1000000",
+		// The embedded broker handles one connection's messages one after
+		// another, and each waits for its batch to be stored: with the
+		// default 40 ms batch delay one connection gets about 25 PUBACKs
+		// a second, and 20,000 messages would take 13 minutes.
+		"CARE_INGEST_BATCH_DELAY": "2ms",
 	})
 	base := "http://" + vars["CARE_HTTP_ADDR"]
 	proc := startProcess(t, bin, vars)
@@ -167,13 +172,15 @@ func TestKillAndRestartEmbedded(t *testing.T) {
 	start := time.Now().Add(-time.Minute)
 	toks := make([]mqtt.Token, n)
 	var acked, failed atomic.Int64
+	var stalled atomic.Bool
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := range n {
 			ts := start.Add(time.Duration(i) * time.Millisecond)
-			if i >= 100 && i%100 == 0 { // as fast as the broker takes them, 100 to 200 in flight
-				toks[i-100].Wait()
+			if i >= 100 && i%100 == 0 && !toks[i-100].WaitTimeout(time.Minute) { // as fast as the broker takes them, 100 to 200 in flight
+				stalled.Store(true)
+				return
 			}
 			toks[i] = c.Publish(d.MQTT.TopicPrefix+"telemetry", 1, false, fmt.Appendf(nil, `{"ts":%d,"values":{"heart_rate":%d}}`, ts.UnixMilli(), 40+i%100))
 			go func(tok mqtt.Token) {
@@ -194,7 +201,14 @@ func TestKillAndRestartEmbedded(t *testing.T) {
 	_ = proc.Wait()
 	ackedAtKill := acked.Load()
 	startProcess(t, bin, vars)
-	<-done
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("the device still publishing after 5 minutes: %d acknowledged, %d failed", acked.Load(), failed.Load())
+	}
+	if stalled.Load() {
+		t.Fatalf("a publish unacknowledged for a minute: %d acknowledged, %d failed", acked.Load(), failed.Load())
+	}
 	testenv.WaitFor(t, 2*time.Minute, "every publish to complete", func() bool { return acked.Load()+failed.Load() == n })
 	testenv.WaitFor(t, 60*time.Second, fmt.Sprintf("all %d readings stored", n), func() bool {
 		return countPoints(t, in, db, "readings", "heart_rate", d.ID) >= n
