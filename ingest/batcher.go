@@ -52,6 +52,7 @@ type readingBatch struct {
 	part  int
 	rs    []model.Reading
 	timer *time.Timer
+	due   time.Time // when the timer flushes it
 	pubs  []pendingPub
 	done  chan struct{}
 	err   error
@@ -77,7 +78,7 @@ func (b *batcher) add(ctx context.Context, rs []model.Reading) *readingBatch {
 	defer p.mu.Unlock()
 	cb := p.cur
 	if cb == nil {
-		cb = &readingBatch{part: n, rs: make([]model.Reading, 0, min(b.max, 16)), done: make(chan struct{})}
+		cb = &readingBatch{part: n, rs: make([]model.Reading, 0, min(b.max, 16)), done: make(chan struct{}), due: time.Now().Add(b.delay)}
 		p.cur = cb
 		cb.timer = time.AfterFunc(b.delay, func() {
 			p.mu.Lock()
@@ -95,6 +96,27 @@ func (b *batcher) add(ctx context.Context, rs []model.Reading) *readingBatch {
 		b.flush(ctx, cb)
 	}
 	return cb
+}
+
+// hurry makes a batch still being filled flush within DefaultBatchDelay
+// (or its own delay, when shorter). The embedded broker's publish hook
+// (Intake.Ingest) holds the device's connection until the message is
+// stored: while the batch waits, that connection sends nothing more, and at
+// a 40 ms delay one connection would get 25 acknowledgements a second.
+// Other connections' readings still join the batch in the time left.
+func (b *batcher) hurry(cb *readingBatch) {
+	d := min(b.delay, DefaultBatchDelay)
+	p := &b.parts[cb.part]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur != cb || time.Until(cb.due) <= d {
+		return // flushed already, or due soon enough
+	}
+	cb.due = time.Now().Add(d)
+	// The timer's function checks p.cur under p.mu: should it be running
+	// already, behind this lock, one of the two runs flushes the batch and
+	// the other finds it gone.
+	cb.timer.Reset(d)
 }
 
 // flush publishes a batch taken off its partition; the caller holds the

@@ -148,6 +148,41 @@ func TestBatchFlushByTime(t *testing.T) {
 	}
 }
 
+// TestIngestHurriesItsBatch: the embedded broker's hook (Ingest) holds the
+// device's connection until its message is stored, so Ingest does not wait
+// a long batch delay: one device's messages, one after another, each go
+// within a few milliseconds, not the hour the batch would otherwise wait.
+func TestIngestHurriesItsBatch(t *testing.T) {
+	r := testenv.ID("r")
+	in, js := batchIntake(t, 1000, time.Hour, r)
+	now := time.Now().Truncate(time.Millisecond)
+	const n = 20
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := in.Ingest(context.Background(), model.DeviceTopic("w-"+r, "telemetry"), hr(now.Add(time.Duration(i)*time.Millisecond), 60+i), ""); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Ingest still waiting after 20 s: the batch waited for its delay of an hour")
+	}
+	_, batches := streamBatches(t, js, n) // one batch each: the device sent the next only once the last was stored
+	for i, b := range batches {
+		if len(b) != 1 || b[0].Values["heart_rate"] != float64(60+i) {
+			t.Fatalf("batch %d holds %v, want the one reading %d", i, b, 60+i)
+		}
+	}
+}
+
 // TestBatchOrderPerResident: devices publishing at once through several
 // goroutines, as the subscriber connections do: every reading is in the
 // stream once, in each resident's partition, in the order its device sent

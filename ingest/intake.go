@@ -192,6 +192,9 @@ func (in *Intake) Ingest(ctx context.Context, topic string, payload []byte, cont
 	if pd == nil {
 		return nil // rejected: reported, nothing to store
 	}
+	if pd.batch != nil {
+		in.batch.hurry(pd.batch) // the device's connection waits for it
+	}
 	if err := pd.Confirm(ctx); err != nil {
 		return fmt.Errorf("ingest: %s not stored: %w", topic, err)
 	}

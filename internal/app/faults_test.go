@@ -151,11 +151,6 @@ func TestKillAndRestartEmbedded(t *testing.T) {
 		// One device sends as fast as the broker takes it: far over a
 		// real device's quota, which is not what this test is about.
 		"CARE_DEVICE_RATE": "1000000", "CARE_DEVICE_BURST": "1000000",
-		// The embedded broker handles one connection's messages one after
-		// another, and each waits for its batch to be stored: with the
-		// default 40 ms batch delay one connection gets about 25 PUBACKs
-		// a second, and 20,000 messages would take 13 minutes.
-		"CARE_INGEST_BATCH_DELAY": "2ms",
 	})
 	base := "http://" + vars["CARE_HTTP_ADDR"]
 	proc := startProcess(t, bin, vars)
