@@ -104,22 +104,21 @@ func limitFormOf(rule string, st rules.Settings) *limitForm {
 			f.Bands = append(f.Bands, r)
 		}
 	}
-	has := func(d, v bool) bool { return d || v }
-	if has(metric || def.ClearLow != 0, l.ClearLow != 0) {
+	if metric || def.ClearLow != 0 || l.ClearLow != 0 {
 		f.Fields = append(f.Fields, field{Key: "clear_low", Type: "float", Value: unset(l.ClearLow)})
 	}
-	if has(metric || def.ClearHigh != 0, l.ClearHigh != 0) {
+	if metric || def.ClearHigh != 0 || l.ClearHigh != 0 {
 		f.Fields = append(f.Fields, field{Key: "clear_high", Type: "float", Value: unset(l.ClearHigh)})
 	}
 	for _, d := range []struct {
 		key      string
 		def, cur time.Duration
 	}{{"clear_for", def.ClearFor, l.ClearFor}, {"max_gap", def.MaxGap, l.MaxGap}, {"window", def.Window, l.Window}} {
-		if has(d.def != 0 || (metric && d.key != "window"), d.cur != 0) {
+		if d.def != 0 || (metric && d.key != "window") || d.cur != 0 {
 			f.Fields = append(f.Fields, field{Key: d.key, Type: "dur", Dur: durOf(d.cur)})
 		}
 	}
-	if has(def.Count != 0, l.Count != 0) {
+	if def.Count != 0 || l.Count != 0 {
 		f.Fields = append(f.Fields, field{Key: "count", Type: "int", Value: strconv.Itoa(l.Count)})
 	}
 	if def.From != "" {
