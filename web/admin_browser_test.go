@@ -99,6 +99,9 @@ func TestBrowserSettingsForm(t *testing.T) {
 	do(t, b, "320 px settings", chromedp.EmulateViewport(320, 640), chromedp.Reload(), chromedp.WaitVisible(`main h1`))
 	noHorizontalScroll(t, b, "settings form")
 	shot(t, b, "settings-form-en-320")
+	do(t, b, "320 px Korean settings", chromedp.Navigate(base+"/residents/r1/settings?lang=ko"), chromedp.WaitVisible(`[data-testid="settings-form"]`))
+	noHorizontalScroll(t, b, "Korean settings form")
+	shot(t, b, "settings-form-ko-320")
 }
 
 // TestBrowserChainForm: an admin names people on tiers through the chain
@@ -149,6 +152,9 @@ func TestBrowserChainForm(t *testing.T) {
 	do(t, b, "320 px chain", chromedp.EmulateViewport(320, 640), chromedp.Reload(), chromedp.WaitVisible(`main h1`))
 	noHorizontalScroll(t, b, "chain form")
 	shot(t, b, "escalation-form-en-320")
+	do(t, b, "320 px Korean chain", chromedp.Navigate(base+"/residents/r1/escalation?lang=ko"), chromedp.WaitVisible(`[data-testid="chain-form"]`))
+	noHorizontalScroll(t, b, "Korean chain form")
+	shot(t, b, "escalation-form-ko-320")
 }
 
 // TestBrowserSettingsRoundTrip: settings that use every field (a mode with
