@@ -180,10 +180,10 @@ type pendingPub struct {
 // rejected, before the device is acknowledged: nil once every normalized
 // message made from it is confirmed by JetStream, or once it is rejected
 // (reported and counted like any other); an error when ctx ends first, so
-// that the message is not acknowledged and the device sends it again. The
-// embedded broker calls it from its publish hook, and so never
-// acknowledges a message that is not stored and needs no queue of its own
-// for carehub. contentType is the MQTT 5 content type ("" from MQTT 3.1.1).
+// that the message is not acknowledged and the device sends it again. It
+// is Take, Hurry and Confirm in one call; the embedded broker calls the
+// three itself, so as to confirm a connection's messages off its
+// goroutine. contentType is the MQTT 5 content type ("" from MQTT 3.1.1).
 func (in *Intake) Ingest(ctx context.Context, topic string, payload []byte, contentType string) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -192,13 +192,20 @@ func (in *Intake) Ingest(ctx context.Context, topic string, payload []byte, cont
 	if pd == nil {
 		return nil // rejected: reported, nothing to store
 	}
-	if pd.batch != nil {
-		in.batch.hurry(pd.batch) // the device's connection waits for it
-	}
+	pd.Hurry()
 	if err := pd.Confirm(ctx); err != nil {
 		return fmt.Errorf("ingest: %s not stored: %w", topic, err)
 	}
 	return nil
+}
+
+// Hurry asks for the batch holding the message's readings to go within
+// DefaultBatchDelay rather than the configured delay: for a device that
+// waits for its acknowledgement before it sends its next message.
+func (pd *Pending) Hurry() {
+	if pd.batch != nil {
+		pd.in.batch.hurry(pd.batch)
+	}
 }
 
 // Confirm waits for JetStream's confirmation of every normalized message,

@@ -137,7 +137,7 @@ func TestKillAndRestart(t *testing.T) {
 // for is stored, and the device resends the rest after the restart: all
 // are stored, each once. The
 // embedded broker acknowledges a message only once JetStream holds it
-// (ingest.Intake.Ingest); were it to acknowledge first, as mochi does by
+// (mqttbroker's acker); were it to acknowledge first, as mochi does by
 // itself, the messages acknowledged in the instant of the kill would be
 // missing here.
 func TestKillAndRestartEmbedded(t *testing.T) {

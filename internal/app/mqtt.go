@@ -107,9 +107,15 @@ func (a *App) startMQTT(ctx, intakeCtx context.Context, clientTLS *tls.Config, r
 			MaxPayload: cfg.MaxPayload, MaxConnections: cfg.MQTTMaxConnections, MaxConnectionsPerAddr: cfg.MQTTMaxConnectionsPerAddr,
 			TLSListen: cfg.MQTTTLSListen, TLSConfig: tlsConf,
 			// In-process, a device's message is stored before the broker
-			// acknowledges it (ingest.Intake.Ingest).
-			Intake: func(topic string, payload []byte, contentType string) error {
-				return intake.Ingest(intakeCtx, topic, payload, contentType)
+			// acknowledges it. Its batch is hurried, as a device may wait
+			// for each acknowledgement before it sends the next message.
+			Intake: func(topic string, payload []byte, contentType string) func() error {
+				pd := intake.Take(intakeCtx, topic, payload, contentType)
+				if pd == nil {
+					return nil // rejected: reported, nothing to store
+				}
+				pd.Hurry()
+				return func() error { return pd.Confirm(intakeCtx) }
 			},
 			Log: log.With().Str("component", "mqtt-broker").Logger(),
 		})

@@ -104,12 +104,18 @@ type Options struct {
 	// of model.RejectReasons. May be nil.
 	OnDenied func(clientID, topic, reason string)
 	// Intake, when set, takes every device message before the device is
-	// acknowledged (ingest.Intake.Ingest): nil means stored or rejected
-	// for good, and the message is then not queued for subscribers; an
-	// error leaves it unacknowledged. Without it device messages reach
+	// acknowledged (ingest.Intake.Take), on the connection's goroutine and
+	// in arrival order. It returns nil when there is nothing to store (the
+	// message was rejected, and reported), else a confirm that returns nil
+	// once the message is stored, or an error when it never will be
+	// (carehub is stopping). The broker runs each connection's confirms in
+	// order off the connection's goroutine, up to maxUnconfirmed at a time,
+	// and sends the PUBACK once confirm returns nil; no PUBACK follows an
+	// error, and the device sends the message again. A message taken is
+	// not queued for subscribers. Without an Intake device messages reach
 	// carehub through its subscription, as from an external broker.
 	// contentType is the MQTT 5 content type ("" from a 3.1.1 device).
-	Intake func(topic string, payload []byte, contentType string) error
+	Intake func(topic string, payload []byte, contentType string) (confirm func() error)
 	// SyncWrites makes every bbolt write wait for fsync. Off by default:
 	// the store then survives a carehub crash or restart but not a power
 	// cut, and one fsync per QoS 1 message would cap the broker at a few
@@ -298,6 +304,7 @@ type authHook struct {
 	refuse   func(reason string)
 	throttle *loginThrottle
 	slots    chan struct{} // logins waiting for or running a password check
+	ackers   sync.Map      // *mqtt.Client → *acker, while connected
 }
 
 func (h *authHook) ID() string { return "carehub-auth" }
@@ -308,27 +315,51 @@ func (h *authHook) Provides(b byte) bool {
 
 // OnPublish drops payloads over the contract's limit before they are queued
 // for carehub: acknowledged to the device, reported, never stored. With an
-// Intake, a device's message is handed to it before mochi acknowledges it
-// (mochi sends the PUBACK after this hook, and would otherwise send it
-// before queuing the message for carehub's session): stored, it is
-// acknowledged and not queued for subscribers; not stored (carehub is
-// stopping), it is not acknowledged, and the device sends it again.
+// Intake, a device's message is handed to it and acknowledged only once
+// stored, and is not queued for subscribers. mochi would send the PUBACK
+// as soon as this hook returns, so a QoS 0 or 1 message is returned as
+// rejected (mochi then sends nothing and queues nothing) and the
+// connection's acker sends the PUBACK when the message is stored, while
+// the connection reads on. QoS 2, which no device of the contract uses, is
+// confirmed here, before mochi's PUBREC.
 func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if h.isService(cl) || cl.Net.Inline {
 		return pk, nil
 	}
+	var confirm func() error
 	if len(pk.Payload) > h.opts.MaxPayload {
 		h.denied(cl.ID, pk.TopicName, model.ReasonTooLarge)
-		return pk, packets.CodeSuccessIgnore
+	} else if h.opts.Intake != nil {
+		confirm = h.opts.Intake(pk.TopicName, pk.Payload, pk.Properties.ContentType)
+	} else {
+		return pk, nil
 	}
-	if h.opts.Intake != nil {
-		if err := h.opts.Intake(pk.TopicName, pk.Payload, pk.Properties.ContentType); err != nil {
+	switch {
+	case h.opts.Intake != nil && pk.FixedHeader.Qos < 2:
+		// Behind the connection's earlier messages, so that its PUBACKs
+		// go in the order of its PUBLISHes (a rejection's too).
+		id := pk.PacketID
+		if pk.FixedHeader.Qos == 0 {
+			id = 0
+		}
+		h.ackerOf(cl).add(unconfirmed{packetID: id, confirm: confirm})
+		return pk, packets.ErrRejectPacket
+	case confirm != nil:
+		if err := confirm(); err != nil {
 			h.log.Debug().Err(err).Str("device_id", cl.ID).Msg("message not taken; the device will send it again")
 			return pk, packets.ErrRejectPacket
 		}
-		return pk, packets.CodeSuccessIgnore
 	}
-	return pk, nil
+	return pk, packets.CodeSuccessIgnore
+}
+
+// ackerOf is cl's acker, made at its first message.
+func (h *authHook) ackerOf(cl *mqtt.Client) *acker {
+	if a, ok := h.ackers.Load(cl); ok {
+		return a.(*acker)
+	}
+	a, _ := h.ackers.LoadOrStore(cl, newAcker(cl))
+	return a.(*acker)
 }
 
 // isService reports whether cl logged in as the service user. A device can

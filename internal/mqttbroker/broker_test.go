@@ -478,14 +478,14 @@ func TestIntakeBeforePuback(t *testing.T) {
 	var mu sync.Mutex
 	var taken []string
 	fail := false
-	e.options.Intake = func(topic string, payload []byte, _ string) error {
+	e.options.Intake = func(topic string, payload []byte, _ string) func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if fail {
-			return errors.New("stopping")
+			return func() error { return errors.New("stopping") }
 		}
 		taken = append(taken, topic+" "+string(payload))
-		return nil
+		return func() error { return nil }
 	}
 	_ = e.broker.Close()
 	e.start(t)
@@ -531,5 +531,49 @@ func TestIntakeBeforePuback(t *testing.T) {
 		if strings.HasPrefix(m.ID, "IFM_"+id+":") {
 			t.Errorf("inflight record %s kept for an acknowledged device message", m.ID)
 		}
+	}
+}
+
+// TestIntakeConfirmsOffTheConnection: a connection's messages are taken as
+// they arrive, while earlier ones still wait to be stored, and each is
+// acknowledged only once its confirm returns; a connection has at most
+// maxUnconfirmed waiting. Were the hook to wait for each message, the
+// device would have one message taken at a time.
+func TestIntakeConfirmsOffTheConnection(t *testing.T) {
+	e := newEnv(t)
+	var taken atomic.Int64
+	release := make(chan struct{})
+	e.options.Intake = func(string, []byte, string) func() error {
+		taken.Add(1)
+		return func() error { <-release; return nil }
+	}
+	_ = e.broker.Close()
+	e.start(t)
+	id, pw := e.device(t, "bed")
+	dev := mustDial(t, e.broker.Addr(), id, id, pw, nil)
+	defer dev.Disconnect(100)
+
+	const n = maxUnconfirmed + 16
+	topic := model.DeviceTopic(id, model.TopicTelemetry)
+	toks := make([]paho.Token, n)
+	for i := range toks {
+		toks[i] = dev.Publish(topic, 1, false, fmt.Sprintf("m-%d", i))
+	}
+	// The window's messages and the one whose hook waits for a slot.
+	testenv.WaitFor(t, 10*time.Second, "a window of messages taken", func() bool { return taken.Load() == maxUnconfirmed+1 })
+	for i, tok := range toks {
+		if tok.WaitTimeout(0) {
+			t.Fatalf("message %d acknowledged before it was stored", i)
+		}
+	}
+	if got := taken.Load(); got != maxUnconfirmed+1 {
+		t.Fatalf("%d messages taken with %d unconfirmed, want %d", got, maxUnconfirmed, maxUnconfirmed+1)
+	}
+	close(release)
+	for _, tok := range toks {
+		wait(t, tok)
+	}
+	if got := taken.Load(); got != n {
+		t.Fatalf("%d messages taken, want %d", got, n)
 	}
 }

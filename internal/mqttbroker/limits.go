@@ -339,8 +339,10 @@ func (h *authHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 
 // OnDisconnect reports a logged-in device cut off for a packet over the
 // maximum packet size under its id (payload_too_large, no topic: the packet
-// was never read), so that its maker sees why in the rejection reports.
+// was never read), so that its maker sees why in the rejection reports,
+// and forgets the connection's acker.
 func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	h.ackers.Delete(cl) // a confirm still running keeps its acker
 	if errors.Is(err, packets.ErrPacketTooLarge) && !h.isService(cl) && !cl.Net.Inline {
 		h.denied(cl.ID, "", model.ReasonTooLarge)
 	}
