@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/devices"
 )
 
@@ -15,6 +16,12 @@ type Error struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Fields names each field at fault in a refused body, where the
+	// validation can (alert settings): the field's dotted path, a fixed
+	// English reason with fmt verbs and its values apart, so that a client
+	// can point at the field and say why in its own language. Message says
+	// the same in English.
+	Fields []rules.Problem `json:"fields,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -42,6 +49,18 @@ var (
 // invalid is a 422 with a message naming the field and what is accepted.
 func invalid(code, msg string) *Error {
 	return &Error{Status: http.StatusUnprocessableEntity, Code: code, Message: msg}
+}
+
+// invalidFields is invalid with the fields err names (rules.Problems).
+func invalidFields(code string, err error) *Error {
+	e := invalid(code, err.Error())
+	e.Fields = rules.Problems(err)
+	for i := range e.Fields {
+		if e.Fields[i].Args == nil {
+			e.Fields[i].Args = []any{} // [], not null: the field is required
+		}
+	}
+	return e
 }
 
 // badRequest is a 400 for query parameters that cannot be parsed.

@@ -74,10 +74,10 @@ func (s *Server) putSettings(c *fiber.Ctx) error {
 		return err
 	}
 	if err := b.Validate(); err != nil {
-		return invalid("invalid_settings", err.Error())
+		return invalidFields("invalid_settings", err)
 	}
 	if b.Mode != "" && strings.TrimSpace(b.ModeReason) == "" {
-		return invalid("invalid_settings", "mode_reason: required with a mode (suppression is audited with its reason)")
+		return invalidFields("invalid_settings", rules.Problem{Field: "mode_reason", Reason: "required with a mode (suppression is audited with its reason)"})
 	}
 	if err := modeReasonOK(b.ModeReason); err != nil {
 		return err

@@ -360,90 +360,89 @@ var (
 // fault: unknown rule names, out-of-range limits, a clear level on the wrong
 // side of its raise level, negative durations, unknown modes.
 func (s Settings) Validate() error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	var ps problems
+	bad := ps.add
 	for rule := range s.Disabled {
 		if _, ok := kindOf(rule); !ok {
-			bad("disabled[%q]: unknown rule (see RuleNames)", rule)
+			bad("disabled."+rule, "unknown rule (see RuleNames)")
 		}
 	}
 	for rule, z := range s.Snoozed {
 		if _, ok := kindOf(rule); !ok {
-			bad("snoozed[%q]: unknown rule (see RuleNames)", rule)
+			bad("snoozed."+rule, "unknown rule (see RuleNames)")
 		}
 		if z.Until.IsZero() {
-			bad("snoozed[%q].until: required", rule)
+			bad("snoozed."+rule+".until", "required")
 		}
 		if strings.TrimSpace(z.Reason) == "" {
-			bad("snoozed[%q].reason: required (suppression is audited with its reason)", rule)
+			bad("snoozed."+rule+".reason", "required (suppression is audited with its reason)")
 		}
 	}
 	switch s.SpO2Scale {
 	case 0, 1, 2:
 	default:
-		bad("spo2_scale: %d is not 1 or 2 (NEWS2 SpO2 scales)", s.SpO2Scale)
+		bad("spo2_scale", "%d is not 1 or 2 (NEWS2 SpO2 scales)", s.SpO2Scale)
 	}
 	switch s.Mode {
 	case "", ModeAway, ModeHospital, ModeQuiet:
 	default:
-		bad("mode: %q is not one of away, hospital, quiet", s.Mode)
+		bad("mode", "%q is not one of away, hospital, quiet", s.Mode)
 	}
 	for _, id := range s.BathroomDeviceIDs {
 		if !catalog.ValidID(id) {
-			bad("bathroom_device_ids: %q is not a device id", id)
+			bad("bathroom_device_ids", "%q is not a device id", id)
 		}
 	}
 	for k, d := range s.ReportIntervals {
 		switch {
 		case d < 0:
-			bad("report_intervals[%q]: negative duration %s", k, d)
+			bad("report_intervals."+k, "negative duration %s", d.String())
 		case d > 0 && d < minReportInterval:
-			bad("report_intervals[%q]: %s is below the floor of %s (0 = not checked)", k, d, minReportInterval)
+			bad("report_intervals."+k, "%s is below the floor of %s (0 = not checked)", d.String(), minReportInterval.String())
 		}
 	}
 	for rule, l := range s.Limits {
 		kind, ok := kindOf(rule)
 		if !ok {
-			bad("limits[%q]: unknown rule (see RuleNames)", rule)
+			bad("limits."+rule, "unknown rule (see RuleNames)")
 			continue
 		}
-		for _, err := range validateLimit(rule, kind, l) {
-			errs = append(errs, fmt.Errorf("limits[%q].%w", rule, err))
-		}
+		lp := problems{prefix: "limits." + rule}
+		validateLimit(&lp, rule, kind, l)
+		ps.list = append(ps.list, lp.list...)
 	}
-	return errors.Join(errs...)
+	return errors.Join(ps.list...)
 }
 
-func validateLimit(rule string, kind ruleKind, l Limit) []error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+func validateLimit(ps *problems, rule string, kind ruleKind, l Limit) {
+	bad := ps.add
 	for name, d := range map[string]time.Duration{"clear_for": l.ClearFor, "max_gap": l.MaxGap, "window": l.Window} {
 		if d < 0 {
-			bad("%s: negative duration %s", name, d)
+			bad(name, "negative duration %s", d.String())
 		}
 	}
 	if l.Count < 0 {
-		bad("count: negative")
+		bad("count", "negative")
 	}
 	needBands := func(lo, hi float64, ops string) {
 		if len(l.Bands) == 0 {
-			bad("bands: at least one band is required")
+			bad("bands", "at least one band is required")
 		}
 		for i, b := range l.Bands {
 			if !validSeverity(b.Severity) {
-				bad("bands[%d].severity: %q is not info, warning, high or critical", i, b.Severity)
+				bad(band(i, "severity"), "%q is not info, warning, high or critical", b.Severity)
 			}
 			if !strings.Contains(ops, " "+b.Op+" ") {
-				bad("bands[%d].op: %q is not one of%s", i, b.Op, ops)
+				bad(band(i, "op"), "%q is not one of%s", b.Op, ops)
 			}
 			if b.Value < lo || b.Value > hi {
-				bad("bands[%d].value: %g is outside %g–%g", i, b.Value, lo, hi)
+				bad(band(i, "value"), "%g is outside %g–%g", b.Value, lo, hi)
 			}
 			if b.For < 0 {
-				bad("bands[%d].for: negative duration %s", i, b.For)
+				bad(band(i, "for"), "negative duration %s", b.For.String())
 			}
 			if b.Repeat < 0 {
-				bad("bands[%d].repeat: negative", i)
+				bad(band(i, "repeat"), "negative")
 			}
 		}
 	}
@@ -454,9 +453,9 @@ func validateLimit(rule string, kind ruleKind, l Limit) []error {
 			switch {
 			case b.Low() && !lowAllowed:
 			case b.Low() && (l.ClearLow < b.Value || (b.Op == "<=" && l.ClearLow == b.Value)):
-				bad("clear_low: %g is on the raise side of bands[%d] (%s %g); it must be above it", l.ClearLow, i, b.Op, b.Value)
+				bad("clear_low", "%g is on the raise side of band %d (%s %g); it must be above it", l.ClearLow, i+1, b.Op, b.Value)
 			case !b.Low() && (l.ClearHigh > b.Value || (b.Op == ">=" && l.ClearHigh == b.Value)):
-				bad("clear_high: %g is on the raise side of bands[%d] (%s %g); it must be below it", l.ClearHigh, i, b.Op, b.Value)
+				bad("clear_high", "%g is on the raise side of band %d (%s %g); it must be below it", l.ClearHigh, i+1, b.Op, b.Value)
 			}
 		}
 	}
@@ -469,54 +468,56 @@ func validateLimit(rule string, kind ruleKind, l Limit) []error {
 		needBands(0, 20, " > >= ")
 		clearSides(false)
 		if l.Window <= 0 {
-			bad("window: the staleness of a vital must be positive")
+			bad("window", "the staleness of a vital must be positive")
 		}
 	case kindBattery:
 		needBands(0, 100, " < <= ")
 		clearSides(true)
 	case kindInactivity:
 		if len(l.Bands) == 0 {
-			bad("bands: at least one tier is required")
+			bad("bands", "at least one tier is required")
 		}
 		var prev time.Duration
 		for i, b := range l.Bands {
 			if !validSeverity(b.Severity) {
-				bad("bands[%d].severity: %q is not info, warning, high or critical", i, b.Severity)
+				bad(band(i, "severity"), "%q is not info, warning, high or critical", b.Severity)
 			}
 			if b.For <= 0 {
-				bad("bands[%d].for: the time without activity must be positive", i)
+				bad(band(i, "for"), "the time without activity must be positive")
 			}
 			if b.For <= prev {
-				bad("bands[%d].for: tiers must be in increasing order of time", i)
+				bad(band(i, "for"), "tiers must be in increasing order of time")
 			}
 			prev = b.For
 		}
 	case kindCancelable, kindWindow:
 		if l.Window <= 0 {
-			bad("window: must be positive")
+			bad("window", "must be positive")
 		}
 	case kindNightExit:
 		if _, err := ParseClock(l.From); err != nil {
-			bad("from: %v", err)
+			bad("from", "%q is not HH:MM", l.From)
 		}
 		if _, err := ParseClock(l.To); err != nil {
-			bad("to: %v", err)
+			bad("to", "%q is not HH:MM", l.To)
 		}
 		if l.Window <= 0 {
-			bad("window: must be positive")
+			bad("window", "must be positive")
 		}
 	case kindOffline:
 		if l.Count < 1 {
-			bad("count: at least one missed report")
+			bad("count", "at least one missed report")
 		}
 	case kindEvent, kindNoLimit:
 		if len(l.Bands) > 0 || l.Window != 0 || l.Count != 0 {
-			bad("rule %s has no limits to override", rule)
+			bad("", "rule %s has no limits to override", rule)
 		}
 	}
-	errs = append(errs, checkFloors(rule, kind, l)...)
-	return errs
+	checkFloors(ps, rule, kind, l)
 }
+
+// band is the field path of band i's key.
+func band(i int, key string) string { return "bands." + strconv.Itoa(i) + "." + key }
 
 // Floors of durations in settings: below them a limit would turn a
 // resident into a stream of pages (an inactivity tier of seconds, a
@@ -543,18 +544,17 @@ var windowFloor = map[string]time.Duration{
 	RuleDeviceOffline:   time.Minute, // the Will's grace (SOS and detectors: a quarter)
 }
 
-func checkFloors(rule string, kind ruleKind, l Limit) []error {
-	var errs []error
+func checkFloors(ps *problems, rule string, kind ruleKind, l Limit) {
 	below := func(field string, d, floor time.Duration, zeroOK bool) {
 		if d < 0 || (d == 0 && zeroOK) || d >= floor {
 			return
 		}
-		errs = append(errs, fmt.Errorf("%s: %s is below the floor of %s for %s", field, d, floor, rule))
+		ps.add(field, "%s is below the floor of %s for %s", d.String(), floor.String(), rule)
 	}
 	switch kind {
 	case kindThreshold, kindNEWS2:
 		for i, b := range l.Bands {
-			below(fmt.Sprintf("bands[%d].for", i), b.For, minPersistence, true)
+			below(band(i, "for"), b.For, minPersistence, true)
 		}
 		if kind == kindThreshold {
 			below("clear_for", l.ClearFor, minClearFor, true)
@@ -563,14 +563,13 @@ func checkFloors(rule string, kind ruleKind, l Limit) []error {
 	case kindInactivity:
 		for i, b := range l.Bands {
 			if b.For > 0 {
-				below(fmt.Sprintf("bands[%d].for", i), b.For, windowFloor[rule], false)
+				below(band(i, "for"), b.For, windowFloor[rule], false)
 			}
 		}
 	}
 	if f, ok := windowFloor[rule]; ok && kind != kindInactivity && l.Window > 0 {
 		below("window", l.Window, f, false)
 	}
-	return errs
 }
 
 // ParseClock parses a local "HH:MM" into minutes after midnight.

@@ -2,6 +2,8 @@ package rules
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +180,40 @@ func TestSettingsDurationJSON(t *testing.T) {
 	var old Settings
 	if err := json.Unmarshal([]byte(`{"limits":{"bathroom_stay":{"window":5400000000000}}}`), &old); err != nil || old.Limits[RuleBathroomStay].Window != 90*time.Minute {
 		t.Fatalf("stored nanoseconds: %v %+v", err, old)
+	}
+}
+
+// TestProblems: each fault is a Problem a client can point at (the field as
+// the console names its input) and translate (a fixed reason with its
+// values apart), and the message reads as before.
+func TestProblems(t *testing.T) {
+	l, _ := DefaultLimit(RuleHeartRate, 1)
+	l.Bands[1].Value = 300
+	l.ClearLow = 45
+	err := Settings{Limits: map[string]Limit{RuleHeartRate: l}, ReportIntervals: map[string]time.Duration{"env": 10 * time.Second}}.Validate()
+	got := map[string]Problem{}
+	for _, p := range Problems(err) {
+		got[p.Field] = p
+	}
+	if len(got) != 3 {
+		t.Fatalf("problems %+v, want 3 (from %v)", got, err)
+	}
+	v := got["limits.heart_rate.bands.1.value"]
+	if v.Reason != "%g is outside %g–%g" || fmt.Sprint(v.Args) != "[300 20 250]" {
+		t.Errorf("band value problem %+v", v)
+	}
+	if c := got["limits.heart_rate.clear_low"]; !strings.HasPrefix(c.Reason, "%g is on the raise side of band %d") {
+		t.Errorf("clear_low problem %+v", c)
+	}
+	if r := got["report_intervals.env"]; fmt.Sprint(r.Args) != "[10s 1m0s]" {
+		t.Errorf("report interval problem %+v: durations must travel as their strings", r)
+	}
+	for _, want := range []string{`limits["heart_rate"].bands[1].value: 300 is outside 20–250`, `report_intervals["env"]: 10s is below the floor of 1m0s`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q lacks %q", err, want)
+		}
+	}
+	if ps := Problems(errors.New("other")); ps != nil {
+		t.Errorf("problems of another error: %v", ps)
 	}
 }
