@@ -83,11 +83,44 @@ func TestBrowserSettingsForm(t *testing.T) {
 	do(t, b, "clear level on the raise side",
 		chromedp.SetValue(`#l-heart_rate-clear_low`, "30"),
 		chromedp.Click(`[data-testid="settings-form"] button[type="submit"]`))
+	// The refusal is said in Korean, on the field's own label, and the
+	// field is marked and focused.
+	var msg string
 	testenv.WaitFor(t, 10*time.Second, "the server's refusal in the status line", func() bool {
 		got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
-		return err == nil && strings.Contains(got, "저장하지 못했습니다") && strings.Contains(got, "clear_low")
+		msg = got
+		return err == nil && strings.Contains(got, "저장하지 못했습니다")
 	})
+	if want := "심박 · 이 값 이상이면 해제 (회/분): 30은(는) 1번 구간(<= 38)의 알림 범위 안에 있습니다"; !strings.Contains(msg, want) || strings.Contains(msg, "clear_low") {
+		t.Errorf("status line %q, want it to say %q and no field path", msg, want)
+	}
+	marked, err := chromedp.Run(b, chromedp.Evaluate[bool](`(function () {
+		var el = document.getElementById("l-heart_rate-clear_low");
+		return el.getAttribute("aria-invalid") === "true" && document.activeElement === el &&
+			document.querySelectorAll("[aria-invalid]").length === 1;
+	})()`))
+	if err != nil || !marked {
+		t.Errorf("the refused field is not the one marked and focused (%v)", err)
+	}
 	shot(t, b, "settings-error-ko-1280")
+
+	// A duration under its floor: the durations in the units' words, the
+	// rule by its name.
+	in := `tr[data-rule="inactivity"] `
+	do(t, b, "inactivity after 30 seconds",
+		chromedp.Reload(), chromedp.WaitVisible(`[data-testid="settings-form"]`),
+		chromedp.Click(in+`summary`), chromedp.Click(in+`input[data-toggle]`),
+		chromedp.SetValue(`[name="limits.inactivity.bands.0.for"]`, "30"),
+		chromedp.SetValue(`[name="limits.inactivity.bands.0.for"] + select`, "s"),
+		chromedp.Click(`[data-testid="settings-form"] button[type="submit"]`))
+	testenv.WaitFor(t, 10*time.Second, "the floor's refusal in the status line", func() bool {
+		got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
+		msg = got
+		return err == nil && strings.Contains(got, "저장하지 못했습니다")
+	})
+	if want := "무활동 움직임 없는 시간 1: 30초은(는) 최소 1시간보다 짧습니다 (무활동)"; !strings.Contains(msg, want) {
+		t.Errorf("status line %q, want it to say %q", msg, want)
+	}
 	if _, again := storedSettings(t, api, "r1"); again != etag {
 		t.Errorf("a refused save changed the settings (ETag %s, was %s)", again, etag)
 	}

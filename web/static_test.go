@@ -3,10 +3,14 @@ package web
 import (
 	"bytes"
 	"compress/gzip"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +181,59 @@ func TestAssetBudget(t *testing.T) {
 		t.Errorf("the console's JavaScript is %d bytes gzip, over 80 KB", buf.Len())
 	}
 	t.Logf("JavaScript: %d bytes gzip", buf.Len())
+}
+
+// TestProblemsTranslated: every reason the settings validation gives
+// (alerts/rules: bad(field, reason, ...) and ps.add; api: Problem{Reason})
+// has a text in the catalogue ("problem." + reason), so the console never
+// shows an English reason on a Korean page.
+func TestProblemsTranslated(t *testing.T) {
+	cs, err := i18n.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]bool{}
+	lit := func(e ast.Expr) {
+		if b, ok := e.(*ast.BasicLit); ok && b.Kind == token.STRING {
+			s, err := strconv.Unquote(b.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reasons[s] = true
+		}
+	}
+	for _, p := range []string{"../alerts/rules/settings.go", "../api/settings.go"} {
+		f, err := parser.ParseFile(token.NewFileSet(), p, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.CallExpr:
+				name := ""
+				switch fn := n.Fun.(type) {
+				case *ast.Ident:
+					name = fn.Name
+				case *ast.SelectorExpr:
+					name = fn.Sel.Name
+				}
+				if (name == "bad" || name == "add") && len(n.Args) >= 2 {
+					lit(n.Args[1])
+				}
+			case *ast.KeyValueExpr:
+				if k, ok := n.Key.(*ast.Ident); ok && k.Name == "Reason" {
+					lit(n.Value)
+				}
+			}
+			return true
+		})
+	}
+	if len(reasons) < 20 {
+		t.Fatalf("found %d reasons; the parse no longer finds the validation's calls", len(reasons))
+	}
+	for r := range reasons {
+		if _, ok := cs["ko"]["problem."+r]; !ok {
+			t.Errorf("ko lacks problem.%q", r)
+		}
+	}
 }

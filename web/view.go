@@ -2,7 +2,9 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"html/template"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -53,6 +55,20 @@ func (v *view) principal(ctx *fiber.Ctx) query.Principal { return Principal(ctx)
 
 // T is the catalogue text of key in the page's language.
 func (v *view) T(key string, args ...any) string { return v.c.cat.T(v.Lang, key, args...) }
+
+// Texts is the catalogue's texts whose keys begin with prefix, keyed by
+// the rest of the key, as JSON: for a script that looks texts up by a key
+// the server gives it (data-problems: "problem." + the API's reason).
+func (v *view) Texts(prefix string) string {
+	m := map[string]string{}
+	for k, t := range v.c.cat[v.Lang] {
+		if rest, ok := strings.CutPrefix(k, prefix); ok {
+			m[rest] = t
+		}
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
 
 // DT formats a time in CARE_TIMEZONE (Korean: "2026. 12. 3.(Thu) 15:05", weekday in Hangul).
 func (v *view) DT(t time.Time) string { return v.c.cat.DateTime(v.Lang, t, v.c.o.Location) }

@@ -27,8 +27,8 @@
     }).then(function (r) {
       if (r.status === 204) { return {}; }
       if (r.ok) { return r.json(); }
-      function fail(m) { var e = new Error(m); e.status = r.status; throw e; }
-      return r.json().then(function (e) { fail((e.error && e.error.message) || r.status); },
+      function fail(m, fields) { var e = new Error(m); e.status = r.status; e.fields = fields; throw e; }
+      return r.json().then(function (e) { fail((e.error && e.error.message) || r.status, e.error && e.error.fields); },
         function () { fail(String(r.status)); });
     });
   }
@@ -147,8 +147,61 @@
     call(path, body, method, headers).then(function (answer) {
       status("", true);
       if (f.dataset.show) { show(f.dataset.show, answer); } else { after(); }
-    }, function (e) { status(e.message, false, e.status); });
+    }, function (e) { status(problems(f, e.fields) || e.message, false, e.status); });
   });
+
+  // problems marks each field the server refused (aria-invalid), opens
+  // and focuses the first, and says what is wrong with each in the page's
+  // language: the field's own label, then the server's reason translated
+  // (the status line's data-problems, keyed by the English reason) with
+  // its values. "" when the server named no field.
+  function problems(f, fields) {
+    f.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+    if (!fields || !fields.length) { return ""; }
+    var st = f.querySelector(".status"), texts = JSON.parse((st && st.dataset.problems) || "{}"), first = null;
+    return fields.map(function (p) {
+      var el = f.querySelector('[name="' + CSS.escape(p.field) + '"]'), i = 0, args = p.args || [];
+      var why = (texts[p.reason] || p.reason).replace(/%(?:\[(\d+)\])?([a-z])/g, function (m, n, verb) {
+        var v = args[n ? n - 1 : i++], rule = f.querySelector('tr[data-rule="' + CSS.escape(String(v)) + '"] > th');
+        if (rule) { return rule.textContent; } // a rule id: the rule's name
+        return verb === "q" ? "\u201c" + v + "\u201d" : durText(String(v));
+      });
+      if (!el) { return p.field + ": " + why; }
+      el.setAttribute("aria-invalid", "true");
+      if (!first) {
+        first = el;
+        for (var d = el.closest("details"); d; d = d.parentNode.closest("details")) { d.open = true; }
+        el.focus();
+      }
+      return labelOf(el) + ": " + why;
+    }).join("\n");
+  }
+  // labelOf is the text a field is labelled with, its rule's name first
+  // when the label does not say it.
+  function labelOf(el) {
+    var ids = el.getAttribute("aria-labelledby"), t;
+    if (ids) {
+      t = ids.split(" ").map(function (id) { var l = document.getElementById(id); return l ? l.textContent : ""; }).join(" ");
+    } else {
+      t = el.labels && el.labels.length ? el.labels[0].textContent : el.name;
+      var row = el.closest("tr[data-rule]");
+      if (row) { t = row.querySelector("th").textContent + " \u00b7 " + t; }
+    }
+    return t.replace(/\s+/g, " ").trim();
+  }
+  // durText writes a Go duration ("1h0m0s") with the units the page's
+  // duration selects name ("1h", in Korean the unit's word), leaving other values as they are.
+  function durText(v) {
+    var m = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:([\d.]+)s)?$/.exec(v);
+    if (!m || v === "") { return v; }
+    var out = [];
+    [[m[1], "h"], [m[2], "m"], [m[3], "s"]].forEach(function (x) {
+      if (!x[0] || Number(x[0]) === 0) { return; }
+      var o = document.querySelector('.dur option[value="' + x[1] + '"]');
+      out.push(x[0] + (o ? o.textContent : x[1]));
+    });
+    return out.length ? out.join(" ") : v;
+  }
 
   function tick() {
     var now = Date.now();
