@@ -3,8 +3,10 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +58,19 @@ func TestBrowserSettingsForm(t *testing.T) {
 	do(t, b, "coordinator logs in", loginSteps(base, "co")...)
 	do(t, b, "settings page", chromedp.Navigate(base+"/residents/r1/settings"), chromedp.WaitVisible(`[data-testid="settings-form"]`))
 	accessible(t, b, "settings form")
+
+	// Another SpO2 scale shows that scale's default SpO2 limits at once,
+	// not after a save.
+	for _, scale := range []int{2, 1} {
+		def, _ := rules.DefaultLimit(rules.RuleSpO2, scale)
+		want := strconv.FormatFloat(def.Bands[0].Value, 'g', -1, 64)
+		do(t, b, fmt.Sprintf("SpO2 scale %d chosen", scale), chromedp.SetValue(`[name="spo2_scale"]`, strconv.Itoa(scale)),
+			chromedp.Evaluate[chromedp.Void](`void document.querySelector('[name="spo2_scale"]').dispatchEvent(new Event("change", {bubbles: true}))`))
+		testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("scale %d's first SpO2 band (%s) shown", scale, want), func() bool {
+			v, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector('[name="limits.spo2.bands.0.value"]').value`))
+			return err == nil && v == want
+		})
+	}
 
 	hr := `tr[data-rule="heart_rate"] `
 	save(t, b, "heart rate ≤ 38 critical, SpO2 off", "settings-form",

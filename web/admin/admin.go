@@ -167,14 +167,21 @@ func (p *pages) settings(ctx *fiber.Ctx) error {
 	if err != nil {
 		return p.c.Fail(ctx, err)
 	}
+	// What the form shows: the stored settings, or with ?scale= the other
+	// SpO2 scale chosen, whose default SpO2 limits the page then shows
+	// (console.js asks for them when the scale select changes).
+	shown := st
+	if q := ctx.QueryInt("scale"); slices.Contains(scales, q) {
+		shown.SpO2Scale = q
+	}
 	now := p.o.Clock()
-	page := settingsPage{Resident: r, Settings: st, ETag: query.SettingsETag(st), Intervals: intervalsOf(st),
+	page := settingsPage{Resident: r, Settings: shown, ETag: query.SettingsETag(st), Intervals: intervalsOf(st),
 		TZ: now.In(p.o.Location).Format("-07:00"), Scales: scales, Modes: modes, Severities: severities, Units: units}
 	if !st.ModeUntil.IsZero() {
 		page.Until = st.ModeUntil.In(p.o.Location).Format("2006-01-02T15:04")
 	}
 	for _, name := range rules.RuleNames() {
-		row := ruleRow{Rule: name, Disabled: st.Disabled[name], Limit: limitFormOf(name, st)}
+		row := ruleRow{Rule: name, Disabled: st.Disabled[name], Limit: limitFormOf(name, shown)}
 		_, row.Override = st.Limits[name]
 		if z, ok := st.Snoozed[name]; ok {
 			row.Snooze = snoozeJSON(z)

@@ -105,6 +105,32 @@
     if (c.matches && c.matches("input[data-toggle]")) { c.closest("fieldset").disabled = !c.checked; }
   });
 
+  // A changed SpO2 scale changes the SpO2 rule's default limits: unless
+  // the resident has limits of their own, the page asks the server for the
+  // settings page with that scale (?scale=) and shows its SpO2 limits.
+  document.addEventListener("change", function (ev) {
+    var sel = ev.target;
+    if (!sel.matches || !sel.matches('select[name="spo2_scale"]')) { return; }
+    function own() {
+      var fs = document.querySelector('tr[data-rule="spo2"] fieldset.limits');
+      return !fs || !fs.disabled;
+    }
+    var want = sel.value;
+    if (own()) { return; }
+    fetch(location.pathname + "?scale=" + encodeURIComponent(want), { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { throw new Error(String(r.status)); }
+      return r.text();
+    }).then(function (html) {
+      var fresh = new DOMParser().parseFromString(html, "text/html").querySelector('tr[data-rule="spo2"] > td:last-child');
+      var cur = document.querySelector('tr[data-rule="spo2"] > td:last-child');
+      if (!fresh || !cur || own() || sel.value !== want) { return; } // changed again meanwhile: a later answer comes
+      var open = cur.querySelector("details") && cur.querySelector("details").open;
+      cur.replaceWith(document.importNode(fresh, true));
+      var d = document.querySelector('tr[data-rule="spo2"] > td:last-child details');
+      if (d) { d.open = open; }
+    }, function () {}); // the old defaults stay shown; a save is unaffected
+  });
+
   // show fills the element a form names in data-show with the answer:
   // each [data-field] inside gets the answer's value at that dotted path.
   // Used for what is shown once (a device's MQTT password).
