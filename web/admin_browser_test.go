@@ -133,8 +133,32 @@ func TestBrowserSettingsForm(t *testing.T) {
 		msg = got
 		return err == nil && strings.Contains(got, "저장하지 못했습니다")
 	})
-	if want := "무활동 움직임 없는 시간 1: 30초은(는) 최소 1시간보다 짧습니다 (무활동)"; !strings.Contains(msg, want) {
+	if want := "무활동 · 움직임 없는 시간 · 1: 30초은(는) 최소 1시간보다 짧습니다 (무활동)"; !strings.Contains(msg, want) {
 		t.Errorf("status line %q, want it to say %q", msg, want)
+	}
+
+	// Over the field's maximum: the page says so itself, in Korean on the
+	// status line, and sends nothing.
+	do(t, b, "a fresh form", chromedp.Reload(), chromedp.WaitVisible(`[data-testid="settings-form"]`))
+	audits := len(h.audit.since(0)) // the page's read is audited too
+	do(t, b, "heart rate band at 400",
+		chromedp.SetValue(`[name="limits.heart_rate.bands.0.value"]`, "400"),
+		chromedp.Click(`[data-testid="settings-form"] button[type="submit"]`))
+	testenv.WaitFor(t, 10*time.Second, "the page's own refusal in the status line", func() bool {
+		got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
+		msg = got
+		return err == nil && strings.Contains(got, "저장하지 못했습니다")
+	})
+	if want := "심박 · 값 (회/분) · 1: 250 이하여야 합니다"; !strings.Contains(msg, want) {
+		t.Errorf("status line %q, want it to say %q", msg, want)
+	}
+	marked, err = chromedp.Run(b, chromedp.Evaluate[bool](`document.activeElement.name === "limits.heart_rate.bands.0.value" && document.activeElement.getAttribute("aria-invalid") === "true"`))
+	if err != nil || !marked {
+		t.Errorf("the field over its maximum is not marked and focused (%v)", err)
+	}
+	shot(t, b, "settings-invalid-ko-1280")
+	if n := len(h.audit.since(0)); n != audits {
+		t.Errorf("%d audit records after a save the page refused, want %d: it reached the server", n, audits)
 	}
 	if _, again := storedSettings(t, api, "r1"); again != etag {
 		t.Errorf("a refused save changed the settings (ETag %s, was %s)", again, etag)

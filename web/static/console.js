@@ -167,6 +167,7 @@
     if (f.dataset.confirm && !window.confirm(f.dataset.confirm)) { return; }
     var path = f.dataset.path || ("/api/v1/alerts/" + encodeURIComponent(f.dataset.id) + "/" + f.dataset.act);
     var method = f.dataset.method || "POST", body;
+    if (f.noValidate && refuse(f)) { return; }
     try { body = formBody(f); } catch (e) { status(e.message, false); return; }
     if (method === "DELETE") { body = null; }
     var headers = f.dataset.ifMatch ? { "If-Match": f.dataset.ifMatch } : {};
@@ -182,9 +183,9 @@
   // (the status line's data-problems, keyed by the English reason) with
   // its values. "" when the server named no field.
   function problems(f, fields) {
-    f.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+    mark(f, null);
     if (!fields || !fields.length) { return ""; }
-    var st = f.querySelector(".status"), texts = JSON.parse((st && st.dataset.problems) || "{}"), first = null;
+    var st = f.querySelector(".status"), texts = JSON.parse((st && st.dataset.problems) || "{}");
     return fields.map(function (p) {
       var el = f.querySelector('[name="' + CSS.escape(p.field) + '"]'), i = 0, args = p.args || [];
       var why = (texts[p.reason] || p.reason).replace(/%(?:\[(\d+)\])?([a-z])/g, function (m, n, verb) {
@@ -193,21 +194,50 @@
         return verb === "q" ? "\u201c" + v + "\u201d" : durText(String(v));
       });
       if (!el) { return p.field + ": " + why; }
-      el.setAttribute("aria-invalid", "true");
-      if (!first) {
-        first = el;
-        for (var d = el.closest("details"); d; d = d.parentNode.closest("details")) { d.open = true; }
-        el.focus();
-      }
+      mark(f, el);
       return labelOf(el) + ": " + why;
     }).join("\n");
+  }
+  // mark marks el as refused (aria-invalid), opening and focusing the first
+  // marked; a null el clears the form's marks.
+  function mark(f, el) {
+    if (!el) {
+      f.querySelectorAll("[aria-invalid]").forEach(function (x) { x.removeAttribute("aria-invalid"); });
+      return;
+    }
+    var first = !f.querySelector("[aria-invalid]");
+    el.setAttribute("aria-invalid", "true");
+    if (first) {
+      for (var d = el.closest("details"); d; d = d.parentNode.closest("details")) { d.open = true; }
+      el.focus();
+    }
+  }
+  // A form with a status line checks its fields itself (min, max, step,
+  // required, pattern), so that what is wrong is said there in the page's
+  // language on the field's label, not in a bubble in the browser's.
+  document.querySelectorAll("form.apiform").forEach(function (f) { f.noValidate = !!f.querySelector(".status"); });
+  var checks = ["valueMissing", "badInput", "rangeUnderflow", "rangeOverflow", "stepMismatch", "tooLong", "patternMismatch", "typeMismatch"];
+  // refuse says what is wrong with f's fields and reports whether anything is.
+  function refuse(f) {
+    mark(f, null);
+    var texts = JSON.parse(document.body.dataset.invalid || "{}"), msgs = [];
+    Array.prototype.forEach.call(f.elements, function (el) {
+      if (!el.willValidate || el.checkValidity()) { return; }
+      var k = "other";
+      for (var i = 0; i < checks.length; i++) { if (el.validity[checks[i]]) { k = checks[i]; break; } }
+      var arg = { rangeUnderflow: el.min, rangeOverflow: el.max, stepMismatch: el.step, tooLong: el.maxLength }[k];
+      mark(f, el);
+      msgs.push(labelOf(el) + ": " + (texts[k] || el.validationMessage).replace("%s", arg === undefined ? "" : arg));
+    });
+    if (msgs.length) { status(msgs.join("\n"), false); }
+    return msgs.length > 0;
   }
   // labelOf is the text a field is labelled with, its rule's name first
   // when the label does not say it.
   function labelOf(el) {
     var ids = el.getAttribute("aria-labelledby"), t;
     if (ids) {
-      t = ids.split(" ").map(function (id) { var l = document.getElementById(id); return l ? l.textContent : ""; }).join(" ");
+      t = ids.split(" ").map(function (id) { var l = document.getElementById(id); return l ? l.textContent : ""; }).join(" \u00b7 ");
     } else {
       t = el.labels && el.labels.length ? el.labels[0].textContent : el.name;
       var row = el.closest("tr[data-rule]");
