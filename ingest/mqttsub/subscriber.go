@@ -64,6 +64,13 @@ type Options struct {
 	// ingest.DefaultMaxInFlight. The intake's publish windows should hold
 	// Connections×MaxInFlight telemetry and MaxInFlight events.
 	MaxInFlight int
+
+	// ReadWait, when > 0, makes each telemetry connection wait this long
+	// before reading when nothing is buffered (coalesce.DialMQTTWaiting):
+	// at a steady rate a read then brings the messages of a few
+	// milliseconds, not one. The events connection never waits. Plain TCP
+	// only (TLS connections read as paho does).
+	ReadWait time.Duration
 }
 
 // Subscriber subscribes to device topics, hands each message to the
@@ -273,7 +280,10 @@ func (s *Subscriber) newClient(ctx context.Context, url string, broker, i int, q
 		SetKeepAlive(30 * time.Second).
 		SetResumeSubs(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { s.handle(ctx, m, q) })
-	if coalesce.PlainTCP(url) {
+	switch {
+	case coalesce.PlainTCP(url) && !events && s.o.ReadWait > 0:
+		opts.SetCustomOpenConnectionFn(coalesce.DialMQTTWaiting(s.o.ReadWait))
+	case coalesce.PlainTCP(url):
 		opts.SetCustomOpenConnectionFn(coalesce.DialMQTT)
 	}
 	if s.o.TLS != nil {

@@ -27,7 +27,7 @@ func (a *App) startSessionAdoption(_ context.Context, js jetstream.JetStream, al
 		Leases: a.leases, Leader: alertLease, Log: log, Metrics: a.Metrics,
 		Subscriber: func(id string, connections int) (*mqttsub.Subscriber, error) {
 			return mqttsub.New(mqttsub.Options{BrokerURL: b.url, BrokerURLs: b.urls, Username: b.user, Password: b.password,
-				ShareGroup: cfg.MQTTShareGroup, Connections: connections, InstanceID: id, TLS: clientTLS, Adopted: true,
+				ShareGroup: cfg.MQTTShareGroup, Connections: connections, InstanceID: id, TLS: clientTLS, Adopted: true, ReadWait: cfg.MQTTReadWait,
 				Intake: intake, Log: a.Log.With().Str("component", "ingest").Str("adopted", id).Logger()})
 		}}
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -37,7 +37,7 @@ func (a *App) newSubscriber(b *broker, clientTLS *tls.Config, intake *ingest.Int
 	cfg := a.Config
 	return mqttsub.New(mqttsub.Options{
 		BrokerURL: b.url, BrokerURLs: b.urls, Username: b.user, Password: b.password, ShareGroup: cfg.MQTTShareGroup,
-		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, TLS: clientTLS,
+		Connections: cfg.MQTTConnections, InstanceID: cfg.InstanceID, TLS: clientTLS, ReadWait: cfg.MQTTReadWait,
 		Intake: intake, Log: a.Log.With().Str("component", "ingest").Logger(),
 	})
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
@@ -162,4 +164,79 @@ func TestCoalescingConnBatchesWhileAWriteIsInFlight(t *testing.T) {
 		t.Fatalf("4,001 writes left in %d system calls, want at most 3", w)
 	}
 	_ = c.Close()
+}
+
+// TestReadWaitGathers: with a read wait, a read that finds nothing buffered
+// waits first, so what the broker sends meanwhile comes in with one read;
+// what is buffered is read at once.
+func TestReadWaitGathers(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte("a"))
+		time.Sleep(10 * time.Millisecond) // well inside the client's wait
+		_, _ = c.Write([]byte("bc"))
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	const wait = 200 * time.Millisecond
+	u, _ := url.Parse("tcp://" + l.Addr().String())
+	c, err := DialMQTTWaiting(wait)(u, paho.ClientOptions{ConnectTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 16)
+	start := time.Now()
+	n, err := c.Read(buf)
+	if took := time.Since(start); err != nil || took < wait {
+		t.Fatalf("first read: %v after %v, want the wait of %v first", err, took, wait)
+	}
+	if got := string(buf[:n]); got != "abc" {
+		t.Fatalf("first read got %q, want both writes (%q)", got, "abc")
+	}
+}
+
+// TestReadWaitSkippedWhenBuffered: a read served from the buffer does not
+// wait.
+func TestReadWaitSkippedWhenBuffered(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte("abc"))
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	const wait = 200 * time.Millisecond
+	u, _ := url.Parse("tcp://" + l.Addr().String())
+	c, err := DialMQTTWaiting(wait)(u, paho.ClientOptions{ConnectTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := io.ReadFull(c, make([]byte, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took >= wait {
+		t.Fatalf("a read of buffered bytes took %v: it waited", took)
+	}
 }

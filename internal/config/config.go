@@ -73,6 +73,14 @@ const (
 	// batches before the delay either way (docs/performance.md, "Batch
 	// delay at a steady load"). Events (SOS, falls) are never batched.
 	DefaultIngestBatchDelay = 40 * time.Millisecond
+	// DefaultMQTTReadWait: a telemetry subscriber connection that finds
+	// nothing to read waits this long first, so that at a steady rate one
+	// read brings several messages: at an even 10,000 msgs/s 5 ms cost
+	// about 15 % less CPU (0.47-0.48 against 0.56-0.61 cores) for no lag
+	// p50 or p99 beyond the runs' noise, which the batch delay and the
+	// writer's flush set (docs/performance.md, "Reading in batches at a
+	// steady rate"). Events (SOS, falls) have a connection that never waits.
+	DefaultMQTTReadWait = 5 * time.Millisecond
 	// DefaultBufferAge covers a long weekend of InfluxDB being down.
 	DefaultBufferAge = 7 * 24 * time.Hour
 	// DefaultAuditRetention is the legal minimum for the access trail.
@@ -110,6 +118,7 @@ type Config struct {
 	MQTTListen      string // embedded broker's listener
 	MQTTShareGroup  string // $share/{group}/... so instances split the load
 	MQTTConnections int    // subscriber connections per instance
+	MQTTReadWait    time.Duration
 	// MQTTProvision is how an external broker learns device credentials:
 	// "none" (the operator adds them) or "dynsec" (Mosquitto's
 	// dynamic-security plugin, driven by carehub).
@@ -325,6 +334,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MQTTListen:        p.str("CARE_MQTT_LISTEN", DefaultMQTTListen),
 		MQTTShareGroup:    p.str("CARE_MQTT_SHARE_GROUP", DefaultShareGroup),
 		MQTTConnections:   p.int("CARE_MQTT_CONNECTIONS", DefaultMQTTConnections),
+		MQTTReadWait:      p.duration("CARE_MQTT_READ_WAIT", DefaultMQTTReadWait),
 		MQTTProvision:     p.str("CARE_MQTT_PROVISION", "none"),
 		InstanceID:        p.str("CARE_INSTANCE_ID", sanitize(host)),
 		NATSURL:           p.str("CARE_NATS_URL", ""),
@@ -462,6 +472,9 @@ func (c Config) validate() []error {
 	}
 	if c.MQTTConnections < 1 || c.MQTTConnections > 64 {
 		fail("CARE_MQTT_CONNECTIONS=%d: use 1 to 64", c.MQTTConnections)
+	}
+	if c.MQTTReadWait < 0 || c.MQTTReadWait > 50*time.Millisecond {
+		fail("CARE_MQTT_READ_WAIT=%s: use 0 (off) to 50ms", c.MQTTReadWait)
 	}
 	if c.RawRetention < time.Hour {
 		fail("CARE_RAW_RETENTION=%s is too short: use at least 1h (e.g. 90d)", c.RawRetention)

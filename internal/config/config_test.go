@@ -58,6 +58,7 @@ func TestInvalidSettingsSayHowToFix(t *testing.T) {
 		"listen address":   {map[string]string{"CARE_HTTP_ADDR": "8780"}, "host:port"},
 		"share group":      {map[string]string{"CARE_MQTT_SHARE_GROUP": "a/b"}, "without / + #"},
 		"connections":      {map[string]string{"CARE_MQTT_CONNECTIONS": "0"}, "1 to 64"},
+		"read wait":        {map[string]string{"CARE_MQTT_READ_WAIT": "1s"}, "0 (off) to 50ms"},
 		"batch size":       {map[string]string{"CARE_BATCH_SIZE": "lots"}, "whole number"},
 		"trusted proxy":    {map[string]string{"CARE_TRUSTED_PROXIES": "10.0.0.5,proxy.local"}, "neither an IP address nor a CIDR"},
 		"audit too short":  {map[string]string{"CARE_AUDIT_RETENTION": "365d"}, "at least 2 years"},
