@@ -2,9 +2,7 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"html/template"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -56,19 +54,8 @@ func (v *view) principal(ctx *fiber.Ctx) query.Principal { return Principal(ctx)
 // T is the catalogue text of key in the page's language.
 func (v *view) T(key string, args ...any) string { return v.c.cat.T(v.Lang, key, args...) }
 
-// Texts is the catalogue's texts whose keys begin with prefix, keyed by
-// the rest of the key, as JSON: for a script that looks texts up by a key
-// the server gives it (data-problems: "problem." + the API's reason).
-func (v *view) Texts(prefix string) string {
-	m := map[string]string{}
-	for k, t := range v.c.cat[v.Lang] {
-		if rest, ok := strings.CutPrefix(k, prefix); ok {
-			m[rest] = t
-		}
-	}
-	b, _ := json.Marshal(m)
-	return string(b)
-}
+// Texts is the catalogue's texts under prefix as JSON (i18n.Texts).
+func (v *view) Texts(prefix string) string { return v.c.cat.Texts(v.Lang, prefix) }
 
 // DT formats a time in CARE_TIMEZONE (Korean: "2026. 12. 3.(Thu) 15:05", weekday in Hangul).
 func (v *view) DT(t time.Time) string { return v.c.cat.DateTime(v.Lang, t, v.c.o.Location) }
@@ -87,20 +74,8 @@ func (v *view) Since(t time.Time) string { return v.c.cat.Since(v.Lang, t, v.Now
 // RFC is t for <time datetime>, in UTC.
 func (v *view) RFC(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// Unacked says how long an alert raised at t has waited: under a minute
-// "just raised" ("alerts.unacked.now"), then minutes ("alerts.unacked"),
-// from an hour on hours and minutes ("alerts.unacked.h"); console.js and
-// phone.js count on from there.
-func (v *view) Unacked(t time.Time) string {
-	switch m := int(v.Now.Sub(t) / time.Minute); {
-	case m < 1:
-		return v.T("alerts.unacked.now")
-	case m >= 60:
-		return v.T("alerts.unacked.h", m/60, m%60)
-	default:
-		return v.T("alerts.unacked", m)
-	}
-}
+// Unacked says how long an alert raised at t has waited (i18n.Unacked).
+func (v *view) Unacked(t time.Time) string { return v.c.cat.Unacked(v.Lang, t, v.Now) }
 
 // Asset is the checksummed URL of a static file.
 func (v *view) Asset(name string) string { return v.c.assetURL(name) }

@@ -138,6 +138,35 @@ func (cs Catalogs) Since(lang string, t, now time.Time, loc *time.Location) stri
 	return cs.DateTime(lang, t, loc)
 }
 
+// Unacked says how long an alert raised at t has waited by now: under a
+// minute "just raised" ("alerts.unacked.now"), then minutes
+// ("alerts.unacked"), from an hour on hours and minutes ("alerts.unacked.h");
+// console.js and phone.js count on from there.
+func (cs Catalogs) Unacked(lang string, t, now time.Time) string {
+	switch m := int(now.Sub(t) / time.Minute); {
+	case m < 1:
+		return cs.T(lang, "alerts.unacked.now")
+	case m >= 60:
+		return cs.T(lang, "alerts.unacked.h", m/60, m%60)
+	default:
+		return cs.T(lang, "alerts.unacked", m)
+	}
+}
+
+// Texts is lang's texts whose keys begin with prefix, keyed by the rest of
+// the key, as a JSON object: for a script that looks texts up by a key the
+// server gives it (data-problems: "problem." + the API's reason).
+func (cs Catalogs) Texts(lang, prefix string) string {
+	m := map[string]string{}
+	for k, t := range cs[lang] {
+		if rest, ok := strings.CutPrefix(k, prefix); ok {
+			m[rest] = t
+		}
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
 // Pick returns a supported language from a request's choice, or the
 // default.
 func Pick(v string) string {
