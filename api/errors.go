@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
@@ -60,6 +61,18 @@ func invalidFields(code string, err error) *Error {
 			e.Fields[i].Args = []any{} // [], not null: the field is required
 		}
 	}
+	return e
+}
+
+// invalidAt is invalid with the one body field at fault, so that a client
+// can point at it and say why in its own language: the message is reason
+// with args, and Fields carries them apart (rules.Problem).
+func invalidAt(code, field, reason string, args ...any) *Error {
+	if args == nil {
+		args = []any{}
+	}
+	e := invalid(code, fmt.Sprintf(reason, args...))
+	e.Fields = []rules.Problem{{Field: field, Reason: reason, Args: args}}
 	return e
 }
 

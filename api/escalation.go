@@ -47,7 +47,7 @@ func (s *Server) putChain(c *fiber.Ctx) error {
 	}
 	ch := escalation.Chain{ResidentID: r.ID, Tiers: b.Tiers}
 	if err := ch.Validate(); err != nil {
-		return invalid("invalid_chain", err.Error())
+		return invalidFields("invalid_chain", err)
 	}
 	if err := s.audit(c, r.ID, "escalation.update", ""); err != nil {
 		return err

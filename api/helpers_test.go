@@ -162,6 +162,24 @@ func errCode(b []byte) string {
 	return e.Error.Code
 }
 
+// errField is one field a refusal names (error.fields).
+type errField struct {
+	Field, Reason string
+	Args          []any
+}
+
+// errFields is the fields an error body names.
+func errFields(t *testing.T, b []byte) []errField {
+	t.Helper()
+	var e struct {
+		Error struct{ Fields []errField }
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatalf("error body %s: %v", b, err)
+	}
+	return e.Error.Fields
+}
+
 // resident creates a resident through the registry.
 func (h *harness) resident(id string) {
 	h.t.Helper()

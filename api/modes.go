@@ -28,35 +28,32 @@ const maxModeReasonRunes = 500
 // modeEnd checks a mode's end against its cap and returns the end to
 // store: until itself, or for away and hospital without one, now plus the
 // cap. An until in the past is left to the caller (a status must end in
-// the future; settings written back with an ended mode are fine).
-func modeEnd(mode string, until, now time.Time) (time.Time, error) {
+// the future; settings written back with an ended mode are fine). field
+// names the end in the request's body, for a refusal to point at.
+func modeEnd(mode, field string, until, now time.Time) (time.Time, error) {
 	limit, ok := modeCaps[mode]
 	if !ok {
 		return until, nil // no mode
 	}
 	if until.IsZero() {
 		if mode == rules.ModeQuiet {
-			return until, invalid("mode_needs_end", "quiet mode needs until, at most 4 hours from now: a visit that is not ended would silence the alarms")
+			return until, invalidAt("mode_needs_end", field, "quiet mode needs an end, at most 4 hours from now: a visit that is not ended would silence the alarms")
 		}
 		return now.Add(limit).UTC(), nil
 	}
 	if until.After(now.Add(limit)) {
-		return until, invalid("mode_too_long", mode+" mode may last at most "+capText(limit)+" from now; set it again to renew it")
+		if limit >= 24*time.Hour {
+			return until, invalidAt("mode_too_long", field, "%s mode may last at most %d days from now; set it again to renew it", mode, int(limit/(24*time.Hour)))
+		}
+		return until, invalidAt("mode_too_long", field, "%s mode may last at most %d hours from now; set it again to renew it", mode, int(limit/time.Hour))
 	}
 	return until.UTC(), nil
 }
 
-func capText(d time.Duration) string {
-	if d >= 24*time.Hour {
-		return strconv.Itoa(int(d/(24*time.Hour))) + " days"
-	}
-	return strconv.Itoa(int(d/time.Hour)) + " hours"
-}
-
-// modeReasonOK bounds a mode's reason.
-func modeReasonOK(reason string) error {
+// modeReasonOK bounds a mode's reason (field: its name in the body).
+func modeReasonOK(reason, field string) error {
 	if utf8.RuneCountInString(reason) > maxModeReasonRunes {
-		return invalid("invalid_reason", "mode reason longer than "+strconv.Itoa(maxModeReasonRunes)+" characters")
+		return invalidAt("invalid_reason", field, "mode reason longer than %d characters", maxModeReasonRunes)
 	}
 	return nil
 }
@@ -163,14 +160,14 @@ func (s *Server) putStatus(c *fiber.Ctx) error {
 	if b.Until != nil && !b.Until.After(s.o.Clock()) {
 		return invalid("invalid_time", "until must be in the future")
 	}
-	if err := modeReasonOK(b.Reason); err != nil {
+	if err := modeReasonOK(b.Reason, "reason"); err != nil {
 		return err
 	}
 	var until time.Time
 	if b.Until != nil {
 		until = *b.Until
 	}
-	if until, err = modeEnd(b.Mode, until, s.o.Clock()); err != nil {
+	if until, err = modeEnd(b.Mode, "until", until, s.o.Clock()); err != nil {
 		return err
 	}
 	if !until.IsZero() {

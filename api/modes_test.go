@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -33,6 +34,13 @@ func TestQuietModeNeedsEnd(t *testing.T) {
 	put(422, "mode_too_long", map[string]any{"mode": "away", "reason": "family", "until": now.Add(31 * 24 * time.Hour)})
 	put(422, "mode_too_long", map[string]any{"mode": "hospital", "reason": "ward", "until": now.Add(91 * 24 * time.Hour)})
 	put(422, "invalid_reason", map[string]any{"mode": "away", "reason": strings.Repeat("가", 501)})
+	// Each refusal names the body's field and its values apart, for a
+	// client to say it in its own language.
+	b := h.expect(422, "PUT", "/api/v1/residents/r1/status", care, map[string]any{"mode": "away", "reason": "family", "until": now.Add(31 * 24 * time.Hour)}, nil)
+	if f := errFields(t, b); len(f) != 1 || f[0].Field != "until" || f[0].Reason != "%s mode may last at most %d days from now; set it again to renew it" ||
+		fmt.Sprint(f[0].Args) != "[away 30]" || !strings.Contains(string(b), "away mode may last at most 30 days from now") {
+		t.Errorf("away too long: %s", b)
+	}
 
 	put(http.StatusOK, "", map[string]any{"mode": "away", "reason": "family visit"})
 	if st := h.settings.Settings("r1"); !st.ModeUntil.Equal(now.Add(30 * 24 * time.Hour)) {
@@ -40,8 +48,8 @@ func TestQuietModeNeedsEnd(t *testing.T) {
 	}
 	put(http.StatusOK, "", map[string]any{"mode": "hospital", "reason": "ward 3", "until": now.Add(60 * 24 * time.Hour)})
 	// Through the settings too (staff).
-	b := h.expect(422, "PUT", "/api/v1/residents/r2/settings", adminToken, map[string]any{"mode": "quiet", "mode_reason": "visit"}, nil)
-	if errCode(b) != "mode_needs_end" {
+	b = h.expect(422, "PUT", "/api/v1/residents/r2/settings", adminToken, map[string]any{"mode": "quiet", "mode_reason": "visit"}, nil)
+	if f := errFields(t, b); errCode(b) != "mode_needs_end" || len(f) != 1 || f[0].Field != "mode_until" || len(f[0].Args) != 0 {
 		t.Fatalf("quiet through settings: %s", b)
 	}
 	h.expect(http.StatusOK, "PUT", "/api/v1/residents/r2/settings", adminToken, map[string]any{"mode": "hospital", "mode_reason": "ward 5"}, nil)

@@ -178,18 +178,11 @@ func TestSettingsDurations(t *testing.T) {
 		t.Fatalf("under the floor: %s", b)
 	}
 	// The field at fault, apart, for a client to point at and translate.
-	var e struct {
-		Error struct {
-			Fields []struct {
-				Field, Reason string
-				Args          []any
-			}
-		}
+	fields := errFields(t, b)
+	if len(fields) != 1 {
+		t.Fatalf("fields of %s", b)
 	}
-	if err := json.Unmarshal(b, &e); err != nil || len(e.Error.Fields) != 1 {
-		t.Fatalf("fields of %s: %v", b, err)
-	}
-	if f := e.Error.Fields[0]; f.Field != "limits.inactivity.bands.0.for" || f.Reason != "%s is below the floor of %s for %s" || fmt.Sprint(f.Args) != "[30s 1h0m0s inactivity]" {
+	if f := fields[0]; f.Field != "limits.inactivity.bands.0.for" || f.Reason != "%s is below the floor of %s for %s" || fmt.Sprint(f.Args) != "[30s 1h0m0s inactivity]" {
 		t.Fatalf("field %+v", f)
 	}
 	put(http.StatusOK, `{"limits":{"inactivity":{"bands":[{"severity":"info","for":"8h"},{"severity":"high","for":"24h"}]},"bathroom_stay":{"window":"90m"}},"report_intervals":{"env":"30m"}}`)

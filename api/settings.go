@@ -79,11 +79,11 @@ func (s *Server) putSettings(c *fiber.Ctx) error {
 	if b.Mode != "" && strings.TrimSpace(b.ModeReason) == "" {
 		return invalidFields("invalid_settings", rules.Problem{Field: "mode_reason", Reason: "required with a mode (suppression is audited with its reason)"})
 	}
-	if err := modeReasonOK(b.ModeReason); err != nil {
+	if err := modeReasonOK(b.ModeReason, "mode_reason"); err != nil {
 		return err
 	}
 	if b.Mode != "" && (b.ModeUntil.IsZero() || b.ModeUntil.After(s.o.Clock())) {
-		if b.ModeUntil, err = modeEnd(b.Mode, b.ModeUntil, s.o.Clock()); err != nil {
+		if b.ModeUntil, err = modeEnd(b.Mode, "mode_until", b.ModeUntil, s.o.Clock()); err != nil {
 			return err
 		}
 	}

@@ -137,6 +137,31 @@ func TestBrowserSettingsForm(t *testing.T) {
 		t.Errorf("status line %q, want it to say %q", msg, want)
 	}
 
+	// A quiet mode two days long, refused by the status endpoints' rule: the
+	// mode by its name and its cap, on the end's label.
+	seoul, err := time.LoadLocation("Asia/Seoul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, b, "quiet mode for two days",
+		chromedp.Reload(), chromedp.WaitVisible(`[data-testid="settings-form"]`),
+		chromedp.SetValue(`#s-mode`, "quiet"),
+		chromedp.SetValue(`#s-until`, time.Now().In(seoul).Add(48*time.Hour).Format("2006-01-02T15:04")),
+		chromedp.SetValue(`#s-reason`, "방문 간호"),
+		chromedp.Click(`[data-testid="settings-form"] button[type="submit"]`))
+	testenv.WaitFor(t, 10*time.Second, "the mode's refusal in the status line", func() bool {
+		got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
+		msg = got
+		return err == nil && strings.Contains(got, "저장하지 못했습니다")
+	})
+	if want := "상태 끝나는 시각: 방해 금지 모드는 지금부터 최대 4시간까지입니다"; !strings.Contains(msg, want) || strings.Contains(msg, "quiet") {
+		t.Errorf("status line %q, want it to say %q in Korean only", msg, want)
+	}
+	if marked, err := chromedp.Run(b, chromedp.Evaluate[bool](`document.activeElement.id === "s-until" && document.activeElement.getAttribute("aria-invalid") === "true"`)); err != nil || !marked {
+		t.Errorf("the mode's end is not marked and focused (%v)", err)
+	}
+	shot(t, b, "settings-mode-error-ko-1280")
+
 	// Over the field's maximum: the page says so itself, in Korean on the
 	// status line, and sends nothing.
 	do(t, b, "a fresh form", chromedp.Reload(), chromedp.WaitVisible(`[data-testid="settings-form"]`))
@@ -219,6 +244,28 @@ func TestBrowserChainForm(t *testing.T) {
 	do(t, b, "the page shows it", chromedp.WaitVisible(`[data-testid="tiers"] tr[data-role="emergency"]`),
 		chromedp.WaitVisible(`input[name="tiers.4.user_ids"][value="cg1"]:checked`))
 	accessible(t, b, "chain form after the save")
+
+	// Every tier removed and no 119: refused, said in Korean, nothing stored.
+	do(t, b, "the chain page again", page, chromedp.WaitVisible(`[data-testid="chain-form"]`))
+	if _, err := chromedp.Run(b, chromedp.Evaluate[bool](`(function () {
+		document.querySelectorAll('[data-testid="chain-form"] select').forEach(function (s) { s.value = ""; });
+		document.getElementById("t-emergency").checked = false;
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	do(t, b, "save an empty chain", chromedp.Click(`[data-testid="chain-form"] button[type="submit"]`))
+	var msg string
+	testenv.WaitFor(t, 10*time.Second, "the empty chain's refusal in the status line", func() bool {
+		got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
+		msg = got
+		return err == nil && strings.Contains(got, "저장하지 못했습니다")
+	})
+	if want := "연락 순서에는 단계가 하나 이상 있어야 합니다"; !strings.Contains(msg, want) || strings.Contains(msg, "tier") {
+		t.Errorf("status line %q, want it to say %q in Korean only", msg, want)
+	}
+	stored("the chain as it was", []escalation.Tier{{Role: "caregiver"}, {Role: "backup", UserIDs: []string{"cg2"}},
+		{Role: "coordinator"}, {Role: "backup", UserIDs: []string{"cg1"}}, {Role: "emergency"}})
 	do(t, b, "English chain", chromedp.Navigate(base+"/residents/r1/escalation?lang=en"), chromedp.WaitVisible(`[data-testid="chain-form"]`))
 	shot(t, b, "escalation-form-en-1280")
 	do(t, b, "320 px chain", chromedp.EmulateViewport(320, 640), chromedp.Reload(), chromedp.WaitVisible(`main h1`))

@@ -202,7 +202,7 @@ func TestProblemsTranslated(t *testing.T) {
 			reasons[s] = true
 		}
 	}
-	for _, p := range []string{"../alerts/rules/settings.go", "../api/settings.go"} {
+	for _, p := range []string{"../alerts/rules/settings.go", "../api/settings.go", "../api/modes.go", "../alerts/escalation/escalation.go"} {
 		f, err := parser.ParseFile(token.NewFileSet(), p, nil, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -220,6 +220,12 @@ func TestProblemsTranslated(t *testing.T) {
 				if (name == "bad" || name == "add") && len(n.Args) >= 2 {
 					lit(n.Args[1])
 				}
+				if name == "invalid" && strings.HasSuffix(p, "escalation.go") && len(n.Args) >= 2 {
+					lit(n.Args[1])
+				}
+				if name == "invalidAt" && len(n.Args) >= 3 {
+					lit(n.Args[2])
+				}
 			case *ast.KeyValueExpr:
 				if k, ok := n.Key.(*ast.Ident); ok && k.Name == "Reason" {
 					lit(n.Value)
@@ -234,6 +240,66 @@ func TestProblemsTranslated(t *testing.T) {
 	for r := range reasons {
 		if _, ok := cs["ko"]["problem."+r]; !ok {
 			t.Errorf("ko lacks problem.%q", r)
+		}
+	}
+}
+
+// TestAPIErrorsTranslated: every error code the API answers with (its
+// invalid, badRequest, invalidFields, invalidAt, alertError calls and Code
+// fields of Error literals) has Korean words (apierr.<code>), which the console and the
+// phone show in place of the API's English message.
+func TestAPIErrorsTranslated(t *testing.T) {
+	cs, err := i18n.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]bool{}
+	lit := func(e ast.Expr) {
+		if b, ok := e.(*ast.BasicLit); ok && b.Kind == token.STRING {
+			s, _ := strconv.Unquote(b.Value)
+			codes[s] = true
+		}
+	}
+	gos, _ := filepath.Glob("../api/*.go")
+	for _, p := range gos {
+		if strings.HasSuffix(p, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), p, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.CallExpr:
+				if fn, ok := n.Fun.(*ast.Ident); ok && len(n.Args) > 0 {
+					switch fn.Name {
+					case "invalid", "badRequest", "invalidFields", "invalidAt":
+						lit(n.Args[0])
+					case "alertError":
+						lit(n.Args[len(n.Args)-1])
+					}
+				}
+			case *ast.CompositeLit:
+				if ty, ok := n.Type.(*ast.Ident); ok && ty.Name == "Error" {
+					for _, e := range n.Elts {
+						if kv, ok := e.(*ast.KeyValueExpr); ok {
+							if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Code" {
+								lit(kv.Value)
+							}
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+	if len(codes) < 50 {
+		t.Fatalf("found %d codes; the parse no longer finds the API's errors", len(codes))
+	}
+	for c := range codes {
+		if cs["ko"]["apierr."+c] == "" {
+			t.Errorf("API error %q has no Korean words (apierr.%s in ko.json)", c, c)
 		}
 	}
 }

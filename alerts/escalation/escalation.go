@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/carehub/carehub/alerts/rules"
 	"github.com/carehub/carehub/internal/catalog"
 	"github.com/carehub/carehub/internal/kv"
 	"github.com/carehub/carehub/internal/model"
@@ -61,22 +62,28 @@ func (c Chain) Validate() error {
 		return fmt.Errorf("%w: resident_id %q", ErrInvalid, c.ResidentID)
 	}
 	if len(c.Tiers) == 0 {
-		return fmt.Errorf("%w: an escalation chain needs at least one tier", ErrInvalid)
+		return invalid("tiers", "an escalation chain needs at least one tier")
 	}
 	for i, t := range c.Tiers {
 		if !validRoles[t.Role] {
-			return fmt.Errorf("%w: tier %d: role %q is not one of caregiver, backup, coordinator, guardian, emergency", ErrInvalid, i+1, t.Role)
+			return invalid(fmt.Sprintf("tiers.%d.role", i), "%q is not one of caregiver, backup, coordinator, guardian, emergency", t.Role)
 		}
 		if t.Role == RoleEmergency && i != len(c.Tiers)-1 {
-			return fmt.Errorf("%w: the emergency tier must be the last one", ErrInvalid)
+			return invalid(fmt.Sprintf("tiers.%d.role", i), "the emergency tier must be the last one")
 		}
 		for _, u := range t.UserIDs {
 			if !catalog.ValidID(u) {
-				return fmt.Errorf("%w: tier %d: user id %q", ErrInvalid, i+1, u)
+				return invalid(fmt.Sprintf("tiers.%d.user_ids", i), "%q is not a user id", u)
 			}
 		}
 	}
 	return nil
+}
+
+// invalid is ErrInvalid with the field at fault (rules.Problem), for a
+// client to point at and translate: "tiers.2.role: ...".
+func invalid(field, reason string, args ...any) error {
+	return fmt.Errorf("%w: %w", ErrInvalid, rules.Problem{Field: field, Reason: reason, Args: args})
 }
 
 // Store keeps escalation chains in the care_assignments KV bucket.

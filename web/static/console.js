@@ -18,6 +18,16 @@
     el.textContent = ok ? el.dataset.done : (own || el.dataset.failed.replace("%s", msg));
   }
 
+  // said is what an API error says in the page's language: the page's words
+  // for its code (the body's data-errors, "apierr.<code>" in the catalogue;
+  // empty in English, whose words are the API's own), else its message;
+  // "%s" in the words is the message (a code that covers many faults).
+  var errTexts = JSON.parse(document.body.dataset.errors || "{}");
+  function said(err) {
+    var t = err && errTexts[err.code];
+    return t ? t.replace("%s", function () { return err.message; }) : err && err.message;
+  }
+
   function call(path, body, method, headers) {
     var h = { "Content-Type": "application/json", "X-CSRF-Token": csrf };
     Object.keys(headers || {}).forEach(function (k) { h[k] = headers[k]; });
@@ -28,7 +38,7 @@
       if (r.status === 204) { return {}; }
       if (r.ok) { return r.json(); }
       function fail(m, fields) { var e = new Error(m); e.status = r.status; e.fields = fields; throw e; }
-      return r.json().then(function (e) { fail((e.error && e.error.message) || r.status, e.error && e.error.fields); },
+      return r.json().then(function (e) { fail(said(e.error) || r.status, e.error && e.error.fields); },
         function () { fail(String(r.status)); });
     });
   }
@@ -189,11 +199,12 @@
     return fields.map(function (p) {
       var el = f.querySelector('[name="' + CSS.escape(p.field) + '"]'), i = 0, args = p.args || [];
       var why = (texts[p.reason] || p.reason).replace(/%(?:\[(\d+)\])?([a-z])/g, function (m, n, verb) {
-        var v = args[n ? n - 1 : i++], rule = f.querySelector('tr[data-rule="' + CSS.escape(String(v)) + '"] > th');
-        if (rule) { return rule.textContent; } // a rule id: the rule's name
+        var v = args[n ? n - 1 : i++], sel = '"' + CSS.escape(String(v)) + '"';
+        var named = typeof v === "string" && f.querySelector("tr[data-rule=" + sel + "] > th, option[value=" + sel + "]");
+        if (named) { return named.textContent; } // a rule id or a choice's value (a word, not a number): its name
         return verb === "q" ? "\u201c" + v + "\u201d" : durText(String(v));
       });
-      if (!el) { return p.field + ": " + why; }
+      if (!el) { return why; } // a field the form does not show (a whole list)
       mark(f, el);
       return labelOf(el) + ": " + why;
     }).join("\n");

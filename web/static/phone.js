@@ -21,6 +21,16 @@
     el.textContent = ok ? el.dataset.done : el.dataset.failed.replace("%s", msg);
   }
 
+  // said is what an API error says in the page's language: the page's words
+  // for its code (the body's data-errors, "apierr.<code>"; empty in
+  // English, whose words are the API's own), else its message; "%s" in the
+  // words is the message (a code that covers many faults).
+  var errTexts = JSON.parse(document.body.dataset.errors || "{}");
+  function said(err) {
+    var t = err && errTexts[err.code];
+    return t ? t.replace("%s", function () { return err.message; }) : err && err.message;
+  }
+
   function api(method, path, body) {
     return fetch(path, {
       method: method, credentials: "same-origin",
@@ -28,7 +38,7 @@
       body: body === undefined ? undefined : JSON.stringify(body)
     }).then(function (r) {
       if (r.ok) { return r.status === 204 ? {} : r.json(); }
-      return r.json().then(function (e) { var x = new Error((e.error && e.error.message) || r.status); x.status = r.status; throw x; },
+      return r.json().then(function (e) { var x = new Error(said(e.error) || r.status); x.status = r.status; throw x; },
         function () { var x = new Error(String(r.status)); x.status = r.status; throw x; });
     });
   }
