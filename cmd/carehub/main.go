@@ -37,6 +37,9 @@ usage:
   carehub audit verify
                      check the audit trail's hash chain (CARE_AUDIT on the
                      NATS carehub uses); exit 1 names the first broken link
+  carehub instances [list | retire <id>]
+                     the instances sharing this NATS, up or down; retire
+                     one removed for good (its MQTT sessions are ended)
   carehub webpush keys
                      print a new VAPID key pair for Web Push
   carehub version    print the version
@@ -61,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	case "webpush":
 		return webpushCommand(args[1:], stdout, stderr)
-	case "check", "serve", "audit":
+	case "check", "serve", "audit", "instances":
 	default:
 		fmt.Fprintf(stderr, "carehub: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -77,6 +80,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if args[0] == "audit" {
 		return auditCommand(ctx, args[1:], cfg, stdout, stderr)
+	}
+	if args[0] == "instances" {
+		return instancesCommand(ctx, args[1:], cfg, stdout, stderr)
 	}
 	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	applyMemoryLimit(getenv, cfg.MemoryLimit)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -83,6 +84,11 @@ type Subscriber struct {
 
 	mu        sync.Mutex
 	connected map[int]bool // by connection number: broker×(Connections+1)+i
+
+	// For Unsubscribe's wait: when the last message came (UnixNano) and
+	// how many are handed to the intake but not yet acknowledged.
+	lastMsg  atomic.Int64
+	inFlight atomic.Int64
 }
 
 // pending is one MQTT message whose normalized messages are on their way to
@@ -322,15 +328,18 @@ func (s *Subscriber) handle(ctx context.Context, m mqtt.Message, q chan<- *pendi
 	if ctx.Err() != nil {
 		return // shutting down: not acknowledged, so the broker keeps it
 	}
+	s.lastMsg.Store(time.Now().UnixNano())
 	taken := s.o.Intake.Take(ctx, m.Topic(), m.Payload(), "") // paho speaks MQTT 3.1.1: no content type
 	if taken == nil {
 		m.Ack() // nothing to store: the rejection is the outcome
 		return
 	}
+	s.inFlight.Add(1)
 	select {
 	case q <- &pending{mqttMsg: m, taken: taken}: // blocks when MaxInFlight are unconfirmed: back-pressure
 	case <-ctx.Done():
 		// Not acknowledged: the broker redelivers it to the next session.
+		s.inFlight.Add(-1)
 	}
 }
 
@@ -351,8 +360,82 @@ func (s *Subscriber) acker(ctx context.Context, q <-chan *pending, stop <-chan s
 			}
 		}
 		if pd.taken.Confirm(ctx) != nil {
+			s.inFlight.Add(-1)
 			continue // shutting down: leave it unacknowledged for redelivery
 		}
 		pd.mqttMsg.Ack()
+		s.inFlight.Add(-1)
 	}
+}
+
+// Unsubscribe is the first half of ending these sessions for good (an
+// instance retired: instances.Retire). Every connection unsubscribes, so
+// the broker gives the sessions no further share of the messages, and
+// Unsubscribe returns once what the broker still held for them has come,
+// been stored and been acknowledged: nothing for quiet, nothing in flight.
+// The caller then stops Run and calls EndSessions.
+func (s *Subscriber) Unsubscribe(ctx context.Context, quiet time.Duration) error {
+	for n, c := range s.clients {
+		filters := s.telemetryFilters()
+		if n%(s.o.Connections+1) == s.o.Connections {
+			filters = s.eventFilters()
+		}
+		all := make([]string, 0, len(filters))
+		for f := range filters {
+			all = append(all, f)
+		}
+		tok := c.Unsubscribe(all...)
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil {
+				return fmt.Errorf("mqtt unsubscribe: %w", err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.lastMsg.Store(time.Now().UnixNano())
+	tick := time.NewTicker(quiet / 4)
+	defer tick.Stop()
+	for {
+		if s.inFlight.Load() == 0 && time.Since(time.Unix(0, s.lastMsg.Load())) >= quiet {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// EndSessions removes these sessions from the brokers: each client id
+// connects once with a clean session, which discards the persistent one
+// [MQTT-3.1.2-6], and disconnects. Call it after Unsubscribe and after Run
+// has returned; whatever the sessions still held is dropped.
+func (s *Subscriber) EndSessions(ctx context.Context) error {
+	var errs []error
+	for k, url := range s.o.BrokerURLs {
+		for i := range s.o.Connections + 1 {
+			opts := mqtt.NewClientOptions().AddBroker(url).SetClientID(ClientID(s.o.InstanceID, k, i, s.o.Connections)).
+				SetUsername(s.o.Username).SetPassword(s.o.Password).SetCleanSession(true).
+				SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
+			if s.o.TLS != nil {
+				opts.SetTLSConfig(s.o.TLS.Clone())
+			}
+			c := mqtt.NewClient(opts)
+			tok := c.Connect()
+			select {
+			case <-tok.Done():
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if err := tok.Error(); err != nil {
+				errs = append(errs, fmt.Errorf("broker %s: %w", redact.URL(url), redact.Err(err)))
+				continue
+			}
+			c.Disconnect(250)
+		}
+	}
+	return errors.Join(errs...)
 }

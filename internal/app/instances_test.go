@@ -1,13 +1,19 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/carehub/carehub/ingest/mqttsub"
 	"github.com/carehub/carehub/internal/app"
+	"github.com/carehub/carehub/internal/instances"
 	"github.com/carehub/carehub/internal/testenv"
 )
 
@@ -183,4 +189,99 @@ func TestDeadInstancesSessionsAreDrained(t *testing.T) {
 	})
 	send(150, 100)
 	stored(250)
+}
+
+// TestRetiredInstanceIsForgotten: an instance removed for good is retired
+// (`carehub instances retire`): the alert leader, which drains its
+// sessions, unsubscribes them, takes what Mosquitto still held, ends them
+// at the broker and forgets the instance. Every reading sent before,
+// during and after is stored exactly once. Retiring an instance that is up,
+// or one never seen, is refused.
+func TestRetiredInstanceIsForgotten(t *testing.T) {
+	in := testenv.SharedInflux(t)
+	db := in.CreateDB(t)
+	ns := testenv.NATS(t)
+	_, js := testenv.JetStream(t, ns)
+	ctx := context.Background()
+	broker := testenv.StartMosquitto(t, "max_inflight_messages 1000\nmax_queued_messages 100000\n")
+	group := testenv.ID("g")
+	vars := func(id string) map[string]string {
+		return env(t, in.URL, db, map[string]string{
+			"CARE_NATS_URL": ns.ClientURL(), "CARE_MQTT_URL": broker.URL, "CARE_MQTT_SHARE_GROUP": group,
+			"CARE_INSTANCE_ID": id, "CARE_ALERT_LEASE_TTL": "1s", "CARE_MQTT_CONNECTIONS": "2",
+		})
+	}
+	idB := testenv.ID("b")
+	a := startApp(t, vars(testenv.ID("a")))
+	b := startApp(t, vars(idB))
+	baseA := "http://" + a.HTTPAddr()
+	if err := instances.Retire(ctx, js, idB); !errors.Is(err, instances.ErrInstanceUp) {
+		t.Fatalf("retiring an instance that is up: %v, want ErrInstanceUp", err)
+	}
+	if err := instances.Retire(ctx, js, "never-seen"); !errors.Is(err, instances.ErrUnknownInstance) {
+		t.Fatalf("retiring an unknown instance: %v, want ErrUnknownInstance", err)
+	}
+	d := register(t, baseA, "wearable")
+	c := deviceClient(t, broker.URL, d)
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Millisecond)
+	send := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			publish(t, c, d.MQTT.TopicPrefix+"telemetry", fmt.Appendf(nil, `{"ts":%d,"values":{"heart_rate":%d}}`, start.Add(time.Duration(i)*time.Second).UnixMilli(), 60+i%30))
+		}
+	}
+	stored := func(n int) {
+		t.Helper()
+		testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d readings in InfluxDB", n), func() bool {
+			return countPoints(t, in, db, "readings", "heart_rate", d.ID) >= n
+		})
+		if got := countPoints(t, in, db, "readings", "heart_rate", d.ID); got != n {
+			t.Fatalf("stored %d readings, want %d exactly", got, n)
+		}
+	}
+	send(0, 50)
+	stored(50)
+
+	// B stops for good; the leader drains its sessions, then retires them
+	// while readings keep coming.
+	b.Close()
+	send(50, 100)
+	stored(150)
+	if n := metricValue(t, baseA, "carehub_mqtt_adopted_instances"); n != 1 {
+		t.Fatalf("carehub_mqtt_adopted_instances = %v, want 1", n)
+	}
+	if err := instances.Retire(ctx, js, idB); err != nil {
+		t.Fatal(err)
+	}
+	send(150, 100)
+	testenv.WaitFor(t, 30*time.Second, "B forgotten and its sessions let go", func() bool {
+		list, err := instances.List(ctx, js)
+		if err != nil {
+			return false
+		}
+		for _, i := range list {
+			if i.ID == idB {
+				return false
+			}
+		}
+		return metricValue(t, baseA, "carehub_mqtt_adopted_instances") == 0
+	})
+	stored(250)
+
+	// B's sessions are gone from the broker: a client under each of B's ids
+	// finds none.
+	for i := range 3 {
+		id := mqttsub.ClientID(idB, 0, i, 2)
+		cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL).SetClientID(id).SetCleanSession(false).SetAutoReconnect(false))
+		tok := cl.Connect()
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect as %s: %v", id, tok.Error())
+		}
+		if tok.(*mqtt.ConnectToken).SessionPresent() {
+			t.Errorf("the broker still holds B's session %s", id)
+		}
+		cl.Disconnect(0)
+	}
+	// The readings go to A alone now.
+	send(250, 100)
+	stored(350)
 }

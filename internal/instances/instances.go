@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -32,17 +33,26 @@ import (
 // its own ("instance.{id}" in model.BucketLeases) and records in
 // model.BucketInstances what another needs to take its sessions over.
 
+// An instance removed for good is retired (Retire, `carehub instances
+// retire`): its record is marked, and the alert leader, once it drains the
+// instance's sessions, unsubscribes them, takes what the broker still
+// held, ends them at the broker (a clean-session connect) and deletes the
+// record. Without that, Mosquitto would keep giving the removed instance
+// its share for ever and the leader would hold its connections.
+
 // member is what model.BucketInstances holds per instance.
 type member struct {
-	MQTTConnections int `json:"mqtt_connections"`
+	MQTTConnections int  `json:"mqtt_connections"`
+	Retire          bool `json:"retire,omitempty"` // removed for good: end its sessions
 }
 
 // adoption is the sessions of one instance that is down, drained here.
 type adoption struct {
-	sub     *mqttsub.Subscriber
-	cancel  context.CancelFunc
-	done    chan struct{}
-	unready int // consecutive checks with a connection down
+	sub      *mqttsub.Subscriber
+	cancel   context.CancelFunc
+	done     chan struct{}
+	unready  int  // consecutive checks with a connection down
+	retiring bool // retire is under way
 }
 
 func (ad *adoption) stop() { ad.cancel(); <-ad.done }
@@ -141,6 +151,7 @@ func (ad *adopter) reconcile(ctx context.Context) {
 			ad.release(id, cur)
 		case down && cur == nil:
 			ad.adopt(ctx, id)
+		case down && cur.retiring:
 		case down && cur.sub.Ready() != nil:
 			// An adopted connection does not reconnect (its owner's
 			// return takes it over); lost for another reason (a broker
@@ -150,8 +161,157 @@ func (ad *adopter) reconcile(ctx context.Context) {
 			}
 		case down:
 			cur.unready = 0
+			if rev, retire := ad.retired(ctx, id); retire {
+				cur.retiring = true
+				go ad.retire(id, cur, rev)
+			}
 		}
 	}
+}
+
+// RetireQuiet is how long a retired instance's unsubscribed sessions must
+// have brought nothing before they are ended.
+var RetireQuiet = 2 * time.Second
+
+// retired reports whether instance id is marked to retire, with its
+// record's revision.
+func (ad *adopter) retired(ctx context.Context, id string) (uint64, bool) {
+	e, err := ad.members.Get(ctx, id)
+	if err != nil {
+		return 0, false
+	}
+	var m member
+	return e.Revision(), json.Unmarshal(e.Value(), &m) == nil && m.Retire
+}
+
+// retire ends a retired instance's sessions (see Retire) and forgets it.
+// The adoption stays in ad.adopted meanwhile, so that reconcile does not
+// adopt the sessions again. If the instance comes back (its start rewrites
+// its record) or this instance stops leading, its sessions are left as
+// they are.
+func (ad *adopter) retire(id string, cur *adoption, rev uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	defer func() {
+		cur.stop()
+		ad.mu.Lock()
+		if ad.adopted[id] == cur {
+			delete(ad.adopted, id)
+		}
+		ad.mu.Unlock()
+	}()
+	log := ad.o.Log.With().Str("instance", id).Logger()
+	log.Warn().Msg("instance retired: unsubscribing its MQTT sessions and taking what the broker still holds for them")
+	if err := cur.sub.Unsubscribe(ctx, RetireQuiet); err != nil {
+		log.Warn().Err(err).Msg("retiring instance: unsubscribe failed; trying again")
+		return
+	}
+	// Still ours, still leading, every connection up all along: the
+	// sessions are drained and get nothing more.
+	ad.mu.Lock()
+	ours := ad.adopted[id] == cur
+	ad.mu.Unlock()
+	if !ours || !ad.o.Leader.Held() || cur.sub.Ready() != nil {
+		return
+	}
+	cur.stop()
+	if down, known := ad.down(ctx, id); !known || !down {
+		return
+	}
+	if r, retire := ad.retired(ctx, id); !retire || r != rev {
+		return // back, or changed: not ours to end
+	}
+	if err := cur.sub.EndSessions(ctx); err != nil {
+		log.Warn().Err(err).Msg("retiring instance: its sessions could not all be ended; trying again")
+		return
+	}
+	if err := ad.members.Delete(ctx, id, jetstream.LastRevision(rev)); err != nil {
+		log.Warn().Err(err).Msg("retiring instance: its record could not be removed; trying again")
+		return
+	}
+	log.Warn().Msg("instance retired: its MQTT sessions are ended and it is forgotten")
+}
+
+// ErrUnknownInstance: no instance of that id has run on this NATS.
+var ErrUnknownInstance = errors.New("no carehub instance of that id is known")
+
+// ErrInstanceUp: the instance to retire is running; stop it first.
+var ErrInstanceUp = errors.New("the instance is up: stop it for good first, then retire it")
+
+// Instance is one carehub instance known on this NATS.
+type Instance struct {
+	ID       string `json:"id"`
+	Up       bool   `json:"up"`
+	Retiring bool   `json:"retiring"`
+}
+
+// List is the instances known on this NATS, whether each is up, and
+// whether it is being retired.
+func List(ctx context.Context, js jetstream.JetStream) ([]Instance, error) {
+	members, leases, err := buckets(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := members.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Instance, 0, len(ids))
+	for _, id := range ids {
+		in := Instance{ID: id}
+		if e, err := members.Get(ctx, id); err == nil {
+			var m member
+			in.Retiring = json.Unmarshal(e.Value(), &m) == nil && m.Retire
+		}
+		_, err := leases.Get(ctx, instanceLease(id))
+		in.Up = err == nil
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+// Retire marks instance id, removed for good, to be retired: the alert
+// leader ends its MQTT sessions and forgets it. It refuses an instance
+// that is up. An instance started again under that id clears the mark.
+func Retire(ctx context.Context, js jetstream.JetStream, id string) error {
+	members, leases, err := buckets(ctx, js)
+	if err != nil {
+		return err
+	}
+	e, err := members.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return ErrUnknownInstance
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := leases.Get(ctx, instanceLease(id)); err == nil {
+		return ErrInstanceUp
+	}
+	var m member
+	if err := json.Unmarshal(e.Value(), &m); err != nil {
+		return fmt.Errorf("instance record of %s: %w", id, err)
+	}
+	m.Retire = true
+	b, _ := json.Marshal(m)
+	_, err = members.Update(ctx, id, b, e.Revision())
+	return err
+}
+
+func buckets(ctx context.Context, js jetstream.JetStream) (members, leases jetstream.KeyValue, err error) {
+	if members, err = js.KeyValue(ctx, model.BucketInstances); err != nil {
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			err = ErrUnknownInstance
+		}
+		return nil, nil, err
+	}
+	if leases, err = js.KeyValue(ctx, model.BucketLeases); err != nil {
+		return nil, nil, err
+	}
+	return members, leases, nil
 }
 
 // down reports whether instance id's lease is gone; known is false when
