@@ -109,6 +109,9 @@ func TestBrowserSettingsForm(t *testing.T) {
 	if want := "심박 · 이 값 이상이면 해제 (회/분): 30은(는) 1번 구간(<= 38)의 알림 범위 안에 있습니다"; !strings.Contains(msg, want) || strings.Contains(msg, "clear_low") {
 		t.Errorf("status line %q, want it to say %q and no field path", msg, want)
 	}
+	if n := strings.Count(msg, "이 값 이상이면 해제"); n != 1 {
+		t.Errorf("status line %q names the field %d times; want its first problem only", msg, n)
+	}
 	marked, err := chromedp.Run(b, chromedp.Evaluate[bool](`(function () {
 		var el = document.getElementById("l-heart_rate-clear_low");
 		return el.getAttribute("aria-invalid") === "true" && document.activeElement === el &&

@@ -195,7 +195,10 @@
   function problems(f, fields) {
     mark(f, null);
     if (!fields || !fields.length) { return ""; }
-    var st = f.querySelector(".status"), texts = JSON.parse((st && st.dataset.problems) || "{}");
+    var st = f.querySelector(".status"), texts = JSON.parse((st && st.dataset.problems) || "{}"), seen = {};
+    // One line a field: its first problem (a clear level inside two bands
+    // is one thing to fix).
+    fields = fields.filter(function (p) { var first = !seen[p.field]; seen[p.field] = true; return first; });
     return fields.map(function (p) {
       var el = f.querySelector('[name="' + CSS.escape(p.field) + '"]'), i = 0, args = p.args || [];
       var why = (texts[p.reason] || p.reason).replace(/%(?:\[(\d+)\])?([a-z])/g, function (m, n, verb) {
