@@ -238,6 +238,39 @@ func TestBrowserPhone(t *testing.T) {
 	do(t, ph, "English phone", chromedp.Navigate(base+"/m/phone"), chromedp.WaitVisible(`[data-testid="device"][data-state="ok"]`))
 	phoneShot(t, ph, "phone-device-en-390")
 
+	// Someone else resolved it while this phone was answering: the page's
+	// own words for it (data-failed409), not the API's English (the focused field holds
+	// the page still, as a person typing would).
+	do(t, ph, "Korean alert", chromedp.Navigate(base+"/m/alerts/"+b.ID+"?lang=ko"), chromedp.WaitVisible(`.mresolve`))
+	// (By script: a click at the radio's place can land on the acknowledge
+	// bar fixed to the bottom of the screen.)
+	if _, err := chromedp.Run(ph, chromedp.Evaluate[bool](`(function () {
+		document.querySelector('input[value="ok_by_phone"]').checked = true;
+		document.getElementById("rnote").focus();
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.mgr.Resolve(context.Background(), b.ID, "co", "visited", ""); err != nil {
+		t.Fatal(err)
+	}
+	// Sent with the note still focused, so that the page, which does not
+	// re-read itself under a person's typing, keeps its status line.
+	if _, err := chromedp.Run(ph, chromedp.Evaluate[bool](`document.querySelector(".mresolve form").requestSubmit(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	var refused string
+	testenv.WaitFor(t, 10*time.Second, "the refusal on the phone", func() bool {
+		got, err := chromedp.Run(ph, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
+		refused = got
+		return err == nil && got != ""
+	})
+	if want := "다른 사람이 먼저 처리했거나"; !strings.Contains(refused, want) || strings.Contains(refused, "already") {
+		t.Errorf("phone status %q, want the page's words for a conflict (%q)", refused, want)
+	}
+	phoneShot(t, ph, "phone-conflict-ko-390")
+	do(t, ph, "this phone again", chromedp.Navigate(base+"/m/phone"), chromedp.WaitVisible(`[data-testid="device"][data-state="ok"]`))
+
 	// Logging out on this phone ends its alerts: the subscription is gone
 	// on the server and in the browser, and the session is over.
 	do(t, ph, "log out on the phone", chromedp.Click(`[data-testid="logout"] button`), chromedp.WaitVisible("#user"))

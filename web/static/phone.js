@@ -15,10 +15,13 @@
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   var sw = "serviceWorker" in navigator;
 
-  function status(msg, ok) {
+  // status says how a call went; a failure with an HTTP status the page
+  // has its own words for (data-failed409 on the status line) says those.
+  function status(msg, ok, code) {
     var el = document.querySelector(".status");
     if (!el) { return; }
-    el.textContent = ok ? el.dataset.done : el.dataset.failed.replace("%s", msg);
+    var own = code && el.dataset["failed" + code];
+    el.textContent = ok ? el.dataset.done : (own || el.dataset.failed.replace("%s", msg));
   }
 
   // said is what an API error says in the page's language: the page's words
@@ -43,16 +46,20 @@
     });
   }
 
-  // reread replaces the page's main content with a fresh copy.
+  // reread replaces the page's main content with a fresh copy, unless
+  // someone is filling in a field (then or when the copy arrives): their
+  // answer is not wiped, and the server says if the alert moved on.
   var rereading = false;
+  function typing() { return document.activeElement && /INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName); }
   function reread() {
-    if (rereading || document.activeElement && /INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) { return; }
+    if (rereading || typing()) { return; }
     rereading = true;
     fetch(location.href, { credentials: "same-origin" }).then(function (r) {
       if (!r.ok) { throw new Error(String(r.status)); }
       return r.text();
     }).then(function (html) {
       rereading = false;
+      if (typing()) { return; }
       var doc = new DOMParser().parseFromString(html, "text/html");
       var fresh = doc.getElementById("main");
       if (fresh) { document.getElementById("main").innerHTML = fresh.innerHTML; tick(); checkPush(); }
@@ -103,7 +110,7 @@
     new FormData(f).forEach(function (v, k) { body[k] = v; });
     api("POST", "/api/v1/alerts/" + encodeURIComponent(f.dataset.id) + "/" + f.dataset.act, body)
       .then(function () { status("", true); if (document.activeElement) { document.activeElement.blur(); } reread(); },
-        function (e) { status(e.message, false); });
+        function (e) { status(e.message, false, e.status); });
   });
 
   function tick() {
