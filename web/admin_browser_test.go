@@ -100,12 +100,7 @@ func TestBrowserSettingsForm(t *testing.T) {
 		chromedp.Click(`[data-testid="settings-form"] button[type="submit"]`))
 	// The refusal is said in Korean, on the field's own label, and the
 	// field is marked and focused.
-	var msg string
-	testenv.WaitFor(t, 10*time.Second, "the server's refusal in the status line", func() bool {
-		got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
-		msg = got
-		return err == nil && strings.Contains(got, "저장하지 못했습니다")
-	})
+	msg := refusal(t, b, "the server's refusal in the status line")
 	if want := "심박 · 이 값 이상이면 해제 (회/분): 30은(는) 1번 구간(<= 38)의 알림 범위 안에 있습니다"; !strings.Contains(msg, want) || strings.Contains(msg, "clear_low") {
 		t.Errorf("status line %q, want it to say %q and no field path", msg, want)
 	}
@@ -131,11 +126,7 @@ func TestBrowserSettingsForm(t *testing.T) {
 		chromedp.SetValue(`[name="limits.inactivity.bands.0.for"]`, "30"),
 		chromedp.SetValue(`[name="limits.inactivity.bands.0.for"] + select`, "s"),
 		chromedp.Click(`[data-testid="settings-form"] button[type="submit"]`))
-	testenv.WaitFor(t, 10*time.Second, "the floor's refusal in the status line", func() bool {
-		got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
-		msg = got
-		return err == nil && strings.Contains(got, "저장하지 못했습니다")
-	})
+	msg = refusal(t, b, "the floor's refusal in the status line")
 	if want := "무활동 · 움직임 없는 시간 · 1: 30초은(는) 최소 1시간보다 짧습니다 (무활동)"; !strings.Contains(msg, want) {
 		t.Errorf("status line %q, want it to say %q", msg, want)
 	}
@@ -152,11 +143,7 @@ func TestBrowserSettingsForm(t *testing.T) {
 		chromedp.SetValue(`#s-until`, time.Now().In(seoul).Add(48*time.Hour).Format("2006-01-02T15:04")),
 		chromedp.SetValue(`#s-reason`, "방문 간호"),
 		chromedp.Click(`[data-testid="settings-form"] button[type="submit"]`))
-	testenv.WaitFor(t, 10*time.Second, "the mode's refusal in the status line", func() bool {
-		got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
-		msg = got
-		return err == nil && strings.Contains(got, "저장하지 못했습니다")
-	})
+	msg = refusal(t, b, "the mode's refusal in the status line")
 	if want := "상태 끝나는 시각: 방해 금지 모드는 지금부터 최대 4시간까지입니다"; !strings.Contains(msg, want) || strings.Contains(msg, "quiet") {
 		t.Errorf("status line %q, want it to say %q in Korean only", msg, want)
 	}
@@ -172,11 +159,7 @@ func TestBrowserSettingsForm(t *testing.T) {
 	do(t, b, "heart rate band at 400",
 		chromedp.SetValue(`[name="limits.heart_rate.bands.0.value"]`, "400"),
 		chromedp.Click(`[data-testid="settings-form"] button[type="submit"]`))
-	testenv.WaitFor(t, 10*time.Second, "the page's own refusal in the status line", func() bool {
-		got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
-		msg = got
-		return err == nil && strings.Contains(got, "저장하지 못했습니다")
-	})
+	msg = refusal(t, b, "the page's own refusal in the status line")
 	if want := "심박 · 값 (회/분) · 1: 250 이하여야 합니다"; !strings.Contains(msg, want) {
 		t.Errorf("status line %q, want it to say %q", msg, want)
 	}
@@ -258,12 +241,7 @@ func TestBrowserChainForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	do(t, b, "save an empty chain", chromedp.Click(`[data-testid="chain-form"] button[type="submit"]`))
-	var msg string
-	testenv.WaitFor(t, 10*time.Second, "the empty chain's refusal in the status line", func() bool {
-		got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
-		msg = got
-		return err == nil && strings.Contains(got, "저장하지 못했습니다")
-	})
+	msg := refusal(t, b, "the empty chain's refusal in the status line")
 	if want := "연락 순서에는 단계가 하나 이상 있어야 합니다"; !strings.Contains(msg, want) || strings.Contains(msg, "tier") {
 		t.Errorf("status line %q, want it to say %q in Korean only", msg, want)
 	}
@@ -346,4 +324,17 @@ func TestBrowserSettingsRoundTrip(t *testing.T) {
 			t.Errorf("%s: stored %s, want %s", rule, g, w)
 		}
 	}
+}
+
+// refusal waits for the form's status line to say the save failed
+// ("저장하지 못했습니다: ...") and returns what it says.
+func refusal(t *testing.T, b context.Context, what string) string {
+	t.Helper()
+	var msg string
+	testenv.WaitFor(t, 10*time.Second, what, func() bool {
+		got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
+		msg = got
+		return err == nil && strings.Contains(got, "저장하지 못했습니다")
+	})
+	return msg
 }

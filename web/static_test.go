@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -183,57 +184,34 @@ func TestAssetBudget(t *testing.T) {
 	t.Logf("JavaScript: %d bytes gzip", buf.Len())
 }
 
-// TestProblemsTranslated: every reason the settings validation gives
-// (alerts/rules: bad(field, reason, ...) and ps.add; api: Problem{Reason})
-// has a text in the catalogue ("problem." + reason), so the console never
-// shows an English reason on a Korean page.
+// TestProblemsTranslated: every reason the validations give (alerts/rules:
+// bad(field, reason, ...) and ps.add; api: Problem{Reason} and
+// invalidAt(code, field, reason, ...); alerts/escalation: invalid(field,
+// reason, ...)) has a text in the catalogue ("problem." + reason), so the
+// console never shows an English reason on a Korean page.
 func TestProblemsTranslated(t *testing.T) {
 	cs, err := i18n.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	reasons := map[string]bool{}
-	lit := func(e ast.Expr) {
-		if b, ok := e.(*ast.BasicLit); ok && b.Kind == token.STRING {
-			s, err := strconv.Unquote(b.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			reasons[s] = true
-		}
-	}
-	for _, p := range []string{"../alerts/rules/settings.go", "../api/settings.go", "../api/modes.go", "../alerts/escalation/escalation.go"} {
-		f, err := parser.ParseFile(token.NewFileSet(), p, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
+	reasons := goStrings(t, []string{"../alerts/rules/settings.go", "../api/settings.go", "../api/modes.go", "../alerts/escalation/escalation.go"},
+		func(path string, n ast.Node) []ast.Expr {
 			switch n := n.(type) {
 			case *ast.CallExpr:
-				name := ""
-				switch fn := n.Fun.(type) {
-				case *ast.Ident:
-					name = fn.Name
-				case *ast.SelectorExpr:
-					name = fn.Sel.Name
-				}
-				if (name == "bad" || name == "add") && len(n.Args) >= 2 {
-					lit(n.Args[1])
-				}
-				if name == "invalid" && strings.HasSuffix(p, "escalation.go") && len(n.Args) >= 2 {
-					lit(n.Args[1])
-				}
-				if name == "invalidAt" && len(n.Args) >= 3 {
-					lit(n.Args[2])
+				switch name := calledName(n); {
+				case (name == "bad" || name == "add") && len(n.Args) >= 2,
+					name == "invalid" && strings.HasSuffix(path, "escalation.go") && len(n.Args) >= 2:
+					return n.Args[1:2]
+				case name == "invalidAt" && len(n.Args) >= 3:
+					return n.Args[2:3]
 				}
 			case *ast.KeyValueExpr:
 				if k, ok := n.Key.(*ast.Ident); ok && k.Name == "Reason" {
-					lit(n.Value)
+					return []ast.Expr{n.Value}
 				}
 			}
-			return true
+			return nil
 		})
-	}
 	if len(reasons) < 20 {
 		t.Fatalf("found %d reasons; the parse no longer finds the validation's calls", len(reasons))
 	}
@@ -245,55 +223,40 @@ func TestProblemsTranslated(t *testing.T) {
 }
 
 // TestAPIErrorsTranslated: every error code the API answers with (its
-// invalid, badRequest, invalidFields, invalidAt, alertError calls and Code
-// fields of Error literals) has Korean words (apierr.<code>), which the console and the
-// phone show in place of the API's English message.
+// invalid, badRequest, invalidFields, invalidAt and alertError calls and
+// the Code of its Error literals) has Korean words (apierr.<code>), which
+// the console and the phone show in place of the API's English message.
 func TestAPIErrorsTranslated(t *testing.T) {
 	cs, err := i18n.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	codes := map[string]bool{}
-	lit := func(e ast.Expr) {
-		if b, ok := e.(*ast.BasicLit); ok && b.Kind == token.STRING {
-			s, _ := strconv.Unquote(b.Value)
-			codes[s] = true
-		}
-	}
 	gos, _ := filepath.Glob("../api/*.go")
-	for _, p := range gos {
-		if strings.HasSuffix(p, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), p, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.CallExpr:
-				if fn, ok := n.Fun.(*ast.Ident); ok && len(n.Args) > 0 {
-					switch fn.Name {
-					case "invalid", "badRequest", "invalidFields", "invalidAt":
-						lit(n.Args[0])
-					case "alertError":
-						lit(n.Args[len(n.Args)-1])
-					}
-				}
-			case *ast.CompositeLit:
-				if ty, ok := n.Type.(*ast.Ident); ok && ty.Name == "Error" {
-					for _, e := range n.Elts {
-						if kv, ok := e.(*ast.KeyValueExpr); ok {
-							if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Code" {
-								lit(kv.Value)
-							}
+	gos = slices.DeleteFunc(gos, func(p string) bool { return strings.HasSuffix(p, "_test.go") })
+	codes := goStrings(t, gos, func(_ string, n ast.Node) []ast.Expr {
+		switch n := n.(type) {
+		case *ast.CallExpr:
+			switch calledName(n) {
+			case "invalid", "badRequest", "invalidFields", "invalidAt":
+				return n.Args[:1]
+			case "alertError":
+				return n.Args[len(n.Args)-1:]
+			}
+		case *ast.CompositeLit:
+			var out []ast.Expr
+			if ty, ok := n.Type.(*ast.Ident); ok && ty.Name == "Error" {
+				for _, e := range n.Elts {
+					if kv, ok := e.(*ast.KeyValueExpr); ok {
+						if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Code" {
+							out = append(out, kv.Value)
 						}
 					}
 				}
 			}
-			return true
-		})
-	}
+			return out
+		}
+		return nil
+	})
 	if len(codes) < 50 {
 		t.Fatalf("found %d codes; the parse no longer finds the API's errors", len(codes))
 	}
@@ -302,4 +265,41 @@ func TestAPIErrorsTranslated(t *testing.T) {
 			t.Errorf("API error %q has no Korean words (apierr.%s in ko.json)", c, c)
 		}
 	}
+}
+
+// goStrings parses the Go files and collects the string literals among the
+// expressions pick returns for each node.
+func goStrings(t *testing.T, paths []string, pick func(path string, n ast.Node) []ast.Expr) map[string]bool {
+	t.Helper()
+	found := map[string]bool{}
+	for _, p := range paths {
+		f, err := parser.ParseFile(token.NewFileSet(), p, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			for _, e := range pick(p, n) {
+				if b, ok := e.(*ast.BasicLit); ok && b.Kind == token.STRING {
+					s, err := strconv.Unquote(b.Value)
+					if err != nil {
+						t.Fatal(err)
+					}
+					found[s] = true
+				}
+			}
+			return true
+		})
+	}
+	return found
+}
+
+// calledName is the name of the function or method a call calls.
+func calledName(c *ast.CallExpr) string {
+	switch fn := c.Fun.(type) {
+	case *ast.Ident:
+		return fn.Name
+	case *ast.SelectorExpr:
+		return fn.Sel.Name
+	}
+	return ""
 }

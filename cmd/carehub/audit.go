@@ -29,22 +29,12 @@ func auditCommand(ctx context.Context, args []string, cfg config.Config, stdout,
 		fmt.Fprint(stderr, "usage: carehub audit verify\n")
 		return 2
 	}
-	url, opts, err := app.NATSClient(cfg)
+	js, closeNATS, err := connectJetStream(cfg, "carehub-audit-verify")
 	if err != nil {
 		fmt.Fprintf(stderr, "carehub audit verify: %v\n", err)
 		return 2
 	}
-	nc, err := natsx.Connect(url, "carehub-audit-verify", zerolog.Nop(), opts...) // errors come back here
-	if err != nil {
-		fmt.Fprintf(stderr, "carehub audit verify: cannot reach NATS: %v\n", err)
-		return 2
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		fmt.Fprintf(stderr, "carehub audit verify: %v\n", err)
-		return 2
-	}
+	defer closeNATS()
 	ctx, cancel := context.WithTimeout(ctx, auditVerifyTimeout)
 	defer cancel()
 	v, err := audit.New(js, nil).Verify(ctx)
@@ -59,4 +49,24 @@ func auditCommand(ctx context.Context, args []string, cfg config.Config, stdout,
 	}
 	fmt.Fprintf(stdout, "audit trail intact: %d entries (%d to %d), head %s\n%s\n", v.Entries, v.FirstSeq, v.LastSeq, v.Head, j)
 	return 0
+}
+
+// connectJetStream connects a command to the NATS that carehub uses
+// (CARE_NATS_URL, or the embedded server at CARE_NATS_LISTEN, which must be
+// running) under the connection name name.
+func connectJetStream(cfg config.Config, name string) (jetstream.JetStream, func(), error) {
+	url, opts, err := app.NATSClient(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := natsx.Connect(url, name, zerolog.Nop(), opts...) // errors come back here
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot reach NATS: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return js, nc.Close, nil
 }

@@ -7,13 +7,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
-
-	"github.com/carehub/carehub/internal/app"
 	"github.com/carehub/carehub/internal/config"
 	"github.com/carehub/carehub/internal/instances"
-	"github.com/carehub/carehub/internal/natsx"
 )
 
 const instancesUsage = "usage: carehub instances [list | retire <instance id>]\n"
@@ -31,22 +26,12 @@ func instancesCommand(ctx context.Context, args []string, cfg config.Config, std
 		fmt.Fprint(stderr, instancesUsage)
 		return 2
 	}
-	url, opts, err := app.NATSClient(cfg)
+	js, closeNATS, err := connectJetStream(cfg, "carehub-instances")
 	if err != nil {
 		fmt.Fprintf(stderr, "carehub instances: %v\n", err)
 		return 2
 	}
-	nc, err := natsx.Connect(url, "carehub-instances", zerolog.Nop(), opts...)
-	if err != nil {
-		fmt.Fprintf(stderr, "carehub instances: cannot reach NATS: %v\n", err)
-		return 2
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		fmt.Fprintf(stderr, "carehub instances: %v\n", err)
-		return 2
-	}
+	defer closeNATS()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if args[0] == "retire" {

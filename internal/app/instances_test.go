@@ -10,6 +10,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/carehub/carehub/ingest/mqttsub"
 	"github.com/carehub/carehub/internal/app"
@@ -120,53 +121,81 @@ func alertLeader(t *testing.T, base string) bool {
 	return *body.AlertLeader
 }
 
+// pair is two carehub instances, A then B, on one NATS and one Mosquitto
+// sharing its subscription (two telemetry connections each), and a
+// wearable registered through A whose readings send publishes and stored
+// counts in InfluxDB.
+type pair struct {
+	t      *testing.T
+	in     *testenv.Influx
+	db     string
+	ns     *server.Server
+	broker *testenv.Mosquitto
+	group  string
+	idB    string
+	a, b   *app.App
+	baseA  string
+	d      deviceCreds
+	c      mqtt.Client
+	start  time.Time
+}
+
+func newPair(t *testing.T) *pair {
+	in := testenv.SharedInflux(t)
+	p := &pair{t: t, in: in, db: in.CreateDB(t), ns: testenv.NATS(t), group: testenv.ID("g"), idB: testenv.ID("b"),
+		broker: testenv.StartMosquitto(t, "max_inflight_messages 1000\nmax_queued_messages 100000\n")}
+	p.a = startApp(t, p.vars(testenv.ID("a")))
+	p.b = startApp(t, p.vars(p.idB))
+	p.baseA = "http://" + p.a.HTTPAddr()
+	if !alertLeader(t, p.baseA) {
+		t.Fatal("the first instance does not lead")
+	}
+	p.d = register(t, p.baseA, "wearable")
+	p.c = deviceClient(t, p.broker.URL, p.d)
+	p.start = time.Now().Add(-10 * time.Minute).Truncate(time.Millisecond)
+	return p
+}
+
+// vars is the environment of instance id.
+func (p *pair) vars(id string) map[string]string {
+	return env(p.t, p.in.URL, p.db, map[string]string{
+		"CARE_NATS_URL": p.ns.ClientURL(), "CARE_MQTT_URL": p.broker.URL, "CARE_MQTT_SHARE_GROUP": p.group,
+		"CARE_INSTANCE_ID": id, "CARE_ALERT_LEASE_TTL": "1s", "CARE_MQTT_CONNECTIONS": "2",
+	})
+}
+
+// send publishes readings from..from+n-1, one a second of device time.
+func (p *pair) send(from, n int) {
+	for i := from; i < from+n; i++ {
+		publish(p.t, p.c, p.d.MQTT.TopicPrefix+"telemetry", fmt.Appendf(nil, `{"ts":%d,"values":{"heart_rate":%d}}`, p.start.Add(time.Duration(i)*time.Second).UnixMilli(), 60+i%30))
+	}
+}
+
+// stored waits for n readings in InfluxDB and fails on any more.
+func (p *pair) stored(n int) {
+	p.t.Helper()
+	testenv.WaitFor(p.t, 30*time.Second, fmt.Sprintf("%d readings in InfluxDB", n), func() bool {
+		return countPoints(p.t, p.in, p.db, "readings", "heart_rate", p.d.ID) >= n
+	})
+	if got := countPoints(p.t, p.in, p.db, "readings", "heart_rate", p.d.ID); got != n {
+		p.t.Fatalf("stored %d readings, want %d exactly", got, n)
+	}
+}
+
 // TestDeadInstancesSessionsAreDrained: Mosquitto holds a stopped
 // instance's share of the shared subscription in its persistent sessions.
 // While that instance is down the alert leader drains them, so every
 // reading is stored and every SOS raised without waiting for it; when it
 // is back it takes its sessions over, and nothing is stored twice.
 func TestDeadInstancesSessionsAreDrained(t *testing.T) {
-	in := testenv.SharedInflux(t)
-	db := in.CreateDB(t)
-	ns := testenv.NATS(t)
-	broker := testenv.StartMosquitto(t, "max_inflight_messages 1000\nmax_queued_messages 100000\n")
-	group := testenv.ID("g")
-	vars := func(id string) map[string]string {
-		return env(t, in.URL, db, map[string]string{
-			"CARE_NATS_URL": ns.ClientURL(), "CARE_MQTT_URL": broker.URL, "CARE_MQTT_SHARE_GROUP": group,
-			"CARE_INSTANCE_ID": id, "CARE_ALERT_LEASE_TTL": "1s", "CARE_MQTT_CONNECTIONS": "2",
-		})
-	}
-	idB := testenv.ID("b")
-	a := startApp(t, vars(testenv.ID("a")))
-	b := startApp(t, vars(idB))
-	baseA := "http://" + a.HTTPAddr()
-	if !alertLeader(t, baseA) {
-		t.Fatal("the first instance does not lead")
-	}
-	d := register(t, baseA, "wearable")
-	c := deviceClient(t, broker.URL, d)
-	start := time.Now().Add(-10 * time.Minute).Truncate(time.Millisecond)
-	send := func(from, n int) {
-		for i := from; i < from+n; i++ {
-			publish(t, c, d.MQTT.TopicPrefix+"telemetry", fmt.Appendf(nil, `{"ts":%d,"values":{"heart_rate":%d}}`, start.Add(time.Duration(i)*time.Second).UnixMilli(), 60+i%30))
-		}
-	}
-	stored := func(n int) {
-		t.Helper()
-		testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d readings in InfluxDB", n), func() bool {
-			return countPoints(t, in, db, "readings", "heart_rate", d.ID) >= n
-		})
-		if got := countPoints(t, in, db, "readings", "heart_rate", d.ID); got != n {
-			t.Fatalf("stored %d readings, want %d exactly", got, n)
-		}
-	}
-	send(0, 50)
-	stored(50)
+	p := newPair(t)
+	baseA, broker, ns := p.baseA, p.broker, p.ns
+	p.send(0, 50)
+	p.stored(50)
 
 	// B stops: its sessions stay at the broker and get their share.
-	b.Close()
-	send(50, 100)
+	p.b.Close()
+	p.send(50, 100)
 	sos := make([]deviceCreds, 4)
 	phones := make([]chan alertMsg, len(sos))
 	for i := range sos {
@@ -174,7 +203,7 @@ func TestDeadInstancesSessionsAreDrained(t *testing.T) {
 		phones[i] = phone(t, ns.ClientURL(), sos[i].ResidentID)
 		publish(t, deviceClient(t, broker.URL, sos[i]), sos[i].MQTT.TopicPrefix+"event", []byte(`{"type":"sos"}`))
 	}
-	stored(150)
+	p.stored(150)
 	for i := range sos {
 		expectTransition(t, phones[i], "sos", "raised")
 	}
@@ -183,12 +212,12 @@ func TestDeadInstancesSessionsAreDrained(t *testing.T) {
 	}
 
 	// B is back and takes its sessions over.
-	startApp(t, vars(idB))
+	startApp(t, p.vars(p.idB))
 	testenv.WaitFor(t, 10*time.Second, "the leader to let B's sessions go", func() bool {
 		return metricValue(t, baseA, "carehub_mqtt_adopted_instances") == 0
 	})
-	send(150, 100)
-	stored(250)
+	p.send(150, 100)
+	p.stored(250)
 }
 
 // TestRetiredInstanceIsForgotten: an instance removed for good is retired
@@ -198,61 +227,31 @@ func TestDeadInstancesSessionsAreDrained(t *testing.T) {
 // during and after is stored exactly once. Retiring an instance that is up,
 // or one never seen, is refused.
 func TestRetiredInstanceIsForgotten(t *testing.T) {
-	in := testenv.SharedInflux(t)
-	db := in.CreateDB(t)
-	ns := testenv.NATS(t)
-	_, js := testenv.JetStream(t, ns)
+	p := newPair(t)
+	idB, baseA, broker := p.idB, p.baseA, p.broker
+	_, js := testenv.JetStream(t, p.ns)
 	ctx := context.Background()
-	broker := testenv.StartMosquitto(t, "max_inflight_messages 1000\nmax_queued_messages 100000\n")
-	group := testenv.ID("g")
-	vars := func(id string) map[string]string {
-		return env(t, in.URL, db, map[string]string{
-			"CARE_NATS_URL": ns.ClientURL(), "CARE_MQTT_URL": broker.URL, "CARE_MQTT_SHARE_GROUP": group,
-			"CARE_INSTANCE_ID": id, "CARE_ALERT_LEASE_TTL": "1s", "CARE_MQTT_CONNECTIONS": "2",
-		})
-	}
-	idB := testenv.ID("b")
-	a := startApp(t, vars(testenv.ID("a")))
-	b := startApp(t, vars(idB))
-	baseA := "http://" + a.HTTPAddr()
 	if err := instances.Retire(ctx, js, idB); !errors.Is(err, instances.ErrInstanceUp) {
 		t.Fatalf("retiring an instance that is up: %v, want ErrInstanceUp", err)
 	}
 	if err := instances.Retire(ctx, js, "never-seen"); !errors.Is(err, instances.ErrUnknownInstance) {
 		t.Fatalf("retiring an unknown instance: %v, want ErrUnknownInstance", err)
 	}
-	d := register(t, baseA, "wearable")
-	c := deviceClient(t, broker.URL, d)
-	start := time.Now().Add(-10 * time.Minute).Truncate(time.Millisecond)
-	send := func(from, n int) {
-		for i := from; i < from+n; i++ {
-			publish(t, c, d.MQTT.TopicPrefix+"telemetry", fmt.Appendf(nil, `{"ts":%d,"values":{"heart_rate":%d}}`, start.Add(time.Duration(i)*time.Second).UnixMilli(), 60+i%30))
-		}
-	}
-	stored := func(n int) {
-		t.Helper()
-		testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d readings in InfluxDB", n), func() bool {
-			return countPoints(t, in, db, "readings", "heart_rate", d.ID) >= n
-		})
-		if got := countPoints(t, in, db, "readings", "heart_rate", d.ID); got != n {
-			t.Fatalf("stored %d readings, want %d exactly", got, n)
-		}
-	}
-	send(0, 50)
-	stored(50)
+	p.send(0, 50)
+	p.stored(50)
 
 	// B stops for good; the leader drains its sessions, then retires them
 	// while readings keep coming.
-	b.Close()
-	send(50, 100)
-	stored(150)
+	p.b.Close()
+	p.send(50, 100)
+	p.stored(150)
 	if n := metricValue(t, baseA, "carehub_mqtt_adopted_instances"); n != 1 {
 		t.Fatalf("carehub_mqtt_adopted_instances = %v, want 1", n)
 	}
 	if err := instances.Retire(ctx, js, idB); err != nil {
 		t.Fatal(err)
 	}
-	send(150, 100)
+	p.send(150, 100)
 	testenv.WaitFor(t, 30*time.Second, "B forgotten and its sessions let go", func() bool {
 		list, err := instances.List(ctx, js)
 		if err != nil {
@@ -265,7 +264,7 @@ func TestRetiredInstanceIsForgotten(t *testing.T) {
 		}
 		return metricValue(t, baseA, "carehub_mqtt_adopted_instances") == 0
 	})
-	stored(250)
+	p.stored(250)
 
 	// B's sessions are gone from the broker: a client under each of B's ids
 	// finds none.
@@ -282,6 +281,6 @@ func TestRetiredInstanceIsForgotten(t *testing.T) {
 		cl.Disconnect(0)
 	}
 	// The readings go to A alone now.
-	send(250, 100)
-	stored(350)
+	p.send(250, 100)
+	p.stored(350)
 }
