@@ -247,6 +247,15 @@ func TestBrowserChainForm(t *testing.T) {
 	}
 	stored("the chain as it was", []escalation.Tier{{Role: "caregiver"}, {Role: "backup", UserIDs: []string{"cg2"}},
 		{Role: "coordinator"}, {Role: "backup", UserIDs: []string{"cg1"}}, {Role: "emergency"}})
+	// A refusal without a field (a user id taken): the page's words for the
+	// API's code (apierr.conflict), not its English message.
+	do(t, b, "users page", chromedp.Navigate(base+"/users"), chromedp.WaitVisible(`[data-testid="create-user"]`),
+		chromedp.SendKeys(`[data-testid="new-id"]`, "cg2"), chromedp.SendKeys(`[data-testid="new-name"]`, "김보람"),
+		chromedp.Click(`[data-testid="create-user"] button[type="submit"]`))
+	taken := refusal(t, b, "the taken id's refusal in the status line")
+	if want := "이미 있거나 그사이 바뀌었습니다"; !strings.Contains(taken, want) || strings.Contains(taken, "already") {
+		t.Errorf("status line %q, want the Korean words for the API's conflict (%q) and no English", taken, want)
+	}
 	do(t, b, "English chain", chromedp.Navigate(base+"/residents/r1/escalation?lang=en"), chromedp.WaitVisible(`[data-testid="chain-form"]`))
 	shot(t, b, "escalation-form-en-1280")
 	do(t, b, "320 px chain", chromedp.EmulateViewport(320, 640), chromedp.Reload(), chromedp.WaitVisible(`main h1`))
