@@ -177,6 +177,9 @@ func TestComposeConsistent(t *testing.T) {
 		t.Errorf("compose builds carehub from %q", got)
 	}
 	env, _ := get(carehub, "environment").(map[string]any)
+	if str(env["CARE_INSTANCE_ID"]) == "" {
+		t.Error("compose's carehub needs a fixed CARE_INSTANCE_ID: a recreated container has a new host name, and its persistent MQTT sessions would be orphaned")
+	}
 	httpPort := port(t, str(env["CARE_HTTP_ADDR"]))
 	if !slices.Contains(exposed, httpPort) {
 		t.Errorf("CARE_HTTP_ADDR port %s is not exposed by the Dockerfile (%v)", httpPort, exposed)
@@ -249,7 +252,7 @@ func k8sObjects(t *testing.T) map[string]map[string]any {
 func TestKubernetesConsistent(t *testing.T) {
 	image, exposed := dockerImage(t)
 	objs := k8sObjects(t)
-	dep := objs["Deployment/carehub"]
+	dep := objs["StatefulSet/carehub"]
 	cm := objs["ConfigMap/carehub-config"]
 	if dep == nil || cm == nil || objs["Service/carehub"] == nil || objs["StatefulSet/mosquitto"] == nil {
 		t.Fatalf("missing objects; have %v", slices.Sorted(func(yield func(string) bool) {
@@ -262,7 +265,18 @@ func TestKubernetesConsistent(t *testing.T) {
 	}
 	ctr := list(get(dep, "spec.template.spec.containers"))[0]
 	if got := str(get(ctr, "image")); got != image {
-		t.Errorf("Deployment runs %q, the Dockerfile builds %q", got, image)
+		t.Errorf("StatefulSet runs %q, the Dockerfile builds %q", got, image)
+	}
+	// Each pod's instance id is its stable name: its persistent MQTT
+	// sessions survive a restart instead of being orphaned on every rollout.
+	stable := false
+	for _, e := range list(get(ctr, "env")) {
+		if str(get(e, "name")) == "CARE_INSTANCE_ID" && str(get(e, "valueFrom.fieldRef.fieldPath")) == "metadata.name" {
+			stable = true
+		}
+	}
+	if !stable || str(get(dep, "spec.serviceName")) == "" || objs["Service/"+str(get(dep, "spec.serviceName"))] == nil {
+		t.Error("carehub's pods need stable names as CARE_INSTANCE_ID: a StatefulSet with its headless Service and the env from metadata.name")
 	}
 	data, _ := get(cm, "data").(map[string]any)
 	httpPort := port(t, str(data["CARE_HTTP_ADDR"]))
