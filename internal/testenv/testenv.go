@@ -117,11 +117,13 @@ func InfluxdPath(t testing.TB) string {
 
 // Influx is a running InfluxDB 1.8 with Flux enabled.
 type Influx struct {
-	URL  string // http://127.0.0.1:port
-	Dir  string
-	cmd  *exec.Cmd
-	port int
-	t    testing.TB
+	URL     string // http://127.0.0.1:port
+	Dir     string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd has exited
+	port    int
+	started bool // answered once: a restart keeps its port
+	t       testing.TB
 }
 
 // StartInflux starts a private influxd on a random loopback port. Use it for
@@ -136,8 +138,9 @@ func StartInflux(t testing.TB) *Influx {
 	return in
 }
 
-// SharedInflux returns the InfluxDB named by CAREHUB_TEST_INFLUX_URL (make test
-// starts one for the whole run), or a private one.
+// SharedInflux returns the InfluxDB named by CAREHUB_TEST_INFLUX_URL (a
+// developer's running influxd, to save the start-up), or else a private one:
+// make test gives each test its own.
 func SharedInflux(t testing.TB) *Influx {
 	t.Helper()
 	if u := os.Getenv("CAREHUB_TEST_INFLUX_URL"); u != "" {
@@ -146,13 +149,41 @@ func SharedInflux(t testing.TB) *Influx {
 	return StartInflux(t)
 }
 
+// influxdStartup bounds one start of influxd: it takes seconds, but under a
+// full test run on 2 cores (every package at once, with the race detector)
+// it has taken most of a minute.
+const influxdStartup = 2 * time.Minute
+
 // Start (re)starts the influxd process on the same port and data directory.
+// A first start whose influxd exits before it answers (a port FreePort gave
+// was taken meanwhile by another test's process) is tried again on other
+// ports; a failure says what influxd logged.
 func (in *Influx) Start() {
 	t := in.t
 	t.Helper()
 	if in.Dir == "" {
 		t.Fatal("cannot start a shared InfluxDB")
 	}
+	for attempt := 1; ; attempt++ {
+		err := in.start()
+		if err == nil {
+			in.started = true
+			return
+		}
+		if in.started || attempt == 3 {
+			log, _ := os.ReadFile(filepath.Join(in.Dir, "influxd.log"))
+			if len(log) > 4000 {
+				log = log[len(log)-4000:]
+			}
+			t.Fatalf("influxd: %v; its log ends:\n%s", err, log)
+		}
+		in.port = FreePort(t)
+		in.URL = fmt.Sprintf("http://127.0.0.1:%d", in.port)
+	}
+}
+
+func (in *Influx) start() error {
+	t := in.t
 	cmd := exec.Command(InfluxdPath(t))
 	cmd.Env = append(os.Environ(),
 		"INFLUXDB_REPORTING_DISABLED=true",
@@ -168,21 +199,35 @@ func (in *Influx) Start() {
 	)
 	logf, err := os.OpenFile(filepath.Join(in.Dir, "influxd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
+	defer logf.Close() // the child has its own descriptor
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start influxd: %v", err)
+		return fmt.Errorf("start: %w", err)
 	}
-	in.cmd = cmd
-	WaitFor(t, 60*time.Second, "influxd to answer /ping", func() bool {
-		resp, err := http.Get(in.URL + "/ping")
-		if err != nil {
-			return false
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	in.cmd, in.exited = cmd, exited
+	deadline := time.Now().Add(influxdStartup)
+	for {
+		if resp, err := http.Get(in.URL + "/ping"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				return nil
+			}
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusNoContent
-	})
+		select {
+		case <-exited:
+			in.cmd = nil
+			return fmt.Errorf("exited before it answered /ping on %s (%v)", in.URL, cmd.ProcessState)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			in.Stop()
+			return fmt.Errorf("no answer to /ping on %s within %s", in.URL, influxdStartup)
+		}
+	}
 }
 
 // Stop kills influxd (SIGKILL: the harshest stop, which InfluxDB's WAL must
@@ -192,7 +237,7 @@ func (in *Influx) Stop() {
 		return
 	}
 	_ = in.cmd.Process.Signal(syscall.SIGKILL)
-	_, _ = in.cmd.Process.Wait()
+	<-in.exited
 	in.cmd = nil
 }
 
