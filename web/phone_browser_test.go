@@ -165,7 +165,9 @@ func TestBrowserPhone(t *testing.T) {
 		Title, Tag, Body string
 		Actions          []string
 	}
-	testenv.WaitFor(t, 15*time.Second, "the notification shown", func() bool {
+	// Generous: the push starts the idle worker, which under the full race
+	// run on 2 cores has taken more than 15 s.
+	testenv.WaitFor(t, 45*time.Second, "the notification shown", func() bool {
 		s, err := chromedp.Run(ph, chromedp.Evaluate[string](`navigator.serviceWorker.ready.then(r => r.getNotifications({tag: `+jsString(a.ID)+`}))
 		  .then(ns => JSON.stringify(ns.map(n => ({title: n.title, tag: n.tag, body: n.body, actions: (n.actions || []).map(x => x.action)}))))`, chromedp.EvalAwaitPromise))
 		return err == nil && json.Unmarshal([]byte(s), &shown) == nil && len(shown) > 0
