@@ -85,9 +85,9 @@ type Subscriber struct {
 	mu        sync.Mutex
 	connected map[int]bool // by connection number: broker×(Connections+1)+i
 
-	// For Unsubscribe's wait: when the last message came (UnixNano) and
-	// how many are handed to the intake but not yet acknowledged.
-	lastMsg  atomic.Int64
+	// For Unsubscribe's wait: messages received, and how many are handed
+	// to the intake but not yet acknowledged.
+	received atomic.Int64
 	inFlight atomic.Int64
 }
 
@@ -328,7 +328,7 @@ func (s *Subscriber) handle(ctx context.Context, m mqtt.Message, q chan<- *pendi
 	if ctx.Err() != nil {
 		return // shutting down: not acknowledged, so the broker keeps it
 	}
-	s.lastMsg.Store(time.Now().UnixNano())
+	s.received.Add(1)
 	taken := s.o.Intake.Take(ctx, m.Topic(), m.Payload(), "") // paho speaks MQTT 3.1.1: no content type
 	if taken == nil {
 		m.Ack() // nothing to store: the rejection is the outcome
@@ -394,11 +394,14 @@ func (s *Subscriber) Unsubscribe(ctx context.Context, quiet time.Duration) error
 			return ctx.Err()
 		}
 	}
-	s.lastMsg.Store(time.Now().UnixNano())
+	seen, since := s.received.Load(), time.Now()
 	tick := time.NewTicker(quiet / 4)
 	defer tick.Stop()
 	for {
-		if s.inFlight.Load() == 0 && time.Since(time.Unix(0, s.lastMsg.Load())) >= quiet {
+		if n := s.received.Load(); n != seen {
+			seen, since = n, time.Now()
+		}
+		if s.inFlight.Load() == 0 && time.Since(since) >= quiet {
 			return nil
 		}
 		select {

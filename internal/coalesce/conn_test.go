@@ -166,33 +166,43 @@ func TestCoalescingConnBatchesWhileAWriteIsInFlight(t *testing.T) {
 	_ = c.Close()
 }
 
-// TestReadWaitGathers: with a read wait, a read that finds nothing buffered
-// waits first, so what the broker sends meanwhile comes in with one read;
-// what is buffered is read at once.
-func TestReadWaitGathers(t *testing.T) {
+// dialWaiting serves one connection with serve (which then discards what
+// the client sends) and dials it through DialMQTTWaiting(wait).
+func dialWaiting(t *testing.T, wait time.Duration, serve func(net.Conn)) net.Conn {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { _ = l.Close() })
 	go func() {
 		c, err := l.Accept()
 		if err != nil {
 			return
 		}
 		defer c.Close()
-		_, _ = c.Write([]byte("a"))
-		time.Sleep(10 * time.Millisecond) // well inside the client's wait
-		_, _ = c.Write([]byte("bc"))
+		serve(c)
 		_, _ = io.Copy(io.Discard, c)
 	}()
-	const wait = 200 * time.Millisecond
 	u, _ := url.Parse("tcp://" + l.Addr().String())
 	c, err := DialMQTTWaiting(wait)(u, paho.ClientOptions{ConnectTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// TestReadWaitGathers: with a read wait, a read that finds nothing buffered
+// waits first, so what the broker sends meanwhile comes in with one read;
+// what is buffered is read at once.
+func TestReadWaitGathers(t *testing.T) {
+	const wait = 200 * time.Millisecond
+	c := dialWaiting(t, wait, func(c net.Conn) {
+		_, _ = c.Write([]byte("a"))
+		time.Sleep(10 * time.Millisecond) // the broker's second message, well inside the client's wait
+		_, _ = c.Write([]byte("bc"))
+	})
 	buf := make([]byte, 16)
 	start := time.Now()
 	n, err := c.Read(buf)
@@ -207,27 +217,8 @@ func TestReadWaitGathers(t *testing.T) {
 // TestReadWaitSkippedWhenBuffered: a read served from the buffer does not
 // wait.
 func TestReadWaitSkippedWhenBuffered(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, _ = c.Write([]byte("abc"))
-		_, _ = io.Copy(io.Discard, c)
-	}()
 	const wait = 200 * time.Millisecond
-	u, _ := url.Parse("tcp://" + l.Addr().String())
-	c, err := DialMQTTWaiting(wait)(u, paho.ClientOptions{ConnectTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialWaiting(t, wait, func(c net.Conn) { _, _ = c.Write([]byte("abc")) })
 	buf := make([]byte, 1)
 	if _, err := io.ReadFull(c, buf); err != nil {
 		t.Fatal(err)
