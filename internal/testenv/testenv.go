@@ -1,11 +1,11 @@
 // Package testenv starts the real services carehub's integration tests talk
 // to: NATS with JetStream in-process, InfluxDB 1.8 as a real influxd process,
 // Mosquitto as a real process (or the machine's own on 127.0.0.1:1883), each
-// on a random loopback port and torn down with the test.
+// on a random loopback port and torn down with the test (a shared influxd,
+// with the test binary).
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"crypto/pbkdf2"
 	"crypto/rand"
@@ -16,8 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,12 +59,20 @@ func ID(prefix string) string {
 // FreePort returns a loopback port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // NATS starts an in-process NATS server with JetStream on a random port, its
@@ -90,192 +96,6 @@ func NATSAt(t testing.TB, port int, dir string) *server.Server {
 	s := natsserver.RunServer(&opts)
 	t.Cleanup(s.Shutdown)
 	return s
-}
-
-// InfluxdPath returns the influxd binary built by deploy/dev/influxdb.sh. The
-// Makefile builds it before the tests run; CAREHUB_INFLUXD overrides it.
-func InfluxdPath(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("CAREHUB_INFLUXD"); p != "" {
-		return p
-	}
-	cache := os.Getenv("CAREHUB_CACHE")
-	if cache == "" {
-		if x := os.Getenv("XDG_CACHE_HOME"); x != "" {
-			cache = filepath.Join(x, "carehub")
-		} else {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "carehub")
-		}
-	}
-	p := filepath.Join(cache, "influxd-v1.8.10", "influxd")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("influxd not found at %s: run `deploy/dev/influxdb.sh install` (make test does)", p)
-	}
-	return p
-}
-
-// Influx is a running InfluxDB 1.8 with Flux enabled.
-type Influx struct {
-	URL     string // http://127.0.0.1:port
-	Dir     string
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd has exited
-	port    int
-	started bool // answered once: a restart keeps its port
-	t       testing.TB
-}
-
-// StartInflux starts a private influxd on a random loopback port. Use it for
-// tests that stop or restart InfluxDB; others may share one with
-// SharedInflux.
-func StartInflux(t testing.TB) *Influx {
-	t.Helper()
-	in := &Influx{Dir: t.TempDir(), port: FreePort(t), t: t}
-	in.URL = fmt.Sprintf("http://127.0.0.1:%d", in.port)
-	in.Start()
-	t.Cleanup(in.Stop)
-	return in
-}
-
-// SharedInflux returns the InfluxDB named by CAREHUB_TEST_INFLUX_URL (a
-// developer's running influxd, to save the start-up), or else a private one:
-// make test gives each test its own.
-func SharedInflux(t testing.TB) *Influx {
-	t.Helper()
-	if u := os.Getenv("CAREHUB_TEST_INFLUX_URL"); u != "" {
-		return &Influx{URL: u, t: t}
-	}
-	return StartInflux(t)
-}
-
-// influxdStartup bounds one start of influxd: it takes seconds, but under a
-// full test run on 2 cores (every package at once, with the race detector)
-// it has taken most of a minute.
-const influxdStartup = 2 * time.Minute
-
-// Start (re)starts the influxd process on the same port and data directory.
-// A first start whose influxd exits before it answers (a port FreePort gave
-// was taken meanwhile by another test's process) is tried again on other
-// ports; a failure says what influxd logged.
-func (in *Influx) Start() {
-	t := in.t
-	t.Helper()
-	if in.Dir == "" {
-		t.Fatal("cannot start a shared InfluxDB")
-	}
-	for attempt := 1; ; attempt++ {
-		err := in.start()
-		if err == nil {
-			in.started = true
-			return
-		}
-		if in.started || attempt == 3 {
-			log, _ := os.ReadFile(filepath.Join(in.Dir, "influxd.log"))
-			if len(log) > 4000 {
-				log = log[len(log)-4000:]
-			}
-			t.Fatalf("influxd: %v; its log ends:\n%s", err, log)
-		}
-		in.port = FreePort(t)
-		in.URL = fmt.Sprintf("http://127.0.0.1:%d", in.port)
-	}
-}
-
-func (in *Influx) start() error {
-	t := in.t
-	cmd := exec.Command(InfluxdPath(t))
-	cmd.Env = append(os.Environ(),
-		"INFLUXDB_REPORTING_DISABLED=true",
-		fmt.Sprintf("INFLUXDB_BIND_ADDRESS=127.0.0.1:%d", FreePort(t)),
-		fmt.Sprintf("INFLUXDB_HTTP_BIND_ADDRESS=127.0.0.1:%d", in.port),
-		"INFLUXDB_HTTP_FLUX_ENABLED=true",
-		"INFLUXDB_HTTP_LOG_ENABLED=false",
-		"INFLUXDB_LOGGING_LEVEL=warn",
-		"INFLUXDB_DATA_QUERY_LOG_ENABLED=false",
-		"INFLUXDB_META_DIR="+filepath.Join(in.Dir, "meta"),
-		"INFLUXDB_DATA_DIR="+filepath.Join(in.Dir, "data"),
-		"INFLUXDB_DATA_WAL_DIR="+filepath.Join(in.Dir, "wal"),
-	)
-	logf, err := os.OpenFile(filepath.Join(in.Dir, "influxd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logf.Close() // the child has its own descriptor
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	in.cmd, in.exited = cmd, exited
-	deadline := time.Now().Add(influxdStartup)
-	for {
-		if resp, err := http.Get(in.URL + "/ping"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusNoContent {
-				return nil
-			}
-		}
-		select {
-		case <-exited:
-			in.cmd = nil
-			return fmt.Errorf("exited before it answered /ping on %s (%v)", in.URL, cmd.ProcessState)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			in.Stop()
-			return fmt.Errorf("no answer to /ping on %s within %s", in.URL, influxdStartup)
-		}
-	}
-}
-
-// Stop kills influxd (SIGKILL: the harshest stop, which InfluxDB's WAL must
-// survive) and waits for it to exit.
-func (in *Influx) Stop() {
-	if in.cmd == nil || in.cmd.Process == nil {
-		return
-	}
-	_ = in.cmd.Process.Signal(syscall.SIGKILL)
-	<-in.exited
-	in.cmd = nil
-}
-
-// CreateDB creates a fresh database and returns its name; the bucket for
-// the v2 API is name + "/autogen".
-func (in *Influx) CreateDB(t testing.TB) string {
-	t.Helper()
-	name := ID("t")
-	in.Query(t, "CREATE DATABASE "+name)
-	return name
-}
-
-// Query runs an InfluxQL statement through the 1.x /query endpoint and
-// returns the raw JSON answer.
-func (in *Influx) Query(t testing.TB, q string) string {
-	t.Helper()
-	return in.query(t, q, url.Values{"q": {q}})
-}
-
-// QueryDB runs an InfluxQL statement against database db.
-func (in *Influx) QueryDB(t testing.TB, db, q string) string {
-	t.Helper()
-	return in.query(t, q, url.Values{"q": {q}, "db": {db}, "epoch": {"ms"}})
-}
-
-func (in *Influx) query(t testing.TB, q string, form url.Values) string {
-	t.Helper()
-	resp, err := http.PostForm(in.URL+"/query", form)
-	if err != nil {
-		t.Fatalf("influx query %q: %v", q, err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("influx query %q: %s: %s", q, resp.Status, b.String())
-	}
-	return b.String()
 }
 
 // Mosquitto is a real mosquitto process.
