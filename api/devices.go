@@ -154,10 +154,10 @@ func (s *Server) createDevice(c *fiber.Ctx) error {
 		return err
 	}
 	if b.ResidentID == "" {
-		return invalid("invalid_field", "resident_id is required")
+		return invalidAt("invalid_field", "resident_id", "resident_id is required")
 	}
 	if _, ok := s.o.Registry.Resident(b.ResidentID); !ok {
-		return invalid("unknown_resident", "resident "+b.ResidentID+" does not exist: create it first with POST /api/v1/residents")
+		return invalidAt("unknown_resident", "resident_id", "resident %s does not exist: create it first with POST /api/v1/residents", b.ResidentID)
 	}
 	d, password, err := s.o.Registry.RegisterDevice(c.UserContext(), b.ID, b.Kind, b.ResidentID)
 	if err != nil {

@@ -18,7 +18,8 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	// Fields names each field at fault in a refused body, where the
-	// validation can (alert settings): the field's dotted path, a fixed
+	// validation can (alert settings, escalation chains, modes, the
+	// registry's bodies): the field's dotted path, a fixed
 	// English reason with fmt verbs and its values apart, so that a client
 	// can point at the field and say why in its own language. Message says
 	// the same in English.
@@ -122,7 +123,15 @@ func registryError(err error) error {
 	case errors.Is(err, devices.ErrConflict):
 		return ErrConflict.with(err.Error())
 	case errors.Is(err, devices.ErrInvalid):
-		return invalid("invalid_field", err.Error())
+		e := invalid("invalid_field", err.Error())
+		if fe := (devices.FieldError{}); errors.As(err, &fe) {
+			args := fe.Args
+			if args == nil {
+				args = []any{}
+			}
+			e.Fields = []rules.Problem{{Field: fe.Field, Reason: fe.Reason, Args: args}}
+		}
+		return e
 	case errors.Is(err, devices.ErrReservedID):
 		return &Error{Status: http.StatusConflict, Code: "device_id_reserved", Message: err.Error() + "; choose another id"}
 	case errors.Is(err, devices.ErrAccountTaken):

@@ -244,15 +244,17 @@ func (s *Server) putConsent(c *fiber.Ctx) error {
 	b.RecordedBy, b.DocumentRef = strings.TrimSpace(b.RecordedBy), strings.TrimSpace(b.DocumentRef)
 	switch {
 	case b.Given == nil:
-		return invalid("invalid_consent", "given is required: true to record consent, false to record its withdrawal")
+		return invalidAt("invalid_consent", "given", "given is required: true to record consent, false to record its withdrawal")
 	case *b.Given && !devices.ValidConsentScope(b.Scope):
-		return invalid("invalid_consent", "scope must be monitoring or monitoring+export")
+		return invalidAt("invalid_consent", "scope", "scope must be monitoring or monitoring+export")
 	case !*b.Given && b.Scope != "" && !devices.ValidConsentScope(b.Scope):
-		return invalid("invalid_consent", "scope must be monitoring or monitoring+export, or omitted on a withdrawal")
+		return invalidAt("invalid_consent", "scope", "scope must be monitoring or monitoring+export, or omitted on a withdrawal")
 	case b.RecordedBy == "":
-		return invalid("invalid_consent", "recorded_by is required: who took the consent")
-	case utf8.RuneCountInString(b.RecordedBy) > maxConsentTextRunes || utf8.RuneCountInString(b.DocumentRef) > maxConsentTextRunes:
-		return invalid("invalid_consent", "recorded_by and document_ref are at most "+strconv.Itoa(maxConsentTextRunes)+" characters")
+		return invalidAt("invalid_consent", "recorded_by", "recorded_by is required: who took the consent")
+	case utf8.RuneCountInString(b.RecordedBy) > maxConsentTextRunes:
+		return invalidAt("invalid_consent", "recorded_by", "recorded_by is at most %d characters", maxConsentTextRunes)
+	case utf8.RuneCountInString(b.DocumentRef) > maxConsentTextRunes:
+		return invalidAt("invalid_consent", "document_ref", "document_ref is at most %d characters", maxConsentTextRunes)
 	}
 	reason := "withdrawn"
 	if *b.Given {

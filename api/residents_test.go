@@ -1,7 +1,11 @@
 package api_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -252,5 +256,53 @@ func TestHomes(t *testing.T) {
 	h.expect(http.StatusForbidden, "POST", "/api/v1/homes", care, map[string]any{"id": "unit-2"}, nil)
 	if acts := h.auditReasons("r1", h.clk.now().Add(-time.Hour)); len(acts["home.read"]) < 2 {
 		t.Fatalf("home reads not audited for r1: %v", acts)
+	}
+}
+
+// TestRegistryRefusalsNameTheField: a registry body refused for one field
+// names it in error.fields, with the English reason and its values apart
+// (the console marks the field and says why in its own language), and the
+// message still says the same in English.
+func TestRegistryRefusalsNameTheField(t *testing.T) {
+	h := newHarness(t, nil)
+	h.resident("r1")
+	year := strconv.Itoa(h.clk.now().Year() + 1)
+	for _, c := range []struct {
+		method, path, body  string
+		code, field, reason string
+	}{
+		{"POST", "/api/v1/residents", `{"name":"A","home_id":"h1","birth_year":` + year + `}`, "invalid_field", "birth_year", "birth_year %d outside %d..%d"},
+		{"POST", "/api/v1/residents", `{"id":"batch","name":"A","home_id":"h1"}`, "invalid_field", "id", `resident id "batch" is reserved: choose another id`},
+		{"POST", "/api/v1/residents", `{"name":" ","home_id":"h1"}`, "invalid_field", "name", "resident name is required"},
+		{"POST", "/api/v1/residents", `{"name":"A","home_id":"Unit 1"}`, "invalid_field", "home_id", "home_id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$"},
+		{"PATCH", "/api/v1/residents/r1", `{"birth_year":1800}`, "invalid_field", "birth_year", "birth_year %d outside %d..%d"},
+		{"POST", "/api/v1/homes", `{"id":"Unit 1"}`, "invalid_field", "id", "home id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$"},
+		{"POST", "/api/v1/devices", `{"kind":"wearable"}`, "invalid_field", "resident_id", "resident_id is required"},
+		{"POST", "/api/v1/devices", `{"kind":"wearable","resident_id":"nobody"}`, "unknown_resident", "resident_id", "resident %s does not exist: create it first with POST /api/v1/residents"},
+		{"POST", "/api/v1/devices", `{"kind":"toaster","resident_id":"r1"}`, "invalid_field", "kind", "device kind %q is not one of %v"},
+		{"POST", "/api/v1/devices", `{"id":"Band 1","kind":"wearable","resident_id":"r1"}`, "invalid_field", "id", "device id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$"},
+		{"PUT", "/api/v1/residents/r1/consent", `{"scope":"monitoring","recorded_by":"x"}`, "invalid_consent", "given", "given is required: true to record consent, false to record its withdrawal"},
+		{"PUT", "/api/v1/residents/r1/consent", `{"given":true,"scope":"monitoring"}`, "invalid_consent", "recorded_by", "recorded_by is required: who took the consent"},
+		{"PUT", "/api/v1/residents/r1/consent", `{"given":true,"scope":"monitoring","recorded_by":"x","document_ref":"` + strings.Repeat("x", 201) + `"}`, "invalid_consent", "document_ref", "document_ref is at most %d characters"},
+	} {
+		st, _, b := h.call(c.method, c.path, adminToken, c.body, nil, "If-Match", "*")
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		_ = json.Unmarshal(b, &e)
+		f := errFields(t, b)
+		if st != 422 || e.Error.Code != c.code || len(f) != 1 || f[0].Field != c.field || f[0].Reason != c.reason {
+			t.Errorf("%s %s %s: %d %s; want 422 %s naming %s: %q", c.method, c.path, c.body, st, b, c.code, c.field, c.reason)
+			continue
+		}
+		args := f[0].Args
+		for i, a := range args {
+			if n, ok := a.(float64); ok && n == math.Trunc(n) {
+				args[i] = int(n) // a JSON number, for %d
+			}
+		}
+		if want := fmt.Sprintf(c.reason, args...); !strings.Contains(e.Error.Message, want) || strings.Contains(want, "%!") {
+			t.Errorf("%s %s: message %q does not say %q", c.method, c.path, e.Error.Message, want)
+		}
 	}
 }

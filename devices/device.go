@@ -33,16 +33,16 @@ const bcryptCost = 10
 // generated one ("d-...").
 func (r *Registry) RegisterDevice(ctx context.Context, id, kind, residentID string) (Device, string, error) {
 	if id != "" && !catalog.ValidID(id) {
-		return Device{}, "", invalid("device id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$", id)
+		return Device{}, "", invalid("id", "device id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$", id)
 	}
 	if id != "" && r.reserved != nil && r.reserved(id) {
 		return Device{}, "", fmt.Errorf("%w: %q", ErrReservedID, id)
 	}
 	if !catalog.ValidKind(kind) {
-		return Device{}, "", invalid("device kind %q is not one of %v", kind, catalog.Kinds())
+		return Device{}, "", invalid("kind", "device kind %q is not one of %v", kind, catalog.Kinds())
 	}
 	if !catalog.ValidID(residentID) {
-		return Device{}, "", invalid("resident_id %q is not a valid id", residentID)
+		return Device{}, "", invalid("resident_id", "resident_id %q is not a valid id", residentID)
 	}
 	res, ok, err := readThrough(ctx, r.residents, r.residentTab, residentID)
 	if err != nil {
@@ -51,7 +51,7 @@ func (r *Registry) RegisterDevice(ctx context.Context, id, kind, residentID stri
 	if !ok {
 		// The request names a resident that does not exist: the input is
 		// wrong (422), not the device (404).
-		return Device{}, "", invalid("resident %q does not exist", residentID)
+		return Device{}, "", invalid("resident_id", "resident %q does not exist", residentID)
 	}
 	password, hash, err := newCredentials()
 	if err != nil {

@@ -21,10 +21,10 @@ const minBirthYear = 1900
 // An existing id is ErrConflict.
 func (r *Registry) CreateHome(ctx context.Context, h Home) (Home, error) {
 	if h.ID != "" && !catalog.ValidID(h.ID) {
-		return Home{}, invalid("home id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$", h.ID)
+		return Home{}, invalid("id", "home id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$", h.ID)
 	}
 	if utf8.RuneCountInString(h.Name) > maxNameRunes {
-		return Home{}, invalid("home name longer than %d characters", maxNameRunes)
+		return Home{}, invalid("name", "home name longer than %d characters", maxNameRunes)
 	}
 	now := r.now().UTC()
 	_, rev, v, err := createWithID(ctx, r.homes, h.ID, "h-", func(id string) any {
@@ -85,31 +85,31 @@ func (r *Registry) CreateResident(ctx context.Context, res Resident) (Resident, 
 
 func validateResident(res Resident, thisYear int) error {
 	if res.ID != "" && !catalog.ValidID(res.ID) {
-		return invalid("resident id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$", res.ID)
+		return invalid("id", "resident id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$", res.ID)
 	}
 	if res.ID == "batch" {
 		// care.readings.batch.* carries batched readings (contract §3): a
 		// resident of that id would share the subjects, and erasing them
 		// would purge every resident's batches.
-		return invalid(`resident id "batch" is reserved: choose another id`)
+		return invalid("id", `resident id "batch" is reserved: choose another id`)
 	}
 	if strings.TrimSpace(res.Name) == "" {
-		return invalid("resident name is required")
+		return invalid("name", "resident name is required")
 	}
 	if !utf8.ValidString(res.Name) {
-		return invalid("resident name is not valid UTF-8")
+		return invalid("name", "resident name is not valid UTF-8")
 	}
 	if utf8.RuneCountInString(res.Name) > maxNameRunes {
-		return invalid("resident name longer than %d characters", maxNameRunes)
+		return invalid("name", "resident name longer than %d characters", maxNameRunes)
 	}
 	if res.HomeID == "" {
-		return invalid("home_id is required")
+		return invalid("home_id", "home_id is required")
 	}
 	if !catalog.ValidID(res.HomeID) {
-		return invalid("home_id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$", res.HomeID)
+		return invalid("home_id", "home_id %q does not match ^[a-z0-9][a-z0-9_-]{0,63}$", res.HomeID)
 	}
 	if res.BirthYear != 0 && (res.BirthYear < minBirthYear || res.BirthYear > thisYear) {
-		return invalid("birth_year %d outside %d..%d", res.BirthYear, minBirthYear, thisYear)
+		return invalid("birth_year", "birth_year %d outside %d..%d", res.BirthYear, minBirthYear, thisYear)
 	}
 	return nil
 }

@@ -26,9 +26,25 @@ var (
 	ErrInvalid  = errors.New("invalid")
 )
 
-// invalid wraps ErrInvalid with what is wrong, for the API's error message.
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+// FieldError is an ErrInvalid that names the field at fault (its JSON
+// name in the API's bodies) and why, as a fixed English reason with fmt
+// verbs and its values apart: the API passes them on (error.fields), so
+// that the console can point at the field and say why in its own language.
+type FieldError struct {
+	Field  string
+	Reason string
+	Args   []any
+}
+
+func (e FieldError) Error() string {
+	return ErrInvalid.Error() + ": " + fmt.Sprintf(e.Reason, e.Args...)
+}
+
+func (e FieldError) Unwrap() error { return ErrInvalid }
+
+// invalid is the FieldError of field: reason with args.
+func invalid(field, reason string, args ...any) error {
+	return FieldError{Field: field, Reason: reason, Args: args}
 }
 
 // updateRetries bounds the optimistic-concurrency loop: a record that is

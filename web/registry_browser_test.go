@@ -46,8 +46,18 @@ func TestBrowserRegistry(t *testing.T) {
 
 	// A new resident, through the residents page.
 	do(t, co, "residents page", chromedp.Click(`a[href="/registry/residents"]`), chromedp.WaitVisible(`[data-testid="new-resident"]`))
-	do(t, co, "add a resident",
-		chromedp.SetValue("#rname", "박철수"), chromedp.SendKeys("#rhome", "h-r2"), chromedp.SendKeys("#rbirth", "1939"), chromedp.SendKeys("#rid", "r2"),
+	// A birth year to come passes the browser's checks (up to 2100) and is
+	// refused by the server, which names the field: the page marks it and
+	// says why on its label, in Korean.
+	do(t, co, "a birth year to come",
+		chromedp.SetValue("#rname", "박철수"), chromedp.SendKeys("#rhome", "h-r2"), chromedp.SendKeys("#rbirth", "2099"), chromedp.SendKeys("#rid", "r2"),
+		chromedp.Click(`[data-testid="new-resident"] button[type="submit"]`),
+		chromedp.WaitVisible(`#rbirth[aria-invalid="true"]`))
+	if said := statusText(t, co); !strings.Contains(said, "출생 연도: 2099년은 1900–") {
+		t.Fatalf("the refused birth year says %q", said)
+	}
+	shot(t, co, "registry-refusal-ko-1280")
+	do(t, co, "add a resident", chromedp.SetValue("#rbirth", "1939"),
 		chromedp.Click(`[data-testid="new-resident"] button[type="submit"]`),
 		chromedp.WaitVisible(`tr[data-resident="r2"] [data-consent="none"]`))
 	if r, ok := h.reg.Resident("r2"); !ok || r.Name != "박철수" || r.HomeID != "h-r2" || r.BirthYear != 1939 {
@@ -117,6 +127,11 @@ func TestBrowserRegistry(t *testing.T) {
 
 	// Devices across homes: disable one.
 	do(t, co, "devices registry", chromedp.Navigate(base+"/registry/devices"), chromedp.WaitVisible(`tr[data-device="band-r1"]`))
+	do(t, co, "a device of no resident", chromedp.SendKeys("#dres", "r9"),
+		chromedp.Click(`[data-testid="new-device"] button[type="submit"]`), chromedp.WaitVisible(`#dres[aria-invalid="true"]`))
+	if said := statusText(t, co); !strings.Contains(said, "어르신: ID가 r9인 어르신이 없습니다. 어르신을 먼저 등록하세요") {
+		t.Fatalf("a device of an unknown resident says %q", said)
+	}
 	do(t, co, "disable", acceptConfirm, chromedp.Click(`tr[data-device="band-r1"] [data-testid="disable"]`),
 		chromedp.WaitVisible(`tr[data-device="band-r1"][data-state="disabled"]`))
 	if d, _ := h.reg.Device("band-r1"); !d.Disabled {
@@ -125,7 +140,13 @@ func TestBrowserRegistry(t *testing.T) {
 	shot(t, co, "registry-devices-ko-1280")
 	accessible(t, co, "devices registry")
 	do(t, co, "homes registry", chromedp.Navigate(base+"/registry/homes"), chromedp.WaitVisible(`tr[data-home="h-r2"]`))
-	do(t, co, "add a home", chromedp.SetValue("#hname", "302호"), chromedp.SendKeys("#hid", "h-302"),
+	// The page checks an id's form itself and says so in its own words.
+	do(t, co, "an id with a space", chromedp.SetValue("#hname", "302호"), chromedp.SendKeys("#hid", "H 302"),
+		chromedp.Click(`[data-testid="new-home"] button[type="submit"]`), chromedp.WaitVisible(`#hid[aria-invalid="true"]`))
+	if said := statusText(t, co); !strings.Contains(said, "형식이 맞지 않습니다") {
+		t.Fatalf("an id with a space says %q", said)
+	}
+	do(t, co, "add a home", chromedp.SetValue("#hid", "h-302"),
 		chromedp.Click(`[data-testid="new-home"] button[type="submit"]`), chromedp.WaitVisible(`tr[data-home="h-302"]`))
 	if hm, ok := h.reg.Home("h-302"); !ok || hm.Name != "302호" {
 		t.Fatalf("home h-302 as stored: %+v %v", hm, ok)
@@ -141,4 +162,14 @@ func TestBrowserRegistry(t *testing.T) {
 	shot(t, co, "registry-resident-en-1280")
 	do(t, co, "English devices", chromedp.Navigate(base+"/registry/devices"), chromedp.WaitVisible(`tr[data-device="band-r1"]`))
 	shot(t, co, "registry-devices-en-1280")
+}
+
+// statusText is what the page's status line says.
+func statusText(t *testing.T, b context.Context) string {
+	t.Helper()
+	got, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector(".status").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }

@@ -186,21 +186,22 @@ func TestAssetBudget(t *testing.T) {
 
 // TestProblemsTranslated: every reason the validations give (alerts/rules:
 // bad(field, reason, ...) and ps.add; api: Problem{Reason} and
-// invalidAt(code, field, reason, ...); alerts/escalation: invalid(field,
-// reason, ...)) has a text in the catalogue ("problem." + reason), so the
+// invalidAt(code, field, reason, ...); alerts/escalation and devices:
+// invalid(field, reason, ...)) has a text in the catalogue ("problem." + reason), so the
 // console never shows an English reason on a Korean page.
 func TestProblemsTranslated(t *testing.T) {
 	cs, err := i18n.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	reasons := goStrings(t, []string{"../alerts/rules/settings.go", "../api/settings.go", "../api/modes.go", "../alerts/escalation/escalation.go"},
+	reasons := goStrings(t, []string{"../alerts/rules/settings.go", "../api/settings.go", "../api/modes.go", "../alerts/escalation/escalation.go",
+		"../devices/device.go", "../devices/people.go", "../api/devices.go", "../api/residents.go"},
 		func(path string, n ast.Node) []ast.Expr {
 			switch n := n.(type) {
 			case *ast.CallExpr:
 				switch name := calledName(n); {
 				case (name == "bad" || name == "add") && len(n.Args) >= 2,
-					name == "invalid" && strings.HasSuffix(path, "escalation.go") && len(n.Args) >= 2:
+					name == "invalid" && (strings.HasSuffix(path, "escalation.go") || strings.Contains(path, "/devices/")) && len(n.Args) >= 2:
 					return n.Args[1:2]
 				case name == "invalidAt" && len(n.Args) >= 3:
 					return n.Args[2:3]

@@ -190,12 +190,12 @@
   // problems marks each field the server refused (aria-invalid), opens
   // and focuses the first, and says what is wrong with each in the page's
   // language: the field's own label, then the server's reason translated
-  // (the status line's data-problems, keyed by the English reason) with
-  // its values. "" when the server named no field.
+  // (the form's or else the page's status line's data-problems, keyed by
+  // the English reason) with its values. "" when the server named no field.
   function problems(f, fields) {
     mark(f, null);
     if (!fields || !fields.length) { return ""; }
-    var st = f.querySelector(".status"), texts = JSON.parse((st && st.dataset.problems) || "{}"), seen = {};
+    var st = f.querySelector(".status") || document.querySelector(".status"), texts = JSON.parse((st && st.dataset.problems) || "{}"), seen = {};
     // One line a field: its first problem (a clear level inside two bands
     // is one thing to fix).
     fields = fields.filter(function (p) { var first = !seen[p.field]; seen[p.field] = true; return first; });
@@ -226,10 +226,12 @@
       el.focus();
     }
   }
-  // A form with a status line checks its fields itself (min, max, step,
-  // required, pattern), so that what is wrong is said there in the page's
-  // language on the field's label, not in a bubble in the browser's.
-  document.querySelectorAll("form.apiform").forEach(function (f) { f.noValidate = !!f.querySelector(".status"); });
+  // On a page with a status line a form checks its fields itself (min,
+  // max, step, required, pattern), so that what is wrong is said there in
+  // the page's language on the field's label, not in a bubble in the
+  // browser's.
+  var ownChecks = !!document.querySelector(".status");
+  document.querySelectorAll("form.apiform").forEach(function (f) { f.noValidate = ownChecks; });
   var checks = ["valueMissing", "badInput", "rangeUnderflow", "rangeOverflow", "stepMismatch", "tooLong", "patternMismatch", "typeMismatch"];
   // refuse says what is wrong with f's fields and reports whether anything is.
   function refuse(f) {
