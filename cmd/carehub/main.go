@@ -12,11 +12,13 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 	_ "time/tzdata" // Asia/Seoul must resolve on machines without a zoneinfo database
 
 	"github.com/carehub/carehub/internal/app"
 	"github.com/carehub/carehub/internal/config"
 	"github.com/carehub/carehub/internal/logging"
+	"github.com/carehub/carehub/internal/procs"
 	"github.com/carehub/carehub/internal/redact"
 )
 
@@ -86,6 +88,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	applyMemoryLimit(getenv, cfg.MemoryLimit)
+	if cfg.AdaptiveProcs && getenv("GOMAXPROCS") == "" {
+		go procs.Run(ctx, time.Second, log)
+	}
 	if addr := cfg.PprofAddr; addr != "" {
 		// Profiling for operators chasing a hot spot; config.Validate
 		// refuses any address but loopback.

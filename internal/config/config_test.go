@@ -59,6 +59,7 @@ func TestInvalidSettingsSayHowToFix(t *testing.T) {
 		"share group":      {map[string]string{"CARE_MQTT_SHARE_GROUP": "a/b"}, "without / + #"},
 		"connections":      {map[string]string{"CARE_MQTT_CONNECTIONS": "0"}, "1 to 64"},
 		"read wait":        {map[string]string{"CARE_MQTT_READ_WAIT": "1s"}, "0 (off) to 50ms"},
+		"adaptive procs":   {map[string]string{"CARE_ADAPTIVE_PROCS": "maybe"}, "use true or false"},
 		"batch size":       {map[string]string{"CARE_BATCH_SIZE": "lots"}, "whole number"},
 		"trusted proxy":    {map[string]string{"CARE_TRUSTED_PROXIES": "10.0.0.5,proxy.local"}, "neither an IP address nor a CIDR"},
 		"audit too short":  {map[string]string{"CARE_AUDIT_RETENTION": "365d"}, "at least 2 years"},
@@ -130,6 +131,15 @@ func TestParseDuration(t *testing.T) {
 	}
 	if _, err := ParseDuration("-3d"); err == nil {
 		t.Error("a negative day count parsed")
+	}
+}
+
+func TestAdaptiveProcs(t *testing.T) {
+	for in, want := range map[string]bool{"": false, "true": true, "false": false, "1": true} {
+		c, err := Load(env(map[string]string{"CARE_ADAPTIVE_PROCS": in}))
+		if err != nil || c.AdaptiveProcs != want {
+			t.Errorf("CARE_ADAPTIVE_PROCS=%q: %v, %v; want %v", in, c.AdaptiveProcs, err, want)
+		}
 	}
 }
 
