@@ -201,7 +201,7 @@ type Config struct {
 	MemoryLimit int64
 	// AdaptiveProcs runs the Go runtime on one processor while carehub's
 	// load fits well within one core, and on all of them once it grows
-	// (internal/procs): about 17 % less CPU at a steady load, for an SOS
+	// (internal/procs): 12-17 % less CPU at a steady load, for an SOS
 	// p99 two to three times as long (still tens of ms), so it is off
 	// unless asked for. Never when GOMAXPROCS is set.
 	AdaptiveProcs bool

@@ -6,7 +6,7 @@
 // with two processors the Go scheduler spends a good part of that looking
 // for work: every message wakes a goroutine, and an idle processor spins
 // for it before it sleeps (findRunnable and epoll were a fifth of the CPU
-// in a profile). On one processor nobody spins: the same load took about
+// in a profile). On one processor nobody spins: the same load took 12 to
 // 17 % less CPU, with the same lag. The price is the tail of the alarm
 // path: an SOS waits behind whatever holds the one processor (a fan-out's
 // encryption, a collection), and its p99 from press to push was two to
